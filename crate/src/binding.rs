@@ -1,0 +1,162 @@
+#![cfg_attr(test, allow(dead_code))] // napi-derive compiles registration out of test builds
+//! The Node binding: each export queues one core operation on the libuv
+//! thread pool and returns a Promise. Core errors reach JS with their stable
+//! code as a `CODE: ` message prefix, which the TypeScript layer turns into
+//! an error with a `code` property.
+use crate::core::copy::{copy_hashed as core_copy_hashed, copy_verified as core_copy_verified, CopyOutcome};
+use crate::core::delta::{apply_delta as core_apply_delta, write_delta as core_write_delta, DeltaOutcome, DeltaSpec};
+use crate::core::digest::{hash_file as core_hash_file, Expected, FileDigest};
+use crate::core::error::{CoreError, CoreResult};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use std::path::PathBuf;
+
+/// One core operation and the conversion of its result into a JS value.
+pub struct Job<T: Send + 'static, J> {
+    work: Option<Box<dyn FnOnce() -> CoreResult<T> + Send>>,
+    to_js: fn(T) -> J,
+}
+
+impl<T: Send + 'static, J: ToNapiValue + TypeName> Task for Job<T, J> {
+    type Output = T;
+    type JsValue = J;
+
+    fn compute(&mut self) -> Result<T> {
+        let work = self.work.take().expect("a job runs once");
+        work().map_err(|e: CoreError| Error::new(Status::GenericFailure, e.to_string()))
+    }
+
+    fn resolve(&mut self, _env: Env, output: T) -> Result<J> {
+        Ok((self.to_js)(output))
+    }
+}
+
+fn job<T: Send + 'static, J>(work: impl FnOnce() -> CoreResult<T> + Send + 'static, to_js: fn(T) -> J) -> AsyncTask<Job<T, J>>
+where
+    J: ToNapiValue + TypeName,
+{
+    AsyncTask::new(Job { work: Some(Box::new(work)), to_js })
+}
+
+/// A u64 from a JS bigint, refusing negative or oversized values.
+fn u64_arg(what: &str, value: &BigInt) -> Result<u64> {
+    match value.get_u64() {
+        (false, v, true) => Ok(v),
+        _ => Err(Error::new(Status::InvalidArg, format!("ERR_INVALID_ARG: {what} must be a u64 bigint"))),
+    }
+}
+
+#[napi(object, object_from_js = false)]
+pub struct HashResult {
+    pub len: u64,
+    pub blake3_hex: String,
+}
+
+impl From<FileDigest> for HashResult {
+    fn from(d: FileDigest) -> Self {
+        HashResult { len: d.len, blake3_hex: d.blake3_hex }
+    }
+}
+
+#[napi(object, object_from_js = false)]
+pub struct CopyResult {
+    pub len: u64,
+    pub blake3_hex: String,
+    pub max_page_lsn: u64,
+}
+
+impl From<CopyOutcome> for CopyResult {
+    fn from(o: CopyOutcome) -> Self {
+        CopyResult { len: o.len, blake3_hex: o.blake3_hex, max_page_lsn: o.max_page_lsn }
+    }
+}
+
+/// A `Pages` change: the pages of a heap newer than the base.
+#[napi(object, object_from_js = false)]
+pub struct PageDelta {
+    pub total_pages: u32,
+    pub page_indices: Vec<u32>,
+    pub delta_len: u64,
+    pub blake3_hex: String,
+}
+
+#[napi(object, object_from_js = false)]
+pub struct DeltaResult {
+    pub delta: Option<PageDelta>,
+    pub max_page_lsn: u64,
+}
+
+impl From<DeltaOutcome> for DeltaResult {
+    fn from(o: DeltaOutcome) -> Self {
+        let delta = o.delta.map(|d| PageDelta {
+            total_pages: d.total_pages,
+            page_indices: d.page_indices,
+            delta_len: d.delta_len,
+            blake3_hex: d.blake3_hex,
+        });
+        DeltaResult { delta, max_page_lsn: o.max_page_lsn }
+    }
+}
+
+/// BLAKE3 and length of a file, streamed.
+#[napi(ts_return_type = "Promise<HashResult>")]
+pub fn hash_file(path: String) -> AsyncTask<Job<FileDigest, HashResult>> {
+    job(move || core_hash_file(&PathBuf::from(path)), HashResult::from)
+}
+
+/// Copies `src` to the new file `dst` (0600, fsynced) while hashing it; with
+/// `paged`, also returns the highest page LSN.
+#[napi(ts_return_type = "Promise<CopyResult>")]
+pub fn copy_hashed(src: String, dst: String, paged: bool) -> AsyncTask<Job<CopyOutcome, CopyResult>> {
+    job(move || core_copy_hashed(&PathBuf::from(src), &PathBuf::from(dst), paged), CopyResult::from)
+}
+
+/// Copies `src` over `dst`, failing with ERR_INTEGRITY unless its length and
+/// BLAKE3 match; `artifact` is "backup" or "increment" for the message.
+#[napi(ts_return_type = "Promise<void>")]
+pub fn copy_verified(
+    src: String,
+    dst: String,
+    name: String,
+    len: BigInt,
+    blake3_hex: String,
+    artifact: String,
+) -> Result<AsyncTask<Job<(), ()>>> {
+    let len = u64_arg("len", &len)?;
+    Ok(job(
+        move || {
+            let expected = Expected { name: &name, len, blake3_hex: &blake3_hex, artifact: &artifact };
+            core_copy_verified(&PathBuf::from(src), &PathBuf::from(dst), &expected)
+        },
+        |()| (),
+    ))
+}
+
+/// Writes the pages of `heap` whose LSN exceeds `base_lsn` to `delta_path`.
+#[napi(ts_return_type = "Promise<DeltaResult>")]
+pub fn write_delta(heap: String, delta_path: String, base_lsn: BigInt) -> Result<AsyncTask<Job<DeltaOutcome, DeltaResult>>> {
+    let base_lsn = u64_arg("baseLsn", &base_lsn)?;
+    Ok(job(
+        move || core_write_delta(&PathBuf::from(heap), &PathBuf::from(delta_path), base_lsn),
+        DeltaResult::from,
+    ))
+}
+
+/// Applies the page records of `delta_path` to `target` after checking them
+/// against the manifest's `Pages` entry; `delta_name` is its name for messages.
+#[napi(ts_return_type = "Promise<void>")]
+pub fn apply_delta(
+    delta_path: String,
+    target: String,
+    delta_name: String,
+    total_pages: u32,
+    page_indices: Vec<u32>,
+    delta_len: BigInt,
+    blake3_hex: String,
+) -> Result<AsyncTask<Job<(), ()>>> {
+    let spec = DeltaSpec { total_pages, page_indices, delta_len: u64_arg("deltaLen", &delta_len)?, blake3_hex };
+    Ok(job(
+        move || core_apply_delta(&PathBuf::from(delta_path), &PathBuf::from(target), &spec, &delta_name),
+        |()| (),
+    ))
+}

@@ -1,0 +1,104 @@
+//! BLAKE3 digests of whole files and the integrity check against a manifest.
+use super::error::{CoreError, CoreResult};
+use super::fsio;
+use std::path::Path;
+
+/// Length and BLAKE3 (64 lowercase hex) of a file's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDigest {
+    pub len: u64,
+    pub blake3_hex: String,
+}
+
+/// What a manifest promises about one file of a backup or increment.
+#[derive(Debug, Clone)]
+pub struct Expected<'a> {
+    /// Name as the manifest lists it (used in messages).
+    pub name: &'a str,
+    pub len: u64,
+    pub blake3_hex: &'a str,
+    /// "backup" or "increment": the reference's wording says which is corrupt.
+    pub artifact: &'a str,
+}
+
+impl Expected<'_> {
+    /// Checks an on-disk length before any byte is trusted.
+    pub fn check_len(&self, actual: u64) -> CoreResult<()> {
+        if actual == self.len {
+            return Ok(());
+        }
+        Err(CoreError::new(
+            "ERR_INTEGRITY",
+            format!(
+                "integrity check failed for {}: length {actual} but the manifest says {} ({} is corrupt)",
+                self.name, self.len, self.artifact
+            ),
+        ))
+    }
+
+    /// Checks a computed hash against the manifest's.
+    pub fn check_hash(&self, actual_hex: &str) -> CoreResult<()> {
+        if actual_hex == self.blake3_hex {
+            return Ok(());
+        }
+        Err(CoreError::new(
+            "ERR_INTEGRITY",
+            format!(
+                "integrity check failed for {}: blake3 mismatch ({} is corrupt)",
+                self.name, self.artifact
+            ),
+        ))
+    }
+}
+
+/// Streams a file through BLAKE3.
+pub fn hash_file(path: &Path) -> CoreResult<FileDigest> {
+    let mut hasher = blake3::Hasher::new();
+    let len = fsio::for_each_chunk(path, |chunk| {
+        hasher.update(chunk);
+        Ok(())
+    })?;
+    Ok(FileDigest { len, blake3_hex: hasher.finalize().to_hex().to_string() })
+}
+
+/// Checks a file's length and hash against the manifest without copying it.
+pub fn verify_file(path: &Path, expected: &Expected) -> CoreResult<()> {
+    expected.check_len(fsio::file_len(path)?)?;
+    let digest = hash_file(path)?;
+    expected.check_len(digest.len)?;
+    expected.check_hash(&digest.blake3_hex)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::test_support::TempDir;
+
+    #[test]
+    fn hashes_match_blake3_of_the_bytes() {
+        let dir = TempDir::new();
+        let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let path = dir.write("f", &bytes);
+        let digest = hash_file(&path).unwrap();
+        assert_eq!(digest.len, bytes.len() as u64);
+        assert_eq!(digest.blake3_hex, blake3::hash(&bytes).to_hex().to_string());
+    }
+
+    #[test]
+    fn verify_reports_length_then_hash_mismatches() {
+        let dir = TempDir::new();
+        let path = dir.write("f", b"hello");
+        let hex = blake3::hash(b"hello").to_hex().to_string();
+        let ok = Expected { name: "f", len: 5, blake3_hex: &hex, artifact: "backup" };
+        verify_file(&path, &ok).unwrap();
+
+        let short = Expected { len: 4, ..ok.clone() };
+        let err = verify_file(&path, &short).unwrap_err();
+        assert_eq!(err.code, "ERR_INTEGRITY");
+        assert!(err.message.contains("length 5"), "{}", err.message);
+
+        let wrong = Expected { blake3_hex: "00", ..ok };
+        let err = verify_file(&path, &wrong).unwrap_err();
+        assert_eq!(err.message, "integrity check failed for f: blake3 mismatch (backup is corrupt)");
+    }
+}

@@ -1,0 +1,100 @@
+//! File opening and reading helpers shared by the streaming operations.
+use super::error::{CoreError, CoreResult};
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Read};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// Read size: large sequential reads, a multiple of the page size so chunks
+/// hold whole pages.
+pub const CHUNK: usize = 1 << 20;
+
+/// Opens a file for reading, refusing to follow a symlink at the last component.
+pub fn open_read(path: &Path) -> CoreResult<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| CoreError::io("open", path, e))
+}
+
+/// Creates a file that must not exist yet, private to the owner (backups can
+/// hold `auth.json`), never through a symlink.
+pub fn create_new(path: &Path) -> CoreResult<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| CoreError::io("create", path, e))
+}
+
+/// Opens (creating if needed) a file for positioned writes without truncating it.
+pub fn open_for_update(path: &Path) -> CoreResult<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| CoreError::io("open", path, e))
+}
+
+/// Opens (creating or truncating) a file to be rewritten whole.
+pub fn open_for_rewrite(path: &Path) -> CoreResult<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| CoreError::io("create", path, e))
+}
+
+/// Fills `buf` unless end of file comes first; returns the bytes read.
+pub fn read_full(file: &mut File, buf: &mut [u8], path: &Path) -> CoreResult<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(CoreError::io("read", path, e)),
+        }
+    }
+    Ok(filled)
+}
+
+/// Calls `f` with each chunk of the file in order, in one reused buffer.
+pub fn for_each_chunk(
+    path: &Path,
+    mut f: impl FnMut(&[u8]) -> CoreResult<()>,
+) -> CoreResult<u64> {
+    let mut file = open_read(path)?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = read_full(&mut file, &mut buf, path)?;
+        if n == 0 {
+            return Ok(total);
+        }
+        total += n as u64;
+        f(&buf[..n])?;
+    }
+}
+
+/// Flushes a file's data and metadata to disk.
+pub fn sync(file: &File, path: &Path) -> CoreResult<()> {
+    file.sync_all().map_err(|e| CoreError::io("fsync", path, e))
+}
+
+/// Length of a file, without following a symlink.
+pub fn file_len(path: &Path) -> CoreResult<u64> {
+    std::fs::symlink_metadata(path)
+        .map(|m| m.len())
+        .map_err(|e| CoreError::io("stat", path, e))
+}

@@ -1,0 +1,11 @@
+//! Streaming file operations used by backup and restore. Every function works
+//! in bounded memory (one chunk buffer) whatever the file size.
+pub mod copy;
+pub mod delta;
+pub mod digest;
+pub mod error;
+pub mod fsio;
+pub mod page;
+
+#[cfg(test)]
+mod test_support;

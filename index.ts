@@ -1,0 +1,21 @@
+/**
+ * powdb-backup: backup, restore and point-in-time recovery for PowDB data
+ * directories. Formats match the reference Rust crate `powdb-backup`.
+ */
+export { fullBackup, incrementalBackup, type BackupOptions } from './lib/backup.js';
+export { restore, restoreChain, type RestoreOptions, type RestoreResult } from './lib/restore.js';
+export {
+  readManifest,
+  readIncrement,
+  formatBackupManifest,
+  formatIncrementManifest,
+  parseBackupManifest,
+  parseIncrementManifest,
+  FORMAT_VERSION,
+  type BackupManifest,
+  type IncrementManifest,
+  type FileEntry,
+  type PagesEntry,
+  type ChangedFile,
+} from './lib/manifest.js';
+export { BackupError, type BackupErrorCode } from './lib/errors.js';

@@ -1,0 +1,153 @@
+import { lstat, open, readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BackupError } from './errors.js';
+import { isDurable, isHeap } from './names.js';
+
+/** A durable file of a data directory, with what it looked like when listed. */
+export interface SourceFile {
+  name: string;
+  path: string;
+  size: bigint;
+  mtimeNs: bigint;
+  /** A page-aligned heap: diffed by page LSN. */
+  paged: boolean;
+}
+
+/** A data directory that is safe to copy: checkpointed, not live, not sync-enabled. */
+export interface DataDirSnapshot {
+  dir: string;
+  files: SourceFile[];
+  /** `catalog.lsn` (0.8+), 0 when absent. */
+  catalogLsn: bigint;
+  /** The `catalog.bin` format version. */
+  catalogVersion: number;
+}
+
+const PAGE_SIZE = 4096n;
+const WAL_HEADER = Buffer.from('PWAL');
+
+async function statOrNull(path: string) {
+  try {
+    return await lstat(path, { bigint: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
+/** Reads at most `n` bytes from the start of a file (never the whole file). */
+async function readHead(path: string, n: number): Promise<Buffer> {
+  const handle = await open(path, 'r');
+  try {
+    const { buffer, bytesRead } = await handle.read(Buffer.alloc(n), 0, n, 0);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Refuses a directory whose `LOCK` names another live process (a running server). */
+async function checkLock(dir: string): Promise<void> {
+  const lock = join(dir, 'LOCK');
+  if (!(await statOrNull(lock))) return;
+  const pid = Number.parseInt((await readHead(lock, 64)).toString('utf8').trim(), 10);
+  if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+    throw new BackupError(
+      'ERR_LOCKED',
+      `${dir} is in use: its LOCK is held by live process ${pid}. Stop the PowDB server cleanly, then back up.`,
+    );
+  }
+}
+
+/** Refuses a WAL holding records that are not yet in the pages. */
+async function checkCheckpointed(dir: string): Promise<void> {
+  const wal = join(dir, 'wal.log');
+  const st = await statOrNull(wal);
+  if (!st || st.size === 0n) return;
+  if (st.size === 8n && (await readHead(wal, 4)).equals(WAL_HEADER)) return;
+  throw new BackupError(
+    'ERR_NOT_CHECKPOINTED',
+    `${wal} holds ${st.size} bytes of WAL records not yet checkpointed into the pages. ` +
+      'Stop the PowDB server cleanly (or open and close the directory with PowDB) so that it checkpoints, then back up.',
+  );
+}
+
+async function readCatalogVersion(dir: string): Promise<number> {
+  const head = await readHead(join(dir, 'catalog.bin'), 6);
+  if (head.length < 6 || head.toString('latin1', 0, 4) !== 'BCAT') {
+    throw new BackupError('ERR_NOT_A_DATA_DIR', `${join(dir, 'catalog.bin')}: bad catalog magic`);
+  }
+  return head.readUInt16LE(4);
+}
+
+async function readCatalogLsn(dir: string): Promise<bigint> {
+  const path = join(dir, 'catalog.lsn');
+  if (!(await statOrNull(path))) return 0n;
+  const bytes = await readFile(path);
+  if (bytes.length !== 8) throw new BackupError('ERR_NOT_A_DATA_DIR', `${path} is not an 8-byte LSN`);
+  return bytes.readBigUInt64LE(0);
+}
+
+async function describe(dir: string, name: string): Promise<SourceFile> {
+  const path = join(dir, name);
+  const st = await lstat(path, { bigint: true });
+  if (!st.isFile()) {
+    throw new BackupError('ERR_UNSAFE_PATH', `${path} is not a regular file (symlinks are not followed)`);
+  }
+  return { name, path, size: st.size, mtimeNs: st.mtimeNs, paged: isHeap(name) && st.size % PAGE_SIZE === 0n };
+}
+
+/**
+ * Checks that `dir` is a PowDB data directory that can be copied consistently
+ * now, and lists its durable files (never the WAL, locks or temp files).
+ */
+export async function snapshotDataDir(dir: string): Promise<DataDirSnapshot> {
+  const st = await statOrNull(dir);
+  if (!st?.isDirectory()) throw new BackupError('ERR_NOT_A_DATA_DIR', `data directory ${dir} does not exist`);
+  if (!(await statOrNull(join(dir, 'catalog.bin')))) {
+    throw new BackupError('ERR_NOT_A_DATA_DIR', `${dir} has no catalog.bin: not a PowDB data directory`);
+  }
+  if (await statOrNull(join(dir, '.powdb-sync', 'identity.json'))) {
+    throw new BackupError(
+      'ERR_SYNC_ENABLED',
+      `${dir} is sync-enabled (.powdb-sync/identity.json); backing it up would break replication. Use PowDB's own sync-aware backup.`,
+    );
+  }
+  await checkLock(dir);
+  await checkCheckpointed(dir);
+  const names = (await readdir(dir)).filter(isDurable).sort();
+  const files = await Promise.all(names.map((name) => describe(dir, name)));
+  return { dir, files, catalogLsn: await readCatalogLsn(dir), catalogVersion: await readCatalogVersion(dir) };
+}
+
+/** Fails with ERR_SOURCE_CHANGED when a file or the WAL changed since the snapshot. */
+export async function assertUnchanged(snapshot: DataDirSnapshot): Promise<void> {
+  for (const file of snapshot.files) {
+    const st = await statOrNull(file.path);
+    if (!st || st.size !== file.size || st.mtimeNs !== file.mtimeNs) {
+      throw new BackupError(
+        'ERR_SOURCE_CHANGED',
+        `${file.path} changed while it was being backed up; is a PowDB server writing to ${snapshot.dir}?`,
+      );
+    }
+  }
+  try {
+    await checkCheckpointed(snapshot.dir);
+  } catch {
+    throw new BackupError('ERR_SOURCE_CHANGED', `${snapshot.dir}/wal.log grew while backing up; a writer is active`);
+  }
+}
+
+/** The `catalog_version` a manifest records: 5 stands for every version up to 5. */
+export function manifestCatalogVersion(catalogVersion: number): number {
+  return Math.max(catalogVersion, 5);
+}

@@ -1,0 +1,53 @@
+/** Stable error codes. I/O failures use the errno name (`ENOENT`, `EACCES`, ...). */
+export type BackupErrorCode =
+  | 'ERR_INTEGRITY'
+  | 'ERR_CHAIN_BROKEN'
+  | 'ERR_BASE_MISMATCH'
+  | 'ERR_DEST_NOT_EMPTY'
+  | 'ERR_BAD_MANIFEST'
+  | 'ERR_BAD_DELTA'
+  | 'ERR_UNSUPPORTED_FORMAT'
+  | 'ERR_NOT_A_DATA_DIR'
+  | 'ERR_NOT_A_BACKUP'
+  | 'ERR_NOT_CHECKPOINTED'
+  | 'ERR_LOCKED'
+  | 'ERR_SYNC_ENABLED'
+  | 'ERR_SOURCE_CHANGED'
+  | 'ERR_NOT_PAGED'
+  | 'ERR_INVALID_ARG'
+  | (string & {});
+
+/** Every failure of this package: a message naming the file and a stable `code`. */
+export class BackupError extends Error {
+  readonly code: BackupErrorCode;
+
+  constructor(code: BackupErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'BackupError';
+    this.code = code;
+  }
+}
+
+// The native layer reports `CODE: message`; Node's fs errors carry `code`.
+const NATIVE_PREFIX = /^([A-Z][A-Z0-9_]+): ([\s\S]*)$/;
+
+/** Turns any thrown value into a BackupError, keeping a code it already has. */
+export function toBackupError(err: unknown): BackupError {
+  if (err instanceof BackupError) return err;
+  if (err instanceof Error) {
+    const match = NATIVE_PREFIX.exec(err.message);
+    if (match) return new BackupError(match[1]!, match[2]!, { cause: err });
+    const code = (err as NodeJS.ErrnoException).code;
+    return new BackupError(typeof code === 'string' ? code : 'EIO', err.message, { cause: err });
+  }
+  return new BackupError('EIO', String(err));
+}
+
+/** Awaits `work`, rethrowing its failure as a BackupError. */
+export async function withCodes<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    throw toBackupError(err);
+  }
+}

@@ -1,0 +1,225 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { BackupError } from './errors.js';
+import { formatJson, parseJson } from './json.js';
+import { byName, isPlainName } from './names.js';
+
+/** The only manifest format this build reads and writes (the reference's). */
+export const FORMAT_VERSION = 1;
+export const MANIFEST_FILE = 'manifest.json';
+export const INCREMENT_FILE = 'increment.json';
+/** A delta record: u32 page index + one 4096-byte page. */
+export const DELTA_RECORD_SIZE = 4100n;
+/** Readers take this when a manifest has no `catalog_version` (0.4.7 wrote none). */
+export const LEGACY_CATALOG_VERSION = 5;
+
+/** One file of a full backup, or a file an increment ships whole. */
+export interface FileEntry {
+  name: string;
+  len: bigint;
+  blake3_hex: string;
+}
+
+/** `manifest.json` of a full backup. LSNs and lengths are u64, as bigint. */
+export interface BackupManifest {
+  format_version: number;
+  created_unix_secs: bigint;
+  source_lsn: bigint;
+  /** Absent in manifests written by powdb-backup 0.4.7. */
+  catalog_version?: number;
+  files: FileEntry[];
+}
+
+/** The pages of a heap newer than the base, shipped in `delta_file`. */
+export interface PagesEntry {
+  name: string;
+  total_pages: number;
+  page_indices: number[];
+  delta_file: string;
+  delta_len: bigint;
+  delta_blake3_hex: string;
+}
+
+/** An increment's change to one file (externally tagged, as serde writes it). */
+export type ChangedFile = { Whole: FileEntry } | { Pages: PagesEntry };
+
+/** `increment.json` of an incremental backup. */
+export interface IncrementManifest {
+  format_version: number;
+  created_unix_secs: bigint;
+  base_source_lsn: bigint;
+  source_lsn: bigint;
+  catalog_version?: number;
+  changed: ChangedFile[];
+}
+
+const U64_MAX = 2n ** 64n - 1n;
+const u64 = z.bigint().min(0n).max(U64_MAX);
+const uint = (max: bigint) => z.bigint().min(0n).max(max).transform(Number);
+const hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits');
+
+const fileEntry = z.object({ name: z.string(), len: u64, blake3_hex: hex });
+const pagesEntry = z.object({
+  name: z.string(),
+  total_pages: uint(0xffffffffn),
+  page_indices: z.array(uint(0xffffffffn)),
+  delta_file: z.string(),
+  delta_len: u64,
+  delta_blake3_hex: hex,
+});
+
+const backupSchema = z.object({
+  format_version: uint(0xffffffffn),
+  created_unix_secs: u64,
+  source_lsn: u64,
+  catalog_version: uint(0xffffn).optional(),
+  files: z.array(fileEntry),
+});
+
+const incrementSchema = z.object({
+  format_version: uint(0xffffffffn),
+  created_unix_secs: u64,
+  base_source_lsn: u64,
+  source_lsn: u64,
+  catalog_version: uint(0xffffn).optional(),
+  changed: z.array(z.union([z.strictObject({ Whole: fileEntry }), z.strictObject({ Pages: pagesEntry })])),
+});
+
+type Kind = 'backup' | 'increment';
+
+function badManifest(file: string, why: string): BackupError {
+  return new BackupError('ERR_BAD_MANIFEST', `${file} is not a valid manifest: ${why}`);
+}
+
+/** Parses JSON, checks the format version first (so the message says so), then the schema. */
+function parseChecked<S extends z.ZodType>(text: string, file: string, kind: Kind, schema: S): z.output<S> {
+  let raw: unknown;
+  try {
+    raw = parseJson(text);
+  } catch (err) {
+    throw badManifest(file, `malformed JSON (${(err as Error).message})`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw badManifest(file, 'not a JSON object');
+  const version = (raw as { format_version?: unknown }).format_version;
+  if (typeof version === 'bigint' && version !== BigInt(FORMAT_VERSION)) {
+    throw new BackupError(
+      'ERR_UNSUPPORTED_FORMAT',
+      `unsupported ${kind} format ${version} (this build understands ${FORMAT_VERSION}): ${file}`,
+    );
+  }
+  const result = schema.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    throw badManifest(file, `${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  return result.data;
+}
+
+function checkNames(names: string[], file: string): void {
+  const seen = new Set<string>();
+  for (const name of names) {
+    if (!isPlainName(name)) {
+      throw new BackupError('ERR_BAD_MANIFEST', `invalid backup manifest file name: ${JSON.stringify(name)} in ${file}`);
+    }
+    if (seen.has(name)) throw badManifest(file, `file ${name} is listed twice`);
+    seen.add(name);
+  }
+}
+
+function checkPages(p: PagesEntry, file: string): void {
+  if (p.delta_file !== `${p.name}.delta`) {
+    throw badManifest(file, `delta file of ${p.name} must be ${p.name}.delta, not ${JSON.stringify(p.delta_file)}`);
+  }
+  if (p.delta_len !== BigInt(p.page_indices.length) * DELTA_RECORD_SIZE) {
+    throw badManifest(
+      file,
+      `delta for ${p.name} has length ${p.delta_len} but ${p.page_indices.length} page records expected ${BigInt(p.page_indices.length) * DELTA_RECORD_SIZE}`,
+    );
+  }
+  p.page_indices.forEach((index, i) => {
+    if (index >= p.total_pages) throw badManifest(file, `${p.name} lists page ${index} of ${p.total_pages}`);
+    if (i > 0 && index <= p.page_indices[i - 1]!) throw badManifest(file, `${p.name} page indices are not ascending`);
+  });
+}
+
+/** Validates the text of a `manifest.json`; `file` names it in errors. */
+export function parseBackupManifest(text: string, file: string): BackupManifest {
+  const m = parseChecked(text, file, 'backup', backupSchema);
+  checkNames(m.files.map((f) => f.name), file);
+  return m;
+}
+
+/** Validates the text of an `increment.json`; `file` names it in errors. */
+export function parseIncrementManifest(text: string, file: string): IncrementManifest {
+  const m = parseChecked(text, file, 'increment', incrementSchema);
+  checkNames(m.changed.map(changedName), file);
+  for (const c of m.changed) if ('Pages' in c) checkPages(c.Pages, file);
+  return m;
+}
+
+export function changedName(c: ChangedFile): string {
+  return 'Whole' in c ? c.Whole.name : c.Pages.name;
+}
+
+async function readManifestText(dir: string, fileName: string, kind: Kind): Promise<[string, string]> {
+  const file = join(dir, fileName);
+  try {
+    return [await readFile(file, 'utf8'), file];
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      throw new BackupError('ERR_NOT_A_BACKUP', `${dir} is not a ${kind}: ${fileName} is missing`);
+    }
+    throw err;
+  }
+}
+
+/** Reads and validates `<dir>/manifest.json`. */
+export async function readManifest(dir: string): Promise<BackupManifest> {
+  return parseBackupManifest(...(await readManifestText(dir, MANIFEST_FILE, 'backup')));
+}
+
+/** Reads and validates `<dir>/increment.json`. */
+export async function readIncrement(dir: string): Promise<IncrementManifest> {
+  return parseIncrementManifest(...(await readManifestText(dir, INCREMENT_FILE, 'increment')));
+}
+
+/** The text of a `manifest.json`, laid out exactly as the reference writes it. */
+export function formatBackupManifest(m: BackupManifest): string {
+  return formatJson({
+    format_version: m.format_version,
+    created_unix_secs: m.created_unix_secs,
+    source_lsn: m.source_lsn,
+    ...(m.catalog_version === undefined ? {} : { catalog_version: m.catalog_version }),
+    files: [...m.files].sort(byName).map((f) => ({ name: f.name, len: f.len, blake3_hex: f.blake3_hex })),
+  });
+}
+
+/** The text of an `increment.json`, laid out exactly as the reference writes it. */
+export function formatIncrementManifest(m: IncrementManifest): string {
+  const changed = [...m.changed]
+    .sort((a, b) => byName({ name: changedName(a) }, { name: changedName(b) }))
+    .map((c) =>
+      'Whole' in c
+        ? { Whole: { name: c.Whole.name, len: c.Whole.len, blake3_hex: c.Whole.blake3_hex } }
+        : {
+            Pages: {
+              name: c.Pages.name,
+              total_pages: c.Pages.total_pages,
+              page_indices: c.Pages.page_indices,
+              delta_file: c.Pages.delta_file,
+              delta_len: c.Pages.delta_len,
+              delta_blake3_hex: c.Pages.delta_blake3_hex,
+            },
+          },
+    );
+  return formatJson({
+    format_version: m.format_version,
+    created_unix_secs: m.created_unix_secs,
+    base_source_lsn: m.base_source_lsn,
+    source_lsn: m.source_lsn,
+    ...(m.catalog_version === undefined ? {} : { catalog_version: m.catalog_version }),
+    changed,
+  });
+}

@@ -1,0 +1,90 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { withCodes } from './errors.js';
+
+/** What the native addon exports (see crate/src/binding.rs). */
+interface NativeAddon {
+  hashFile(path: string): Promise<HashResult>;
+  copyHashed(src: string, dst: string, paged: boolean): Promise<CopyResult>;
+  copyVerified(src: string, dst: string, name: string, len: bigint, blake3Hex: string, artifact: string): Promise<void>;
+  writeDelta(heap: string, deltaPath: string, baseLsn: bigint): Promise<DeltaResult>;
+  applyDelta(
+    deltaPath: string,
+    target: string,
+    deltaName: string,
+    totalPages: number,
+    pageIndices: number[],
+    deltaLen: bigint,
+    blake3Hex: string,
+  ): Promise<void>;
+}
+
+export interface HashResult {
+  len: bigint;
+  blake3Hex: string;
+}
+
+export interface CopyResult extends HashResult {
+  maxPageLsn: bigint;
+}
+
+export interface PageDelta {
+  totalPages: number;
+  pageIndices: number[];
+  deltaLen: bigint;
+  blake3Hex: string;
+}
+
+export interface DeltaResult {
+  delta?: PageDelta | null;
+  maxPageLsn: bigint;
+}
+
+/** The package root: the nearest folder above this module with a package.json. */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('powdb-backup: cannot find its package root');
+    dir = parent;
+  }
+  return dir;
+}
+
+function loadAddon(): NativeAddon {
+  const root = packageRoot();
+  const candidates = [
+    process.env.POWDB_BACKUP_NATIVE,
+    join(root, 'build', 'Release', 'powdb_backup.node'),
+  ].filter((p): p is string => Boolean(p));
+  const require = createRequire(import.meta.url);
+  const failures: string[] = [];
+  for (const file of candidates) {
+    try {
+      return require(file) as NativeAddon;
+    } catch (err) {
+      failures.push(`  ${file}: ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
+  throw new Error(
+    `powdb-backup: the native addon did not load. Tried:\n${failures.join('\n')}\n` +
+      'Build it from source with `npm run build:native` (needs Rust/cargo).',
+  );
+}
+
+const addon = loadAddon();
+
+/** The addon's operations, each rejecting with a BackupError. */
+export const native = {
+  hashFile: (path: string) => withCodes(addon.hashFile(path)),
+  copyHashed: (src: string, dst: string, paged: boolean) => withCodes(addon.copyHashed(src, dst, paged)),
+  copyVerified: (src: string, dst: string, expected: { name: string; len: bigint; blake3Hex: string }, artifact: 'backup' | 'increment') =>
+    withCodes(addon.copyVerified(src, dst, expected.name, expected.len, expected.blake3Hex, artifact)),
+  writeDelta: (heap: string, deltaPath: string, baseLsn: bigint) => withCodes(addon.writeDelta(heap, deltaPath, baseLsn)),
+  applyDelta: (deltaPath: string, target: string, deltaName: string, spec: PageDelta) =>
+    withCodes(
+      addon.applyDelta(deltaPath, target, deltaName, spec.totalPages, spec.pageIndices, spec.deltaLen, spec.blake3Hex),
+    ),
+};
