@@ -1,0 +1,114 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { describe, expect, it } from 'vitest';
+import { fullBackup, restore } from '../index.js';
+import { FIXTURE, GENS, fixture, makeDb, rejectsWith, report, tmp } from './helpers.js';
+
+/** Nothing but `expected` is left in the parent of a failed destination. */
+function expectNoLeftovers(dest: string, expected: string[] = []): void {
+  expect(existsSync(dest)).toBe(expected.includes(dest.split('/').at(-1)!));
+  expect(readdirSync(join(dest, '..')).sort()).toEqual(expected.sort());
+}
+
+describe.each(GENS)('refusing unsafe sources and destinations (engine %s)', (gen) => {
+  it('refuses a data dir whose WAL was not checkpointed, then backs it up once the engine closed it', async () => {
+    const data = makeDb(gen, 40);
+    fixture(gen, 'dirty', data, '--from', 40, '--count', 7);
+    const dest = join(tmp(), 'full');
+    const err = await rejectsWith(fullBackup(data, dest), 'ERR_NOT_CHECKPOINTED');
+    expect(err.message).toContain('wal.log');
+    expect(err.message).toContain('Stop the PowDB server cleanly');
+    expectNoLeftovers(dest);
+
+    expect(report(gen, data).T!.count).toBe(47); // the engine replays and checkpoints
+    await fullBackup(data, dest);
+    const restored = join(tmp(), 'r');
+    await restore(dest, restored);
+    expect(report(gen, restored).T!.count).toBe(47);
+  });
+
+  it('refuses a sync-enabled data dir', async () => {
+    const data = makeDb(gen, 5);
+    mkdirSync(join(data, '.powdb-sync'));
+    writeFileSync(join(data, '.powdb-sync', 'identity.json'), '{}');
+    await rejectsWith(fullBackup(data, join(tmp(), 'full')), 'ERR_SYNC_ENABLED');
+  });
+
+  it('refuses a missing data dir and a dir without catalog.bin', async () => {
+    await rejectsWith(fullBackup(join(tmp(), 'nope'), join(tmp(), 'full')), 'ERR_NOT_A_DATA_DIR');
+    const data = makeDb(gen, 5);
+    rmSync(join(data, 'catalog.bin'));
+    const err = await rejectsWith(fullBackup(data, join(tmp(), 'full')), 'ERR_NOT_A_DATA_DIR');
+    expect(err.message).toContain('catalog.bin');
+  });
+
+  it('refuses a non-empty or symlinked backup destination', async () => {
+    const data = makeDb(gen, 5);
+    const busy = tmp();
+    writeFileSync(join(busy, 'keep'), 'x');
+    await rejectsWith(fullBackup(data, busy), 'ERR_DEST_NOT_EMPTY');
+    expect(readFileSync(join(busy, 'keep'), 'utf8')).toBe('x');
+    const link = join(tmp(), 'link');
+    symlinkSync(tmp(), link);
+    await rejectsWith(fullBackup(data, link), 'ERR_UNSAFE_PATH');
+  });
+
+  it('publishes nothing when a backup fails part-way (a durable file is a symlink)', async () => {
+    const data = makeDb(gen, 5);
+    symlinkSync('/etc/hostname', join(data, 'Evil.heap'));
+    const dest = join(tmp(), 'full');
+    await rejectsWith(fullBackup(data, dest), 'ERR_UNSAFE_PATH');
+    expectNoLeftovers(dest);
+  });
+
+  it('publishes nothing when a restore fails part-way (a backup file is missing)', async () => {
+    const backup = join(tmp(), 'full');
+    await fullBackup(makeDb(gen, 30, '--index'), backup);
+    rmSync(join(backup, 'T.heap'));
+    const dest = join(tmp(), 'r');
+    await rejectsWith(restore(backup, dest), 'ENOENT');
+    expectNoLeftovers(dest);
+  });
+});
+
+/** Opens `data` with the real engine in a child process that keeps it open until stdin closes. */
+async function holdLock(data: string) {
+  const server = spawn(FIXTURE, ['hold', data, '--gen', 'new'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const [line] = (await once(createInterface({ input: server.stdout! }), 'line')) as [string];
+  const pid = JSON.parse(line).pid as number;
+  expect(pid).toBe(server.pid);
+  return { server, pid };
+}
+
+describe('a live server (engine new, which writes LOCK)', () => {
+  it('refuses a dir whose LOCK a live engine holds, and backs it up after the engine exits', async () => {
+    const data = makeDb('new', 25);
+    const { server } = await holdLock(data);
+
+    const dest = join(tmp(), 'full');
+    const err = await rejectsWith(fullBackup(data, dest), 'ERR_LOCKED');
+    expect(err.message).toContain(`process ${server.pid}`);
+    expectNoLeftovers(dest);
+
+    server.stdin!.end();
+    await once(server, 'exit');
+    await fullBackup(data, dest);
+  });
+
+  it('backs up past a stale LOCK whose process was killed', async () => {
+    const data = makeDb('new', 25);
+    const { server, pid } = await holdLock(data);
+    server.kill('SIGKILL');
+    await once(server, 'exit');
+    expect(readFileSync(join(data, 'LOCK'), 'utf8').trim()).toBe(String(pid));
+
+    const dest = join(tmp(), 'full');
+    await fullBackup(data, dest);
+    const restored = join(tmp(), 'r');
+    await restore(dest, restored);
+    expect(report('new', restored).T!.count).toBe(25);
+  });
+});

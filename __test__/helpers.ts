@@ -1,0 +1,104 @@
+// Shared test helpers: real PowDB data directories made by the engine itself
+// (tools/powdb-fixture, built for both engine generations), scratch dirs and
+// independent checks (BLAKE3 from @noble/hashes, not our native code).
+import { blake3 } from '@noble/hashes/blake3.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach } from 'vitest';
+
+export const ROOT = join(import.meta.dirname, '..');
+export const FIXTURE = join(ROOT, 'target', 'release', 'powdb-fixture');
+export const REFERENCE = join(ROOT, 'target', 'release', 'powdb-reference');
+export const CLI = join(ROOT, 'dist', 'lib', 'cli.js');
+
+/** Engine generations: powdb-storage 0.4.7 (the reference's) and the newest release. */
+export const GENS = ['old', 'new'] as const;
+export type Gen = (typeof GENS)[number];
+
+const scratch: string[] = [];
+afterEach(() => {
+  for (const dir of scratch.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh scratch directory, removed after the test. */
+export function tmp(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'powdb-backup-test-'));
+  scratch.push(dir);
+  return dir;
+}
+
+/** Runs the engine fixture tool and parses its JSON line. */
+export function fixture(gen: Gen, command: string, dir: string, ...args: (string | number)[]): any {
+  const out = execFileSync(FIXTURE, [command, dir, '--gen', gen, ...args.map(String)], { encoding: 'utf8' });
+  return JSON.parse(out);
+}
+
+export interface TableReport {
+  count: number;
+  ids: number[];
+}
+
+/** Opens a directory with the real engine and reports every table's rows. Writes to `dir`. */
+export function report(gen: Gen, dir: string): Record<string, TableReport> {
+  return fixture(gen, 'report', dir, '--ids').tables;
+}
+
+/** A data dir with table T holding ids 0..rows (and an index on id). */
+export function makeDb(gen: Gen, rows: number, ...extra: string[]): string {
+  const dir = join(tmp(), 'data');
+  fixture(gen, 'create', dir, '--rows', rows, ...extra);
+  return dir;
+}
+
+export function insertRows(gen: Gen, dir: string, from: number, count: number, table = 'T'): void {
+  fixture(gen, 'insert', dir, '--table', table, '--from', from, '--count', count);
+}
+
+export function blake3Hex(bytes: Uint8Array): string {
+  return bytesToHex(blake3(bytes));
+}
+
+/** Every file of a directory with its BLAKE3, sorted by name. */
+export function dirHashes(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of readdirSync(dir).sort()) out[name] = blake3Hex(readFileSync(join(dir, name)));
+  return out;
+}
+
+/** Data files of a directory (what a restore lays down), with hashes. */
+export function dataHashes(dir: string): Record<string, string> {
+  const all = dirHashes(dir);
+  for (const skip of ['manifest.json', 'increment.json', 'wal.log', 'LOCK']) delete all[skip];
+  return all;
+}
+
+export function ids(from: number, to: number): number[] {
+  return Array.from({ length: to - from }, (_, i) => from + i);
+}
+
+/** Runs the CLI; never throws. */
+export function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Asserts that `work` rejects with a BackupError of `code`, returning it. */
+export async function rejectsWith(work: Promise<unknown>, code: string): Promise<Error & { code: string }> {
+  try {
+    await work;
+  } catch (err) {
+    const e = err as Error & { code: string };
+    if (e.code !== code) throw new Error(`expected ${code}, got ${e.code}: ${e.message}`);
+    return e;
+  }
+  throw new Error(`expected a rejection with ${code}, but it resolved`);
+}
+
+/** Runs the reference crate `powdb-backup` (same engine generation) through tools/powdb-reference. */
+export function reference(gen: Gen, command: string, ...args: string[]): any {
+  const out = execFileSync(REFERENCE, [command, ...args, '--gen', gen], { encoding: 'utf8' });
+  return JSON.parse(out);
+}

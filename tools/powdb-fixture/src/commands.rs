@@ -1,0 +1,202 @@
+//! The commands, written once against [`Db`] and run for either generation.
+
+use std::error::Error;
+use std::io::{self, Write};
+use std::path::Path;
+
+use serde_json::{json, Map, Value};
+
+use crate::args::{required, Args};
+use crate::db::{Db, FixtureRow};
+
+pub type Result<T> = std::result::Result<T, Box<dyn Error>>;
+
+/// Rows per "statement": the WAL is committed this often, as a server
+/// committing batched inserts would, and `bulk` checks the heap size.
+const BATCH: u64 = 10_000;
+
+/// Runs `args.command`. Returns the JSON line to print, or `None` when the
+/// command already printed its own output (`hold`).
+pub fn run<D: Db>(args: &Args) -> Result<Option<Value>> {
+    let dir = args.dir.as_path();
+    let out = match args.command.as_str() {
+        "create" => create::<D>(dir, args)?,
+        "insert" => insert::<D>(dir, args)?,
+        "add-table" => add_table::<D>(dir, args)?,
+        "update" => update::<D>(dir, args)?,
+        "drop-table" => drop_table::<D>(dir, args)?,
+        "dirty" => dirty::<D>(dir, args)?,
+        "report" => report::<D>(dir, args)?,
+        "hold" => return hold::<D>(dir).map(|()| None),
+        "bulk" => bulk::<D>(dir, args)?,
+        other => return Err(format!("unknown command '{other}'").into()),
+    };
+    Ok(Some(out))
+}
+
+fn create<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
+    let mut db = create_fresh::<D>(dir)?;
+    db.create_table(args.table())?;
+    insert_ids(&mut db, args.table(), 0, args.rows, args.pad)?;
+    // After the inserts, so the index is built from the heap in one go.
+    if args.index {
+        db.create_index(args.table(), "id")?;
+    }
+    close_with_lsn(db)
+}
+
+fn insert<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
+    let mut db = D::open(dir)?;
+    let from = required(args.from, "--from")?;
+    let count = required(args.count, "--count")?;
+    insert_ids(&mut db, args.table(), from, count, args.pad)?;
+    close_with_lsn(db)
+}
+
+fn add_table<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
+    let table = args.explicit_table()?;
+    let mut db = D::open(dir)?;
+    db.create_table(table)?;
+    insert_ids(&mut db, table, 0, args.rows, args.pad)?;
+    if args.index {
+        db.create_index(table, "id")?;
+    }
+    close_with_lsn(db)
+}
+
+/// Rewrites the score of every K-th row in scan order. The score is a
+/// fixed-width Int, so each row keeps its size and stays on its page: the
+/// fraction of pages touched is controlled by K.
+fn update<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
+    let every = required(args.every, "--every")?.max(1);
+    let mut db = D::open(dir)?;
+    let mut targets = Vec::new();
+    let mut position = 0u64;
+    db.for_each_row(args.table(), &mut |rid, row| {
+        if position % every == 0 {
+            targets.push((rid, row));
+        }
+        position += 1;
+    })?;
+    for (rid, mut row) in targets.iter().cloned() {
+        row.score = Some(row.score.map_or(0, |s| s + 1));
+        db.update(args.table(), rid, &row)?;
+    }
+    db.commit()?;
+    let lsn = db.max_lsn();
+    db.close()?;
+    Ok(json!({"ok": true, "updated": targets.len(), "max_lsn": lsn}))
+}
+
+fn drop_table<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
+    let table = args.explicit_table()?;
+    let mut db = D::open(dir)?;
+    db.drop_table(table)?;
+    close_with_lsn(db)
+}
+
+/// Inserts, makes the WAL durable, then abandons the catalog without a
+/// checkpoint: the directory looks like a server that crashed after
+/// acknowledging the writes (heap pages unflushed, WAL not truncated).
+fn dirty<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
+    let mut db = D::open(dir)?;
+    let from = required(args.from, "--from")?;
+    let count = required(args.count, "--count")?;
+    insert_ids(&mut db, args.table(), from, count, args.pad)?;
+    let lsn = db.max_lsn();
+    // No Drop: no checkpoint, no WAL truncate, and (0.29) no LOCK removal.
+    std::mem::forget(db);
+    Ok(json!({"ok": true, "max_lsn": lsn}))
+}
+
+fn report<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
+    let db = D::open(dir)?;
+    let mut tables = Map::new();
+    for table in db.tables() {
+        tables.insert(table.clone(), table_report(&db, &table, args.ids)?);
+    }
+    db.close()?;
+    Ok(json!({ "tables": tables }))
+}
+
+fn table_report<D: Db>(db: &D, table: &str, with_ids: bool) -> io::Result<Value> {
+    let mut count = 0u64;
+    let mut ids = Vec::new();
+    db.for_each_row(table, &mut |_, row| {
+        count += 1;
+        if with_ids {
+            ids.push(row.id);
+        }
+    })?;
+    if !with_ids {
+        return Ok(json!({ "count": count }));
+    }
+    ids.sort_unstable();
+    Ok(json!({ "count": count, "ids": ids }))
+}
+
+/// Keeps the database open (and, on 0.29, `LOCK` held) until stdin closes,
+/// standing in for a live server.
+fn hold<D: Db>(dir: &Path) -> Result<()> {
+    let db = D::open(dir)?;
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "{}", json!({"ok": true, "pid": std::process::id()}))?;
+    stdout.flush()?;
+    drop(stdout);
+    io::copy(&mut io::stdin().lock(), &mut io::sink())?;
+    db.close()?;
+    Ok(())
+}
+
+/// One table T grown until its heap file reaches `--mib` MiB, plus an index
+/// on id. The size is checked on disk once per batch, so it overshoots by at
+/// most one batch of rows.
+fn bulk<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
+    let target = required(args.mib, "--mib")? * 1024 * 1024;
+    let table = "T";
+    let heap = dir.join(format!("{table}.heap"));
+    let mut db = create_fresh::<D>(dir)?;
+    db.create_table(table)?;
+    let mut rows = 0u64;
+    while file_len(&heap)? < target {
+        insert_ids(&mut db, table, rows, BATCH, args.pad)?;
+        rows += BATCH;
+    }
+    db.create_index(table, "id")?;
+    db.close()?;
+    Ok(json!({"ok": true, "rows": rows, "heap_bytes": file_len(&heap)?}))
+}
+
+/// `Catalog::create` silently reuses table files left in the directory, so
+/// a fixture is only ever created in a directory without a database.
+fn create_fresh<D: Db>(dir: &Path) -> Result<D> {
+    if dir.join("catalog.bin").exists() {
+        return Err(format!("{} already holds a database", dir.display()).into());
+    }
+    Ok(D::create(dir)?)
+}
+
+/// Inserts ids `from..from + count`, committing every [`BATCH`] rows.
+fn insert_ids<D: Db>(db: &mut D, table: &str, from: u64, count: u64, pad: usize) -> io::Result<()> {
+    for id in from..from + count {
+        db.insert(table, &FixtureRow::new(id as i64, pad))?;
+        if (id - from + 1) % BATCH == 0 {
+            db.commit()?;
+        }
+    }
+    db.commit()
+}
+
+fn close_with_lsn<D: Db>(db: D) -> Result<Value> {
+    let lsn = db.max_lsn();
+    db.close()?;
+    Ok(json!({"ok": true, "max_lsn": lsn}))
+}
+
+fn file_len(path: &Path) -> io::Result<u64> {
+    match std::fs::metadata(path) {
+        Ok(meta) => Ok(meta.len()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e),
+    }
+}
