@@ -46,16 +46,16 @@ fn create<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
 }
 
 fn insert<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
-    let mut db = D::open(dir)?;
     let from = required(args.from, "--from")?;
     let count = required(args.count, "--count")?;
+    let mut db = open::<D>(dir)?;
     insert_ids(&mut db, args.table(), from, count, args.pad)?;
     close_with_lsn(db)
 }
 
 fn add_table<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
     let table = args.explicit_table()?;
-    let mut db = D::open(dir)?;
+    let mut db = open::<D>(dir)?;
     db.create_table(table)?;
     insert_ids(&mut db, table, 0, args.rows, args.pad)?;
     if args.index {
@@ -69,11 +69,11 @@ fn add_table<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
 /// fraction of pages touched is controlled by K.
 fn update<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
     let every = required(args.every, "--every")?.max(1);
-    let mut db = D::open(dir)?;
+    let mut db = open::<D>(dir)?;
     let mut targets = Vec::new();
     let mut position = 0u64;
     db.for_each_row(args.table(), &mut |rid, row| {
-        if position % every == 0 {
+        if position.is_multiple_of(every) {
             targets.push((rid, row));
         }
         position += 1;
@@ -90,7 +90,7 @@ fn update<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
 
 fn drop_table<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
     let table = args.explicit_table()?;
-    let mut db = D::open(dir)?;
+    let mut db = open::<D>(dir)?;
     db.drop_table(table)?;
     close_with_lsn(db)
 }
@@ -99,9 +99,9 @@ fn drop_table<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
 /// checkpoint: the directory looks like a server that crashed after
 /// acknowledging the writes (heap pages unflushed, WAL not truncated).
 fn dirty<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
-    let mut db = D::open(dir)?;
     let from = required(args.from, "--from")?;
     let count = required(args.count, "--count")?;
+    let mut db = open::<D>(dir)?;
     insert_ids(&mut db, args.table(), from, count, args.pad)?;
     let lsn = db.max_lsn();
     // No Drop: no checkpoint, no WAL truncate, and (0.29) no LOCK removal.
@@ -110,7 +110,7 @@ fn dirty<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
 }
 
 fn report<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
-    let db = D::open(dir)?;
+    let db = open::<D>(dir)?;
     let mut tables = Map::new();
     for table in db.tables() {
         tables.insert(table.clone(), table_report(&db, &table, args.ids)?);
@@ -138,7 +138,7 @@ fn table_report<D: Db>(db: &D, table: &str, with_ids: bool) -> io::Result<Value>
 /// Keeps the database open (and, on 0.29, `LOCK` held) until stdin closes,
 /// standing in for a live server.
 fn hold<D: Db>(dir: &Path) -> Result<()> {
-    let db = D::open(dir)?;
+    let db = open::<D>(dir)?;
     let mut stdout = io::stdout().lock();
     writeln!(stdout, "{}", json!({"ok": true, "pid": std::process::id()}))?;
     stdout.flush()?;
@@ -167,20 +167,26 @@ fn bulk<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
     Ok(json!({"ok": true, "rows": rows, "heap_bytes": file_len(&heap)?}))
 }
 
+/// Opens an existing database, naming the directory in any error (the
+/// engine's own messages often do not).
+fn open<D: Db>(dir: &Path) -> Result<D> {
+    D::open(dir).map_err(|e| format!("opening {}: {e}", dir.display()).into())
+}
+
 /// `Catalog::create` silently reuses table files left in the directory, so
 /// a fixture is only ever created in a directory without a database.
 fn create_fresh<D: Db>(dir: &Path) -> Result<D> {
     if dir.join("catalog.bin").exists() {
         return Err(format!("{} already holds a database", dir.display()).into());
     }
-    Ok(D::create(dir)?)
+    D::create(dir).map_err(|e| format!("creating {}: {e}", dir.display()).into())
 }
 
 /// Inserts ids `from..from + count`, committing every [`BATCH`] rows.
 fn insert_ids<D: Db>(db: &mut D, table: &str, from: u64, count: u64, pad: usize) -> io::Result<()> {
     for id in from..from + count {
         db.insert(table, &FixtureRow::new(id as i64, pad))?;
-        if (id - from + 1) % BATCH == 0 {
+        if (id - from + 1).is_multiple_of(BATCH) {
             db.commit()?;
         }
     }

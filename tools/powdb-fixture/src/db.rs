@@ -47,11 +47,8 @@ pub trait Db: Sized {
     fn update(&mut self, table: &str, rid: Self::Rid, row: &FixtureRow) -> io::Result<Self::Rid>;
     fn drop_table(&mut self, table: &str) -> io::Result<()>;
     /// Visit every row of `table` in scan order.
-    fn for_each_row(
-        &self,
-        table: &str,
-        f: &mut dyn FnMut(Self::Rid, FixtureRow),
-    ) -> io::Result<()>;
+    fn for_each_row(&self, table: &str, f: &mut dyn FnMut(Self::Rid, FixtureRow))
+        -> io::Result<()>;
     fn tables(&self) -> Vec<String>;
     fn max_lsn(&self) -> u64;
     /// End of a statement: make the WAL durable the way the engine's own
@@ -135,7 +132,11 @@ macro_rules! engine_db {
             }
 
             fn tables(&self) -> Vec<String> {
-                self.cat.list_tables().into_iter().map(String::from).collect()
+                self.cat
+                    .list_tables()
+                    .into_iter()
+                    .map(String::from)
+                    .collect()
             }
 
             fn max_lsn(&self) -> u64 {
