@@ -48,7 +48,9 @@ describe.each(GENS)('full backup and restore (engine %s)', (gen) => {
     writeFileSync(join(stale, 'wal.log'), 'stale wal');
 
     const err = await rejectsWith(restore(backup, stale), 'ERR_DEST_NOT_EMPTY');
-    expect(err.message).toContain(`restore destination ${stale} is not empty; restore requires a fresh or empty directory`);
+    expect(err.message).toContain(
+      `restore destination ${stale} is not empty; restore requires a fresh or empty directory`,
+    );
     expect(readdirSync(stale)).toEqual(['wal.log']);
 
     const empty = join(tmp(), 'empty');

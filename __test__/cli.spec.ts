@@ -25,7 +25,9 @@ describe('the powdb-backup command', () => {
     const b = cli('backup', data, full);
     expect(b.code).toBe(0);
     const m = await readManifest(full);
-    expect(b.stdout).toBe(`full backup: ${m.files.length} files, ${b.stdout.match(/, ([\d.]+ KiB),/)![1]}, source LSN ${m.source_lsn} -> ${full}\n`);
+    expect(b.stdout).toBe(
+      `full backup: ${m.files.length} files, ${b.stdout.match(/, ([\d.]+ KiB),/)![1]}, source LSN ${m.source_lsn} -> ${full}\n`,
+    );
 
     insertRows('new', data, 200, 100);
     const inc = join(tmp(), 'inc');

@@ -69,7 +69,7 @@ describe.each(GENS)('refusing unsafe sources and destinations (engine %s)', (gen
     await fullBackup(makeDb(gen, 30, '--index'), backup);
     rmSync(join(backup, 'T.heap'));
     const dest = join(tmp(), 'r');
-    await rejectsWith(restore(backup, dest), 'ENOENT');
+    await rejectsWith(restore(backup, dest), 'ERR_MISSING_FILE');
     expectNoLeftovers(dest);
   });
 });

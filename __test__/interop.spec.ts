@@ -10,7 +10,8 @@ import { GENS, dataHashes, ids, insertRows, makeDb, reference, report, tmp } fro
 const withoutTime = (text: string) => text.replace(/"created_unix_secs": \d+/, '"created_unix_secs": 0');
 const manifestText = (dir: string, file = 'manifest.json') => withoutTime(readFileSync(join(dir, file), 'utf8'));
 // 0.4.7 wrote no catalog_version; we always write it, as every release since does.
-const asReference = (gen: string, text: string) => (gen === 'old' ? text.replace('  "catalog_version": 5,\n', '') : text);
+const asReference = (gen: string, text: string) =>
+  gen === 'old' ? text.replace('  "catalog_version": 5,\n', '') : text;
 
 describe.each(GENS)('interop with the reference powdb-backup (engine %s)', (gen) => {
   it('writes the same manifest.json and increment.json as the reference on the same data', async () => {

@@ -93,12 +93,17 @@ describe('manifest layout and parsing', () => {
   });
 
   it('accepts manifests without catalog_version, as 0.4.7 writes them, and ignores unknown fields', () => {
-    const legacy = GOLDEN_MANIFEST.replace('  "catalog_version": 5,\n', '').replace('"files"', '"future_field": {"x": [1]},\n  "files"');
+    const legacy = GOLDEN_MANIFEST.replace('  "catalog_version": 5,\n', '').replace(
+      '"files"',
+      '"future_field": {"x": [1]},\n  "files"',
+    );
     const m = parseBackupManifest(legacy, 'm');
     expect(m.catalog_version).toBeUndefined();
     expect(m.files).toHaveLength(2);
     expect(formatBackupManifest(m)).toBe(GOLDEN_MANIFEST.replace('  "catalog_version": 5,\n', ''));
-    expect(parseIncrementManifest(GOLDEN_INCREMENT.replace('  "catalog_version": 5,\n', ''), 'i').catalog_version).toBeUndefined();
+    expect(
+      parseIncrementManifest(GOLDEN_INCREMENT.replace('  "catalog_version": 5,\n', ''), 'i').catalog_version,
+    ).toBeUndefined();
   });
 
   it('keeps u64 LSNs exact through JSON', () => {
@@ -108,7 +113,9 @@ describe('manifest layout and parsing', () => {
     expect(m.source_lsn).toBe(max);
     expect(formatBackupManifest(m)).toContain('"source_lsn": 18446744073709551615,');
     const near = 2n ** 53n + 1n;
-    expect(parseBackupManifest(GOLDEN_MANIFEST.replace('"source_lsn": 240', `"source_lsn": ${near}`), 'm').source_lsn).toBe(near);
+    expect(
+      parseBackupManifest(GOLDEN_MANIFEST.replace('"source_lsn": 240', `"source_lsn": ${near}`), 'm').source_lsn,
+    ).toBe(near);
   });
 
   const bad = (edit: (t: string) => string) => () => parseBackupManifest(edit(GOLDEN_MANIFEST), 'M');
@@ -131,7 +138,10 @@ describe('manifest layout and parsing', () => {
     'refuses the file name %j',
     (name) => {
       expect(bad((t) => t.replace('"T.heap"', `"${name}"`))).toThrow(
-        expect.objectContaining({ code: 'ERR_BAD_MANIFEST', message: expect.stringContaining('invalid backup manifest file name') }),
+        expect.objectContaining({
+          code: 'ERR_BAD_MANIFEST',
+          message: expect.stringContaining('invalid backup manifest file name'),
+        }),
       );
     },
   );
@@ -142,13 +152,22 @@ describe('manifest layout and parsing', () => {
     expect(badInc((t) => t.replace('"delta_len": 8200', '"delta_len": 8201'))).toThrow(/page records expected 8200/);
     expect(badInc((t) => t.replace('"total_pages": 22', '"total_pages": 21'))).toThrow(/lists page 21 of 21/);
     expect(badInc((t) => t.replace('20,\n', '21,\n'))).toThrow(/not ascending/);
-    expect(badInc((t) => t.replace('"Whole"', '"Hole"'))).toThrow(expect.objectContaining({ code: 'ERR_BAD_MANIFEST' }));
+    expect(badInc((t) => t.replace('"Whole"', '"Hole"'))).toThrow(
+      expect.objectContaining({ code: 'ERR_BAD_MANIFEST' }),
+    );
   });
 
   it('names an unsupported format before checking anything else', () => {
-    expect(bad((t) => t.replace('"format_version": 1', '"format_version": 2').replace('"len": 120', '"len": -5'))).toThrow(
-      expect.objectContaining({ code: 'ERR_UNSUPPORTED_FORMAT', message: expect.stringContaining('unsupported backup format 2 (this build understands 1)') }),
+    expect(
+      bad((t) => t.replace('"format_version": 1', '"format_version": 2').replace('"len": 120', '"len": -5')),
+    ).toThrow(
+      expect.objectContaining({
+        code: 'ERR_UNSUPPORTED_FORMAT',
+        message: expect.stringContaining('unsupported backup format 2 (this build understands 1)'),
+      }),
     );
-    expect(badInc((t) => t.replace('"format_version": 1', '"format_version": 7'))).toThrow(/unsupported increment format 7/);
+    expect(badInc((t) => t.replace('"format_version": 1', '"format_version": 7'))).toThrow(
+      /unsupported increment format 7/,
+    );
   });
 });

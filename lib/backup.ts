@@ -14,13 +14,18 @@ import {
 } from './manifest.js';
 import { native } from './native.js';
 import { DEFAULT_CONCURRENCY, mapLimit } from './pool.js';
-import { assertUnchanged, manifestCatalogVersion, snapshotDataDir, type SourceFile } from './datadir.js';
+import { crashPoint } from './crashpoint.js';
+import {
+  assertUnchanged,
+  manifestCatalogVersion,
+  withDataDir,
+  type DataDirSnapshot,
+  type SourceFile,
+} from './datadir.js';
+import { Progress, type OperationOptions } from './progress.js';
 import { buildAtomically, writeFileDurably } from './staging.js';
 
-export interface BackupOptions {
-  /** Files copied at once; defaults to the number of cores. */
-  concurrency?: number;
-}
+export type BackupOptions = OperationOptions;
 
 const nowSecs = () => BigInt(Math.floor(Date.now() / 1000));
 const maxOf = (values: bigint[]) => values.reduce((a, b) => (b > a ? b : a), 0n);
@@ -31,21 +36,39 @@ const maxOf = (values: bigint[]) => values.reduce((a, b) => (b > a ? b : a), 0n)
  * last and the backup appears at `dest` in one rename, or not at all.
  */
 export async function fullBackup(dataDir: string, dest: string, options: BackupOptions = {}): Promise<BackupManifest> {
-  const source = await snapshotDataDir(dataDir);
-  return buildAtomically(dest, 'backup', async (staging) => {
-    const copies = await mapLimit(source.files, options.concurrency ?? DEFAULT_CONCURRENCY, (f) =>
-      native.copyHashed(f.path, join(staging, f.name), f.paged),
-    );
-    await assertUnchanged(source);
-    const manifest: BackupManifest = {
-      format_version: FORMAT_VERSION,
-      created_unix_secs: nowSecs(),
-      source_lsn: maxOf([source.catalogLsn, ...copies.map((c) => c.maxPageLsn)]),
-      catalog_version: manifestCatalogVersion(source.catalogVersion),
-      files: source.files.map((f, i) => ({ name: f.name, len: copies[i]!.len, blake3_hex: copies[i]!.blake3Hex })),
-    };
-    await writeFileDurably(join(staging, MANIFEST_FILE), formatBackupManifest(manifest));
-    return manifest;
+  return withDataDir(dataDir, (source) =>
+    buildAtomically(dest, 'backup', async (staging) => {
+      const copies = await forEachFile(source, options, (f) =>
+        native.copyHashed(f.path, join(staging, f.name), f.paged),
+      );
+      await assertUnchanged(source);
+      const manifest: BackupManifest = {
+        format_version: FORMAT_VERSION,
+        created_unix_secs: nowSecs(),
+        source_lsn: maxOf([source.catalogLsn, ...copies.map((c) => c.maxPageLsn)]),
+        catalog_version: manifestCatalogVersion(source.catalogVersion),
+        files: source.files.map((f, i) => ({ name: f.name, len: copies[i]!.len, blake3_hex: copies[i]!.blake3Hex })),
+      };
+      await writeFileDurably(join(staging, MANIFEST_FILE), formatBackupManifest(manifest));
+      return manifest;
+    }),
+  );
+}
+
+/** Runs `work` on every durable file of `source`, reporting progress after each. */
+async function forEachFile<R>(
+  source: DataDirSnapshot,
+  options: BackupOptions,
+  work: (file: SourceFile) => Promise<R>,
+): Promise<R[]> {
+  crashPoint('lock-acquired');
+  const total = source.files.reduce((sum, f) => sum + f.size, 0n);
+  const progress = new Progress('backup', source.files.length, total, options.onProgress);
+  return mapLimit(source.files, options.concurrency ?? DEFAULT_CONCURRENCY, async (f) => {
+    const result = await work(f);
+    progress.fileDone(f.name, f.size);
+    crashPoint('file-done');
+    return result;
   });
 }
 
@@ -126,28 +149,27 @@ export async function incrementalBackup(
   options: BackupOptions = {},
 ): Promise<IncrementManifest> {
   const state = await baseState(base);
-  const source = await snapshotDataDir(dataDir);
-  return buildAtomically(dest, 'backup', async (staging) => {
-    const changes = await mapLimit(source.files, options.concurrency ?? DEFAULT_CONCURRENCY, (f) =>
-      fileChange(f, state, staging),
-    );
-    await assertUnchanged(source);
-    const sourceLsn = maxOf([source.catalogLsn, ...changes.map((c) => c.maxPageLsn)]);
-    if (sourceLsn < state.sourceLsn) {
-      throw new BackupError(
-        'ERR_BASE_MISMATCH',
-        `${dataDir} is at LSN ${sourceLsn}, behind the base's ${state.sourceLsn}: the base was not taken from this database`,
-      );
-    }
-    const manifest: IncrementManifest = {
-      format_version: FORMAT_VERSION,
-      created_unix_secs: nowSecs(),
-      base_source_lsn: state.sourceLsn,
-      source_lsn: sourceLsn,
-      catalog_version: manifestCatalogVersion(source.catalogVersion),
-      changed: changes.flatMap((c) => (c.change ? [c.change] : [])),
-    };
-    await writeFileDurably(join(staging, INCREMENT_FILE), formatIncrementManifest(manifest));
-    return manifest;
-  });
+  return withDataDir(dataDir, (source) =>
+    buildAtomically(dest, 'backup', async (staging) => {
+      const changes = await forEachFile(source, options, (f) => fileChange(f, state, staging));
+      await assertUnchanged(source);
+      const sourceLsn = maxOf([source.catalogLsn, ...changes.map((c) => c.maxPageLsn)]);
+      if (sourceLsn < state.sourceLsn) {
+        throw new BackupError(
+          'ERR_BASE_MISMATCH',
+          `${dataDir} is at LSN ${sourceLsn}, behind the base's ${state.sourceLsn}: the base was not taken from this database`,
+        );
+      }
+      const manifest: IncrementManifest = {
+        format_version: FORMAT_VERSION,
+        created_unix_secs: nowSecs(),
+        base_source_lsn: state.sourceLsn,
+        source_lsn: sourceLsn,
+        catalog_version: manifestCatalogVersion(source.catalogVersion),
+        changed: changes.flatMap((c) => (c.change ? [c.change] : [])),
+      };
+      await writeFileDurably(join(staging, INCREMENT_FILE), formatIncrementManifest(manifest));
+      return manifest;
+    }),
+  );
 }

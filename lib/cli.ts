@@ -46,7 +46,11 @@ function buildProgram(): Command {
     .description('back up a checkpointed data directory: full, or incremental on the chain given by --base')
     .argument('<dataDir>', 'PowDB data directory (the server must be stopped cleanly)')
     .argument('<dest>', 'new backup directory (must not exist or be empty)')
-    .option('--base <backupDir>', 'full backup, then each increment in order, that this increment builds on (repeatable)', collect)
+    .option(
+      '--base <backupDir>',
+      'full backup, then each increment in order, that this increment builds on (repeatable)',
+      collect,
+    )
     .option('--json', 'print the manifest as JSON instead of a summary')
     .addHelpText(
       'after',
@@ -70,7 +74,10 @@ function buildProgram(): Command {
     .argument('<dest>', 'directory to restore into (must not exist or be empty)')
     .option('--apply <incrementDir>', 'increment to apply after the full backup (repeatable, in order)', collect)
     .option('--json', 'print the result as JSON instead of a summary')
-    .addHelpText('after', '\nExamples:\n  powdb-backup restore ./backups/full ./restored --apply ./backups/inc1 --apply ./backups/inc2')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  powdb-backup restore ./backups/full ./restored --apply ./backups/inc1 --apply ./backups/inc2',
+    )
     .action(async (backupDir: string, dest: string, opts: { apply?: string[]; json?: boolean }) => {
       const r = await restoreChain(backupDir, opts.apply ?? [], dest);
       const line =

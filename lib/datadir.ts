@@ -2,6 +2,7 @@ import { lstat, open, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BackupError } from './errors.js';
 import { isDurable, isHeap } from './names.js';
+import { native } from './native.js';
 
 /** A durable file of a data directory, with what it looked like when listed. */
 export interface SourceFile {
@@ -13,7 +14,7 @@ export interface SourceFile {
   paged: boolean;
 }
 
-/** A data directory that is safe to copy: checkpointed, not live, not sync-enabled. */
+/** A data directory that is safe to copy: checkpointed, locked by us, not sync-enabled. */
 export interface DataDirSnapshot {
   dir: string;
   files: SourceFile[];
@@ -43,28 +44,6 @@ async function readHead(path: string, n: number): Promise<Buffer> {
     return buffer.subarray(0, bytesRead);
   } finally {
     await handle.close();
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Refuses a directory whose `LOCK` names another live process (a running server). */
-async function checkLock(dir: string): Promise<void> {
-  const lock = join(dir, 'LOCK');
-  if (!(await statOrNull(lock))) return;
-  const pid = Number.parseInt((await readHead(lock, 64)).toString('utf8').trim(), 10);
-  if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
-    throw new BackupError(
-      'ERR_LOCKED',
-      `${dir} is in use: its LOCK is held by live process ${pid}. Stop the PowDB server cleanly, then back up.`,
-    );
   }
 }
 
@@ -107,10 +86,12 @@ async function describe(dir: string, name: string): Promise<SourceFile> {
 }
 
 /**
- * Checks that `dir` is a PowDB data directory that can be copied consistently
- * now, and lists its durable files (never the WAL, locks or temp files).
+ * Runs `work` on a consistent view of the PowDB data directory `dir`: it must
+ * exist, hold `catalog.bin`, not be sync-enabled, not be locked by a live
+ * process, and have a checkpointed WAL. The engine's writer lock is held
+ * until `work` ends, so a server cannot start in the middle of a backup.
  */
-export async function snapshotDataDir(dir: string): Promise<DataDirSnapshot> {
+export async function withDataDir<T>(dir: string, work: (snapshot: DataDirSnapshot) => Promise<T>): Promise<T> {
   const st = await statOrNull(dir);
   if (!st?.isDirectory()) throw new BackupError('ERR_NOT_A_DATA_DIR', `data directory ${dir} does not exist`);
   if (!(await statOrNull(join(dir, 'catalog.bin')))) {
@@ -122,11 +103,21 @@ export async function snapshotDataDir(dir: string): Promise<DataDirSnapshot> {
       `${dir} is sync-enabled (.powdb-sync/identity.json); backing it up would break replication. Use PowDB's own sync-aware backup.`,
     );
   }
-  await checkLock(dir);
-  await checkCheckpointed(dir);
-  const names = (await readdir(dir)).filter(isDurable).sort();
-  const files = await Promise.all(names.map((name) => describe(dir, name)));
-  return { dir, files, catalogLsn: await readCatalogLsn(dir), catalogVersion: await readCatalogVersion(dir) };
+  const lock = await native.acquireLock(dir);
+  try {
+    await checkCheckpointed(dir);
+    const names = (await readdir(dir)).filter(isDurable).sort();
+    const files = await Promise.all(names.map((name) => describe(dir, name)));
+    const snapshot = {
+      dir,
+      files,
+      catalogLsn: await readCatalogLsn(dir),
+      catalogVersion: await readCatalogVersion(dir),
+    };
+    return await work(snapshot);
+  } finally {
+    await native.releaseLock(lock);
+  }
 }
 
 /** Fails with ERR_SOURCE_CHANGED when a file or the WAL changed since the snapshot. */

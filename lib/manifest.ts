@@ -1,9 +1,10 @@
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { BackupError } from './errors.js';
 import { formatJson, parseJson } from './json.js';
-import { byName, isPlainName } from './names.js';
+import { STAGING_MARK, byName, isPlainName } from './names.js';
 
 /** The only manifest format this build reads and writes (the reference's). */
 export const FORMAT_VERSION = 1;
@@ -120,7 +121,10 @@ function checkNames(names: string[], file: string): void {
   const seen = new Set<string>();
   for (const name of names) {
     if (!isPlainName(name)) {
-      throw new BackupError('ERR_BAD_MANIFEST', `invalid backup manifest file name: ${JSON.stringify(name)} in ${file}`);
+      throw new BackupError(
+        'ERR_BAD_MANIFEST',
+        `invalid backup manifest file name: ${JSON.stringify(name)} in ${file}`,
+      );
     }
     if (seen.has(name)) throw badManifest(file, `file ${name} is listed twice`);
     seen.add(name);
@@ -146,7 +150,10 @@ function checkPages(p: PagesEntry, file: string): void {
 /** Validates the text of a `manifest.json`; `file` names it in errors. */
 export function parseBackupManifest(text: string, file: string): BackupManifest {
   const m = parseChecked(text, file, 'backup', backupSchema);
-  checkNames(m.files.map((f) => f.name), file);
+  checkNames(
+    m.files.map((f) => f.name),
+    file,
+  );
   return m;
 }
 
@@ -162,16 +169,33 @@ export function changedName(c: ChangedFile): string {
   return 'Whole' in c ? c.Whole.name : c.Pages.name;
 }
 
+/** Manifests are small; a bigger one is hostile and is not read into memory. */
+const MAX_MANIFEST_BYTES = 128 * 1024 * 1024;
+
 async function readManifestText(dir: string, fileName: string, kind: Kind): Promise<[string, string]> {
+  if (basename(resolve(dir)).startsWith(STAGING_MARK)) {
+    throw new BackupError('ERR_NOT_A_BACKUP', `${dir} is the staging directory of an interrupted run, never published`);
+  }
   const file = join(dir, fileName);
+  let handle;
   try {
-    return [await readFile(file, 'utf8'), file];
+    handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') {
       throw new BackupError('ERR_NOT_A_BACKUP', `${dir} is not a ${kind}: ${fileName} is missing`);
     }
+    if (code === 'ELOOP')
+      throw new BackupError('ERR_UNSAFE_PATH', `${file} is a symlink; backups never follow symlinks`);
     throw err;
+  }
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) throw new BackupError('ERR_UNSAFE_PATH', `${file} is not a regular file`);
+    if (st.size > MAX_MANIFEST_BYTES) throw badManifest(file, `${st.size} bytes is too large for a manifest`);
+    return [await handle.readFile('utf8'), file];
+  } finally {
+    await handle.close();
   }
 }
 

@@ -24,3 +24,6 @@ export function isDurable(name: string): boolean {
 export function isHeap(name: string): boolean {
   return HEAP.test(name);
 }
+
+/** Prefix of staging directories: recognisable leftovers of an interrupted run. */
+export const STAGING_MARK = '.powdb-partial-';

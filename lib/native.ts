@@ -19,6 +19,28 @@ interface NativeAddon {
     deltaLen: bigint,
     blake3Hex: string,
   ): Promise<void>;
+  acquireLock(dir: string): Promise<number>;
+  releaseLock(id: number): Promise<void>;
+  verifyFile(
+    path: string,
+    name: string,
+    len: bigint,
+    blake3Hex: string,
+    artifact: string,
+    kind: ContentKind,
+    maxLsn: bigint,
+    totalPages?: number,
+    pageIndices?: number[],
+  ): Promise<VerifyFinding[]>;
+}
+
+/** How `verifyFile` checks a file beyond its hash. */
+export type ContentKind = 'whole' | 'heap' | 'catalog' | 'delta';
+
+export interface VerifyFinding {
+  code: string;
+  message: string;
+  page?: number | null;
 }
 
 export interface HashResult {
@@ -55,10 +77,9 @@ function packageRoot(): string {
 
 function loadAddon(): NativeAddon {
   const root = packageRoot();
-  const candidates = [
-    process.env.POWDB_BACKUP_NATIVE,
-    join(root, 'build', 'Release', 'powdb_backup.node'),
-  ].filter((p): p is string => Boolean(p));
+  const candidates = [process.env.POWDB_BACKUP_NATIVE, join(root, 'build', 'Release', 'powdb_backup.node')].filter(
+    (p): p is string => Boolean(p),
+  );
   const require = createRequire(import.meta.url);
   const failures: string[] = [];
   for (const file of candidates) {
@@ -80,11 +101,39 @@ const addon = loadAddon();
 export const native = {
   hashFile: (path: string) => withCodes(addon.hashFile(path)),
   copyHashed: (src: string, dst: string, paged: boolean) => withCodes(addon.copyHashed(src, dst, paged)),
-  copyVerified: (src: string, dst: string, expected: { name: string; len: bigint; blake3Hex: string }, artifact: 'backup' | 'increment') =>
-    withCodes(addon.copyVerified(src, dst, expected.name, expected.len, expected.blake3Hex, artifact)),
-  writeDelta: (heap: string, deltaPath: string, baseLsn: bigint) => withCodes(addon.writeDelta(heap, deltaPath, baseLsn)),
+  copyVerified: (
+    src: string,
+    dst: string,
+    expected: { name: string; len: bigint; blake3Hex: string },
+    artifact: 'backup' | 'increment',
+  ) => withCodes(addon.copyVerified(src, dst, expected.name, expected.len, expected.blake3Hex, artifact)),
+  writeDelta: (heap: string, deltaPath: string, baseLsn: bigint) =>
+    withCodes(addon.writeDelta(heap, deltaPath, baseLsn)),
   applyDelta: (deltaPath: string, target: string, deltaName: string, spec: PageDelta) =>
     withCodes(
       addon.applyDelta(deltaPath, target, deltaName, spec.totalPages, spec.pageIndices, spec.deltaLen, spec.blake3Hex),
+    ),
+  acquireLock: (dir: string) => withCodes(addon.acquireLock(dir)),
+  releaseLock: (id: number) => withCodes(addon.releaseLock(id)),
+  verifyFile: (
+    path: string,
+    expected: { name: string; len: bigint; blake3Hex: string },
+    artifact: 'backup' | 'increment',
+    kind: ContentKind,
+    maxLsn: bigint,
+    pages?: { totalPages: number; pageIndices: number[] },
+  ) =>
+    withCodes(
+      addon.verifyFile(
+        path,
+        expected.name,
+        expected.len,
+        expected.blake3Hex,
+        artifact,
+        kind,
+        maxLsn,
+        pages?.totalPages,
+        pages?.pageIndices,
+      ),
     ),
 };

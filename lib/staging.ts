@@ -1,10 +1,33 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { crashPoint } from './crashpoint.js';
 import { BackupError, toBackupError } from './errors.js';
+import { STAGING_MARK } from './names.js';
 
-/** Prefix of staging directories: recognisable leftovers of an interrupted run. */
-export const STAGING_MARK = '.powdb-partial-';
+const STAGING_NAME = /^\.powdb-partial-.*-(\d+)-[0-9a-f]{8}$/;
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes staging directories in `parent` left by processes that died mid-run. */
+export async function removeAbandonedStaging(parent: string): Promise<string[]> {
+  const removed = [];
+  for (const name of await readdir(parent).catch(() => [] as string[])) {
+    const pid = STAGING_NAME.exec(name)?.[1];
+    if (pid !== undefined && !isAlive(Number(pid))) {
+      await rm(join(parent, name), { recursive: true, force: true });
+      removed.push(name);
+    }
+  }
+  return removed;
+}
 
 async function fsyncPath(path: string): Promise<void> {
   const handle = await open(path, 'r');
@@ -42,6 +65,7 @@ export async function writeFileDurably(path: string, text: string): Promise<void
   } finally {
     await handle.close();
   }
+  crashPoint('manifest-written');
 }
 
 /**
@@ -58,20 +82,26 @@ export async function buildAtomically<T>(
   await checkDestination(target, what);
   const parent = dirname(target);
   await mkdir(parent, { recursive: true, mode: 0o700 });
+  await removeAbandonedStaging(parent);
   const staging = join(parent, `${STAGING_MARK}${basename(target)}-${process.pid}-${randomBytes(4).toString('hex')}`);
   await mkdir(staging, { mode: 0o700 });
   try {
     const result = await build(staging);
     await fsyncPath(staging);
+    crashPoint('staging-synced');
     await checkDestination(target, what);
     await rename(staging, target);
+    crashPoint('renamed');
     await fsyncPath(parent);
     return result;
   } catch (err) {
     await rm(staging, { recursive: true, force: true });
     const error = toBackupError(err);
     if (error.code === 'ENOTEMPTY' || error.code === 'EEXIST') {
-      throw new BackupError('ERR_DEST_NOT_EMPTY', `${what} destination ${dest} is not empty; ${what} requires a fresh or empty directory`);
+      throw new BackupError(
+        'ERR_DEST_NOT_EMPTY',
+        `${what} destination ${dest} is not empty; ${what} requires a fresh or empty directory`,
+      );
     }
     throw error;
   }

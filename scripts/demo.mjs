@@ -36,7 +36,11 @@ backup('restore', at('full'), at('latest'), '--apply', at('inc1'), '--apply', at
 console.log('\nRows the PowDB engine finds in each restore:');
 for (const name of ['as-of-inc1', 'latest']) {
   const tables = rows(at(name));
-  console.log(`  ${name}: ${Object.entries(tables).map(([t, r]) => `${t}=${r.count}`).join(', ')}`);
+  console.log(
+    `  ${name}: ${Object.entries(tables)
+      .map(([t, r]) => `${t}=${r.count}`)
+      .join(', ')}`,
+  );
 }
 const latest = rows(at('latest'));
 if (latest.T?.count !== 10500 || latest.Orders?.count !== 250) {

@@ -7,6 +7,8 @@ use crate::core::copy::{copy_hashed as core_copy_hashed, copy_verified as core_c
 use crate::core::delta::{apply_delta as core_apply_delta, write_delta as core_write_delta, DeltaOutcome, DeltaSpec};
 use crate::core::digest::{hash_file as core_hash_file, Expected, FileDigest};
 use crate::core::error::{CoreError, CoreResult};
+use crate::core::lock::WriterLock;
+use crate::core::verify::{verify_artifact, Content, Finding};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::path::PathBuf;
@@ -158,5 +160,86 @@ pub fn apply_delta(
     Ok(job(
         move || core_apply_delta(&PathBuf::from(delta_path), &PathBuf::from(target), &spec, &delta_name),
         |()| (),
+    ))
+}
+
+/// Writer locks held for JS, by handle: a lock lives until `releaseLock`.
+static LOCKS: std::sync::Mutex<Vec<(u32, WriterLock)>> = std::sync::Mutex::new(Vec::new());
+static NEXT_LOCK: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+/// Takes the engine's writer lock of a data directory; resolves to a handle.
+#[napi(ts_return_type = "Promise<number>")]
+pub fn acquire_lock(dir: String) -> AsyncTask<Job<u32, u32>> {
+    job(
+        move || {
+            let lock = WriterLock::acquire(&PathBuf::from(dir))?;
+            let id = NEXT_LOCK.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            LOCKS.lock().unwrap_or_else(|p| p.into_inner()).push((id, lock));
+            Ok(id)
+        },
+        |id| id,
+    )
+}
+
+/// Releases a lock taken by `acquireLock` (removing LOCK if it names us).
+#[napi(ts_return_type = "Promise<void>")]
+pub fn release_lock(id: u32) -> AsyncTask<Job<(), ()>> {
+    job(
+        move || {
+            let mut locks = LOCKS.lock().unwrap_or_else(|p| p.into_inner());
+            let held = locks.iter().position(|(i, _)| *i == id).map(|at| locks.swap_remove(at));
+            drop(locks);
+            drop(held); // WriterLock's Drop does the release I/O here, off the JS thread.
+            Ok(())
+        },
+        |()| (),
+    )
+}
+
+#[napi(object, object_from_js = false)]
+pub struct VerifyFinding {
+    pub code: String,
+    pub message: String,
+    pub page: Option<u32>,
+}
+
+/// Checks one backup file against its manifest entry in one streamed read.
+/// `kind` is "whole", "heap", "catalog" or "delta" (the last with the
+/// manifest's page list); `max_lsn` bounds page LSNs.
+#[napi(ts_return_type = "Promise<VerifyFinding[]>")]
+#[allow(clippy::too_many_arguments)]
+pub fn verify_file(
+    path: String,
+    name: String,
+    len: BigInt,
+    blake3_hex: String,
+    artifact: String,
+    kind: String,
+    max_lsn: BigInt,
+    total_pages: Option<u32>,
+    page_indices: Option<Vec<u32>>,
+) -> Result<AsyncTask<Job<Vec<Finding>, Vec<VerifyFinding>>>> {
+    let len = u64_arg("len", &len)?;
+    let max_lsn = u64_arg("maxLsn", &max_lsn)?;
+    let content = match kind.as_str() {
+        "whole" => Content::Whole,
+        "heap" => Content::Heap { max_lsn },
+        "catalog" => Content::Catalog,
+        "delta" => {
+            let page_indices = page_indices.unwrap_or_default();
+            let delta_len = page_indices.len() as u64 * crate::core::page::RECORD_SIZE as u64;
+            let spec = DeltaSpec { total_pages: total_pages.unwrap_or(0), page_indices, delta_len, blake3_hex: blake3_hex.clone() };
+            Content::Delta { spec, max_lsn }
+        }
+        other => return Err(Error::new(Status::InvalidArg, format!("ERR_INVALID_ARG: unknown kind {other}"))),
+    };
+    Ok(job(
+        move || {
+            let expected = Expected { name: &name, len, blake3_hex: &blake3_hex, artifact: &artifact };
+            verify_artifact(&PathBuf::from(path), &expected, &content)
+        },
+        |found| {
+            found.into_iter().map(|f| VerifyFinding { code: f.code, message: f.message, page: f.page }).collect()
+        },
     ))
 }

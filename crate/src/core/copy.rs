@@ -55,7 +55,7 @@ pub fn copy_hashed(src: &Path, dst: &Path, paged: bool) -> CoreResult<CopyOutcom
 /// match the manifest. `dst` lives in a staging directory, so a failure
 /// leaves nothing that anyone trusts.
 pub fn copy_verified(src: &Path, dst: &Path, expected: &Expected) -> CoreResult<()> {
-    expected.check_len(fsio::file_len(src)?)?;
+    expected.check_len(fsio::listed_len(src, expected.name, expected.artifact)?)?;
     let out = fsio::open_for_rewrite(dst)?;
     let mut hasher = blake3::Hasher::new();
     let len = stream_copy(src, dst, out, |chunk| {
@@ -98,7 +98,7 @@ mod tests {
         let target = dir.write("real", b"x");
         std::os::unix::fs::symlink(&target, dir.path("link")).unwrap();
         let err = copy_hashed(&dir.path("link"), &dir.path("copy"), false).unwrap_err();
-        assert_eq!(err.code, "ELOOP");
+        assert_eq!(err.code, "ERR_UNSAFE_PATH");
     }
 
     #[test]

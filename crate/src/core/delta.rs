@@ -138,7 +138,7 @@ fn bad_delta(target: &Path, len: u64, count: usize, expected: u64) -> CoreError 
 /// `target` lives in a staging directory, so a failure part-way is harmless.
 pub fn apply_delta(delta_path: &Path, target: &Path, spec: &DeltaSpec, delta_name: &str) -> CoreResult<()> {
     check_spec(spec, delta_name, target)?;
-    let on_disk = fsio::file_len(delta_path)?;
+    let on_disk = fsio::listed_len(delta_path, delta_name, "increment")?;
     if on_disk != spec.delta_len {
         return Err(bad_delta(target, on_disk, spec.page_indices.len(), spec.delta_len));
     }

@@ -61,14 +61,6 @@ pub fn hash_file(path: &Path) -> CoreResult<FileDigest> {
     Ok(FileDigest { len, blake3_hex: hasher.finalize().to_hex().to_string() })
 }
 
-/// Checks a file's length and hash against the manifest without copying it.
-pub fn verify_file(path: &Path, expected: &Expected) -> CoreResult<()> {
-    expected.check_len(fsio::file_len(path)?)?;
-    let digest = hash_file(path)?;
-    expected.check_len(digest.len)?;
-    expected.check_hash(&digest.blake3_hex)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,23 +74,5 @@ mod tests {
         let digest = hash_file(&path).unwrap();
         assert_eq!(digest.len, bytes.len() as u64);
         assert_eq!(digest.blake3_hex, blake3::hash(&bytes).to_hex().to_string());
-    }
-
-    #[test]
-    fn verify_reports_length_then_hash_mismatches() {
-        let dir = TempDir::new();
-        let path = dir.write("f", b"hello");
-        let hex = blake3::hash(b"hello").to_hex().to_string();
-        let ok = Expected { name: "f", len: 5, blake3_hex: &hex, artifact: "backup" };
-        verify_file(&path, &ok).unwrap();
-
-        let short = Expected { len: 4, ..ok.clone() };
-        let err = verify_file(&path, &short).unwrap_err();
-        assert_eq!(err.code, "ERR_INTEGRITY");
-        assert!(err.message.contains("length 5"), "{}", err.message);
-
-        let wrong = Expected { blake3_hex: "00", ..ok };
-        let err = verify_file(&path, &wrong).unwrap_err();
-        assert_eq!(err.message, "integrity check failed for f: blake3 mismatch (backup is corrupt)");
     }
 }

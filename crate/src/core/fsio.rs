@@ -15,7 +15,40 @@ pub fn open_read(path: &Path) -> CoreResult<File> {
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
-        .map_err(|e| CoreError::io("open", path, e))
+        .map_err(|e| refuse_symlink(path, e))
+}
+
+/// With O_NOFOLLOW, ELOOP means the last component is a symlink.
+fn refuse_symlink(path: &Path, err: std::io::Error) -> CoreError {
+    if err.raw_os_error() == Some(libc::ELOOP) {
+        return unsafe_path(path);
+    }
+    CoreError::io("open", path, err)
+}
+
+fn unsafe_path(path: &Path) -> CoreError {
+    CoreError::new(
+        "ERR_UNSAFE_PATH",
+        format!("{} is a symlink or not a regular file; backups never follow symlinks", path.display()),
+    )
+}
+
+/// Length of a file a manifest lists: a missing file or a non-regular one
+/// (symlink, directory, device) is a damaged backup, reported as such.
+pub fn listed_len(path: &Path, name: &str, artifact: &str) -> CoreResult<u64> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_file() => Ok(meta.len()),
+        Ok(_) => Err(unsafe_path(path)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Err(CoreError::new(
+            "ERR_MISSING_FILE",
+            format!("{name} is listed in the manifest but missing from {} ({artifact} is corrupt)", parent_of(path)),
+        )),
+        Err(e) => Err(CoreError::io("stat", path, e)),
+    }
+}
+
+fn parent_of(path: &Path) -> String {
+    path.parent().map(|p| p.display().to_string()).unwrap_or_default()
 }
 
 /// Creates a file that must not exist yet, private to the owner (backups can
@@ -27,7 +60,7 @@ pub fn create_new(path: &Path) -> CoreResult<File> {
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
-        .map_err(|e| CoreError::io("create", path, e))
+        .map_err(|e| refuse_symlink(path, e))
 }
 
 /// Opens (creating if needed) a file for positioned writes without truncating it.
@@ -40,7 +73,7 @@ pub fn open_for_update(path: &Path) -> CoreResult<File> {
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
-        .map_err(|e| CoreError::io("open", path, e))
+        .map_err(|e| refuse_symlink(path, e))
 }
 
 /// Opens (creating or truncating) a file to be rewritten whole.
@@ -52,7 +85,7 @@ pub fn open_for_rewrite(path: &Path) -> CoreResult<File> {
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
-        .map_err(|e| CoreError::io("create", path, e))
+        .map_err(|e| refuse_symlink(path, e))
 }
 
 /// Fills `buf` unless end of file comes first; returns the bytes read.
@@ -90,11 +123,4 @@ pub fn for_each_chunk(
 /// Flushes a file's data and metadata to disk.
 pub fn sync(file: &File, path: &Path) -> CoreResult<()> {
     file.sync_all().map_err(|e| CoreError::io("fsync", path, e))
-}
-
-/// Length of a file, without following a symlink.
-pub fn file_len(path: &Path) -> CoreResult<u64> {
-    std::fs::symlink_metadata(path)
-        .map(|m| m.len())
-        .map_err(|e| CoreError::io("stat", path, e))
 }

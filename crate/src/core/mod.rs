@@ -5,7 +5,9 @@ pub mod delta;
 pub mod digest;
 pub mod error;
 pub mod fsio;
+pub mod lock;
 pub mod page;
+pub mod verify;
 
 #[cfg(test)]
 mod test_support;

@@ -1,0 +1,138 @@
+//! The data directory's writer lock, taken the way the PowDB engine (0.7.1+)
+//! takes it: an exclusive `flock` on `LOCK` plus our PID written inside, so a
+//! server cannot start while a backup reads the directory. A LOCK left by a
+//! dead process holds no flock and is taken over.
+use super::error::{CoreError, CoreResult};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+pub const LOCK_FILE: &str = "LOCK";
+
+/// A held writer lock; released (and `LOCK` removed if it still names us) on drop.
+#[derive(Debug)]
+pub struct WriterLock {
+    path: PathBuf,
+    pid: u32,
+    file: Option<File>,
+}
+
+fn locked_by(dir: &Path, pid: Option<u32>) -> CoreError {
+    let owner = pid.map_or_else(|| "another process".to_string(), |p| format!("live process {p}"));
+    CoreError::new(
+        "ERR_LOCKED",
+        format!(
+            "{} is in use: its LOCK is held by {owner}. Stop the PowDB server cleanly, then back up.",
+            dir.display()
+        ),
+    )
+}
+
+fn read_pid(file: &mut File) -> Option<u32> {
+    let mut text = String::new();
+    file.seek(SeekFrom::Start(0)).ok()?;
+    file.take(64).read_to_string(&mut text).ok()?;
+    text.trim().parse().ok()
+}
+
+/// Whether a process exists: `kill(pid, 0)` succeeds or is refused with EPERM.
+pub fn is_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    // SAFETY: signal 0 sends nothing; kill only checks that the process exists.
+    unsafe { libc::kill(pid, 0) == 0 || *libc::__errno_location() == libc::EPERM }
+}
+
+impl WriterLock {
+    /// Takes the lock of `dir`, or fails with ERR_LOCKED when a live process holds it.
+    pub fn acquire(dir: &Path) -> CoreResult<WriterLock> {
+        let path = dir.join(LOCK_FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|e| CoreError::io("open", &path, e))?;
+        // SAFETY: flock only reads the descriptor, which `file` keeps open.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                return Err(locked_by(dir, read_pid(&mut file)));
+            }
+            return Err(CoreError::io("lock", &path, err));
+        }
+        // Engines that predate flock admit by PID alone: respect a live one.
+        let me = std::process::id();
+        if let Some(owner) = read_pid(&mut file).filter(|&p| p != me && is_alive(p)) {
+            return Err(locked_by(dir, Some(owner)));
+        }
+        write_pid(&mut file, me).map_err(|e| CoreError::io("write", &path, e))?;
+        Ok(WriterLock { path, pid: me, file: Some(file) })
+    }
+}
+
+fn write_pid(file: &mut File, pid: u32) -> std::io::Result<()> {
+    file.set_len(0)?;
+    file.seek(SeekFrom::Start(0))?;
+    file.write_all(pid.to_string().as_bytes())?;
+    file.sync_all()
+}
+
+impl Drop for WriterLock {
+    fn drop(&mut self) {
+        if let Some(mut file) = self.file.take() {
+            // Remove LOCK only while it still names us, as the engine does.
+            if read_pid(&mut file) == Some(self.pid) {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::test_support::TempDir;
+
+    #[test]
+    fn takes_releases_and_refuses_while_held() {
+        let dir = TempDir::new();
+        let root = dir.path("");
+        let lock = WriterLock::acquire(&root).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.path(LOCK_FILE)).unwrap(), std::process::id().to_string());
+        // A second open file description conflicts with the first flock.
+        let err = WriterLock::acquire(&root).unwrap_err();
+        assert_eq!(err.code, "ERR_LOCKED");
+        assert!(err.message.contains(&format!("live process {}", std::process::id())), "{}", err.message);
+        drop(lock);
+        assert!(!dir.path(LOCK_FILE).exists());
+    }
+
+    #[test]
+    fn takes_over_a_stale_lock_of_a_dead_process() {
+        let dir = TempDir::new();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        std::fs::write(dir.path(LOCK_FILE), dead.to_string()).unwrap();
+        let lock = WriterLock::acquire(&dir.path("")).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.path(LOCK_FILE)).unwrap(), std::process::id().to_string());
+        drop(lock);
+    }
+
+    #[test]
+    fn refuses_a_pid_only_lock_of_a_live_process() {
+        let dir = TempDir::new();
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        std::fs::write(dir.path(LOCK_FILE), child.id().to_string()).unwrap();
+        let err = WriterLock::acquire(&dir.path("")).unwrap_err();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(err.code, "ERR_LOCKED");
+        assert_eq!(std::fs::read_to_string(dir.path(LOCK_FILE)).unwrap(), child.id().to_string());
+    }
+}

@@ -1,0 +1,12 @@
+// Fault injection for the crash-safety suite: POWDB_BACKUP_CRASH_AT=<point>:<n>
+// kills this process with SIGKILL the n-th time it reaches <point> (1-based).
+// Unset (always, outside that suite) it costs one comparison.
+const [point, nth] = (process.env.POWDB_BACKUP_CRASH_AT ?? '').split(':');
+let seen = 0;
+
+/** Named boundaries where a crash must leave nothing half-done. */
+export type CrashPoint = 'lock-acquired' | 'file-done' | 'manifest-written' | 'staging-synced' | 'renamed';
+
+export function crashPoint(name: CrashPoint): void {
+  if (name === point && ++seen === Number(nth)) process.kill(process.pid, 'SIGKILL');
+}
