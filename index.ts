@@ -18,4 +18,6 @@ export {
   type PagesEntry,
   type ChangedFile,
 } from './lib/manifest.js';
+export { verifyBackup, verifyChain, type VerifyReport, type VerifyProblem } from './lib/verify.js';
+export type { OperationOptions, ProgressEvent } from './lib/progress.js';
 export { BackupError, type BackupErrorCode } from './lib/errors.js';

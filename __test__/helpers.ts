@@ -4,7 +4,7 @@
 import { blake3 } from '@noble/hashes/blake3.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
@@ -101,4 +101,27 @@ export async function rejectsWith(work: Promise<unknown>, code: string): Promise
 export function reference(gen: Gen, command: string, ...args: string[]): any {
   const out = execFileSync(REFERENCE, [command, ...args, '--gen', gen], { encoding: 'utf8' });
   return JSON.parse(out);
+}
+
+/** A full backup and one increment of a real database (T with an index; rows added in between). */
+export async function makeChain(gen: Gen, rows = 2000) {
+  const { fullBackup, incrementalBackup } = await import('../index.js');
+  const data = makeDb(gen, rows, '--index');
+  const root = tmp();
+  const full = join(root, 'full');
+  await fullBackup(data, full);
+  insertRows(gen, data, rows, 300);
+  const inc = join(root, 'inc');
+  await incrementalBackup(data, full, inc);
+  return { data, root, full, inc };
+}
+
+/** Rewrites a manifest's text in place. */
+export function editText(path: string, edit: (text: string) => string): void {
+  writeFileSync(path, edit(readFileSync(path, 'utf8')));
+}
+
+/** Every path under `dir`, recursively, sorted: to prove nothing was written outside a destination. */
+export function tree(dir: string): string[] {
+  return (readdirSync(dir, { recursive: true }) as string[]).sort();
 }

@@ -7,6 +7,7 @@ import { formatBytes, plural } from './format.js';
 import { formatJson } from './json.js';
 import type { BackupManifest, IncrementManifest } from './manifest.js';
 import { restoreChain } from './restore.js';
+import { verifyChain, type VerifyReport } from './verify.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -86,14 +87,43 @@ function buildProgram(): Command {
       print(Boolean(opts.json), r, line);
     });
 
+  program
+    .command('verify')
+    .description('check a backup (and increments) without restoring: hashes, pages, deltas, catalog, chain')
+    .argument('<backupDir>', 'full backup directory')
+    .option('--apply <incrementDir>', 'increment of the chain to check too (repeatable, in order)', collect)
+    .option('--json', 'print the report as JSON: { ok, checks, errors: [{ code, message, file, page? }] }')
+    .addHelpText('after', '\nExamples:\n  powdb-backup verify ./backups/full --apply ./backups/inc1')
+    .action(async (backupDir: string, opts: { apply?: string[]; json?: boolean }) => {
+      const report = await verifyChain(backupDir, opts.apply ?? []);
+      print(Boolean(opts.json), report, verifySummary(report));
+      if (!report.ok) process.exitCode = 1;
+    });
+
   return program;
+}
+
+function verifySummary(report: VerifyReport): string {
+  const lines = [
+    ...report.checks.map((c) => `ok    ${c}`),
+    ...report.errors.map((e) => `FAIL  [${e.code}] ${e.message}`),
+  ];
+  const first = report.errors[0];
+  const page = report.errors.find((e) => e.file === first?.file && e.page !== undefined)?.page;
+  lines.push(
+    first
+      ? `verify found ${plural(report.errors.length, 'problem')}; first in ${first.file}${page === undefined ? '' : ` page ${page}`}`
+      : `verified: no problems (${plural(report.checks.length, 'check')})`,
+  );
+  return lines.join('\n');
 }
 
 /** Runs the CLI; resolves to the exit code (0 ok, 1 failure, 2 usage error). */
 export async function main(argv: string[]): Promise<number> {
   try {
+    process.exitCode = 0;
     await buildProgram().parseAsync(argv, { from: 'user' });
-    return 0;
+    return Number(process.exitCode ?? 0);
   } catch (err) {
     if (err instanceof CommanderError) {
       return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0 ? 0 : 2;

@@ -122,7 +122,7 @@ fn check_spec(spec: &DeltaSpec, delta_name: &str, target: &Path) -> CoreResult<(
     Ok(())
 }
 
-fn bad_delta(target: &Path, len: u64, count: usize, expected: u64) -> CoreError {
+pub(crate) fn bad_delta(target: &Path, len: u64, count: usize, expected: u64) -> CoreError {
     CoreError::new(
         "ERR_BAD_DELTA",
         format!(

@@ -1,7 +1,7 @@
 //! Verifying a backup's files without restoring them: one streamed read per
 //! file checks its length and BLAKE3 and, by kind, its pages, delta records
 //! or catalog header and CRC.
-use super::delta::DeltaSpec;
+use super::delta::{bad_delta, DeltaSpec};
 use super::digest::Expected;
 use super::error::{CoreError, CoreResult};
 use super::fsio;
@@ -110,6 +110,11 @@ pub fn verify_artifact(path: &Path, expected: &Expected, content: &Content) -> C
         Err(e) => return Err(e),
     };
     if let Err(e) = expected.check_len(len) {
+        // A delta's length says how many records it holds: report it as restore does.
+        let e = match content {
+            Content::Delta { spec, .. } => bad_delta(path, len, spec.page_indices.len(), spec.delta_len),
+            _ => e,
+        };
         findings.add_error(e);
         return Ok(findings.list);
     }

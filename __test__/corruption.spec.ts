@@ -1,0 +1,112 @@
+// Every way an artifact can be damaged (flipped bytes, truncated, extended,
+// deleted, renamed) is caught by both `verify` and `restore`, with its code.
+import { existsSync, readFileSync, renameSync, rmSync, truncateSync, appendFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { restoreChain, verifyChain } from '../index.js';
+import { GENS, makeChain, rejectsWith } from './helpers.js';
+
+type Damage = 'flip' | 'truncate' | 'extend' | 'delete' | 'rename';
+
+function damage(path: string, how: Damage, flipAt: (size: number) => number): void {
+  const size = readFileSync(path).length;
+  if (how === 'flip') {
+    const bytes = readFileSync(path);
+    bytes[flipAt(size)]! ^= 0x01;
+    writeFileSync(path, bytes);
+  } else if (how === 'truncate') truncateSync(path, Math.floor(size / 2));
+  else if (how === 'extend') appendFileSync(path, Buffer.alloc(4100, 7));
+  else if (how === 'delete') rmSync(path);
+  else renameSync(path, `${path}.moved`);
+}
+
+// artifact -> where it is, where to flip a byte, and the code each damage must give.
+const ARTIFACTS = {
+  manifest: {
+    at: (c: Chain) => join(c.full, 'manifest.json'),
+    flipAt: () => 0,
+    codes: {
+      flip: 'ERR_BAD_MANIFEST',
+      truncate: 'ERR_BAD_MANIFEST',
+      extend: 'ERR_BAD_MANIFEST',
+      delete: 'ERR_NOT_A_BACKUP',
+      rename: 'ERR_NOT_A_BACKUP',
+    },
+  },
+  increment: {
+    at: (c: Chain) => join(c.inc, 'increment.json'),
+    flipAt: () => 0,
+    codes: {
+      flip: 'ERR_BAD_MANIFEST',
+      truncate: 'ERR_BAD_MANIFEST',
+      extend: 'ERR_BAD_MANIFEST',
+      delete: 'ERR_NOT_A_BACKUP',
+      rename: 'ERR_NOT_A_BACKUP',
+    },
+  },
+  delta: {
+    at: (c: Chain) => join(c.inc, 'T.heap.delta'),
+    flipAt: (n: number) => n - 50,
+    codes: {
+      flip: 'ERR_INTEGRITY',
+      truncate: 'ERR_BAD_DELTA',
+      extend: 'ERR_BAD_DELTA',
+      delete: 'ERR_MISSING_FILE',
+      rename: 'ERR_MISSING_FILE',
+    },
+  },
+  'whole file': {
+    at: (c: Chain) => join(c.full, 'T_id.idx'),
+    flipAt: (n: number) => n >> 1,
+    codes: {
+      flip: 'ERR_INTEGRITY',
+      truncate: 'ERR_INTEGRITY',
+      extend: 'ERR_INTEGRITY',
+      delete: 'ERR_MISSING_FILE',
+      rename: 'ERR_MISSING_FILE',
+    },
+  },
+  heap: {
+    at: (c: Chain) => join(c.full, 'T.heap'),
+    flipAt: (n: number) => n - 4000,
+    codes: {
+      flip: 'ERR_INTEGRITY',
+      truncate: 'ERR_INTEGRITY',
+      extend: 'ERR_INTEGRITY',
+      delete: 'ERR_MISSING_FILE',
+      rename: 'ERR_MISSING_FILE',
+    },
+  },
+  catalog: {
+    at: (c: Chain) => join(c.full, 'catalog.bin'),
+    flipAt: (n: number) => n - 6,
+    codes: {
+      flip: 'ERR_INTEGRITY',
+      truncate: 'ERR_INTEGRITY',
+      extend: 'ERR_INTEGRITY',
+      delete: 'ERR_MISSING_FILE',
+      rename: 'ERR_MISSING_FILE',
+    },
+  },
+} as const;
+
+type Chain = Awaited<ReturnType<typeof makeChain>>;
+const CASES = Object.entries(ARTIFACTS).flatMap(([artifact, spec]) =>
+  (Object.keys(spec.codes) as Damage[]).map((how) => [artifact, how, spec.codes[how]] as const),
+);
+
+describe.each(GENS)('damaged backups are detected (engine %s)', (gen) => {
+  it.each(CASES)('%s, %s: %s from verify and from restore', async (artifact, how, code) => {
+    const chain = await makeChain(gen, 1500);
+    const spec = ARTIFACTS[artifact as keyof typeof ARTIFACTS];
+    damage(spec.at(chain), how, spec.flipAt);
+
+    const report = await verifyChain(chain.full, [chain.inc]);
+    expect(report.ok).toBe(false);
+    expect(report.errors[0]!.code).toBe(code);
+
+    const dest = join(chain.root, 'restored');
+    await rejectsWith(restoreChain(chain.full, [chain.inc], dest), code);
+    expect(existsSync(dest)).toBe(false);
+  });
+});
