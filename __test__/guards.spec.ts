@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
 import { fullBackup, restore } from '../index.js';
-import { FIXTURE, GENS, fixture, makeDb, rejectsWith, report, tmp } from './helpers.js';
+import { FIXTURE, GENS, fixture, insertRows, makeDb, rejectsWith, report, tmp } from './helpers.js';
 
 /** Nothing but `expected` is left in the parent of a failed destination. */
 function expectNoLeftovers(dest: string, expected: string[] = []): void {
@@ -71,6 +71,42 @@ describe.each(GENS)('refusing unsafe sources and destinations (engine %s)', (gen
     const dest = join(tmp(), 'r');
     await rejectsWith(restore(backup, dest), 'ERR_MISSING_FILE');
     expectNoLeftovers(dest);
+  });
+});
+
+describe('a directory written to during the backup', () => {
+  it('engine old (which ignores LOCK): a writer mid-backup fails it with ERR_SOURCE_CHANGED', async () => {
+    const data = makeDb('old', 3000, '--index');
+    const dest = join(tmp(), 'full');
+    let wrote = false;
+    const onProgress = () => {
+      if (!wrote) insertRows('old', data, 3000, 50);
+      wrote = true;
+    };
+    const err = await rejectsWith(fullBackup(data, dest, { onProgress, concurrency: 1 }), 'ERR_SOURCE_CHANGED');
+    expect(err.message).toContain('changed while it was being backed up');
+    expectNoLeftovers(dest);
+    await fullBackup(data, dest); // quiet again: the rerun succeeds
+    expect(report('old', dest).T!.count).toBe(3050);
+  });
+
+  it('engine new: a server cannot start while a backup holds the lock', async () => {
+    const data = makeDb('new', 3000, '--index');
+    const dest = join(tmp(), 'full');
+    let refusal = '';
+    const onProgress = () => {
+      if (refusal) return;
+      try {
+        insertRows('new', data, 3000, 50);
+        refusal = 'the engine opened the directory';
+      } catch (err) {
+        refusal = String((err as { stderr?: string }).stderr);
+      }
+    };
+    const manifest = await fullBackup(data, dest, { onProgress, concurrency: 1 });
+    expect(refusal).toMatch(/already open by process/);
+    expect(existsSync(join(data, 'LOCK'))).toBe(false);
+    expect(manifest.files.length).toBeGreaterThan(2);
   });
 });
 
