@@ -20,75 +20,36 @@ function damage(path: string, how: Damage, flipAt: (size: number) => number): vo
   else renameSync(path, `${path}.moved`);
 }
 
-// artifact -> where it is, where to flip a byte, and the code each damage must give.
+// The code each damage must give, for manifests and for the data files they list.
+const MANIFEST_CODES = {
+  flip: 'ERR_BAD_MANIFEST',
+  truncate: 'ERR_BAD_MANIFEST',
+  extend: 'ERR_BAD_MANIFEST',
+  delete: 'ERR_NOT_A_BACKUP',
+  rename: 'ERR_NOT_A_BACKUP',
+};
+const FILE_CODES = {
+  flip: 'ERR_INTEGRITY',
+  truncate: 'ERR_INTEGRITY',
+  extend: 'ERR_INTEGRITY',
+  delete: 'ERR_MISSING_FILE',
+  rename: 'ERR_MISSING_FILE',
+};
+
+// artifact -> where it is, where to flip a byte, and the codes.
 const ARTIFACTS = {
-  manifest: {
-    at: (c: Chain) => join(c.full, 'manifest.json'),
-    flipAt: () => 0,
-    codes: {
-      flip: 'ERR_BAD_MANIFEST',
-      truncate: 'ERR_BAD_MANIFEST',
-      extend: 'ERR_BAD_MANIFEST',
-      delete: 'ERR_NOT_A_BACKUP',
-      rename: 'ERR_NOT_A_BACKUP',
-    },
-  },
-  increment: {
-    at: (c: Chain) => join(c.inc, 'increment.json'),
-    flipAt: () => 0,
-    codes: {
-      flip: 'ERR_BAD_MANIFEST',
-      truncate: 'ERR_BAD_MANIFEST',
-      extend: 'ERR_BAD_MANIFEST',
-      delete: 'ERR_NOT_A_BACKUP',
-      rename: 'ERR_NOT_A_BACKUP',
-    },
-  },
+  manifest: { at: (c: Chain) => join(c.full, 'manifest.json'), flipAt: () => 0, codes: MANIFEST_CODES },
+  increment: { at: (c: Chain) => join(c.inc, 'increment.json'), flipAt: () => 0, codes: MANIFEST_CODES },
+  // A delta's length counts its records: a wrong one is a malformed delta.
   delta: {
     at: (c: Chain) => join(c.inc, 'T.heap.delta'),
     flipAt: (n: number) => n - 50,
-    codes: {
-      flip: 'ERR_INTEGRITY',
-      truncate: 'ERR_BAD_DELTA',
-      extend: 'ERR_BAD_DELTA',
-      delete: 'ERR_MISSING_FILE',
-      rename: 'ERR_MISSING_FILE',
-    },
+    codes: { ...FILE_CODES, truncate: 'ERR_BAD_DELTA', extend: 'ERR_BAD_DELTA' },
   },
-  'whole file': {
-    at: (c: Chain) => join(c.full, 'T_id.idx'),
-    flipAt: (n: number) => n >> 1,
-    codes: {
-      flip: 'ERR_INTEGRITY',
-      truncate: 'ERR_INTEGRITY',
-      extend: 'ERR_INTEGRITY',
-      delete: 'ERR_MISSING_FILE',
-      rename: 'ERR_MISSING_FILE',
-    },
-  },
-  heap: {
-    at: (c: Chain) => join(c.full, 'T.heap'),
-    flipAt: (n: number) => n - 4000,
-    codes: {
-      flip: 'ERR_INTEGRITY',
-      truncate: 'ERR_INTEGRITY',
-      extend: 'ERR_INTEGRITY',
-      delete: 'ERR_MISSING_FILE',
-      rename: 'ERR_MISSING_FILE',
-    },
-  },
-  catalog: {
-    at: (c: Chain) => join(c.full, 'catalog.bin'),
-    flipAt: (n: number) => n - 6,
-    codes: {
-      flip: 'ERR_INTEGRITY',
-      truncate: 'ERR_INTEGRITY',
-      extend: 'ERR_INTEGRITY',
-      delete: 'ERR_MISSING_FILE',
-      rename: 'ERR_MISSING_FILE',
-    },
-  },
-} as const;
+  'whole file': { at: (c: Chain) => join(c.full, 'T_id.idx'), flipAt: (n: number) => n >> 1, codes: FILE_CODES },
+  heap: { at: (c: Chain) => join(c.full, 'T.heap'), flipAt: (n: number) => n - 4000, codes: FILE_CODES },
+  catalog: { at: (c: Chain) => join(c.full, 'catalog.bin'), flipAt: (n: number) => n - 6, codes: FILE_CODES },
+};
 
 type Chain = Awaited<ReturnType<typeof makeChain>>;
 const CASES = Object.entries(ARTIFACTS).flatMap(([artifact, spec]) =>

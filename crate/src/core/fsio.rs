@@ -51,41 +51,27 @@ fn parent_of(path: &Path) -> String {
     path.parent().map(|p| p.display().to_string()).unwrap_or_default()
 }
 
-/// Creates a file that must not exist yet, private to the owner (backups can
-/// hold `auth.json`), never through a symlink.
+/// Options for files this crate writes: private to the owner (backups can
+/// hold `auth.json`) and never opened through a symlink.
+fn private_write() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.write(true).mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    options
+}
+
+/// Creates a file that must not exist yet.
 pub fn create_new(path: &Path) -> CoreResult<File> {
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| refuse_symlink(path, e))
+    private_write().create_new(true).open(path).map_err(|e| refuse_symlink(path, e))
 }
 
 /// Opens (creating if needed) a file for positioned writes without truncating it.
 pub fn open_for_update(path: &Path) -> CoreResult<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| refuse_symlink(path, e))
+    private_write().read(true).create(true).truncate(false).open(path).map_err(|e| refuse_symlink(path, e))
 }
 
 /// Opens (creating or truncating) a file to be rewritten whole.
 pub fn open_for_rewrite(path: &Path) -> CoreResult<File> {
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| refuse_symlink(path, e))
+    private_write().create(true).truncate(true).open(path).map_err(|e| refuse_symlink(path, e))
 }
 
 /// Fills `buf` unless end of file comes first; returns the bytes read.
