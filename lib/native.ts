@@ -8,17 +8,8 @@ import { withCodes } from './errors.js';
 interface NativeAddon {
   hashFile(path: string): Promise<HashResult>;
   copyHashed(src: string, dst: string, paged: boolean): Promise<CopyResult>;
-  copyVerified(src: string, dst: string, name: string, len: bigint, blake3Hex: string, artifact: string): Promise<void>;
   writeDelta(heap: string, deltaPath: string, baseLsn: bigint): Promise<DeltaResult>;
-  applyDelta(
-    deltaPath: string,
-    target: string,
-    deltaName: string,
-    totalPages: number,
-    pageIndices: number[],
-    deltaLen: bigint,
-    blake3Hex: string,
-  ): Promise<void>;
+  restoreFile(target: string, layers: RestoreLayer[]): Promise<void>;
   acquireLock(dir: string): Promise<number>;
   releaseLock(id: number): Promise<void>;
   verifyFile(
@@ -50,6 +41,18 @@ export interface HashResult {
 
 export interface CopyResult extends HashResult {
   maxPageLsn: bigint;
+}
+
+/** One element of a file's history: a whole copy, or a delta when `pageIndices` is set. */
+export interface RestoreLayer {
+  path: string;
+  /** The manifest's name for the copy or delta. */
+  name: string;
+  len: bigint;
+  blake3Hex: string;
+  artifact: 'backup' | 'increment';
+  totalPages?: number;
+  pageIndices?: number[];
 }
 
 export interface PageDelta {
@@ -101,18 +104,9 @@ const addon = loadAddon();
 export const native = {
   hashFile: (path: string) => withCodes(addon.hashFile(path)),
   copyHashed: (src: string, dst: string, paged: boolean) => withCodes(addon.copyHashed(src, dst, paged)),
-  copyVerified: (
-    src: string,
-    dst: string,
-    expected: { name: string; len: bigint; blake3Hex: string },
-    artifact: 'backup' | 'increment',
-  ) => withCodes(addon.copyVerified(src, dst, expected.name, expected.len, expected.blake3Hex, artifact)),
   writeDelta: (heap: string, deltaPath: string, baseLsn: bigint) =>
     withCodes(addon.writeDelta(heap, deltaPath, baseLsn)),
-  applyDelta: (deltaPath: string, target: string, deltaName: string, spec: PageDelta) =>
-    withCodes(
-      addon.applyDelta(deltaPath, target, deltaName, spec.totalPages, spec.pageIndices, spec.deltaLen, spec.blake3Hex),
-    ),
+  restoreFile: (target: string, layers: RestoreLayer[]) => withCodes(addon.restoreFile(target, layers)),
   acquireLock: (dir: string) => withCodes(addon.acquireLock(dir)),
   releaseLock: (id: number) => withCodes(addon.releaseLock(id)),
   verifyFile: (

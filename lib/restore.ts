@@ -1,8 +1,8 @@
 import { join } from 'node:path';
-import { chainState, readChain, type Chain } from './chain.js';
+import { chainState, readChain, type Chain, type ChainState } from './chain.js';
 import { crashPoint } from './crashpoint.js';
-import type { ChangedFile, FileEntry } from './manifest.js';
-import { native } from './native.js';
+import type { FileEntry } from './manifest.js';
+import { native, type RestoreLayer } from './native.js';
 import { DEFAULT_CONCURRENCY, mapLimit } from './pool.js';
 import { Progress, type OperationOptions } from './progress.js';
 import { buildAtomically } from './staging.js';
@@ -20,70 +20,57 @@ export interface RestoreResult {
   sourceLsn: bigint;
 }
 
-const expectedOf = (f: FileEntry) => ({ name: f.name, len: f.len, blake3Hex: f.blake3_hex });
-
-/** One file to lay down, verified as it is written. */
-interface Step {
-  name: string;
-  bytes: bigint;
-  run: () => Promise<void>;
-}
-
-function changeStep(dir: string, change: ChangedFile, staging: string): Step {
-  if ('Whole' in change) {
-    const f = change.Whole;
-    return {
-      name: f.name,
-      bytes: f.len,
-      run: () => native.copyVerified(join(dir, f.name), join(staging, f.name), expectedOf(f), 'increment'),
-    };
-  }
-  const p = change.Pages;
-  const spec = {
-    totalPages: p.total_pages,
-    pageIndices: p.page_indices,
-    deltaLen: p.delta_len,
-    blake3Hex: p.delta_blake3_hex,
-  };
-  return {
-    name: p.delta_file,
-    bytes: p.delta_len,
-    run: () => native.applyDelta(join(dir, p.delta_file), join(staging, p.name), p.delta_file, spec),
-  };
-}
-
-/** The full backup's files, then each increment's changes: stages run in order, files within one in parallel. */
-function stages(chain: Chain, staging: string): Step[][] {
-  const full = chain.full.files.map((f) => ({
+/** Each file's history in chain order: whole copies and the deltas after them. */
+function histories(chain: Chain): Map<string, RestoreLayer[]> {
+  const layers = new Map<string, RestoreLayer[]>();
+  const add = (name: string, layer: RestoreLayer) => layers.set(name, [...(layers.get(name) ?? []), layer]);
+  const whole = (dir: string, f: FileEntry, artifact: RestoreLayer['artifact']): RestoreLayer => ({
+    path: join(dir, f.name),
     name: f.name,
-    bytes: f.len,
-    run: () => native.copyVerified(join(chain.fullDir, f.name), join(staging, f.name), expectedOf(f), 'backup'),
-  }));
-  return [
-    full,
-    ...chain.increments.map(({ dir, manifest }) => manifest.changed.map((c) => changeStep(dir, c, staging))),
-  ];
+    len: f.len,
+    blake3Hex: f.blake3_hex,
+    artifact,
+  });
+  for (const f of chain.full.files) add(f.name, whole(chain.fullDir, f, 'backup'));
+  for (const { dir, manifest } of chain.increments) {
+    for (const c of manifest.changed) {
+      if ('Whole' in c) {
+        add(c.Whole.name, whole(dir, c.Whole, 'increment'));
+        continue;
+      }
+      const p = c.Pages;
+      add(p.name, {
+        path: join(dir, p.delta_file),
+        name: p.delta_file,
+        len: p.delta_len,
+        blake3Hex: p.delta_blake3_hex,
+        artifact: 'increment',
+        totalPages: p.total_pages,
+        pageIndices: p.page_indices,
+      });
+    }
+  }
+  return layers;
 }
 
-async function layDown(chain: Chain, staging: string, options: RestoreOptions): Promise<void> {
-  const all = stages(chain, staging);
-  const steps = all.flat();
-  const total = steps.reduce((sum, step) => sum + step.bytes, 0n);
-  const progress = new Progress('restore', steps.length, total, options.onProgress);
-  for (const stage of all) {
-    await mapLimit(stage, options.concurrency ?? DEFAULT_CONCURRENCY, async (step) => {
-      await step.run();
-      progress.fileDone(step.name, step.bytes);
-      crashPoint('file-done');
-    });
-  }
+/** Builds every file of the result from its history, files in parallel. */
+async function layDown(chain: Chain, state: ChainState, staging: string, options: RestoreOptions): Promise<void> {
+  const files = [...histories(chain)];
+  const total = [...state.lengths.values()].reduce((a, b) => a + b, 0n);
+  const progress = new Progress('restore', files.length, total, options.onProgress);
+  await mapLimit(files, options.concurrency ?? DEFAULT_CONCURRENCY, async ([name, layers]) => {
+    await native.restoreFile(join(staging, name), layers);
+    progress.fileDone(name, state.lengths.get(name) ?? 0n);
+    crashPoint('file-done');
+  });
 }
 
 /**
  * Restores a full backup and then each increment in order into `dest`
  * (absent or empty). Every manifest and every chain link is checked before
  * a byte is written; every file and delta is verified against its BLAKE3;
- * the result appears at `dest` in one rename, or not at all. Passing a
+ * each page of the result is written once (newest delta first); the result
+ * appears at `dest` in one rename, or not at all. Passing a
  * prefix of a chain restores the database as of that increment.
  */
 export async function restoreChain(
@@ -94,7 +81,7 @@ export async function restoreChain(
 ): Promise<RestoreResult> {
   const chain = await readChain(fullDir, incrementDirs);
   const state = chainState(chain);
-  await buildAtomically(dest, 'restore', (staging) => layDown(chain, staging, options));
+  await buildAtomically(dest, 'restore', (staging) => layDown(chain, state, staging, options));
   return {
     dest,
     files: state.lengths.size,

@@ -3,8 +3,9 @@
 //! thread pool and returns a Promise. Core errors reach JS with their stable
 //! code as a `CODE: ` message prefix, which the TypeScript layer turns into
 //! an error with a `code` property.
-use crate::core::copy::{copy_hashed as core_copy_hashed, copy_verified as core_copy_verified, CopyOutcome};
-use crate::core::delta::{apply_delta as core_apply_delta, write_delta as core_write_delta, DeltaOutcome, DeltaSpec};
+use crate::core::copy::{copy_hashed as core_copy_hashed, CopyOutcome};
+use crate::core::delta::{write_delta as core_write_delta, DeltaOutcome, DeltaSpec};
+use crate::core::restore::{restore_file as core_restore_file, Layer, LayerKind};
 use crate::core::digest::{hash_file as core_hash_file, Expected, FileDigest};
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::lock::WriterLock;
@@ -113,27 +114,6 @@ pub fn copy_hashed(src: String, dst: String, paged: bool) -> AsyncTask<Job<CopyO
     job(move || core_copy_hashed(&PathBuf::from(src), &PathBuf::from(dst), paged), CopyResult::from)
 }
 
-/// Copies `src` over `dst`, failing with ERR_INTEGRITY unless its length and
-/// BLAKE3 match; `artifact` is "backup" or "increment" for the message.
-#[napi(ts_return_type = "Promise<void>")]
-pub fn copy_verified(
-    src: String,
-    dst: String,
-    name: String,
-    len: BigInt,
-    blake3_hex: String,
-    artifact: String,
-) -> Result<AsyncTask<Job<(), ()>>> {
-    let len = u64_arg("len", &len)?;
-    Ok(job(
-        move || {
-            let expected = Expected { name: &name, len, blake3_hex: &blake3_hex, artifact: &artifact };
-            core_copy_verified(&PathBuf::from(src), &PathBuf::from(dst), &expected)
-        },
-        |()| (),
-    ))
-}
-
 /// Writes the pages of `heap` whose LSN exceeds `base_lsn` to `delta_path`.
 #[napi(ts_return_type = "Promise<DeltaResult>")]
 pub fn write_delta(heap: String, delta_path: String, base_lsn: BigInt) -> Result<AsyncTask<Job<DeltaOutcome, DeltaResult>>> {
@@ -144,23 +124,43 @@ pub fn write_delta(heap: String, delta_path: String, base_lsn: BigInt) -> Result
     ))
 }
 
-/// Applies the page records of `delta_path` to `target` after checking them
-/// against the manifest's `Pages` entry; `delta_name` is its name for messages.
+/// One element of a file's history, as the chain's manifests describe it:
+/// a whole copy, or (with `pageIndices`) a page delta.
+#[napi(object)]
+pub struct RestoreLayer {
+    pub path: String,
+    /// The manifest's name for the copy or delta (for messages).
+    pub name: String,
+    pub len: BigInt,
+    pub blake3_hex: String,
+    /// "backup" or "increment".
+    pub artifact: String,
+    pub total_pages: Option<u32>,
+    pub page_indices: Option<Vec<u32>>,
+}
+
+impl RestoreLayer {
+    fn into_layer(self) -> Result<Layer> {
+        let len = u64_arg("len", &self.len)?;
+        let kind = match self.page_indices {
+            None => LayerKind::Whole,
+            Some(page_indices) => LayerKind::Pages(DeltaSpec {
+                total_pages: self.total_pages.unwrap_or(0),
+                page_indices,
+                delta_len: len,
+                blake3_hex: self.blake3_hex.clone(),
+            }),
+        };
+        Ok(Layer { path: PathBuf::from(self.path), name: self.name, len, blake3_hex: self.blake3_hex, artifact: self.artifact, kind })
+    }
+}
+
+/// Builds `target` from its layers in chain order (newest whole copy plus the
+/// deltas after it), writing each page once and verifying every layer.
 #[napi(ts_return_type = "Promise<void>")]
-pub fn apply_delta(
-    delta_path: String,
-    target: String,
-    delta_name: String,
-    total_pages: u32,
-    page_indices: Vec<u32>,
-    delta_len: BigInt,
-    blake3_hex: String,
-) -> Result<AsyncTask<Job<(), ()>>> {
-    let spec = DeltaSpec { total_pages, page_indices, delta_len: u64_arg("deltaLen", &delta_len)?, blake3_hex };
-    Ok(job(
-        move || core_apply_delta(&PathBuf::from(delta_path), &PathBuf::from(target), &spec, &delta_name),
-        |()| (),
-    ))
+pub fn restore_file(target: String, layers: Vec<RestoreLayer>) -> Result<AsyncTask<Job<(), ()>>> {
+    let layers = layers.into_iter().map(RestoreLayer::into_layer).collect::<Result<Vec<_>>>()?;
+    Ok(job(move || core_restore_file(&PathBuf::from(target), &layers), |()| ()))
 }
 
 /// Writer locks held for JS, by handle: a lock lives until `releaseLock`.

@@ -1,10 +1,7 @@
 //! Copying whole files while hashing them: one read of the source, one write.
-use super::digest::Expected;
-use super::error::{CoreError, CoreResult};
-use super::fsio;
+use super::error::CoreResult;
+use super::fsio::{self, Sink};
 use super::page::{max_page_lsn, PAGE_SIZE};
-use std::fs::File;
-use std::io::Write;
 use std::path::Path;
 
 /// What a backup copy learned about the file it copied.
@@ -16,53 +13,26 @@ pub struct CopyOutcome {
     pub max_page_lsn: u64,
 }
 
-/// Streams `src` into `dst`, feeding each chunk to `inspect` first; fsyncs `dst`.
-fn stream_copy(
-    src: &Path,
-    dst: &Path,
-    mut out: File,
-    mut inspect: impl FnMut(&[u8]),
-) -> CoreResult<u64> {
-    let len = fsio::for_each_chunk(src, |chunk| {
-        inspect(chunk);
-        out.write_all(chunk).map_err(|e| CoreError::io("write", dst, e))
-    })?;
-    fsio::sync(&out, dst)?;
-    Ok(len)
-}
-
 /// Backup side: copies `src` to the new file `dst` (0600), returning its length
 /// and BLAKE3 and, for a page-aligned heap (`paged`), its highest page LSN.
 pub fn copy_hashed(src: &Path, dst: &Path, paged: bool) -> CoreResult<CopyOutcome> {
-    let out = fsio::create_new(dst)?;
+    let mut out = Sink::new(fsio::create_new(dst)?, dst);
     let mut hasher = blake3::Hasher::new();
     let mut max_lsn = 0u64;
-    let len = stream_copy(src, dst, out, |chunk| {
+    let len = fsio::for_each_chunk(src, |chunk| {
         hasher.update(chunk);
         if paged && chunk.len() % PAGE_SIZE == 0 {
             max_lsn = max_lsn.max(max_page_lsn(chunk));
         }
+        out.append(chunk)
     })?;
+    out.finish()?;
     let scanned_as_pages = paged && len % PAGE_SIZE as u64 == 0;
     Ok(CopyOutcome {
         len,
         blake3_hex: hasher.finalize().to_hex().to_string(),
         max_page_lsn: if scanned_as_pages { max_lsn } else { 0 },
     })
-}
-
-/// Restore side: copies `src` over `dst` and fails unless length and BLAKE3
-/// match the manifest. `dst` lives in a staging directory, so a failure
-/// leaves nothing that anyone trusts.
-pub fn copy_verified(src: &Path, dst: &Path, expected: &Expected) -> CoreResult<()> {
-    expected.check_len(fsio::listed_len(src, expected.name, expected.artifact)?)?;
-    let out = fsio::open_for_rewrite(dst)?;
-    let mut hasher = blake3::Hasher::new();
-    let len = stream_copy(src, dst, out, |chunk| {
-        hasher.update(chunk);
-    })?;
-    expected.check_len(len)?;
-    expected.check_hash(&hasher.finalize().to_hex().to_string())
 }
 
 #[cfg(test)]
@@ -99,20 +69,5 @@ mod tests {
         std::os::unix::fs::symlink(&target, dir.path("link")).unwrap();
         let err = copy_hashed(&dir.path("link"), &dir.path("copy"), false).unwrap_err();
         assert_eq!(err.code, "ERR_UNSAFE_PATH");
-    }
-
-    #[test]
-    fn verified_copy_checks_length_and_hash() {
-        let dir = TempDir::new();
-        let src = dir.write("a", b"abc");
-        let hex = blake3::hash(b"abc").to_hex().to_string();
-        let good = Expected { name: "a", len: 3, blake3_hex: &hex, artifact: "backup" };
-        copy_verified(&src, &dir.path("b"), &good).unwrap();
-        assert_eq!(read(&dir.path("b")), b"abc");
-
-        dir.write("a", b"abd");
-        let err = copy_verified(&src, &dir.path("b"), &good).unwrap_err();
-        assert_eq!(err.code, "ERR_INTEGRITY");
-        assert!(err.message.contains("blake3 mismatch (backup is corrupt)"));
     }
 }

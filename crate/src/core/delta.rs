@@ -1,12 +1,8 @@
 //! Page deltas: extracting the pages changed since a base LSN into a
 //! `<name>.delta` file, and writing them back at their offsets.
-use super::digest::Expected;
 use super::error::{CoreError, CoreResult};
-use super::fsio;
+use super::fsio::{self, Sink};
 use super::page::{page_lsn, PAGE_SIZE, RECORD_SIZE};
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 /// The `Pages` entry of an increment, as computed or as read from a manifest.
@@ -26,10 +22,12 @@ pub struct DeltaOutcome {
     pub max_page_lsn: u64,
 }
 
-/// Writes delta records lazily: the file exists only once a page qualifies.
+/// Writes delta records lazily (the file exists only once a page qualifies),
+/// batching them into large writes.
 struct DeltaWriter<'a> {
     path: &'a Path,
-    out: Option<BufWriter<File>>,
+    out: Option<Sink<'a>>,
+    batch: Vec<u8>,
     hasher: blake3::Hasher,
     indices: Vec<u32>,
 }
@@ -37,23 +35,30 @@ struct DeltaWriter<'a> {
 impl DeltaWriter<'_> {
     fn push(&mut self, index: u32, page: &[u8]) -> CoreResult<()> {
         if self.out.is_none() {
-            let file = fsio::create_new(self.path)?;
-            self.out = Some(BufWriter::with_capacity(fsio::CHUNK, file));
+            self.out = Some(Sink::new(fsio::create_new(self.path)?, self.path));
         }
-        let out = self.out.as_mut().expect("opened above");
-        let header = index.to_le_bytes();
-        for part in [&header[..], page] {
-            self.hasher.update(part);
-            out.write_all(part).map_err(|e| CoreError::io("write", self.path, e))?;
-        }
+        self.batch.extend_from_slice(&index.to_le_bytes());
+        self.batch.extend_from_slice(page);
         self.indices.push(index);
+        if self.batch.len() >= fsio::CHUNK {
+            self.flush()?;
+        }
         Ok(())
     }
 
-    fn finish(self, total_pages: u32) -> CoreResult<Option<DeltaSpec>> {
+    fn flush(&mut self) -> CoreResult<()> {
+        if let Some(out) = self.out.as_mut() {
+            self.hasher.update(&self.batch);
+            out.append(&self.batch)?;
+            self.batch.clear();
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, total_pages: u32) -> CoreResult<Option<DeltaSpec>> {
+        self.flush()?;
         let Some(out) = self.out else { return Ok(None) };
-        let file = out.into_inner().map_err(|e| CoreError::io("write", self.path, e.into_error()))?;
-        fsio::sync(&file, self.path)?;
+        out.finish()?;
         Ok(Some(DeltaSpec {
             total_pages,
             delta_len: self.indices.len() as u64 * RECORD_SIZE as u64,
@@ -66,8 +71,13 @@ impl DeltaWriter<'_> {
 /// Scans the heap at `heap` and writes every page whose LSN is strictly
 /// greater than `base_lsn` to `delta_path`, indices ascending.
 pub fn write_delta(heap: &Path, delta_path: &Path, base_lsn: u64) -> CoreResult<DeltaOutcome> {
-    let mut writer =
-        DeltaWriter { path: delta_path, out: None, hasher: blake3::Hasher::new(), indices: Vec::new() };
+    let mut writer = DeltaWriter {
+        path: delta_path,
+        out: None,
+        batch: Vec::with_capacity(fsio::CHUNK + RECORD_SIZE),
+        hasher: blake3::Hasher::new(),
+        indices: Vec::new(),
+    };
     let mut next_index: u64 = 0;
     let mut max_lsn = 0u64;
     let len = fsio::for_each_chunk(heap, |chunk| {
@@ -98,7 +108,7 @@ fn too_many_pages(heap: &Path) -> CoreError {
 }
 
 /// Checks a manifest's page list before any delta byte is read.
-fn check_spec(spec: &DeltaSpec, delta_name: &str, target: &Path) -> CoreResult<()> {
+pub(crate) fn check_spec(spec: &DeltaSpec, delta_name: &str, target: &Path) -> CoreResult<()> {
     let expected_len = spec.page_indices.len() as u64 * RECORD_SIZE as u64;
     if spec.delta_len != expected_len {
         return Err(bad_delta(target, spec.delta_len, spec.page_indices.len(), expected_len));
@@ -130,60 +140,6 @@ pub(crate) fn bad_delta(target: &Path, len: u64, count: usize, expected: u64) ->
             target.display()
         ),
     )
-}
-
-/// Restore side: writes each page record of `delta_path` at `index * 4096` in
-/// `target` (extended with zeros to `total_pages` pages first, never shrunk),
-/// checking every record against the manifest and the delta's BLAKE3.
-/// `target` lives in a staging directory, so a failure part-way is harmless.
-pub fn apply_delta(delta_path: &Path, target: &Path, spec: &DeltaSpec, delta_name: &str) -> CoreResult<()> {
-    check_spec(spec, delta_name, target)?;
-    let on_disk = fsio::listed_len(delta_path, delta_name, "increment")?;
-    if on_disk != spec.delta_len {
-        return Err(bad_delta(target, on_disk, spec.page_indices.len(), spec.delta_len));
-    }
-    let out = fsio::open_for_update(target)?;
-    let wanted_len = spec.total_pages as u64 * PAGE_SIZE as u64;
-    let current_len = out.metadata().map_err(|e| CoreError::io("stat", target, e))?.len();
-    if current_len < wanted_len {
-        out.set_len(wanted_len).map_err(|e| CoreError::io("extend", target, e))?;
-    }
-
-    let mut hasher = blake3::Hasher::new();
-    let mut record = 0usize;
-    // 256 records per chunk: CHUNK is not a multiple of RECORD_SIZE.
-    let mut file = fsio::open_read(delta_path)?;
-    let mut buf = vec![0u8; RECORD_SIZE * 256];
-    loop {
-        let n = fsio::read_full(&mut file, &mut buf, delta_path)?;
-        if n == 0 {
-            break;
-        }
-        if n % RECORD_SIZE != 0 || record + n / RECORD_SIZE > spec.page_indices.len() {
-            return Err(bad_delta(target, on_disk, spec.page_indices.len(), spec.delta_len));
-        }
-        hasher.update(&buf[..n]);
-        for rec in buf[..n].chunks_exact(RECORD_SIZE) {
-            let index = u32::from_le_bytes(rec[..4].try_into().expect("4-byte header"));
-            let listed = spec.page_indices[record];
-            if index != listed {
-                return Err(CoreError::new(
-                    "ERR_BAD_DELTA",
-                    format!("{delta_name} record {record} is page {index} but the manifest lists page {listed}"),
-                ));
-            }
-            out.write_all_at(&rec[4..], index as u64 * PAGE_SIZE as u64)
-                .map_err(|e| CoreError::io("write", target, e))?;
-            record += 1;
-        }
-    }
-    if record != spec.page_indices.len() {
-        return Err(bad_delta(target, on_disk, spec.page_indices.len(), spec.delta_len));
-    }
-    let expected =
-        Expected { name: delta_name, len: spec.delta_len, blake3_hex: &spec.blake3_hex, artifact: "increment" };
-    expected.check_hash(&hasher.finalize().to_hex().to_string())?;
-    fsio::sync(&out, target)
 }
 
 #[cfg(test)]
@@ -228,59 +184,5 @@ mod tests {
         let dir = TempDir::new();
         let src = dir.write("T.heap", &[0u8; 5000]);
         assert_eq!(write_delta(&src, &dir.path("d"), 0).unwrap_err().code, "ERR_NOT_PAGED");
-    }
-
-    #[test]
-    fn apply_reproduces_the_new_heap_and_extends_it() {
-        let dir = TempDir::new();
-        let old = pages(300, |_| 50);
-        let new = pages(420, changed_after_50);
-        let src = dir.write("new.heap", &new);
-        let spec = write_delta(&src, &dir.path("d"), 50).unwrap().delta.unwrap();
-        let target = dir.write("T.heap", &old);
-        apply_delta(&dir.path("d"), &target, &spec, "T.heap.delta").unwrap();
-        let restored = read(&target);
-        assert_eq!(restored.len(), new.len());
-        for i in [7usize, 107, 207, 307, 407] {
-            assert_eq!(restored[i * PAGE_SIZE..(i + 1) * PAGE_SIZE], new[i * PAGE_SIZE..(i + 1) * PAGE_SIZE]);
-        }
-        // Pages the delta does not carry keep the base's bytes (zeros past its end).
-        assert_eq!(restored[PAGE_SIZE..2 * PAGE_SIZE], old[PAGE_SIZE..2 * PAGE_SIZE]);
-        assert!(restored[350 * PAGE_SIZE..351 * PAGE_SIZE].iter().all(|&b| b == 0));
-    }
-
-    fn delta_fixture(dir: &TempDir) -> DeltaSpec {
-        let src = dir.write("new.heap", &pages(300, changed_after_50));
-        write_delta(&src, &dir.path("d"), 50).unwrap().delta.unwrap()
-    }
-
-    #[test]
-    fn apply_rejects_corrupt_deltas_and_hostile_specs() {
-        let dir = TempDir::new();
-        let spec = delta_fixture(&dir);
-        let target = dir.path("T.heap");
-        let apply = |spec: &DeltaSpec| apply_delta(&dir.path("d"), &target, spec, "T.heap.delta").unwrap_err();
-
-        let beyond = DeltaSpec { total_pages: 200, ..spec.clone() };
-        assert_eq!(apply(&beyond).code, "ERR_BAD_MANIFEST");
-        let unsorted = DeltaSpec { page_indices: vec![107, 7, 207], delta_len: 3 * RECORD_SIZE as u64, ..spec.clone() };
-        assert_eq!(apply(&unsorted).code, "ERR_BAD_MANIFEST");
-        let wrong_len = DeltaSpec { delta_len: spec.delta_len + 1, ..spec.clone() };
-        let err = apply(&wrong_len);
-        assert_eq!(err.code, "ERR_BAD_DELTA");
-        assert!(err.message.contains("page records expected"), "{}", err.message);
-        let wrong_index = DeltaSpec { page_indices: vec![7, 108, 207], ..spec.clone() };
-        assert_eq!(apply(&wrong_index).code, "ERR_BAD_DELTA");
-        let wrong_hash = DeltaSpec { blake3_hex: "0".repeat(64), ..spec.clone() };
-        let err = apply(&wrong_hash);
-        assert_eq!(err.message, "integrity check failed for T.heap.delta: blake3 mismatch (increment is corrupt)");
-
-        let mut bytes = read(&dir.path("d"));
-        bytes[RECORD_SIZE + 100] ^= 1;
-        dir.write("d", &bytes);
-        assert_eq!(apply(&spec).code, "ERR_INTEGRITY");
-        bytes.truncate(RECORD_SIZE);
-        dir.write("d", &bytes);
-        assert_eq!(apply(&spec).code, "ERR_BAD_DELTA");
     }
 }

@@ -3,6 +3,7 @@ use super::error::{CoreError, CoreResult};
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read};
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
 /// Read size: large sequential reads, a multiple of the page size so chunks
@@ -64,16 +65,6 @@ pub fn create_new(path: &Path) -> CoreResult<File> {
     private_write().create_new(true).open(path).map_err(|e| refuse_symlink(path, e))
 }
 
-/// Opens (creating if needed) a file for positioned writes without truncating it.
-pub fn open_for_update(path: &Path) -> CoreResult<File> {
-    private_write().read(true).create(true).truncate(false).open(path).map_err(|e| refuse_symlink(path, e))
-}
-
-/// Opens (creating or truncating) a file to be rewritten whole.
-pub fn open_for_rewrite(path: &Path) -> CoreResult<File> {
-    private_write().create(true).truncate(true).open(path).map_err(|e| refuse_symlink(path, e))
-}
-
 /// Fills `buf` unless end of file comes first; returns the bytes read.
 pub fn read_full(file: &mut File, buf: &mut [u8], path: &Path) -> CoreResult<usize> {
     let mut filled = 0;
@@ -109,4 +100,61 @@ pub fn for_each_chunk(
 /// Flushes a file's data and metadata to disk.
 pub fn sync(file: &File, path: &Path) -> CoreResult<()> {
     file.sync_all().map_err(|e| CoreError::io("fsync", path, e))
+}
+
+/// Bytes written between writeback kicks: the kernel starts flushing early,
+/// so the one fsync at the end has little left to wait for.
+const WRITEBACK_STEP: u64 = 8 << 20;
+
+/// A file being written by positioned writes, flushed once at the end.
+pub struct Sink<'a> {
+    file: File,
+    path: &'a Path,
+    unkicked_from: u64,
+    end: u64,
+}
+
+impl<'a> Sink<'a> {
+    pub fn new(file: File, path: &'a Path) -> Self {
+        Sink { file, path, unkicked_from: 0, end: 0 }
+    }
+
+    /// Writes at the end of what was written so far.
+    pub fn append(&mut self, bytes: &[u8]) -> CoreResult<()> {
+        self.write_at(bytes, self.end)
+    }
+
+    pub fn write_at(&mut self, bytes: &[u8], offset: u64) -> CoreResult<()> {
+        use std::os::unix::fs::FileExt;
+        self.file.write_all_at(bytes, offset).map_err(|e| CoreError::io("write", self.path, e))?;
+        self.end = self.end.max(offset + bytes.len() as u64);
+        if self.end - self.unkicked_from >= WRITEBACK_STEP {
+            self.kick_writeback();
+        }
+        Ok(())
+    }
+
+    /// Starts asynchronous writeback of what was written sequentially so far.
+    fn kick_writeback(&mut self) {
+        // SAFETY: plain syscall on a descriptor `self.file` owns. Best effort:
+        // the final fsync is what makes the data durable.
+        unsafe {
+            libc::sync_file_range(
+                self.file.as_raw_fd(),
+                self.unkicked_from as libc::off64_t,
+                (self.end - self.unkicked_from) as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+        self.unkicked_from = self.end;
+    }
+
+    /// fsyncs the file, then drops its now-clean pages from the page cache so
+    /// that a backup or restore does not evict the database's working set.
+    pub fn finish(self) -> CoreResult<()> {
+        sync(&self.file, self.path)?;
+        // SAFETY: advisory syscall on a descriptor we own.
+        unsafe { libc::posix_fadvise(self.file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        Ok(())
+    }
 }

@@ -7,6 +7,7 @@ pub mod error;
 pub mod fsio;
 pub mod lock;
 pub mod page;
+pub mod restore;
 pub mod verify;
 
 #[cfg(test)]

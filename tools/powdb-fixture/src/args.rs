@@ -1,9 +1,12 @@
-//! Hand-rolled argument parsing: one command, one directory, a few flags.
+//! The command line (clap): one subcommand, its data directory, a few flags.
+//! Flags may come in any order after the subcommand, `--gen` included.
 
 use std::path::PathBuf;
 
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
 /// Which `powdb-storage` release handles the directory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Gen {
     /// powdb-storage 0.4.7
     Old,
@@ -11,127 +14,103 @@ pub enum Gen {
     New,
 }
 
-pub const COMMANDS: &[&str] = &[
-    "create",
-    "insert",
-    "add-table",
-    "update",
-    "drop-table",
-    "dirty",
-    "report",
-    "hold",
-    "bulk",
-];
-
-pub const USAGE: &str = "usage: powdb-fixture <command> <dir> [--gen old|new] [options]
-  create     <dir> [--table T] [--rows N] [--index] [--pad P]
-  insert     <dir> [--table T] --from A --count N [--pad P]
-  add-table  <dir> --table U [--rows N] [--index] [--pad P]
-  update     <dir> [--table T] --every K
-  drop-table <dir> --table U
-  dirty      <dir> [--table T] --from A --count N [--pad P]
-  report     <dir> [--ids]
-  hold       <dir>
-  bulk       <dir> --mib M [--pad P]";
-
-#[derive(Debug)]
-pub struct Args {
-    pub command: String,
-    pub dir: PathBuf,
+/// Builds, changes and inspects PowDB data directories with the real storage
+/// engine. Every command prints one JSON line.
+#[derive(Debug, Parser)]
+#[command(name = "powdb-fixture", args_override_self = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Engine generation that opens the directory.
+    #[arg(long, value_enum, default_value = "new", global = true)]
     pub gen: Gen,
-    /// `None` when `--table` was not given; see [`Args::table`].
-    table: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a database whose table holds ids 0..rows.
+    Create {
+        dir: PathBuf,
+        #[arg(long, default_value = "T")]
+        table: String,
+        #[command(flatten)]
+        fill: Fill,
+    },
+    /// Insert ids from..from+count into a table.
+    Insert {
+        dir: PathBuf,
+        #[arg(long, default_value = "T")]
+        table: String,
+        #[command(flatten)]
+        ids: IdRange,
+    },
+    /// Add a table holding ids 0..rows.
+    AddTable {
+        dir: PathBuf,
+        #[arg(long)]
+        table: String,
+        #[command(flatten)]
+        fill: Fill,
+    },
+    /// Rewrite the score of every K-th row.
+    Update {
+        dir: PathBuf,
+        #[arg(long, default_value = "T")]
+        table: String,
+        #[arg(long, value_name = "K")]
+        every: u64,
+    },
+    /// Drop a table.
+    DropTable {
+        dir: PathBuf,
+        #[arg(long)]
+        table: String,
+    },
+    /// Insert ids, then leave the directory as a crashed server would.
+    Dirty {
+        dir: PathBuf,
+        #[arg(long, default_value = "T")]
+        table: String,
+        #[command(flatten)]
+        ids: IdRange,
+    },
+    /// Print each table's row count (and ids with --ids).
+    Report {
+        dir: PathBuf,
+        #[arg(long)]
+        ids: bool,
+    },
+    /// Keep the database open until stdin closes.
+    Hold { dir: PathBuf },
+    /// Create table T with a heap of about --mib MiB, plus an index on id.
+    Bulk {
+        dir: PathBuf,
+        #[arg(long, value_name = "M")]
+        mib: u64,
+        #[arg(long, value_name = "P", default_value_t = 40)]
+        pad: usize,
+    },
+}
+
+/// The rows of a new table (`create`, `add-table`).
+#[derive(Debug, Args)]
+pub struct Fill {
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub rows: u64,
+    /// Index the table on id after filling it.
+    #[arg(long)]
     pub index: bool,
+    #[arg(long, value_name = "P", default_value_t = 40)]
     pub pad: usize,
-    pub from: Option<u64>,
-    pub count: Option<u64>,
-    pub every: Option<u64>,
-    pub ids: bool,
-    pub mib: Option<u64>,
 }
 
-impl Args {
-    pub fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
-        let command = argv.next().ok_or("missing command")?;
-        if !COMMANDS.contains(&command.as_str()) {
-            return Err(format!("unknown command '{command}'"));
-        }
-        let mut args = Args {
-            command,
-            dir: PathBuf::new(),
-            gen: Gen::New,
-            table: None,
-            rows: 0,
-            index: false,
-            pad: 40,
-            from: None,
-            count: None,
-            every: None,
-            ids: false,
-            mib: None,
-        };
-        let mut dir = None;
-        while let Some(arg) = argv.next() {
-            // Accept both `--flag value` and `--flag=value`.
-            let (flag, inline) = match arg.split_once('=') {
-                Some((f, v)) if arg.starts_with("--") => (f.to_string(), Some(v.to_string())),
-                _ => (arg.clone(), None),
-            };
-            let mut value = || -> Result<String, String> {
-                inline
-                    .clone()
-                    .or_else(|| argv.next())
-                    .ok_or_else(|| format!("{flag} needs a value"))
-            };
-            match flag.as_str() {
-                "--gen" => args.gen = parse_gen(&value()?)?,
-                "--table" => args.table = Some(value()?),
-                "--rows" => args.rows = number(&flag, &value()?)?,
-                "--pad" => args.pad = number(&flag, &value()?)? as usize,
-                "--from" => args.from = Some(number(&flag, &value()?)?),
-                "--count" => args.count = Some(number(&flag, &value()?)?),
-                "--every" => args.every = Some(number(&flag, &value()?)?),
-                "--mib" => args.mib = Some(number(&flag, &value()?)?),
-                "--index" => args.index = true,
-                "--ids" => args.ids = true,
-                _ if flag.starts_with("--") => return Err(format!("unknown option '{flag}'")),
-                _ if dir.is_none() => dir = Some(PathBuf::from(arg)),
-                _ => return Err(format!("unexpected argument '{arg}'")),
-            }
-        }
-        args.dir = dir.ok_or("missing <dir>")?;
-        Ok(args)
-    }
-
-    /// The table to work on; "T" unless `--table` says otherwise.
-    pub fn table(&self) -> &str {
-        self.table.as_deref().unwrap_or("T")
-    }
-
-    /// `--table` for commands where defaulting to "T" would be a trap
-    /// (dropping or re-creating the main table by accident).
-    pub fn explicit_table(&self) -> Result<&str, String> {
-        self.table
-            .as_deref()
-            .ok_or_else(|| format!("{} needs --table", self.command))
-    }
-}
-
-/// Unwrap a flag that the current command cannot do without.
-pub fn required(value: Option<u64>, flag: &str) -> Result<u64, String> {
-    value.ok_or_else(|| format!("missing {flag}"))
-}
-
-fn parse_gen(s: &str) -> Result<Gen, String> {
-    match s {
-        "old" => Ok(Gen::Old),
-        "new" => Ok(Gen::New),
-        _ => Err(format!("--gen must be 'old' or 'new', not '{s}'")),
-    }
-}
-
-fn number(flag: &str, s: &str) -> Result<u64, String> {
-    s.parse()
-        .map_err(|_| format!("{flag} expects a non-negative integer, not '{s}'"))
+/// Rows added to an existing table (`insert`, `dirty`).
+#[derive(Debug, Args)]
+pub struct IdRange {
+    #[arg(long, value_name = "A")]
+    pub from: u64,
+    #[arg(long, value_name = "N")]
+    pub count: u64,
+    #[arg(long, value_name = "P", default_value_t = 40)]
+    pub pad: usize,
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
-use crate::args::{required, Args};
+use crate::args::{Command, Fill, IdRange};
 use crate::db::{Db, FixtureRow};
 
 pub type Result<T> = std::result::Result<T, Box<dyn Error>>;
@@ -15,64 +15,50 @@ pub type Result<T> = std::result::Result<T, Box<dyn Error>>;
 /// committing batched inserts would, and `bulk` checks the heap size.
 const BATCH: u64 = 10_000;
 
-/// Runs `args.command`. Returns the JSON line to print, or `None` when the
+/// Runs `command`. Returns the JSON line to print, or `None` when the
 /// command already printed its own output (`hold`).
-pub fn run<D: Db>(args: &Args) -> Result<Option<Value>> {
-    let dir = args.dir.as_path();
-    let out = match args.command.as_str() {
-        "create" => create::<D>(dir, args)?,
-        "insert" => insert::<D>(dir, args)?,
-        "add-table" => add_table::<D>(dir, args)?,
-        "update" => update::<D>(dir, args)?,
-        "drop-table" => drop_table::<D>(dir, args)?,
-        "dirty" => dirty::<D>(dir, args)?,
-        "report" => report::<D>(dir, args)?,
-        "hold" => return hold::<D>(dir).map(|()| None),
-        "bulk" => bulk::<D>(dir, args)?,
-        other => return Err(format!("unknown command '{other}'").into()),
+pub fn run<D: Db>(command: &Command) -> Result<Option<Value>> {
+    let out = match command {
+        Command::Create { dir, table, fill } => fill_table(create_fresh::<D>(dir)?, table, fill)?,
+        Command::Insert { dir, table, ids } => insert::<D>(dir, table, ids)?,
+        Command::AddTable { dir, table, fill } => fill_table(open::<D>(dir)?, table, fill)?,
+        Command::Update { dir, table, every } => update::<D>(dir, table, *every)?,
+        Command::DropTable { dir, table } => drop_table::<D>(dir, table)?,
+        Command::Dirty { dir, table, ids } => dirty::<D>(dir, table, ids)?,
+        Command::Report { dir, ids } => report::<D>(dir, *ids)?,
+        Command::Hold { dir } => return hold::<D>(dir).map(|()| None),
+        Command::Bulk { dir, mib, pad } => bulk::<D>(dir, *mib, *pad)?,
     };
     Ok(Some(out))
 }
 
-fn create<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
-    let mut db = create_fresh::<D>(dir)?;
-    db.create_table(args.table())?;
-    insert_ids(&mut db, args.table(), 0, args.rows, args.pad)?;
-    // After the inserts, so the index is built from the heap in one go.
-    if args.index {
-        db.create_index(args.table(), "id")?;
-    }
-    close_with_lsn(db)
-}
-
-fn insert<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
-    let from = required(args.from, "--from")?;
-    let count = required(args.count, "--count")?;
-    let mut db = open::<D>(dir)?;
-    insert_ids(&mut db, args.table(), from, count, args.pad)?;
-    close_with_lsn(db)
-}
-
-fn add_table<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
-    let table = args.explicit_table()?;
-    let mut db = open::<D>(dir)?;
+/// Creates `table` in `db` (fresh for `create`, existing for `add-table`)
+/// and fills it with ids `0..rows`.
+fn fill_table<D: Db>(mut db: D, table: &str, fill: &Fill) -> Result<Value> {
     db.create_table(table)?;
-    insert_ids(&mut db, table, 0, args.rows, args.pad)?;
-    if args.index {
+    insert_ids(&mut db, table, 0, fill.rows, fill.pad)?;
+    // After the inserts, so the index is built from the heap in one go.
+    if fill.index {
         db.create_index(table, "id")?;
     }
+    close_with_lsn(db)
+}
+
+fn insert<D: Db>(dir: &Path, table: &str, ids: &IdRange) -> Result<Value> {
+    let mut db = open::<D>(dir)?;
+    insert_ids(&mut db, table, ids.from, ids.count, ids.pad)?;
     close_with_lsn(db)
 }
 
 /// Rewrites the score of every K-th row in scan order. The score is a
 /// fixed-width Int, so each row keeps its size and stays on its page: the
 /// fraction of pages touched is controlled by K.
-fn update<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
-    let every = required(args.every, "--every")?.max(1);
+fn update<D: Db>(dir: &Path, table: &str, every: u64) -> Result<Value> {
+    let every = every.max(1);
     let mut db = open::<D>(dir)?;
     let mut targets = Vec::new();
     let mut position = 0u64;
-    db.for_each_row(args.table(), &mut |rid, row| {
+    db.for_each_row(table, &mut |rid, row| {
         if position.is_multiple_of(every) {
             targets.push((rid, row));
         }
@@ -80,7 +66,7 @@ fn update<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
     })?;
     for (rid, mut row) in targets.iter().cloned() {
         row.score = Some(row.score.map_or(0, |s| s + 1));
-        db.update(args.table(), rid, &row)?;
+        db.update(table, rid, &row)?;
     }
     db.commit()?;
     let lsn = db.max_lsn();
@@ -88,8 +74,7 @@ fn update<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
     Ok(json!({"ok": true, "updated": targets.len(), "max_lsn": lsn}))
 }
 
-fn drop_table<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
-    let table = args.explicit_table()?;
+fn drop_table<D: Db>(dir: &Path, table: &str) -> Result<Value> {
     let mut db = open::<D>(dir)?;
     db.drop_table(table)?;
     close_with_lsn(db)
@@ -98,22 +83,20 @@ fn drop_table<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
 /// Inserts, makes the WAL durable, then abandons the catalog without a
 /// checkpoint: the directory looks like a server that crashed after
 /// acknowledging the writes (heap pages unflushed, WAL not truncated).
-fn dirty<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
-    let from = required(args.from, "--from")?;
-    let count = required(args.count, "--count")?;
+fn dirty<D: Db>(dir: &Path, table: &str, ids: &IdRange) -> Result<Value> {
     let mut db = open::<D>(dir)?;
-    insert_ids(&mut db, args.table(), from, count, args.pad)?;
+    insert_ids(&mut db, table, ids.from, ids.count, ids.pad)?;
     let lsn = db.max_lsn();
     // No Drop: no checkpoint, no WAL truncate, and (0.29) no LOCK removal.
     std::mem::forget(db);
     Ok(json!({"ok": true, "max_lsn": lsn}))
 }
 
-fn report<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
+fn report<D: Db>(dir: &Path, with_ids: bool) -> Result<Value> {
     let db = open::<D>(dir)?;
     let mut tables = Map::new();
     for table in db.tables() {
-        tables.insert(table.clone(), table_report(&db, &table, args.ids)?);
+        tables.insert(table.clone(), table_report(&db, &table, with_ids)?);
     }
     db.close()?;
     Ok(json!({ "tables": tables }))
@@ -151,15 +134,15 @@ fn hold<D: Db>(dir: &Path) -> Result<()> {
 /// One table T grown until its heap file reaches `--mib` MiB, plus an index
 /// on id. The size is checked on disk once per batch, so it overshoots by at
 /// most one batch of rows.
-fn bulk<D: Db>(dir: &Path, args: &Args) -> Result<Value> {
-    let target = required(args.mib, "--mib")? * 1024 * 1024;
+fn bulk<D: Db>(dir: &Path, mib: u64, pad: usize) -> Result<Value> {
+    let target = mib * 1024 * 1024;
     let table = "T";
     let heap = dir.join(format!("{table}.heap"));
     let mut db = create_fresh::<D>(dir)?;
     db.create_table(table)?;
     let mut rows = 0u64;
     while file_len(&heap)? < target {
-        insert_ids(&mut db, table, rows, BATCH, args.pad)?;
+        insert_ids(&mut db, table, rows, BATCH, pad)?;
         rows += BATCH;
     }
     db.create_index(table, "id")?;

@@ -8,19 +8,16 @@ mod db;
 
 use std::process::ExitCode;
 
-use args::{Args, Gen, USAGE};
+use clap::Parser;
+
+use args::{Cli, Gen};
 
 fn main() -> ExitCode {
-    let args = match Args::parse(std::env::args().skip(1)) {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("error: {e}\n{USAGE}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = match args.gen {
-        Gen::Old => commands::run::<db::old::Db>(&args),
-        Gen::New => commands::run::<db::new::Db>(&args),
+    // Usage errors: clap prints them and exits 2.
+    let cli = Cli::parse();
+    let result = match cli.gen {
+        Gen::Old => commands::run::<db::old::Db>(&cli.command),
+        Gen::New => commands::run::<db::new::Db>(&cli.command),
     };
     match result {
         Ok(Some(out)) => {

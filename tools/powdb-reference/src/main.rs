@@ -2,24 +2,22 @@
 //! crate (0.4.7 or 0.29.0, `--gen`) so our npm backup tool can be checked
 //! against it: interop both ways, golden manifests and benchmarks.
 //! Success prints one JSON line on stdout; failure prints `error: ...` on
-//! stderr and exits 1 (3 when the generation lacks the command).
+//! stderr and exits 1 (3 when the generation lacks the command, 2 on a usage
+//! error).
 
 mod args;
 mod reference;
 
 use std::process::ExitCode;
 
-use args::{Args, Gen, USAGE};
+use clap::Parser;
+
+use args::{Cli, Command, Gen};
 
 fn main() -> ExitCode {
-    let args = match Args::parse(std::env::args().skip(1)) {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("error: {message}\n{USAGE}");
-            return ExitCode::from(1);
-        }
-    };
-    match run(&args) {
+    // Usage errors: clap prints them and exits 2.
+    let cli = Cli::parse();
+    match run(&cli.command, cli.gen) {
         Ok(line) => {
             println!("{line}");
             ExitCode::SUCCESS
@@ -32,24 +30,34 @@ fn main() -> ExitCode {
 }
 
 /// Dispatch to the chosen generation; the error carries its exit code.
-fn run(a: &Args) -> Result<serde_json::Value, (u8, String)> {
+fn run(command: &Command, gen: Gen) -> Result<serde_json::Value, (u8, String)> {
     use reference::{new, old};
-    let p = &a.paths;
-    let result = match (a.command.as_str(), a.gen) {
-        ("full", Gen::Old) => old::full(&p[0], &p[1]),
-        ("full", Gen::New) => new::full(&p[0], &p[1]),
-        ("incr", g) => {
-            let base = a.base.as_deref().expect("parser requires --base");
-            match g {
-                Gen::Old => old::incr(&p[0], &p[1], base, &a.apply),
-                Gen::New => new::incr(&p[0], &p[1], base, &a.apply),
-            }
-        }
-        ("restore", Gen::Old) => old::restore(&p[0], &p[1], &a.apply),
-        ("restore", Gen::New) => new::restore(&p[0], &p[1], &a.apply),
-        ("verify", Gen::Old) => return Err((3, "not supported by this generation".into())),
-        ("verify", Gen::New) => reference::verify_new(&p[0]),
-        _ => unreachable!("parser accepts only known commands"),
+    let result = match command {
+        Command::Full { data_dir, dest } => match gen {
+            Gen::Old => old::full(data_dir, dest),
+            Gen::New => new::full(data_dir, dest),
+        },
+        Command::Incr {
+            data_dir,
+            dest,
+            base,
+            apply,
+        } => match gen {
+            Gen::Old => old::incr(data_dir, dest, base, apply),
+            Gen::New => new::incr(data_dir, dest, base, apply),
+        },
+        Command::Restore {
+            backup_dir,
+            dest,
+            apply,
+        } => match gen {
+            Gen::Old => old::restore(backup_dir, dest, apply),
+            Gen::New => new::restore(backup_dir, dest, apply),
+        },
+        Command::Verify { backup_dir } => match gen {
+            Gen::Old => return Err((3, "not supported by this generation".into())),
+            Gen::New => reference::verify_new(backup_dir),
+        },
     };
     result.map_err(|e| (1, e.to_string()))
 }

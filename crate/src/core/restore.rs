@@ -1,0 +1,275 @@
+//! Restoring one file of a chain in a single pass of writes: its newest whole
+//! copy plus the page deltas shipped after it. Deltas are applied newest first
+//! and a bitmap remembers the pages already written, so every page of the
+//! result is written exactly once; the whole copy then fills the other pages.
+//! Every layer, superseded ones included, is checked against its BLAKE3, so a
+//! restore that succeeds vouches for the whole chain.
+use super::delta::{bad_delta, check_spec, DeltaSpec};
+use super::digest::Expected;
+use super::error::{CoreError, CoreResult};
+use super::fsio::{self, Sink};
+use super::page::{PAGE_SIZE, RECORD_SIZE};
+use super::verify::{verify_artifact, Content};
+use std::path::{Path, PathBuf};
+
+/// How a chain element carries a file.
+#[derive(Debug, Clone)]
+pub enum LayerKind {
+    Whole,
+    Pages(DeltaSpec),
+}
+
+/// One element of a file's history: a whole copy or a delta, with what its
+/// manifest promises (`name` is the manifest's name for the copy or delta).
+#[derive(Debug, Clone)]
+pub struct Layer {
+    pub path: PathBuf,
+    pub name: String,
+    pub len: u64,
+    pub blake3_hex: String,
+    /// "backup" or "increment", for messages.
+    pub artifact: String,
+    pub kind: LayerKind,
+}
+
+impl Layer {
+    fn expected(&self) -> Expected<'_> {
+        Expected { name: &self.name, len: self.len, blake3_hex: &self.blake3_hex, artifact: &self.artifact }
+    }
+}
+
+/// Pages already written, by index.
+struct Bitmap(Vec<u64>);
+
+impl Bitmap {
+    fn new(pages: u64) -> Self {
+        Bitmap(vec![0; pages.div_ceil(64) as usize])
+    }
+
+    /// Marks `page`; false if it was marked already.
+    fn mark(&mut self, page: u32) -> bool {
+        let (word, bit) = (page as usize / 64, 1u64 << (page % 64));
+        let fresh = self.0[word] & bit == 0;
+        self.0[word] |= bit;
+        fresh
+    }
+
+    fn is_marked(&self, page: u64) -> bool {
+        self.0.get(page as usize / 64).is_some_and(|w| w & (1 << (page % 64)) != 0)
+    }
+}
+
+/// Checks a layer that the result does not need (a superseded copy or delta).
+fn verify_only(layer: &Layer) -> CoreResult<()> {
+    let content = match &layer.kind {
+        LayerKind::Whole => Content::Whole,
+        LayerKind::Pages(spec) => Content::Delta { spec: spec.clone(), max_lsn: u64::MAX },
+    };
+    match verify_artifact(&layer.path, &layer.expected(), &content)?.into_iter().next() {
+        Some(first) => Err(CoreError::new(&first.code, first.message)),
+        None => Ok(()),
+    }
+}
+
+/// Writes the pages of one delta that no newer delta wrote, verifying it.
+fn apply_unwritten(layer: &Layer, spec: &DeltaSpec, out: &mut Sink, written: &mut Bitmap) -> CoreResult<()> {
+    check_spec(spec, &layer.name, &layer.path)?;
+    let on_disk = fsio::listed_len(&layer.path, &layer.name, &layer.artifact)?;
+    if on_disk != spec.delta_len {
+        return Err(bad_delta(&layer.path, on_disk, spec.page_indices.len(), spec.delta_len));
+    }
+    let mut hasher = blake3::Hasher::new();
+    let mut record = 0usize;
+    let mut file = fsio::open_read(&layer.path)?;
+    let mut buf = vec![0u8; RECORD_SIZE * 256];
+    loop {
+        let n = fsio::read_full(&mut file, &mut buf, &layer.path)?;
+        if n == 0 {
+            break;
+        }
+        if n % RECORD_SIZE != 0 || record + n / RECORD_SIZE > spec.page_indices.len() {
+            return Err(bad_delta(&layer.path, on_disk, spec.page_indices.len(), spec.delta_len));
+        }
+        hasher.update(&buf[..n]);
+        for rec in buf[..n].chunks_exact(RECORD_SIZE) {
+            let index = u32::from_le_bytes(rec[..4].try_into().expect("4-byte header"));
+            let listed = spec.page_indices[record];
+            if index != listed {
+                return Err(CoreError::new(
+                    "ERR_BAD_DELTA",
+                    format!("{} record {record} is page {index} but the manifest lists page {listed}", layer.name),
+                ));
+            }
+            if written.mark(index) {
+                out.write_at(&rec[4..], index as u64 * PAGE_SIZE as u64)?;
+            }
+            record += 1;
+        }
+    }
+    if record != spec.page_indices.len() {
+        return Err(bad_delta(&layer.path, on_disk, spec.page_indices.len(), spec.delta_len));
+    }
+    layer.expected().check_hash(&hasher.finalize().to_hex().to_string())
+}
+
+/// Copies the whole layer, skipping pages a newer delta already wrote.
+fn copy_unwritten(layer: &Layer, out: &mut Sink, written: &Bitmap) -> CoreResult<()> {
+    let expected = layer.expected();
+    expected.check_len(fsio::listed_len(&layer.path, &layer.name, &layer.artifact)?)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut offset = 0u64;
+    fsio::for_each_chunk(&layer.path, |chunk| {
+        hasher.update(chunk);
+        // Write maximal runs of pages that no delta wrote.
+        let mut run_start: Option<usize> = None;
+        for i in 0..chunk.len().div_ceil(PAGE_SIZE) {
+            let keep = !written.is_marked(offset / PAGE_SIZE as u64 + i as u64);
+            match (keep, run_start) {
+                (true, None) => run_start = Some(i * PAGE_SIZE),
+                (false, Some(start)) => {
+                    out.write_at(&chunk[start..i * PAGE_SIZE], offset + start as u64)?;
+                    run_start = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(start) = run_start {
+            out.write_at(&chunk[start..], offset + start as u64)?;
+        }
+        offset += chunk.len() as u64;
+        Ok(())
+    })?;
+    expected.check_len(offset)?;
+    expected.check_hash(&hasher.finalize().to_hex().to_string())
+}
+
+/// Builds `target` (a new file in a staging directory) from `layers`, the
+/// file's history in chain order. Its length is that of the newest whole
+/// copy, extended to the largest `total_pages` of later deltas.
+pub fn restore_file(target: &Path, layers: &[Layer]) -> CoreResult<()> {
+    let base_at = layers.iter().rposition(|l| matches!(l.kind, LayerKind::Whole));
+    let (superseded, base, deltas) = match base_at {
+        Some(i) => (&layers[..i], Some(&layers[i]), &layers[i + 1..]),
+        None => (&layers[..0], None, layers),
+    };
+    for layer in superseded {
+        verify_only(layer)?;
+    }
+    let pages_len = |l: &Layer| match &l.kind {
+        LayerKind::Pages(spec) => spec.total_pages as u64 * PAGE_SIZE as u64,
+        LayerKind::Whole => 0,
+    };
+    let final_len = deltas.iter().map(pages_len).chain(base.map(|b| b.len)).max().unwrap_or(0);
+
+    let file = fsio::create_new(target)?;
+    file.set_len(final_len).map_err(|e| CoreError::io("extend", target, e))?;
+    let mut out = Sink::new(file, target);
+    let mut written = Bitmap::new(final_len.div_ceil(PAGE_SIZE as u64));
+    for layer in deltas.iter().rev() {
+        if let LayerKind::Pages(spec) = &layer.kind {
+            apply_unwritten(layer, spec, &mut out, &mut written)?;
+        }
+    }
+    if let Some(base) = base {
+        copy_unwritten(base, &mut out, &written)?;
+    }
+    out.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::delta::write_delta;
+    use crate::core::test_support::{pages, read, TempDir};
+
+    fn whole(dir: &TempDir, name: &str, bytes: &[u8]) -> Layer {
+        Layer {
+            path: dir.write(name, bytes),
+            name: name.into(),
+            len: bytes.len() as u64,
+            blake3_hex: blake3::hash(bytes).to_hex().to_string(),
+            artifact: "backup".into(),
+            kind: LayerKind::Whole,
+        }
+    }
+
+    /// A delta of the pages of `new` whose LSN is above `base_lsn`.
+    fn delta(dir: &TempDir, name: &str, new: &[u8], base_lsn: u64) -> Layer {
+        let src = dir.write(&format!("{name}.src"), new);
+        let spec = write_delta(&src, &dir.path(name), base_lsn).unwrap().delta.unwrap();
+        Layer {
+            path: dir.path(name),
+            name: name.into(),
+            len: spec.delta_len,
+            blake3_hex: spec.blake3_hex.clone(),
+            artifact: "increment".into(),
+            kind: LayerKind::Pages(spec),
+        }
+    }
+
+    /// Heap generations: v0 = 300 pages at LSN 10; v1 grows to 350 and changes every 7th page; v2 every 5th.
+    fn generations() -> [Vec<u8>; 3] {
+        let v0 = pages(300, |_| 10);
+        let v1 = pages(350, |i| if i % 7 == 0 || i >= 300 { 20 } else { 10 });
+        let mut v2 = pages(350, |i| if i % 5 == 0 { 30 } else if i % 7 == 0 || i >= 300 { 20 } else { 10 });
+        v2[5 * PAGE_SIZE + 100] = 0xAB; // page 5 differs in content as well as LSN
+        [v0, v1, v2]
+    }
+
+    #[test]
+    fn base_plus_deltas_equals_the_newest_state() {
+        let dir = TempDir::new();
+        let [v0, v1, v2] = generations();
+        let layers = [whole(&dir, "full", &v0), delta(&dir, "d1", &v1, 10), delta(&dir, "d2", &v2, 20)];
+        restore_file(&dir.path("out"), &layers).unwrap();
+        assert!(read(&dir.path("out")) == v2);
+        restore_file(&dir.path("out1"), &layers[..2]).unwrap();
+        assert!(read(&dir.path("out1")) == v1);
+    }
+
+    #[test]
+    fn a_newer_whole_copy_supersedes_older_layers_but_they_are_still_verified() {
+        let dir = TempDir::new();
+        let [v0, v1, v2] = generations();
+        let mut layers = vec![whole(&dir, "full", &v0), delta(&dir, "d1", &v1, 10), whole(&dir, "w2", &v2)];
+        restore_file(&dir.path("out"), &layers).unwrap();
+        assert!(read(&dir.path("out")) == v2);
+
+        layers[1].blake3_hex = "0".repeat(64);
+        let err = restore_file(&dir.path("out2"), &layers).unwrap_err();
+        assert_eq!(err.message, "integrity check failed for d1: blake3 mismatch (increment is corrupt)");
+    }
+
+    #[test]
+    fn rejects_corrupt_deltas_and_hostile_specs() {
+        let dir = TempDir::new();
+        let [v0, v1, _] = generations();
+        let good = [whole(&dir, "full", &v0), delta(&dir, "d1", &v1, 10)];
+        let LayerKind::Pages(spec) = good[1].kind.clone() else { unreachable!() };
+        let mut n = 0;
+        let mut attempt = |spec: DeltaSpec| {
+            let mut layers = good.to_vec();
+            layers[1].kind = LayerKind::Pages(spec);
+            n += 1;
+            restore_file(&dir.path(&format!("out{n}")), &layers).unwrap_err()
+        };
+        assert_eq!(attempt(DeltaSpec { total_pages: 200, ..spec.clone() }).code, "ERR_BAD_MANIFEST");
+        let unsorted = vec![14, 7, 21];
+        let unsorted_len = 3 * RECORD_SIZE as u64;
+        assert_eq!(attempt(DeltaSpec { page_indices: unsorted, delta_len: unsorted_len, ..spec.clone() }).code, "ERR_BAD_MANIFEST");
+        let err = attempt(DeltaSpec { delta_len: spec.delta_len + 1, ..spec.clone() });
+        assert_eq!(err.code, "ERR_BAD_DELTA");
+        assert!(err.message.contains("page records expected"), "{}", err.message);
+        let mut shifted = spec.page_indices.clone();
+        shifted[1] += 1;
+        assert_eq!(attempt(DeltaSpec { page_indices: shifted, ..spec.clone() }).code, "ERR_BAD_DELTA");
+
+        let mut bytes = read(&dir.path("d1"));
+        bytes[RECORD_SIZE + 100] ^= 1;
+        dir.write("d1", &bytes);
+        assert_eq!(attempt(spec.clone()).code, "ERR_INTEGRITY");
+        bytes.truncate(RECORD_SIZE);
+        dir.write("d1", &bytes);
+        assert_eq!(attempt(spec).code, "ERR_BAD_DELTA");
+    }
+}
