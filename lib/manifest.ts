@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { z } from 'zod';
+import * as v from 'valibot';
 import { BackupError } from './errors.js';
 import { formatJson, parseJson } from './json.js';
 import { STAGING_MARK, byName, isPlainName } from './names.js';
@@ -56,35 +56,36 @@ export interface IncrementManifest {
 }
 
 const U64_MAX = 2n ** 64n - 1n;
-const u64 = z.bigint().min(0n).max(U64_MAX);
-const uint = (max: bigint) => z.bigint().min(0n).max(max).transform(Number);
-const hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits');
+const u64 = v.pipe(v.bigint(), v.minValue(0n), v.maxValue(U64_MAX));
+const uint = (max: bigint) => v.pipe(v.bigint(), v.minValue(0n), v.maxValue(max), v.transform(Number));
+const hex = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'));
 
-const fileEntry = z.object({ name: z.string(), len: u64, blake3_hex: hex });
-const pagesEntry = z.object({
-  name: z.string(),
+// v.object drops unknown keys: readers ignore fields newer releases add.
+const fileEntry = v.object({ name: v.string(), len: u64, blake3_hex: hex });
+const pagesEntry = v.object({
+  name: v.string(),
   total_pages: uint(0xffffffffn),
-  page_indices: z.array(uint(0xffffffffn)),
-  delta_file: z.string(),
+  page_indices: v.array(uint(0xffffffffn)),
+  delta_file: v.string(),
   delta_len: u64,
   delta_blake3_hex: hex,
 });
 
-const backupSchema = z.object({
+const backupSchema = v.object({
   format_version: uint(0xffffffffn),
   created_unix_secs: u64,
   source_lsn: u64,
-  catalog_version: uint(0xffffn).optional(),
-  files: z.array(fileEntry),
+  catalog_version: v.optional(uint(0xffffn)),
+  files: v.array(fileEntry),
 });
 
-const incrementSchema = z.object({
+const incrementSchema = v.object({
   format_version: uint(0xffffffffn),
   created_unix_secs: u64,
   base_source_lsn: u64,
   source_lsn: u64,
-  catalog_version: uint(0xffffn).optional(),
-  changed: z.array(z.union([z.strictObject({ Whole: fileEntry }), z.strictObject({ Pages: pagesEntry })])),
+  catalog_version: v.optional(uint(0xffffn)),
+  changed: v.array(v.union([v.strictObject({ Whole: fileEntry }), v.strictObject({ Pages: pagesEntry })])),
 });
 
 type Kind = 'backup' | 'increment';
@@ -94,7 +95,7 @@ function badManifest(file: string, why: string): BackupError {
 }
 
 /** Parses JSON, checks the format version first (so the message says so), then the schema. */
-function parseChecked<S extends z.ZodType>(text: string, file: string, kind: Kind, schema: S): z.output<S> {
+function parseChecked<S extends v.GenericSchema>(text: string, file: string, kind: Kind, schema: S): v.InferOutput<S> {
   let raw: unknown;
   try {
     raw = parseJson(text);
@@ -109,12 +110,12 @@ function parseChecked<S extends z.ZodType>(text: string, file: string, kind: Kin
       `unsupported ${kind} format ${version} (this build understands ${FORMAT_VERSION}): ${file}`,
     );
   }
-  const result = schema.safeParse(raw);
+  const result = v.safeParse(schema, raw);
   if (!result.success) {
-    const issue = result.error.issues[0]!;
-    throw badManifest(file, `${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    const issue = result.issues[0];
+    throw badManifest(file, `${v.getDotPath(issue) ?? '(root)'}: ${issue.message}`);
   }
-  return result.data;
+  return result.output;
 }
 
 function checkNames(names: string[], file: string): void {

@@ -1,4 +1,5 @@
 //! Copying whole files while hashing them: one read of the source, one write.
+use super::digest::hash_chunk;
 use super::error::CoreResult;
 use super::fsio::{self, Sink};
 use super::page::{max_page_lsn, PAGE_SIZE};
@@ -20,7 +21,7 @@ pub fn copy_hashed(src: &Path, dst: &Path, paged: bool) -> CoreResult<CopyOutcom
     let mut hasher = blake3::Hasher::new();
     let mut max_lsn = 0u64;
     let len = fsio::for_each_chunk(src, |chunk| {
-        hasher.update(chunk);
+        hash_chunk(&mut hasher, chunk);
         if paged && chunk.len() % PAGE_SIZE == 0 {
             max_lsn = max_lsn.max(max_page_lsn(chunk));
         }

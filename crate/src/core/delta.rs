@@ -68,9 +68,23 @@ impl DeltaWriter<'_> {
     }
 }
 
+/// Heaps smaller than this are scanned by one thread.
+const PARALLEL_SCAN_MIN: u64 = 64 << 20;
+
 /// Scans the heap at `heap` and writes every page whose LSN is strictly
 /// greater than `base_lsn` to `delta_path`, indices ascending.
+///
+/// The scan is the hot path of an incremental backup: it reads ranges of the
+/// heap on all cores and only remembers the indices of changed pages; those
+/// few pages are then read again and written out in order.
 pub fn write_delta(heap: &Path, delta_path: &Path, base_lsn: u64) -> CoreResult<DeltaOutcome> {
+    let len = fsio::open_read(heap)?.metadata().map_err(|e| CoreError::io("stat", heap, e))?.len();
+    if len % PAGE_SIZE as u64 != 0 {
+        return Err(not_paged(heap));
+    }
+    let total_pages = u32::try_from(len / PAGE_SIZE as u64).map_err(|_| too_many_pages(heap))?;
+    let threads = if len < PARALLEL_SCAN_MIN { 1 } else { std::thread::available_parallelism().map_or(1, |n| n.get()) };
+    let (changed, max_page_lsn) = scan_ranges(heap, total_pages, base_lsn, threads)?;
     let mut writer = DeltaWriter {
         path: delta_path,
         out: None,
@@ -78,25 +92,89 @@ pub fn write_delta(heap: &Path, delta_path: &Path, base_lsn: u64) -> CoreResult<
         hasher: blake3::Hasher::new(),
         indices: Vec::new(),
     };
-    let mut next_index: u64 = 0;
-    let mut max_lsn = 0u64;
-    let len = fsio::for_each_chunk(heap, |chunk| {
-        if chunk.len() % PAGE_SIZE != 0 {
-            return Err(not_paged(heap));
-        }
-        for page in chunk.chunks_exact(PAGE_SIZE) {
-            let lsn = page_lsn(page);
+    copy_pages(heap, &changed, base_lsn, &mut writer)?;
+    Ok(DeltaOutcome { delta: writer.finish(total_pages)?, max_page_lsn })
+}
+
+/// Indices of pages whose LSN exceeds `base_lsn`, and the highest page LSN,
+/// scanned in `threads` contiguous ranges at once.
+fn scan_ranges(heap: &Path, total_pages: u32, base_lsn: u64, threads: usize) -> CoreResult<(Vec<u32>, u64)> {
+    let chunk_pages = (fsio::CHUNK / PAGE_SIZE) as u32;
+    let per_thread = total_pages.div_ceil(threads as u32).div_ceil(chunk_pages) * chunk_pages;
+    let ranges: Vec<(u32, u32)> = (0..threads as u32)
+        .map(|t| (t * per_thread, ((t + 1) * per_thread).min(total_pages)))
+        .filter(|(start, end)| start < end)
+        .collect();
+    let results = std::thread::scope(|scope| {
+        let handles: Vec<_> = ranges.iter().map(|&(start, end)| scope.spawn(move || scan_range(heap, start, end, base_lsn))).collect();
+        handles.into_iter().map(|h| h.join().expect("scan thread panicked")).collect::<Vec<_>>()
+    });
+    let mut changed = Vec::new();
+    let mut max_lsn = 0;
+    for result in results {
+        let (indices, lsn) = result?;
+        changed.extend(indices);
+        max_lsn = max_lsn.max(lsn);
+    }
+    Ok((changed, max_lsn))
+}
+
+fn scan_range(heap: &Path, start: u32, end: u32, base_lsn: u64) -> CoreResult<(Vec<u32>, u64)> {
+    let file = fsio::open_read(heap)?;
+    let mut buf = fsio::buffer(fsio::CHUNK);
+    let (mut changed, mut max_lsn) = (Vec::new(), 0u64);
+    let mut page = start;
+    while page < end {
+        let count = (end - page).min((fsio::CHUNK / PAGE_SIZE) as u32);
+        let bytes = &mut buf[..count as usize * PAGE_SIZE];
+        read_pages(&file, heap, page, bytes)?;
+        for (i, p) in bytes.chunks_exact(PAGE_SIZE).enumerate() {
+            let lsn = page_lsn(p);
             max_lsn = max_lsn.max(lsn);
             if lsn > base_lsn {
-                let index = u32::try_from(next_index).map_err(|_| too_many_pages(heap))?;
-                writer.push(index, page)?;
+                changed.push(page + i as u32);
             }
-            next_index += 1;
         }
-        Ok(())
-    })?;
-    let total_pages = u32::try_from(len / PAGE_SIZE as u64).map_err(|_| too_many_pages(heap))?;
-    Ok(DeltaOutcome { delta: writer.finish(total_pages)?, max_page_lsn: max_lsn })
+        page += count;
+    }
+    Ok((changed, max_lsn))
+}
+
+fn read_pages(file: &std::fs::File, heap: &Path, first: u32, into: &mut [u8]) -> CoreResult<()> {
+    use std::os::unix::fs::FileExt;
+    file.read_exact_at(into, first as u64 * PAGE_SIZE as u64).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => changed_under_us(heap),
+        _ => CoreError::io("read", heap, e),
+    })
+}
+
+fn changed_under_us(heap: &Path) -> CoreError {
+    CoreError::new("ERR_SOURCE_CHANGED", format!("{} changed while it was being backed up", heap.display()))
+}
+
+/// Reads the changed pages again, in runs of consecutive indices, into the delta.
+fn copy_pages(heap: &Path, changed: &[u32], base_lsn: u64, writer: &mut DeltaWriter) -> CoreResult<()> {
+    let file = fsio::open_read(heap)?;
+    let max_run = fsio::CHUNK / PAGE_SIZE;
+    let mut buf = fsio::buffer(fsio::CHUNK);
+    let mut at = 0;
+    while at < changed.len() {
+        let mut run = 1;
+        while at + run < changed.len() && run < max_run && changed[at + run] == changed[at] + run as u32 {
+            run += 1;
+        }
+        let bytes = &mut buf[..run * PAGE_SIZE];
+        read_pages(&file, heap, changed[at], bytes)?;
+        for (i, page) in bytes.chunks_exact(PAGE_SIZE).enumerate() {
+            // The page must still be the one the scan saw newer than the base.
+            if page_lsn(page) <= base_lsn {
+                return Err(changed_under_us(heap));
+            }
+            writer.push(changed[at] + i as u32, page)?;
+        }
+        at += run;
+    }
+    Ok(())
 }
 
 fn not_paged(heap: &Path) -> CoreError {

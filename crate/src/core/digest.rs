@@ -51,11 +51,21 @@ impl Expected<'_> {
     }
 }
 
+/// Feeds one read chunk to BLAKE3, on all cores for a full chunk: a whole
+/// 1 MiB chunk is large enough for BLAKE3's tree to split across threads.
+pub fn hash_chunk(hasher: &mut blake3::Hasher, chunk: &[u8]) {
+    if chunk.len() >= fsio::CHUNK {
+        hasher.update_rayon(chunk);
+    } else {
+        hasher.update(chunk);
+    }
+}
+
 /// Streams a file through BLAKE3.
 pub fn hash_file(path: &Path) -> CoreResult<FileDigest> {
     let mut hasher = blake3::Hasher::new();
-    let len = fsio::for_each_chunk(path, |chunk| {
-        hasher.update(chunk);
+    let len = fsio::for_each_chunk_of(path, fsio::HASH_CHUNK, |chunk| {
+        hash_chunk(&mut hasher, chunk);
         Ok(())
     })?;
     Ok(FileDigest { len, blake3_hex: hasher.finalize().to_hex().to_string() })

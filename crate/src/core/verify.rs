@@ -2,7 +2,7 @@
 //! file checks its length and BLAKE3 and, by kind, its pages, delta records
 //! or catalog header and CRC.
 use super::delta::{bad_delta, DeltaSpec};
-use super::digest::Expected;
+use super::digest::{hash_chunk, Expected};
 use super::error::{CoreError, CoreResult};
 use super::fsio;
 use super::page::{page_problem, PAGE_SIZE, RECORD_SIZE};
@@ -127,7 +127,7 @@ pub fn verify_artifact(path: &Path, expected: &Expected, content: &Content) -> C
         _ => PAGE_SIZE,
     };
     let mut file = fsio::open_read(path)?;
-    let mut buf = vec![0u8; unit * (fsio::CHUNK / PAGE_SIZE)];
+    let mut buf = fsio::buffer(unit * (fsio::CHUNK / PAGE_SIZE));
     let mut unit_index = 0usize;
     loop {
         let n = fsio::read_full(&mut file, &mut buf, path)?;
@@ -135,7 +135,7 @@ pub fn verify_artifact(path: &Path, expected: &Expected, content: &Content) -> C
             break;
         }
         let chunk = &buf[..n];
-        hasher.update(chunk);
+        hash_chunk(&mut hasher, chunk);
         match content {
             Content::Whole => {}
             Content::Catalog => catalog.feed(chunk),

@@ -1,0 +1,181 @@
+// `npm run bench`: ours against the reference crate `powdb-backup` (0.29.0, on
+// the same engine generation), on databases the real engine creates.
+//
+//   node scripts/bench.mjs [--sizes 64,1024] [--big] [--runs 3] [--smoke] [--readme]
+//
+// --big adds 4096 MiB; --smoke runs 64 MiB once and checks that restores are
+// correct, without judging times; --readme rewrites the README's table.
+import { execFileSync } from 'node:child_process';
+import { cpus } from 'node:os';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const root = join(import.meta.dirname, '..');
+const bin = (name) => join(root, 'target', 'release', name);
+const { values: opts } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '64,1024' },
+    big: { type: 'boolean', default: false },
+    runs: { type: 'string', default: '3' },
+    smoke: { type: 'boolean', default: false },
+    readme: { type: 'boolean', default: false },
+  },
+});
+const sizes = opts.smoke ? [64] : [...opts.sizes.split(',').map(Number), ...(opts.big ? [4096] : [])];
+const runs = opts.smoke ? 1 : Number(opts.runs);
+const work = join(root, '.tmp', 'bench');
+const MB = 1e6;
+
+const run = (cmd, args) => execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 26 }).trim();
+const json = (cmd, args) => JSON.parse(run(cmd, args).split('\n').at(-1));
+const fixture = (...args) => json(bin('powdb-fixture'), [...args, '--gen', 'new']);
+const ours = (...args) => [process.execPath, join(root, 'dist', 'lib', 'cli.js'), ...args];
+const runOurs = (...args) => run(process.execPath, ours(...args).slice(1));
+const theirs = (...args) => [bin('powdb-reference'), ...args, '--gen', 'new'];
+const files = (dir) => readdirSync(dir).map((n) => join(dir, n)).filter((p) => statSync(p).isFile());
+const bytesOf = (dir) => files(dir).reduce((sum, p) => sum + statSync(p).size, 0);
+const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const fresh = (dir) => rmSync(dir, { recursive: true, force: true });
+const warm = (...dirs) => dirs.forEach((d) => run('sh', ['-c', `cat ${files(d).map((f) => `'${f}'`).join(' ')} > /dev/null`]));
+
+/** Wall time and peak RSS of one command (python's getrusage of the child). */
+function measure(argv) {
+  return json('python3', [join(root, 'scripts', 'bench', 'measure.py'), ...argv]);
+}
+
+/** The pristine database of `mib` MiB, made once by the engine and cached. */
+function pristine(mib) {
+  const dir = join(work, `db-${mib}`);
+  const marker = join(work, `db-${mib}.json`);
+  if (!existsSync(marker)) {
+    fresh(dir);
+    console.error(`creating a ${mib} MiB database with the engine (cached in ${dir})...`);
+    writeFileSync(marker, JSON.stringify(fixture('bulk', dir, '--mib', String(mib))));
+  }
+  return { dir, ...JSON.parse(readFileSync(marker, 'utf8')) };
+}
+
+function copyOf(src, dest) {
+  fresh(dest);
+  run('cp', ['-a', src, dest]);
+  return dest;
+}
+
+/** Alternates ours and theirs `runs` times on the same data, page cache warmed alike. */
+function compare(label, mib, bytes, ourArgv, theirArgv, { inputs, outputs = [] }) {
+  const samples = { ours: [], theirs: [] };
+  for (let i = 0; i < runs; i++) {
+    for (const [who, argv] of [['ours', ourArgv], ['theirs', theirArgv]]) {
+      outputs.forEach(fresh);
+      warm(...inputs);
+      samples[who].push(measure(argv));
+    }
+  }
+  const pick = (who) => ({ secs: median(samples[who].map((s) => s.secs)), rss: Math.max(...samples[who].map((s) => s.rss_kib)) });
+  return { label, mib, bytes, ours: pick('ours'), theirs: pick('theirs') };
+}
+
+function ceilings(dir) {
+  warm(dir);
+  const secsOf = (argv) => median(Array.from({ length: 3 }, () => measure(argv).secs));
+  const bytes = bytesOf(dir);
+  return {
+    cat: bytes / secsOf(['sh', '-c', `cat ${dir}/* > /dev/null`]) / MB,
+    read: bytes / json(bin('powdb-bench'), ['read', ...files(dir)]).secs / MB,
+    hash1: bytes / json(bin('powdb-bench'), ['hash', ...files(dir)]).secs / MB,
+    hashAll: bytes / json(bin('powdb-bench'), ['hash', '--all-cores', ...files(dir)]).secs / MB,
+  };
+}
+
+function benchSize(mib) {
+  const db = pristine(mib);
+  const dir = join(work, `run-${mib}`);
+  const at = (name) => join(dir, name);
+  fresh(dir);
+  run('mkdir', ['-p', dir]);
+  const data = copyOf(db.dir, at('data'));
+  const dataBytes = bytesOf(data);
+  const ceiling = ceilings(data);
+  const rowsPerPage = db.rows / (db.heap_bytes / 4096);
+  const every = (fraction) => String(Math.max(1, Math.round(rowsPerPage / fraction)));
+  const results = [];
+
+  results.push(compare('full backup', mib, dataBytes, ours('backup', data, at('o')), theirs('full', data, at('t')), { inputs: [data], outputs: [at('o'), at('t')] }));
+  const base = at('base');
+  runOurs('backup', data, base);
+
+  for (const fraction of [0.001, 0.01, 0.1]) {
+    copyOf(db.dir, data);
+    fixture('update', data, '--every', every(fraction));
+    results.push(
+      compare(`incremental, ${fraction * 100}% pages changed`, mib, dataBytes, ours('backup', data, at('o'), '--base', base), theirs('incr', data, at('t'), '--base', base), {
+        inputs: [data],
+        outputs: [at('o'), at('t')],
+      }),
+    );
+  }
+
+  copyOf(db.dir, data);
+  const chain = [];
+  for (let i = 1; i <= 5; i++) {
+    fixture('update', data, '--every', every(0.01));
+    const inc = at(`inc${i}`);
+    runOurs('backup', data, inc, ...[base, ...chain].flatMap((b) => ['--base', b]));
+    chain.push(inc);
+  }
+  const apply = chain.flatMap((c) => ['--apply', c]);
+  results.push(
+    compare('chain restore, full + 5 increments', mib, dataBytes, ours('restore', base, at('o'), ...apply), theirs('restore', base, at('t'), ...apply), {
+      inputs: [base, ...chain],
+      outputs: [at('o'), at('t')],
+    }),
+  );
+  const expected = at('expected');
+  runOurs('backup', data, expected);
+  const restored = at('o');
+  fresh(restored);
+  runOurs('restore', base, restored, ...apply);
+  const rows = json(bin('powdb-fixture'), ['report', restored, '--gen', 'new']).tables.T.count;
+  if (rows !== db.rows) throw new Error(`chain restore has ${rows} rows, expected ${db.rows}`);
+  results.push(compare('verify full backup', mib, dataBytes, ours('verify', base), theirs('verify', base), { inputs: [base] }));
+
+  warm(data);
+  const lag = json(process.execPath, [join(root, 'scripts', 'bench', 'lag.mjs'), data, at('lag')]);
+  fresh(dir);
+  return { mib, rows: db.rows, ceiling, results, lag };
+}
+
+const fmt = (n, digits = 2) => n.toFixed(digits);
+function table(all) {
+  const lines = [
+    '| data | operation | ours (s) | reference (s) | ours / reference | ours MB/s | % of read ceiling | ours peak RSS (MiB) | reference peak RSS (MiB) |',
+    '|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const s of all) {
+    for (const r of s.results) {
+      const rate = r.bytes / r.ours.secs / MB;
+      lines.push(
+        `| ${r.mib} MiB | ${r.label} | ${fmt(r.ours.secs)} | ${fmt(r.theirs.secs)} | ${fmt(r.ours.secs / r.theirs.secs)} | ${fmt(rate, 0)} | ${fmt((100 * rate) / s.ceiling.read, 0)}% | ${fmt(r.ours.rss / 1024, 1)} | ${fmt(r.theirs.rss / 1024, 1)} |`,
+      );
+    }
+  }
+  lines.push('', '| data | read ceiling: `cat` to /dev/null | read ceiling: 1 MiB `read()` | BLAKE3, 1 core | BLAKE3, all cores | JS timer (10 ms) latest during a full backup |', '|---|---|---|---|---|---|');
+  for (const s of all) {
+    const c = s.ceiling;
+    lines.push(`| ${s.mib} MiB | ${fmt(c.cat, 0)} MB/s | ${fmt(c.read, 0)} MB/s | ${fmt(c.hash1, 0)} MB/s | ${fmt(c.hashAll, 0)} MB/s | ${fmt(s.lag.maxLateMs, 1)} ms late |`);
+  }
+  return lines.join('\n');
+}
+
+const all = sizes.map(benchSize);
+const machine = `${cpus().length} cores, ${cpus()[0]?.model.trim()}, Node ${process.version}`;
+const report = `Measured ${new Date().toISOString().slice(0, 10)} on ${machine} with \`node scripts/bench.mjs --sizes ${sizes.join(',')} --runs ${runs}\` (medians of ${runs} alternating runs, warm page cache, engine powdb-storage 0.29.0; "% of read ceiling" is against 1 MiB \`read()\`).\n\n${table(all)}`;
+console.log(report);
+if (opts.smoke) console.log('\nbench smoke: completed; the chain restore was opened by the engine with every row');
+if (opts.readme) {
+  const readme = join(root, 'README.md');
+  const text = readFileSync(readme, 'utf8');
+  const updated = text.replace(/<!-- bench:start -->[\s\S]*<!-- bench:end -->/, `<!-- bench:start -->\n${report}\n<!-- bench:end -->`);
+  writeFileSync(readme, updated);
+}
