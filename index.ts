@@ -21,3 +21,4 @@ export {
 export { verifyBackup, verifyChain, type VerifyReport, type VerifyProblem } from './lib/verify.js';
 export type { OperationOptions, ProgressEvent } from './lib/progress.js';
 export { BackupError, type BackupErrorCode } from './lib/errors.js';
+export { Repository, type BackupRecord, type BackupType } from './lib/repository.js';

@@ -8,8 +8,9 @@ describe('the powdb-backup command', () => {
   it('prints help with exit 0 and usage errors with exit 2', () => {
     const help = cli('--help');
     expect(help.code).toBe(0);
-    expect(help.stdout).toMatch(/backup \[options\] <dataDir> <dest>/);
-    expect(help.stdout).toMatch(/restore \[options\] <backupDir> <dest>/);
+    expect(help.stdout).toMatch(/backup \[options\] <dataDir> \[dest\]/);
+    expect(help.stdout).toMatch(/restore \[options\] \[backupDir\] \[dest\]/);
+    for (const command of ['init', 'verify', 'info', 'expire']) expect(help.stdout).toContain(command);
     expect(cli('backup', '--help').stdout).toContain('--base <backupDir>');
 
     for (const args of [['backup'], ['restore', 'only-one'], ['frobnicate'], ['backup', 'a', 'b', '--bogus']]) {

@@ -25,7 +25,26 @@ import {
 import { Progress, type OperationOptions } from './progress.js';
 import { buildAtomically, writeFileDurably } from './staging.js';
 
-export type BackupOptions = OperationOptions;
+export interface BackupOptions extends OperationOptions {
+  /**
+   * An extra file to store in the backup, made from its manifest and written
+   * just before it (the repository's catalog record). Restores ignore it.
+   */
+  sidecar?: (manifest: BackupManifest | IncrementManifest) => { name: string; text: string };
+}
+
+/** Writes the sidecar, then the manifest: the manifest is always the last file of a backup. */
+async function finish(
+  staging: string,
+  manifest: BackupManifest | IncrementManifest,
+  options: BackupOptions,
+): Promise<void> {
+  const side = options.sidecar?.(manifest);
+  if (side) await writeFileDurably(join(staging, side.name), side.text);
+  if ('files' in manifest) await writeFileDurably(join(staging, MANIFEST_FILE), formatBackupManifest(manifest));
+  else await writeFileDurably(join(staging, INCREMENT_FILE), formatIncrementManifest(manifest));
+  crashPoint('manifest-written');
+}
 
 const nowSecs = () => BigInt(Math.floor(Date.now() / 1000));
 const maxOf = (values: bigint[]) => values.reduce((a, b) => (b > a ? b : a), 0n);
@@ -49,7 +68,7 @@ export async function fullBackup(dataDir: string, dest: string, options: BackupO
         catalog_version: manifestCatalogVersion(source.catalogVersion),
         files: source.files.map((f, i) => ({ name: f.name, len: copies[i]!.len, blake3_hex: copies[i]!.blake3Hex })),
       };
-      await writeFileDurably(join(staging, MANIFEST_FILE), formatBackupManifest(manifest));
+      await finish(staging, manifest, options);
       return manifest;
     }),
   );
@@ -168,7 +187,7 @@ export async function incrementalBackup(
         catalog_version: manifestCatalogVersion(source.catalogVersion),
         changed: changes.flatMap((c) => (c.change ? [c.change] : [])),
       };
-      await writeFileDurably(join(staging, INCREMENT_FILE), formatIncrementManifest(manifest));
+      await finish(staging, manifest, options);
       return manifest;
     }),
   );

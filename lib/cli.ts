@@ -1,11 +1,14 @@
 #!/usr/bin/env node
 // The `powdb-backup` command: the upstream CLI surface over the public API.
-import { Command, CommanderError } from 'commander';
+import { SingleBar, Presets } from 'cli-progress';
+import { Command, CommanderError, Option } from 'commander';
 import { fullBackup, incrementalBackup } from './backup.js';
 import { toBackupError } from './errors.js';
 import { formatBytes, plural } from './format.js';
 import { formatJson } from './json.js';
 import type { BackupManifest, IncrementManifest } from './manifest.js';
+import type { OperationOptions, ProgressEvent } from './progress.js';
+import { Repository, type BackupRecord, type BackupType } from './repository.js';
 import { restoreChain } from './restore.js';
 import { verifyChain, type VerifyReport } from './verify.js';
 
@@ -36,69 +39,253 @@ function incrementSummary(m: IncrementManifest, dest: string): string {
   );
 }
 
+interface Common {
+  json?: boolean;
+  quiet?: boolean;
+}
+
+/** A progress bar on stderr for a terminal; nothing with --json, --quiet or off a TTY. */
+function progressFor(opts: Common): OperationOptions['onProgress'] {
+  if (opts.json || opts.quiet || !process.stderr.isTTY) return undefined;
+  const bar = new SingleBar(
+    {
+      format: '{bar} {percentage}% | {done}/{all} | {speed}/s | ETA {eta_formatted}',
+      stream: process.stderr,
+      hideCursor: true,
+    },
+    Presets.shades_classic,
+  );
+  const started = Date.now();
+  let running = false;
+  return (e: ProgressEvent) => {
+    const total = Number(e.bytesTotal);
+    if (!running) bar.start(total, 0);
+    running = true;
+    const secs = Math.max((Date.now() - started) / 1000, 0.001);
+    bar.update(Number(e.bytesDone), {
+      done: formatBytes(e.bytesDone),
+      all: formatBytes(e.bytesTotal),
+      speed: formatBytes(BigInt(Math.round(Number(e.bytesDone) / secs))),
+    });
+    if (e.filesDone === e.filesTotal) bar.stop();
+  };
+}
+
+function usage(message: string): never {
+  throw new CommanderError(2, 'powdb-backup.usage', `error: ${message}`);
+}
+
+function recordLine(r: BackupRecord): string {
+  const on = r.parent ? ` on ${r.parent}` : '';
+  return `${r.id} (${r.type}${on}): ${plural(r.files, 'file')}, ${formatBytes(r.bytes)}, ${plural(r.pages, 'page')}, LSN ${r.source_lsn}`;
+}
+
+function infoTable(records: BackupRecord[]): string {
+  if (records.length === 0) return 'no backups yet';
+  const rows = [['id', 'type', 'parent', 'LSN', 'created', 'size', 'files', 'pages']];
+  for (const r of records) {
+    rows.push([
+      r.id,
+      r.type,
+      r.parent ?? '-',
+      String(r.source_lsn),
+      r.created,
+      formatBytes(r.bytes),
+      String(r.files),
+      String(r.pages),
+    ]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  return rows
+    .map((row) =>
+      row
+        .map((cell, i) => cell.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
 function buildProgram(): Command {
   const program = new Command('powdb-backup')
     .description('Backup, restore and point-in-time recovery for PowDB data directories')
     .exitOverride()
     .showHelpAfterError();
+  const common = (cmd: Command) =>
+    cmd.option('--json', 'print one JSON document on stdout (LSNs exact)').option('--quiet', 'no progress bar');
 
-  program
-    .command('backup')
-    .description('back up a checkpointed data directory: full, or incremental on the chain given by --base')
-    .argument('<dataDir>', 'PowDB data directory (the server must be stopped cleanly)')
-    .argument('<dest>', 'new backup directory (must not exist or be empty)')
-    .option(
-      '--base <backupDir>',
-      'full backup, then each increment in order, that this increment builds on (repeatable)',
-      collect,
-    )
-    .option('--json', 'print the manifest as JSON instead of a summary')
-    .addHelpText(
-      'after',
-      '\nExamples:\n  powdb-backup backup ./data ./backups/full\n  powdb-backup backup ./data ./backups/inc1 --base ./backups/full\n' +
-        '  powdb-backup backup ./data ./backups/inc2 --base ./backups/full --base ./backups/inc1',
-    )
-    .action(async (dataDir: string, dest: string, opts: { base?: string[]; json?: boolean }) => {
-      if (!opts.base) {
-        const m = await fullBackup(dataDir, dest);
-        print(Boolean(opts.json), { kind: 'full', dest, manifest: m }, fullSummary(m, dest));
-      } else {
-        const m = await incrementalBackup(dataDir, opts.base, dest);
-        print(Boolean(opts.json), { kind: 'incremental', dest, manifest: m }, incrementSummary(m, dest));
+  common(
+    program
+      .command('init')
+      .description('create a backup repository')
+      .argument('<repo>', 'new repository directory (must not exist or be empty)')
+      .addHelpText('after', '\nExample:\n  powdb-backup init ./backups'),
+  ).action(async (repo: string, opts: Common) => {
+    await Repository.init(repo);
+    print(Boolean(opts.json), { repo }, `initialized repository ${repo}`);
+  });
+
+  common(
+    program
+      .command('backup')
+      .description(
+        'back up a checkpointed data directory: into a repository, or to <dest> (full, or incremental on --base)',
+      )
+      .argument('<dataDir>', 'PowDB data directory (the server must be stopped cleanly)')
+      .argument('[dest]', 'new backup directory (must not exist or be empty); not with --repo')
+      .option(
+        '--base <backupDir>',
+        'full backup, then each increment in order, that this increment builds on (repeatable)',
+        collect,
+      )
+      .option('--repo <repo>', 'store the backup in this repository, which picks its base')
+      .addOption(
+        new Option(
+          '--type <type>',
+          'with --repo: full, incr (on the newest backup) or diff (on the newest full)',
+        ).choices(['full', 'incr', 'diff']),
+      )
+      .addHelpText(
+        'after',
+        '\nExamples:\n  powdb-backup backup ./data --repo ./backups --type full\n  powdb-backup backup ./data --repo ./backups\n' +
+          '  powdb-backup backup ./data ./backups/full\n  powdb-backup backup ./data ./backups/inc1 --base ./backups/full',
+      ),
+  ).action(
+    async (
+      dataDir: string,
+      dest: string | undefined,
+      opts: Common & { base?: string[]; repo?: string; type?: BackupType },
+    ) => {
+      const onProgress = progressFor(opts);
+      if (opts.repo) {
+        if (dest || opts.base) usage('--repo picks the destination and the base: give neither <dest> nor --base');
+        const record = await (
+          await Repository.open(opts.repo)
+        ).backup(dataDir, { type: opts.type ?? 'incr', onProgress });
+        return print(Boolean(opts.json), record, `backup ${recordLine(record)}`);
       }
-    });
+      if (!dest) usage('missing <dest> (or --repo)');
+      if (opts.type) usage('--type goes with --repo');
+      if (!opts.base) {
+        const m = await fullBackup(dataDir, dest, { onProgress });
+        return print(Boolean(opts.json), { kind: 'full', dest, manifest: m }, fullSummary(m, dest));
+      }
+      const m = await incrementalBackup(dataDir, opts.base, dest, { onProgress });
+      print(Boolean(opts.json), { kind: 'incremental', dest, manifest: m }, incrementSummary(m, dest));
+    },
+  );
 
-  program
-    .command('restore')
-    .description('restore a full backup, then each --apply increment in order (a prefix of a chain = point in time)')
-    .argument('<backupDir>', 'full backup directory')
-    .argument('<dest>', 'directory to restore into (must not exist or be empty)')
-    .option('--apply <incrementDir>', 'increment to apply after the full backup (repeatable, in order)', collect)
-    .option('--json', 'print the result as JSON instead of a summary')
-    .addHelpText(
-      'after',
-      '\nExamples:\n  powdb-backup restore ./backups/full ./restored --apply ./backups/inc1 --apply ./backups/inc2',
-    )
-    .action(async (backupDir: string, dest: string, opts: { apply?: string[]; json?: boolean }) => {
-      const r = await restoreChain(backupDir, opts.apply ?? [], dest);
-      const line =
-        `restored ${plural(r.files, 'file')}, ${formatBytes(r.bytes)}, ` +
-        `${plural(r.increments, 'increment')} applied, LSN ${r.sourceLsn} -> ${dest}`;
+  common(
+    program
+      .command('restore')
+      .description('restore a full backup and --apply increments in order, or a repository --as-of a moment')
+      .argument('[backupDir]', 'full backup directory (without --repo)')
+      .argument('[dest]', 'directory to restore into (must not exist or be empty)')
+      .option('--apply <incrementDir>', 'increment to apply after the full backup (repeatable, in order)', collect)
+      .option('--repo <repo>', 'restore from this repository; the one argument is then <dest>')
+      .option('--as-of <target>', 'with --repo: a time (ISO 8601), an LSN or a backup id; default the newest')
+      .addHelpText(
+        'after',
+        '\nExamples:\n  powdb-backup restore --repo ./backups ./restored --as-of 2026-11-23T10:00:00Z\n' +
+          '  powdb-backup restore --repo ./backups ./restored --as-of 41200\n' +
+          '  powdb-backup restore ./backups/full ./restored --apply ./backups/inc1 --apply ./backups/inc2',
+      ),
+  ).action(
+    async (
+      first: string | undefined,
+      second: string | undefined,
+      opts: Common & { apply?: string[]; repo?: string; asOf?: string },
+    ) => {
+      const onProgress = progressFor(opts);
+      if (opts.repo) {
+        if (!first || second || opts.apply) usage('with --repo give only <dest> (and --as-of)');
+        const r = await (await Repository.open(opts.repo)).restore(first, { asOf: opts.asOf, onProgress });
+        const line = `restored ${r.applied.at(-1)} (applied ${r.applied.join(', ')}): ${plural(r.files, 'file')}, ${formatBytes(r.bytes)}, LSN ${r.sourceLsn} -> ${first}`;
+        return print(Boolean(opts.json), r, line);
+      }
+      if (!first || !second) usage('missing <backupDir> <dest> (or --repo <repo> <dest>)');
+      if (opts.asOf) usage('--as-of goes with --repo');
+      const r = await restoreChain(first, opts.apply ?? [], second, { onProgress });
+      const line = `restored ${plural(r.files, 'file')}, ${formatBytes(r.bytes)}, ${plural(r.increments, 'increment')} applied, LSN ${r.sourceLsn} -> ${second}`;
       print(Boolean(opts.json), r, line);
-    });
+    },
+  );
 
-  program
-    .command('verify')
-    .description('check a backup (and increments) without restoring: hashes, pages, deltas, catalog, chain')
-    .argument('<backupDir>', 'full backup directory')
-    .option('--apply <incrementDir>', 'increment of the chain to check too (repeatable, in order)', collect)
-    .option('--json', 'print the report as JSON: { ok, checks, errors: [{ code, message, file, page? }] }')
-    .addHelpText('after', '\nExamples:\n  powdb-backup verify ./backups/full --apply ./backups/inc1')
-    .action(async (backupDir: string, opts: { apply?: string[]; json?: boolean }) => {
-      const report = await verifyChain(backupDir, opts.apply ?? []);
-      print(Boolean(opts.json), report, verifySummary(report));
-      if (!report.ok) process.exitCode = 1;
-    });
+  common(
+    program
+      .command('verify')
+      .description('check backups without restoring: hashes, pages, deltas, catalog, chain')
+      .argument('[backupDir]', 'full backup directory (without --repo)')
+      .option('--apply <incrementDir>', 'increment of the chain to check too (repeatable, in order)', collect)
+      .option('--repo <repo>', 'verify the chains of this repository')
+      .option('--id <id>', 'with --repo: only the chain of this backup')
+      .addHelpText(
+        'after',
+        '\nExamples:\n  powdb-backup verify ./backups/full --apply ./backups/inc1\n  powdb-backup verify --repo ./backups',
+      ),
+  ).action(async (backupDir: string | undefined, opts: Common & { apply?: string[]; repo?: string; id?: string }) => {
+    let reports: { id?: string; report: VerifyReport }[];
+    if (opts.repo) {
+      if (backupDir || opts.apply) usage('with --repo give no <backupDir> or --apply');
+      reports = await (await Repository.open(opts.repo)).verify({ id: opts.id, onProgress: progressFor(opts) });
+    } else {
+      if (!backupDir) usage('missing <backupDir> (or --repo)');
+      reports = [{ report: await verifyChain(backupDir, opts.apply ?? [], { onProgress: progressFor(opts) }) }];
+    }
+    const json = opts.repo ? { ok: reports.every((r) => r.report.ok), chains: reports } : reports[0]!.report;
+    print(
+      Boolean(opts.json),
+      json,
+      reports.map((r) => (r.id ? `chain of ${r.id}:\n` : '') + verifySummary(r.report)).join('\n'),
+    );
+    if (reports.some((r) => !r.report.ok)) process.exitCode = 1;
+  });
+
+  common(
+    program
+      .command('info')
+      .description("list a repository's backups and their chains, or one backup in detail")
+      .requiredOption('--repo <repo>', 'the repository')
+      .argument('[id]', 'a backup id: show it and its chain')
+      .addHelpText(
+        'after',
+        '\nExamples:\n  powdb-backup info --repo ./backups\n  powdb-backup info --repo ./backups 20261123T101500Z-I --json',
+      ),
+  ).action(async (id: string | undefined, opts: Common & { repo: string }) => {
+    const repo = await Repository.open(opts.repo);
+    const records = await repo.list();
+    if (!id) return print(Boolean(opts.json), { repo: opts.repo, backups: records }, infoTable(records));
+    const chain = repo.chain(records, repo.pick(records, id).id);
+    print(
+      Boolean(opts.json),
+      { backup: chain.at(-1), chain: chain.map((r) => r.id) },
+      `${recordLine(chain.at(-1)!)}\nchain: ${chain.map((r) => r.id).join(' -> ')}`,
+    );
+  });
+
+  common(
+    program
+      .command('expire')
+      .description('remove old backups, never one that a retained backup depends on')
+      .requiredOption('--repo <repo>', 'the repository')
+      .requiredOption('--retain-full <n>', 'keep the newest N full backups and everything built on them', (v) =>
+        Number(v),
+      )
+      .option('--retain-days <days>', 'also keep every backup younger than this, with its chain', (v) => Number(v))
+      .option('--dry-run', 'list what would be removed, remove nothing')
+      .addHelpText(
+        'after',
+        '\nExamples:\n  powdb-backup expire --repo ./backups --retain-full 2 --dry-run\n  powdb-backup expire --repo ./backups --retain-full 1 --retain-days 7',
+      ),
+  ).action(async (opts: Common & { repo: string; retainFull: number; retainDays?: number; dryRun?: boolean }) => {
+    const r = await (await Repository.open(opts.repo)).expire(opts);
+    const verb = opts.dryRun ? 'would remove' : 'removed';
+    print(
+      Boolean(opts.json),
+      r,
+      `${verb} ${plural(r.removed.length, 'backup')}${r.removed.length ? `: ${r.removed.join(', ')}` : ''}; kept ${r.kept.length}`,
+    );
+  });
 
   return program;
 }
@@ -126,6 +313,7 @@ export async function main(argv: string[]): Promise<number> {
     return Number(process.exitCode ?? 0);
   } catch (err) {
     if (err instanceof CommanderError) {
+      if (err.code === 'powdb-backup.usage') process.stderr.write(`${err.message}\n`);
       return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0 ? 0 : 2;
     }
     const e = toBackupError(err);

@@ -1,8 +1,5 @@
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { withCodes } from './errors.js';
+import { loadAddon } from './loader.js';
 
 /** What the native addon exports (see crate/src/binding.rs). */
 interface NativeAddon {
@@ -67,38 +64,7 @@ export interface DeltaResult {
   maxPageLsn: bigint;
 }
 
-/** The package root: the nearest folder above this module with a package.json. */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('powdb-backup: cannot find its package root');
-    dir = parent;
-  }
-  return dir;
-}
-
-function loadAddon(): NativeAddon {
-  const root = packageRoot();
-  const candidates = [process.env.POWDB_BACKUP_NATIVE, join(root, 'build', 'Release', 'powdb_backup.node')].filter(
-    (p): p is string => Boolean(p),
-  );
-  const require = createRequire(import.meta.url);
-  const failures: string[] = [];
-  for (const file of candidates) {
-    try {
-      return require(file) as NativeAddon;
-    } catch (err) {
-      failures.push(`  ${file}: ${(err as Error).message.split('\n')[0]}`);
-    }
-  }
-  throw new Error(
-    `powdb-backup: the native addon did not load. Tried:\n${failures.join('\n')}\n` +
-      'Build it from source with `npm run build:native` (needs Rust/cargo).',
-  );
-}
-
-const addon = loadAddon();
+const addon = loadAddon<NativeAddon>();
 
 /** The addon's operations, each rejecting with a BackupError. */
 export const native = {

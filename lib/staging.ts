@@ -65,7 +65,6 @@ export async function writeFileDurably(path: string, text: string): Promise<void
   } finally {
     await handle.close();
   }
-  crashPoint('manifest-written');
 }
 
 /**
