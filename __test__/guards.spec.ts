@@ -148,3 +148,34 @@ describe('a live server (engine new, which writes LOCK)', () => {
     expect(report('new', restored).T!.count).toBe(25);
   });
 });
+
+describe('aborting with an AbortSignal', () => {
+  it('stops a backup and a restore promptly, leaving nothing behind, and progress is monotonic', async () => {
+    const data = makeDb('new', 60000, '--index');
+    const dest = join(tmp(), 'full');
+    const events: { bytesDone: bigint; bytesTotal: bigint; filesDone: number; filesTotal: number }[] = [];
+    const base = join(tmp(), 'base');
+    const full = await fullBackup(data, base, { onProgress: (e) => events.push(e) });
+    expect(events.length).toBe(full.files.length);
+    events.forEach((e, i) => i > 0 && expect(e.bytesDone).toBeGreaterThan(events[i - 1]!.bytesDone));
+    expect(events.at(-1)).toMatchObject({ filesDone: full.files.length, bytesDone: events.at(-1)!.bytesTotal });
+
+    const controller = new AbortController();
+    const aborted = rejectsWith(fullBackup(data, dest, { signal: controller.signal, concurrency: 1 }), 'ERR_ABORTED');
+    setTimeout(() => controller.abort(), 5);
+    const started = performance.now();
+    await aborted;
+    expect(performance.now() - started).toBeLessThan(2000);
+    expectNoLeftovers(dest);
+    expect(existsSync(join(data, 'LOCK'))).toBe(false);
+
+    const restoreController = new AbortController();
+    const into = join(tmp(), 'r');
+    const restoring = rejectsWith(restore(base, into, { signal: restoreController.signal, concurrency: 1 }), 'ERR_ABORTED');
+    setTimeout(() => restoreController.abort(), 5);
+    await restoring;
+    expectNoLeftovers(into);
+    const already = AbortSignal.abort();
+    await rejectsWith(restore(base, into, { signal: already }), 'ERR_ABORTED');
+  });
+});

@@ -14,6 +14,7 @@ import {
 } from './manifest.js';
 import { native } from './native.js';
 import { DEFAULT_CONCURRENCY, mapLimit } from './pool.js';
+import { cancellable, type Cancellation } from './abort.js';
 import { crashPoint } from './crashpoint.js';
 import {
   assertUnchanged,
@@ -38,7 +39,9 @@ async function finish(
   staging: string,
   manifest: BackupManifest | IncrementManifest,
   options: BackupOptions,
+  cancel: Cancellation,
 ): Promise<void> {
+  cancel.check(); // the last moment an abort can still leave nothing behind
   const side = options.sidecar?.(manifest);
   if (side) await writeFileDurably(join(staging, side.name), side.text);
   if ('files' in manifest) await writeFileDurably(join(staging, MANIFEST_FILE), formatBackupManifest(manifest));
@@ -55,22 +58,24 @@ const maxOf = (values: bigint[]) => values.reduce((a, b) => (b > a ? b : a), 0n)
  * last and the backup appears at `dest` in one rename, or not at all.
  */
 export async function fullBackup(dataDir: string, dest: string, options: BackupOptions = {}): Promise<BackupManifest> {
-  return withDataDir(dataDir, (source) =>
-    buildAtomically(dest, 'backup', async (staging) => {
-      const copies = await forEachFile(source, options, (f) =>
-        native.copyHashed(f.path, join(staging, f.name), f.paged),
-      );
-      await assertUnchanged(source);
-      const manifest: BackupManifest = {
-        format_version: FORMAT_VERSION,
-        created_unix_secs: nowSecs(),
-        source_lsn: maxOf([source.catalogLsn, ...copies.map((c) => c.maxPageLsn)]),
-        catalog_version: manifestCatalogVersion(source.catalogVersion),
-        files: source.files.map((f, i) => ({ name: f.name, len: copies[i]!.len, blake3_hex: copies[i]!.blake3Hex })),
-      };
-      await finish(staging, manifest, options);
-      return manifest;
-    }),
+  return cancellable(options.signal, (cancel) =>
+    withDataDir(dataDir, (source) =>
+      buildAtomically(dest, 'backup', async (staging) => {
+        const copies = await forEachFile(source, options, cancel, (f) =>
+          native.copyHashed(f.path, join(staging, f.name), f.paged, cancel.token),
+        );
+        await assertUnchanged(source);
+        const manifest: BackupManifest = {
+          format_version: FORMAT_VERSION,
+          created_unix_secs: nowSecs(),
+          source_lsn: maxOf([source.catalogLsn, ...copies.map((c) => c.maxPageLsn)]),
+          catalog_version: manifestCatalogVersion(source.catalogVersion),
+          files: source.files.map((f, i) => ({ name: f.name, len: copies[i]!.len, blake3_hex: copies[i]!.blake3Hex })),
+        };
+        await finish(staging, manifest, options, cancel);
+        return manifest;
+      }),
+    ),
   );
 }
 
@@ -78,12 +83,14 @@ export async function fullBackup(dataDir: string, dest: string, options: BackupO
 async function forEachFile<R>(
   source: DataDirSnapshot,
   options: BackupOptions,
+  cancel: Cancellation,
   work: (file: SourceFile) => Promise<R>,
 ): Promise<R[]> {
   crashPoint('lock-acquired');
   const total = source.files.reduce((sum, f) => sum + f.size, 0n);
   const progress = new Progress('backup', source.files.length, total, options.onProgress);
   return mapLimit(source.files, options.concurrency ?? DEFAULT_CONCURRENCY, async (f) => {
+    cancel.check();
     const result = await work(f);
     progress.fileDone(f.name, f.size);
     crashPoint('file-done');
@@ -112,18 +119,18 @@ function wholeEntry(name: string, copy: { len: bigint; blake3Hex: string }): Cha
  * it). Small files are hashed first so unchanged ones are never written; a
  * heap on this path is copied straight away to learn its highest page LSN.
  */
-async function wholeChange(file: SourceFile, base: ChainState, staging: string): Promise<FileChange> {
+async function wholeChange(file: SourceFile, base: ChainState, staging: string, token?: number): Promise<FileChange> {
   const dst = join(staging, file.name);
   const baseHash = base.wholeHashes.get(file.name);
   if (file.paged) {
-    const copy = await native.copyHashed(file.path, dst, true);
+    const copy = await native.copyHashed(file.path, dst, true, token);
     if (copy.blake3Hex !== baseHash) return { change: wholeEntry(file.name, copy), maxPageLsn: copy.maxPageLsn };
     await rm(dst);
     return { change: null, maxPageLsn: copy.maxPageLsn };
   }
-  const digest = await native.hashFile(file.path);
+  const digest = await native.hashFile(file.path, token);
   if (digest.blake3Hex === baseHash) return { change: null, maxPageLsn: 0n };
-  const copy = await native.copyHashed(file.path, dst, false);
+  const copy = await native.copyHashed(file.path, dst, false, token);
   if (copy.blake3Hex !== digest.blake3Hex) {
     throw new BackupError('ERR_SOURCE_CHANGED', `${file.path} changed while it was being backed up`);
   }
@@ -135,10 +142,10 @@ async function wholeChange(file: SourceFile, base: ChainState, staging: string):
  * or one that shrank (its table was dropped and created again), ships whole:
  * page deltas can neither create unstamped pages nor shrink a file.
  */
-async function fileChange(file: SourceFile, base: ChainState, staging: string): Promise<FileChange> {
+async function fileChange(file: SourceFile, base: ChainState, staging: string, token?: number): Promise<FileChange> {
   const baseLen = base.lengths.get(file.name);
-  if (!file.paged || baseLen === undefined || file.size < baseLen) return wholeChange(file, base, staging);
-  const result = await native.writeDelta(file.path, join(staging, `${file.name}.delta`), base.sourceLsn);
+  if (!file.paged || baseLen === undefined || file.size < baseLen) return wholeChange(file, base, staging, token);
+  const result = await native.writeDelta(file.path, join(staging, `${file.name}.delta`), base.sourceLsn, token);
   const d = result.delta;
   const change: ChangedFile | null = d
     ? {
@@ -168,27 +175,29 @@ export async function incrementalBackup(
   options: BackupOptions = {},
 ): Promise<IncrementManifest> {
   const state = await baseState(base);
-  return withDataDir(dataDir, (source) =>
-    buildAtomically(dest, 'backup', async (staging) => {
-      const changes = await forEachFile(source, options, (f) => fileChange(f, state, staging));
-      await assertUnchanged(source);
-      const sourceLsn = maxOf([source.catalogLsn, ...changes.map((c) => c.maxPageLsn)]);
-      if (sourceLsn < state.sourceLsn) {
-        throw new BackupError(
-          'ERR_BASE_MISMATCH',
-          `${dataDir} is at LSN ${sourceLsn}, behind the base's ${state.sourceLsn}: the base was not taken from this database`,
-        );
-      }
-      const manifest: IncrementManifest = {
-        format_version: FORMAT_VERSION,
-        created_unix_secs: nowSecs(),
-        base_source_lsn: state.sourceLsn,
-        source_lsn: sourceLsn,
-        catalog_version: manifestCatalogVersion(source.catalogVersion),
-        changed: changes.flatMap((c) => (c.change ? [c.change] : [])),
-      };
-      await finish(staging, manifest, options);
-      return manifest;
-    }),
+  return cancellable(options.signal, (cancel) =>
+    withDataDir(dataDir, (source) =>
+      buildAtomically(dest, 'backup', async (staging) => {
+        const changes = await forEachFile(source, options, cancel, (f) => fileChange(f, state, staging, cancel.token));
+        await assertUnchanged(source);
+        const sourceLsn = maxOf([source.catalogLsn, ...changes.map((c) => c.maxPageLsn)]);
+        if (sourceLsn < state.sourceLsn) {
+          throw new BackupError(
+            'ERR_BASE_MISMATCH',
+            `${dataDir} is at LSN ${sourceLsn}, behind the base's ${state.sourceLsn}: the base was not taken from this database`,
+          );
+        }
+        const manifest: IncrementManifest = {
+          format_version: FORMAT_VERSION,
+          created_unix_secs: nowSecs(),
+          base_source_lsn: state.sourceLsn,
+          source_lsn: sourceLsn,
+          catalog_version: manifestCatalogVersion(source.catalogVersion),
+          changed: changes.flatMap((c) => (c.change ? [c.change] : [])),
+        };
+        await finish(staging, manifest, options, cancel);
+        return manifest;
+      }),
+    ),
   );
 }

@@ -59,7 +59,7 @@ function progressFor(opts: Common): OperationOptions['onProgress'] {
   let running = false;
   return (e: ProgressEvent) => {
     const total = Number(e.bytesTotal);
-    if (!running) bar.start(total, 0);
+    if (!running) bar.start(total, 0, { done: formatBytes(0n), all: formatBytes(e.bytesTotal), speed: formatBytes(0n) });
     running = true;
     const secs = Math.max((Date.now() - started) / 1000, 0.001);
     bar.update(Number(e.bytesDone), {
@@ -69,6 +69,14 @@ function progressFor(opts: Common): OperationOptions['onProgress'] {
     });
     if (e.filesDone === e.filesTotal) bar.stop();
   };
+}
+
+// Ctrl-C aborts the running operation cleanly (nothing half-written is left).
+const interrupted = new AbortController();
+
+/** Options for every long operation: a progress bar and the Ctrl-C signal. */
+function operation(opts: Common): OperationOptions {
+  return { onProgress: progressFor(opts), signal: interrupted.signal };
 }
 
 function usage(message: string): never {
@@ -156,21 +164,19 @@ function buildProgram(): Command {
       dest: string | undefined,
       opts: Common & { base?: string[]; repo?: string; type?: BackupType },
     ) => {
-      const onProgress = progressFor(opts);
+      const run = operation(opts);
       if (opts.repo) {
         if (dest || opts.base) usage('--repo picks the destination and the base: give neither <dest> nor --base');
-        const record = await (
-          await Repository.open(opts.repo)
-        ).backup(dataDir, { type: opts.type ?? 'incr', onProgress });
+        const record = await (await Repository.open(opts.repo)).backup(dataDir, { ...run, type: opts.type ?? 'incr' });
         return print(Boolean(opts.json), record, `backup ${recordLine(record)}`);
       }
       if (!dest) usage('missing <dest> (or --repo)');
       if (opts.type) usage('--type goes with --repo');
       if (!opts.base) {
-        const m = await fullBackup(dataDir, dest, { onProgress });
+        const m = await fullBackup(dataDir, dest, run);
         return print(Boolean(opts.json), { kind: 'full', dest, manifest: m }, fullSummary(m, dest));
       }
-      const m = await incrementalBackup(dataDir, opts.base, dest, { onProgress });
+      const m = await incrementalBackup(dataDir, opts.base, dest, run);
       print(Boolean(opts.json), { kind: 'incremental', dest, manifest: m }, incrementSummary(m, dest));
     },
   );
@@ -196,16 +202,16 @@ function buildProgram(): Command {
       second: string | undefined,
       opts: Common & { apply?: string[]; repo?: string; asOf?: string },
     ) => {
-      const onProgress = progressFor(opts);
+      const run = operation(opts);
       if (opts.repo) {
         if (!first || second || opts.apply) usage('with --repo give only <dest> (and --as-of)');
-        const r = await (await Repository.open(opts.repo)).restore(first, { asOf: opts.asOf, onProgress });
+        const r = await (await Repository.open(opts.repo)).restore(first, { ...run, asOf: opts.asOf });
         const line = `restored ${r.applied.at(-1)} (applied ${r.applied.join(', ')}): ${plural(r.files, 'file')}, ${formatBytes(r.bytes)}, LSN ${r.sourceLsn} -> ${first}`;
         return print(Boolean(opts.json), r, line);
       }
       if (!first || !second) usage('missing <backupDir> <dest> (or --repo <repo> <dest>)');
       if (opts.asOf) usage('--as-of goes with --repo');
-      const r = await restoreChain(first, opts.apply ?? [], second, { onProgress });
+      const r = await restoreChain(first, opts.apply ?? [], second, run);
       const line = `restored ${plural(r.files, 'file')}, ${formatBytes(r.bytes)}, ${plural(r.increments, 'increment')} applied, LSN ${r.sourceLsn} -> ${second}`;
       print(Boolean(opts.json), r, line);
     },
@@ -227,10 +233,10 @@ function buildProgram(): Command {
     let reports: { id?: string; report: VerifyReport }[];
     if (opts.repo) {
       if (backupDir || opts.apply) usage('with --repo give no <backupDir> or --apply');
-      reports = await (await Repository.open(opts.repo)).verify({ id: opts.id, onProgress: progressFor(opts) });
+      reports = await (await Repository.open(opts.repo)).verify({ ...operation(opts), id: opts.id });
     } else {
       if (!backupDir) usage('missing <backupDir> (or --repo)');
-      reports = [{ report: await verifyChain(backupDir, opts.apply ?? [], { onProgress: progressFor(opts) }) }];
+      reports = [{ report: await verifyChain(backupDir, opts.apply ?? [], operation(opts)) }];
     }
     const json = opts.repo ? { ok: reports.every((r) => r.report.ok), chains: reports } : reports[0]!.report;
     print(
@@ -322,4 +328,5 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+process.once('SIGINT', () => interrupted.abort());
 process.exitCode = await main(process.argv.slice(2));

@@ -3,10 +3,10 @@ import { loadAddon } from './loader.js';
 
 /** What the native addon exports (see crate/src/binding.rs). */
 interface NativeAddon {
-  hashFile(path: string): Promise<HashResult>;
-  copyHashed(src: string, dst: string, paged: boolean): Promise<CopyResult>;
-  writeDelta(heap: string, deltaPath: string, baseLsn: bigint): Promise<DeltaResult>;
-  restoreFile(target: string, layers: RestoreLayer[]): Promise<void>;
+  hashFile(path: string, cancel?: number): Promise<HashResult>;
+  copyHashed(src: string, dst: string, paged: boolean, cancel?: number): Promise<CopyResult>;
+  writeDelta(heap: string, deltaPath: string, baseLsn: bigint, cancel?: number): Promise<DeltaResult>;
+  restoreFile(target: string, layers: RestoreLayer[], cancel?: number): Promise<void>;
   acquireLock(dir: string): Promise<number>;
   releaseLock(id: number): Promise<void>;
   verifyFile(
@@ -19,7 +19,11 @@ interface NativeAddon {
     maxLsn: bigint,
     totalPages?: number,
     pageIndices?: number[],
+    cancel?: number,
   ): Promise<VerifyFinding[]>;
+  createCancelToken(): number;
+  cancel(id: number): void;
+  releaseCancelToken(id: number): void;
 }
 
 /** How `verifyFile` checks a file beyond its hash. */
@@ -68,11 +72,13 @@ const addon = loadAddon<NativeAddon>();
 
 /** The addon's operations, each rejecting with a BackupError. */
 export const native = {
-  hashFile: (path: string) => withCodes(addon.hashFile(path)),
-  copyHashed: (src: string, dst: string, paged: boolean) => withCodes(addon.copyHashed(src, dst, paged)),
-  writeDelta: (heap: string, deltaPath: string, baseLsn: bigint) =>
-    withCodes(addon.writeDelta(heap, deltaPath, baseLsn)),
-  restoreFile: (target: string, layers: RestoreLayer[]) => withCodes(addon.restoreFile(target, layers)),
+  hashFile: (path: string, cancel?: number) => withCodes(addon.hashFile(path, cancel)),
+  copyHashed: (src: string, dst: string, paged: boolean, cancel?: number) =>
+    withCodes(addon.copyHashed(src, dst, paged, cancel)),
+  writeDelta: (heap: string, deltaPath: string, baseLsn: bigint, cancel?: number) =>
+    withCodes(addon.writeDelta(heap, deltaPath, baseLsn, cancel)),
+  restoreFile: (target: string, layers: RestoreLayer[], cancel?: number) =>
+    withCodes(addon.restoreFile(target, layers, cancel)),
   acquireLock: (dir: string) => withCodes(addon.acquireLock(dir)),
   releaseLock: (id: number) => withCodes(addon.releaseLock(id)),
   verifyFile: (
@@ -82,6 +88,7 @@ export const native = {
     kind: ContentKind,
     maxLsn: bigint,
     pages?: { totalPages: number; pageIndices: number[] },
+    cancel?: number,
   ) =>
     withCodes(
       addon.verifyFile(
@@ -94,6 +101,10 @@ export const native = {
         maxLsn,
         pages?.totalPages,
         pages?.pageIndices,
+        cancel,
       ),
     ),
+  createCancelToken: () => addon.createCancelToken(),
+  cancel: (id: number) => addon.cancel(id),
+  releaseCancelToken: (id: number) => addon.releaseCancelToken(id),
 };

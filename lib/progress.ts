@@ -15,6 +15,11 @@ export interface OperationOptions {
   concurrency?: number;
   /** Called after each file, in completion order; counts only grow and end at the totals. */
   onProgress?: (event: ProgressEvent) => void;
+  /**
+   * Aborts the operation: running native work stops at its next chunk, and
+   * the operation rejects with ERR_ABORTED leaving nothing behind, as after a crash.
+   */
+  signal?: AbortSignal;
 }
 
 /** Counts finished files and bytes and reports them through `onProgress`. */

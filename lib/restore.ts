@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { chainState, readChain, type Chain, type ChainState } from './chain.js';
+import { cancellable, type Cancellation } from './abort.js';
 import { crashPoint } from './crashpoint.js';
 import type { FileEntry } from './manifest.js';
 import { native, type RestoreLayer } from './native.js';
@@ -54,12 +55,19 @@ function histories(chain: Chain): Map<string, RestoreLayer[]> {
 }
 
 /** Builds every file of the result from its history, files in parallel. */
-async function layDown(chain: Chain, state: ChainState, staging: string, options: RestoreOptions): Promise<void> {
+async function layDown(
+  chain: Chain,
+  state: ChainState,
+  staging: string,
+  options: RestoreOptions,
+  cancel: Cancellation,
+): Promise<void> {
   const files = [...histories(chain)];
   const total = [...state.lengths.values()].reduce((a, b) => a + b, 0n);
   const progress = new Progress('restore', files.length, total, options.onProgress);
   await mapLimit(files, options.concurrency ?? DEFAULT_CONCURRENCY, async ([name, layers]) => {
-    await native.restoreFile(join(staging, name), layers);
+    cancel.check();
+    await native.restoreFile(join(staging, name), layers, cancel.token);
     progress.fileDone(name, state.lengths.get(name) ?? 0n);
     crashPoint('file-done');
   });
@@ -81,7 +89,12 @@ export async function restoreChain(
 ): Promise<RestoreResult> {
   const chain = await readChain(fullDir, incrementDirs);
   const state = chainState(chain);
-  await buildAtomically(dest, 'restore', (staging) => layDown(chain, state, staging, options));
+  await cancellable(options.signal, (cancel) =>
+    buildAtomically(dest, 'restore', async (staging) => {
+      await layDown(chain, state, staging, options, cancel);
+      cancel.check();
+    }),
+  );
   return {
     dest,
     files: state.lengths.size,

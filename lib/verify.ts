@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { cancellable } from './abort.js';
 import { assertContinues } from './chain.js';
 import { toBackupError } from './errors.js';
 import {
@@ -102,13 +103,19 @@ export async function verifyChain(
 
   const total = files.reduce((sum, f) => sum + f.expected.len, 0n);
   const progress = new Progress('verify', files.length, total, options.onProgress);
-  const results = await mapLimit(files, options.concurrency ?? DEFAULT_CONCURRENCY, async (f) => {
-    const found = await native
-      .verifyFile(f.path, f.expected, f.artifact, f.kind, f.maxLsn, f.pages)
-      .catch((err) => [problem(err, f.path)]);
-    progress.fileDone(f.expected.name, f.expected.len);
-    return found;
-  });
+  const results = await cancellable(options.signal, (cancel) =>
+    mapLimit(files, options.concurrency ?? DEFAULT_CONCURRENCY, async (f) => {
+      cancel.check();
+      const found = await native
+        .verifyFile(f.path, f.expected, f.artifact, f.kind, f.maxLsn, f.pages, cancel.token)
+        .catch((err) => {
+          if (toBackupError(err).code === 'ERR_ABORTED') throw err; // an abort is not a finding
+          return [problem(err, f.path)];
+        });
+      progress.fileDone(f.expected.name, f.expected.len);
+      return found;
+    }),
+  );
   results.forEach((found, i) => {
     const f = files[i]!;
     if (found.length === 0) checks.push(`${f.path}: ${f.expected.len} bytes, BLAKE3 and ${f.kind} checks ok`);

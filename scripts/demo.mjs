@@ -1,6 +1,7 @@
 // `npm run demo`: the main job on a sample database that the real PowDB
-// engine creates: a full backup, two increments (rows, then a new table),
-// and point-in-time restores of the chain, checked by the engine itself.
+// engine creates: a backup repository with a full backup, increments and a
+// differential, its catalog, point-in-time restores checked by the engine
+// itself, verification and a dry-run expiry.
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ const work = join(root, '.tmp', 'demo');
 const fixture = join(root, 'target', 'release', 'powdb-fixture');
 const cli = join(root, 'dist', 'lib', 'cli.js');
 const data = join(work, 'data');
+const repo = join(work, 'repo');
 const at = (name) => join(work, name);
 
 function step(title, cmd, args) {
@@ -21,30 +23,42 @@ function step(title, cmd, args) {
 const engine = (...args) => step(`powdb-fixture ${args.join(' ')}`, fixture, args);
 const backup = (...args) => step(`powdb-backup ${args.join(' ')}`, process.execPath, [cli, ...args]);
 const rows = (dir) => JSON.parse(execFileSync(fixture, ['report', dir], { encoding: 'utf8' })).tables;
+const idOf = (line) => line.split(' ')[1];
 
 rmSync(work, { recursive: true, force: true });
 engine('create', data, '--rows', '10000', '--index');
-backup('backup', data, at('full'));
+backup('init', repo);
+backup('backup', data, '--repo', repo);
 engine('insert', data, '--from', '10000', '--count', '500');
-backup('backup', data, at('inc1'), '--base', at('full'));
+const afterInsert = idOf(backup('backup', data, '--repo', repo, '--type', 'incr'));
 engine('add-table', data, '--table', 'Orders', '--rows', '250', '--index');
-backup('backup', data, at('inc2'), '--base', at('full'), '--base', at('inc1'));
+backup('backup', data, '--repo', repo, '--type', 'incr');
+engine('insert', data, '--from', '10500', '--count', '100');
+backup('backup', data, '--repo', repo, '--type', 'diff');
+backup('info', '--repo', repo);
 
-backup('restore', at('full'), at('as-of-inc1'), '--apply', at('inc1'));
-backup('restore', at('full'), at('latest'), '--apply', at('inc1'), '--apply', at('inc2'));
+backup('restore', '--repo', repo, at('as-of-insert'), '--as-of', afterInsert);
+backup('restore', '--repo', repo, at('latest'));
+backup('verify', '--repo', repo, '--quiet');
+backup('expire', '--repo', repo, '--retain-full', '1', '--dry-run');
 
 console.log('\nRows the PowDB engine finds in each restore:');
-for (const name of ['as-of-inc1', 'latest']) {
-  const tables = rows(at(name));
+const found = {};
+for (const name of ['as-of-insert', 'latest']) {
+  found[name] = rows(at(name));
   console.log(
-    `  ${name}: ${Object.entries(tables)
+    `  ${name}: ${Object.entries(found[name])
       .map(([t, r]) => `${t}=${r.count}`)
       .join(', ')}`,
   );
 }
-const latest = rows(at('latest'));
-if (latest.T?.count !== 10500 || latest.Orders?.count !== 250) {
-  console.error('demo: the restored database does not hold the expected rows');
+if (
+  found['as-of-insert'].T?.count !== 10500 ||
+  found['as-of-insert'].Orders ||
+  found.latest.T?.count !== 10600 ||
+  found.latest.Orders?.count !== 250
+) {
+  console.error('demo: a restored database does not hold the expected rows');
   process.exit(1);
 }
 console.log(`\nDemo files are in ${work}`);

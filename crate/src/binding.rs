@@ -7,6 +7,7 @@ use crate::core::copy::{copy_hashed as core_copy_hashed, CopyOutcome};
 use crate::core::delta::{write_delta as core_write_delta, DeltaOutcome, DeltaSpec};
 use crate::core::restore::{restore_file as core_restore_file, Layer, LayerKind};
 use crate::core::digest::{hash_file as core_hash_file, Expected, FileDigest};
+use crate::core::cancel;
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::lock::WriterLock;
 use crate::core::verify::{verify_artifact, Content, Finding};
@@ -14,9 +15,11 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::path::PathBuf;
 
-/// One core operation and the conversion of its result into a JS value.
+/// One core operation, the cancellation token it checks, and the conversion
+/// of its result into a JS value.
 pub struct Job<T: Send + 'static, J> {
     work: Option<Box<dyn FnOnce() -> CoreResult<T> + Send>>,
+    token: Option<cancel::Token>,
     to_js: fn(T) -> J,
 }
 
@@ -26,7 +29,7 @@ impl<T: Send + 'static, J: ToNapiValue + TypeName> Task for Job<T, J> {
 
     fn compute(&mut self) -> Result<T> {
         let work = self.work.take().expect("a job runs once");
-        work().map_err(|e: CoreError| Error::new(Status::GenericFailure, e.to_string()))
+        cancel::with(self.token.clone(), work).map_err(|e: CoreError| Error::new(Status::GenericFailure, e.to_string()))
     }
 
     fn resolve(&mut self, _env: Env, output: T) -> Result<J> {
@@ -34,11 +37,43 @@ impl<T: Send + 'static, J: ToNapiValue + TypeName> Task for Job<T, J> {
     }
 }
 
-fn job<T: Send + 'static, J>(work: impl FnOnce() -> CoreResult<T> + Send + 'static, to_js: fn(T) -> J) -> AsyncTask<Job<T, J>>
+fn job<T: Send + 'static, J>(
+    cancel: Option<u32>,
+    work: impl FnOnce() -> CoreResult<T> + Send + 'static,
+    to_js: fn(T) -> J,
+) -> AsyncTask<Job<T, J>>
 where
     J: ToNapiValue + TypeName,
 {
-    AsyncTask::new(Job { work: Some(Box::new(work)), to_js })
+    let token = cancel.and_then(|id| TOKENS.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned());
+    AsyncTask::new(Job { work: Some(Box::new(work)), token, to_js })
+}
+
+/// Cancellation tokens handed to JS by id.
+static TOKENS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<u32, cancel::Token>>> =
+    std::sync::LazyLock::new(Default::default);
+static NEXT_TOKEN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+/// A new cancellation token for the operations of one call (no I/O).
+#[napi]
+pub fn create_cancel_token() -> u32 {
+    let id = NEXT_TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    TOKENS.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Default::default());
+    id
+}
+
+/// Makes every job holding token `id` stop at its next chunk (no I/O).
+#[napi]
+pub fn cancel(id: u32) {
+    if let Some(token) = TOKENS.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+        token.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Forgets token `id` once its operation has ended (no I/O).
+#[napi]
+pub fn release_cancel_token(id: u32) {
+    TOKENS.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
 }
 
 /// A u64 from a JS bigint, refusing negative or oversized values.
@@ -103,22 +138,28 @@ impl From<DeltaOutcome> for DeltaResult {
 
 /// BLAKE3 and length of a file, streamed.
 #[napi(ts_return_type = "Promise<HashResult>")]
-pub fn hash_file(path: String) -> AsyncTask<Job<FileDigest, HashResult>> {
-    job(move || core_hash_file(&PathBuf::from(path)), HashResult::from)
+pub fn hash_file(path: String, cancel: Option<u32>) -> AsyncTask<Job<FileDigest, HashResult>> {
+    job(cancel, move || core_hash_file(&PathBuf::from(path)), HashResult::from)
 }
 
 /// Copies `src` to the new file `dst` (0600, fsynced) while hashing it; with
 /// `paged`, also returns the highest page LSN.
 #[napi(ts_return_type = "Promise<CopyResult>")]
-pub fn copy_hashed(src: String, dst: String, paged: bool) -> AsyncTask<Job<CopyOutcome, CopyResult>> {
-    job(move || core_copy_hashed(&PathBuf::from(src), &PathBuf::from(dst), paged), CopyResult::from)
+pub fn copy_hashed(src: String, dst: String, paged: bool, cancel: Option<u32>) -> AsyncTask<Job<CopyOutcome, CopyResult>> {
+    job(cancel, move || core_copy_hashed(&PathBuf::from(src), &PathBuf::from(dst), paged), CopyResult::from)
 }
 
 /// Writes the pages of `heap` whose LSN exceeds `base_lsn` to `delta_path`.
 #[napi(ts_return_type = "Promise<DeltaResult>")]
-pub fn write_delta(heap: String, delta_path: String, base_lsn: BigInt) -> Result<AsyncTask<Job<DeltaOutcome, DeltaResult>>> {
+pub fn write_delta(
+    heap: String,
+    delta_path: String,
+    base_lsn: BigInt,
+    cancel: Option<u32>,
+) -> Result<AsyncTask<Job<DeltaOutcome, DeltaResult>>> {
     let base_lsn = u64_arg("baseLsn", &base_lsn)?;
     Ok(job(
+        cancel,
         move || core_write_delta(&PathBuf::from(heap), &PathBuf::from(delta_path), base_lsn),
         DeltaResult::from,
     ))
@@ -158,9 +199,9 @@ impl RestoreLayer {
 /// Builds `target` from its layers in chain order (newest whole copy plus the
 /// deltas after it), writing each page once and verifying every layer.
 #[napi(ts_return_type = "Promise<void>")]
-pub fn restore_file(target: String, layers: Vec<RestoreLayer>) -> Result<AsyncTask<Job<(), ()>>> {
+pub fn restore_file(target: String, layers: Vec<RestoreLayer>, cancel: Option<u32>) -> Result<AsyncTask<Job<(), ()>>> {
     let layers = layers.into_iter().map(RestoreLayer::into_layer).collect::<Result<Vec<_>>>()?;
-    Ok(job(move || core_restore_file(&PathBuf::from(target), &layers), |()| ()))
+    Ok(job(cancel, move || core_restore_file(&PathBuf::from(target), &layers), |()| ()))
 }
 
 /// Writer locks held for JS, by handle: a lock lives until `releaseLock`.
@@ -171,6 +212,7 @@ static NEXT_LOCK: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::n
 #[napi(ts_return_type = "Promise<number>")]
 pub fn acquire_lock(dir: String) -> AsyncTask<Job<u32, u32>> {
     job(
+        None,
         move || {
             let lock = WriterLock::acquire(&PathBuf::from(dir))?;
             let id = NEXT_LOCK.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -185,6 +227,7 @@ pub fn acquire_lock(dir: String) -> AsyncTask<Job<u32, u32>> {
 #[napi(ts_return_type = "Promise<void>")]
 pub fn release_lock(id: u32) -> AsyncTask<Job<(), ()>> {
     job(
+        None,
         move || {
             let mut locks = LOCKS.lock().unwrap_or_else(|p| p.into_inner());
             let held = locks.iter().position(|(i, _)| *i == id).map(|at| locks.swap_remove(at));
@@ -218,6 +261,7 @@ pub fn verify_file(
     max_lsn: BigInt,
     total_pages: Option<u32>,
     page_indices: Option<Vec<u32>>,
+    cancel: Option<u32>,
 ) -> Result<AsyncTask<Job<Vec<Finding>, Vec<VerifyFinding>>>> {
     let len = u64_arg("len", &len)?;
     let max_lsn = u64_arg("maxLsn", &max_lsn)?;
@@ -234,6 +278,7 @@ pub fn verify_file(
         other => return Err(Error::new(Status::InvalidArg, format!("ERR_INVALID_ARG: unknown kind {other}"))),
     };
     Ok(job(
+        cancel,
         move || {
             let expected = Expected { name: &name, len, blake3_hex: &blake3_hex, artifact: &artifact };
             verify_artifact(&PathBuf::from(path), &expected, &content)

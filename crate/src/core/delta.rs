@@ -1,5 +1,6 @@
 //! Page deltas: extracting the pages changed since a base LSN into a
 //! `<name>.delta` file, and writing them back at their offsets.
+use super::cancel;
 use super::error::{CoreError, CoreResult};
 use super::fsio::{self, Sink};
 use super::page::{page_lsn, PAGE_SIZE, RECORD_SIZE};
@@ -105,8 +106,15 @@ fn scan_ranges(heap: &Path, total_pages: u32, base_lsn: u64, threads: usize) -> 
         .map(|t| (t * per_thread, ((t + 1) * per_thread).min(total_pages)))
         .filter(|(start, end)| start < end)
         .collect();
+    let token = cancel::current();
     let results = std::thread::scope(|scope| {
-        let handles: Vec<_> = ranges.iter().map(|&(start, end)| scope.spawn(move || scan_range(heap, start, end, base_lsn))).collect();
+        let handles: Vec<_> = ranges
+            .iter()
+            .map(|&(start, end)| {
+                let token = token.clone();
+                scope.spawn(move || cancel::with(token, || scan_range(heap, start, end, base_lsn)))
+            })
+            .collect();
         handles.into_iter().map(|h| h.join().expect("scan thread panicked")).collect::<Vec<_>>()
     });
     let mut changed = Vec::new();
@@ -142,6 +150,7 @@ fn scan_range(heap: &Path, start: u32, end: u32, base_lsn: u64) -> CoreResult<(V
 
 fn read_pages(file: &std::fs::File, heap: &Path, first: u32, into: &mut [u8]) -> CoreResult<()> {
     use std::os::unix::fs::FileExt;
+    cancel::check()?;
     file.read_exact_at(into, first as u64 * PAGE_SIZE as u64).map_err(|e| match e.kind() {
         std::io::ErrorKind::UnexpectedEof => changed_under_us(heap),
         _ => CoreError::io("read", heap, e),

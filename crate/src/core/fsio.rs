@@ -119,6 +119,7 @@ pub fn create_new(path: &Path) -> CoreResult<File> {
 
 /// Fills `buf` unless end of file comes first; returns the bytes read.
 pub fn read_full(file: &mut File, buf: &mut [u8], path: &Path) -> CoreResult<usize> {
+    super::cancel::check()?;
     let mut filled = 0;
     while filled < buf.len() {
         match file.read(&mut buf[filled..]) {

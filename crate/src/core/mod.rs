@@ -1,5 +1,6 @@
 //! Streaming file operations used by backup and restore. Every function works
 //! in bounded memory (one chunk buffer) whatever the file size.
+pub mod cancel;
 pub mod copy;
 pub mod delta;
 pub mod digest;
