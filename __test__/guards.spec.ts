@@ -165,13 +165,16 @@ describe('aborting with an AbortSignal', () => {
     setTimeout(() => controller.abort(), 5);
     const started = performance.now();
     await aborted;
-    expect(performance.now() - started).toBeLessThan(2000);
+    expect(performance.now() - started).toBeLessThan(1000); // ~100 ms is the aim; CI machines vary
     expectNoLeftovers(dest);
     expect(existsSync(join(data, 'LOCK'))).toBe(false);
 
     const restoreController = new AbortController();
     const into = join(tmp(), 'r');
-    const restoring = rejectsWith(restore(base, into, { signal: restoreController.signal, concurrency: 1 }), 'ERR_ABORTED');
+    const restoring = rejectsWith(
+      restore(base, into, { signal: restoreController.signal, concurrency: 1 }),
+      'ERR_ABORTED',
+    );
     setTimeout(() => restoreController.abort(), 5);
     await restoring;
     expectNoLeftovers(into);

@@ -35,6 +35,7 @@ describe.each(GENS)('backup repository (engine %s)', (gen) => {
     expect(d1.id).toMatch(/-D(-\d+)?$/);
     expect(i2.pages).toBeGreaterThan(0);
     expect((await repo.list()).map((r) => r.id)).toEqual([full.id, i1.id, i2.id, d1.id]);
+    expect((await repo.info(i2.id)).chain!.map((r) => r.id)).toEqual([full.id, i1.id, i2.id]);
     // Each backup stays in the reference format: a plain restore reads the full one.
     const plain = join(tmp(), 'plain');
     await plainRestore(join(repo.dir, 'backups', full.id), plain);

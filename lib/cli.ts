@@ -6,7 +6,7 @@ import { fullBackup, incrementalBackup } from './backup.js';
 import { toBackupError } from './errors.js';
 import { formatBytes, plural } from './format.js';
 import { formatJson } from './json.js';
-import type { BackupManifest, IncrementManifest } from './manifest.js';
+import { storedSize, type BackupManifest, type IncrementManifest } from './manifest.js';
 import type { OperationOptions, ProgressEvent } from './progress.js';
 import { Repository, type BackupRecord, type BackupType } from './repository.js';
 import { restoreChain } from './restore.js';
@@ -19,20 +19,12 @@ function print(json: boolean, value: unknown, line: string): void {
 }
 
 function fullSummary(m: BackupManifest, dest: string): string {
-  const bytes = m.files.reduce((sum, f) => sum + f.len, 0n);
+  const { bytes } = storedSize(m);
   return `full backup: ${plural(m.files.length, 'file')}, ${formatBytes(bytes)}, source LSN ${m.source_lsn} -> ${dest}`;
 }
 
 function incrementSummary(m: IncrementManifest, dest: string): string {
-  let bytes = 0n;
-  let pages = 0;
-  for (const c of m.changed) {
-    if ('Whole' in c) bytes += c.Whole.len;
-    else {
-      bytes += c.Pages.delta_len;
-      pages += c.Pages.page_indices.length;
-    }
-  }
+  const { bytes, pages } = storedSize(m);
   return (
     `incremental backup: ${plural(m.changed.length, 'changed file')} (${plural(pages, 'page')}), ` +
     `${formatBytes(bytes)}, LSN ${m.base_source_lsn} -> ${m.source_lsn} -> ${dest}`
@@ -59,7 +51,8 @@ function progressFor(opts: Common): OperationOptions['onProgress'] {
   let running = false;
   return (e: ProgressEvent) => {
     const total = Number(e.bytesTotal);
-    if (!running) bar.start(total, 0, { done: formatBytes(0n), all: formatBytes(e.bytesTotal), speed: formatBytes(0n) });
+    if (!running)
+      bar.start(total, 0, { done: formatBytes(0n), all: formatBytes(e.bytesTotal), speed: formatBytes(0n) });
     running = true;
     const secs = Math.max((Date.now() - started) / 1000, 0.001);
     bar.update(Number(e.bytesDone), {
@@ -258,10 +251,8 @@ function buildProgram(): Command {
         '\nExamples:\n  powdb-backup info --repo ./backups\n  powdb-backup info --repo ./backups 20261123T101500Z-I --json',
       ),
   ).action(async (id: string | undefined, opts: Common & { repo: string }) => {
-    const repo = await Repository.open(opts.repo);
-    const records = await repo.list();
-    if (!id) return print(Boolean(opts.json), { repo: opts.repo, backups: records }, infoTable(records));
-    const chain = repo.chain(records, repo.pick(records, id).id);
+    const { backups, chain } = await (await Repository.open(opts.repo)).info(id);
+    if (!chain) return print(Boolean(opts.json), { repo: opts.repo, backups }, infoTable(backups));
     print(
       Boolean(opts.json),
       { backup: chain.at(-1), chain: chain.map((r) => r.id) },

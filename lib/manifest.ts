@@ -248,3 +248,18 @@ export function formatIncrementManifest(m: IncrementManifest): string {
     changed,
   });
 }
+
+/** What a backup or increment stores: files, bytes (whole files plus deltas) and delta pages. */
+export function storedSize(m: BackupManifest | IncrementManifest): { files: number; bytes: bigint; pages: number } {
+  if ('files' in m) return { files: m.files.length, bytes: m.files.reduce((sum, f) => sum + f.len, 0n), pages: 0 };
+  let bytes = 0n;
+  let pages = 0;
+  for (const c of m.changed) {
+    if ('Whole' in c) bytes += c.Whole.len;
+    else {
+      bytes += c.Pages.delta_len;
+      pages += c.Pages.page_indices.length;
+    }
+  }
+  return { files: m.changed.length, bytes, pages };
+}

@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { fullBackup, incrementalBackup, type BackupOptions } from './backup.js';
 import { BackupError } from './errors.js';
 import { formatJson, parseJson } from './json.js';
-import type { BackupManifest, IncrementManifest } from './manifest.js';
+import { storedSize, type BackupManifest, type IncrementManifest } from './manifest.js';
 import { native } from './native.js';
 import type { OperationOptions } from './progress.js';
 import { restoreChain, type RestoreResult } from './restore.js';
@@ -53,41 +53,8 @@ function recordOf(
   at: Date,
   m: BackupManifest | IncrementManifest,
 ): BackupRecord {
-  if ('files' in m) {
-    const bytes = m.files.reduce((sum, f) => sum + f.len, 0n);
-    return {
-      id,
-      type,
-      parent,
-      base_source_lsn: null,
-      source_lsn: m.source_lsn,
-      created: at.toISOString(),
-      bytes,
-      files: m.files.length,
-      pages: 0,
-    };
-  }
-  let bytes = 0n;
-  let pages = 0;
-  for (const c of m.changed) {
-    if ('Whole' in c) bytes += c.Whole.len;
-    else {
-      bytes += c.Pages.delta_len;
-      pages += c.Pages.page_indices.length;
-    }
-  }
-  const base = m.base_source_lsn;
-  return {
-    id,
-    type,
-    parent,
-    base_source_lsn: base,
-    source_lsn: m.source_lsn,
-    created: at.toISOString(),
-    bytes,
-    files: m.changed.length,
-    pages,
-  };
+  const base_source_lsn = 'files' in m ? null : m.base_source_lsn;
+  return { id, type, parent, base_source_lsn, source_lsn: m.source_lsn, created: at.toISOString(), ...storedSize(m) };
 }
 
 /** What `asOf` names: a backup id, an LSN, or a time. */
@@ -151,6 +118,12 @@ export class Repository {
     );
     // Ids are sortable to the second; `created` orders backups taken within one.
     return records.sort((a, b) => (a.created < b.created ? -1 : a.created > b.created ? 1 : a.id < b.id ? -1 : 1));
+  }
+
+  /** The catalog, or (with `id`) one backup and its chain, full backup first. */
+  async info(id?: string): Promise<{ backups: BackupRecord[]; chain?: BackupRecord[] }> {
+    const backups = await this.list();
+    return id === undefined ? { backups } : { backups, chain: this.chain(backups, this.pick(backups, id).id) };
   }
 
   /** A backup and its ancestors, full backup first. */
