@@ -211,6 +211,8 @@ impl<'a> Sink<'a> {
     /// fsyncs the file, then drops its now-clean pages from the page cache so
     /// that a backup or restore does not evict the database's working set.
     pub fn finish(self) -> CoreResult<()> {
+        // An aborted operation's files are discarded: do not wait for their flush.
+        super::cancel::check()?;
         sync(&self.file, self.path)?;
         // SAFETY: advisory syscall on a descriptor we own.
         unsafe { libc::posix_fadvise(self.file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
