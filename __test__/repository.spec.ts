@@ -116,6 +116,29 @@ describe('repository CLI and concurrency', () => {
     expect(cli('restore', '--repo', repo, dest, '--as-of', 'not-a-time').code).toBe(1);
   });
 
+  it('an expire killed midway leaves a repository that reads correctly, and the next run finishes it', async () => {
+    const data = makeDb('new', 60);
+    const repo = await Repository.init(join(tmp(), 'repo'));
+    const old = [await repo.backup(data)];
+    insertRows('new', data, 60, 10);
+    old.push(await repo.backup(data));
+    const kept = await repo.backup(data, { type: 'full' });
+
+    const env = { ...process.env, POWDB_BACKUP_CRASH_AT: 'expire-renamed:1' };
+    const child = spawn(process.execPath, [CLI, 'expire', '--repo', repo.dir, '--retain-full', '1'], { env });
+    const [, signal] = await once(child, 'exit');
+    expect(signal).toBe('SIGKILL');
+
+    expect((await repo.list()).map((r) => r.id)).toEqual([old[0]!.id, kept.id]); // the chain cut short is gone whole
+    expect((await repo.verify()).every((v) => v.report.ok)).toBe(true);
+    const dest = join(tmp(), 'r');
+    await repo.restore(dest, { asOf: old[0]!.id });
+    expect(report('new', dest).T!.count).toBe(60);
+
+    expect((await repo.expire({ retainFull: 1 })).removed).toEqual([old[0]!.id]);
+    expect(readdirSync(join(repo.dir, 'backups'))).toEqual([kept.id]);
+  });
+
   it('lets only one writer in at a time; the other gets a clear error and the repository stays whole', async () => {
     const data = makeDb('new', 40000, '--index');
     const repo = join(tmp(), 'repo');

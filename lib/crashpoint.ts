@@ -5,7 +5,8 @@ const [point, nth] = (process.env.POWDB_BACKUP_CRASH_AT ?? '').split(':');
 let seen = 0;
 
 /** Named boundaries where a crash must leave nothing half-done. */
-export type CrashPoint = 'lock-acquired' | 'file-done' | 'manifest-written' | 'staging-synced' | 'renamed';
+export type CrashPoint =
+  'lock-acquired' | 'file-done' | 'manifest-written' | 'staging-synced' | 'renamed' | 'expire-renamed';
 
 export function crashPoint(name: CrashPoint): void {
   if (name === point && ++seen === Number(nth)) process.kill(process.pid, 'SIGKILL');

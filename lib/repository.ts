@@ -1,6 +1,7 @@
 import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fullBackup, incrementalBackup, type BackupOptions } from './backup.js';
+import { crashPoint } from './crashpoint.js';
 import { BackupError } from './errors.js';
 import { formatJson, parseJson } from './json.js';
 import { storedSize, type BackupManifest, type IncrementManifest } from './manifest.js';
@@ -266,6 +267,7 @@ export class Repository {
         for (const id of [...removed].reverse()) {
           const doomed = join(this.dir, BACKUPS, `${EXPIRING}${id}`);
           await rename(this.path(id), doomed);
+          crashPoint('expire-renamed');
           await rm(doomed, { recursive: true, force: true });
         }
       }
