@@ -26,6 +26,7 @@ import {
 import { Progress, type OperationOptions } from './progress.js';
 import { buildAtomically, writeFileDurably } from './staging.js';
 
+/** Options of `fullBackup` and `incrementalBackup`. */
 export interface BackupOptions extends OperationOptions {
   /**
    * An extra file to store in the backup, made from its manifest and written

@@ -15,6 +15,16 @@ export type BackupErrorCode =
   | 'ERR_SOURCE_CHANGED'
   | 'ERR_NOT_PAGED'
   | 'ERR_INVALID_ARG'
+  | 'ERR_UNSAFE_PATH'
+  | 'ERR_MISSING_FILE'
+  | 'ERR_PAGE_CRC'
+  | 'ERR_PAGE_LSN'
+  | 'ERR_PAGE_FORMAT'
+  | 'ERR_CATALOG'
+  | 'ERR_ABORTED'
+  | 'ERR_NOT_A_REPO'
+  | 'ERR_REPO_LOCKED'
+  | 'ERR_NO_BACKUP'
   | (string & {});
 
 /** Every failure of this package: a message naming the file and a stable `code`. */

@@ -19,6 +19,7 @@ const RECORD = 'backup.json';
 /** Prefix of backups being expired: renamed first, removed after, ignored by readers. */
 const EXPIRING = '.expiring-';
 
+/** `full`; `incr`: on the newest backup; `diff`: on the newest full backup. */
 export type BackupType = 'full' | 'incr' | 'diff';
 
 /** One backup of a repository, as its catalog lists it. */

@@ -8,8 +8,10 @@ import { DEFAULT_CONCURRENCY, mapLimit } from './pool.js';
 import { Progress, type OperationOptions } from './progress.js';
 import { buildAtomically } from './staging.js';
 
+/** Options of `restore` and `restoreChain`: concurrency, progress, abort signal. */
 export type RestoreOptions = OperationOptions;
 
+/** What a restore laid down, and the LSN the restored directory is at. */
 export interface RestoreResult {
   dest: string;
   /** Files in the restored directory and their total size. */
