@@ -149,4 +149,21 @@ describe('the packed package', () => {
       renameSync(`${prebuilds}.hidden`, prebuilds);
     }
   });
+
+  it('builds the addon from source when asked, in a scratch workspace, and then loads that build', () => {
+    const build = run(process.execPath, [join(installed, 'scripts', 'install.mjs')], installed, {
+      POWDB_BACKUP_BUILD_FROM_SOURCE: '1',
+    });
+    expect(build.status, build.stderr).toBe(0);
+    expect(build.stderr).toContain('building the native addon from source with cargo');
+    expect(existsSync(join(installed, 'build', 'Release', 'powdb_backup.node'))).toBe(true);
+    const prebuilds = join(installed, 'prebuilds');
+    renameSync(prebuilds, `${prebuilds}.hidden`);
+    try {
+      const r = run(process.execPath, ['-e', "console.log(typeof require('powdb-backup').fullBackup)"], consumer);
+      expect(r.stdout.trim()).toBe('function');
+    } finally {
+      renameSync(`${prebuilds}.hidden`, prebuilds);
+    }
+  }, 600_000);
 });
