@@ -1,4 +1,4 @@
-import { lstat, open, readdir, readFile } from 'node:fs/promises';
+import { lstat, open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BackupError } from './errors.js';
 import { isDurable, isHeap } from './names.js';
@@ -70,10 +70,10 @@ async function readCatalogVersion(dir: string): Promise<number> {
 
 async function readCatalogLsn(dir: string): Promise<bigint> {
   const path = join(dir, 'catalog.lsn');
-  if (!(await statOrNull(path))) return 0n;
-  const bytes = await readFile(path);
-  if (bytes.length !== 8) throw new BackupError('ERR_NOT_A_DATA_DIR', `${path} is not an 8-byte LSN`);
-  return bytes.readBigUInt64LE(0);
+  const st = await statOrNull(path);
+  if (!st) return 0n;
+  if (!st.isFile() || st.size !== 8n) throw new BackupError('ERR_NOT_A_DATA_DIR', `${path} is not an 8-byte LSN`);
+  return (await readHead(path, 8)).readBigUInt64LE(0);
 }
 
 async function describe(dir: string, name: string): Promise<SourceFile> {
