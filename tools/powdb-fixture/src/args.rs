@@ -90,6 +90,91 @@ pub enum Command {
         #[arg(long, value_name = "P", default_value_t = 40)]
         pad: usize,
     },
+    /// Run --ops random changes chosen from --seed (same seed, same
+    /// directory: same changes).
+    Workload {
+        dir: PathBuf,
+        #[arg(long, value_name = "S")]
+        seed: u64,
+        #[arg(long, value_name = "N", default_value_t = 12)]
+        ops: u64,
+    },
+    /// Print each table's rows hash, schema, indexes and index check.
+    Dump { dir: PathBuf },
+    /// Delete every K-th row in scan order.
+    Delete {
+        dir: PathBuf,
+        #[arg(long, default_value = "T")]
+        table: String,
+        #[arg(long, value_name = "K")]
+        every: u64,
+    },
+    /// Make the name of every K-th row B bytes long (relocates it).
+    Grow {
+        dir: PathBuf,
+        #[arg(long, default_value = "T")]
+        table: String,
+        #[arg(long, value_name = "K")]
+        every: u64,
+        #[arg(long, value_name = "B")]
+        bytes: usize,
+    },
+    /// Insert one row whose name is B bytes (overflow pages on 0.29).
+    Big {
+        dir: PathBuf,
+        #[arg(long, default_value = "T")]
+        table: String,
+        #[arg(long, value_name = "I", allow_negative_numbers = true)]
+        id: i64,
+        #[arg(long, value_name = "B")]
+        bytes: usize,
+    },
+    /// Index a column of an existing table.
+    CreateIndex {
+        dir: PathBuf,
+        #[arg(long, default_value = "T")]
+        table: String,
+        #[arg(long, value_name = "C")]
+        column: String,
+    },
+    /// Alter table: add an optional column (existing rows get Empty).
+    AddColumn {
+        dir: PathBuf,
+        #[arg(long, default_value = "T")]
+        table: String,
+        #[arg(long, value_name = "C")]
+        column: String,
+        #[arg(long = "type", value_enum, default_value = "str")]
+        ty: NewColumnType,
+    },
+    /// Alter table: drop a column.
+    DropColumn {
+        dir: PathBuf,
+        #[arg(long, default_value = "T")]
+        table: String,
+        #[arg(long, value_name = "C")]
+        column: String,
+    },
+    /// Drop a table and create it again (same columns and indexes) with ids
+    /// 0..rows.
+    Recreate {
+        dir: PathBuf,
+        #[arg(long, default_value = "T")]
+        table: String,
+        #[arg(long, value_name = "N")]
+        rows: u64,
+        #[arg(long, value_name = "P", default_value_t = 40)]
+        pad: usize,
+    },
+    /// Sweep unreferenced overflow pages of every table (0.29 only).
+    Sweep { dir: PathBuf },
+}
+
+/// Column types `add-column` offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum NewColumnType {
+    Int,
+    Str,
 }
 
 /// The rows of a new table (`create`, `add-table`).

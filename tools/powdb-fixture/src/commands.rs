@@ -6,8 +6,13 @@ use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
-use crate::args::{Command, Fill, IdRange};
+use crate::args::{Command, Fill, IdRange, NewColumnType};
 use crate::db::{Db, FixtureRow};
+use crate::ops::{self, Done};
+use crate::prng::Prng;
+use crate::rows::{self, Scanned};
+use crate::value::ColType;
+use crate::{dump, workload};
 
 pub type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
@@ -28,8 +33,81 @@ pub fn run<D: Db>(command: &Command) -> Result<Option<Value>> {
         Command::Report { dir, ids } => report::<D>(dir, *ids)?,
         Command::Hold { dir } => return hold::<D>(dir).map(|()| None),
         Command::Bulk { dir, mib, pad } => bulk::<D>(dir, *mib, *pad)?,
+        Command::Workload { dir, seed, ops } => workload::run::<D>(dir, *seed, *ops)?,
+        Command::Dump { dir } => dump::run::<D>(dir)?,
+        Command::Delete { dir, table, every } => single::<D>(dir, |db| {
+            let targets = every_kth(db, table, *every)?;
+            ops::delete_rows(db, table, &targets)
+        })?,
+        Command::Grow {
+            dir,
+            table,
+            every,
+            bytes,
+        } => single::<D>(dir, |db| {
+            let targets = every_kth(db, table, *every)?;
+            ops::set_string(db, table, "name", &targets, *bytes, "grow")
+        })?,
+        Command::Big {
+            dir,
+            table,
+            id,
+            bytes,
+        } => single::<D>(dir, |db| {
+            ops::insert_big(db, table, *id, "name", *bytes, &mut Prng::new(0))
+        })?,
+        Command::CreateIndex { dir, table, column } => {
+            single::<D>(dir, |db| ops::create_index(db, table, column))?
+        }
+        Command::AddColumn {
+            dir,
+            table,
+            column,
+            ty,
+        } => single::<D>(dir, |db| {
+            let ty = match ty {
+                NewColumnType::Int => ColType::Int,
+                NewColumnType::Str => ColType::Str,
+            };
+            ops::add_column(db, table, column, ty)
+        })?,
+        Command::DropColumn { dir, table, column } => {
+            single::<D>(dir, |db| ops::drop_column(db, table, column))?
+        }
+        Command::Recreate {
+            dir,
+            table,
+            rows,
+            pad,
+        } => single::<D>(dir, |db| {
+            ops::recreate(db, table, *rows, *pad, &mut Prng::new(0))
+        })?,
+        Command::Sweep { dir } => single::<D>(dir, ops::sweep)?,
     };
     Ok(Some(out))
+}
+
+/// Opens, runs one op, closes (checkpointed) and reports the op's fields
+/// plus `ok` and `max_lsn`.
+fn single<D: Db>(dir: &Path, op: impl FnOnce(&mut D) -> Result<Done>) -> Result<Value> {
+    let mut db = open::<D>(dir)?;
+    let done = op(&mut db)?;
+    let lsn = db.max_lsn();
+    db.close()?;
+    let mut out = Map::new();
+    out.insert("ok".into(), json!(true));
+    out.extend(done.json);
+    out.insert("max_lsn".into(), json!(lsn));
+    Ok(Value::Object(out))
+}
+
+/// Rows 0, K, 2K, ... of `table` in scan order.
+fn every_kth<D: Db>(db: &D, table: &str, every: u64) -> Result<Vec<Scanned<D::Rid>>> {
+    let every = every.max(1) as usize;
+    Ok(rows::scan_all(db, table)?
+        .into_iter()
+        .step_by(every)
+        .collect())
 }
 
 /// Creates `table` in `db` (fresh for `create`, existing for `add-table`)
@@ -152,7 +230,7 @@ fn bulk<D: Db>(dir: &Path, mib: u64, pad: usize) -> Result<Value> {
 
 /// Opens an existing database, naming the directory in any error (the
 /// engine's own messages often do not).
-fn open<D: Db>(dir: &Path) -> Result<D> {
+pub fn open<D: Db>(dir: &Path) -> Result<D> {
     D::open(dir).map_err(|e| format!("opening {}: {e}", dir.display()).into())
 }
 

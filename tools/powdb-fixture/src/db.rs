@@ -4,6 +4,8 @@
 use std::io;
 use std::path::Path;
 
+use crate::value::{Column, Val};
+
 /// One row of the fixture table shape: `id` Int required, `name` Str
 /// required, `score` Int optional.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,11 +31,35 @@ impl FixtureRow {
     }
 }
 
+/// What a generation can do, so generic code never attempts what the engine
+/// lacks (or gets wrong).
+pub struct Caps {
+    /// Release name for messages.
+    pub name: &'static str,
+    /// Rows larger than a page spill into overflow chains (0.11+). 0.4.7
+    /// rejects any row over one page.
+    pub overflow: bool,
+    /// Heap files start with a page-0 `PHEAP` superblock (0.5+).
+    pub heap_superblock: bool,
+    /// `alter table drop column` re-resolves the remaining indexes by name.
+    /// 0.4.7 rebuilds them with their stale column positions, so dropping an
+    /// indexed column, or one before an indexed column, corrupts (or panics).
+    pub drop_column_keeps_indexes: bool,
+}
+
+/// One index of a table, as `dump` lists it.
+pub enum IndexName {
+    Column(String),
+    /// 0.29 expression index, by its canonical text.
+    Expression(String),
+}
+
 /// The operations the commands need, implemented for each engine generation
 /// by [`engine_db!`].
 pub trait Db: Sized {
     /// The engine's row address (`types::RowId` of that generation).
-    type Rid: Copy;
+    type Rid: Copy + Eq + std::fmt::Debug;
+    const CAPS: Caps;
 
     /// `Catalog::create`: a new, empty database in `dir`.
     fn create(dir: &Path) -> io::Result<Self>;
@@ -57,6 +83,31 @@ pub trait Db: Sized {
     /// Clean shutdown. Checkpoints explicitly so a failure is reported;
     /// `Drop` would swallow it.
     fn close(self) -> io::Result<()>;
+
+    // Generic (any table shape) operations, for `workload`, `dump` and the
+    // single-op commands.
+
+    /// Opens for inspection: read-only where the generation offers it and
+    /// the directory is checkpointed (nothing is written, no lock taken),
+    /// else a normal open.
+    fn open_snapshot(dir: &Path) -> io::Result<Self>;
+    fn columns(&self, table: &str) -> io::Result<Vec<Column>>;
+    fn create_table_with(&mut self, table: &str, columns: &[Column]) -> io::Result<()>;
+    fn insert_row(&mut self, table: &str, row: &[Val]) -> io::Result<Self::Rid>;
+    /// Returns the row's address after the update.
+    fn update_row(&mut self, table: &str, rid: Self::Rid, row: &[Val]) -> io::Result<Self::Rid>;
+    fn delete_rows(&mut self, table: &str, rids: &[Self::Rid]) -> io::Result<u64>;
+    /// Visit every row in scan order, with every column.
+    fn scan_rows(&self, table: &str, f: &mut dyn FnMut(Self::Rid, Vec<Val>)) -> io::Result<()>;
+    fn indexes(&self, table: &str) -> Vec<IndexName>;
+    /// Every row address the column index holds for `key`.
+    fn index_rids(&self, table: &str, column: &str, key: &Val) -> io::Result<Vec<Self::Rid>>;
+    /// Entries in the column index (each non-Empty value of each row).
+    fn index_entries(&self, table: &str, column: &str) -> Option<usize>;
+    fn add_column(&mut self, table: &str, column: &Column) -> io::Result<()>;
+    fn drop_column(&mut self, table: &str, column: &str) -> io::Result<()>;
+    /// Overflow sweep of every table; `None` where the generation has none.
+    fn sweep(&mut self) -> io::Result<Option<usize>>;
 }
 
 /// Implements [`Db`] for one `powdb-storage` generation. Expands inside a
@@ -64,7 +115,10 @@ pub trait Db: Sized {
 /// - `storage`: the engine crate,
 /// - `Lock` / `lock(dir)`: the writer lock a server holds while open,
 /// - `scan_item(item)`: normalises a `Catalog::scan` item to `io::Result`,
-/// - `commit(&mut Catalog)`: the end-of-statement WAL call.
+/// - `commit(&mut Catalog)`: the end-of-statement WAL call,
+/// - `CAPS`, `open_snapshot`, `index_names`, `sweep`, `reread`: see the trait,
+/// - `to_val` / `from_val` / `to_type` / `from_type`: value conversions (the
+///   generations' `Value`/`TypeId` differ by the 0.29 `Json` variant).
 macro_rules! engine_db {
     () => {
         use std::io;
@@ -73,30 +127,42 @@ macro_rules! engine_db {
         use storage::catalog::Catalog;
         use storage::types::{ColumnDef, Row, RowId, Schema, TypeId, Value};
 
-        use crate::db::FixtureRow;
+        use crate::db::{FixtureRow, IndexName};
+        use crate::value::{ColType, Column, Val};
 
         /// An open catalog. Field order matters: the catalog is dropped (and
         /// checkpointed) before the directory lock is released.
         pub struct Db {
             cat: Catalog,
-            _lock: Lock,
+            _lock: Option<Lock>,
+            /// Opened with `Catalog::open_read_only`: nothing to checkpoint.
+            read_only: bool,
         }
 
         impl crate::db::Db for Db {
             type Rid = RowId;
+            const CAPS: crate::db::Caps = CAPS;
 
             fn create(dir: &Path) -> io::Result<Self> {
                 // The lock file lives in the directory, so it must exist first.
                 std::fs::create_dir_all(dir)?;
                 let lock = lock(dir)?;
                 let cat = Catalog::create(dir)?;
-                Ok(Db { cat, _lock: lock })
+                Ok(Db {
+                    cat,
+                    _lock: Some(lock),
+                    read_only: false,
+                })
             }
 
             fn open(dir: &Path) -> io::Result<Self> {
                 let lock = lock(dir)?;
                 let cat = Catalog::open(dir)?;
-                Ok(Db { cat, _lock: lock })
+                Ok(Db {
+                    cat,
+                    _lock: Some(lock),
+                    read_only: false,
+                })
             }
 
             fn create_table(&mut self, table: &str) -> io::Result<()> {
@@ -148,9 +214,131 @@ macro_rules! engine_db {
             }
 
             fn close(mut self) -> io::Result<()> {
+                if self.read_only {
+                    return Ok(());
+                }
                 self.cat.checkpoint()
                 // Dropping `self` now checkpoints again (a no-op) and closes.
             }
+
+            fn open_snapshot(dir: &Path) -> io::Result<Self> {
+                match open_snapshot(dir)? {
+                    Some(cat) => Ok(Db {
+                        cat,
+                        _lock: None,
+                        read_only: true,
+                    }),
+                    None => Self::open(dir),
+                }
+            }
+
+            fn columns(&self, table: &str) -> io::Result<Vec<Column>> {
+                let schema = self.cat.schema(table).ok_or_else(|| not_found(table))?;
+                Ok(schema
+                    .columns
+                    .iter()
+                    .map(|c| Column {
+                        name: c.name.clone(),
+                        ty: to_type(c.type_id),
+                        required: c.required,
+                    })
+                    .collect())
+            }
+
+            fn create_table_with(&mut self, table: &str, columns: &[Column]) -> io::Result<()> {
+                let mut defs = Vec::with_capacity(columns.len());
+                for (position, c) in columns.iter().enumerate() {
+                    defs.push(column_def(c, position)?);
+                }
+                self.cat.create_table(Schema {
+                    table_name: table.to_string(),
+                    columns: defs,
+                })
+            }
+
+            fn insert_row(&mut self, table: &str, row: &[Val]) -> io::Result<RowId> {
+                let row = engine_row(row)?;
+                self.cat.insert(table, &row)
+            }
+
+            fn update_row(&mut self, table: &str, rid: RowId, row: &[Val]) -> io::Result<RowId> {
+                let row = engine_row(row)?;
+                self.cat.update(table, rid, &row)
+            }
+
+            fn delete_rows(&mut self, table: &str, rids: &[RowId]) -> io::Result<u64> {
+                self.cat.delete_many(table, rids)
+            }
+
+            fn scan_rows(&self, table: &str, f: &mut dyn FnMut(RowId, Vec<Val>)) -> io::Result<()> {
+                for item in self.cat.scan(table)? {
+                    let (rid, row) = scan_item(item)?;
+                    let row = reread(&self.cat, table, rid, row)?;
+                    f(rid, row.into_iter().map(to_val).collect());
+                }
+                Ok(())
+            }
+
+            fn indexes(&self, table: &str) -> Vec<IndexName> {
+                index_names(&self.cat, table)
+            }
+
+            fn index_rids(&self, table: &str, column: &str, key: &Val) -> io::Result<Vec<RowId>> {
+                let tbl = self.cat.get_table(table).ok_or_else(|| not_found(table))?;
+                Ok(tbl.index_lookup_all(column, &from_val(key)?))
+            }
+
+            fn index_entries(&self, table: &str, column: &str) -> Option<usize> {
+                Some(self.cat.get_table(table)?.index(column)?.len())
+            }
+
+            fn add_column(&mut self, table: &str, column: &Column) -> io::Result<()> {
+                let position = self
+                    .cat
+                    .schema(table)
+                    .ok_or_else(|| not_found(table))?
+                    .columns
+                    .len();
+                self.cat
+                    .alter_table_add_column(table, column_def(column, position)?)
+            }
+
+            fn drop_column(&mut self, table: &str, column: &str) -> io::Result<()> {
+                self.cat.alter_table_drop_column(table, column)
+            }
+
+            fn sweep(&mut self) -> io::Result<Option<usize>> {
+                sweep(&mut self.cat)
+            }
+        }
+
+        fn not_found(table: &str) -> io::Error {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("table '{table}' not found"),
+            )
+        }
+
+        fn column_def(c: &Column, position: usize) -> io::Result<ColumnDef> {
+            Ok(ColumnDef {
+                name: c.name.clone(),
+                type_id: from_type(c.ty)?,
+                required: c.required,
+                position: position as u16,
+            })
+        }
+
+        fn engine_row(row: &[Val]) -> io::Result<Row> {
+            row.iter().map(from_val).collect()
+        }
+
+        // Used by the conversions of a generation lacking a type (0.4.7: Json).
+        #[allow(dead_code)]
+        fn unsupported(what: &str) -> io::Error {
+            io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("{what} does not exist in {}", CAPS.name),
+            )
         }
 
         fn schema(table: &str) -> Schema {
@@ -216,6 +404,96 @@ pub mod old {
         cat.sync_wal()
     }
 
+    const CAPS: crate::db::Caps = crate::db::Caps {
+        name: "powdb-storage 0.4.7",
+        overflow: false,
+        heap_superblock: false,
+        drop_column_keeps_indexes: false,
+    };
+
+    /// 0.4.7 has no read-only open: the caller falls back to `open`.
+    fn open_snapshot(_dir: &Path) -> io::Result<Option<Catalog>> {
+        Ok(None)
+    }
+
+    /// 0.4.7 keeps its index list private; `has_index` per schema column
+    /// gives the same set (it has no expression indexes).
+    fn index_names(cat: &Catalog, table: &str) -> Vec<IndexName> {
+        let Some(schema) = cat.schema(table) else {
+            return Vec::new();
+        };
+        schema
+            .columns
+            .iter()
+            .filter(|c| cat.has_index(table, &c.name))
+            .map(|c| IndexName::Column(c.name.clone()))
+            .collect()
+    }
+
+    /// 0.4.7 has no overflow pages, hence no sweep (and no vacuum/compact).
+    fn sweep(_cat: &mut Catalog) -> io::Result<Option<usize>> {
+        Ok(None)
+    }
+
+    /// Every 0.4.7 row is inline: the scanned row is the row.
+    fn reread(_cat: &Catalog, _table: &str, _rid: RowId, row: Row) -> io::Result<Row> {
+        Ok(row)
+    }
+
+    fn to_val(v: Value) -> Val {
+        match v {
+            Value::Int(x) => Val::Int(x),
+            Value::Float(x) => Val::Float(x),
+            Value::Bool(x) => Val::Bool(x),
+            Value::Str(x) => Val::Str(x),
+            Value::DateTime(x) => Val::DateTime(x),
+            Value::Uuid(x) => Val::Uuid(x),
+            Value::Bytes(x) => Val::Bytes(x),
+            Value::Empty => Val::Empty,
+        }
+    }
+
+    fn from_val(v: &Val) -> io::Result<Value> {
+        Ok(match v {
+            Val::Int(x) => Value::Int(*x),
+            Val::Float(x) => Value::Float(*x),
+            Val::Bool(x) => Value::Bool(*x),
+            Val::Str(x) => Value::Str(x.clone()),
+            Val::DateTime(x) => Value::DateTime(*x),
+            Val::Uuid(x) => Value::Uuid(*x),
+            Val::Bytes(x) => Value::Bytes(x.clone()),
+            Val::Json(_) => return Err(unsupported("a Json value")),
+            Val::Empty => Value::Empty,
+        })
+    }
+
+    fn to_type(t: TypeId) -> ColType {
+        match t {
+            TypeId::Empty => ColType::Empty,
+            TypeId::Int => ColType::Int,
+            TypeId::Float => ColType::Float,
+            TypeId::Bool => ColType::Bool,
+            TypeId::Str => ColType::Str,
+            TypeId::DateTime => ColType::DateTime,
+            TypeId::Uuid => ColType::Uuid,
+            TypeId::Bytes => ColType::Bytes,
+        }
+    }
+
+    fn from_type(t: ColType) -> io::Result<TypeId> {
+        Ok(match t {
+            ColType::Empty => TypeId::Empty,
+            ColType::Int => TypeId::Int,
+            ColType::Float => TypeId::Float,
+            ColType::Bool => TypeId::Bool,
+            ColType::Str => TypeId::Str,
+            ColType::DateTime => TypeId::DateTime,
+            ColType::Uuid => TypeId::Uuid,
+            ColType::Bytes => TypeId::Bytes,
+            ColType::Json => return Err(unsupported("the Json type")),
+        })
+    }
+
     engine_db!();
 }
 
@@ -240,6 +518,120 @@ pub mod new {
     /// crash-replay treats the rows as uncommitted once any boundary exists.
     fn commit(cat: &mut Catalog) -> io::Result<()> {
         cat.commit_autocommit()
+    }
+
+    const CAPS: crate::db::Caps = crate::db::Caps {
+        name: "powdb-storage 0.29.0",
+        overflow: true,
+        heap_superblock: true,
+        drop_column_keeps_indexes: true,
+    };
+
+    /// `Catalog::open_read_only` opens every file read-only and writes
+    /// nothing, but refuses a WAL holding records (a crashed directory):
+    /// `None` then, and the caller recovers it with a normal open. No reader
+    /// lock is taken, because `DirLock::acquire_reader` would leave a
+    /// `readers/` directory behind in the fixture.
+    fn open_snapshot(dir: &Path) -> io::Result<Option<Catalog>> {
+        let wal = dir.join("wal.log");
+        if storage::wal::wal_has_committed_records(&wal)? {
+            return Ok(None);
+        }
+        Catalog::open_read_only(dir).map(Some)
+    }
+
+    fn index_names(cat: &Catalog, table: &str) -> Vec<IndexName> {
+        use storage::catalog::IndexKeySource;
+        cat.index_metadata(table)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| match m.source {
+                IndexKeySource::Column { column } => IndexName::Column(column),
+                IndexKeySource::Expression { canonical_text, .. } => {
+                    IndexName::Expression(canonical_text)
+                }
+            })
+            .collect()
+    }
+
+    /// `Catalog::sweep_all`: the mark-and-sweep of unreferenced overflow
+    /// pages (the only sweep/vacuum/compact the 0.29 catalog offers). It
+    /// returns reclaimed pages to the in-memory free list and logs one
+    /// `OverflowFree` WAL record per table; the pages stay on disk, typed
+    /// Overflow, until a later spill reuses them.
+    fn sweep(cat: &mut Catalog) -> io::Result<Option<usize>> {
+        cat.sweep_all().map(Some)
+    }
+
+    /// `Table::scan` turns a row whose overflow chain is corrupt into all
+    /// Empty cells; `get` reports the error instead, so rows of a table
+    /// that has ever spilled are read again through it.
+    fn reread(cat: &Catalog, table: &str, rid: RowId, row: Row) -> io::Result<Row> {
+        if !cat.table_has_overflow(table) {
+            return Ok(row);
+        }
+        cat.get(table, rid)?.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("table {table}: scanned row {rid:?} cannot be read back"),
+            )
+        })
+    }
+
+    fn to_val(v: Value) -> Val {
+        match v {
+            Value::Int(x) => Val::Int(x),
+            Value::Float(x) => Val::Float(x),
+            Value::Bool(x) => Val::Bool(x),
+            Value::Str(x) => Val::Str(x),
+            Value::DateTime(x) => Val::DateTime(x),
+            Value::Uuid(x) => Val::Uuid(x),
+            Value::Bytes(x) => Val::Bytes(x),
+            Value::Json(x) => Val::Json(x.into_vec()),
+            Value::Empty => Val::Empty,
+        }
+    }
+
+    fn from_val(v: &Val) -> io::Result<Value> {
+        Ok(match v {
+            Val::Int(x) => Value::Int(*x),
+            Val::Float(x) => Value::Float(*x),
+            Val::Bool(x) => Value::Bool(*x),
+            Val::Str(x) => Value::Str(x.clone()),
+            Val::DateTime(x) => Value::DateTime(*x),
+            Val::Uuid(x) => Value::Uuid(*x),
+            Val::Bytes(x) => Value::Bytes(x.clone()),
+            Val::Json(x) => Value::Json(x.clone().into_boxed_slice()),
+            Val::Empty => Value::Empty,
+        })
+    }
+
+    fn to_type(t: TypeId) -> ColType {
+        match t {
+            TypeId::Empty => ColType::Empty,
+            TypeId::Int => ColType::Int,
+            TypeId::Float => ColType::Float,
+            TypeId::Bool => ColType::Bool,
+            TypeId::Str => ColType::Str,
+            TypeId::DateTime => ColType::DateTime,
+            TypeId::Uuid => ColType::Uuid,
+            TypeId::Bytes => ColType::Bytes,
+            TypeId::Json => ColType::Json,
+        }
+    }
+
+    fn from_type(t: ColType) -> io::Result<TypeId> {
+        Ok(match t {
+            ColType::Empty => TypeId::Empty,
+            ColType::Int => TypeId::Int,
+            ColType::Float => TypeId::Float,
+            ColType::Bool => TypeId::Bool,
+            ColType::Str => TypeId::Str,
+            ColType::DateTime => TypeId::DateTime,
+            ColType::Uuid => TypeId::Uuid,
+            ColType::Bytes => TypeId::Bytes,
+            ColType::Json => TypeId::Json,
+        })
     }
 
     engine_db!();

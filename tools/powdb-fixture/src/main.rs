@@ -5,6 +5,13 @@
 mod args;
 mod commands;
 mod db;
+mod dump;
+mod heapfile;
+mod ops;
+mod prng;
+mod rows;
+mod value;
+mod workload;
 
 use std::process::ExitCode;
 
