@@ -4,7 +4,8 @@
 //! code as a `CODE: ` message prefix, which the TypeScript layer turns into
 //! an error with a `code` property.
 use crate::core::copy::{copy_hashed as core_copy_hashed, CopyOutcome};
-use crate::core::delta::{write_delta as core_write_delta, DeltaOutcome, DeltaSpec};
+use crate::core::delta::{write_delta as core_write_delta, Base, DeltaOutcome, DeltaSpec};
+use crate::core::heapdiff::{diff as core_diff, load as load_map, HeapDiff, MapSource};
 use crate::core::restore::{restore_file as core_restore_file, Layer, LayerKind};
 use crate::core::digest::{hash_file as core_hash_file, Expected, FileDigest};
 use crate::core::cancel;
@@ -101,11 +102,13 @@ pub struct CopyResult {
     pub len: u64,
     pub blake3_hex: String,
     pub max_page_lsn: u64,
+    /// The content map written beside a heap copied as pages.
+    pub map: Option<HashResult>,
 }
 
 impl From<CopyOutcome> for CopyResult {
     fn from(o: CopyOutcome) -> Self {
-        CopyResult { len: o.len, blake3_hex: o.blake3_hex, max_page_lsn: o.max_page_lsn }
+        CopyResult { len: o.len, blake3_hex: o.blake3_hex, max_page_lsn: o.max_page_lsn, map: o.map.map(HashResult::from) }
     }
 }
 
@@ -122,6 +125,8 @@ pub struct PageDelta {
 pub struct DeltaResult {
     pub delta: Option<PageDelta>,
     pub max_page_lsn: u64,
+    /// The heap's content map as it is now.
+    pub map: HashResult,
 }
 
 impl From<DeltaOutcome> for DeltaResult {
@@ -132,7 +137,7 @@ impl From<DeltaOutcome> for DeltaResult {
             delta_len: d.delta_len,
             blake3_hex: d.blake3_hex,
         });
-        DeltaResult { delta, max_page_lsn: o.max_page_lsn }
+        DeltaResult { delta, max_page_lsn: o.max_page_lsn, map: HashResult::from(o.map) }
     }
 }
 
@@ -143,26 +148,100 @@ pub fn hash_file(path: String, cancel: Option<u32>) -> AsyncTask<Job<FileDigest,
 }
 
 /// Copies `src` to the new file `dst` (0600, fsynced) while hashing it; with
-/// `paged`, also returns the highest page LSN.
+/// `paged`, also returns the highest page LSN and writes the content map at
+/// `map_path` (when given).
 #[napi(ts_return_type = "Promise<CopyResult>")]
-pub fn copy_hashed(src: String, dst: String, paged: bool, cancel: Option<u32>) -> AsyncTask<Job<CopyOutcome, CopyResult>> {
-    job(cancel, move || core_copy_hashed(&PathBuf::from(src), &PathBuf::from(dst), paged), CopyResult::from)
+pub fn copy_hashed(
+    src: String,
+    dst: String,
+    paged: bool,
+    map_path: Option<String>,
+    cancel: Option<u32>,
+) -> AsyncTask<Job<CopyOutcome, CopyResult>> {
+    job(
+        cancel,
+        move || core_copy_hashed(&PathBuf::from(src), &PathBuf::from(dst), paged, map_path.as_deref().map(std::path::Path::new)),
+        CopyResult::from,
+    )
 }
 
-/// Writes the pages of `heap` whose LSN exceeds `base_lsn` to `delta_path`.
+/// Writes the pages of `heap` that changed since the base (LSN above
+/// `base_lsn`, or content unlike the base's map) to `delta_path`, and the
+/// heap's new content map to `map_path`.
 #[napi(ts_return_type = "Promise<DeltaResult>")]
 pub fn write_delta(
     heap: String,
     delta_path: String,
     base_lsn: BigInt,
+    base_map: MapSourceArg,
+    map_path: String,
     cancel: Option<u32>,
 ) -> Result<AsyncTask<Job<DeltaOutcome, DeltaResult>>> {
     let base_lsn = u64_arg("baseLsn", &base_lsn)?;
+    let base_map = base_map.into_source()?;
     Ok(job(
         cancel,
-        move || core_write_delta(&PathBuf::from(heap), &PathBuf::from(delta_path), base_lsn),
+        move || {
+            let map = load_map(&base_map)?.hashes;
+            let base = Base { lsn: base_lsn, map: &map };
+            core_write_delta(&PathBuf::from(heap), &PathBuf::from(delta_path), base, &PathBuf::from(map_path))
+        },
         DeltaResult::from,
     ))
+}
+
+/// Where a content map comes from: exactly one of a heap file, a stored
+/// `.pagemap` (as a whole layer) or a chain's layers.
+#[napi(object)]
+pub struct MapSourceArg {
+    pub heap: Option<String>,
+    pub map: Option<RestoreLayer>,
+    pub layers: Option<Vec<RestoreLayer>>,
+}
+
+impl MapSourceArg {
+    fn into_source(self) -> Result<MapSource> {
+        match (self.heap, self.map, self.layers) {
+            (Some(heap), None, None) => Ok(MapSource::Heap(PathBuf::from(heap))),
+            (None, Some(map), None) => Ok(MapSource::Stored(map.into_layer()?)),
+            (None, None, Some(layers)) => Ok(MapSource::Layers(layers.into_iter().map(RestoreLayer::into_layer).collect::<Result<_>>()?)),
+            _ => Err(Error::new(Status::InvalidArg, "ERR_INVALID_ARG: a map source is one of heap, map or layers".to_string())),
+        }
+    }
+}
+
+#[napi(object, object_from_js = false)]
+pub struct ShapeProblem {
+    pub page: u32,
+    pub message: String,
+}
+
+#[napi(object, object_from_js = false)]
+pub struct HeapDiffResult {
+    pub a_pages: u32,
+    pub b_pages: u32,
+    pub differing: Vec<u32>,
+    pub differing_count: u32,
+    pub shape_problem: Option<ShapeProblem>,
+}
+
+impl From<HeapDiff> for HeapDiffResult {
+    fn from(d: HeapDiff) -> Self {
+        HeapDiffResult {
+            a_pages: d.a_pages,
+            b_pages: d.b_pages,
+            differing: d.differing,
+            differing_count: d.differing_count,
+            shape_problem: d.shape_problem.map(|(page, message)| ShapeProblem { page, message }),
+        }
+    }
+}
+
+/// Compares two heaps page by page through their content maps.
+#[napi(ts_return_type = "Promise<HeapDiffResult>")]
+pub fn diff_heaps(a: MapSourceArg, b: MapSourceArg, cancel: Option<u32>) -> Result<AsyncTask<Job<HeapDiff, HeapDiffResult>>> {
+    let (a, b) = (a.into_source()?, b.into_source()?);
+    Ok(job(cancel, move || core_diff(&a, &b), HeapDiffResult::from))
 }
 
 /// One element of a file's history, as the chain's manifests describe it:
@@ -197,11 +276,25 @@ impl RestoreLayer {
 }
 
 /// Builds `target` from its layers in chain order (newest whole copy plus the
-/// deltas after it), writing each page once and verifying every layer.
+/// deltas after it), writing each page once and verifying every layer; with
+/// `map` (the backup's stored content map of this heap), every page too.
 #[napi(ts_return_type = "Promise<void>")]
-pub fn restore_file(target: String, layers: Vec<RestoreLayer>, cancel: Option<u32>) -> Result<AsyncTask<Job<(), ()>>> {
+pub fn restore_file(
+    target: String,
+    layers: Vec<RestoreLayer>,
+    map: Option<RestoreLayer>,
+    cancel: Option<u32>,
+) -> Result<AsyncTask<Job<(), ()>>> {
     let layers = layers.into_iter().map(RestoreLayer::into_layer).collect::<Result<Vec<_>>>()?;
-    Ok(job(cancel, move || core_restore_file(&PathBuf::from(target), &layers), |()| ()))
+    let map = map.map(RestoreLayer::into_layer).transpose()?.map(MapSource::Stored);
+    Ok(job(
+        cancel,
+        move || {
+            let expected = map.as_ref().map(load_map).transpose()?.map(|image| image.hashes);
+            core_restore_file(&PathBuf::from(target), &layers, expected.as_deref())
+        },
+        |()| (),
+    ))
 }
 
 /// Writer locks held for JS, by handle: a lock lives until `releaseLock`.

@@ -1,8 +1,9 @@
 //! Copying whole files while hashing them: one read of the source, one write.
-use super::digest::hash_chunk;
+use super::digest::{hash_chunk, FileDigest};
 use super::error::CoreResult;
 use super::fsio::{self, Sink};
 use super::page::{max_page_lsn, PAGE_SIZE};
+use super::pagemap::{hash_pages, write_map};
 use std::path::Path;
 
 /// What a backup copy learned about the file it copied.
@@ -12,27 +13,39 @@ pub struct CopyOutcome {
     pub blake3_hex: String,
     /// Highest page LSN when the file was copied as pages, else 0.
     pub max_page_lsn: u64,
+    /// The content map written for a heap copied as pages.
+    pub map: Option<FileDigest>,
 }
 
 /// Backup side: copies `src` to the new file `dst` (0600), returning its length
-/// and BLAKE3 and, for a page-aligned heap (`paged`), its highest page LSN.
-pub fn copy_hashed(src: &Path, dst: &Path, paged: bool) -> CoreResult<CopyOutcome> {
+/// and BLAKE3 and, for a page-aligned heap (`paged`), its highest page LSN and
+/// (given `map`) its content map, written at `map`.
+pub fn copy_hashed(src: &Path, dst: &Path, paged: bool, map: Option<&Path>) -> CoreResult<CopyOutcome> {
     let mut out = Sink::new(fsio::create_new(dst)?, dst);
     let mut hasher = blake3::Hasher::new();
     let mut max_lsn = 0u64;
+    let mut hashes = Vec::new();
     let len = fsio::for_each_chunk(src, |chunk| {
         hash_chunk(&mut hasher, chunk);
         if paged && chunk.len() % PAGE_SIZE == 0 {
             max_lsn = max_lsn.max(max_page_lsn(chunk));
+            if map.is_some() {
+                hash_pages(chunk, &mut hashes);
+            }
         }
         out.append(chunk)
     })?;
     out.finish()?;
     let scanned_as_pages = paged && len % PAGE_SIZE as u64 == 0;
+    let map = match map {
+        Some(path) if scanned_as_pages => Some(write_map(path, &hashes)?),
+        _ => None,
+    };
     Ok(CopyOutcome {
         len,
         blake3_hex: hasher.finalize().to_hex().to_string(),
         max_page_lsn: if scanned_as_pages { max_lsn } else { 0 },
+        map,
     })
 }
 
@@ -46,20 +59,21 @@ mod tests {
         let dir = TempDir::new();
         let heap = pages(700, |i| if i == 333 { 900 } else { i as u64 });
         let src = dir.write("T.heap", &heap);
-        let out = copy_hashed(&src, &dir.path("copy"), true).unwrap();
+        let out = copy_hashed(&src, &dir.path("copy"), true, Some(&dir.path("map"))).unwrap();
         assert_eq!(read(&dir.path("copy")), heap);
         assert_eq!(out.len, heap.len() as u64);
         assert_eq!(out.blake3_hex, blake3::hash(&heap).to_hex().to_string());
         assert_eq!(out.max_page_lsn, 900);
+        assert_eq!(out.map.unwrap().len, crate::core::pagemap::map_len(700));
     }
 
     #[test]
     fn whole_files_report_no_lsn_and_refuse_to_overwrite() {
         let dir = TempDir::new();
         let src = dir.write("catalog.bin", b"BCAT....");
-        let out = copy_hashed(&src, &dir.path("copy"), false).unwrap();
+        let out = copy_hashed(&src, &dir.path("copy"), false, None).unwrap();
         assert_eq!(out.max_page_lsn, 0);
-        let err = copy_hashed(&src, &dir.path("copy"), false).unwrap_err();
+        let err = copy_hashed(&src, &dir.path("copy"), false, None).unwrap_err();
         assert_eq!(err.code, "EEXIST");
     }
 
@@ -68,7 +82,7 @@ mod tests {
         let dir = TempDir::new();
         let target = dir.write("real", b"x");
         std::os::unix::fs::symlink(&target, dir.path("link")).unwrap();
-        let err = copy_hashed(&dir.path("link"), &dir.path("copy"), false).unwrap_err();
+        let err = copy_hashed(&dir.path("link"), &dir.path("copy"), false, None).unwrap_err();
         assert_eq!(err.code, "ERR_UNSAFE_PATH");
     }
 }

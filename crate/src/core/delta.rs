@@ -1,9 +1,13 @@
-//! Page deltas: extracting the pages changed since a base LSN into a
-//! `<name>.delta` file, and writing them back at their offsets.
+//! Page deltas: extracting the pages changed since the base into a
+//! `<name>.delta` file. A page changed when its LSN is newer than the base's
+//! or its content hash differs from the base's content map: the engine does
+//! not stamp every change (see pagemap.rs).
 use super::cancel;
+use super::digest::FileDigest;
 use super::error::{CoreError, CoreResult};
 use super::fsio::{self, Sink};
 use super::page::{page_lsn, PAGE_SIZE, RECORD_SIZE};
+use super::pagemap::{hash_at, page_hash, write_map, PageHash};
 use std::path::Path;
 
 /// The `Pages` entry of an increment, as computed or as read from a manifest.
@@ -15,12 +19,27 @@ pub struct DeltaSpec {
     pub blake3_hex: String,
 }
 
-/// A backup-side delta and the highest page LSN of the whole heap.
+/// A backup-side delta, the highest page LSN of the whole heap and the
+/// content map of the heap as it is now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeltaOutcome {
-    /// None when no page is newer than the base: no delta file is written.
+    /// None when no page changed: no delta file is written.
     pub delta: Option<DeltaSpec>,
     pub max_page_lsn: u64,
+    pub map: FileDigest,
+}
+
+/// What the base holds of a heap: its source LSN and the content map.
+#[derive(Clone, Copy)]
+pub struct Base<'a> {
+    pub lsn: u64,
+    pub map: &'a [PageHash],
+}
+
+impl Base<'_> {
+    fn changed(&self, index: u32, page: &[u8], hash: PageHash) -> bool {
+        page_lsn(page) > self.lsn || hash != hash_at(self.map, index as usize)
+    }
 }
 
 /// Writes delta records lazily (the file exists only once a page qualifies),
@@ -72,20 +91,25 @@ impl DeltaWriter<'_> {
 /// Heaps smaller than this are scanned by one thread.
 const PARALLEL_SCAN_MIN: u64 = 64 << 20;
 
-/// Scans the heap at `heap` and writes every page whose LSN is strictly
-/// greater than `base_lsn` to `delta_path`, indices ascending.
+/// Scans the heap at `heap` and writes every page that changed since `base`
+/// to `delta_path`, indices ascending, and the heap's new content map to
+/// `map_path`. A heap that grew with only zero pages still ships its last
+/// page, so that the increment records its new length.
 ///
 /// The scan is the hot path of an incremental backup: it reads ranges of the
-/// heap on all cores and only remembers the indices of changed pages; those
-/// few pages are then read again and written out in order.
-pub fn write_delta(heap: &Path, delta_path: &Path, base_lsn: u64) -> CoreResult<DeltaOutcome> {
+/// heap on all cores, hashing every page and remembering the indices of
+/// changed ones; those few pages are then read again and written out in order.
+pub fn write_delta(heap: &Path, delta_path: &Path, base: Base, map_path: &Path) -> CoreResult<DeltaOutcome> {
     let len = fsio::open_read(heap)?.metadata().map_err(|e| CoreError::io("stat", heap, e))?.len();
     if len % PAGE_SIZE as u64 != 0 {
         return Err(not_paged(heap));
     }
     let total_pages = u32::try_from(len / PAGE_SIZE as u64).map_err(|_| too_many_pages(heap))?;
     let threads = if len < PARALLEL_SCAN_MIN { 1 } else { std::thread::available_parallelism().map_or(1, |n| n.get()) };
-    let (changed, max_page_lsn) = scan_ranges(heap, total_pages, base_lsn, threads)?;
+    let mut scan = scan_ranges(heap, total_pages, base, threads)?;
+    if scan.changed.is_empty() && total_pages as usize > base.map.len() {
+        scan.changed.push(total_pages - 1);
+    }
     let mut writer = DeltaWriter {
         path: delta_path,
         out: None,
@@ -93,13 +117,22 @@ pub fn write_delta(heap: &Path, delta_path: &Path, base_lsn: u64) -> CoreResult<
         hasher: blake3::Hasher::new(),
         indices: Vec::new(),
     };
-    copy_pages(heap, &changed, base_lsn, &mut writer)?;
-    Ok(DeltaOutcome { delta: writer.finish(total_pages)?, max_page_lsn })
+    copy_pages(heap, &scan.changed, &scan.hashes, &mut writer)?;
+    let delta = writer.finish(total_pages)?;
+    Ok(DeltaOutcome { delta, max_page_lsn: scan.max_lsn, map: write_map(map_path, &scan.hashes)? })
 }
 
-/// Indices of pages whose LSN exceeds `base_lsn`, and the highest page LSN,
-/// scanned in `threads` contiguous ranges at once.
-fn scan_ranges(heap: &Path, total_pages: u32, base_lsn: u64, threads: usize) -> CoreResult<(Vec<u32>, u64)> {
+/// What a scan of (part of) a heap found.
+#[derive(Default)]
+struct Scan {
+    changed: Vec<u32>,
+    max_lsn: u64,
+    /// Content hash of every scanned page, in order.
+    hashes: Vec<PageHash>,
+}
+
+/// Scans the heap in `threads` contiguous ranges at once.
+fn scan_ranges(heap: &Path, total_pages: u32, base: Base, threads: usize) -> CoreResult<Scan> {
     let chunk_pages = (fsio::CHUNK / PAGE_SIZE) as u32;
     let per_thread = total_pages.div_ceil(threads as u32).div_ceil(chunk_pages) * chunk_pages;
     let ranges: Vec<(u32, u32)> = (0..threads as u32)
@@ -112,40 +145,42 @@ fn scan_ranges(heap: &Path, total_pages: u32, base_lsn: u64, threads: usize) -> 
             .iter()
             .map(|&(start, end)| {
                 let token = token.clone();
-                scope.spawn(move || cancel::with(token, || scan_range(heap, start, end, base_lsn)))
+                scope.spawn(move || cancel::with(token, || scan_range(heap, start, end, base)))
             })
             .collect();
         handles.into_iter().map(|h| h.join().expect("scan thread panicked")).collect::<Vec<_>>()
     });
-    let mut changed = Vec::new();
-    let mut max_lsn = 0;
+    let mut all = Scan { hashes: Vec::with_capacity(total_pages as usize), ..Scan::default() };
     for result in results {
-        let (indices, lsn) = result?;
-        changed.extend(indices);
-        max_lsn = max_lsn.max(lsn);
+        let part = result?;
+        all.changed.extend(part.changed);
+        all.hashes.extend(part.hashes);
+        all.max_lsn = all.max_lsn.max(part.max_lsn);
     }
-    Ok((changed, max_lsn))
+    Ok(all)
 }
 
-fn scan_range(heap: &Path, start: u32, end: u32, base_lsn: u64) -> CoreResult<(Vec<u32>, u64)> {
+fn scan_range(heap: &Path, start: u32, end: u32, base: Base) -> CoreResult<Scan> {
     let file = fsio::open_read(heap)?;
     let mut buf = fsio::buffer(fsio::CHUNK);
-    let (mut changed, mut max_lsn) = (Vec::new(), 0u64);
+    let mut scan = Scan { hashes: Vec::with_capacity((end - start) as usize), ..Scan::default() };
     let mut page = start;
     while page < end {
         let count = (end - page).min((fsio::CHUNK / PAGE_SIZE) as u32);
         let bytes = &mut buf[..count as usize * PAGE_SIZE];
         read_pages(&file, heap, page, bytes)?;
         for (i, p) in bytes.chunks_exact(PAGE_SIZE).enumerate() {
-            let lsn = page_lsn(p);
-            max_lsn = max_lsn.max(lsn);
-            if lsn > base_lsn {
-                changed.push(page + i as u32);
+            let index = page + i as u32;
+            let hash = page_hash(p);
+            scan.max_lsn = scan.max_lsn.max(page_lsn(p));
+            if base.changed(index, p, hash) {
+                scan.changed.push(index);
             }
+            scan.hashes.push(hash);
         }
         page += count;
     }
-    Ok((changed, max_lsn))
+    Ok(scan)
 }
 
 fn read_pages(file: &std::fs::File, heap: &Path, first: u32, into: &mut [u8]) -> CoreResult<()> {
@@ -162,7 +197,7 @@ fn changed_under_us(heap: &Path) -> CoreError {
 }
 
 /// Reads the changed pages again, in runs of consecutive indices, into the delta.
-fn copy_pages(heap: &Path, changed: &[u32], base_lsn: u64, writer: &mut DeltaWriter) -> CoreResult<()> {
+fn copy_pages(heap: &Path, changed: &[u32], hashes: &[PageHash], writer: &mut DeltaWriter) -> CoreResult<()> {
     let file = fsio::open_read(heap)?;
     let max_run = fsio::CHUNK / PAGE_SIZE;
     let mut buf = fsio::buffer(fsio::CHUNK);
@@ -175,11 +210,12 @@ fn copy_pages(heap: &Path, changed: &[u32], base_lsn: u64, writer: &mut DeltaWri
         let bytes = &mut buf[..run * PAGE_SIZE];
         read_pages(&file, heap, changed[at], bytes)?;
         for (i, page) in bytes.chunks_exact(PAGE_SIZE).enumerate() {
-            // The page must still be the one the scan saw newer than the base.
-            if page_lsn(page) <= base_lsn {
+            // The page must still be the one the scan hashed into the map.
+            let index = changed[at] + i as u32;
+            if page_hash(page) != hashes[index as usize] {
                 return Err(changed_under_us(heap));
             }
-            writer.push(changed[at] + i as u32, page)?;
+            writer.push(index, page)?;
         }
         at += run;
     }
@@ -230,20 +266,29 @@ pub(crate) fn bad_delta(target: &Path, len: u64, count: usize, expected: u64) ->
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::core::pagemap::hash_pages;
     use crate::core::test_support::{pages, read, TempDir};
+
+    /// The content map of a heap's bytes.
+    pub(crate) fn map_of(heap: &[u8]) -> Vec<PageHash> {
+        let mut hashes = Vec::new();
+        hash_pages(heap, &mut hashes);
+        hashes
+    }
 
     fn changed_after_50(i: usize) -> u64 {
         if i % 100 == 7 { 60 + i as u64 } else { 50 }
     }
 
     #[test]
-    fn ships_only_pages_strictly_newer_than_the_base() {
+    fn ships_pages_newer_than_the_base_and_writes_the_new_map() {
         let dir = TempDir::new();
         let heap = pages(400, changed_after_50);
+        let base_map = map_of(&pages(400, |_| 50));
         let src = dir.write("T.heap", &heap);
-        let out = write_delta(&src, &dir.path("T.heap.delta"), 50).unwrap();
+        let out = write_delta(&src, &dir.path("T.heap.delta"), Base { lsn: 50, map: &base_map }, &dir.path("m")).unwrap();
         let spec = out.delta.unwrap();
         assert_eq!(spec.page_indices, vec![7, 107, 207, 307]);
         assert_eq!(spec.total_pages, 400);
@@ -254,22 +299,44 @@ mod tests {
         assert_eq!(&delta[..4], &7u32.to_le_bytes());
         assert_eq!(&delta[4..4 + PAGE_SIZE], &heap[7 * PAGE_SIZE..8 * PAGE_SIZE]);
         assert_eq!(spec.blake3_hex, blake3::hash(&delta).to_hex().to_string());
+        assert_eq!(out.map.blake3_hex, blake3::hash(&read(&dir.path("m"))).to_hex().to_string());
     }
 
     #[test]
-    fn no_changed_page_writes_no_file() {
+    fn ships_pages_whose_content_changed_under_an_old_lsn() {
         let dir = TempDir::new();
-        let src = dir.write("T.heap", &pages(10, |_| 5));
-        let out = write_delta(&src, &dir.path("d"), 5).unwrap();
+        let old = pages(50, |_| 9);
+        let mut new = old.clone();
+        new[3 * PAGE_SIZE + 100] ^= 1; // an update the engine did not stamp
+        new[..4].copy_from_slice(&7u32.to_le_bytes()); // page 0: header rewritten, LSN 0 kept
+        let src = dir.write("T.heap", &new);
+        let out = write_delta(&src, &dir.path("d"), Base { lsn: 9, map: &map_of(&old) }, &dir.path("m")).unwrap();
+        assert_eq!(out.delta.unwrap().page_indices, vec![0, 3]);
+    }
+
+    #[test]
+    fn no_changed_page_writes_no_delta_unless_the_heap_grew() {
+        let dir = TempDir::new();
+        let heap = pages(10, |_| 5);
+        let src = dir.write("T.heap", &heap);
+        let out = write_delta(&src, &dir.path("d"), Base { lsn: 5, map: &map_of(&heap) }, &dir.path("m")).unwrap();
         assert_eq!(out.delta, None);
         assert_eq!(out.max_page_lsn, 5);
         assert!(!dir.path("d").exists());
+
+        let mut grown = heap.clone();
+        grown.resize(12 * PAGE_SIZE, 0);
+        let src = dir.write("T.heap", &grown);
+        let out = write_delta(&src, &dir.path("d"), Base { lsn: 5, map: &map_of(&heap) }, &dir.path("m2")).unwrap();
+        let spec = out.delta.unwrap();
+        assert_eq!((spec.total_pages, spec.page_indices), (12, vec![11]));
     }
 
     #[test]
     fn refuses_a_heap_that_is_not_page_aligned() {
         let dir = TempDir::new();
         let src = dir.write("T.heap", &[0u8; 5000]);
-        assert_eq!(write_delta(&src, &dir.path("d"), 0).unwrap_err().code, "ERR_NOT_PAGED");
+        let err = write_delta(&src, &dir.path("d"), Base { lsn: 0, map: &[] }, &dir.path("m")).unwrap_err();
+        assert_eq!(err.code, "ERR_NOT_PAGED");
     }
 }

@@ -6,8 +6,10 @@ pub mod delta;
 pub mod digest;
 pub mod error;
 pub mod fsio;
+pub mod heapdiff;
 pub mod lock;
 pub mod page;
+pub mod pagemap;
 pub mod restore;
 pub mod verify;
 

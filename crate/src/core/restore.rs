@@ -9,6 +9,7 @@ use super::digest::{hash_chunk, Expected};
 use super::error::{CoreError, CoreResult};
 use super::fsio::{self, Sink};
 use super::page::{PAGE_SIZE, RECORD_SIZE};
+use super::pagemap::{page_hash, HeapShape, PageHash, ZERO_PAGE};
 use super::verify::{verify_artifact, Content};
 use std::path::{Path, PathBuf};
 
@@ -59,6 +60,53 @@ impl Bitmap {
     }
 }
 
+/// Where assembled pages go: a file being restored, a content map being
+/// computed, or both.
+pub trait PageSink {
+    /// `bytes` are whole pages (a page-aligned heap) starting at `offset`.
+    fn put(&mut self, bytes: &[u8], offset: u64) -> CoreResult<()>;
+}
+
+impl PageSink for Sink<'_> {
+    fn put(&mut self, bytes: &[u8], offset: u64) -> CoreResult<()> {
+        self.write_at(bytes, offset)
+    }
+}
+
+/// The content map and shape of a heap, computed from the pages put into it.
+pub struct MapSink {
+    pub hashes: Vec<PageHash>,
+    pub shape: HeapShape,
+}
+
+impl MapSink {
+    /// A heap of `len` bytes, all zeros until pages are put.
+    pub fn new(len: u64) -> Self {
+        MapSink { hashes: vec![*ZERO_PAGE; len.div_ceil(PAGE_SIZE as u64) as usize], shape: HeapShape::default() }
+    }
+}
+
+impl PageSink for MapSink {
+    fn put(&mut self, bytes: &[u8], offset: u64) -> CoreResult<()> {
+        let first = (offset / PAGE_SIZE as u64) as usize;
+        for (i, page) in bytes.chunks_exact(PAGE_SIZE).enumerate() {
+            self.hashes[first + i] = page_hash(page);
+            self.shape.observe((first + i) as u32, page);
+        }
+        Ok(())
+    }
+}
+
+/// Both: restore a heap and learn its map in the same pass.
+struct Tee<'a, 'b>(&'a mut Sink<'b>, &'a mut MapSink);
+
+impl PageSink for Tee<'_, '_> {
+    fn put(&mut self, bytes: &[u8], offset: u64) -> CoreResult<()> {
+        self.0.put(bytes, offset)?;
+        self.1.put(bytes, offset)
+    }
+}
+
 /// Checks a layer that the result does not need (a superseded copy or delta).
 fn verify_only(layer: &Layer) -> CoreResult<()> {
     let content = match &layer.kind {
@@ -72,7 +120,7 @@ fn verify_only(layer: &Layer) -> CoreResult<()> {
 }
 
 /// Writes the pages of one delta that no newer delta wrote, verifying it.
-fn apply_unwritten(layer: &Layer, spec: &DeltaSpec, out: &mut Sink, written: &mut Bitmap) -> CoreResult<()> {
+fn apply_unwritten(layer: &Layer, spec: &DeltaSpec, out: &mut dyn PageSink, written: &mut Bitmap) -> CoreResult<()> {
     check_spec(spec, &layer.name, &layer.path)?;
     let on_disk = fsio::listed_len(&layer.path, &layer.name, &layer.artifact)?;
     if on_disk != spec.delta_len {
@@ -101,7 +149,7 @@ fn apply_unwritten(layer: &Layer, spec: &DeltaSpec, out: &mut Sink, written: &mu
                 ));
             }
             if written.mark(index) {
-                out.write_at(&rec[4..], index as u64 * PAGE_SIZE as u64)?;
+                out.put(&rec[4..], index as u64 * PAGE_SIZE as u64)?;
             }
             record += 1;
         }
@@ -113,7 +161,7 @@ fn apply_unwritten(layer: &Layer, spec: &DeltaSpec, out: &mut Sink, written: &mu
 }
 
 /// Copies the whole layer, skipping pages a newer delta already wrote.
-fn copy_unwritten(layer: &Layer, out: &mut Sink, written: &Bitmap) -> CoreResult<()> {
+fn copy_unwritten(layer: &Layer, out: &mut dyn PageSink, written: &Bitmap) -> CoreResult<()> {
     let expected = layer.expected();
     expected.check_len(fsio::listed_len(&layer.path, &layer.name, &layer.artifact)?)?;
     let mut hasher = blake3::Hasher::new();
@@ -127,14 +175,14 @@ fn copy_unwritten(layer: &Layer, out: &mut Sink, written: &Bitmap) -> CoreResult
             match (keep, run_start) {
                 (true, None) => run_start = Some(i * PAGE_SIZE),
                 (false, Some(start)) => {
-                    out.write_at(&chunk[start..i * PAGE_SIZE], offset + start as u64)?;
+                    out.put(&chunk[start..i * PAGE_SIZE], offset + start as u64)?;
                     run_start = None;
                 }
                 _ => {}
             }
         }
         if let Some(start) = run_start {
-            out.write_at(&chunk[start..], offset + start as u64)?;
+            out.put(&chunk[start..], offset + start as u64)?;
         }
         offset += chunk.len() as u64;
         Ok(())
@@ -143,10 +191,24 @@ fn copy_unwritten(layer: &Layer, out: &mut Sink, written: &Bitmap) -> CoreResult
     expected.check_hash(&hasher.finalize().to_hex().to_string())
 }
 
-/// Builds `target` (a new file in a staging directory) from `layers`, the
-/// file's history in chain order. Its length is that of the newest whole
-/// copy, extended to the largest `total_pages` of later deltas.
-pub fn restore_file(target: &Path, layers: &[Layer]) -> CoreResult<()> {
+/// The file's length after `layers`: the newest whole copy's, extended to
+/// the largest `total_pages` of later deltas.
+pub fn final_len(layers: &[Layer]) -> u64 {
+    let base_at = layers.iter().rposition(|l| matches!(l.kind, LayerKind::Whole));
+    layers[base_at.unwrap_or(0)..]
+        .iter()
+        .map(|l| match &l.kind {
+            LayerKind::Pages(spec) => spec.total_pages as u64 * PAGE_SIZE as u64,
+            LayerKind::Whole => l.len,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Puts the result of `layers` (a file's history in chain order) into `out`
+/// in one pass: deltas newest first, then the pages of the newest whole copy
+/// that no delta wrote. Every layer is verified, superseded ones included.
+pub fn assemble(layers: &[Layer], out: &mut dyn PageSink) -> CoreResult<()> {
     let base_at = layers.iter().rposition(|l| matches!(l.kind, LayerKind::Whole));
     let (superseded, base, deltas) = match base_at {
         Some(i) => (&layers[..i], Some(&layers[i]), &layers[i + 1..]),
@@ -155,31 +217,59 @@ pub fn restore_file(target: &Path, layers: &[Layer]) -> CoreResult<()> {
     for layer in superseded {
         verify_only(layer)?;
     }
-    let pages_len = |l: &Layer| match &l.kind {
-        LayerKind::Pages(spec) => spec.total_pages as u64 * PAGE_SIZE as u64,
-        LayerKind::Whole => 0,
-    };
-    let final_len = deltas.iter().map(pages_len).chain(base.map(|b| b.len)).max().unwrap_or(0);
-
-    let file = fsio::create_new(target)?;
-    file.set_len(final_len).map_err(|e| CoreError::io("extend", target, e))?;
-    let mut out = Sink::new(file, target);
-    let mut written = Bitmap::new(final_len.div_ceil(PAGE_SIZE as u64));
+    let mut written = Bitmap::new(final_len(layers).div_ceil(PAGE_SIZE as u64));
     for layer in deltas.iter().rev() {
         if let LayerKind::Pages(spec) = &layer.kind {
-            apply_unwritten(layer, spec, &mut out, &mut written)?;
+            apply_unwritten(layer, spec, out, &mut written)?;
         }
     }
-    if let Some(base) = base {
-        copy_unwritten(base, &mut out, &written)?;
+    match base {
+        Some(base) => copy_unwritten(base, out, &written),
+        None => Ok(()),
+    }
+}
+
+/// The content map (and shape) of the heap `layers` build, without writing it.
+pub fn map_of_layers(layers: &[Layer]) -> CoreResult<MapSink> {
+    let mut map = MapSink::new(final_len(layers));
+    assemble(layers, &mut map)?;
+    Ok(map)
+}
+
+/// Builds `target` (a new file in a staging directory) from `layers`, the
+/// file's history in chain order. With `expected_map` (the content map the
+/// backup recorded for this heap), every restored page is checked against it.
+pub fn restore_file(target: &Path, layers: &[Layer], expected_map: Option<&[PageHash]>) -> CoreResult<()> {
+    let len = final_len(layers);
+    let file = fsio::create_new(target)?;
+    file.set_len(len).map_err(|e| CoreError::io("extend", target, e))?;
+    let mut out = Sink::new(file, target);
+    let Some(expected) = expected_map else {
+        assemble(layers, &mut out)?;
+        return out.finish();
+    };
+    let mut map = MapSink::new(len);
+    assemble(layers, &mut Tee(&mut out, &mut map))?;
+    if let Some(page) = first_difference(&map.hashes, expected) {
+        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        return Err(CoreError::new(
+            "ERR_INTEGRITY",
+            format!("integrity check failed for {name}: page {page} differs from the backup's content map (backup is corrupt)"),
+        ));
     }
     out.finish()
+}
+
+/// The first page at which two maps differ (a length difference counts).
+pub fn first_difference(a: &[PageHash], b: &[PageHash]) -> Option<usize> {
+    a.iter().zip(b).position(|(x, y)| x != y).or((a.len() != b.len()).then(|| a.len().min(b.len())))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::delta::write_delta;
+    use crate::core::delta::tests::map_of;
+    use crate::core::delta::{write_delta, Base};
     use crate::core::test_support::{pages, read, TempDir};
 
     fn whole(dir: &TempDir, name: &str, bytes: &[u8]) -> Layer {
@@ -193,10 +283,11 @@ mod tests {
         }
     }
 
-    /// A delta of the pages of `new` whose LSN is above `base_lsn`.
-    fn delta(dir: &TempDir, name: &str, new: &[u8], base_lsn: u64) -> Layer {
+    /// A delta of the pages of `new` that differ from `old`.
+    fn delta(dir: &TempDir, name: &str, new: &[u8], old: &[u8], base_lsn: u64) -> Layer {
         let src = dir.write(&format!("{name}.src"), new);
-        let spec = write_delta(&src, &dir.path(name), base_lsn).unwrap().delta.unwrap();
+        let base = Base { lsn: base_lsn, map: &map_of(old) };
+        let spec = write_delta(&src, &dir.path(name), base, &dir.path(&format!("{name}.map"))).unwrap().delta.unwrap();
         Layer {
             path: dir.path(name),
             name: name.into(),
@@ -220,23 +311,26 @@ mod tests {
     fn base_plus_deltas_equals_the_newest_state() {
         let dir = TempDir::new();
         let [v0, v1, v2] = generations();
-        let layers = [whole(&dir, "full", &v0), delta(&dir, "d1", &v1, 10), delta(&dir, "d2", &v2, 20)];
-        restore_file(&dir.path("out"), &layers).unwrap();
+        let layers = [whole(&dir, "full", &v0), delta(&dir, "d1", &v1, &v0, 10), delta(&dir, "d2", &v2, &v1, 20)];
+        restore_file(&dir.path("out"), &layers, Some(&map_of(&v2))).unwrap();
         assert!(read(&dir.path("out")) == v2);
-        restore_file(&dir.path("out1"), &layers[..2]).unwrap();
+        restore_file(&dir.path("out1"), &layers[..2], None).unwrap();
         assert!(read(&dir.path("out1")) == v1);
+        assert_eq!(map_of_layers(&layers).unwrap().hashes, map_of(&v2));
+        let err = restore_file(&dir.path("out2"), &layers, Some(&map_of(&v1))).unwrap_err();
+        assert_eq!(err.code, "ERR_INTEGRITY");
     }
 
     #[test]
     fn a_newer_whole_copy_supersedes_older_layers_but_they_are_still_verified() {
         let dir = TempDir::new();
         let [v0, v1, v2] = generations();
-        let mut layers = vec![whole(&dir, "full", &v0), delta(&dir, "d1", &v1, 10), whole(&dir, "w2", &v2)];
-        restore_file(&dir.path("out"), &layers).unwrap();
+        let mut layers = vec![whole(&dir, "full", &v0), delta(&dir, "d1", &v1, &v0, 10), whole(&dir, "w2", &v2)];
+        restore_file(&dir.path("out"), &layers, None).unwrap();
         assert!(read(&dir.path("out")) == v2);
 
         layers[1].blake3_hex = "0".repeat(64);
-        let err = restore_file(&dir.path("out2"), &layers).unwrap_err();
+        let err = restore_file(&dir.path("out2"), &layers, None).unwrap_err();
         assert_eq!(err.message, "integrity check failed for d1: blake3 mismatch (increment is corrupt)");
     }
 
@@ -244,14 +338,14 @@ mod tests {
     fn rejects_corrupt_deltas_and_hostile_specs() {
         let dir = TempDir::new();
         let [v0, v1, _] = generations();
-        let good = [whole(&dir, "full", &v0), delta(&dir, "d1", &v1, 10)];
+        let good = [whole(&dir, "full", &v0), delta(&dir, "d1", &v1, &v0, 10)];
         let LayerKind::Pages(spec) = good[1].kind.clone() else { unreachable!() };
         let mut n = 0;
         let mut attempt = |spec: DeltaSpec| {
             let mut layers = good.to_vec();
             layers[1].kind = LayerKind::Pages(spec);
             n += 1;
-            restore_file(&dir.path(&format!("out{n}")), &layers).unwrap_err()
+            restore_file(&dir.path(&format!("out{n}")), &layers, None).unwrap_err()
         };
         assert_eq!(attempt(DeltaSpec { total_pages: 200, ..spec.clone() }).code, "ERR_BAD_MANIFEST");
         let unsorted = vec![14, 7, 21];

@@ -6,6 +6,7 @@ use super::digest::{hash_chunk, Expected};
 use super::error::{CoreError, CoreResult};
 use super::fsio;
 use super::page::{page_problem, PAGE_SIZE, RECORD_SIZE};
+use super::pagemap::HeapShape;
 use std::path::Path;
 
 /// How a file's content is checked beyond its hash.
@@ -129,6 +130,7 @@ pub fn verify_artifact(path: &Path, expected: &Expected, content: &Content) -> C
     let mut file = fsio::open_read(path)?;
     let mut buf = fsio::buffer(unit * (fsio::CHUNK / PAGE_SIZE));
     let mut unit_index = 0usize;
+    let mut shape = HeapShape::default();
     loop {
         let n = fsio::read_full(&mut file, &mut buf, path)?;
         if n == 0 {
@@ -145,6 +147,7 @@ pub fn verify_artifact(path: &Path, expected: &Expected, content: &Content) -> C
             Content::Heap { max_lsn } => {
                 for page in chunk.chunks_exact(unit) {
                     findings.check_page(page, unit_index as u32, *max_lsn);
+                    shape.observe(unit_index as u32, page);
                     unit_index += 1;
                 }
             }
@@ -166,6 +169,9 @@ pub fn verify_artifact(path: &Path, expected: &Expected, content: &Content) -> C
     }
     if let Content::Catalog = content {
         catalog.check(&mut findings);
+    }
+    if let Some((page, message)) = shape.problem() {
+        findings.add("ERR_PAGE_FORMAT", message, Some(page));
     }
     if let Err(e) = expected.check_hash(&hasher.finalize().to_hex().to_string()) {
         findings.list.insert(0, Finding { code: e.code, message: e.message, page: None });
@@ -237,7 +243,8 @@ mod tests {
     fn delta_records_are_matched_and_hashes_checked() {
         let dir = TempDir::new();
         let src = dir.write("src.heap", &pages(300, |i| if i % 50 == 0 { 80 } else { 10 }));
-        let spec = write_delta(&src, &dir.path("d"), 10).unwrap().delta.unwrap();
+        let base = crate::core::delta::Base { lsn: 10, map: &crate::core::delta::tests::map_of(&pages(300, |_| 10)) };
+        let spec = write_delta(&src, &dir.path("d"), base, &dir.path("m")).unwrap().delta.unwrap();
         let exp = Expected { name: "T.heap.delta", len: spec.delta_len, blake3_hex: &spec.blake3_hex, artifact: "increment" };
         let content = Content::Delta { spec: spec.clone(), max_lsn: 80 };
         assert_eq!(verify_artifact(&dir.path("d"), &exp, &content).unwrap(), vec![]);
