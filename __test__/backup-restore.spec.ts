@@ -23,7 +23,8 @@ describe.each(GENS)('full backup and restore (engine %s)', (gen) => {
       expect(blake3Hex(bytes)).toBe(f.blake3_hex);
     }
     expect(await readManifest(dest)).toEqual(manifest);
-    expect(readdirSync(dest).sort()).toEqual([...names, 'manifest.json'].sort());
+    const maps = names.filter((n) => n.endsWith('.heap')).map((n) => `${n}.pagemap`);
+    expect(readdirSync(dest).sort()).toEqual([...names, ...maps, 'contents.json', 'manifest.json'].sort());
   });
 
   it('restores a directory the engine opens with every row', async () => {

@@ -68,10 +68,11 @@ export function dirHashes(dir: string): Record<string, string> {
   return out;
 }
 
-/** Data files of a directory (what a restore lays down), with hashes. */
+/** Data files of a directory (what a restore lays down), with hashes: no manifests, contents or maps. */
 export function dataHashes(dir: string): Record<string, string> {
   const all = dirHashes(dir);
-  for (const skip of ['manifest.json', 'increment.json', 'wal.log', 'LOCK']) delete all[skip];
+  for (const skip of ['manifest.json', 'increment.json', 'contents.json', 'wal.log', 'LOCK']) delete all[skip];
+  for (const name of Object.keys(all)) if (name.endsWith('.pagemap')) delete all[name];
   return all;
 }
 

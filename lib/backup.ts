@@ -1,6 +1,13 @@
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readChain, chainState, type ChainState } from './chain.js';
+import { chainState, histories, readChain, storedMap, type ChainState } from './chain.js';
+import {
+  CONTENTS_FILE,
+  CONTENTS_VERSION,
+  MAP_SUFFIX,
+  formatContents,
+  type Contents,
+  type ContentsEntry,
+} from './contents.js';
 import { BackupError } from './errors.js';
 import {
   FORMAT_VERSION,
@@ -12,7 +19,7 @@ import {
   type ChangedFile,
   type IncrementManifest,
 } from './manifest.js';
-import { native } from './native.js';
+import { native, type HashResult, type MapSource, type RestoreLayer } from './native.js';
 import { DEFAULT_CONCURRENCY, mapLimit } from './pool.js';
 import { cancellable, type Cancellation } from './abort.js';
 import { crashPoint } from './crashpoint.js';
@@ -35,19 +42,40 @@ export interface BackupOptions extends OperationOptions {
   sidecar?: (manifest: BackupManifest | IncrementManifest) => { name: string; text: string };
 }
 
-/** Writes the sidecar, then the manifest: the manifest is always the last file of a backup. */
+/**
+ * Writes `contents.json`, the sidecar, then the manifest: the manifest is
+ * always the last file of a backup.
+ */
 async function finish(
   staging: string,
   manifest: BackupManifest | IncrementManifest,
+  files: ContentsEntry[],
   options: BackupOptions,
   cancel: Cancellation,
 ): Promise<void> {
   cancel.check(); // the last moment an abort can still leave nothing behind
+  const contents: Contents = {
+    contents_version: CONTENTS_VERSION,
+    created_unix_secs: manifest.created_unix_secs,
+    ...('files' in manifest ? {} : { base_source_lsn: manifest.base_source_lsn }),
+    source_lsn: manifest.source_lsn,
+    files,
+  };
+  await writeFileDurably(join(staging, CONTENTS_FILE), formatContents(contents));
   const side = options.sidecar?.(manifest);
   if (side) await writeFileDurably(join(staging, side.name), side.text);
   if ('files' in manifest) await writeFileDurably(join(staging, MANIFEST_FILE), formatBackupManifest(manifest));
   else await writeFileDurably(join(staging, INCREMENT_FILE), formatIncrementManifest(manifest));
   crashPoint('manifest-written');
+}
+
+/** Where a heap's content map is written in a backup. */
+const mapPath = (staging: string, file: SourceFile) => join(staging, `${file.name}${MAP_SUFFIX}`);
+
+/** A file's `contents.json` entry: a heap by its content map, any other file by its BLAKE3. */
+function contentsEntry(name: string, len: bigint, blake3Hex: string, map?: HashResult | null): ContentsEntry {
+  if (!map) return { name, len, blake3_hex: blake3Hex };
+  return { name, len, map: { name: `${name}${MAP_SUFFIX}`, len: map.len, blake3_hex: map.blake3Hex } };
 }
 
 const nowSecs = () => BigInt(Math.floor(Date.now() / 1000));
@@ -63,7 +91,13 @@ export async function fullBackup(dataDir: string, dest: string, options: BackupO
     withDataDir(dataDir, (source) =>
       buildAtomically(dest, 'backup', async (staging) => {
         const copies = await forEachFile(source, options, cancel, (f) =>
-          native.copyHashed(f.path, join(staging, f.name), f.paged, cancel.token),
+          native.copyHashed(
+            f.path,
+            join(staging, f.name),
+            f.paged,
+            f.paged ? mapPath(staging, f) : undefined,
+            cancel.token,
+          ),
         );
         await assertUnchanged(source);
         const manifest: BackupManifest = {
@@ -73,7 +107,10 @@ export async function fullBackup(dataDir: string, dest: string, options: BackupO
           catalog_version: manifestCatalogVersion(source.catalogVersion),
           files: source.files.map((f, i) => ({ name: f.name, len: copies[i]!.len, blake3_hex: copies[i]!.blake3Hex })),
         };
-        await finish(staging, manifest, options, cancel);
+        const entries = source.files.map((f, i) =>
+          contentsEntry(f.name, copies[i]!.len, copies[i]!.blake3Hex, copies[i]!.map),
+        );
+        await finish(staging, manifest, entries, options, cancel);
         return manifest;
       }),
     ),
@@ -99,54 +136,67 @@ async function forEachFile<R>(
   });
 }
 
-/** The chain an increment builds on: a full backup dir, or [full, ...increments]. */
-async function baseState(base: string | readonly string[]): Promise<ChainState> {
-  const [fullDir, ...incrementDirs] = typeof base === 'string' ? [base] : base;
-  if (fullDir === undefined) throw new BackupError('ERR_INVALID_ARG', 'the base chain is empty');
-  return chainState(await readChain(fullDir, incrementDirs));
+/** The chain an increment builds on (a full backup dir, or [full, ...increments]), and its state. */
+interface BaseChain {
+  state: ChainState;
+  histories: Map<string, RestoreLayer[]>;
 }
 
+async function baseChain(base: string | readonly string[]): Promise<BaseChain> {
+  const [fullDir, ...incrementDirs] = typeof base === 'string' ? [base] : base;
+  if (fullDir === undefined) throw new BackupError('ERR_INVALID_ARG', 'the base chain is empty');
+  const chain = await readChain(fullDir, incrementDirs);
+  return { state: chainState(chain), histories: histories(chain) };
+}
+
+/** What an increment learned about one source file. */
 interface FileChange {
   change: ChangedFile | null;
   maxPageLsn: bigint;
+  entry: ContentsEntry;
 }
 
-function wholeEntry(name: string, copy: { len: bigint; blake3Hex: string }): ChangedFile {
-  return { Whole: { name, len: copy.len, blake3_hex: copy.blake3Hex } };
-}
-
-/**
- * Ships a whole file when its hash differs from the base's (or the base lacks
- * it). Small files are hashed first so unchanged ones are never written; a
- * heap on this path is copied straight away to learn its highest page LSN.
- */
+/** A file other than a page-aligned heap ships whole when its hash differs from the base's. */
 async function wholeChange(file: SourceFile, base: ChainState, staging: string, token?: number): Promise<FileChange> {
-  const dst = join(staging, file.name);
-  const baseHash = base.wholeHashes.get(file.name);
-  if (file.paged) {
-    const copy = await native.copyHashed(file.path, dst, true, token);
-    if (copy.blake3Hex !== baseHash) return { change: wholeEntry(file.name, copy), maxPageLsn: copy.maxPageLsn };
-    await rm(dst);
-    return { change: null, maxPageLsn: copy.maxPageLsn };
-  }
   const digest = await native.hashFile(file.path, token);
-  if (digest.blake3Hex === baseHash) return { change: null, maxPageLsn: 0n };
-  const copy = await native.copyHashed(file.path, dst, false, token);
+  const entry = contentsEntry(file.name, digest.len, digest.blake3Hex);
+  if (digest.blake3Hex === base.wholeHashes.get(file.name)) return { change: null, maxPageLsn: 0n, entry };
+  const copy = await native.copyHashed(file.path, join(staging, file.name), false, undefined, token);
   if (copy.blake3Hex !== digest.blake3Hex) {
     throw new BackupError('ERR_SOURCE_CHANGED', `${file.path} changed while it was being backed up`);
   }
-  return { change: wholeEntry(file.name, copy), maxPageLsn: 0n };
+  const change = { Whole: { name: file.name, len: copy.len, blake3_hex: copy.blake3Hex } };
+  return { change, maxPageLsn: 0n, entry };
+}
+
+/** The base's content map of a heap: the one it stored, else computed once from its pages. */
+function baseMap(base: BaseChain, name: string): MapSource {
+  const stored = storedMap(base.state, name);
+  return stored ? { map: stored } : { layers: base.histories.get(name) ?? [] };
 }
 
 /**
- * A heap ships its pages newer than the base. A heap the base does not have,
- * or one that shrank (its table was dropped and created again), ships whole:
- * page deltas can neither create unstamped pages nor shrink a file.
+ * A heap ships the pages that changed since the base, by LSN or by content
+ * (see `writeDelta`). A heap the base does not have, or one that shrank,
+ * ships whole: page deltas cannot shrink a file for the reference's restore.
  */
-async function fileChange(file: SourceFile, base: ChainState, staging: string, token?: number): Promise<FileChange> {
-  const baseLen = base.lengths.get(file.name);
-  if (!file.paged || baseLen === undefined || file.size < baseLen) return wholeChange(file, base, staging, token);
-  const result = await native.writeDelta(file.path, join(staging, `${file.name}.delta`), base.sourceLsn, token);
+async function fileChange(file: SourceFile, base: BaseChain, staging: string, token?: number): Promise<FileChange> {
+  const baseLen = base.state.lengths.get(file.name);
+  if (!file.paged) return wholeChange(file, base.state, staging, token);
+  if (baseLen === undefined || file.size < baseLen) {
+    const copy = await native.copyHashed(file.path, join(staging, file.name), true, mapPath(staging, file), token);
+    const change = { Whole: { name: file.name, len: copy.len, blake3_hex: copy.blake3Hex } };
+    return { change, maxPageLsn: copy.maxPageLsn, entry: contentsEntry(file.name, copy.len, copy.blake3Hex, copy.map) };
+  }
+  const delta = join(staging, `${file.name}.delta`);
+  const result = await native.writeDelta(
+    file.path,
+    delta,
+    base.state.sourceLsn,
+    baseMap(base, file.name),
+    mapPath(staging, file),
+    token,
+  );
   const d = result.delta;
   const change: ChangedFile | null = d
     ? {
@@ -160,7 +210,7 @@ async function fileChange(file: SourceFile, base: ChainState, staging: string, t
         },
       }
     : null;
-  return { change, maxPageLsn: result.maxPageLsn };
+  return { change, maxPageLsn: result.maxPageLsn, entry: contentsEntry(file.name, file.size, '', result.map) };
 }
 
 /**
@@ -175,28 +225,30 @@ export async function incrementalBackup(
   dest: string,
   options: BackupOptions = {},
 ): Promise<IncrementManifest> {
-  const state = await baseState(base);
+  const chain = await baseChain(base);
   return cancellable(options.signal, (cancel) =>
     withDataDir(dataDir, (source) =>
       buildAtomically(dest, 'backup', async (staging) => {
-        const changes = await forEachFile(source, options, cancel, (f) => fileChange(f, state, staging, cancel.token));
+        const changes = await forEachFile(source, options, cancel, (f) => fileChange(f, chain, staging, cancel.token));
         await assertUnchanged(source);
+        // May be below the base's: powdb-storage 0.4.7 lowers its LSN when the table
+        // holding the highest one is dropped. Content maps still catch every change.
         const sourceLsn = maxOf([source.catalogLsn, ...changes.map((c) => c.maxPageLsn)]);
-        if (sourceLsn < state.sourceLsn) {
-          throw new BackupError(
-            'ERR_BASE_MISMATCH',
-            `${dataDir} is at LSN ${sourceLsn}, behind the base's ${state.sourceLsn}: the base was not taken from this database`,
-          );
-        }
         const manifest: IncrementManifest = {
           format_version: FORMAT_VERSION,
           created_unix_secs: nowSecs(),
-          base_source_lsn: state.sourceLsn,
+          base_source_lsn: chain.state.sourceLsn,
           source_lsn: sourceLsn,
           catalog_version: manifestCatalogVersion(source.catalogVersion),
           changed: changes.flatMap((c) => (c.change ? [c.change] : [])),
         };
-        await finish(staging, manifest, options, cancel);
+        await finish(
+          staging,
+          manifest,
+          changes.map((c) => c.entry),
+          options,
+          cancel,
+        );
         return manifest;
       }),
     ),

@@ -1,12 +1,17 @@
+import { join } from 'node:path';
+import { readContents, type Contents, type MapEntry } from './contents.js';
 import { BackupError } from './errors.js';
-import type { BackupManifest, IncrementManifest } from './manifest.js';
+import type { BackupManifest, FileEntry, IncrementManifest } from './manifest.js';
 import { readIncrement, readManifest } from './manifest.js';
+import type { RestoreLayer } from './native.js';
 
 /** A full backup and increments, read and checked for continuity. */
 export interface Chain {
   fullDir: string;
   full: BackupManifest;
-  increments: { dir: string; manifest: IncrementManifest }[];
+  /** The full backup's `contents.json`, null when it has none. */
+  fullContents: Contents | null;
+  increments: { dir: string; manifest: IncrementManifest; contents: Contents | null }[];
 }
 
 /** What the database looked like at the end of a chain, file by file. */
@@ -16,6 +21,11 @@ export interface ChainState {
   wholeHashes: Map<string, string>;
   /** Length in bytes of every file the chain holds. */
   lengths: Map<string, bigint>;
+  /**
+   * The exact file set of the chain's newest moment and the directory of its
+   * content maps, when the newest element recorded one (`contents.json`).
+   */
+  contents: { dir: string; contents: Contents } | null;
 }
 
 /** Throws unless `increment` was built on exactly `runningLsn`. */
@@ -37,9 +47,9 @@ export async function readChain(fullDir: string, incrementDirs: readonly string[
     const manifest = await readIncrement(dir);
     assertContinues(running, manifest, dir);
     running = manifest.source_lsn;
-    increments.push({ dir, manifest });
+    increments.push({ dir, manifest, contents: await readContents(dir, manifest) });
   }
-  return { fullDir, full, increments };
+  return { fullDir, full, fullContents: await readContents(fullDir, full), increments };
 }
 
 /** The effective state after applying every increment of `chain`. */
@@ -61,5 +71,61 @@ export function chainState(chain: Chain): ChainState {
     }
     sourceLsn = manifest.source_lsn;
   }
-  return { sourceLsn, wholeHashes, lengths };
+  const newest = chain.increments.at(-1);
+  const last = newest
+    ? { dir: newest.dir, contents: newest.contents }
+    : { dir: chain.fullDir, contents: chain.fullContents };
+  if (!last.contents) return { sourceLsn, wholeHashes, lengths, contents: null };
+  // The newest moment's exact file set replaces what the layers accumulated.
+  const exact = last.contents.files;
+  return {
+    sourceLsn,
+    wholeHashes: new Map(exact.flatMap((f) => (f.blake3_hex ? [[f.name, f.blake3_hex] as const] : []))),
+    lengths: new Map(exact.map((f) => [f.name, f.len])),
+    contents: { dir: last.dir, contents: last.contents },
+  };
+}
+
+/** A stored content map as the native layer reads it. */
+export function mapLayer(dir: string, map: MapEntry): RestoreLayer {
+  return { path: join(dir, map.name), name: map.name, len: map.len, blake3Hex: map.blake3_hex, artifact: 'backup' };
+}
+
+/** The chain's content map of heap `name`, when its newest moment recorded one. */
+export function storedMap(state: ChainState, name: string): RestoreLayer | undefined {
+  const map = state.contents?.contents.files.find((f) => f.name === name)?.map;
+  return map && mapLayer(state.contents!.dir, map);
+}
+
+/** Each file's history in chain order: whole copies and the deltas after them. */
+export function histories(chain: Chain): Map<string, RestoreLayer[]> {
+  const layers = new Map<string, RestoreLayer[]>();
+  const add = (name: string, layer: RestoreLayer) => layers.set(name, [...(layers.get(name) ?? []), layer]);
+  const whole = (dir: string, f: FileEntry, artifact: RestoreLayer['artifact']): RestoreLayer => ({
+    path: join(dir, f.name),
+    name: f.name,
+    len: f.len,
+    blake3Hex: f.blake3_hex,
+    artifact,
+  });
+  for (const f of chain.full.files) add(f.name, whole(chain.fullDir, f, 'backup'));
+  for (const { dir, manifest } of chain.increments) {
+    for (const c of manifest.changed) {
+      if ('Whole' in c) {
+        add(c.Whole.name, whole(dir, c.Whole, 'increment'));
+        continue;
+      }
+      const p = c.Pages;
+      add(p.name, {
+        path: join(dir, p.delta_file),
+        name: p.delta_file,
+        len: p.delta_len,
+        blake3Hex: p.delta_blake3_hex,
+        artifact: 'increment',
+        totalPages: p.total_pages,
+        pageIndices: p.page_indices,
+      });
+    }
+  }
+  return layers;
 }

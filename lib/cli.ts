@@ -218,27 +218,34 @@ function buildProgram(): Command {
       .option('--apply <incrementDir>', 'increment of the chain to check too (repeatable, in order)', collect)
       .option('--repo <repo>', 'verify the chains of this repository')
       .option('--id <id>', 'with --repo: only the chain of this backup')
+      .option('--source <dataDir>', 'also compare with this stopped data directory, file by file and page by page')
       .addHelpText(
         'after',
-        '\nExamples:\n  powdb-backup verify ./backups/full --apply ./backups/inc1\n  powdb-backup verify --repo ./backups',
+        '\nExamples:\n  powdb-backup verify ./backups/full --apply ./backups/inc1\n  powdb-backup verify --repo ./backups\n  powdb-backup verify --repo ./backups --source /var/lib/powdb',
       ),
-  ).action(async (backupDir: string | undefined, opts: Common & { apply?: string[]; repo?: string; id?: string }) => {
-    let reports: { id?: string; report: VerifyReport }[];
-    if (opts.repo) {
-      if (backupDir || opts.apply) usage('with --repo give no <backupDir> or --apply');
-      reports = await (await Repository.open(opts.repo)).verify({ ...operation(opts), id: opts.id });
-    } else {
-      if (!backupDir) usage('missing <backupDir> (or --repo)');
-      reports = [{ report: await verifyChain(backupDir, opts.apply ?? [], operation(opts)) }];
-    }
-    const json = opts.repo ? { ok: reports.every((r) => r.report.ok), chains: reports } : reports[0]!.report;
-    print(
-      Boolean(opts.json),
-      json,
-      reports.map((r) => (r.id ? `chain of ${r.id}:\n` : '') + verifySummary(r.report)).join('\n'),
-    );
-    if (reports.some((r) => !r.report.ok)) process.exitCode = 1;
-  });
+  ).action(
+    async (
+      backupDir: string | undefined,
+      opts: Common & { apply?: string[]; repo?: string; id?: string; source?: string },
+    ) => {
+      let reports: { id?: string; report: VerifyReport }[];
+      const options = { ...operation(opts), ...(opts.source === undefined ? {} : { source: opts.source }) };
+      if (opts.repo) {
+        if (backupDir || opts.apply) usage('with --repo give no <backupDir> or --apply');
+        reports = await (await Repository.open(opts.repo)).verify({ ...options, id: opts.id });
+      } else {
+        if (!backupDir) usage('missing <backupDir> (or --repo)');
+        reports = [{ report: await verifyChain(backupDir, opts.apply ?? [], options) }];
+      }
+      const json = opts.repo ? { ok: reports.every((r) => r.report.ok), chains: reports } : reports[0]!.report;
+      print(
+        Boolean(opts.json),
+        json,
+        reports.map((r) => (r.id ? `chain of ${r.id}:\n` : '') + verifySummary(r.report)).join('\n'),
+      );
+      if (reports.some((r) => !r.report.ok)) process.exitCode = 1;
+    },
+  );
 
   common(
     program

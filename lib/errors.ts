@@ -3,6 +3,7 @@ export type BackupErrorCode =
   | 'ERR_INTEGRITY'
   | 'ERR_CHAIN_BROKEN'
   | 'ERR_BASE_MISMATCH'
+  | 'ERR_DIFFERS'
   | 'ERR_DEST_NOT_EMPTY'
   | 'ERR_BAD_MANIFEST'
   | 'ERR_BAD_DELTA'

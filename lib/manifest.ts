@@ -173,7 +173,8 @@ export function changedName(c: ChangedFile): string {
 /** Manifests are small; a bigger one is hostile and is not read into memory. */
 const MAX_MANIFEST_BYTES = 128 * 1024 * 1024;
 
-async function readManifestText(dir: string, fileName: string, kind: Kind): Promise<[string, string]> {
+/** Reads a small JSON file of a backup (never through a symlink), returning its text and path. */
+export async function readManifestText(dir: string, fileName: string, kind: string): Promise<[string, string]> {
   if (basename(resolve(dir)).startsWith(STAGING_MARK)) {
     throw new BackupError('ERR_NOT_A_BACKUP', `${dir} is the staging directory of an interrupted run, never published`);
   }

@@ -9,7 +9,7 @@ import { native } from './native.js';
 import type { OperationOptions } from './progress.js';
 import { restoreChain, type RestoreResult } from './restore.js';
 import { writeFileDurably } from './staging.js';
-import { verifyChain, type VerifyReport } from './verify.js';
+import { verifyChain, type VerifyOptions, type VerifyReport } from './verify.js';
 
 /** Marks a directory as a backup repository. */
 const MARKER = 'powdb-backup-repo.json';
@@ -221,11 +221,16 @@ export class Repository {
     return { ...result, applied: chain.map((r) => r.id) };
   }
 
-  /** Verifies the chain of one backup, or of every backup that no other builds on. */
-  async verify(options: OperationOptions & { id?: string } = {}): Promise<{ id: string; report: VerifyReport }[]> {
+  /**
+   * Verifies the chain of one backup, or of every backup that no other builds
+   * on; with `source`, compares the chain of `id` (default: the newest
+   * backup) with that stopped data directory.
+   */
+  async verify(options: VerifyOptions & { id?: string } = {}): Promise<{ id: string; report: VerifyReport }[]> {
     const records = await this.list();
     const parents = new Set(records.map((r) => r.parent));
-    const tips = options.id ? [options.id] : records.filter((r) => !parents.has(r.id)).map((r) => r.id);
+    const newest = options.source !== undefined && records.length > 0 ? [this.pick(records).id] : undefined;
+    const tips = options.id ? [options.id] : (newest ?? records.filter((r) => !parents.has(r.id)).map((r) => r.id));
     const reports = [];
     for (const id of tips) {
       const [full, ...increments] = this.chain(records, id).map((r) => this.path(r.id));

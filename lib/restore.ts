@@ -1,8 +1,9 @@
 import { join } from 'node:path';
-import { chainState, readChain, type Chain, type ChainState } from './chain.js';
+import { chainState, histories, readChain, storedMap, type Chain, type ChainState } from './chain.js';
+import { CONTENTS_FILE } from './contents.js';
+import { BackupError } from './errors.js';
 import { cancellable, type Cancellation } from './abort.js';
 import { crashPoint } from './crashpoint.js';
-import type { FileEntry } from './manifest.js';
 import { native, type RestoreLayer } from './native.js';
 import { DEFAULT_CONCURRENCY, mapLimit } from './pool.js';
 import { Progress, type OperationOptions } from './progress.js';
@@ -23,37 +24,28 @@ export interface RestoreResult {
   sourceLsn: bigint;
 }
 
-/** Each file's history in chain order: whole copies and the deltas after them. */
-function histories(chain: Chain): Map<string, RestoreLayer[]> {
-  const layers = new Map<string, RestoreLayer[]>();
-  const add = (name: string, layer: RestoreLayer) => layers.set(name, [...(layers.get(name) ?? []), layer]);
-  const whole = (dir: string, f: FileEntry, artifact: RestoreLayer['artifact']): RestoreLayer => ({
-    path: join(dir, f.name),
-    name: f.name,
-    len: f.len,
-    blake3Hex: f.blake3_hex,
-    artifact,
-  });
-  for (const f of chain.full.files) add(f.name, whole(chain.fullDir, f, 'backup'));
-  for (const { dir, manifest } of chain.increments) {
-    for (const c of manifest.changed) {
-      if ('Whole' in c) {
-        add(c.Whole.name, whole(dir, c.Whole, 'increment'));
-        continue;
-      }
-      const p = c.Pages;
-      add(p.name, {
-        path: join(dir, p.delta_file),
-        name: p.delta_file,
-        len: p.delta_len,
-        blake3Hex: p.delta_blake3_hex,
-        artifact: 'increment',
-        totalPages: p.total_pages,
-        pageIndices: p.page_indices,
-      });
+/**
+ * The files of the result and their histories: with `contents.json`, exactly
+ * the files of the newest moment (no orphans of dropped tables), each checked
+ * against what the chain holds; without, every file the chain ever held.
+ */
+function filesToLayDown(chain: Chain, state: ChainState): [string, RestoreLayer[]][] {
+  const all = histories(chain);
+  if (!state.contents) return [...all];
+  const { dir, contents } = state.contents;
+  return contents.files.map((f) => {
+    const layers = all.get(f.name);
+    const newest = layers?.at(-1);
+    // A file without a map is whole: its newest layer must be that very copy.
+    const whole = f.map === undefined;
+    if (!newest || (whole && (newest.pageIndices !== undefined || newest.blake3Hex !== f.blake3_hex))) {
+      throw new BackupError(
+        'ERR_INTEGRITY',
+        `integrity check failed for ${f.name}: ${join(dir, CONTENTS_FILE)} lists a version the chain does not hold (backup is corrupt)`,
+      );
     }
-  }
-  return layers;
+    return [f.name, layers!];
+  });
 }
 
 /** Builds every file of the result from its history, files in parallel. */
@@ -64,12 +56,12 @@ async function layDown(
   options: RestoreOptions,
   cancel: Cancellation,
 ): Promise<void> {
-  const files = [...histories(chain)];
+  const files = filesToLayDown(chain, state);
   const total = [...state.lengths.values()].reduce((a, b) => a + b, 0n);
   const progress = new Progress('restore', files.length, total, options.onProgress);
   await mapLimit(files, options.concurrency ?? DEFAULT_CONCURRENCY, async ([name, layers]) => {
     cancel.check();
-    await native.restoreFile(join(staging, name), layers, cancel.token);
+    await native.restoreFile(join(staging, name), layers, storedMap(state, name), cancel.token);
     progress.fileDone(name, state.lengths.get(name) ?? 0n);
     crashPoint('file-done');
   });

@@ -1,17 +1,12 @@
 import { join } from 'node:path';
 import { cancellable } from './abort.js';
-import { assertContinues } from './chain.js';
+import { chainState, histories, readChain, storedMap, type Chain, type ChainState } from './chain.js';
+import { compareWithSource } from './compare.js';
+import { CONTENTS_FILE } from './contents.js';
 import { toBackupError } from './errors.js';
-import {
-  INCREMENT_FILE,
-  MANIFEST_FILE,
-  readIncrement,
-  readManifest,
-  type FileEntry,
-  type IncrementManifest,
-} from './manifest.js';
+import { INCREMENT_FILE, MANIFEST_FILE, type FileEntry, type IncrementManifest } from './manifest.js';
 import { isHeap } from './names.js';
-import { native, type ContentKind } from './native.js';
+import { native, type ContentKind, type RestoreLayer } from './native.js';
 import { DEFAULT_CONCURRENCY, mapLimit } from './pool.js';
 import { Progress, type OperationOptions } from './progress.js';
 
@@ -38,6 +33,8 @@ interface FileCheck {
   kind: ContentKind;
   maxLsn: bigint;
   pages?: { totalPages: number; pageIndices: number[] };
+  /** The backup's content map of this heap, when this copy is the heap's final state. */
+  map?: RestoreLayer;
 }
 
 function kindOf(name: string, len: bigint): ContentKind {
@@ -70,63 +67,132 @@ function problem(err: unknown, file: string): VerifyProblem {
   return { code: e.code, message: e.message, file };
 }
 
+/** Every artifact of the chain, manifest order; a heap's final whole copy is checked against its map. */
+function artifactChecks(chain: Chain, state: ChainState): FileCheck[] {
+  const files = chain.full.files.map((f) => wholeCheck(chain.fullDir, f, 'backup', chain.full.source_lsn));
+  for (const { dir, manifest } of chain.increments) files.push(...incrementChecks(dir, manifest));
+  const finalCopies = new Map<string, FileCheck>();
+  for (const f of files) if (f.kind !== 'delta') finalCopies.set(f.expected.name, f);
+  for (const { manifest } of chain.increments)
+    for (const c of manifest.changed) if ('Pages' in c) finalCopies.delete(c.Pages.name);
+  for (const [name, check] of finalCopies) if (check.kind === 'heap') check.map = storedMap(state, name);
+  return files;
+}
+
+/**
+ * Heaps whose final state is assembled from deltas: rebuilt page by page (in
+ * memory only their hashes) and checked against the stored content map and
+ * for a v2 superblock over overflow pages.
+ */
+async function assembledChecks(chain: Chain, state: ChainState, token?: number): Promise<VerifyProblem[]> {
+  const patched = new Set(
+    chain.increments.flatMap(({ manifest }) => manifest.changed.flatMap((c) => ('Pages' in c ? [c.Pages.name] : []))),
+  );
+  const all = histories(chain);
+  const problems: VerifyProblem[] = [];
+  for (const name of [...patched].filter((n) => state.lengths.has(n))) {
+    const map = storedMap(state, name);
+    try {
+      const d = await native.diffHeaps({ layers: all.get(name)! }, map && { map }, token);
+      for (const page of d.differing) {
+        problems.push({
+          code: 'ERR_INTEGRITY',
+          message: `${name}: page ${page} differs from the backup's content map`,
+          file: name,
+          page,
+        });
+      }
+      if (d.shapeProblem) {
+        const { page, message } = d.shapeProblem;
+        problems.push({ code: 'ERR_PAGE_FORMAT', message: `${name}: page ${page}: ${message}`, file: name, page });
+      }
+    } catch (err) {
+      if (toBackupError(err).code === 'ERR_ABORTED') throw err;
+      problems.push(problem(err, name));
+    }
+  }
+  return problems;
+}
+
+/** Options of `verifyChain`: with `source`, also compare with that stopped data directory. */
+export interface VerifyOptions extends OperationOptions {
+  /** A stopped data directory to compare with, file by file and page by page (writes nothing to it but LOCK). */
+  source?: string;
+}
+
 /**
  * Checks a full backup and increments without restoring them: manifests,
- * names, chain continuity, every file's length and BLAKE3, delta records,
- * `catalog.bin` magic, version and CRC, each heap page's CRC (where the page
- * has one) and that no page LSN exceeds its manifest's `source_lsn`. Each
- * byte is read once. Problems are reported, never thrown.
+ * names, chain continuity, `contents.json`, every file's length and BLAKE3,
+ * delta records, `catalog.bin` magic, version and CRC, each heap page's CRC
+ * (where the page has one), that no page LSN exceeds its manifest's
+ * `source_lsn`, that the final heaps match their content maps, and that no
+ * heap's superblock says format 2 over overflow pages. With `source`, every
+ * difference from that data directory is reported too. Problems are
+ * reported, never thrown.
  */
 export async function verifyChain(
   fullDir: string,
   incrementDirs: readonly string[],
-  options: OperationOptions = {},
+  options: VerifyOptions = {},
 ): Promise<VerifyReport> {
   const checks: string[] = [];
   const errors: VerifyProblem[] = [];
-  const files: FileCheck[] = [];
+  let chain: Chain | undefined;
   try {
-    const full = await readManifest(fullDir);
+    chain = await readChain(fullDir, incrementDirs);
+    const { full } = chain;
     checks.push(`${fullDir}: ${MANIFEST_FILE} format 1, ${full.files.length} files, source LSN ${full.source_lsn}`);
-    files.push(...full.files.map((f) => wholeCheck(fullDir, f, 'backup', full.source_lsn)));
     let running = full.source_lsn;
-    for (const dir of incrementDirs) {
-      const m = await readIncrement(dir);
-      assertContinues(running, m, dir);
+    for (const { dir, manifest: m } of chain.increments) {
       checks.push(`${dir}: ${INCREMENT_FILE} continues the chain at LSN ${running}, reaches ${m.source_lsn}`);
-      files.push(...incrementChecks(dir, m));
       running = m.source_lsn;
     }
   } catch (err) {
     errors.push(problem(err, fullDir));
   }
+  const state = chain && chainState(chain);
+  const files = chain && state ? artifactChecks(chain, state) : [];
 
   const total = files.reduce((sum, f) => sum + f.expected.len, 0n);
   const progress = new Progress('verify', files.length, total, options.onProgress);
-  const results = await cancellable(options.signal, (cancel) =>
-    mapLimit(files, options.concurrency ?? DEFAULT_CONCURRENCY, async (f) => {
+  await cancellable(options.signal, async (cancel) => {
+    const results = await mapLimit(files, options.concurrency ?? DEFAULT_CONCURRENCY, async (f) => {
       cancel.check();
       const found = await native
-        .verifyFile(f.path, f.expected, f.artifact, f.kind, f.maxLsn, f.pages, cancel.token)
+        .verifyFile(f.path, f.expected, f.artifact, f.kind, f.maxLsn, f.pages, f.map, cancel.token)
         .catch((err) => {
           if (toBackupError(err).code === 'ERR_ABORTED') throw err; // an abort is not a finding
           return [problem(err, f.path)];
         });
       progress.fileDone(f.expected.name, f.expected.len);
       return found;
-    }),
-  );
-  results.forEach((found, i) => {
-    const f = files[i]!;
-    if (found.length === 0) checks.push(`${f.path}: ${f.expected.len} bytes, BLAKE3 and ${f.kind} checks ok`);
-    for (const { code, message, page } of found) {
-      errors.push({ code, message, file: f.path, ...(page == null ? {} : { page }) });
+    });
+    results.forEach((found, i) => {
+      const f = files[i]!;
+      const mapped = f.map ? ' and content map' : '';
+      if (found.length === 0)
+        checks.push(`${f.path}: ${f.expected.len} bytes, BLAKE3 and ${f.kind}${mapped} checks ok`);
+      for (const { code, message, page } of found) {
+        errors.push({ code, message, file: f.path, ...(page == null ? {} : { page }) });
+      }
+    });
+    if (!chain || !state) return;
+    const assembled = await assembledChecks(chain, state, cancel.token);
+    errors.push(...assembled);
+    if (state.contents)
+      checks.push(
+        `${state.contents.dir}: ${CONTENTS_FILE} lists ${state.lengths.size} files; heaps match their content maps`,
+      );
+    if (options.source !== undefined) {
+      const differences = await compareWithSource(chain, state, options.source, cancel.token);
+      errors.push(...differences);
+      if (differences.length === 0) checks.push(`${options.source}: every file and page is identical to the backup`);
     }
   });
   return { ok: errors.length === 0, checks, errors };
 }
 
 /** Checks a full backup without restoring it; see `verifyChain`. */
-export function verifyBackup(dir: string, options: OperationOptions = {}): Promise<VerifyReport> {
+export function verifyBackup(dir: string, options: VerifyOptions = {}): Promise<VerifyReport> {
   return verifyChain(dir, [], options);
 }

@@ -237,11 +237,17 @@ impl From<HeapDiff> for HeapDiffResult {
     }
 }
 
-/// Compares two heaps page by page through their content maps.
+/// Compares two heaps page by page through their content maps (without `b`,
+/// only checks `a`'s format consistency).
 #[napi(ts_return_type = "Promise<HeapDiffResult>")]
-pub fn diff_heaps(a: MapSourceArg, b: MapSourceArg, cancel: Option<u32>) -> Result<AsyncTask<Job<HeapDiff, HeapDiffResult>>> {
-    let (a, b) = (a.into_source()?, b.into_source()?);
-    Ok(job(cancel, move || core_diff(&a, &b), HeapDiffResult::from))
+pub fn diff_heaps(
+    a: MapSourceArg,
+    b: Option<MapSourceArg>,
+    cancel: Option<u32>,
+) -> Result<AsyncTask<Job<HeapDiff, HeapDiffResult>>> {
+    let a = a.into_source()?;
+    let b = b.map(MapSourceArg::into_source).transpose()?;
+    Ok(job(cancel, move || core_diff(&a, b.as_ref()), HeapDiffResult::from))
 }
 
 /// One element of a file's history, as the chain's manifests describe it:
@@ -354,13 +360,14 @@ pub fn verify_file(
     max_lsn: BigInt,
     total_pages: Option<u32>,
     page_indices: Option<Vec<u32>>,
+    map: Option<RestoreLayer>,
     cancel: Option<u32>,
 ) -> Result<AsyncTask<Job<Vec<Finding>, Vec<VerifyFinding>>>> {
     let len = u64_arg("len", &len)?;
     let max_lsn = u64_arg("maxLsn", &max_lsn)?;
     let content = match kind.as_str() {
         "whole" => Content::Whole,
-        "heap" => Content::Heap { max_lsn },
+        "heap" => Content::Heap { max_lsn, map: None },
         "catalog" => Content::Catalog,
         "delta" => {
             let page_indices = page_indices.unwrap_or_default();
@@ -370,9 +377,21 @@ pub fn verify_file(
         }
         other => return Err(Error::new(Status::InvalidArg, format!("ERR_INVALID_ARG: unknown kind {other}"))),
     };
+    let map = map.map(RestoreLayer::into_layer).transpose()?.map(MapSource::Stored);
     Ok(job(
         cancel,
         move || {
+            let mut content = content;
+            if let (Content::Heap { map: slot, .. }, Some(source)) = (&mut content, &map) {
+                // A damaged map is a finding about the map, not a failure of the check.
+                match load_map(source) {
+                    Ok(image) => *slot = Some(image.hashes),
+                    Err(e) if e.code.starts_with("ERR_") => {
+                        return Ok(vec![Finding { code: e.code, message: e.message, page: None }]);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             let expected = Expected { name: &name, len, blake3_hex: &blake3_hex, artifact: &artifact };
             verify_artifact(&PathBuf::from(path), &expected, &content)
         },

@@ -72,8 +72,13 @@ pub struct HeapDiff {
     pub shape_problem: Option<(u32, String)>,
 }
 
-pub fn diff(a: &MapSource, b: &MapSource) -> CoreResult<HeapDiff> {
-    let (a, b) = (load(a)?, load(b)?);
+/// Compares `a` with `b`; without `b`, only checks `a`'s shape.
+pub fn diff(a: &MapSource, b: Option<&MapSource>) -> CoreResult<HeapDiff> {
+    let a = load(a)?;
+    let b = match b {
+        Some(b) => load(b)?,
+        None => HeapImage { hashes: a.hashes.clone(), shape: None },
+    };
     let pages = a.hashes.len().max(b.hashes.len());
     let mut out = HeapDiff { a_pages: a.hashes.len() as u32, b_pages: b.hashes.len() as u32, ..HeapDiff::default() };
     for i in 0..pages {
@@ -113,8 +118,8 @@ mod tests {
         new[5 * PAGE_SIZE + 300] ^= 1;
         new.extend_from_slice(&[1u8; 2 * PAGE_SIZE]);
         let heap = MapSource::Heap(dir.write("T.heap", &new));
-        let d = diff(&heap, &stored).unwrap();
+        let d = diff(&heap, Some(&stored)).unwrap();
         assert_eq!((d.a_pages, d.b_pages, d.differing.clone(), d.differing_count), (22, 20, vec![5, 20, 21], 3));
-        assert_eq!(diff(&stored, &stored).unwrap().differing_count, 0);
+        assert_eq!(diff(&stored, Some(&stored)).unwrap().differing_count, 0);
     }
 }

@@ -6,15 +6,16 @@ use super::digest::{hash_chunk, Expected};
 use super::error::{CoreError, CoreResult};
 use super::fsio;
 use super::page::{page_problem, PAGE_SIZE, RECORD_SIZE};
-use super::pagemap::HeapShape;
+use super::pagemap::{hash_at, page_hash, HeapShape, PageHash};
 use std::path::Path;
 
 /// How a file's content is checked beyond its hash.
 #[derive(Debug, Clone)]
 pub enum Content {
     Whole,
-    /// A heap copied whole: every page checked, LSNs at most `max_lsn`.
-    Heap { max_lsn: u64 },
+    /// A heap copied whole: every page checked, LSNs at most `max_lsn`, and
+    /// each page's hash against the backup's content map when given.
+    Heap { max_lsn: u64, map: Option<Vec<PageHash>> },
     /// `catalog.bin`: magic, version, trailing CRC-32.
     Catalog,
     /// A delta: records match the manifest's pages; pages checked as in a heap.
@@ -144,10 +145,13 @@ pub fn verify_artifact(path: &Path, expected: &Expected, content: &Content) -> C
             Content::Heap { .. } | Content::Delta { .. } if n % unit != 0 => {
                 findings.add("ERR_NOT_PAGED", format!("length {len} is not a whole number of {unit}-byte units"), None);
             }
-            Content::Heap { max_lsn } => {
+            Content::Heap { max_lsn, map } => {
                 for page in chunk.chunks_exact(unit) {
                     findings.check_page(page, unit_index as u32, *max_lsn);
                     shape.observe(unit_index as u32, page);
+                    if map.as_ref().is_some_and(|m| unit_index >= m.len() || hash_at(m, unit_index) != page_hash(page)) {
+                        findings.add("ERR_INTEGRITY", "page differs from the backup's content map".into(), Some(unit_index as u32));
+                    }
                     unit_index += 1;
                 }
             }
@@ -169,6 +173,11 @@ pub fn verify_artifact(path: &Path, expected: &Expected, content: &Content) -> C
     }
     if let Content::Catalog = content {
         catalog.check(&mut findings);
+    }
+    if let Content::Heap { map: Some(m), .. } = content {
+        if m.len() > unit_index {
+            findings.add("ERR_INTEGRITY", format!("the content map lists {} pages, the heap has {unit_index}", m.len()), None);
+        }
     }
     if let Some((page, message)) = shape.problem() {
         findings.add("ERR_PAGE_FORMAT", message, Some(page));
@@ -206,7 +215,7 @@ mod tests {
         let mut hex = String::new();
         let heap = pages(600, |i| i as u64);
         let path = dir.write("T.heap", &heap);
-        assert_eq!(verify_artifact(&path, &expected("T.heap", &heap, &mut hex), &Content::Heap { max_lsn: 599 }).unwrap(), vec![]);
+        assert_eq!(verify_artifact(&path, &expected("T.heap", &heap, &mut hex), &Content::Heap { max_lsn: 599, map: Some(crate::core::delta::tests::map_of(&heap)) }).unwrap(), vec![]);
         let cat = catalog(5);
         let path = dir.write("catalog.bin", &cat);
         assert_eq!(verify_artifact(&path, &expected("catalog.bin", &cat, &mut hex), &Content::Catalog).unwrap(), vec![]);
@@ -218,7 +227,7 @@ mod tests {
         let mut hex = String::new();
         let heap = pages(600, |i| if i == 444 { 1000 } else { 1 });
         let path = dir.write("T.heap", &heap);
-        let found = verify_artifact(&path, &expected("T.heap", &heap, &mut hex), &Content::Heap { max_lsn: 999 }).unwrap();
+        let found = verify_artifact(&path, &expected("T.heap", &heap, &mut hex), &Content::Heap { max_lsn: 999, map: None }).unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!((found[0].code.as_str(), found[0].page), ("ERR_PAGE_LSN", Some(444)));
     }
