@@ -126,3 +126,8 @@ export function editText(path: string, edit: (text: string) => string): void {
 export function tree(dir: string): string[] {
   return (readdirSync(dir, { recursive: true }) as string[]).sort();
 }
+
+/** Every table's row count, rows hash, schema, indexes and index check, from the real engine (fixture `dump`). */
+export function dump(gen: Gen, dir: string): Record<string, unknown> {
+  return fixture(gen, 'dump', dir).tables;
+}
