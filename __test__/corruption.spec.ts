@@ -49,11 +49,18 @@ const ARTIFACTS = {
   'whole file': { at: (c: Chain) => join(c.full, 'T_id.idx'), flipAt: (n: number) => n >> 1, codes: FILE_CODES },
   heap: { at: (c: Chain) => join(c.full, 'T.heap'), flipAt: (n: number) => n - 4000, codes: FILE_CODES },
   catalog: { at: (c: Chain) => join(c.full, 'catalog.bin'), flipAt: (n: number) => n - 6, codes: FILE_CODES },
+  'content map': { at: (c: Chain) => join(c.inc, 'T.heap.pagemap'), flipAt: (n: number) => n - 9, codes: FILE_CODES },
+  // Without its contents.json a backup reads as one the reference made (no maps, every file kept).
+  contents: {
+    at: (c: Chain) => join(c.inc, 'contents.json'),
+    flipAt: (n: number) => n >> 1,
+    codes: { flip: 'ERR_INTEGRITY', truncate: 'ERR_INTEGRITY', extend: 'ERR_INTEGRITY' } as Partial<typeof FILE_CODES>,
+  },
 };
 
 type Chain = Awaited<ReturnType<typeof makeChain>>;
 const CASES = Object.entries(ARTIFACTS).flatMap(([artifact, spec]) =>
-  (Object.keys(spec.codes) as Damage[]).map((how) => [artifact, how, spec.codes[how]] as const),
+  (Object.keys(spec.codes) as Damage[]).map((how) => [artifact, how, spec.codes[how]!] as const),
 );
 
 describe.each(GENS)('damaged backups are detected (engine %s)', (gen) => {
