@@ -205,10 +205,19 @@ function benchSize(mib) {
     }),
   );
 
+  // What the content maps cost: one map per heap in every backup (16 bytes a page).
+  const sizeOf = (dir, test) => files(dir).filter((f) => test(f)).reduce((sum, f) => sum + statSync(f).size, 0);
+  const maps = {
+    heapBytes: sizeOf(base, (f) => f.endsWith('.heap')),
+    mapBytes: sizeOf(base, (f) => f.endsWith('.pagemap')),
+    incBytes: bytesOf(chain[0]),
+    incMapBytes: sizeOf(chain[0], (f) => f.endsWith('.pagemap')),
+  };
+
   warm(data);
   const lag = json(process.execPath, [join(root, 'scripts', 'bench', 'lag.mjs'), data, at('lag')]);
   fresh(dir);
-  return { mib, rows: db.rows, ceiling, results, lag };
+  return { mib, rows: db.rows, ceiling, results, lag, maps };
 }
 
 const fmt = (n, digits = 2) => n.toFixed(digits);
@@ -234,6 +243,17 @@ function table(all) {
     const c = s.ceiling;
     lines.push(
       `| ${s.mib} MiB | ${fmt(c.cat, 0)} MB/s | ${fmt(c.read, 0)} MB/s | ${fmt(c.hash1, 0)} MB/s | ${fmt(c.hashAll, 0)} MB/s | ${fmt(s.lag.maxLateMs, 1)} ms late |`,
+    );
+  }
+  lines.push(
+    '',
+    '| data | heap bytes | content maps per backup | maps / heap | increment at 1%: bytes stored | of which content maps |',
+    '|---|---|---|---|---|---|',
+  );
+  for (const s of all) {
+    const m = s.maps;
+    lines.push(
+      `| ${s.mib} MiB | ${fmt(m.heapBytes / MB, 1)} MB | ${fmt(m.mapBytes / MB, 2)} MB | ${fmt((100 * m.mapBytes) / m.heapBytes, 2)}% | ${fmt(m.incBytes / MB, 1)} MB | ${fmt(m.incMapBytes / MB, 2)} MB |`,
     );
   }
   return lines.join('\n');
