@@ -64,7 +64,7 @@ describe.each(GENS)('changes the engine does not stamp (engine %s)', (gen) => {
     await roundTrip(gen, data, () => fixture(gen, 'drop-column', data, '--column', 'extra'));
   });
 
-  it('an increment on a base without content maps (the reference crate\'s) reads the base once and misses nothing', async () => {
+  it("an increment on a base without content maps (the reference crate's) reads the base once and misses nothing", async () => {
     const data = makeDb(gen, 400, '--index');
     const root = tmp();
     const full = join(root, 'ref-full');

@@ -1,5 +1,6 @@
 // Hostile and malformed backups: each is refused with a stable code by both
 // restore and verify, and nothing is written outside the destination.
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -15,6 +16,16 @@ const replaceIn = (path: (c: Chain) => string, from: string | RegExp, to: string
     if (out === t) throw new Error(`test setup: ${from} not found in ${path(c)}`);
     return out;
   });
+
+/** Edits a `contents.json` and signs it again, as an attacker could: only its checks stand in the way. */
+const resigned = (path: (c: Chain) => string, from: string | RegExp, to: string) => (c: Chain) => {
+  replaceIn(path, from, to)(c);
+  editText(path(c), (t) => {
+    const zeroed = t.replace(/"sha256": "[0-9a-f]{64}"/, `"sha256": "${'0'.repeat(64)}"`);
+    return zeroed.replace('0'.repeat(64), createHash('sha256').update(zeroed).digest('hex'));
+  });
+};
+const contents = (c: Chain) => join(c.inc, 'contents.json');
 
 const NAMES = [
   '../escape',
@@ -130,6 +141,26 @@ const CASES: [string, (c: Chain) => void, string][] = [
       symlinkSync(real, manifest(c));
     },
     'ERR_UNSAFE_PATH',
+  ],
+  [
+    'a contents.json name that escapes',
+    resigned(contents, '"name": "T_id.idx"', '"name": "../escape"'),
+    'ERR_BAD_MANIFEST',
+  ],
+  [
+    'a content map not named <heap>.pagemap',
+    resigned(contents, '"name": "T.heap.pagemap"', '"name": "catalog.bin"'),
+    'ERR_BAD_MANIFEST',
+  ],
+  [
+    'a contents.json listing a file the chain does not hold',
+    resigned(contents, '"name": "T_id.idx"', '"name": "V_id.idx"'),
+    'ERR_INTEGRITY',
+  ],
+  [
+    "another backup's contents.json",
+    (c) => writeFileSync(contents(c), readFileSync(join(c.full, 'contents.json'))),
+    'ERR_INTEGRITY',
   ],
   [
     'a directory where a file belongs',

@@ -66,7 +66,11 @@ async function runSeed(gen: Gen, seed: number): Promise<void> {
 }
 
 describe.each(GENS)('randomized workload, chain restore of every prefix (engine %s)', (gen) => {
-  it.each(SEEDS)('seed %i', async (seed) => {
-    await runSeed(gen, seed);
-  }, 600_000);
+  it.each(SEEDS)(
+    'seed %i',
+    async (seed) => {
+      await runSeed(gen, seed);
+    },
+    600_000,
+  );
 });

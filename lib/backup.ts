@@ -73,9 +73,9 @@ async function finish(
 const mapPath = (staging: string, file: SourceFile) => join(staging, `${file.name}${MAP_SUFFIX}`);
 
 /** A file's `contents.json` entry: a heap by its content map, any other file by its BLAKE3. */
-function contentsEntry(name: string, len: bigint, blake3Hex: string, map?: HashResult | null): ContentsEntry {
-  if (!map) return { name, len, blake3_hex: blake3Hex };
-  return { name, len, map: { name: `${name}${MAP_SUFFIX}`, len: map.len, blake3_hex: map.blake3Hex } };
+function contentsEntry(name: string, len: bigint, content: string | HashResult): ContentsEntry {
+  if (typeof content === 'string') return { name, len, blake3_hex: content };
+  return { name, len, map: { name: `${name}${MAP_SUFFIX}`, len: content.len, blake3_hex: content.blake3Hex } };
 }
 
 const nowSecs = () => BigInt(Math.floor(Date.now() / 1000));
@@ -108,7 +108,7 @@ export async function fullBackup(dataDir: string, dest: string, options: BackupO
           files: source.files.map((f, i) => ({ name: f.name, len: copies[i]!.len, blake3_hex: copies[i]!.blake3Hex })),
         };
         const entries = source.files.map((f, i) =>
-          contentsEntry(f.name, copies[i]!.len, copies[i]!.blake3Hex, copies[i]!.map),
+          contentsEntry(f.name, copies[i]!.len, copies[i]!.map ?? copies[i]!.blake3Hex),
         );
         await finish(staging, manifest, entries, options, cancel);
         return manifest;
@@ -186,7 +186,11 @@ async function fileChange(file: SourceFile, base: BaseChain, staging: string, to
   if (baseLen === undefined || file.size < baseLen) {
     const copy = await native.copyHashed(file.path, join(staging, file.name), true, mapPath(staging, file), token);
     const change = { Whole: { name: file.name, len: copy.len, blake3_hex: copy.blake3Hex } };
-    return { change, maxPageLsn: copy.maxPageLsn, entry: contentsEntry(file.name, copy.len, copy.blake3Hex, copy.map) };
+    return {
+      change,
+      maxPageLsn: copy.maxPageLsn,
+      entry: contentsEntry(file.name, copy.len, copy.map ?? copy.blake3Hex),
+    };
   }
   const delta = join(staging, `${file.name}.delta`);
   const result = await native.writeDelta(
@@ -210,7 +214,7 @@ async function fileChange(file: SourceFile, base: BaseChain, staging: string, to
         },
       }
     : null;
-  return { change, maxPageLsn: result.maxPageLsn, entry: contentsEntry(file.name, file.size, '', result.map) };
+  return { change, maxPageLsn: result.maxPageLsn, entry: contentsEntry(file.name, file.size, result.map) };
 }
 
 /**

@@ -206,7 +206,10 @@ function benchSize(mib) {
   );
 
   // What the content maps cost: one map per heap in every backup (16 bytes a page).
-  const sizeOf = (dir, test) => files(dir).filter((f) => test(f)).reduce((sum, f) => sum + statSync(f).size, 0);
+  const sizeOf = (dir, test) =>
+    files(dir)
+      .filter((f) => test(f))
+      .reduce((sum, f) => sum + statSync(f).size, 0);
   const maps = {
     heapBytes: sizeOf(base, (f) => f.endsWith('.heap')),
     mapBytes: sizeOf(base, (f) => f.endsWith('.pagemap')),

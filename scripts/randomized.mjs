@@ -17,5 +17,9 @@ const { values } = parseArgs({
 const env = { ...process.env, POWDB_SEEDS: values.seeds, POWDB_ROUNDS: values.rounds, POWDB_OPS: values.ops };
 const filter = values.gen ? ['-t', `engine ${values.gen}`] : [];
 const vitest = join(root, 'node_modules', 'vitest', 'vitest.mjs');
-const r = spawnSync(process.execPath, [vitest, 'run', '__test__/randomized.spec.ts', ...filter], { cwd: root, env, stdio: 'inherit' });
+const r = spawnSync(process.execPath, [vitest, 'run', '__test__/randomized.spec.ts', ...filter], {
+  cwd: root,
+  env,
+  stdio: 'inherit',
+});
 process.exit(r.status ?? 1);

@@ -69,7 +69,7 @@ pub fn read_map(path: &Path, expected: &Expected) -> CoreResult<Vec<PageHash>> {
     let len = fsio::listed_len(path, expected.name, expected.artifact)?;
     expected.check_len(len)?;
     let bad = || CoreError::new("ERR_BAD_MANIFEST", format!("{} is not a content map (bad header or length)", expected.name));
-    if len < HEADER as u64 || (len - HEADER as u64) % ENTRY as u64 != 0 {
+    if len < HEADER as u64 || !(len - HEADER as u64).is_multiple_of(ENTRY as u64) {
         return Err(bad());
     }
     let mut hasher = blake3::Hasher::new();
@@ -93,7 +93,7 @@ pub fn read_map(path: &Path, expected: &Expected) -> CoreResult<Vec<PageHash>> {
         Ok(())
     })?;
     expected.check_len(read)?;
-    expected.check_hash(&hasher.finalize().to_hex().to_string())?;
+    expected.check_hash(hasher.finalize().to_hex().as_ref())?;
     if header_ok != Some(true) {
         return Err(bad());
     }
