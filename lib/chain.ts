@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { readContents, type Contents, type MapEntry } from './contents.js';
+import { CONTENTS_FILE, readContents, type Contents, type MapEntry } from './contents.js';
 import { BackupError } from './errors.js';
 import type { BackupManifest, FileEntry, IncrementManifest } from './manifest.js';
 import { readIncrement, readManifest } from './manifest.js';
@@ -128,4 +128,28 @@ export function histories(chain: Chain): Map<string, RestoreLayer[]> {
     }
   }
   return layers;
+}
+
+/**
+ * The files of the result and their histories: with `contents.json`, exactly
+ * the files of the newest moment (no orphans of dropped tables), each checked
+ * against what the chain holds; without, every file the chain ever held.
+ */
+export function finalFiles(chain: Chain, state: ChainState): [string, RestoreLayer[]][] {
+  const all = histories(chain);
+  if (!state.contents) return [...all];
+  const { dir, contents } = state.contents;
+  return contents.files.map((f) => {
+    const layers = all.get(f.name);
+    const newest = layers?.at(-1);
+    // A file without a map is whole: its newest layer must be that very copy.
+    const whole = f.map === undefined;
+    if (!newest || (whole && (newest.pageIndices !== undefined || newest.blake3Hex !== f.blake3_hex))) {
+      throw new BackupError(
+        'ERR_INTEGRITY',
+        `integrity check failed for ${f.name}: ${join(dir, CONTENTS_FILE)} lists a version the chain does not hold (backup is corrupt)`,
+      );
+    }
+    return [f.name, layers!];
+  });
 }

@@ -1,10 +1,8 @@
 import { join } from 'node:path';
-import { chainState, histories, readChain, storedMap, type Chain, type ChainState } from './chain.js';
-import { CONTENTS_FILE } from './contents.js';
-import { BackupError } from './errors.js';
+import { chainState, finalFiles, readChain, storedMap, type Chain, type ChainState } from './chain.js';
 import { cancellable, type Cancellation } from './abort.js';
 import { crashPoint } from './crashpoint.js';
-import { native, type RestoreLayer } from './native.js';
+import { native } from './native.js';
 import { DEFAULT_CONCURRENCY, mapLimit } from './pool.js';
 import { Progress, type OperationOptions } from './progress.js';
 import { buildAtomically } from './staging.js';
@@ -24,30 +22,6 @@ export interface RestoreResult {
   sourceLsn: bigint;
 }
 
-/**
- * The files of the result and their histories: with `contents.json`, exactly
- * the files of the newest moment (no orphans of dropped tables), each checked
- * against what the chain holds; without, every file the chain ever held.
- */
-function filesToLayDown(chain: Chain, state: ChainState): [string, RestoreLayer[]][] {
-  const all = histories(chain);
-  if (!state.contents) return [...all];
-  const { dir, contents } = state.contents;
-  return contents.files.map((f) => {
-    const layers = all.get(f.name);
-    const newest = layers?.at(-1);
-    // A file without a map is whole: its newest layer must be that very copy.
-    const whole = f.map === undefined;
-    if (!newest || (whole && (newest.pageIndices !== undefined || newest.blake3Hex !== f.blake3_hex))) {
-      throw new BackupError(
-        'ERR_INTEGRITY',
-        `integrity check failed for ${f.name}: ${join(dir, CONTENTS_FILE)} lists a version the chain does not hold (backup is corrupt)`,
-      );
-    }
-    return [f.name, layers!];
-  });
-}
-
 /** Builds every file of the result from its history, files in parallel. */
 async function layDown(
   chain: Chain,
@@ -56,7 +30,7 @@ async function layDown(
   options: RestoreOptions,
   cancel: Cancellation,
 ): Promise<void> {
-  const files = filesToLayDown(chain, state);
+  const files = finalFiles(chain, state);
   const total = [...state.lengths.values()].reduce((a, b) => a + b, 0n);
   const progress = new Progress('restore', files.length, total, options.onProgress);
   await mapLimit(files, options.concurrency ?? DEFAULT_CONCURRENCY, async ([name, layers]) => {

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { cancellable } from './abort.js';
-import { chainState, histories, readChain, storedMap, type Chain, type ChainState } from './chain.js';
+import { chainState, finalFiles, histories, readChain, storedMap, type Chain, type ChainState } from './chain.js';
 import { compareWithSource } from './compare.js';
 import { CONTENTS_FILE } from './contents.js';
 import { toBackupError } from './errors.js';
@@ -152,6 +152,13 @@ export async function verifyChain(
   }
   const state = chain && chainState(chain);
   const files = chain && state ? artifactChecks(chain, state) : [];
+  if (chain && state) {
+    try {
+      finalFiles(chain, state);
+    } catch (err) {
+      errors.push(problem(err, state.contents?.dir ?? fullDir));
+    }
+  }
 
   const total = files.reduce((sum, f) => sum + f.expected.len, 0n);
   const progress = new Progress('verify', files.length, total, options.onProgress);

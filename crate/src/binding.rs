@@ -4,7 +4,8 @@
 //! code as a `CODE: ` message prefix, which the TypeScript layer turns into
 //! an error with a `code` property.
 use crate::core::copy::{copy_hashed as core_copy_hashed, CopyOutcome};
-use crate::core::delta::{write_delta as core_write_delta, Base, DeltaOutcome, DeltaSpec};
+use crate::core::delta::{write_delta as core_write_delta, Base, BaseMap, DeltaOutcome, DeltaSpec};
+use crate::core::pagemap::check_map;
 use crate::core::heapdiff::{diff as core_diff, load as load_map, HeapDiff, MapSource};
 use crate::core::restore::{restore_file as core_restore_file, Layer, LayerKind};
 use crate::core::digest::{hash_file as core_hash_file, Expected, FileDigest};
@@ -182,9 +183,16 @@ pub fn write_delta(
     Ok(job(
         cancel,
         move || {
-            let map = load_map(&base_map)?.hashes;
-            let base = Base { lsn: base_lsn, map: &map };
-            core_write_delta(&PathBuf::from(heap), &PathBuf::from(delta_path), base, &PathBuf::from(map_path))
+            let (heap, delta_path, map_path) = (PathBuf::from(heap), PathBuf::from(delta_path), PathBuf::from(map_path));
+            if let MapSource::Stored(layer) = &base_map {
+                // A stored map is checked once, then read range by range: never whole.
+                let pages = check_map(&layer.path, &layer.expected())?;
+                let base = Base { lsn: base_lsn, map: BaseMap::Stored { path: &layer.path, pages } };
+                return core_write_delta(&heap, &delta_path, base, &map_path);
+            }
+            let computed = load_map(&base_map)?.hashes;
+            let base = Base { lsn: base_lsn, map: BaseMap::Computed(&computed) };
+            core_write_delta(&heap, &delta_path, base, &map_path)
         },
         DeltaResult::from,
     ))
@@ -292,15 +300,8 @@ pub fn restore_file(
     cancel: Option<u32>,
 ) -> Result<AsyncTask<Job<(), ()>>> {
     let layers = layers.into_iter().map(RestoreLayer::into_layer).collect::<Result<Vec<_>>>()?;
-    let map = map.map(RestoreLayer::into_layer).transpose()?.map(MapSource::Stored);
-    Ok(job(
-        cancel,
-        move || {
-            let expected = map.as_ref().map(load_map).transpose()?.map(|image| image.hashes);
-            core_restore_file(&PathBuf::from(target), &layers, expected.as_deref())
-        },
-        |()| (),
-    ))
+    let map = map.map(RestoreLayer::into_layer).transpose()?;
+    Ok(job(cancel, move || core_restore_file(&PathBuf::from(target), &layers, map.as_ref()), |()| ()))
 }
 
 /// Writer locks held for JS, by handle: a lock lives until `releaseLock`.
@@ -377,21 +378,14 @@ pub fn verify_file(
         }
         other => return Err(Error::new(Status::InvalidArg, format!("ERR_INVALID_ARG: unknown kind {other}"))),
     };
-    let map = map.map(RestoreLayer::into_layer).transpose()?.map(MapSource::Stored);
+    let map = map.map(RestoreLayer::into_layer).transpose()?;
+    let content = match content {
+        Content::Heap { max_lsn, .. } => Content::Heap { max_lsn, map },
+        other => other,
+    };
     Ok(job(
         cancel,
         move || {
-            let mut content = content;
-            if let (Content::Heap { map: slot, .. }, Some(source)) = (&mut content, &map) {
-                // A damaged map is a finding about the map, not a failure of the check.
-                match load_map(source) {
-                    Ok(image) => *slot = Some(image.hashes),
-                    Err(e) if e.code.starts_with("ERR_") => {
-                        return Ok(vec![Finding { code: e.code, message: e.message, page: None }]);
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
             let expected = Expected { name: &name, len, blake3_hex: &blake3_hex, artifact: &artifact };
             verify_artifact(&PathBuf::from(path), &expected, &content)
         },

@@ -3,7 +3,7 @@ use super::digest::{hash_chunk, FileDigest};
 use super::error::CoreResult;
 use super::fsio::{self, Sink};
 use super::page::{max_page_lsn, PAGE_SIZE};
-use super::pagemap::{hash_pages, write_map};
+use super::pagemap::{hash_pages, MapWriter};
 use std::path::Path;
 
 /// What a backup copy learned about the file it copied.
@@ -24,22 +24,31 @@ pub fn copy_hashed(src: &Path, dst: &Path, paged: bool, map: Option<&Path>) -> C
     let mut out = Sink::new(fsio::create_new(dst)?, dst);
     let mut hasher = blake3::Hasher::new();
     let mut max_lsn = 0u64;
-    let mut hashes = Vec::new();
+    let map_writer = if paged { map.map(MapWriter::create).transpose()? } else { None };
+    let (mut hashes, mut pages) = (Vec::new(), 0u64);
     let len = fsio::for_each_chunk(src, |chunk| {
         hash_chunk(&mut hasher, chunk);
         if paged && chunk.len() % PAGE_SIZE == 0 {
             max_lsn = max_lsn.max(max_page_lsn(chunk));
-            if map.is_some() {
+            if let Some(writer) = &map_writer {
+                hashes.clear();
                 hash_pages(chunk, &mut hashes);
+                writer.put(pages, &hashes)?;
+                pages += hashes.len() as u64;
             }
         }
         out.append(chunk)
     })?;
     out.finish()?;
     let scanned_as_pages = paged && len % PAGE_SIZE as u64 == 0;
-    let map = match map {
-        Some(path) if scanned_as_pages => Some(write_map(path, &hashes)?),
-        _ => None,
+    let map = match map_writer {
+        Some(writer) if scanned_as_pages => Some(writer.finish(pages)?),
+        Some(_) => {
+            // Not a page-aligned heap after all: it is backed up whole, without a map.
+            let _ = std::fs::remove_file(map.expect("a writer has a path"));
+            None
+        }
+        None => None,
     };
     Ok(CopyOutcome {
         len,

@@ -7,7 +7,7 @@ use super::digest::FileDigest;
 use super::error::{CoreError, CoreResult};
 use super::fsio::{self, Sink};
 use super::page::{page_lsn, PAGE_SIZE, RECORD_SIZE};
-use super::pagemap::{hash_at, page_hash, write_map, PageHash};
+use super::pagemap::{hash_at, page_hash, MapReader, MapWriter, PageHash};
 use std::path::Path;
 
 /// The `Pages` entry of an increment, as computed or as read from a manifest.
@@ -29,16 +29,54 @@ pub struct DeltaOutcome {
     pub map: FileDigest,
 }
 
+/// The base's content map of a heap.
+#[derive(Clone, Copy)]
+pub enum BaseMap<'a> {
+    /// A stored `.pagemap` already checked (`check_map`), with its page count:
+    /// read range by range, never whole.
+    Stored { path: &'a Path, pages: u64 },
+    /// Computed from the base's pages (a base without maps).
+    Computed(&'a [PageHash]),
+}
+
 /// What the base holds of a heap: its source LSN and the content map.
 #[derive(Clone, Copy)]
 pub struct Base<'a> {
     pub lsn: u64,
-    pub map: &'a [PageHash],
+    pub map: BaseMap<'a>,
 }
 
 impl Base<'_> {
-    fn changed(&self, index: u32, page: &[u8], hash: PageHash) -> bool {
-        page_lsn(page) > self.lsn || hash != hash_at(self.map, index as usize)
+    fn pages(&self) -> u64 {
+        match self.map {
+            BaseMap::Stored { pages, .. } => pages,
+            BaseMap::Computed(map) => map.len() as u64,
+        }
+    }
+}
+
+/// The base's hashes of consecutive pages from `first` on.
+enum BaseHashes<'a> {
+    Stored(MapReader, &'a Path),
+    Computed(&'a [PageHash], usize),
+}
+
+impl<'a> BaseHashes<'a> {
+    fn at(base: &Base<'a>, first: u32) -> CoreResult<Self> {
+        Ok(match base.map {
+            BaseMap::Stored { path, pages } => BaseHashes::Stored(MapReader::open_at(path, pages, first as u64)?, path),
+            BaseMap::Computed(map) => BaseHashes::Computed(map, first as usize),
+        })
+    }
+
+    fn next(&mut self) -> CoreResult<PageHash> {
+        match self {
+            BaseHashes::Stored(reader, path) => reader.next(path),
+            BaseHashes::Computed(map, at) => {
+                *at += 1;
+                Ok(hash_at(map, *at - 1))
+            }
+        }
     }
 }
 
@@ -106,9 +144,11 @@ pub fn write_delta(heap: &Path, delta_path: &Path, base: Base, map_path: &Path) 
     }
     let total_pages = u32::try_from(len / PAGE_SIZE as u64).map_err(|_| too_many_pages(heap))?;
     let threads = if len < PARALLEL_SCAN_MIN { 1 } else { std::thread::available_parallelism().map_or(1, |n| n.get()) };
-    let mut scan = scan_ranges(heap, total_pages, base, threads)?;
-    if scan.changed.is_empty() && total_pages as usize > base.map.len() {
-        scan.changed.push(total_pages - 1);
+    let map = MapWriter::create(map_path)?;
+    let mut scan = scan_ranges(heap, total_pages, &base, &map, threads)?;
+    if scan.changed.is_empty() && total_pages as u64 > base.pages() {
+        let last = total_pages - 1;
+        scan.changed.push((last, last_page_hash(heap, last)?));
     }
     let mut writer = DeltaWriter {
         path: delta_path,
@@ -117,22 +157,28 @@ pub fn write_delta(heap: &Path, delta_path: &Path, base: Base, map_path: &Path) 
         hasher: blake3::Hasher::new(),
         indices: Vec::new(),
     };
-    copy_pages(heap, &scan.changed, &scan.hashes, &mut writer)?;
+    copy_pages(heap, &scan.changed, &mut writer)?;
     let delta = writer.finish(total_pages)?;
-    Ok(DeltaOutcome { delta, max_page_lsn: scan.max_lsn, map: write_map(map_path, &scan.hashes)? })
+    Ok(DeltaOutcome { delta, max_page_lsn: scan.max_lsn, map: map.finish(total_pages as u64)? })
 }
 
-/// What a scan of (part of) a heap found.
+fn last_page_hash(heap: &Path, index: u32) -> CoreResult<PageHash> {
+    let mut page = fsio::buffer(PAGE_SIZE);
+    read_pages(&fsio::open_read(heap)?, heap, index, &mut page)?;
+    Ok(page_hash(&page))
+}
+
+/// What a scan of (part of) a heap found: the changed pages with the hash
+/// they had when scanned, and the highest LSN.
 #[derive(Default)]
 struct Scan {
-    changed: Vec<u32>,
+    changed: Vec<(u32, PageHash)>,
     max_lsn: u64,
-    /// Content hash of every scanned page, in order.
-    hashes: Vec<PageHash>,
 }
 
-/// Scans the heap in `threads` contiguous ranges at once.
-fn scan_ranges(heap: &Path, total_pages: u32, base: Base, threads: usize) -> CoreResult<Scan> {
+/// Scans the heap in `threads` contiguous ranges at once; each writes its
+/// part of the new content map.
+fn scan_ranges(heap: &Path, total_pages: u32, base: &Base, map: &MapWriter, threads: usize) -> CoreResult<Scan> {
     let chunk_pages = (fsio::CHUNK / PAGE_SIZE) as u32;
     let per_thread = total_pages.div_ceil(threads as u32).div_ceil(chunk_pages) * chunk_pages;
     let ranges: Vec<(u32, u32)> = (0..threads as u32)
@@ -145,39 +191,41 @@ fn scan_ranges(heap: &Path, total_pages: u32, base: Base, threads: usize) -> Cor
             .iter()
             .map(|&(start, end)| {
                 let token = token.clone();
-                scope.spawn(move || cancel::with(token, || scan_range(heap, start, end, base)))
+                scope.spawn(move || cancel::with(token, || scan_range(heap, start, end, base, map)))
             })
             .collect();
         handles.into_iter().map(|h| h.join().expect("scan thread panicked")).collect::<Vec<_>>()
     });
-    let mut all = Scan { hashes: Vec::with_capacity(total_pages as usize), ..Scan::default() };
+    let mut all = Scan::default();
     for result in results {
         let part = result?;
         all.changed.extend(part.changed);
-        all.hashes.extend(part.hashes);
         all.max_lsn = all.max_lsn.max(part.max_lsn);
     }
     Ok(all)
 }
 
-fn scan_range(heap: &Path, start: u32, end: u32, base: Base) -> CoreResult<Scan> {
+fn scan_range(heap: &Path, start: u32, end: u32, base: &Base, map: &MapWriter) -> CoreResult<Scan> {
     let file = fsio::open_read(heap)?;
     let mut buf = fsio::buffer(fsio::CHUNK);
-    let mut scan = Scan { hashes: Vec::with_capacity((end - start) as usize), ..Scan::default() };
+    let mut base_hashes = BaseHashes::at(base, start)?;
+    let mut hashes = Vec::with_capacity(fsio::CHUNK / PAGE_SIZE);
+    let mut scan = Scan::default();
     let mut page = start;
     while page < end {
         let count = (end - page).min((fsio::CHUNK / PAGE_SIZE) as u32);
         let bytes = &mut buf[..count as usize * PAGE_SIZE];
         read_pages(&file, heap, page, bytes)?;
+        hashes.clear();
         for (i, p) in bytes.chunks_exact(PAGE_SIZE).enumerate() {
-            let index = page + i as u32;
-            let hash = page_hash(p);
-            scan.max_lsn = scan.max_lsn.max(page_lsn(p));
-            if base.changed(index, p, hash) {
-                scan.changed.push(index);
+            let (hash, lsn, base_hash) = (page_hash(p), page_lsn(p), base_hashes.next()?);
+            scan.max_lsn = scan.max_lsn.max(lsn);
+            if lsn > base.lsn || hash != base_hash {
+                scan.changed.push((page + i as u32, hash));
             }
-            scan.hashes.push(hash);
+            hashes.push(hash);
         }
+        map.put(page as u64, &hashes)?;
         page += count;
     }
     Ok(scan)
@@ -197,22 +245,22 @@ fn changed_under_us(heap: &Path) -> CoreError {
 }
 
 /// Reads the changed pages again, in runs of consecutive indices, into the delta.
-fn copy_pages(heap: &Path, changed: &[u32], hashes: &[PageHash], writer: &mut DeltaWriter) -> CoreResult<()> {
+fn copy_pages(heap: &Path, changed: &[(u32, PageHash)], writer: &mut DeltaWriter) -> CoreResult<()> {
     let file = fsio::open_read(heap)?;
     let max_run = fsio::CHUNK / PAGE_SIZE;
     let mut buf = fsio::buffer(fsio::CHUNK);
     let mut at = 0;
     while at < changed.len() {
         let mut run = 1;
-        while at + run < changed.len() && run < max_run && changed[at + run] == changed[at] + run as u32 {
+        while at + run < changed.len() && run < max_run && changed[at + run].0 == changed[at].0 + run as u32 {
             run += 1;
         }
         let bytes = &mut buf[..run * PAGE_SIZE];
-        read_pages(&file, heap, changed[at], bytes)?;
+        read_pages(&file, heap, changed[at].0, bytes)?;
         for (i, page) in bytes.chunks_exact(PAGE_SIZE).enumerate() {
             // The page must still be the one the scan hashed into the map.
-            let index = changed[at] + i as u32;
-            if page_hash(page) != hashes[index as usize] {
+            let (index, hash) = changed[at + i];
+            if page_hash(page) != hash {
                 return Err(changed_under_us(heap));
             }
             writer.push(index, page)?;
@@ -288,7 +336,7 @@ pub(crate) mod tests {
         let heap = pages(400, changed_after_50);
         let base_map = map_of(&pages(400, |_| 50));
         let src = dir.write("T.heap", &heap);
-        let out = write_delta(&src, &dir.path("T.heap.delta"), Base { lsn: 50, map: &base_map }, &dir.path("m")).unwrap();
+        let out = write_delta(&src, &dir.path("T.heap.delta"), Base { lsn: 50, map: BaseMap::Computed(&base_map) }, &dir.path("m")).unwrap();
         let spec = out.delta.unwrap();
         assert_eq!(spec.page_indices, vec![7, 107, 207, 307]);
         assert_eq!(spec.total_pages, 400);
@@ -303,6 +351,27 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_stored_base_map_is_read_range_by_range() {
+        let dir = TempDir::new();
+        let old = pages(700, |_| 9); // above the parallel-scan size: two ranges, two readers
+        let mut new = old.clone();
+        for index in [1usize, 300, 699] {
+            new[index * PAGE_SIZE + 99] ^= 1;
+        }
+        let big = [new.clone(), vec![0u8; 16 << 20]].concat();
+        let stored = crate::core::pagemap::write_map(&dir.path("base.map"), &map_of(&old)).unwrap();
+        let src = dir.write("T.heap", &big);
+        let base = Base { lsn: 9, map: BaseMap::Stored { path: &dir.path("base.map"), pages: 700 } };
+        let out = write_delta(&src, &dir.path("d"), base, &dir.path("m")).unwrap();
+        assert_eq!(out.delta.unwrap().page_indices, vec![1, 300, 699]); // zero pages past the base's end match
+        assert_eq!(read(&dir.path("m")), read(&{
+            crate::core::pagemap::write_map(&dir.path("expected"), &map_of(&big)).unwrap();
+            dir.path("expected")
+        }));
+        assert!(stored.len > 0);
+    }
+
+    #[test]
     fn ships_pages_whose_content_changed_under_an_old_lsn() {
         let dir = TempDir::new();
         let old = pages(50, |_| 9);
@@ -310,7 +379,7 @@ pub(crate) mod tests {
         new[3 * PAGE_SIZE + 100] ^= 1; // an update the engine did not stamp
         new[..4].copy_from_slice(&7u32.to_le_bytes()); // page 0: header rewritten, LSN 0 kept
         let src = dir.write("T.heap", &new);
-        let out = write_delta(&src, &dir.path("d"), Base { lsn: 9, map: &map_of(&old) }, &dir.path("m")).unwrap();
+        let out = write_delta(&src, &dir.path("d"), Base { lsn: 9, map: BaseMap::Computed(&map_of(&old)) }, &dir.path("m")).unwrap();
         assert_eq!(out.delta.unwrap().page_indices, vec![0, 3]);
     }
 
@@ -319,7 +388,7 @@ pub(crate) mod tests {
         let dir = TempDir::new();
         let heap = pages(10, |_| 5);
         let src = dir.write("T.heap", &heap);
-        let out = write_delta(&src, &dir.path("d"), Base { lsn: 5, map: &map_of(&heap) }, &dir.path("m")).unwrap();
+        let out = write_delta(&src, &dir.path("d"), Base { lsn: 5, map: BaseMap::Computed(&map_of(&heap)) }, &dir.path("m")).unwrap();
         assert_eq!(out.delta, None);
         assert_eq!(out.max_page_lsn, 5);
         assert!(!dir.path("d").exists());
@@ -327,7 +396,7 @@ pub(crate) mod tests {
         let mut grown = heap.clone();
         grown.resize(12 * PAGE_SIZE, 0);
         let src = dir.write("T.heap", &grown);
-        let out = write_delta(&src, &dir.path("d"), Base { lsn: 5, map: &map_of(&heap) }, &dir.path("m2")).unwrap();
+        let out = write_delta(&src, &dir.path("d"), Base { lsn: 5, map: BaseMap::Computed(&map_of(&heap)) }, &dir.path("m2")).unwrap();
         let spec = out.delta.unwrap();
         assert_eq!((spec.total_pages, spec.page_indices), (12, vec![11]));
     }
@@ -336,7 +405,7 @@ pub(crate) mod tests {
     fn refuses_a_heap_that_is_not_page_aligned() {
         let dir = TempDir::new();
         let src = dir.write("T.heap", &[0u8; 5000]);
-        let err = write_delta(&src, &dir.path("d"), Base { lsn: 0, map: &[] }, &dir.path("m")).unwrap_err();
+        let err = write_delta(&src, &dir.path("d"), Base { lsn: 0, map: BaseMap::Computed(&[]) }, &dir.path("m")).unwrap_err();
         assert_eq!(err.code, "ERR_NOT_PAGED");
     }
 }

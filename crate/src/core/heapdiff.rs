@@ -1,6 +1,5 @@
 //! Content maps from any source, and page-by-page comparison of two heaps:
 //! a data directory's heap, a backup's stored map, or a chain's layers.
-use super::digest::Expected;
 use super::error::{CoreError, CoreResult};
 use super::fsio;
 use super::page::PAGE_SIZE;
@@ -45,11 +44,7 @@ pub fn load(source: &MapSource) -> CoreResult<HeapImage> {
             }
             Ok(HeapImage { hashes, shape: Some(shape) })
         }
-        MapSource::Stored(layer) => {
-            let expected =
-                Expected { name: &layer.name, len: layer.len, blake3_hex: &layer.blake3_hex, artifact: &layer.artifact };
-            Ok(HeapImage { hashes: read_map(&layer.path, &expected)?, shape: None })
-        }
+        MapSource::Stored(layer) => Ok(HeapImage { hashes: read_map(&layer.path, &layer.expected())?, shape: None }),
         MapSource::Layers(layers) => {
             let map = map_of_layers(layers)?;
             Ok(HeapImage { hashes: map.hashes, shape: Some(map.shape) })

@@ -6,9 +6,9 @@
 //! of files: XXH3 only detects change.
 //!
 //! File layout: `PWBPMAP1`, u64 LE page count, then one u128 LE per page.
-use super::digest::{hash_chunk, Expected, FileDigest};
+use super::digest::{hash_chunk, hash_file, Expected, FileDigest};
 use super::error::{CoreError, CoreResult};
-use super::fsio::{self, Sink};
+use super::fsio;
 use super::page::PAGE_SIZE;
 use std::path::Path;
 use std::sync::LazyLock;
@@ -42,62 +42,116 @@ pub fn map_len(pages: u64) -> u64 {
     HEADER as u64 + pages * ENTRY as u64
 }
 
-/// Writes `hashes` as a new map file (0600, fsynced); returns its digest.
-pub fn write_map(path: &Path, hashes: &[PageHash]) -> CoreResult<FileDigest> {
-    let mut out = Sink::new(fsio::create_new(path)?, path);
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = Vec::with_capacity(fsio::CHUNK);
-    buf.extend_from_slice(MAGIC);
-    buf.extend_from_slice(&(hashes.len() as u64).to_le_bytes());
-    for hash in hashes {
-        buf.extend_from_slice(&hash.to_le_bytes());
-        if buf.len() >= fsio::CHUNK {
-            hasher.update(&buf);
-            out.append(&buf)?;
-            buf.clear();
-        }
-    }
-    hasher.update(&buf);
-    out.append(&buf)?;
-    out.finish()?;
-    Ok(FileDigest { len: map_len(hashes.len() as u64), blake3_hex: hasher.finalize().to_hex().to_string() })
+/// Writes a map file in any order of pages (ranges scanned on several
+/// threads write their own parts), in bounded memory: the header goes in last.
+pub struct MapWriter<'a> {
+    file: std::fs::File,
+    path: &'a Path,
 }
 
-/// Reads a map file after checking its length, BLAKE3 and header, decoding
-/// it chunk by chunk (chunks are whole entries: CHUNK is a multiple of 16).
-pub fn read_map(path: &Path, expected: &Expected) -> CoreResult<Vec<PageHash>> {
+impl<'a> MapWriter<'a> {
+    pub fn create(path: &'a Path) -> CoreResult<Self> {
+        Ok(MapWriter { file: fsio::create_new(path)?, path })
+    }
+
+    /// Writes the hashes of pages `first..first + hashes.len()`.
+    pub fn put(&self, first: u64, hashes: &[PageHash]) -> CoreResult<()> {
+        use std::os::unix::fs::FileExt;
+        let bytes: Vec<u8> = hashes.iter().flat_map(|h| h.to_le_bytes()).collect();
+        let offset = HEADER as u64 + first * ENTRY as u64;
+        self.file.write_all_at(&bytes, offset).map_err(|e| CoreError::io("write", self.path, e))
+    }
+
+    /// Writes the header of a map of `pages` pages, makes the file durable and
+    /// returns its digest (read back from the page cache: a few MiB at most).
+    pub fn finish(self, pages: u64) -> CoreResult<FileDigest> {
+        use std::os::unix::fs::FileExt;
+        let mut header = MAGIC.to_vec();
+        header.extend_from_slice(&pages.to_le_bytes());
+        let io = |what, e| CoreError::io(what, self.path, e);
+        self.file.write_all_at(&header, 0).map_err(|e| io("write", e))?;
+        self.file.set_len(map_len(pages)).map_err(|e| io("truncate", e))?;
+        fsio::sync(&self.file, self.path)?;
+        hash_file(self.path)
+    }
+}
+
+/// Writes `hashes` as a new map file (0600, fsynced); returns its digest.
+pub fn write_map(path: &Path, hashes: &[PageHash]) -> CoreResult<FileDigest> {
+    let writer = MapWriter::create(path)?;
+    for (i, part) in hashes.chunks(fsio::CHUNK / ENTRY).enumerate() {
+        writer.put((i * (fsio::CHUNK / ENTRY)) as u64, part)?;
+    }
+    writer.finish(hashes.len() as u64)
+}
+
+/// Checks a stored map's length, BLAKE3 and header in one streamed pass,
+/// keeping nothing; returns its page count.
+pub fn check_map(path: &Path, expected: &Expected) -> CoreResult<u64> {
     let len = fsio::listed_len(path, expected.name, expected.artifact)?;
     expected.check_len(len)?;
-    let bad = || CoreError::new("ERR_BAD_MANIFEST", format!("{} is not a content map (bad header or length)", expected.name));
-    if len < HEADER as u64 || !(len - HEADER as u64).is_multiple_of(ENTRY as u64) {
-        return Err(bad());
-    }
     let mut hasher = blake3::Hasher::new();
-    let mut hashes = Vec::with_capacity(((len - HEADER as u64) / ENTRY as u64) as usize);
-    let mut header_ok = None;
+    let mut head = Vec::with_capacity(HEADER);
     let read = fsio::for_each_chunk(path, |chunk| {
         hash_chunk(&mut hasher, chunk);
-        let entries = match header_ok {
-            None if chunk.len() < HEADER => {
-                header_ok = Some(false);
-                &chunk[..0]
-            }
-            None => {
-                let count = u64::from_le_bytes(chunk[8..16].try_into().expect("8 bytes"));
-                header_ok = Some(chunk.starts_with(MAGIC) && map_len(count) == len);
-                &chunk[HEADER..]
-            }
-            Some(_) => chunk,
-        };
-        hashes.extend(entries.chunks_exact(ENTRY).map(|e| u128::from_le_bytes(e.try_into().expect("16 bytes"))));
+        let want = HEADER - head.len();
+        head.extend_from_slice(&chunk[..want.min(chunk.len())]);
         Ok(())
     })?;
     expected.check_len(read)?;
     expected.check_hash(hasher.finalize().to_hex().as_ref())?;
-    if header_ok != Some(true) {
-        return Err(bad());
+    let count = head.get(8..16).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    match count {
+        Some(pages) if head.starts_with(MAGIC) && map_len(pages) == len => Ok(pages),
+        _ => Err(CoreError::new(
+            "ERR_BAD_MANIFEST",
+            format!("{} is not a content map (bad header or length)", expected.name),
+        )),
     }
-    Ok(hashes)
+}
+
+/// Reads a (checked) map's entries in page order from a given page on, in
+/// bounded memory; past the map's end every page reads as a zero page.
+pub struct MapReader {
+    file: std::fs::File,
+    pages: u64,
+    next_page: u64,
+    buf: Vec<u8>,
+    at: usize,
+}
+
+const READ_AHEAD: usize = 64 << 10;
+
+impl MapReader {
+    pub fn open_at(path: &Path, pages: u64, first: u64) -> CoreResult<Self> {
+        Ok(MapReader { file: fsio::open_read(path)?, pages, next_page: first, buf: Vec::new(), at: 0 })
+    }
+
+    pub fn next(&mut self, path: &Path) -> CoreResult<PageHash> {
+        use std::os::unix::fs::FileExt;
+        if self.next_page >= self.pages {
+            self.next_page += 1;
+            return Ok(*ZERO_PAGE);
+        }
+        if self.at == self.buf.len() {
+            let count = ((self.pages - self.next_page) as usize).min(READ_AHEAD / ENTRY);
+            self.buf.resize(count * ENTRY, 0);
+            let offset = HEADER as u64 + self.next_page * ENTRY as u64;
+            self.file.read_exact_at(&mut self.buf, offset).map_err(|e| CoreError::io("read", path, e))?;
+            self.at = 0;
+        }
+        let entry = &self.buf[self.at..self.at + ENTRY];
+        self.at += ENTRY;
+        self.next_page += 1;
+        Ok(u128::from_le_bytes(entry.try_into().expect("16 bytes")))
+    }
+}
+
+/// Reads a whole map file after checking it (for comparisons that need random access).
+pub fn read_map(path: &Path, expected: &Expected) -> CoreResult<Vec<PageHash>> {
+    let pages = check_map(path, expected)?;
+    let mut reader = MapReader::open_at(path, pages, 0)?;
+    (0..pages).map(|_| reader.next(path)).collect()
 }
 
 /// What a heap's pages say about its format, gathered page by page: the

@@ -9,7 +9,7 @@ use super::digest::{hash_chunk, Expected};
 use super::error::{CoreError, CoreResult};
 use super::fsio::{self, Sink};
 use super::page::{PAGE_SIZE, RECORD_SIZE};
-use super::pagemap::{page_hash, HeapShape, PageHash, ZERO_PAGE};
+use super::pagemap::{check_map, page_hash, HeapShape, MapReader, PageHash, ZERO_PAGE};
 use super::verify::{verify_artifact, Content};
 use std::path::{Path, PathBuf};
 
@@ -34,7 +34,7 @@ pub struct Layer {
 }
 
 impl Layer {
-    fn expected(&self) -> Expected<'_> {
+    pub fn expected(&self) -> Expected<'_> {
         Expected { name: &self.name, len: self.len, blake3_hex: &self.blake3_hex, artifact: &self.artifact }
     }
 }
@@ -94,16 +94,6 @@ impl PageSink for MapSink {
             self.shape.observe((first + i) as u32, page);
         }
         Ok(())
-    }
-}
-
-/// Both: restore a heap and learn its map in the same pass.
-struct Tee<'a, 'b>(&'a mut Sink<'b>, &'a mut MapSink);
-
-impl PageSink for Tee<'_, '_> {
-    fn put(&mut self, bytes: &[u8], offset: u64) -> CoreResult<()> {
-        self.0.put(bytes, offset)?;
-        self.1.put(bytes, offset)
     }
 }
 
@@ -237,39 +227,48 @@ pub fn map_of_layers(layers: &[Layer]) -> CoreResult<MapSink> {
 }
 
 /// Builds `target` (a new file in a staging directory) from `layers`, the
-/// file's history in chain order. With `expected_map` (the content map the
-/// backup recorded for this heap), every restored page is checked against it.
-pub fn restore_file(target: &Path, layers: &[Layer], expected_map: Option<&[PageHash]>) -> CoreResult<()> {
-    let len = final_len(layers);
+/// file's history in chain order. With `map` (the content map the backup
+/// stored for this heap), every restored page is then checked against it,
+/// reading the result back while it is still in the page cache: the check
+/// needs no memory that grows with the heap.
+pub fn restore_file(target: &Path, layers: &[Layer], map: Option<&Layer>) -> CoreResult<()> {
     let file = fsio::create_new(target)?;
-    file.set_len(len).map_err(|e| CoreError::io("extend", target, e))?;
+    file.set_len(final_len(layers)).map_err(|e| CoreError::io("extend", target, e))?;
     let mut out = Sink::new(file, target);
-    let Some(expected) = expected_map else {
-        assemble(layers, &mut out)?;
-        return out.finish();
-    };
-    let mut map = MapSink::new(len);
-    assemble(layers, &mut Tee(&mut out, &mut map))?;
-    if let Some(page) = first_difference(&map.hashes, expected) {
-        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        return Err(CoreError::new(
-            "ERR_INTEGRITY",
-            format!("integrity check failed for {name}: page {page} differs from the backup's content map (backup is corrupt)"),
-        ));
+    assemble(layers, &mut out)?;
+    if let Some(map) = map {
+        check_against_map(target, map)?;
     }
     out.finish()
 }
 
-/// The first page at which two maps differ (a length difference counts).
-pub fn first_difference(a: &[PageHash], b: &[PageHash]) -> Option<usize> {
-    a.iter().zip(b).position(|(x, y)| x != y).or((a.len() != b.len()).then(|| a.len().min(b.len())))
+fn check_against_map(target: &Path, map: &Layer) -> CoreResult<()> {
+    let pages = check_map(&map.path, &map.expected())?;
+    let mut stored = MapReader::open_at(&map.path, pages, 0)?;
+    let mut page = 0u64;
+    let mut first_difference = None;
+    fsio::for_each_chunk(target, |chunk| {
+        for bytes in chunk.chunks(PAGE_SIZE) {
+            if first_difference.is_none() && (page >= pages || page_hash(bytes) != stored.next(&map.path)?) {
+                first_difference = Some(page);
+            }
+            page += 1;
+        }
+        Ok(())
+    })?;
+    let Some(page) = first_difference.or((page != pages).then_some(page.min(pages))) else { return Ok(()) };
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    Err(CoreError::new(
+        "ERR_INTEGRITY",
+        format!("integrity check failed for {name}: page {page} differs from the backup's content map (backup is corrupt)"),
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::delta::tests::map_of;
-    use crate::core::delta::{write_delta, Base};
+    use crate::core::delta::{write_delta, Base, BaseMap};
     use crate::core::test_support::{pages, read, TempDir};
 
     fn whole(dir: &TempDir, name: &str, bytes: &[u8]) -> Layer {
@@ -286,7 +285,7 @@ mod tests {
     /// A delta of the pages of `new` that differ from `old`.
     fn delta(dir: &TempDir, name: &str, new: &[u8], old: &[u8], base_lsn: u64) -> Layer {
         let src = dir.write(&format!("{name}.src"), new);
-        let base = Base { lsn: base_lsn, map: &map_of(old) };
+        let base = Base { lsn: base_lsn, map: BaseMap::Computed(&map_of(old)) };
         let spec = write_delta(&src, &dir.path(name), base, &dir.path(&format!("{name}.map"))).unwrap().delta.unwrap();
         Layer {
             path: dir.path(name),
@@ -295,6 +294,19 @@ mod tests {
             blake3_hex: spec.blake3_hex.clone(),
             artifact: "increment".into(),
             kind: LayerKind::Pages(spec),
+        }
+    }
+
+    /// The stored content map of `heap`, as a layer.
+    fn stored_map(dir: &TempDir, name: &str, heap: &[u8]) -> Layer {
+        let digest = crate::core::pagemap::write_map(&dir.path(name), &map_of(heap)).unwrap();
+        Layer {
+            path: dir.path(name),
+            name: name.into(),
+            len: digest.len,
+            blake3_hex: digest.blake3_hex,
+            artifact: "backup".into(),
+            kind: LayerKind::Whole,
         }
     }
 
@@ -312,12 +324,12 @@ mod tests {
         let dir = TempDir::new();
         let [v0, v1, v2] = generations();
         let layers = [whole(&dir, "full", &v0), delta(&dir, "d1", &v1, &v0, 10), delta(&dir, "d2", &v2, &v1, 20)];
-        restore_file(&dir.path("out"), &layers, Some(&map_of(&v2))).unwrap();
+        restore_file(&dir.path("out"), &layers, Some(&stored_map(&dir, "m2", &v2))).unwrap();
         assert!(read(&dir.path("out")) == v2);
         restore_file(&dir.path("out1"), &layers[..2], None).unwrap();
         assert!(read(&dir.path("out1")) == v1);
         assert_eq!(map_of_layers(&layers).unwrap().hashes, map_of(&v2));
-        let err = restore_file(&dir.path("out2"), &layers, Some(&map_of(&v1))).unwrap_err();
+        let err = restore_file(&dir.path("out2"), &layers, Some(&stored_map(&dir, "m1", &v1))).unwrap_err();
         assert_eq!(err.code, "ERR_INTEGRITY");
     }
 

@@ -6,7 +6,8 @@ use super::digest::{hash_chunk, Expected};
 use super::error::{CoreError, CoreResult};
 use super::fsio;
 use super::page::{page_problem, PAGE_SIZE, RECORD_SIZE};
-use super::pagemap::{hash_at, page_hash, HeapShape, PageHash};
+use super::pagemap::{check_map, page_hash, HeapShape, MapReader};
+use super::restore::Layer;
 use std::path::Path;
 
 /// How a file's content is checked beyond its hash.
@@ -15,7 +16,7 @@ pub enum Content {
     Whole,
     /// A heap copied whole: every page checked, LSNs at most `max_lsn`, and
     /// each page's hash against the backup's content map when given.
-    Heap { max_lsn: u64, map: Option<Vec<PageHash>> },
+    Heap { max_lsn: u64, map: Option<Layer> },
     /// `catalog.bin`: magic, version, trailing CRC-32.
     Catalog,
     /// A delta: records match the manifest's pages; pages checked as in a heap.
@@ -132,6 +133,18 @@ pub fn verify_artifact(path: &Path, expected: &Expected, content: &Content) -> C
     let mut buf = fsio::buffer(unit * (fsio::CHUNK / PAGE_SIZE));
     let mut unit_index = 0usize;
     let mut shape = HeapShape::default();
+    // The content map, read in step with the heap; a damaged map is a finding.
+    let mut map = match content {
+        Content::Heap { map: Some(layer), .. } => match check_map(&layer.path, &layer.expected()) {
+            Ok(pages) => Some((MapReader::open_at(&layer.path, pages, 0)?, layer, pages)),
+            Err(e) if e.code.starts_with("ERR_") => {
+                findings.add_error(e);
+                None
+            }
+            Err(e) => return Err(e),
+        },
+        _ => None,
+    };
     loop {
         let n = fsio::read_full(&mut file, &mut buf, path)?;
         if n == 0 {
@@ -145,12 +158,15 @@ pub fn verify_artifact(path: &Path, expected: &Expected, content: &Content) -> C
             Content::Heap { .. } | Content::Delta { .. } if n % unit != 0 => {
                 findings.add("ERR_NOT_PAGED", format!("length {len} is not a whole number of {unit}-byte units"), None);
             }
-            Content::Heap { max_lsn, map } => {
+            Content::Heap { max_lsn, .. } => {
                 for page in chunk.chunks_exact(unit) {
                     findings.check_page(page, unit_index as u32, *max_lsn);
                     shape.observe(unit_index as u32, page);
-                    if map.as_ref().is_some_and(|m| unit_index >= m.len() || hash_at(m, unit_index) != page_hash(page)) {
-                        findings.add("ERR_INTEGRITY", "page differs from the backup's content map".into(), Some(unit_index as u32));
+                    if let Some((reader, layer, pages)) = map.as_mut() {
+                        if unit_index as u64 >= *pages || reader.next(&layer.path)? != page_hash(page) {
+                            let message = "page differs from the backup's content map".into();
+                            findings.add("ERR_INTEGRITY", message, Some(unit_index as u32));
+                        }
                     }
                     unit_index += 1;
                 }
@@ -174,10 +190,8 @@ pub fn verify_artifact(path: &Path, expected: &Expected, content: &Content) -> C
     if let Content::Catalog = content {
         catalog.check(&mut findings);
     }
-    if let Content::Heap { map: Some(m), .. } = content {
-        if m.len() > unit_index {
-            findings.add("ERR_INTEGRITY", format!("the content map lists {} pages, the heap has {unit_index}", m.len()), None);
-        }
+    if let Some((_, _, pages)) = map.filter(|(_, _, pages)| *pages > unit_index as u64) {
+        findings.add("ERR_INTEGRITY", format!("the content map lists {pages} pages, the heap has {unit_index}"), None);
     }
     if let Some((page, message)) = shape.problem() {
         findings.add("ERR_PAGE_FORMAT", message, Some(page));
@@ -215,10 +229,35 @@ mod tests {
         let mut hex = String::new();
         let heap = pages(600, |i| i as u64);
         let path = dir.write("T.heap", &heap);
-        assert_eq!(verify_artifact(&path, &expected("T.heap", &heap, &mut hex), &Content::Heap { max_lsn: 599, map: Some(crate::core::delta::tests::map_of(&heap)) }).unwrap(), vec![]);
+        assert_eq!(verify_artifact(&path, &expected("T.heap", &heap, &mut hex), &Content::Heap { max_lsn: 599, map: None }).unwrap(), vec![]);
         let cat = catalog(5);
         let path = dir.write("catalog.bin", &cat);
         assert_eq!(verify_artifact(&path, &expected("catalog.bin", &cat, &mut hex), &Content::Catalog).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_heap_is_checked_against_its_content_map_page_by_page() {
+        let dir = TempDir::new();
+        let mut hex = String::new();
+        let heap = pages(300, |_| 1);
+        let path = dir.write("T.heap", &heap);
+        let mut other = heap.clone();
+        other[42 * PAGE_SIZE + 7] ^= 1;
+        for (source, found) in [(&heap, vec![]), (&other, vec![("ERR_INTEGRITY".to_string(), Some(42))])] {
+            let digest = crate::core::pagemap::write_map(&dir.path("m"), &crate::core::delta::tests::map_of(source)).unwrap();
+            let map = Layer {
+                path: dir.path("m"),
+                name: "T.heap.pagemap".into(),
+                len: digest.len,
+                blake3_hex: digest.blake3_hex,
+                artifact: "backup".into(),
+                kind: crate::core::restore::LayerKind::Whole,
+            };
+            let content = Content::Heap { max_lsn: 1, map: Some(map) };
+            let result = verify_artifact(&path, &expected("T.heap", &heap, &mut hex), &content).unwrap();
+            assert_eq!(result.into_iter().map(|f| (f.code, f.page)).collect::<Vec<_>>(), found);
+            std::fs::remove_file(dir.path("m")).unwrap();
+        }
     }
 
     #[test]
@@ -252,7 +291,8 @@ mod tests {
     fn delta_records_are_matched_and_hashes_checked() {
         let dir = TempDir::new();
         let src = dir.write("src.heap", &pages(300, |i| if i % 50 == 0 { 80 } else { 10 }));
-        let base = crate::core::delta::Base { lsn: 10, map: &crate::core::delta::tests::map_of(&pages(300, |_| 10)) };
+        let base_map = crate::core::delta::tests::map_of(&pages(300, |_| 10));
+        let base = crate::core::delta::Base { lsn: 10, map: crate::core::delta::BaseMap::Computed(&base_map) };
         let spec = write_delta(&src, &dir.path("d"), base, &dir.path("m")).unwrap().delta.unwrap();
         let exp = Expected { name: "T.heap.delta", len: spec.delta_len, blake3_hex: &spec.blake3_hex, artifact: "increment" };
         let content = Content::Delta { spec: spec.clone(), max_lsn: 80 };
