@@ -6,7 +6,7 @@
 //! of files: XXH3 only detects change.
 //!
 //! File layout: `PWBPMAP1`, u64 LE page count, then one u128 LE per page.
-use super::digest::{hash_chunk, hash_file, Expected, FileDigest};
+use super::digest::{Expected, FileDigest};
 use super::error::{CoreError, CoreResult};
 use super::fsio;
 use super::page::PAGE_SIZE;
@@ -63,7 +63,8 @@ impl<'a> MapWriter<'a> {
     }
 
     /// Writes the header of a map of `pages` pages, makes the file durable and
-    /// returns its digest (read back from the page cache: a few MiB at most).
+    /// returns its digest (read back from the page cache in small reads: the
+    /// map is 1/256 of its heap, no reason to spend a large buffer on it).
     pub fn finish(self, pages: u64) -> CoreResult<FileDigest> {
         use std::os::unix::fs::FileExt;
         let mut header = MAGIC.to_vec();
@@ -72,7 +73,12 @@ impl<'a> MapWriter<'a> {
         self.file.write_all_at(&header, 0).map_err(|e| io("write", e))?;
         self.file.set_len(map_len(pages)).map_err(|e| io("truncate", e))?;
         fsio::sync(&self.file, self.path)?;
-        hash_file(self.path)
+        let mut hasher = blake3::Hasher::new();
+        let len = fsio::for_each_chunk_of(self.path, SMALL_CHUNK, |chunk| {
+            hasher.update(chunk);
+            Ok(())
+        })?;
+        Ok(FileDigest { len, blake3_hex: hasher.finalize().to_hex().to_string() })
     }
 }
 
@@ -92,8 +98,8 @@ pub fn check_map(path: &Path, expected: &Expected) -> CoreResult<u64> {
     expected.check_len(len)?;
     let mut hasher = blake3::Hasher::new();
     let mut head = Vec::with_capacity(HEADER);
-    let read = fsio::for_each_chunk(path, |chunk| {
-        hash_chunk(&mut hasher, chunk);
+    let read = fsio::for_each_chunk_of(path, SMALL_CHUNK, |chunk| {
+        hasher.update(chunk);
         let want = HEADER - head.len();
         head.extend_from_slice(&chunk[..want.min(chunk.len())]);
         Ok(())
@@ -120,7 +126,8 @@ pub struct MapReader {
     at: usize,
 }
 
-const READ_AHEAD: usize = 64 << 10;
+/// Reads of map files: maps are small, and several are read at once.
+const SMALL_CHUNK: usize = 64 << 10;
 
 impl MapReader {
     pub fn open_at(path: &Path, pages: u64, first: u64) -> CoreResult<Self> {
@@ -134,7 +141,7 @@ impl MapReader {
             return Ok(*ZERO_PAGE);
         }
         if self.at == self.buf.len() {
-            let count = ((self.pages - self.next_page) as usize).min(READ_AHEAD / ENTRY);
+            let count = ((self.pages - self.next_page) as usize).min(SMALL_CHUNK / ENTRY);
             self.buf.resize(count * ENTRY, 0);
             let offset = HEADER as u64 + self.next_page * ENTRY as u64;
             self.file.read_exact_at(&mut self.buf, offset).map_err(|e| CoreError::io("read", path, e))?;

@@ -247,7 +247,8 @@ fn check_against_map(target: &Path, map: &Layer) -> CoreResult<()> {
     let mut stored = MapReader::open_at(&map.path, pages, 0)?;
     let mut page = 0u64;
     let mut first_difference = None;
-    fsio::for_each_chunk(target, |chunk| {
+    // Small reads: the result is still in the page cache, and files are restored in parallel.
+    fsio::for_each_chunk_of(target, 256 << 10, |chunk| {
         for bytes in chunk.chunks(PAGE_SIZE) {
             if first_difference.is_none() && (page >= pages || page_hash(bytes) != stored.next(&map.path)?) {
                 first_difference = Some(page);
