@@ -148,7 +148,7 @@ pub fn write_delta(heap: &Path, delta_path: &Path, base: Base, map_path: &Path) 
     let mut scan = scan_ranges(heap, total_pages, &base, &map, threads)?;
     if scan.changed.is_empty() && total_pages as u64 > base.pages() {
         let last = total_pages - 1;
-        scan.changed.push((last, last_page_hash(heap, last)?));
+        scan.push(last, last_page_hash(heap, last)?);
     }
     let mut writer = DeltaWriter {
         path: delta_path,
@@ -157,7 +157,7 @@ pub fn write_delta(heap: &Path, delta_path: &Path, base: Base, map_path: &Path) 
         hasher: blake3::Hasher::new(),
         indices: Vec::new(),
     };
-    copy_pages(heap, &scan.changed, &mut writer)?;
+    copy_pages(heap, &scan, &mut writer)?;
     let delta = writer.finish(total_pages)?;
     Ok(DeltaOutcome { delta, max_page_lsn: scan.max_lsn, map: map.finish(total_pages as u64)? })
 }
@@ -168,12 +168,21 @@ fn last_page_hash(heap: &Path, index: u32) -> CoreResult<PageHash> {
     Ok(page_hash(&page))
 }
 
-/// What a scan of (part of) a heap found: the changed pages with the hash
-/// they had when scanned, and the highest LSN.
+/// What a scan of (part of) a heap found: the changed pages, the low half of
+/// the hash each had when scanned (to notice a page changing before it is
+/// copied; half is plenty and keeps the list small), and the highest LSN.
 #[derive(Default)]
 struct Scan {
-    changed: Vec<(u32, PageHash)>,
+    changed: Vec<u32>,
+    scanned: Vec<u64>,
     max_lsn: u64,
+}
+
+impl Scan {
+    fn push(&mut self, index: u32, hash: PageHash) {
+        self.changed.push(index);
+        self.scanned.push(hash as u64);
+    }
 }
 
 /// Scans the heap in `threads` contiguous ranges at once; each writes its
@@ -196,10 +205,12 @@ fn scan_ranges(heap: &Path, total_pages: u32, base: &Base, map: &MapWriter, thre
             .collect();
         handles.into_iter().map(|h| h.join().expect("scan thread panicked")).collect::<Vec<_>>()
     });
-    let mut all = Scan::default();
-    for result in results {
-        let part = result?;
+    let parts = results.into_iter().collect::<CoreResult<Vec<_>>>()?;
+    let count = parts.iter().map(|p| p.changed.len()).sum();
+    let mut all = Scan { changed: Vec::with_capacity(count), scanned: Vec::with_capacity(count), max_lsn: 0 };
+    for part in parts {
         all.changed.extend(part.changed);
+        all.scanned.extend(part.scanned);
         all.max_lsn = all.max_lsn.max(part.max_lsn);
     }
     Ok(all)
@@ -221,7 +232,7 @@ fn scan_range(heap: &Path, start: u32, end: u32, base: &Base, map: &MapWriter) -
             let (hash, lsn, base_hash) = (page_hash(p), page_lsn(p), base_hashes.next()?);
             scan.max_lsn = scan.max_lsn.max(lsn);
             if lsn > base.lsn || hash != base_hash {
-                scan.changed.push((page + i as u32, hash));
+                scan.push(page + i as u32, hash);
             }
             hashes.push(hash);
         }
@@ -245,22 +256,23 @@ fn changed_under_us(heap: &Path) -> CoreError {
 }
 
 /// Reads the changed pages again, in runs of consecutive indices, into the delta.
-fn copy_pages(heap: &Path, changed: &[(u32, PageHash)], writer: &mut DeltaWriter) -> CoreResult<()> {
+fn copy_pages(heap: &Path, scan: &Scan, writer: &mut DeltaWriter) -> CoreResult<()> {
+    let changed = &scan.changed;
     let file = fsio::open_read(heap)?;
     let max_run = fsio::CHUNK / PAGE_SIZE;
     let mut buf = fsio::buffer(fsio::CHUNK);
     let mut at = 0;
     while at < changed.len() {
         let mut run = 1;
-        while at + run < changed.len() && run < max_run && changed[at + run].0 == changed[at].0 + run as u32 {
+        while at + run < changed.len() && run < max_run && changed[at + run] == changed[at] + run as u32 {
             run += 1;
         }
         let bytes = &mut buf[..run * PAGE_SIZE];
-        read_pages(&file, heap, changed[at].0, bytes)?;
+        read_pages(&file, heap, changed[at], bytes)?;
         for (i, page) in bytes.chunks_exact(PAGE_SIZE).enumerate() {
             // The page must still be the one the scan hashed into the map.
-            let (index, hash) = changed[at + i];
-            if page_hash(page) != hash {
+            let index = changed[at + i];
+            if page_hash(page) as u64 != scan.scanned[at + i] {
                 return Err(changed_under_us(heap));
             }
             writer.push(index, page)?;
