@@ -18,7 +18,8 @@ export {
   type PagesEntry,
   type ChangedFile,
 } from './lib/manifest.js';
-export { verifyBackup, verifyChain, type VerifyReport, type VerifyProblem } from './lib/verify.js';
+export { verifyBackup, verifyChain, type VerifyOptions, type VerifyReport, type VerifyProblem } from './lib/verify.js';
+export { readContents, CONTENTS_FILE, type Contents, type ContentsEntry } from './lib/contents.js';
 export type { OperationOptions, ProgressEvent } from './lib/progress.js';
 export { BackupError, type BackupErrorCode } from './lib/errors.js';
 export { Repository, type BackupRecord, type BackupType } from './lib/repository.js';

@@ -2,6 +2,7 @@
 export type BackupErrorCode =
   | 'ERR_INTEGRITY'
   | 'ERR_CHAIN_BROKEN'
+  // No longer raised: content maps make an increment exact whatever its base's LSN.
   | 'ERR_BASE_MISMATCH'
   | 'ERR_DIFFERS'
   | 'ERR_DEST_NOT_EMPTY'
