@@ -4,9 +4,8 @@
 //! code as a `CODE: ` message prefix, which the TypeScript layer turns into
 //! an error with a `code` property.
 use crate::core::copy::{copy_hashed as core_copy_hashed, CopyOutcome};
-use crate::core::delta::{write_delta as core_write_delta, Base, BaseMap, DeltaOutcome, DeltaSpec};
-use crate::core::pagemap::check_map;
-use crate::core::heapdiff::{diff as core_diff, load as load_map, HeapDiff, MapSource};
+use crate::core::delta::{write_delta as core_write_delta, Base, DeltaOutcome, DeltaSpec};
+use crate::core::heapdiff::{diff as core_diff, with_base_map, HeapDiff, MapSource};
 use crate::core::restore::{restore_file as core_restore_file, Layer, LayerKind};
 use crate::core::digest::{hash_file as core_hash_file, Expected, FileDigest};
 use crate::core::cancel;
@@ -183,16 +182,10 @@ pub fn write_delta(
     Ok(job(
         cancel,
         move || {
-            let (heap, delta_path, map_path) = (PathBuf::from(heap), PathBuf::from(delta_path), PathBuf::from(map_path));
-            if let MapSource::Stored(layer) = &base_map {
-                // A stored map is checked once, then read range by range: never whole.
-                let pages = check_map(&layer.path, &layer.expected())?;
-                let base = Base { lsn: base_lsn, map: BaseMap::Stored { path: &layer.path, pages } };
-                return core_write_delta(&heap, &delta_path, base, &map_path);
-            }
-            let computed = load_map(&base_map)?.hashes;
-            let base = Base { lsn: base_lsn, map: BaseMap::Computed(&computed) };
-            core_write_delta(&heap, &delta_path, base, &map_path)
+            with_base_map(&base_map, |map| {
+                let base = Base { lsn: base_lsn, map };
+                core_write_delta(&PathBuf::from(heap), &PathBuf::from(delta_path), base, &PathBuf::from(map_path))
+            })
         },
         DeltaResult::from,
     ))

@@ -3,7 +3,8 @@
 use super::error::{CoreError, CoreResult};
 use super::fsio;
 use super::page::PAGE_SIZE;
-use super::pagemap::{page_hash, read_map, HeapShape, PageHash};
+use super::delta::BaseMap;
+use super::pagemap::{check_map, page_hash, read_map, HeapShape, PageHash};
 use super::restore::{map_of_layers, Layer};
 use std::path::PathBuf;
 
@@ -50,6 +51,18 @@ pub fn load(source: &MapSource) -> CoreResult<HeapImage> {
             Ok(HeapImage { hashes: map.hashes, shape: Some(map.shape) })
         }
     }
+}
+
+/// Runs `work` with the content map `source` names as an increment's base: a
+/// stored map is checked once and then read range by range (never whole);
+/// any other source is computed (one hash per page in memory).
+pub fn with_base_map<T>(source: &MapSource, work: impl FnOnce(BaseMap) -> CoreResult<T>) -> CoreResult<T> {
+    if let MapSource::Stored(layer) = source {
+        let pages = check_map(&layer.path, &layer.expected())?;
+        return work(BaseMap::Stored { path: &layer.path, pages });
+    }
+    let computed = load(source)?.hashes;
+    work(BaseMap::Computed(&computed))
 }
 
 /// Differing pages listed at most; the count is always exact.

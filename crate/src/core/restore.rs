@@ -147,7 +147,7 @@ fn apply_unwritten(layer: &Layer, spec: &DeltaSpec, out: &mut dyn PageSink, writ
     if record != spec.page_indices.len() {
         return Err(bad_delta(&layer.path, on_disk, spec.page_indices.len(), spec.delta_len));
     }
-    layer.expected().check_hash(&hasher.finalize().to_hex().to_string())
+    layer.expected().check_hash(hasher.finalize().to_hex().as_ref())
 }
 
 /// Copies the whole layer, skipping pages a newer delta already wrote.
@@ -178,7 +178,7 @@ fn copy_unwritten(layer: &Layer, out: &mut dyn PageSink, written: &Bitmap) -> Co
         Ok(())
     })?;
     expected.check_len(offset)?;
-    expected.check_hash(&hasher.finalize().to_hex().to_string())
+    expected.check_hash(hasher.finalize().to_hex().as_ref())
 }
 
 /// The file's length after `layers`: the newest whole copy's, extended to

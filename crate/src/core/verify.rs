@@ -196,7 +196,7 @@ pub fn verify_artifact(path: &Path, expected: &Expected, content: &Content) -> C
     if let Some((page, message)) = shape.problem() {
         findings.add("ERR_PAGE_FORMAT", message, Some(page));
     }
-    if let Err(e) = expected.check_hash(&hasher.finalize().to_hex().to_string()) {
+    if let Err(e) = expected.check_hash(hasher.finalize().to_hex().as_ref()) {
         findings.list.insert(0, Finding { code: e.code, message: e.message, page: None });
         findings.list.truncate(MAX_FINDINGS);
     }
