@@ -2,6 +2,7 @@
 //! in bounded memory (one chunk buffer) whatever the file size.
 pub mod cancel;
 pub mod copy;
+pub mod crashpoint;
 pub mod delta;
 pub mod digest;
 pub mod error;
@@ -10,6 +11,7 @@ pub mod heapdiff;
 pub mod lock;
 pub mod page;
 pub mod pagemap;
+pub mod repo;
 pub mod restore;
 pub mod verify;
 

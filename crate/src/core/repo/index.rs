@@ -1,0 +1,128 @@
+//! Index objects (`index/<name>`): which pack holds each blob, so a backup
+//! finds unchanged content and a restore finds its chunks without reading
+//! pack headers. Each backup adds one index for the packs it wrote; prune
+//! replaces them all by one. Sealed with the object's key as context.
+use super::keys::{BlobId, Keys};
+use super::pack::{decode_entries, Entry, ENTRY_LEN};
+use super::storage::Storage;
+use crate::core::error::{CoreError, CoreResult};
+use std::collections::HashMap;
+
+const MAGIC: &[u8; 8] = b"PWBIDX2\0";
+pub const INDEX_PREFIX: &str = "index/";
+pub const DATA_PREFIX: &str = "data/";
+
+/// A pack and the blobs an index lists in it.
+#[derive(Debug, Clone)]
+pub struct PackRecord {
+    pub key: String,
+    pub entries: Vec<Entry>,
+}
+
+pub fn encode(packs: &[PackRecord]) -> Vec<u8> {
+    let mut out = MAGIC.to_vec();
+    out.extend_from_slice(&(packs.len() as u32).to_le_bytes());
+    for pack in packs {
+        out.extend_from_slice(&(pack.key.len() as u16).to_le_bytes());
+        out.extend_from_slice(pack.key.as_bytes());
+        out.extend_from_slice(&(pack.entries.len() as u32).to_le_bytes());
+        pack.entries.iter().for_each(|e| e.encode(&mut out));
+    }
+    out
+}
+
+pub fn decode(raw: &[u8]) -> Option<Vec<PackRecord>> {
+    if raw.get(..MAGIC.len())? != MAGIC {
+        return None;
+    }
+    let mut at = MAGIC.len();
+    let mut take = |n: usize| {
+        let part = raw.get(at..at + n)?;
+        at += n;
+        Some(part)
+    };
+    let count = u32::from_le_bytes(take(4)?.try_into().ok()?);
+    let mut packs = Vec::new();
+    for _ in 0..count {
+        let key_len = u16::from_le_bytes(take(2)?.try_into().ok()?) as usize;
+        let key = std::str::from_utf8(take(key_len)?).ok()?.to_string();
+        if !key.starts_with(DATA_PREFIX) {
+            return None;
+        }
+        let n = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+        let entries = decode_entries(take(n.checked_mul(ENTRY_LEN)?)?, u32::MAX as u64)?;
+        packs.push(PackRecord { key, entries });
+    }
+    (at == raw.len()).then_some(packs)
+}
+
+fn read_one(storage: &dyn Storage, keys: &Keys, key: &str) -> CoreResult<Vec<PackRecord>> {
+    let sealed = storage.get(key)?;
+    let what = format!("index {key}");
+    let plain = keys.open(&sealed, key.as_bytes(), &what)?;
+    decode(&plain).ok_or_else(|| CoreError::new("ERR_INTEGRITY", format!("{what} is malformed")))
+}
+
+/// Reads every index object: `(index key, its packs or why it cannot be read)`.
+pub fn read_all(storage: &dyn Storage, keys: &Keys) -> CoreResult<Vec<(String, CoreResult<Vec<PackRecord>>)>> {
+    Ok(storage.list(INDEX_PREFIX)?.into_iter().map(|o| {
+        let packs = read_one(storage, keys, &o.key);
+        (o.key, packs)
+    }).collect())
+}
+
+/// Where a blob is.
+#[derive(Debug, Clone, Copy)]
+pub struct Location {
+    pub pack: u32,
+    pub entry: Entry,
+}
+
+/// Every indexed blob, by id (the first location wins when a blob is in two packs).
+#[derive(Default)]
+pub struct Index {
+    pub packs: Vec<String>,
+    pub blobs: HashMap<BlobId, Location>,
+    /// Index objects that could not be read: readers go on without them (the
+    /// backups they serve fail by name); nothing may be deleted while any is.
+    pub damaged: Vec<CoreError>,
+}
+
+impl Index {
+    pub fn load(storage: &dyn Storage, keys: &Keys) -> CoreResult<Index> {
+        let mut index = Index::default();
+        for (_, packs) in read_all(storage, keys)? {
+            match packs {
+                Ok(packs) => packs.iter().for_each(|p| index.add(p)),
+                Err(e) => index.damaged.push(e),
+            }
+        }
+        Ok(index)
+    }
+
+    pub fn add(&mut self, pack: &PackRecord) {
+        let number = self.packs.len() as u32;
+        self.packs.push(pack.key.clone());
+        for entry in &pack.entries {
+            self.blobs.entry(entry.id).or_insert(Location { pack: number, entry: *entry });
+        }
+    }
+
+    pub fn get(&self, id: &BlobId) -> Option<(&str, Entry)> {
+        self.blobs.get(id).map(|l| (self.packs[l.pack as usize].as_str(), l.entry))
+    }
+}
+
+impl Index {
+    /// Fails when an index object is damaged: deleting anything then could
+    /// delete a pack that only the damaged index lists.
+    pub fn require_whole(&self) -> CoreResult<()> {
+        match self.damaged.first() {
+            None => Ok(()),
+            Some(e) => Err(CoreError::new(
+                e.code.as_str(),
+                format!("{}; nothing is removed from a repository with a damaged index (run verify)", e.message),
+            )),
+        }
+    }
+}

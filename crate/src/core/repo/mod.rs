@@ -1,0 +1,141 @@
+//! Repository format 2: content cut into chunks, each stored once under a
+//! keyed hash, compressed, optionally encrypted, gathered into packs with an
+//! index (see docs/repository-format.md). The catalog (snapshots) is kept by
+//! the TypeScript layer through `read_object` / `write_object`.
+pub mod check;
+pub mod config;
+pub mod index;
+pub mod keys;
+pub mod load;
+pub mod open;
+pub mod pack;
+pub mod prune;
+pub mod storage;
+pub mod store;
+pub mod writer;
+
+use crate::core::error::{CoreError, CoreResult};
+use config::{Compression, Config};
+use index::Index;
+use keys::{BlobId, Keys};
+use pack::Entry;
+use std::sync::{Mutex, RwLock};
+use storage::Storage;
+use writer::WriterState;
+
+/// An open repository: its storage, keys, index and the packs being written.
+pub struct Repo {
+    pub storage: Box<dyn Storage>,
+    pub config: Config,
+    pub keys: Keys,
+    /// The id of the key file that opened it (None for a plain repository).
+    pub key_id: Option<String>,
+    index: RwLock<Index>,
+    writer: Mutex<WriterState>,
+}
+
+thread_local! {
+    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { std::cell::RefCell::new(None) };
+}
+
+fn zstd_compress(level: i32, data: &[u8]) -> Vec<u8> {
+    COMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.as_ref().is_none_or(|(l, _)| *l != level) {
+            *cell = Some((level, zstd::bulk::Compressor::new(level).expect("zstd level checked")));
+        }
+        cell.as_mut().expect("set above").1.compress(data).expect("zstd compresses to a Vec")
+    })
+}
+
+impl Repo {
+    fn new(storage: Box<dyn Storage>, config: Config, keys: Keys, key_id: Option<String>) -> Repo {
+        Repo { storage, config, keys, key_id, index: RwLock::new(Index::default()), writer: Mutex::default() }
+    }
+
+    pub fn location(&self) -> String {
+        self.storage.location()
+    }
+
+    /// Reads the index afresh (after another writer, or before writing).
+    pub fn reload_index(&self) -> CoreResult<()> {
+        let index = Index::load(self.storage.as_ref(), &self.keys)?;
+        *self.index.write().unwrap_or_else(|p| p.into_inner()) = index;
+        Ok(())
+    }
+
+    pub fn index(&self) -> std::sync::RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn knows(&self, id: &BlobId) -> bool {
+        self.index().blobs.contains_key(id)
+    }
+
+    /// Reads and opens a small sealed object (snapshot, catalog record).
+    pub fn read_object(&self, key: &str) -> CoreResult<Vec<u8>> {
+        let sealed = self.storage.get(key)?;
+        self.keys.open(&sealed, key.as_bytes(), &format!("repository object {key}"))
+    }
+
+    /// Seals and publishes a small object; it must not exist yet.
+    pub fn write_object(&self, key: &str, plain: &[u8]) -> CoreResult<u64> {
+        let sealed = self.keys.seal(plain, key.as_bytes());
+        self.storage.put_new(key, &sealed)?;
+        Ok(sealed.len() as u64)
+    }
+
+    /// A chunk compressed (when that helps) and sealed: `(stored bytes, compressed)`.
+    pub fn encode_blob(&self, id: &BlobId, data: &[u8]) -> (Vec<u8>, bool) {
+        let (body, compressed) = match self.config.compression() {
+            Compression::Zstd(level) => {
+                let packed = zstd_compress(level, data);
+                if packed.len() < data.len() { (packed, true) } else { (data.to_vec(), false) }
+            }
+            Compression::None => (data.to_vec(), false),
+        };
+        (self.keys.seal_blob(body, id), compressed)
+    }
+
+    /// A blob's content from its stored bytes, checked against its id.
+    pub fn decode_blob(&self, entry: &Entry, stored: Vec<u8>, pack: &str) -> CoreResult<Vec<u8>> {
+        let what = || format!("blob {} in pack {pack}", short(&entry.id));
+        let body = self.keys.open_blob(stored, &entry.id, &what())?;
+        let data = if entry.compressed {
+            zstd::bulk::decompress(&body, entry.raw_len as usize)
+                .map_err(|e| CoreError::new("ERR_INTEGRITY", format!("{} does not decompress: {e}", what())))?
+        } else {
+            body
+        };
+        if data.len() != entry.raw_len as usize || self.keys.id(&data) != entry.id {
+            return Err(CoreError::new("ERR_INTEGRITY", format!("{} does not match its id", what())));
+        }
+        Ok(data)
+    }
+
+    /// Reads one blob by id.
+    pub fn read_blob(&self, id: &BlobId) -> CoreResult<Vec<u8>> {
+        let (pack, entry) = self.index().get(id).map(|(p, e)| (p.to_string(), e)).ok_or_else(|| {
+            CoreError::new("ERR_INTEGRITY", format!("blob {} is not in the repository's index", short(id)))
+        })?;
+        let stored = self.storage.get_range(&pack, entry.offset as u64, entry.stored_len as usize)?;
+        self.decode_blob(&entry, stored, &pack)
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A blob id for messages.
+pub fn short(id: &BlobId) -> String {
+    hex(&id[..8])
+}
+
+pub fn parse_id(text: &str) -> CoreResult<BlobId> {
+    keys::unhex(text)
+        .and_then(|raw| raw.try_into().ok())
+        .ok_or_else(|| CoreError::new("ERR_INVALID_ARG", format!("{text:?} is not a blob id")))
+}
+#[cfg(test)]
+mod tests;

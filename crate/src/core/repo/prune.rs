@@ -1,0 +1,125 @@
+//! Removing what no retained backup uses. The order makes every moment safe
+//! to be killed at: (1) used blobs of sparse packs are copied into new packs,
+//! (2) one new index lists every kept blob, (3) the old indexes go, (4) the
+//! unused and repacked packs go. Killed before (2), the new packs are
+//! unindexed and the next writer removes them; after (2), stale indexes only
+//! duplicate entries and the next prune finishes the work.
+use super::index::{self, read_all, PackRecord, INDEX_PREFIX};
+use super::keys::BlobId;
+use super::pack::{Entry, PackBuilder, PACK_TARGET};
+use super::store::read_list;
+use super::writer::new_name;
+use super::Repo;
+use crate::core::crashpoint;
+use crate::core::error::CoreResult;
+use std::collections::HashSet;
+
+/// A pack is repacked when at least this share of its bytes is unused.
+const REPACK_UNUSED_PERCENT: u64 = 30;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneStats {
+    pub packs_removed: u64,
+    pub packs_repacked: u64,
+    pub packs_written: u64,
+    pub blobs_removed: u64,
+    /// Bytes of the objects removed less those written.
+    pub bytes_freed: i64,
+}
+
+/// Every blob the backups made of `lists` use (the lists and their chunks).
+fn used_blobs(repo: &Repo, lists: &[BlobId]) -> CoreResult<HashSet<BlobId>> {
+    let mut used = HashSet::new();
+    for list in lists {
+        if used.insert(*list) {
+            used.extend(read_list(repo, list)?.into_iter().map(|(id, _)| id));
+        }
+    }
+    Ok(used)
+}
+
+/// Keeps exactly the blobs of `keep_lists` (the lists of every retained backup).
+pub fn prune(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<PruneStats> {
+    repo.remove_unindexed()?;
+    let used = used_blobs(repo, keep_lists)?;
+    let indexes = read_all(repo.storage.as_ref(), &repo.keys)?;
+    let mut records = Vec::new();
+    let mut old_indexes = Vec::new();
+    for (key, packs) in indexes {
+        records.extend(packs?);
+        old_indexes.push(key);
+    }
+    let sizes: std::collections::HashMap<String, u64> =
+        repo.storage.list(super::index::DATA_PREFIX)?.into_iter().map(|o| (o.key, o.size)).collect();
+    let mut placed: HashSet<BlobId> = HashSet::new();
+    let mut seen_packs: HashSet<String> = HashSet::new();
+    let mut kept: Vec<PackRecord> = Vec::new();
+    let mut doomed: Vec<String> = Vec::new();
+    let mut repack: Vec<PackRecord> = Vec::new();
+    let mut stats = PruneStats::default();
+    for record in records {
+        if !seen_packs.insert(record.key.clone()) {
+            continue; // listed by two indexes (a prune killed after step 2)
+        }
+        let (keep, drop): (Vec<&Entry>, Vec<&Entry>) = record.entries.iter().partition(|e| used.contains(&e.id) && placed.insert(e.id));
+        stats.blobs_removed += drop.len() as u64;
+        let size = sizes.get(&record.key).copied().unwrap_or(0);
+        let unused: u64 = drop.iter().map(|e| e.stored_len as u64).sum();
+        if keep.is_empty() {
+            doomed.push(record.key);
+        } else if unused * 100 >= size.max(1) * REPACK_UNUSED_PERCENT {
+            repack.push(PackRecord { key: record.key, entries: keep.into_iter().copied().collect() });
+        } else {
+            kept.push(PackRecord { key: record.key, entries: keep.into_iter().copied().collect() });
+        }
+    }
+    if doomed.is_empty() && repack.is_empty() && old_indexes.len() <= 1 {
+        return Ok(stats);
+    }
+    // (1) copy the used blobs of sparse packs, still sealed, into new packs.
+    let mut builder = PackBuilder::default();
+    let mut written: Vec<PackRecord> = Vec::new();
+    let flush = |builder: &mut PackBuilder, written: &mut Vec<PackRecord>| -> CoreResult<i64> {
+        let key = format!("{}{}", super::index::DATA_PREFIX, { let n = new_name(); format!("{}/{n}", &n[..2]) });
+        let (bytes, entries) = std::mem::take(builder).finish(&repo.keys, &key);
+        repo.storage.put_new(&key, &bytes)?;
+        crashpoint::hit("prune-pack-written");
+        written.push(PackRecord { key, entries });
+        Ok(bytes.len() as i64)
+    };
+    for record in &repack {
+        crate::core::cancel::check()?;
+        let bytes = repo.storage.get(&record.key)?;
+        for e in &record.entries {
+            let stored = &bytes[e.offset as usize..e.end() as usize];
+            repo.decode_blob(e, stored.to_vec(), &record.key)?; // never copy damage forward
+            builder.add(e.id, e.kind, e.compressed, e.raw_len, stored);
+            if builder.len() >= PACK_TARGET {
+                stats.bytes_freed -= flush(&mut builder, &mut written)?;
+            }
+        }
+        stats.packs_repacked += 1;
+    }
+    if !builder.is_empty() {
+        stats.bytes_freed -= flush(&mut builder, &mut written)?;
+    }
+    stats.packs_written = written.len() as u64;
+    // (2) one index for everything kept.
+    kept.extend(written);
+    let new_index = format!("{INDEX_PREFIX}{}", new_name());
+    stats.bytes_freed -= repo.write_object(&new_index, &index::encode(&kept))? as i64;
+    crashpoint::hit("prune-index-written");
+    // (3) the old indexes, (4) the packs nothing lists any more.
+    for key in old_indexes {
+        repo.storage.delete(&key)?;
+        crashpoint::hit("prune-index-removed");
+    }
+    for key in doomed.iter().chain(repack.iter().map(|r| &r.key)) {
+        stats.bytes_freed += sizes.get(key).copied().unwrap_or(0) as i64;
+        repo.storage.delete(key)?;
+        stats.packs_removed += 1;
+        crashpoint::hit("prune-pack-removed");
+    }
+    repo.reload_index()?;
+    Ok(stats)
+}

@@ -1,0 +1,148 @@
+//! End-to-end tests of the format-2 core on synthetic bytes (the vitest
+//! suites run it on real engine data).
+use super::check::{check_backup, check_packs};
+use super::config::Compression;
+use super::keys::{BlobId, KdfParams};
+use super::load::restore_file;
+use super::open::{init, open, InitOptions};
+use super::prune::prune;
+use super::storage::LocalDir;
+use super::store::store_file;
+use super::Repo;
+use crate::core::test_support::TempDir;
+use std::collections::HashSet;
+
+const FAST: KdfParams = KdfParams { m_kib: 64, t: 1, p: 1 };
+
+fn repo(dir: &TempDir, password: Option<&str>) -> Repo {
+    std::fs::create_dir(dir.path("repo")).unwrap();
+    let options = InitOptions { compression: Compression::Zstd(1), password, kdf: FAST };
+    init(Box::new(LocalDir::new(dir.path("repo"))), options).unwrap()
+}
+
+fn reopen(dir: &TempDir, password: Option<&str>) -> Repo {
+    open(Box::new(LocalDir::new(dir.path("repo"))), password).unwrap()
+}
+
+/// Pseudo-random bytes that compress a little, like table pages.
+fn bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|i| {
+            if i % 3 == 0 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+            }
+            (x >> (i % 3 * 8)) as u8 & if i % 64 < 16 { 0 } else { 0xff }
+        })
+        .collect()
+}
+
+fn round_trip(dir: &TempDir, repo: &Repo, name: &str, data: &[u8], heap: bool) -> Vec<BlobId> {
+    let src = dir.write(name, data);
+    let stored = store_file(repo, &src, heap).unwrap();
+    repo.commit().unwrap();
+    assert_eq!(stored.len, data.len() as u64);
+    let out = dir.path(&format!("{name}.restored"));
+    let _ = std::fs::remove_file(&out);
+    let hash = restore_file(repo, &stored.lists, stored.len, &out, true).unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    assert_eq!(hash.unwrap(), blake3::hash(data).to_hex().to_string());
+    stored.lists
+}
+
+#[test]
+fn files_round_trip_and_unchanged_content_is_stored_once() {
+    for password in [None, Some("pw")] {
+        let dir = TempDir::new();
+        let repo = repo(&dir, password);
+        let heap = bytes(1, 4096 * 700);
+        round_trip(&dir, &repo, "T.heap", &heap, true);
+        let idx = bytes(2, 3_000_000);
+        round_trip(&dir, &repo, "T.idx", &idx, false);
+        round_trip(&dir, &repo, "empty", b"", false);
+        let before = repo.index().blobs.len();
+        // One page changed, bytes inserted in the middle of the index.
+        let mut heap2 = heap.clone();
+        heap2[4096 * 300 + 100] ^= 0xff;
+        let mut idx2 = idx.clone();
+        idx2.splice(1_000_000..1_000_000, bytes(3, 5000));
+        let src = dir.write("T.heap", &heap2);
+        let s = store_file(&repo, &src, true).unwrap();
+        assert_eq!(s.new_chunks, 1, "one heap run changed");
+        let src = dir.write("T.idx", &idx2);
+        let s = store_file(&repo, &src, false).unwrap();
+        assert!(s.new_chunks <= 3, "content-defined chunks resynchronize: {} new of {}", s.new_chunks, s.chunks);
+        let stats = repo.commit().unwrap();
+        assert!(stats.raw_bytes < 400_000, "{stats:?}");
+        assert!(repo.index().blobs.len() > before);
+        let again = reopen(&dir, password);
+        assert_eq!(again.index().blobs.len(), repo.index().blobs.len());
+    }
+}
+
+#[test]
+fn an_encrypted_repository_holds_no_plaintext_and_refuses_a_wrong_password() {
+    let dir = TempDir::new();
+    let repo = repo(&dir, Some("secret"));
+    let mut data = b"MARKER-STRING-12345 ".repeat(5000);
+    data.extend(bytes(4, 100_000));
+    round_trip(&dir, &repo, "T.idx", &data, false);
+    repo.write_object("snapshots/x", b"{\"name\":\"MARKER-STRING-12345\"}").unwrap();
+    for object in repo.storage.list("").unwrap() {
+        let raw = repo.storage.get(&object.key).unwrap();
+        assert!(!raw.windows(13).any(|w| w == b"MARKER-STRING"), "{} leaks plaintext", object.key);
+    }
+    let wrong = open(Box::new(LocalDir::new(dir.path("repo"))), Some("nope"));
+    assert_eq!(wrong.err().unwrap().code, "ERR_BAD_PASSWORD");
+    let none = open(Box::new(LocalDir::new(dir.path("repo"))), None);
+    assert_eq!(none.err().unwrap().code, "ERR_PASSWORD_REQUIRED");
+    let id = repo.add_key("secret", "second", FAST).unwrap();
+    assert_eq!(reopen(&dir, Some("second")).read_object("snapshots/x").unwrap(), repo.read_object("snapshots/x").unwrap());
+    repo.remove_key(repo.key_id.as_deref().unwrap()).unwrap();
+    assert_eq!(repo.remove_key(&id).unwrap_err().code, "ERR_LAST_KEY");
+    assert!(open(Box::new(LocalDir::new(dir.path("repo"))), Some("secret")).is_err());
+}
+
+#[test]
+fn check_finds_a_flipped_byte_and_names_the_files_it_breaks() {
+    for password in [None, Some("pw")] {
+        let dir = TempDir::new();
+        let repo = repo(&dir, password);
+        let lists = round_trip(&dir, &repo, "T.heap", &bytes(5, 4096 * 64), true);
+        let clean = check_packs(&repo).unwrap();
+        assert!(clean.problems.is_empty(), "{:?}", clean.problems);
+        let pack = repo.storage.list("data/").unwrap().remove(0);
+        let path = dir.path("repo").join(&pack.key);
+        let mut raw = std::fs::read(&path).unwrap();
+        raw[1000] ^= 0x10;
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, &raw).unwrap();
+        let found = check_packs(&repo).unwrap();
+        assert!(!found.problems.is_empty() && !found.bad.is_empty());
+        let problems = check_backup(&repo, &[("T.heap".into(), lists.clone())], &found.bad);
+        assert!(problems.iter().any(|p| p.code == "ERR_INTEGRITY" && p.message.starts_with("T.heap")), "{problems:?}");
+        let out = dir.path("broken");
+        let err = restore_file(&repo, &lists, 4096 * 64, &out, false).unwrap_err();
+        assert_eq!(err.code, "ERR_INTEGRITY");
+    }
+}
+
+#[test]
+fn prune_keeps_exactly_what_retained_files_use() {
+    let dir = TempDir::new();
+    let repo = repo(&dir, None);
+    let a = round_trip(&dir, &repo, "a", &bytes(6, 4096 * 3000), true);
+    let b = round_trip(&dir, &repo, "b", &bytes(7, 4096 * 3000), true);
+    let before: u64 = repo.storage.list("data/").unwrap().iter().map(|o| o.size).sum();
+    let stats = prune(&repo, &b).unwrap();
+    assert!(stats.packs_removed > 0 && stats.bytes_freed > 0, "{stats:?}");
+    let after: u64 = repo.storage.list("data/").unwrap().iter().map(|o| o.size).sum();
+    assert!(after < before * 6 / 10, "{after} of {before}");
+    assert!(restore_file(&repo, &b, 4096 * 3000, &dir.path("b2"), false).is_ok());
+    assert!(restore_file(&repo, &a, 4096 * 3000, &dir.path("a2"), false).is_err());
+    let bad: HashSet<BlobId> = check_packs(&repo).unwrap().bad;
+    assert!(bad.is_empty());
+    assert_eq!(repo.storage.list("index/").unwrap().len(), 1);
+}
