@@ -22,4 +22,16 @@ export { verifyBackup, verifyChain, type VerifyOptions, type VerifyReport, type 
 export { readContents, CONTENTS_FILE, type Contents, type ContentsEntry } from './lib/contents.js';
 export type { OperationOptions, ProgressEvent } from './lib/progress.js';
 export { BackupError, type BackupErrorCode } from './lib/errors.js';
-export { Repository, type BackupRecord, type BackupType } from './lib/repository.js';
+export {
+  Repository,
+  PackedRepository,
+  LegacyRepository,
+  type BackupRecord,
+  type BackupType,
+  type ExpireOptions,
+  type ExpireResult,
+  type InitOptions,
+  type OpenOptions,
+  type RepositoryTotals,
+} from './lib/repository.js';
+export { migrate } from './lib/migrate.js';

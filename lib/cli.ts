@@ -8,7 +8,8 @@ import { formatBytes, plural } from './format.js';
 import { formatJson } from './json.js';
 import { storedSize, type BackupManifest, type IncrementManifest } from './manifest.js';
 import type { OperationOptions, ProgressEvent } from './progress.js';
-import { Repository, type BackupRecord, type BackupType } from './repository.js';
+import { PASSWORD_HELP, openRepository, repositoryCommands } from './cli-repo.js';
+import type { BackupRecord, BackupType, RepositoryTotals } from './repository.js';
 import { restoreChain } from './restore.js';
 import { verifyChain, type VerifyReport } from './verify.js';
 
@@ -34,6 +35,8 @@ function incrementSummary(m: IncrementManifest, dest: string): string {
 interface Common {
   json?: boolean;
   quiet?: boolean;
+  /** Repository commands: where the password is. */
+  passwordFile?: string;
 }
 
 /** A progress bar on stderr for a terminal; nothing with --json, --quiet or off a TTY. */
@@ -78,12 +81,20 @@ function usage(message: string): never {
 
 function recordLine(r: BackupRecord): string {
   const on = r.parent ? ` on ${r.parent}` : '';
-  return `${r.id} (${r.type}${on}): ${plural(r.files, 'file')}, ${formatBytes(r.bytes)}, ${plural(r.pages, 'page')}, LSN ${r.source_lsn}`;
+  return `${r.id} (${r.type}${on}): ${plural(r.files, 'file')}, ${formatBytes(r.logical_bytes)} of data, ${formatBytes(r.stored_bytes)} stored, ${plural(r.pages, 'page')}, LSN ${r.source_lsn}`;
+}
+
+function totalsLine(t: RepositoryTotals): string {
+  const ratio = t.stored_bytes > 0n ? ` (${(Number(t.logical_bytes) / Number(t.stored_bytes)).toFixed(1)}x)` : '';
+  return (
+    `format ${t.format}, compression ${t.compression}, encryption ${t.encryption}: ` +
+    `${plural(t.backups, 'backup')}, ${formatBytes(t.logical_bytes)} of data in ${formatBytes(t.stored_bytes)} stored${ratio}`
+  );
 }
 
 function infoTable(records: BackupRecord[]): string {
   if (records.length === 0) return 'no backups yet';
-  const rows = [['id', 'type', 'parent', 'LSN', 'created', 'size', 'files', 'pages']];
+  const rows = [['id', 'type', 'parent', 'LSN', 'created', 'logical', 'stored', 'files', 'pages']];
   for (const r of records) {
     rows.push([
       r.id,
@@ -91,7 +102,8 @@ function infoTable(records: BackupRecord[]): string {
       r.parent ?? '-',
       String(r.source_lsn),
       r.created,
-      formatBytes(r.bytes),
+      formatBytes(r.logical_bytes),
+      formatBytes(r.stored_bytes),
       String(r.files),
       String(r.pages),
     ]);
@@ -115,20 +127,12 @@ function buildProgram(): Command {
   const common = (cmd: Command) =>
     cmd.option('--json', 'print one JSON document on stdout (LSNs exact)').option('--quiet', 'no progress bar');
 
-  common(
-    program
-      .command('init')
-      .description('create a backup repository')
-      .argument('<repo>', 'new repository directory (must not exist or be empty)')
-      .addHelpText('after', '\nExample:\n  powdb-backup init ./backups'),
-  ).action(async (repo: string, opts: Common) => {
-    await Repository.init(repo);
-    print(Boolean(opts.json), { repo }, `initialized repository ${repo}`);
-  });
+  repositoryCommands(program, { common, print, usage, operation });
 
   common(
     program
       .command('backup')
+      .option('--password-file <file>', PASSWORD_HELP)
       .description(
         'back up a checkpointed data directory: into a repository, or to <dest> (full, or incremental on --base)',
       )
@@ -160,7 +164,7 @@ function buildProgram(): Command {
       const run = operation(opts);
       if (opts.repo) {
         if (dest || opts.base) usage('--repo picks the destination and the base: give neither <dest> nor --base');
-        const record = await (await Repository.open(opts.repo)).backup(dataDir, { ...run, type: opts.type ?? 'incr' });
+        const record = await (await openRepository(opts.repo, opts)).backup(dataDir, { ...run, type: opts.type ?? 'incr' });
         return print(Boolean(opts.json), record, `backup ${recordLine(record)}`);
       }
       if (!dest) usage('missing <dest> (or --repo)');
@@ -177,6 +181,7 @@ function buildProgram(): Command {
   common(
     program
       .command('restore')
+      .option('--password-file <file>', PASSWORD_HELP)
       .description('restore a full backup and --apply increments in order, or a repository --as-of a moment')
       .argument('[backupDir]', 'full backup directory (without --repo)')
       .argument('[dest]', 'directory to restore into (must not exist or be empty)')
@@ -198,7 +203,7 @@ function buildProgram(): Command {
       const run = operation(opts);
       if (opts.repo) {
         if (!first || second || opts.apply) usage('with --repo give only <dest> (and --as-of)');
-        const r = await (await Repository.open(opts.repo)).restore(first, { ...run, asOf: opts.asOf });
+        const r = await (await openRepository(opts.repo, opts)).restore(first, { ...run, asOf: opts.asOf });
         const line = `restored ${r.applied.at(-1)} (applied ${r.applied.join(', ')}): ${plural(r.files, 'file')}, ${formatBytes(r.bytes)}, LSN ${r.sourceLsn} -> ${first}`;
         return print(Boolean(opts.json), r, line);
       }
@@ -213,6 +218,7 @@ function buildProgram(): Command {
   common(
     program
       .command('verify')
+      .option('--password-file <file>', PASSWORD_HELP)
       .description('check backups without restoring: hashes, pages, deltas, catalog, chain')
       .argument('[backupDir]', 'full backup directory (without --repo)')
       .option('--apply <incrementDir>', 'increment of the chain to check too (repeatable, in order)', collect)
@@ -232,7 +238,7 @@ function buildProgram(): Command {
       const options = { ...operation(opts), ...(opts.source === undefined ? {} : { source: opts.source }) };
       if (opts.repo) {
         if (backupDir || opts.apply) usage('with --repo give no <backupDir> or --apply');
-        reports = await (await Repository.open(opts.repo)).verify({ ...options, id: opts.id });
+        reports = await (await openRepository(opts.repo, opts)).verify({ ...options, id: opts.id });
       } else {
         if (!backupDir) usage('missing <backupDir> (or --repo)');
         reports = [{ report: await verifyChain(backupDir, opts.apply ?? [], options) }];
@@ -250,6 +256,7 @@ function buildProgram(): Command {
   common(
     program
       .command('info')
+      .option('--password-file <file>', PASSWORD_HELP)
       .description("list a repository's backups and their chains, or one backup in detail")
       .requiredOption('--repo <repo>', 'the repository')
       .argument('[id]', 'a backup id: show it and its chain')
@@ -258,8 +265,10 @@ function buildProgram(): Command {
         '\nExamples:\n  powdb-backup info --repo ./backups\n  powdb-backup info --repo ./backups 20261123T101500Z-I --json',
       ),
   ).action(async (id: string | undefined, opts: Common & { repo: string }) => {
-    const { backups, chain } = await (await Repository.open(opts.repo)).info(id);
-    if (!chain) return print(Boolean(opts.json), { repo: opts.repo, backups }, infoTable(backups));
+    const { backups, chain, totals } = await (await openRepository(opts.repo, opts)).info(id);
+    if (!chain) {
+      return print(Boolean(opts.json), { repo: opts.repo, backups, totals }, `${infoTable(backups)}\n${totalsLine(totals)}`);
+    }
     print(
       Boolean(opts.json),
       { backup: chain.at(-1), chain: chain.map((r) => r.id) },
@@ -270,6 +279,7 @@ function buildProgram(): Command {
   common(
     program
       .command('expire')
+      .option('--password-file <file>', PASSWORD_HELP)
       .description('remove old backups, never one that a retained backup depends on')
       .requiredOption('--repo <repo>', 'the repository')
       .requiredOption('--retain-full <n>', 'keep the newest N full backups and everything built on them', (v) =>
@@ -282,12 +292,16 @@ function buildProgram(): Command {
         '\nExamples:\n  powdb-backup expire --repo ./backups --retain-full 2 --dry-run\n  powdb-backup expire --repo ./backups --retain-full 1 --retain-days 7',
       ),
   ).action(async (opts: Common & { repo: string; retainFull: number; retainDays?: number; dryRun?: boolean }) => {
-    const r = await (await Repository.open(opts.repo)).expire(opts);
+    const r = await (await openRepository(opts.repo, opts)).expire({ ...opts, signal: interrupted.signal });
     const verb = opts.dryRun ? 'would remove' : 'removed';
     print(
       Boolean(opts.json),
       r,
-      `${verb} ${plural(r.removed.length, 'backup')}${r.removed.length ? `: ${r.removed.join(', ')}` : ''}; kept ${r.kept.length}`,
+      `${verb} ${plural(r.removed.length, 'backup')}${r.removed.length ? `: ${r.removed.join(', ')}` : ''}; kept ${r.kept.length}` +
+        (r.pruned
+          ? `; pruned ${plural(r.pruned.blobsRemoved, 'chunk')}, ${plural(r.pruned.packsRemoved, 'pack')} removed ` +
+            `(${r.pruned.packsRepacked} repacked), ${formatBytes(r.pruned.bytesFreed > 0n ? r.pruned.bytesFreed : 0n)} freed`
+          : ''),
     );
   });
 

@@ -6,7 +6,13 @@ let seen = 0;
 
 /** Named boundaries where a crash must leave nothing half-done. */
 export type CrashPoint =
-  'lock-acquired' | 'file-done' | 'manifest-written' | 'staging-synced' | 'renamed' | 'expire-renamed';
+  | 'lock-acquired'
+  | 'file-done'
+  | 'packs-committed'
+  | 'manifest-written'
+  | 'staging-synced'
+  | 'renamed'
+  | 'expire-renamed';
 
 export function crashPoint(name: CrashPoint): void {
   if (name === point && ++seen === Number(nth)) process.kill(process.pid, 'SIGKILL');

@@ -33,6 +33,90 @@ interface NativeAddon {
   createCancelToken(): number;
   cancel(id: number): void;
   releaseCancelToken(id: number): void;
+  repoInit(path: string, compression: string, password?: string, kdf?: KdfParams): Promise<RepoHandle>;
+  repoOpen(path: string, password?: string): Promise<RepoHandle>;
+  repoClose(handle: number): void;
+  repoReadObject(handle: number, key: string): Promise<Buffer>;
+  repoWriteObject(handle: number, key: string, data: Buffer): Promise<bigint>;
+  repoListObjects(handle: number, prefix: string): Promise<{ key: string; size: bigint }[]>;
+  repoDeleteObject(handle: number, key: string): Promise<void>;
+  repoStoreFile(handle: number, path: string, heap: boolean, cancel?: number): Promise<StoredFile>;
+  repoCommit(handle: number): Promise<CommitStats>;
+  repoAbandon(handle: number): void;
+  repoRemoveUnindexed(handle: number): Promise<number>;
+  repoRestoreFile(
+    handle: number,
+    lists: string[],
+    len: bigint,
+    dest: string,
+    hash: boolean,
+    cancel?: number,
+  ): Promise<string | null>;
+  repoCheck(handle: number, backups: CheckBackup[], cancel?: number): Promise<CheckResult>;
+  repoPrune(handle: number, lists: string[], cancel?: number): Promise<PruneStats>;
+  repoKeyAdd(handle: number, current: string, password: string, kdf?: KdfParams): Promise<string>;
+  repoKeyList(handle: number): Promise<KeyEntry[]>;
+  repoKeyRemove(handle: number, id: string): Promise<void>;
+}
+
+/** argon2id cost of a password key (tests use a cheap one). */
+export interface KdfParams {
+  mKib: number;
+  t: number;
+  p: number;
+}
+
+/** An open format-2 repository in the native layer (its keys stay there). */
+export interface RepoHandle {
+  handle: number;
+  id: string;
+  compression: string;
+  encryption: string;
+  createdUnixSecs: bigint;
+  keyId?: string | null;
+}
+
+/** A file stored as chunks: the ids of the lists naming them in order. */
+export interface StoredFile {
+  len: bigint;
+  lists: string[];
+  maxLsn: bigint;
+  chunks: number;
+  newChunks: number;
+}
+
+export interface CommitStats {
+  blobs: bigint;
+  rawBytes: bigint;
+  storedBytes: bigint;
+  packs: bigint;
+}
+
+export interface CheckBackup {
+  id: string;
+  files: { name: string; lists: string[] }[];
+}
+
+export interface CheckResult {
+  problems: { code: string; message: string }[];
+  backups: { id: string; problems: { code: string; message: string }[] }[];
+  packs: bigint;
+  blobs: bigint;
+  bytes: bigint;
+}
+
+export interface PruneStats {
+  packsRemoved: number;
+  packsRepacked: number;
+  packsWritten: number;
+  blobsRemoved: number;
+  bytesFreed: number;
+}
+
+export interface KeyEntry {
+  id: string;
+  createdUnixSecs: bigint;
+  current: boolean;
 }
 
 /** How `verifyFile` checks a file beyond its hash. */
@@ -142,4 +226,30 @@ export const native = {
   createCancelToken: () => addon.createCancelToken(),
   cancel: (id: number) => addon.cancel(id),
   releaseCancelToken: (id: number) => addon.releaseCancelToken(id),
+};
+
+/** Format-2 repository operations, each rejecting with a BackupError. */
+export const repoNative = {
+  init: (path: string, compression: string, password?: string, kdf?: KdfParams) =>
+    withCodes(addon.repoInit(path, compression, password, kdf)),
+  open: (path: string, password?: string) => withCodes(addon.repoOpen(path, password)),
+  close: (handle: number) => addon.repoClose(handle),
+  readObject: (handle: number, key: string) => withCodes(addon.repoReadObject(handle, key)),
+  writeObject: (handle: number, key: string, data: Buffer) => withCodes(addon.repoWriteObject(handle, key, data)),
+  listObjects: (handle: number, prefix: string) => withCodes(addon.repoListObjects(handle, prefix)),
+  deleteObject: (handle: number, key: string) => withCodes(addon.repoDeleteObject(handle, key)),
+  storeFile: (handle: number, path: string, heap: boolean, cancel?: number) =>
+    withCodes(addon.repoStoreFile(handle, path, heap, cancel)),
+  commit: (handle: number) => withCodes(addon.repoCommit(handle)),
+  abandon: (handle: number) => addon.repoAbandon(handle),
+  removeUnindexed: (handle: number) => withCodes(addon.repoRemoveUnindexed(handle)),
+  restoreFile: (handle: number, lists: string[], len: bigint, dest: string, hash: boolean, cancel?: number) =>
+    withCodes(addon.repoRestoreFile(handle, lists, len, dest, hash, cancel)),
+  check: (handle: number, backups: CheckBackup[], cancel?: number) =>
+    withCodes(addon.repoCheck(handle, backups, cancel)),
+  prune: (handle: number, lists: string[], cancel?: number) => withCodes(addon.repoPrune(handle, lists, cancel)),
+  keyAdd: (handle: number, current: string, password: string, kdf?: KdfParams) =>
+    withCodes(addon.repoKeyAdd(handle, current, password, kdf)),
+  keyList: (handle: number) => withCodes(addon.repoKeyList(handle)),
+  keyRemove: (handle: number, id: string) => withCodes(addon.repoKeyRemove(handle, id)),
 };

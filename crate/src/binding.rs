@@ -38,7 +38,7 @@ impl<T: Send + 'static, J: ToNapiValue + TypeName> Task for Job<T, J> {
     }
 }
 
-fn job<T: Send + 'static, J>(
+pub(crate) fn job<T: Send + 'static, J>(
     cancel: Option<u32>,
     work: impl FnOnce() -> CoreResult<T> + Send + 'static,
     to_js: fn(T) -> J,
@@ -78,7 +78,7 @@ pub fn release_cancel_token(id: u32) {
 }
 
 /// A u64 from a JS bigint, refusing negative or oversized values.
-fn u64_arg(what: &str, value: &BigInt) -> Result<u64> {
+pub(crate) fn u64_arg(what: &str, value: &BigInt) -> Result<u64> {
     match value.get_u64() {
         (false, v, true) => Ok(v),
         _ => Err(Error::new(Status::InvalidArg, format!("ERR_INVALID_ARG: {what} must be a u64 bigint"))),

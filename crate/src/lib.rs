@@ -4,3 +4,4 @@
 //! `binding` is the thin napi-rs layer that runs it off the JS thread.
 pub mod core;
 mod binding;
+mod repo_binding;

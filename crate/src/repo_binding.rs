@@ -1,0 +1,347 @@
+#![cfg_attr(test, allow(dead_code))] // napi-derive compiles registration out of test builds
+//! The Node binding of format-2 repositories: JS holds a numbered handle to
+//! an open repository (its keys stay here); every operation runs on the
+//! libuv thread pool. Chunk and list ids cross as hex strings; file content
+//! never crosses.
+use crate::binding::{job, u64_arg, Job};
+use crate::core::repo::check::{check_backup, check_packs};
+use crate::core::repo::config::Compression;
+use crate::core::repo::keys::{BlobId, KdfParams, DEFAULT_KDF};
+use crate::core::repo::load::restore_file;
+use crate::core::repo::open::{self, key_files, InitOptions};
+use crate::core::repo::prune::prune;
+use crate::core::repo::storage::LocalDir;
+use crate::core::repo::store::store_file;
+use crate::core::repo::{hex, parse_id, Repo};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock, Mutex};
+
+static REPOS: LazyLock<Mutex<HashMap<u32, Arc<Repo>>>> = LazyLock::new(Default::default);
+static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+fn repo(handle: u32) -> Result<Arc<Repo>> {
+    REPOS.lock().unwrap_or_else(|p| p.into_inner()).get(&handle).cloned().ok_or_else(|| {
+        Error::new(Status::InvalidArg, format!("ERR_INVALID_ARG: repository handle {handle} is closed"))
+    })
+}
+
+fn ids(hexes: &[String]) -> Result<Vec<BlobId>> {
+    hexes.iter().map(|h| parse_id(h).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))).collect()
+}
+
+#[napi(object)]
+pub struct KdfArg {
+    pub m_kib: u32,
+    pub t: u32,
+    pub p: u32,
+}
+
+fn kdf(arg: Option<KdfArg>) -> KdfParams {
+    arg.map_or(DEFAULT_KDF, |k| KdfParams { m_kib: k.m_kib, t: k.t, p: k.p })
+}
+
+#[napi(object, object_from_js = false)]
+pub struct RepoHandle {
+    pub handle: u32,
+    pub id: String,
+    pub compression: String,
+    pub encryption: String,
+    pub created_unix_secs: u64,
+    pub key_id: Option<String>,
+}
+
+fn register(repo: Repo) -> RepoHandle {
+    let handle = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = RepoHandle {
+        handle,
+        id: repo.config.id.clone(),
+        compression: repo.config.compression.clone(),
+        encryption: repo.config.encryption.clone(),
+        created_unix_secs: repo.config.created_unix_secs,
+        key_id: repo.key_id.clone(),
+    };
+    REPOS.lock().unwrap_or_else(|p| p.into_inner()).insert(handle, Arc::new(repo));
+    out
+}
+
+/// Creates a format-2 repository in the empty directory `path` (encrypted when a password is given).
+#[napi(ts_return_type = "Promise<RepoHandle>")]
+pub fn repo_init(
+    path: String,
+    compression: String,
+    password: Option<String>,
+    kdf_params: Option<KdfArg>,
+) -> AsyncTask<Job<Repo, RepoHandle>> {
+    let kdf = kdf(kdf_params);
+    job(
+        None,
+        move || {
+            let options = InitOptions { compression: Compression::parse(&compression)?, password: password.as_deref(), kdf };
+            open::init(Box::new(LocalDir::new(path)), options)
+        },
+        register,
+    )
+}
+
+/// Opens a format-2 repository and loads its index.
+#[napi(ts_return_type = "Promise<RepoHandle>")]
+pub fn repo_open(path: String, password: Option<String>) -> AsyncTask<Job<Repo, RepoHandle>> {
+    job(None, move || open::open(Box::new(LocalDir::new(path)), password.as_deref()), register)
+}
+
+/// Forgets a handle (no I/O); uncommitted packs are abandoned.
+#[napi]
+pub fn repo_close(handle: u32) {
+    REPOS.lock().unwrap_or_else(|p| p.into_inner()).remove(&handle);
+}
+
+/// Reads and opens a sealed object (a snapshot).
+#[napi(ts_return_type = "Promise<Buffer>")]
+pub fn repo_read_object(handle: u32, key: String) -> Result<AsyncTask<Job<Vec<u8>, Buffer>>> {
+    let repo = repo(handle)?;
+    Ok(job(None, move || repo.read_object(&key), Buffer::from))
+}
+
+/// Seals and publishes a new object; returns its stored size.
+#[napi(ts_return_type = "Promise<bigint>")]
+pub fn repo_write_object(handle: u32, key: String, data: Buffer) -> Result<AsyncTask<Job<u64, BigInt>>> {
+    let repo = repo(handle)?;
+    let data = data.to_vec();
+    Ok(job(None, move || repo.write_object(&key, &data), BigInt::from))
+}
+
+#[napi(object, object_from_js = false)]
+pub struct ObjectEntry {
+    pub key: String,
+    pub size: u64,
+}
+
+/// The objects under `prefix` (`""` for all), sorted.
+#[napi(ts_return_type = "Promise<ObjectEntry[]>")]
+pub fn repo_list_objects(handle: u32, prefix: String) -> Result<AsyncTask<Job<Vec<ObjectEntry>, Vec<ObjectEntry>>>> {
+    let repo = repo(handle)?;
+    Ok(job(
+        None,
+        move || Ok(repo.storage.list(&prefix)?.into_iter().map(|o| ObjectEntry { key: o.key, size: o.size }).collect()),
+        |v| v,
+    ))
+}
+
+#[napi(ts_return_type = "Promise<void>")]
+pub fn repo_delete_object(handle: u32, key: String) -> Result<AsyncTask<Job<(), ()>>> {
+    let repo = repo(handle)?;
+    Ok(job(None, move || repo.storage.delete(&key), |v| v))
+}
+
+#[napi(object, object_from_js = false)]
+pub struct StoredFileResult {
+    pub len: u64,
+    pub lists: Vec<String>,
+    pub max_lsn: u64,
+    pub chunks: u32,
+    pub new_chunks: u32,
+}
+
+/// Stores a file as chunks (a page-aligned heap when `heap`).
+#[napi(ts_return_type = "Promise<StoredFileResult>")]
+pub fn repo_store_file(
+    handle: u32,
+    path: String,
+    heap: bool,
+    cancel: Option<u32>,
+) -> Result<AsyncTask<Job<crate::core::repo::store::StoredFile, StoredFileResult>>> {
+    let repo = repo(handle)?;
+    Ok(job(cancel, move || store_file(&repo, &PathBuf::from(path), heap), |s| StoredFileResult {
+        len: s.len,
+        lists: s.lists.iter().map(|l| hex(l)).collect(),
+        max_lsn: s.max_lsn,
+        chunks: s.chunks as u32,
+        new_chunks: s.new_chunks as u32,
+    }))
+}
+
+#[napi(object, object_from_js = false)]
+pub struct CommitResult {
+    pub blobs: u64,
+    pub raw_bytes: u64,
+    pub stored_bytes: u64,
+    pub packs: u64,
+}
+
+/// Publishes the last pack and the index of this session's packs.
+#[napi(ts_return_type = "Promise<CommitResult>")]
+pub fn repo_commit(handle: u32) -> Result<AsyncTask<Job<crate::core::repo::writer::WriteStats, CommitResult>>> {
+    let repo = repo(handle)?;
+    Ok(job(None, move || repo.commit(), |s| CommitResult {
+        blobs: s.blobs,
+        raw_bytes: s.raw_bytes,
+        stored_bytes: s.stored_bytes,
+        packs: s.packs,
+    }))
+}
+
+/// Forgets uncommitted work (no I/O; the next writer removes its packs).
+#[napi]
+pub fn repo_abandon(handle: u32) -> Result<()> {
+    repo(handle)?.abandon();
+    Ok(())
+}
+
+/// Removes what killed writers left; call holding the writer lock.
+#[napi(ts_return_type = "Promise<number>")]
+pub fn repo_remove_unindexed(handle: u32) -> Result<AsyncTask<Job<u64, u32>>> {
+    let repo = repo(handle)?;
+    Ok(job(None, move || repo.remove_unindexed(), |n| n as u32))
+}
+
+/// Restores a file made of `lists` into the new file `dest`; with `hash`, returns its BLAKE3.
+#[napi(ts_return_type = "Promise<string | null>")]
+pub fn repo_restore_file(
+    handle: u32,
+    lists: Vec<String>,
+    len: BigInt,
+    dest: String,
+    hash: bool,
+    cancel: Option<u32>,
+) -> Result<AsyncTask<Job<Option<String>, Option<String>>>> {
+    let repo = repo(handle)?;
+    let lists = ids(&lists)?;
+    let len = u64_arg("len", &len)?;
+    Ok(job(cancel, move || restore_file(&repo, &lists, len, &PathBuf::from(dest), hash), |h| h))
+}
+
+#[napi(object)]
+pub struct CheckFile {
+    pub name: String,
+    pub lists: Vec<String>,
+}
+
+#[napi(object)]
+pub struct CheckBackup {
+    pub id: String,
+    pub files: Vec<CheckFile>,
+}
+
+#[napi(object, object_from_js = false)]
+pub struct Problem {
+    pub code: String,
+    pub message: String,
+}
+
+#[napi(object, object_from_js = false)]
+pub struct BackupProblems {
+    pub id: String,
+    pub problems: Vec<Problem>,
+}
+
+#[napi(object, object_from_js = false)]
+pub struct CheckResult {
+    pub problems: Vec<Problem>,
+    pub backups: Vec<BackupProblems>,
+    pub packs: u64,
+    pub blobs: u64,
+    pub bytes: u64,
+}
+
+type Files = Vec<(String, Vec<BlobId>)>;
+
+fn to_problem(p: crate::core::repo::check::Problem) -> Problem {
+    Problem { code: p.code, message: p.message }
+}
+
+/// Reads every pack and checks every backup's chunks.
+#[napi(ts_return_type = "Promise<CheckResult>")]
+pub fn repo_check(handle: u32, backups: Vec<CheckBackup>, cancel: Option<u32>) -> Result<AsyncTask<Job<CheckResult, CheckResult>>> {
+    let repo = repo(handle)?;
+    let backups: Vec<(String, Files)> = backups
+        .into_iter()
+        .map(|b| {
+            let files = b.files.into_iter().map(|f| Ok((f.name, ids(&f.lists)?))).collect::<Result<Files>>()?;
+            Ok((b.id, files))
+        })
+        .collect::<Result<_>>()?;
+    Ok(job(
+        cancel,
+        move || {
+            let packs = check_packs(&repo)?;
+            let per_backup = backups
+                .iter()
+                .map(|(id, files)| BackupProblems {
+                    id: id.clone(),
+                    problems: check_backup(&repo, files, &packs.bad).into_iter().map(to_problem).collect(),
+                })
+                .collect();
+            Ok(CheckResult {
+                problems: packs.problems.into_iter().map(to_problem).collect(),
+                backups: per_backup,
+                packs: packs.packs,
+                blobs: packs.blobs,
+                bytes: packs.bytes,
+            })
+        },
+        |r| r,
+    ))
+}
+
+#[napi(object, object_from_js = false)]
+pub struct PruneResult {
+    pub packs_removed: u32,
+    pub packs_repacked: u32,
+    pub packs_written: u32,
+    pub blobs_removed: u32,
+    pub bytes_freed: i64,
+}
+
+/// Removes every blob that none of `lists` (the retained backups' lists) uses.
+#[napi(ts_return_type = "Promise<PruneResult>")]
+pub fn repo_prune(handle: u32, lists: Vec<String>, cancel: Option<u32>) -> Result<AsyncTask<Job<crate::core::repo::prune::PruneStats, PruneResult>>> {
+    let repo = repo(handle)?;
+    let lists = ids(&lists)?;
+    Ok(job(cancel, move || prune(&repo, &lists), |s| PruneResult {
+        packs_removed: s.packs_removed as u32,
+        packs_repacked: s.packs_repacked as u32,
+        packs_written: s.packs_written as u32,
+        blobs_removed: s.blobs_removed as u32,
+        bytes_freed: s.bytes_freed,
+    }))
+}
+
+/// Adds a password (the current one unwraps the master key again).
+#[napi(ts_return_type = "Promise<string>")]
+pub fn repo_key_add(handle: u32, current: String, password: String, kdf_params: Option<KdfArg>) -> Result<AsyncTask<Job<String, String>>> {
+    let repo = repo(handle)?;
+    let kdf = kdf(kdf_params);
+    Ok(job(None, move || repo.add_key(&current, &password, kdf), |id| id))
+}
+
+#[napi(object, object_from_js = false)]
+pub struct KeyEntry {
+    pub id: String,
+    pub created_unix_secs: u64,
+    pub current: bool,
+}
+
+#[napi(ts_return_type = "Promise<KeyEntry[]>")]
+pub fn repo_key_list(handle: u32) -> Result<AsyncTask<Job<Vec<KeyEntry>, Vec<KeyEntry>>>> {
+    let repo = repo(handle)?;
+    Ok(job(
+        None,
+        move || {
+            let files = key_files(repo.storage.as_ref())?;
+            Ok(files
+                .into_iter()
+                .map(|(id, f)| KeyEntry { current: repo.key_id.as_deref() == Some(id.as_str()), id, created_unix_secs: f.created_unix_secs })
+                .collect())
+        },
+        |v| v,
+    ))
+}
+
+#[napi(ts_return_type = "Promise<void>")]
+pub fn repo_key_remove(handle: u32, id: String) -> Result<AsyncTask<Job<(), ()>>> {
+    let repo = repo(handle)?;
+    Ok(job(None, move || repo.remove_key(&id), |v| v))
+}

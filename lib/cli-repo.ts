@@ -1,0 +1,159 @@
+// The repository commands that the plain directory mode does not have:
+// init, export, migrate and key management, and opening a repository with
+// its password (file, environment, or a prompt on a terminal).
+import type { Command } from 'commander';
+import { toBackupError } from './errors.js';
+import { formatBytes, plural } from './format.js';
+import { migrate } from './migrate.js';
+import { givenPassword, promptHidden } from './password.js';
+import type { OperationOptions } from './progress.js';
+import { PackedRepository, Repository } from './repository.js';
+
+export interface Common {
+  json?: boolean;
+  quiet?: boolean;
+}
+
+export interface PasswordOpts {
+  passwordFile?: string;
+}
+
+export interface CliKit {
+  common: (cmd: Command) => Command;
+  print: (json: boolean, value: unknown, line: string) => void;
+  usage: (message: string) => never;
+  operation: (opts: Common) => OperationOptions;
+}
+
+export const PASSWORD_HELP =
+  'with --repo: read the repository password from this file (else POWDB_BACKUP_PASSWORD, else a prompt)';
+
+/** `--password-file` for every command that opens a repository. */
+const withPassword = (cmd: Command) => cmd.option('--password-file <file>', PASSWORD_HELP);
+
+/** Opens a repository; an encrypted one without a given password asks on the terminal. */
+export async function openRepository(dir: string, opts: PasswordOpts): Promise<Repository> {
+  const password = await givenPassword(opts.passwordFile, 'POWDB_BACKUP_PASSWORD');
+  try {
+    return await Repository.open(dir, { password });
+  } catch (err) {
+    if (toBackupError(err).code !== 'ERR_PASSWORD_REQUIRED' || password !== undefined || !process.stdin.isTTY) throw err;
+    return Repository.open(dir, { password: await promptHidden(`password for ${dir}: `) });
+  }
+}
+
+/** A new password: from the file, the environment variable, or asked twice on the terminal. */
+async function newPassword(file: string | undefined, envName: string, what: string): Promise<string> {
+  const given = await givenPassword(file, envName);
+  if (given !== undefined) return given;
+  const first = await promptHidden(`${what}: `);
+  if ((await promptHidden(`${what} again: `)) !== first) {
+    throw Object.assign(new Error('the passwords do not match'), { code: 'ERR_INVALID_ARG' });
+  }
+  return first;
+}
+
+async function packed(dir: string, opts: PasswordOpts, usage: CliKit['usage']): Promise<PackedRepository> {
+  const repo = await openRepository(dir, opts);
+  if (!(repo instanceof PackedRepository)) usage(`${dir} is a format-1 repository: run powdb-backup migrate first`);
+  return repo;
+}
+
+export function repositoryCommands(program: Command, kit: CliKit): void {
+  const { common, print, usage, operation } = kit;
+  const initOptions = (cmd: Command) =>
+    cmd
+      .option('--compression <method>', 'zstd[:level] (default zstd, level 1) or none', 'zstd')
+      .option('--encrypt', 'encrypt everything with a key wrapped by a password (argon2id, XChaCha20-Poly1305)')
+      .option('--password-file <file>', 'with --encrypt: the password (else POWDB_BACKUP_PASSWORD, else a prompt)');
+  type InitOpts = Common & PasswordOpts & { compression: string; encrypt?: boolean; format?: string };
+  const initWith = async (opts: InitOpts) => ({
+    compression: opts.compression,
+    encrypt: Boolean(opts.encrypt),
+    password: opts.encrypt ? await newPassword(opts.passwordFile, 'POWDB_BACKUP_PASSWORD', 'new repository password') : undefined,
+  });
+
+  common(
+    initOptions(
+      program
+        .command('init')
+        .description('create a backup repository (format 2: deduplicated, compressed, optionally encrypted)')
+        .argument('<repo>', 'new repository directory (must not exist or be empty)')
+        .option('--format <n>', 'repository format: 2 (default) or 1 (one reference-format directory per backup)', '2'),
+    ).addHelpText('after', '\nExamples:\n  powdb-backup init ./backups\n  powdb-backup init ./backups --encrypt --compression zstd:3'),
+  ).action(async (repo: string, opts: InitOpts) => {
+    if (opts.format !== '1' && opts.format !== '2') usage('--format is 1 or 2');
+    const format = opts.format === '1' ? 1 : 2;
+    if (format === 1 && (opts.encrypt || opts.compression !== 'zstd')) usage('format 1 has no compression or encryption');
+    const r = await Repository.init(repo, format === 1 ? { format } : await initWith(opts));
+    const how = r instanceof PackedRepository ? `, compression ${opts.compression}${r.encrypted ? ', encrypted' : ''}` : '';
+    print(Boolean(opts.json), { repo, format }, `initialized repository ${repo} (format ${format}${how})`);
+  });
+
+  common(
+    withPassword(
+      program
+        .command('export')
+        .description('write one backup of a repository as a plain reference-format full backup')
+        .requiredOption('--repo <repo>', 'the repository')
+        .argument('<dest>', 'new backup directory (must not exist or be empty)')
+        .option('--as-of <target>', 'a time (ISO 8601), an LSN or a backup id; default the newest'),
+    ).addHelpText('after', '\nExample:\n  powdb-backup export --repo ./backups ./full-for-reference --as-of 2026-11-23T10:00:00Z'),
+  ).action(async (dest: string, opts: Common & PasswordOpts & { repo: string; asOf?: string }) => {
+    const repo = await packed(opts.repo, opts, usage);
+    const r = await repo.export(dest, { ...operation(opts), asOf: opts.asOf });
+    const bytes = r.manifest.files.reduce((s, f) => s + f.len, 0n);
+    print(
+      Boolean(opts.json),
+      { id: r.id, dest, manifest: r.manifest },
+      `exported ${r.id}: ${plural(r.manifest.files.length, 'file')}, ${formatBytes(bytes)}, source LSN ${r.manifest.source_lsn} -> ${dest}`,
+    );
+  });
+
+  common(
+    initOptions(
+      program
+        .command('migrate')
+        .description('convert a format-1 repository into a new format-2 repository (the old one is only read)')
+        .argument('<from>', 'the format-1 repository')
+        .argument('<to>', 'the new repository directory (must not exist or be empty)'),
+    ),
+  ).action(async (from: string, to: string, opts: InitOpts) => {
+    const r = await migrate(from, to, { ...operation(opts), ...(await initWith(opts)) });
+    r.repository.close();
+    print(Boolean(opts.json), { from, to, migrated: r.migrated }, `migrated ${plural(r.migrated.length, 'backup')} from ${from} to ${to}`);
+  });
+
+  const key = program.command('key').description("manage an encrypted repository's passwords");
+  common(
+    withPassword(key.command('list').description('list the keys').requiredOption('--repo <repo>', 'the repository')),
+  ).action(async (opts: Common & PasswordOpts & { repo: string }) => {
+    const keys = await (await packed(opts.repo, opts, usage)).listKeys();
+    print(Boolean(opts.json), { keys }, keys.map((k) => `${k.current ? '*' : ' '} ${k.id}  ${k.created}`).join('\n'));
+  });
+  common(
+    withPassword(
+      key
+        .command('add')
+        .description('add a password (the data is not re-encrypted)')
+        .requiredOption('--repo <repo>', 'the repository')
+        .option('--new-password-file <file>', 'the new password (else POWDB_BACKUP_NEW_PASSWORD, else a prompt)'),
+    ),
+  ).action(async (opts: Common & PasswordOpts & { repo: string; newPasswordFile?: string }) => {
+    const repo = await packed(opts.repo, opts, usage);
+    const id = await repo.addKey(await newPassword(opts.newPasswordFile, 'POWDB_BACKUP_NEW_PASSWORD', 'new password'));
+    print(Boolean(opts.json), { id }, `added key ${id}`);
+  });
+  common(
+    withPassword(
+      key
+        .command('remove')
+        .description('remove a key (never the last one)')
+        .requiredOption('--repo <repo>', 'the repository')
+        .argument('<id>', 'the key id (see key list)'),
+    ),
+  ).action(async (id: string, opts: Common & PasswordOpts & { repo: string }) => {
+    await (await packed(opts.repo, opts, usage)).removeKey(id);
+    print(Boolean(opts.json), { removed: id }, `removed key ${id}`);
+  });
+}

@@ -1,0 +1,358 @@
+import { mkdir, readdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { cancellable } from '../abort.js';
+import type { BackupOptions } from '../backup.js';
+import { crashPoint } from '../crashpoint.js';
+import { assertUnchanged, manifestCatalogVersion, withDataDir } from '../datadir.js';
+import { BackupError } from '../errors.js';
+import { FORMAT_VERSION, MANIFEST_FILE, formatBackupManifest, type BackupManifest } from '../manifest.js';
+import { repoNative, type KdfParams, type RepoHandle } from '../native.js';
+import { DEFAULT_CONCURRENCY, mapLimit } from '../pool.js';
+import { Progress, type OperationOptions } from '../progress.js';
+import type { RestoreResult } from '../restore.js';
+import { buildAtomically, writeFileDurably } from '../staging.js';
+import type { VerifyOptions, VerifyProblem, VerifyReport } from '../verify.js';
+import {
+  RepositoryBase,
+  newBackupId,
+  nextBackup,
+  sortRecords,
+  type BackupRecord,
+  type BackupType,
+  type ExpireOptions,
+  type ExpireResult,
+  type RepositoryTotals,
+  type RestoreAsOf,
+} from './base.js';
+import { withRepoLock } from './legacy.js';
+import { SNAPSHOTS, SNAPSHOT_VERSION, formatSnapshot, parseSnapshot, type Snapshot } from './snapshot.js';
+
+/** How to create a repository. */
+export interface InitOptions {
+  /** 2 (default); 1 creates the older directory-per-backup format. */
+  format?: 1 | 2;
+  /** `zstd[:level]` (default `zstd`, level 1) or `none`. */
+  compression?: string;
+  /** Encrypt everything with a key wrapped by `password` (or POWDB_BACKUP_PASSWORD). */
+  encrypt?: boolean;
+  password?: string;
+  /** argon2id cost (default 46 MiB, one pass); tests lower it. */
+  kdf?: KdfParams;
+}
+
+export interface OpenOptions {
+  /** An encrypted repository's password (default: POWDB_BACKUP_PASSWORD). */
+  password?: string;
+}
+
+/** Backup options for a migration: the backup keeps its original identity. */
+interface As {
+  as?: Pick<BackupRecord, 'id' | 'type' | 'parent' | 'created'>;
+}
+
+const PAGE = 4096n;
+const passwordFrom = (given?: string) => given ?? process.env.POWDB_BACKUP_PASSWORD;
+
+/**
+ * Format 2: every backup is a small sealed snapshot naming the chunks of its
+ * files; chunks are stored once across all backups (keyed ids), compressed,
+ * optionally encrypted, in packs with an index (docs/repository-format.md).
+ * Any backup restores on its own; `expire` prunes what no backup uses.
+ */
+export class PackedRepository extends RepositoryBase {
+  readonly format = 2 as const;
+
+  private constructor(
+    readonly dir: string,
+    private readonly handle: RepoHandle,
+    private readonly password: string | undefined,
+  ) {
+    super();
+  }
+
+  static async init(dir: string, options: InitOptions = {}): Promise<PackedRepository> {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    if ((await readdir(dir)).length > 0) {
+      throw new BackupError('ERR_DEST_NOT_EMPTY', `repository directory ${dir} is not empty`);
+    }
+    const password = options.encrypt ? passwordFrom(options.password) : undefined;
+    if (options.encrypt && !password) {
+      throw new BackupError('ERR_PASSWORD_REQUIRED', 'an encrypted repository needs a password');
+    }
+    const handle = await repoNative.init(resolve(dir), options.compression ?? 'zstd', password, options.kdf);
+    return new PackedRepository(resolve(dir), handle, password);
+  }
+
+  static async open(dir: string, options: OpenOptions = {}): Promise<PackedRepository> {
+    const password = passwordFrom(options.password);
+    const handle = await repoNative.open(resolve(dir), password);
+    return new PackedRepository(resolve(dir), handle, password);
+  }
+
+  get encrypted(): boolean {
+    return this.handle.encryption !== 'none';
+  }
+
+  override close(): void {
+    repoNative.close(this.handle.handle);
+  }
+
+  async snapshot(id: string): Promise<Snapshot> {
+    const text = (await repoNative.readObject(this.handle.handle, `${SNAPSHOTS}${id}`)).toString('utf8');
+    return parseSnapshot(text, id);
+  }
+
+  private async snapshotIds(): Promise<string[]> {
+    const objects = await repoNative.listObjects(this.handle.handle, SNAPSHOTS);
+    return objects.map((o) => o.key.slice(SNAPSHOTS.length));
+  }
+
+  async list(): Promise<BackupRecord[]> {
+    const snapshots = await Promise.all((await this.snapshotIds()).map((id) => this.snapshot(id)));
+    return sortRecords(snapshots.map((s) => s.record));
+  }
+
+  async totals(records?: BackupRecord[]): Promise<RepositoryTotals> {
+    const all = records ?? (await this.list());
+    const objects = await repoNative.listObjects(this.handle.handle, '');
+    return {
+      format: 2,
+      compression: this.handle.compression,
+      encryption: this.handle.encryption,
+      backups: all.length,
+      logical_bytes: all.reduce((s, r) => s + r.logical_bytes, 0n),
+      stored_bytes: objects.filter((o) => o.key !== 'LOCK').reduce((s, o) => s + o.size, 0n),
+    };
+  }
+
+  private exclusively<T>(work: () => Promise<T>): Promise<T> {
+    return withRepoLock(this.dir, work);
+  }
+
+  /**
+   * Stores every file of `dataDir` as chunks (only new chunks are written),
+   * then publishes the packs' index and, last, the snapshot: a backup is
+   * visible only once whole. `type` and `parent` record where it stands in
+   * the catalog; any backup restores on its own.
+   */
+  async backup(dataDir: string, options: BackupOptions & { type?: BackupType } & As = {}): Promise<BackupRecord> {
+    return this.exclusively(() =>
+      cancellable(options.signal, async (cancel) => {
+        await repoNative.removeUnindexed(this.handle.handle);
+        const records = await this.list();
+        const { type, parent } = options.as
+          ? { type: options.as.type, parent: records.find((r) => r.id === options.as!.parent) }
+          : nextBackup(records, options.type);
+        const at = options.as ? new Date(options.as.created) : new Date();
+        const id = options.as?.id ?? newBackupId(records, at, type);
+        try {
+          return await withDataDir(dataDir, async (source) => {
+            crashPoint('lock-acquired');
+            const total = source.files.reduce((sum, f) => sum + f.size, 0n);
+            const progress = new Progress('backup', source.files.length, total, options.onProgress);
+            const stored = await mapLimit(source.files, options.concurrency ?? DEFAULT_CONCURRENCY, async (f) => {
+              cancel.check();
+              const result = await repoNative.storeFile(this.handle.handle, f.path, f.paged, cancel.token);
+              progress.fileDone(f.name, f.size);
+              crashPoint('file-done');
+              return result;
+            });
+            await assertUnchanged(source);
+            cancel.check(); // the last moment an abort leaves nothing visible
+            const commit = await repoNative.commit(this.handle.handle);
+            crashPoint('packs-committed');
+            const heapPages = source.files.reduce((n, f, i) => (f.paged ? n + stored[i]!.len / PAGE : n), 0n);
+            const record: BackupRecord = {
+              id,
+              type,
+              parent: parent?.id ?? null,
+              base_source_lsn: parent?.source_lsn ?? null,
+              source_lsn: stored.reduce((max, s) => (s.maxLsn > max ? s.maxLsn : max), source.catalogLsn),
+              created: at.toISOString(),
+              bytes: commit.storedBytes,
+              files: source.files.length,
+              pages: Number(heapPages),
+              logical_bytes: stored.reduce((sum, s) => sum + s.len, 0n),
+              stored_bytes: commit.storedBytes,
+            };
+            const snapshot: Snapshot = {
+              snapshot_version: SNAPSHOT_VERSION,
+              record,
+              created_unix_secs: BigInt(Math.floor(at.getTime() / 1000)),
+              catalog_version: manifestCatalogVersion(source.catalogVersion),
+              files: source.files.map((f, i) => ({
+                name: f.name,
+                len: stored[i]!.len,
+                heap: f.paged,
+                lists: stored[i]!.lists,
+              })),
+            };
+            const text = Buffer.from(formatSnapshot(snapshot));
+            await repoNative.writeObject(this.handle.handle, `${SNAPSHOTS}${id}`, text);
+            crashPoint('manifest-written');
+            return record;
+          });
+        } catch (err) {
+          repoNative.abandon(this.handle.handle); // its packs are unindexed: the next writer removes them
+          throw err;
+        }
+      }),
+    );
+  }
+
+  /** Writes every file of backup `id` into `staging`; with `hash`, returns their BLAKE3s. */
+  private async layDown(
+    snapshot: Snapshot,
+    staging: string,
+    hash: boolean,
+    options: OperationOptions,
+    token: number | undefined,
+    check: () => void,
+  ): Promise<(string | null)[]> {
+    const total = snapshot.files.reduce((sum, f) => sum + f.len, 0n);
+    const progress = new Progress('restore', snapshot.files.length, total, options.onProgress);
+    return mapLimit(snapshot.files, options.concurrency ?? DEFAULT_CONCURRENCY, async (f) => {
+      check();
+      const digest = await repoNative.restoreFile(this.handle.handle, f.lists, f.len, join(staging, f.name), hash, token);
+      progress.fileDone(f.name, f.len);
+      crashPoint('file-done');
+      return digest;
+    });
+  }
+
+  async restore(dest: string, options: RestoreAsOf = {}): Promise<RestoreResult & { applied: string[] }> {
+    const record = this.pick(await this.list(), options.asOf);
+    const snapshot = await this.snapshot(record.id);
+    return cancellable(options.signal, (cancel) =>
+      buildAtomically(dest, 'restore', async (staging) => {
+        await this.layDown(snapshot, staging, false, options, cancel.token, () => cancel.check());
+        cancel.check();
+        return {
+          dest,
+          files: snapshot.files.length,
+          bytes: snapshot.record.logical_bytes,
+          increments: 0,
+          sourceLsn: record.source_lsn,
+          applied: [record.id],
+        };
+      }),
+    );
+  }
+
+  /**
+   * Writes backup `asOf` (default: the newest) as a plain full backup in the
+   * reference format (manifest.json, files, BLAKE3) into `dest`.
+   */
+  async export(dest: string, options: RestoreAsOf = {}): Promise<{ id: string; manifest: BackupManifest }> {
+    const record = this.pick(await this.list(), options.asOf);
+    const snapshot = await this.snapshot(record.id);
+    return cancellable(options.signal, (cancel) =>
+      buildAtomically(dest, 'backup', async (staging) => {
+        const hashes = await this.layDown(snapshot, staging, true, options, cancel.token, () => cancel.check());
+        const manifest: BackupManifest = {
+          format_version: FORMAT_VERSION,
+          created_unix_secs: snapshot.created_unix_secs,
+          source_lsn: record.source_lsn,
+          catalog_version: snapshot.catalog_version,
+          files: snapshot.files.map((f, i) => ({ name: f.name, len: f.len, blake3_hex: hashes[i]! })),
+        };
+        cancel.check();
+        await writeFileDurably(join(staging, MANIFEST_FILE), formatBackupManifest(manifest));
+        return { id: record.id, manifest };
+      }),
+    );
+  }
+
+  /**
+   * Reads every pack and checks every chunk against its id, then resolves
+   * each backup's files: one report per backup (only the problems that
+   * affect it), plus one for the repository when an object no backup uses
+   * is damaged. Snapshots that cannot be read are reported by id.
+   */
+  async verify(options: VerifyOptions & { id?: string } = {}): Promise<{ id: string; report: VerifyReport }[]> {
+    if (options.source !== undefined) {
+      throw new BackupError('ERR_INVALID_ARG', '--source is not supported for format-2 repositories yet; restore and compare');
+    }
+    return cancellable(options.signal, async (cancel) => {
+      const ids = options.id ? [options.id] : await this.snapshotIds();
+      const unreadable: { id: string; report: VerifyReport }[] = [];
+      const snapshots: Snapshot[] = [];
+      for (const id of ids) {
+        try {
+          snapshots.push(await this.snapshot(id));
+        } catch (err) {
+          const e = err as BackupError;
+          unreadable.push({ id, report: { ok: false, checks: [], errors: [{ code: e.code, message: e.message, file: id }] } });
+        }
+      }
+      const backups = snapshots.map((s) => ({ id: s.record.id, files: s.files.map((f) => ({ name: f.name, lists: f.lists })) }));
+      const result = await repoNative.check(this.handle.handle, backups, cancel.token);
+      const packCheck = `${result.packs} packs, ${result.blobs} chunks read and checked against their ids`;
+      const damage = result.problems.filter((p) => p.code.startsWith('ERR_') || p.code.startsWith('E'));
+      const reports = result.backups.map((b) => {
+        const errors: VerifyProblem[] = b.problems.map((p) => ({ ...p, file: p.message.split(':')[0]! }));
+        return { id: b.id, report: { ok: errors.length === 0, checks: [packCheck, `backup ${b.id}: every chunk present and intact`], errors } };
+      });
+      const repository = damage.length
+        ? [{ id: 'repository', report: { ok: false, checks: [packCheck], errors: damage.map((p) => ({ ...p, file: this.dir })) } }]
+        : [];
+      return [...repository, ...unreadable, ...reports.sort((a, b) => (a.id < b.id ? -1 : 1))];
+    });
+  }
+
+  /**
+   * Removes the snapshots outside the retention (each removal is atomic),
+   * then prunes: chunks no remaining backup uses go, sparse packs are
+   * repacked. Killed at any moment, every remaining backup still restores.
+   */
+  async expire(options: ExpireOptions): Promise<ExpireResult> {
+    const plan = async () => {
+      const records = await this.list();
+      const kept = this.retained(records, options);
+      return { records, kept, removed: records.filter((r) => !kept.has(r.id)).map((r) => r.id) };
+    };
+    if (options.dryRun) {
+      const { records, kept, removed } = await plan();
+      return { removed, kept: records.filter((r) => kept.has(r.id)).map((r) => r.id) };
+    }
+    return this.exclusively(() =>
+      cancellable(options.signal, async (cancel) => {
+        const { records, kept, removed } = await plan();
+        for (const id of [...removed].reverse()) {
+          await repoNative.deleteObject(this.handle.handle, `${SNAPSHOTS}${id}`);
+          crashPoint('expire-renamed');
+        }
+        // Every snapshot still present keeps its chunks; one that cannot be read stops the prune.
+        const remaining = await Promise.all((await this.snapshotIds()).map((id) => this.snapshot(id)));
+        const lists = [...new Set(remaining.flatMap((s) => s.files.flatMap((f) => f.lists)))];
+        const p = await repoNative.prune(this.handle.handle, lists, cancel.token);
+        return {
+          removed,
+          kept: records.filter((r) => kept.has(r.id)).map((r) => r.id),
+          pruned: {
+            packsRemoved: p.packsRemoved,
+            packsRepacked: p.packsRepacked,
+            blobsRemoved: p.blobsRemoved,
+            bytesFreed: BigInt(p.bytesFreed),
+          },
+        };
+      }),
+    );
+  }
+
+  /** Adds a password; returns the new key's id. */
+  async addKey(newPassword: string, kdf?: KdfParams): Promise<string> {
+    if (!this.encrypted) throw new BackupError('ERR_NOT_ENCRYPTED', `repository ${this.dir} is not encrypted`);
+    return repoNative.keyAdd(this.handle.handle, this.password!, newPassword, kdf);
+  }
+
+  async listKeys(): Promise<{ id: string; created: string; current: boolean }[]> {
+    const keys = await repoNative.keyList(this.handle.handle);
+    return keys.map((k) => ({ id: k.id, created: new Date(Number(k.createdUnixSecs) * 1000).toISOString(), current: k.current }));
+  }
+
+  /** Removes a key (never the last one). */
+  async removeKey(id: string): Promise<void> {
+    await this.exclusively(() => repoNative.keyRemove(this.handle.handle, id));
+  }
+}

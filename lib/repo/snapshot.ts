@@ -1,0 +1,87 @@
+import * as v from 'valibot';
+import { BackupError } from '../errors.js';
+import { formatJson, parseJson } from '../json.js';
+import { isPlainName } from '../names.js';
+import type { BackupRecord } from './base.js';
+
+/**
+ * A format-2 backup (`snapshots/<id>`, sealed): its catalog record and what
+ * each file of the database is made of (the ids of the chunk lists that
+ * name its chunks in order). Small, whatever the database size.
+ */
+export interface Snapshot {
+  snapshot_version: number;
+  record: BackupRecord;
+  created_unix_secs: bigint;
+  catalog_version: number;
+  files: SnapshotFile[];
+}
+
+export interface SnapshotFile {
+  name: string;
+  len: bigint;
+  /** A page-aligned heap (cut into page runs). */
+  heap: boolean;
+  lists: string[];
+}
+
+export const SNAPSHOT_VERSION = 1;
+export const SNAPSHOTS = 'snapshots/';
+
+const U64_MAX = 2n ** 64n - 1n;
+const u64 = v.pipe(v.bigint(), v.minValue(0n), v.maxValue(U64_MAX));
+const count = v.pipe(v.bigint(), v.minValue(0n), v.maxValue(2n ** 32n), v.transform(Number));
+const id = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/));
+
+const recordSchema = v.object({
+  id: v.pipe(v.string(), v.regex(/^[0-9A-Za-z-]+$/)),
+  type: v.picklist(['full', 'incr', 'diff']),
+  parent: v.nullable(v.string()),
+  base_source_lsn: v.nullable(u64),
+  source_lsn: u64,
+  created: v.pipe(v.string(), v.isoTimestamp()),
+  bytes: u64,
+  files: count,
+  pages: count,
+  logical_bytes: u64,
+  stored_bytes: u64,
+});
+
+const schema = v.object({
+  snapshot_version: v.pipe(count, v.value(SNAPSHOT_VERSION)),
+  record: recordSchema,
+  created_unix_secs: u64,
+  catalog_version: count,
+  files: v.array(
+    v.object({
+      name: v.pipe(v.string(), v.check(isPlainName, 'not a plain file name')),
+      len: u64,
+      heap: v.boolean(),
+      lists: v.array(id),
+    }),
+  ),
+});
+
+/** Parses a snapshot read from `snapshots/<key>`; it must name itself. */
+export function parseSnapshot(text: string, key: string): Snapshot {
+  const bad = (why: string) => new BackupError('ERR_BAD_MANIFEST', `backup ${key} is unreadable: ${why}`);
+  let raw: unknown;
+  try {
+    raw = parseJson(text);
+  } catch (err) {
+    throw bad((err as Error).message);
+  }
+  const parsed = v.safeParse(schema, raw);
+  if (!parsed.success) throw bad(v.summarize(parsed.issues));
+  const snapshot = parsed.output as Snapshot;
+  if (snapshot.record.id !== key) {
+    throw new BackupError('ERR_INTEGRITY', `backup ${key} holds the catalog record of ${snapshot.record.id}`);
+  }
+  const names = new Set(snapshot.files.map((f) => f.name));
+  if (names.size !== snapshot.files.length) throw bad('a file is listed twice');
+  return snapshot;
+}
+
+export function formatSnapshot(s: Snapshot): string {
+  return formatJson(s);
+}
