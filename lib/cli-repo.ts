@@ -37,7 +37,8 @@ export async function openRepository(dir: string, opts: PasswordOpts): Promise<R
   try {
     return await Repository.open(dir, { password });
   } catch (err) {
-    if (toBackupError(err).code !== 'ERR_PASSWORD_REQUIRED' || password !== undefined || !process.stdin.isTTY) throw err;
+    if (toBackupError(err).code !== 'ERR_PASSWORD_REQUIRED' || password !== undefined || !process.stdin.isTTY)
+      throw err;
     return Repository.open(dir, { password: await promptHidden(`password for ${dir}: `) });
   }
 }
@@ -70,7 +71,9 @@ export function repositoryCommands(program: Command, kit: CliKit): void {
   const initWith = async (opts: InitOpts) => ({
     compression: opts.compression,
     encrypt: Boolean(opts.encrypt),
-    password: opts.encrypt ? await newPassword(opts.passwordFile, 'POWDB_BACKUP_PASSWORD', 'new repository password') : undefined,
+    password: opts.encrypt
+      ? await newPassword(opts.passwordFile, 'POWDB_BACKUP_PASSWORD', 'new repository password')
+      : undefined,
   });
 
   common(
@@ -80,13 +83,18 @@ export function repositoryCommands(program: Command, kit: CliKit): void {
         .description('create a backup repository (format 2: deduplicated, compressed, optionally encrypted)')
         .argument('<repo>', 'new repository directory (must not exist or be empty)')
         .option('--format <n>', 'repository format: 2 (default) or 1 (one reference-format directory per backup)', '2'),
-    ).addHelpText('after', '\nExamples:\n  powdb-backup init ./backups\n  powdb-backup init ./backups --encrypt --compression zstd:3'),
+    ).addHelpText(
+      'after',
+      '\nExamples:\n  powdb-backup init ./backups\n  powdb-backup init ./backups --encrypt --compression zstd:3',
+    ),
   ).action(async (repo: string, opts: InitOpts) => {
     if (opts.format !== '1' && opts.format !== '2') usage('--format is 1 or 2');
     const format = opts.format === '1' ? 1 : 2;
-    if (format === 1 && (opts.encrypt || opts.compression !== 'zstd')) usage('format 1 has no compression or encryption');
+    if (format === 1 && (opts.encrypt || opts.compression !== 'zstd'))
+      usage('format 1 has no compression or encryption');
     const r = await Repository.init(repo, format === 1 ? { format } : await initWith(opts));
-    const how = r instanceof PackedRepository ? `, compression ${opts.compression}${r.encrypted ? ', encrypted' : ''}` : '';
+    const how =
+      r instanceof PackedRepository ? `, compression ${opts.compression}${r.encrypted ? ', encrypted' : ''}` : '';
     print(Boolean(opts.json), { repo, format }, `initialized repository ${repo} (format ${format}${how})`);
   });
 
@@ -98,7 +106,10 @@ export function repositoryCommands(program: Command, kit: CliKit): void {
         .requiredOption('--repo <repo>', 'the repository')
         .argument('<dest>', 'new backup directory (must not exist or be empty)')
         .option('--as-of <target>', 'a time (ISO 8601), an LSN or a backup id; default the newest'),
-    ).addHelpText('after', '\nExample:\n  powdb-backup export --repo ./backups ./full-for-reference --as-of 2026-11-23T10:00:00Z'),
+    ).addHelpText(
+      'after',
+      '\nExample:\n  powdb-backup export --repo ./backups ./full-for-reference --as-of 2026-11-23T10:00:00Z',
+    ),
   ).action(async (dest: string, opts: Common & PasswordOpts & { repo: string; asOf?: string }) => {
     const repo = await packed(opts.repo, opts, usage);
     const r = await repo.export(dest, { ...operation(opts), asOf: opts.asOf });
@@ -121,7 +132,11 @@ export function repositoryCommands(program: Command, kit: CliKit): void {
   ).action(async (from: string, to: string, opts: InitOpts) => {
     const r = await migrate(from, to, { ...operation(opts), ...(await initWith(opts)) });
     r.repository.close();
-    print(Boolean(opts.json), { from, to, migrated: r.migrated }, `migrated ${plural(r.migrated.length, 'backup')} from ${from} to ${to}`);
+    print(
+      Boolean(opts.json),
+      { from, to, migrated: r.migrated },
+      `migrated ${plural(r.migrated.length, 'backup')} from ${from} to ${to}`,
+    );
   });
 
   const key = program.command('key').description("manage an encrypted repository's passwords");

@@ -164,7 +164,9 @@ function buildProgram(): Command {
       const run = operation(opts);
       if (opts.repo) {
         if (dest || opts.base) usage('--repo picks the destination and the base: give neither <dest> nor --base');
-        const record = await (await openRepository(opts.repo, opts)).backup(dataDir, { ...run, type: opts.type ?? 'incr' });
+        const record = await (
+          await openRepository(opts.repo, opts)
+        ).backup(dataDir, { ...run, type: opts.type ?? 'incr' });
         return print(Boolean(opts.json), record, `backup ${recordLine(record)}`);
       }
       if (!dest) usage('missing <dest> (or --repo)');
@@ -247,7 +249,12 @@ function buildProgram(): Command {
       print(
         Boolean(opts.json),
         json,
-        reports.map((r) => (r.id ? `chain of ${r.id}:\n` : '') + verifySummary(r.report)).join('\n'),
+        reports
+          .map(
+            (r) =>
+              (r.id ? `${r.id === 'repository' ? 'repository' : `backup ${r.id}`}:\n` : '') + verifySummary(r.report),
+          )
+          .join('\n'),
       );
       if (reports.some((r) => !r.report.ok)) process.exitCode = 1;
     },
@@ -267,7 +274,11 @@ function buildProgram(): Command {
   ).action(async (id: string | undefined, opts: Common & { repo: string }) => {
     const { backups, chain, totals } = await (await openRepository(opts.repo, opts)).info(id);
     if (!chain) {
-      return print(Boolean(opts.json), { repo: opts.repo, backups, totals }, `${infoTable(backups)}\n${totalsLine(totals)}`);
+      return print(
+        Boolean(opts.json),
+        { repo: opts.repo, backups, totals },
+        `${infoTable(backups)}\n${totalsLine(totals)}`,
+      );
     }
     print(
       Boolean(opts.json),

@@ -34,7 +34,10 @@ export const Repository = {
     const marker = await legacyMarker(dir);
     if (marker === null) return PackedRepository.open(dir, options);
     if (marker.format !== 1n) {
-      throw new BackupError('ERR_NOT_A_REPO', `${dir} is not a powdb-backup repository (unknown repository format ${String(marker.format)})`);
+      throw new BackupError(
+        'ERR_NOT_A_REPO',
+        `${dir} is not a powdb-backup repository (unknown repository format ${String(marker.format)})`,
+      );
     }
     return LegacyRepository.fromMarker(dir);
   },

@@ -223,7 +223,99 @@ function benchSize(mib) {
   return { mib, rows: db.rows, ceiling, results, lag, maps };
 }
 
+/** Median wall time and peak RSS of `argv` over `runs`, after `prepare()` each time. */
+function timed(argv, prepare) {
+  const samples = Array.from({ length: runs }, () => {
+    prepare();
+    return measure(argv);
+  });
+  return { secs: median(samples.map((s) => s.secs)), rss: Math.max(...samples.map((s) => s.rss_kib)) };
+}
+
+/**
+ * Format-2 repositories: full backup and restore for each kind (zstd, none,
+ * zstd + encryption) against our plain directory backup and restore, and what
+ * an increment after inserting 1% more rows into the indexed table stores.
+ */
+function benchRepo(mib) {
+  const db = pristine(mib);
+  const dir = join(work, `repo-${mib}`);
+  const at = (name) => join(dir, name);
+  fresh(dir);
+  run('mkdir', ['-p', dir]);
+  process.env.POWDB_BACKUP_PASSWORD ??= 'bench password';
+  const data = copyOf(db.dir, at('data'));
+  const dataBytes = bytesOf(data);
+  const plainBase = at('plain-base');
+  const plain = {
+    backup: timed(ours('backup', data, plainBase), () => (fresh(plainBase), warm(data))),
+    restore: timed(ours('restore', plainBase, at('out')), () => (fresh(at('out')), warm(plainBase))),
+  };
+  const kinds = [
+    ['zstd (default)', []],
+    ['none', ['--compression', 'none']],
+    ['zstd, encrypted', ['--encrypt']],
+  ];
+  const repos = kinds.map(([kind, flags], i) => {
+    const repo = at(`repo${i}`);
+    const backup = timed(ours('backup', data, '--repo', repo), () => {
+      fresh(repo);
+      runOurs('init', repo, ...flags);
+      warm(data);
+    });
+    const info = JSON.parse(runOurs('info', '--repo', repo, '--json'));
+    const restore = timed(ours('restore', '--repo', repo, at('out')), () => fresh(at('out')));
+    return { kind, repo, backup, restore, stored: info.backups[0].stored_bytes };
+  });
+  // +1% rows into the indexed table: heap pages at the end, and an index that shifts.
+  fixture('insert', data, '--table', 'T', '--from', String(db.rows), '--count', String(Math.round(db.rows / 100)));
+  const plainInc = JSON.parse(runOurs('backup', data, at('plain-inc'), '--base', plainBase, '--json'));
+  const changedPages = plainInc.manifest.changed.reduce((n, c) => n + (c.Pages ? c.Pages.page_indices.length : 0), 0);
+  const [refBin, ...refArgs] = theirs('incr', data, at('ref-inc'), '--base', plainBase);
+  run(refBin, refArgs);
+  const increments = [
+    { who: 'reference crate, incremental', bytes: bytesOf(at('ref-inc')) },
+    { who: 'ours, plain incremental (reference format)', bytes: bytesOf(at('plain-inc')) },
+    ...repos.slice(0, 2).map((r) => {
+      const record = JSON.parse(runOurs('backup', data, '--repo', r.repo, '--json'));
+      return { who: `ours, repository, compression ${r.kind}`, bytes: Number(record.stored_bytes) };
+    }),
+  ];
+  fresh(dir);
+  return { mib, dataBytes, plain, repos, changedPages, increments };
+}
+
 const fmt = (n, digits = 2) => n.toFixed(digits);
+function repoTable(all) {
+  const lines = [
+    '| data | repository | full backup (s) | / plain full backup | restore (s) | / plain restore | peak RSS backup, restore (MiB) | stored by the full backup | data / stored |',
+    '|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const s of all) {
+    lines.push(
+      `| ${s.mib} MiB | plain directory (reference format) | ${fmt(s.plain.backup.secs)} | 1.00 | ${fmt(s.plain.restore.secs)} | 1.00 | ${fmt(s.plain.backup.rss / 1024, 1)}, ${fmt(s.plain.restore.rss / 1024, 1)} | ${fmt(s.dataBytes / MB, 1)} MB | 1.0 |`,
+    );
+    for (const r of s.repos) {
+      lines.push(
+        `| ${s.mib} MiB | ${r.kind} | ${fmt(r.backup.secs)} | ${fmt(r.backup.secs / s.plain.backup.secs)} | ${fmt(r.restore.secs)} | ${fmt(r.restore.secs / s.plain.restore.secs)} | ${fmt(r.backup.rss / 1024, 1)}, ${fmt(r.restore.rss / 1024, 1)} | ${fmt(Number(r.stored) / MB, 1)} MB | ${fmt(s.dataBytes / Number(r.stored), 1)} |`,
+      );
+    }
+  }
+  lines.push(
+    '',
+    '| data | increment after inserting 1% more rows (indexed table) | bytes stored | / bytes of the heap pages that changed |',
+    '|---|---|---|---|',
+  );
+  for (const s of all) {
+    const changed = s.changedPages * 4096;
+    lines.push(`| ${s.mib} MiB | heap pages that changed: ${s.changedPages} | ${fmt(changed / MB, 2)} MB | 1.00 |`);
+    for (const inc of s.increments) {
+      lines.push(`| ${s.mib} MiB | ${inc.who} | ${fmt(inc.bytes / MB, 2)} MB | ${fmt(inc.bytes / changed)} |`);
+    }
+  }
+  return lines.join('\n');
+}
+
 function table(all) {
   const lines = [
     '| data | operation | ours, CLI (s) | reference (s) | ours / reference | ours in-process (s) | ours MB/s (in-process) | % of read ceiling | ours peak RSS (MiB) | reference peak RSS (MiB) |',
@@ -263,8 +355,9 @@ function table(all) {
 }
 
 const all = sizes.map(benchSize);
+const repoResults = sizes.map(benchRepo);
 const machine = `${cpus().length} cores, ${cpus()[0]?.model.trim()}, Node ${process.version}`;
-const report = `Measured ${new Date().toISOString().slice(0, 10)} on ${machine} with \`node scripts/bench.mjs --sizes ${sizes.join(',')} --runs ${runs}\` (medians of ${runs} alternating runs, warm page cache, engine powdb-storage 0.29.0). "ours / reference" compares whole processes (CLI against the reference's Rust binary, each including its start-up: Node's is ~0.15 s); "in-process" times our API call alone, and "% of read ceiling" compares that with reading the same bytes with 1 MiB \`read()\` calls.\n\n${table(all)}`;
+const report = `Measured ${new Date().toISOString().slice(0, 10)} on ${machine} with \`node scripts/bench.mjs --sizes ${sizes.join(',')} --runs ${runs}\` (medians of ${runs} alternating runs, warm page cache, engine powdb-storage 0.29.0). "ours / reference" compares whole processes (CLI against the reference's Rust binary, each including its start-up: Node's is ~0.15 s); "in-process" times our API call alone, and "% of read ceiling" compares that with reading the same bytes with 1 MiB \`read()\` calls.\n\n${table(all)}\n\nRepository format 2 (medians of ${runs} runs; the CLI, each including its start-up and, encrypted, the argon2id key derivation):\n\n${repoTable(repoResults)}`;
 console.log(report);
 if (opts.smoke) console.log('\nbench smoke: completed; the chain restore was opened by the engine with every row');
 if (opts.readme) {

@@ -1,7 +1,9 @@
 // `npm run demo`: the main job on a sample database that the real PowDB
 // engine creates: a backup repository with a full backup, increments and a
 // differential, its catalog, point-in-time restores checked by the engine
-// itself, verification and a dry-run expiry.
+// itself, verification, an export to the reference format and a dry-run
+// expiry. The repository is format 2: deduplicated, compressed and encrypted
+// (the password comes from POWDB_BACKUP_PASSWORD here).
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,8 +28,10 @@ const rows = (dir) => JSON.parse(execFileSync(fixture, ['report', dir], { encodi
 const idOf = (line) => line.split(' ')[1];
 
 rmSync(work, { recursive: true, force: true });
+process.env.POWDB_BACKUP_PASSWORD ??= 'demo password';
+console.log('(POWDB_BACKUP_PASSWORD is set: the repository is encrypted with it)');
 engine('create', data, '--rows', '10000', '--index');
-backup('init', repo);
+backup('init', repo, '--encrypt');
 backup('backup', data, '--repo', repo);
 engine('insert', data, '--from', '10000', '--count', '500');
 const afterInsert = idOf(backup('backup', data, '--repo', repo, '--type', 'incr'));
@@ -40,6 +44,8 @@ backup('info', '--repo', repo);
 backup('restore', '--repo', repo, at('as-of-insert'), '--as-of', afterInsert);
 backup('restore', '--repo', repo, at('latest'));
 backup('verify', '--repo', repo, '--quiet');
+backup('export', '--repo', repo, at('exported'), '--as-of', afterInsert);
+backup('verify', at('exported'), '--quiet');
 backup('expire', '--repo', repo, '--retain-full', '1', '--dry-run');
 
 console.log('\nRows the PowDB engine finds in each restore:');

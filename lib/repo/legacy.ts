@@ -108,7 +108,8 @@ export class LegacyRepository extends RepositoryBase {
     const all = records ?? (await this.list());
     let stored = 0n;
     for (const r of all) {
-      for (const name of await readdir(this.path(r.id))) stored += BigInt((await stat(join(this.path(r.id), name))).size);
+      for (const name of await readdir(this.path(r.id)))
+        stored += BigInt((await stat(join(this.path(r.id), name))).size);
     }
     return {
       format: 1,

@@ -193,7 +193,8 @@ export class PackedRepository extends RepositoryBase {
             return record;
           });
         } catch (err) {
-          repoNative.abandon(this.handle.handle); // its packs are unindexed: the next writer removes them
+          // Packs not yet in an index are removed by the next writer; committed ones wait for the next prune.
+          repoNative.abandon(this.handle.handle);
           throw err;
         }
       }),
@@ -213,7 +214,14 @@ export class PackedRepository extends RepositoryBase {
     const progress = new Progress('restore', snapshot.files.length, total, options.onProgress);
     return mapLimit(snapshot.files, options.concurrency ?? DEFAULT_CONCURRENCY, async (f) => {
       check();
-      const digest = await repoNative.restoreFile(this.handle.handle, f.lists, f.len, join(staging, f.name), hash, token);
+      const digest = await repoNative.restoreFile(
+        this.handle.handle,
+        f.lists,
+        f.len,
+        join(staging, f.name),
+        hash,
+        token,
+      );
       progress.fileDone(f.name, f.len);
       crashPoint('file-done');
       return digest;
@@ -265,13 +273,16 @@ export class PackedRepository extends RepositoryBase {
 
   /**
    * Reads every pack and checks every chunk against its id, then resolves
-   * each backup's files: one report per backup (only the problems that
-   * affect it), plus one for the repository when an object no backup uses
-   * is damaged. Snapshots that cannot be read are reported by id.
+   * each backup's files: a report for the repository (every damaged object),
+   * then one per backup (only the problems that affect it). Snapshots that
+   * cannot be read are reported by id.
    */
   async verify(options: VerifyOptions & { id?: string } = {}): Promise<{ id: string; report: VerifyReport }[]> {
     if (options.source !== undefined) {
-      throw new BackupError('ERR_INVALID_ARG', '--source is not supported for format-2 repositories yet; restore and compare');
+      throw new BackupError(
+        'ERR_INVALID_ARG',
+        '--source is not supported for format-2 repositories yet; restore and compare',
+      );
     }
     return cancellable(options.signal, async (cancel) => {
       const ids = options.id ? [options.id] : await this.snapshotIds();
@@ -282,21 +293,36 @@ export class PackedRepository extends RepositoryBase {
           snapshots.push(await this.snapshot(id));
         } catch (err) {
           const e = err as BackupError;
-          unreadable.push({ id, report: { ok: false, checks: [], errors: [{ code: e.code, message: e.message, file: id }] } });
+          unreadable.push({
+            id,
+            report: { ok: false, checks: [], errors: [{ code: e.code, message: e.message, file: id }] },
+          });
         }
       }
-      const backups = snapshots.map((s) => ({ id: s.record.id, files: s.files.map((f) => ({ name: f.name, lists: f.lists })) }));
+      const backups = snapshots.map((s) => ({
+        id: s.record.id,
+        files: s.files.map((f) => ({ name: f.name, lists: f.lists })),
+      }));
       const result = await repoNative.check(this.handle.handle, backups, cancel.token);
-      const packCheck = `${result.packs} packs, ${result.blobs} chunks read and checked against their ids`;
-      const damage = result.problems.filter((p) => p.code.startsWith('ERR_') || p.code.startsWith('E'));
+      const damage = result.problems.filter((p) => !p.code.startsWith('NOTE_'));
+      const notes = result.problems.filter((p) => p.code.startsWith('NOTE_')).map((p) => p.message);
+      const repository = {
+        id: 'repository',
+        report: {
+          ok: damage.length === 0,
+          checks: [`${result.packs} packs, ${result.blobs} chunks read and checked against their ids`, ...notes],
+          errors: damage.map((p) => ({ ...p, file: this.dir })),
+        },
+      };
       const reports = result.backups.map((b) => {
+        const files = snapshots.find((s) => s.record.id === b.id)!.files.length;
         const errors: VerifyProblem[] = b.problems.map((p) => ({ ...p, file: p.message.split(':')[0]! }));
-        return { id: b.id, report: { ok: errors.length === 0, checks: [packCheck, `backup ${b.id}: every chunk present and intact`], errors } };
+        return {
+          id: b.id,
+          report: { ok: errors.length === 0, checks: [`${files} files: every chunk present and intact`], errors },
+        };
       });
-      const repository = damage.length
-        ? [{ id: 'repository', report: { ok: false, checks: [packCheck], errors: damage.map((p) => ({ ...p, file: this.dir })) } }]
-        : [];
-      return [...repository, ...unreadable, ...reports.sort((a, b) => (a.id < b.id ? -1 : 1))];
+      return [repository, ...unreadable, ...reports.sort((a, b) => (a.id < b.id ? -1 : 1))];
     });
   }
 
@@ -317,6 +343,8 @@ export class PackedRepository extends RepositoryBase {
     }
     return this.exclusively(() =>
       cancellable(options.signal, async (cancel) => {
+        // Refuses a damaged index before anything is removed (and clears what killed writers left).
+        await repoNative.removeUnindexed(this.handle.handle);
         const { records, kept, removed } = await plan();
         for (const id of [...removed].reverse()) {
           await repoNative.deleteObject(this.handle.handle, `${SNAPSHOTS}${id}`);
@@ -348,7 +376,11 @@ export class PackedRepository extends RepositoryBase {
 
   async listKeys(): Promise<{ id: string; created: string; current: boolean }[]> {
     const keys = await repoNative.keyList(this.handle.handle);
-    return keys.map((k) => ({ id: k.id, created: new Date(Number(k.createdUnixSecs) * 1000).toISOString(), current: k.current }));
+    return keys.map((k) => ({
+      id: k.id,
+      created: new Date(Number(k.createdUnixSecs) * 1000).toISOString(),
+      current: k.current,
+    }));
   }
 
   /** Removes a key (never the last one). */

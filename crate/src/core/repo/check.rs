@@ -59,8 +59,7 @@ fn check_pack(repo: &Repo, key: &str, listed: &[Entry]) -> (Vec<Problem>, Vec<Bl
         }
     }
     for e in &header {
-        let stored = bytes[e.offset as usize..e.end() as usize].to_vec();
-        if let Err(err) = repo.decode_blob(e, stored, key) {
+        if let Err(err) = repo.decode_blob(e, &bytes[e.offset as usize..e.end() as usize], key) {
             problems.push(err.into());
             bad.push(e.id);
         }

@@ -90,13 +90,15 @@ impl Config {
         if config.format != FORMAT {
             return Err(not_repo(format!("format {} in config", config.format)));
         }
-        Compression::parse(&config.compression)?;
+        Compression::parse(&config.compression).map_err(|e| not_repo(e.message))?;
         let c = config.chunking;
+        // FastCDC's own limits (it asserts them).
         let sane = (1..=256).contains(&c.heap_run_pages)
-            && 64 <= c.cdc_min
+            && (64..=1 << 20).contains(&c.cdc_min)
+            && (256..=4 << 20).contains(&c.cdc_avg)
+            && (1024..=16 << 20).contains(&c.cdc_max)
             && c.cdc_min <= c.cdc_avg
-            && c.cdc_avg <= c.cdc_max
-            && c.cdc_max <= 16 << 20;
+            && c.cdc_avg <= c.cdc_max;
         if !sane {
             return Err(not_repo("chunking parameters out of range".into()));
         }

@@ -98,10 +98,12 @@ impl Keys {
         }
     }
 
-    pub fn open_blob(&self, sealed: Vec<u8>, id: &BlobId, what: &str) -> CoreResult<Vec<u8>> {
+    /// The plaintext of a sealed blob: `None` in a plain repository, where the
+    /// stored bytes are the plaintext (no copy).
+    pub fn open_blob(&self, sealed: &[u8], id: &BlobId, what: &str) -> CoreResult<Option<Vec<u8>>> {
         match &self.cipher {
-            Some(cipher) => decrypt(cipher, &sealed, id).ok_or_else(|| integrity(what)),
-            None => Ok(sealed),
+            Some(cipher) => decrypt(cipher, sealed, id).map(Some).ok_or_else(|| integrity(what)),
+            None => Ok(None),
         }
     }
 
@@ -219,7 +221,7 @@ mod tests {
         let id = keys.id(b"chunk");
         let sealed = keys.seal_blob(b"chunk".to_vec(), &id);
         assert!(!sealed.windows(5).any(|w| w == b"chunk"));
-        assert_eq!(keys.open_blob(sealed, &id, "blob").unwrap(), b"chunk");
+        assert_eq!(keys.open_blob(&sealed, &id, "blob").unwrap().unwrap(), b"chunk");
     }
 
     #[test]

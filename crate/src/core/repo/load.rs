@@ -10,8 +10,9 @@ use crate::core::fsio::{create_new, Sink};
 use rayon::prelude::*;
 use std::path::Path;
 
-/// Chunks fetched and written at once (about 8 MiB of heap runs).
-const BATCH: usize = 128;
+/// Chunks fetched and written at once (about 2 MiB of heap runs: memory stays
+/// flat, and rayon still spreads each batch over every core).
+const BATCH: usize = 32;
 /// Neighbouring chunks are read in one request when the gap is this small.
 const MAX_GAP: u64 = 64 << 10;
 
@@ -44,7 +45,7 @@ fn locate(repo: &Repo, refs: &[ChunkRef]) -> CoreResult<Vec<Range>> {
 
 pub fn missing_blob(repo: &Repo, id: &BlobId) -> CoreError {
     CoreError::new(
-        "ERR_INTEGRITY",
+        "ERR_MISSING_FILE",
         format!("chunk {} is missing from repository {} (no index lists it)", short(id), repo.location()),
     )
 }
@@ -65,8 +66,7 @@ pub fn fetch(repo: &Repo, refs: &[ChunkRef]) -> CoreResult<Vec<Vec<u8>>> {
         .par_iter()
         .map(|(at, r, bytes, e)| {
             let from = (e.offset as u64 - r.start) as usize;
-            let stored = bytes[from..from + e.stored_len as usize].to_vec();
-            repo.decode_blob(e, stored, &r.pack).map(|data| (*at, data))
+            repo.decode_blob(e, &bytes[from..from + e.stored_len as usize], &r.pack).map(|data| (*at, data))
         })
         .collect::<CoreResult<_>>()?;
     out.sort_by_key(|(at, _)| *at);

@@ -98,14 +98,15 @@ impl Repo {
     }
 
     /// A blob's content from its stored bytes, checked against its id.
-    pub fn decode_blob(&self, entry: &Entry, stored: Vec<u8>, pack: &str) -> CoreResult<Vec<u8>> {
+    pub fn decode_blob(&self, entry: &Entry, stored: &[u8], pack: &str) -> CoreResult<Vec<u8>> {
         let what = || format!("blob {} in pack {pack}", short(&entry.id));
-        let body = self.keys.open_blob(stored, &entry.id, &what())?;
+        let opened = self.keys.open_blob(stored, &entry.id, &what())?;
+        let body: &[u8] = opened.as_deref().unwrap_or(stored);
         let data = if entry.compressed {
-            zstd::bulk::decompress(&body, entry.raw_len as usize)
+            zstd::bulk::decompress(body, entry.raw_len as usize)
                 .map_err(|e| CoreError::new("ERR_INTEGRITY", format!("{} does not decompress: {e}", what())))?
         } else {
-            body
+            body.to_vec()
         };
         if data.len() != entry.raw_len as usize || self.keys.id(&data) != entry.id {
             return Err(CoreError::new("ERR_INTEGRITY", format!("{} does not match its id", what())));
@@ -116,10 +117,10 @@ impl Repo {
     /// Reads one blob by id.
     pub fn read_blob(&self, id: &BlobId) -> CoreResult<Vec<u8>> {
         let (pack, entry) = self.index().get(id).map(|(p, e)| (p.to_string(), e)).ok_or_else(|| {
-            CoreError::new("ERR_INTEGRITY", format!("blob {} is not in the repository's index", short(id)))
+            CoreError::new("ERR_MISSING_FILE", format!("blob {} is not in the repository's index", short(id)))
         })?;
         let stored = self.storage.get_range(&pack, entry.offset as u64, entry.stored_len as usize)?;
-        self.decode_blob(&entry, stored, &pack)
+        self.decode_blob(&entry, &stored, &pack)
     }
 }
 

@@ -74,6 +74,11 @@ pub struct PackBuilder {
 }
 
 impl PackBuilder {
+    /// A builder whose buffer never grows past a pack (doubling would reach 16 MiB).
+    pub fn with_capacity() -> PackBuilder {
+        PackBuilder { data: Vec::with_capacity(PACK_TARGET + (1 << 20)), entries: Vec::new() }
+    }
+
     pub fn len(&self) -> usize {
         self.data.len()
     }

@@ -11,7 +11,7 @@ use super::store::read_list;
 use super::writer::new_name;
 use super::Repo;
 use crate::core::crashpoint;
-use crate::core::error::CoreResult;
+use crate::core::error::{CoreError, CoreResult};
 use std::collections::HashSet;
 
 /// A pack is repacked when at least this share of its bytes is unused.
@@ -62,12 +62,13 @@ pub fn prune(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<PruneStats> {
             continue; // listed by two indexes (a prune killed after step 2)
         }
         let (keep, drop): (Vec<&Entry>, Vec<&Entry>) = record.entries.iter().partition(|e| used.contains(&e.id) && placed.insert(e.id));
-        stats.blobs_removed += drop.len() as u64;
         let size = sizes.get(&record.key).copied().unwrap_or(0);
         let unused: u64 = drop.iter().map(|e| e.stored_len as u64).sum();
         if keep.is_empty() {
+            stats.blobs_removed += drop.len() as u64;
             doomed.push(record.key);
         } else if unused * 100 >= size.max(1) * REPACK_UNUSED_PERCENT {
+            stats.blobs_removed += drop.len() as u64;
             repack.push(PackRecord { key: record.key, entries: keep.into_iter().copied().collect() });
         } else {
             kept.push(PackRecord { key: record.key, entries: keep.into_iter().copied().collect() });
@@ -77,12 +78,12 @@ pub fn prune(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<PruneStats> {
         return Ok(stats);
     }
     // (1) copy the used blobs of sparse packs, still sealed, into new packs.
-    let mut builder = PackBuilder::default();
+    let mut builder = PackBuilder::with_capacity();
     let mut written: Vec<PackRecord> = Vec::new();
     let flush = |builder: &mut PackBuilder, written: &mut Vec<PackRecord>| -> CoreResult<i64> {
         let key = format!("{}{}", super::index::DATA_PREFIX, { let n = new_name(); format!("{}/{n}", &n[..2]) });
         let (bytes, entries) = std::mem::take(builder).finish(&repo.keys, &key);
-        repo.storage.put_new(&key, &bytes)?;
+        repo.storage.put_new_deferred(&key, &bytes)?;
         crashpoint::hit("prune-pack-written");
         written.push(PackRecord { key, entries });
         Ok(bytes.len() as i64)
@@ -91,8 +92,10 @@ pub fn prune(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<PruneStats> {
         crate::core::cancel::check()?;
         let bytes = repo.storage.get(&record.key)?;
         for e in &record.entries {
-            let stored = &bytes[e.offset as usize..e.end() as usize];
-            repo.decode_blob(e, stored.to_vec(), &record.key)?; // never copy damage forward
+            let stored = bytes.get(e.offset as usize..e.end() as usize).ok_or_else(|| {
+                CoreError::new("ERR_INTEGRITY", format!("pack {} is shorter than its index says", record.key))
+            })?;
+            repo.decode_blob(e, stored, &record.key)?; // never copy damage forward
             builder.add(e.id, e.kind, e.compressed, e.raw_len, stored);
             if builder.len() >= PACK_TARGET {
                 stats.bytes_freed -= flush(&mut builder, &mut written)?;
@@ -104,6 +107,7 @@ pub fn prune(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<PruneStats> {
         stats.bytes_freed -= flush(&mut builder, &mut written)?;
     }
     stats.packs_written = written.len() as u64;
+    repo.storage.sync_published()?;
     // (2) one index for everything kept.
     kept.extend(written);
     let new_index = format!("{INDEX_PREFIX}{}", new_name());

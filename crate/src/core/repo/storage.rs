@@ -6,6 +6,7 @@ use crate::core::fsio;
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// An object's key and size.
@@ -21,6 +22,15 @@ pub trait Storage: Send + Sync {
     fn location(&self) -> String;
     /// Publishes a new object whole and durably; fails with `EEXIST` when the key exists.
     fn put_new(&self, key: &str, data: &[u8]) -> CoreResult<()>;
+    /// As `put_new`, durable only after the next `sync_published`: for packs,
+    /// which nothing references until an index written after that sync.
+    fn put_new_deferred(&self, key: &str, data: &[u8]) -> CoreResult<()> {
+        self.put_new(key, data)
+    }
+    /// Makes every object published with `put_new_deferred` durable.
+    fn sync_published(&self) -> CoreResult<()> {
+        Ok(())
+    }
     fn get(&self, key: &str) -> CoreResult<Vec<u8>>;
     fn get_range(&self, key: &str, offset: u64, len: usize) -> CoreResult<Vec<u8>>;
     /// Every object under `prefix` (recursively), sorted by key.
@@ -43,11 +53,45 @@ const TEMP_PREFIX: &str = ".tmp-";
 /// A repository in a local directory: objects are files, private to the owner.
 pub struct LocalDir {
     root: PathBuf,
+    /// Published with `put_new_deferred` and not yet fsynced.
+    unsynced: std::sync::Mutex<Vec<PathBuf>>,
 }
 
 impl LocalDir {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalDir { root: root.into() }
+        LocalDir { root: root.into(), unsynced: Default::default() }
+    }
+
+    /// Writes `data` under a temporary name and links it to `key`'s path;
+    /// with `durable`, fsyncs the file before and the directory after.
+    fn publish(&self, key: &str, data: &[u8], durable: bool) -> CoreResult<PathBuf> {
+        let path = self.path(key)?;
+        let dir = path.parent().expect("object paths have a parent").to_path_buf();
+        self.ensure_dir(&dir)?;
+        let temp = dir.join(format!("{TEMP_PREFIX}{}", random_hex(8)));
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&temp)
+            .map_err(|e| CoreError::io("create", &temp, e))?;
+        let mut result = file.write_all(data).map_err(|e| CoreError::io("write", &temp, e));
+        if durable {
+            result = result.and_then(|()| fsio::sync(&file, &temp));
+        } else {
+            // Start writeback now, so the later fsync has little left to wait for.
+            // SAFETY: advisory syscall on a descriptor we own.
+            unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+        }
+        let published =
+            result.and_then(|()| fs::hard_link(&temp, &path).map_err(|e| CoreError::io("publish", &path, e)));
+        let _ = fs::remove_file(&temp);
+        published?;
+        if durable {
+            Self::sync_dir(&dir)?;
+        }
+        Ok(path)
     }
 
     fn path(&self, key: &str) -> CoreResult<PathBuf> {
@@ -133,24 +177,26 @@ impl Storage for LocalDir {
     }
 
     fn put_new(&self, key: &str, data: &[u8]) -> CoreResult<()> {
-        let path = self.path(key)?;
-        let dir = path.parent().expect("object paths have a parent").to_path_buf();
-        self.ensure_dir(&dir)?;
-        let temp = dir.join(format!("{TEMP_PREFIX}{}", random_hex(8)));
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&temp)
-            .map_err(|e| CoreError::io("create", &temp, e))?;
-        let written = file.write_all(data).map_err(|e| CoreError::io("write", &temp, e));
-        let published = written
-            .and_then(|()| fsio::sync(&file, &temp))
-            .and_then(|()| fs::hard_link(&temp, &path).map_err(|e| CoreError::io("publish", &path, e)));
-        let _ = fs::remove_file(&temp);
-        published?;
-        Self::sync_dir(&dir)
+        self.publish(key, data, true).map(|_| ())
+    }
+
+    fn put_new_deferred(&self, key: &str, data: &[u8]) -> CoreResult<()> {
+        let path = self.publish(key, data, false)?;
+        self.unsynced.lock().unwrap_or_else(|p| p.into_inner()).push(path);
+        Ok(())
+    }
+
+    fn sync_published(&self) -> CoreResult<()> {
+        let paths = std::mem::take(&mut *self.unsynced.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut dirs = std::collections::BTreeSet::new();
+        for path in &paths {
+            let file = fs::File::open(path).map_err(|e| CoreError::io("open", path, e))?;
+            fsio::sync(&file, path)?;
+            // SAFETY: advisory syscall on a descriptor we own: written packs need not stay cached.
+            unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+            dirs.insert(path.parent().expect("object paths have a parent").to_path_buf());
+        }
+        dirs.iter().try_for_each(|d| Self::sync_dir(d))
     }
 
     fn get(&self, key: &str) -> CoreResult<Vec<u8>> {

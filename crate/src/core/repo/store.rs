@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use std::path::Path;
 
 /// Bytes cut and stored at once (spread over all cores).
-const BATCH: usize = 4 << 20;
+const BATCH: usize = 2 << 20;
 /// A list blob names at most this many chunks (256 MiB of heap at 64 KiB
 /// runs), so a change at the end of a large file rewrites one short list.
 pub const LIST_ENTRIES: usize = 4096;

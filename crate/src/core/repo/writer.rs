@@ -55,7 +55,7 @@ impl Repo {
             state.current.add(id, kind, compressed, data.len() as u32, &sealed);
             state.stats.blobs += 1;
             state.stats.raw_bytes += data.len() as u64;
-            (state.current.len() >= PACK_TARGET).then(|| std::mem::take(&mut state.current))
+            (state.current.len() >= PACK_TARGET).then(|| std::mem::replace(&mut state.current, PackBuilder::with_capacity()))
         };
         if let Some(pack) = full {
             self.publish_pack(pack)?;
@@ -71,7 +71,7 @@ impl Repo {
     pub(crate) fn publish_pack(&self, pack: PackBuilder) -> CoreResult<()> {
         let key = pack_key(&new_name());
         let (bytes, entries) = pack.finish(&self.keys, &key);
-        self.storage.put_new(&key, &bytes)?;
+        self.storage.put_new_deferred(&key, &bytes)?;
         crate::core::crashpoint::hit("pack-written");
         let mut state = self.lock_writer();
         state.stats.stored_bytes += bytes.len() as u64;
@@ -88,6 +88,7 @@ impl Repo {
             self.publish_pack(last)?;
         }
         let mut state = std::mem::take(&mut *self.lock_writer());
+        self.storage.sync_published()?; // packs durable before an index names them
         if !state.written.is_empty() {
             let key = format!("{INDEX_PREFIX}{}", new_name());
             state.stats.stored_bytes += self.write_object(&key, &index::encode(&state.written))?;
