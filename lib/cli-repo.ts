@@ -1,5 +1,5 @@
 // The repository commands that the plain directory mode does not have:
-// init, export, migrate and key management, and opening a repository with
+// init, export, migrate, repair and key management, and opening a repository with
 // its password (file, environment, or a prompt on a terminal).
 import type { Command } from 'commander';
 import { toBackupError } from './errors.js';
@@ -136,6 +136,24 @@ export function repositoryCommands(program: Command, kit: CliKit): void {
       Boolean(opts.json),
       { from, to, migrated: r.migrated },
       `migrated ${plural(r.migrated.length, 'backup')} from ${from} to ${to}`,
+    );
+  });
+
+  common(
+    withPassword(
+      program
+        .command('repair')
+        .description(
+          'rebuild a damaged index from the packs themselves: damaged index objects are removed and their packs indexed anew',
+        )
+        .requiredOption('--repo <repo>', 'the repository'),
+    ),
+  ).action(async (opts: Common & PasswordOpts & { repo: string }) => {
+    const r = await (await packed(opts.repo, opts, usage)).repair();
+    print(
+      Boolean(opts.json),
+      r,
+      `removed ${plural(r.indexesRemoved, 'damaged index object')}, indexed ${plural(r.packsIndexed, 'pack')} anew, removed ${plural(r.packsRemoved, 'pack')} with nothing intact`,
     );
   });
 

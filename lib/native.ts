@@ -43,7 +43,9 @@ interface NativeAddon {
   repoStoreFile(handle: number, path: string, heap: boolean, cancel?: number): Promise<StoredFile>;
   repoCommit(handle: number): Promise<CommitStats>;
   repoAbandon(handle: number): void;
-  repoRemoveUnindexed(handle: number): Promise<number>;
+  repoSettleUnindexed(handle: number): Promise<number>;
+  repoRefresh(handle: number): Promise<void>;
+  repoRepairIndex(handle: number): Promise<RepairResult>;
   repoRestoreFile(
     handle: number,
     lists: string[],
@@ -111,6 +113,12 @@ export interface PruneStats {
   packsWritten: number;
   blobsRemoved: number;
   bytesFreed: number;
+}
+
+export interface RepairResult {
+  indexesRemoved: number;
+  packsIndexed: number;
+  packsRemoved: number;
 }
 
 export interface KeyEntry {
@@ -242,7 +250,9 @@ export const repoNative = {
     withCodes(addon.repoStoreFile(handle, path, heap, cancel)),
   commit: (handle: number) => withCodes(addon.repoCommit(handle)),
   abandon: (handle: number) => addon.repoAbandon(handle),
-  removeUnindexed: (handle: number) => withCodes(addon.repoRemoveUnindexed(handle)),
+  settleUnindexed: (handle: number) => withCodes(addon.repoSettleUnindexed(handle)),
+  refresh: (handle: number) => withCodes(addon.repoRefresh(handle)),
+  repairIndex: (handle: number) => withCodes(addon.repoRepairIndex(handle)),
   restoreFile: (handle: number, lists: string[], len: bigint, dest: string, hash: boolean, cancel?: number) =>
     withCodes(addon.repoRestoreFile(handle, lists, len, dest, hash, cancel)),
   check: (handle: number, backups: CheckBackup[], cancel?: number) =>

@@ -190,11 +190,38 @@ pub fn repo_abandon(handle: u32) -> Result<()> {
     Ok(())
 }
 
-/// Removes what killed writers left; call holding the writer lock.
-#[napi(ts_return_type = "Promise<number>")]
-pub fn repo_remove_unindexed(handle: u32) -> Result<AsyncTask<Job<u64, u32>>> {
+#[napi(object, object_from_js = false)]
+pub struct RepairResult {
+    pub indexes_removed: u32,
+    pub packs_indexed: u32,
+    pub packs_removed: u32,
+}
+
+/// Drops damaged index objects and indexes their packs anew; call holding the writer lock.
+#[napi(ts_return_type = "Promise<RepairResult>")]
+pub fn repo_repair_index(handle: u32) -> Result<AsyncTask<Job<crate::core::repo::writer::Repaired, RepairResult>>> {
     let repo = repo(handle)?;
-    Ok(job(None, move || repo.remove_unindexed(), |n| n as u32))
+    Ok(job(None, move || repo.repair_index(), |r| RepairResult {
+        indexes_removed: r.indexes_removed as u32,
+        packs_indexed: r.packs_indexed as u32,
+        packs_removed: r.packs_removed as u32,
+    }))
+}
+
+/// Reads the index afresh: readers call it first, so they see what other
+/// writers committed since this handle opened.
+#[napi(ts_return_type = "Promise<void>")]
+pub fn repo_refresh(handle: u32) -> Result<AsyncTask<Job<(), ()>>> {
+    let repo = repo(handle)?;
+    Ok(job(None, move || repo.reload_index(), |()| ()))
+}
+
+/// Settles what killed writers left (indexes their intact packs, removes
+/// temporary objects); call holding the writer lock. Returns the packs adopted.
+#[napi(ts_return_type = "Promise<number>")]
+pub fn repo_settle_unindexed(handle: u32) -> Result<AsyncTask<Job<crate::core::repo::writer::Settled, u32>>> {
+    let repo = repo(handle)?;
+    Ok(job(None, move || repo.settle_unindexed(), |s| s.adopted as u32))
 }
 
 /// Restores a file made of `lists` into the new file `dest`; with `hash`, returns its BLAKE3.

@@ -6,7 +6,7 @@ import { crashPoint } from '../crashpoint.js';
 import { assertUnchanged, manifestCatalogVersion, withDataDir } from '../datadir.js';
 import { BackupError } from '../errors.js';
 import { FORMAT_VERSION, MANIFEST_FILE, formatBackupManifest, type BackupManifest } from '../manifest.js';
-import { repoNative, type KdfParams, type RepoHandle } from '../native.js';
+import { repoNative, type KdfParams, type RepairResult, type RepoHandle } from '../native.js';
 import { DEFAULT_CONCURRENCY, mapLimit } from '../pool.js';
 import { Progress, type OperationOptions } from '../progress.js';
 import type { RestoreResult } from '../restore.js';
@@ -51,6 +51,12 @@ interface As {
 }
 
 const PAGE = 4096n;
+
+/** When a backup id says it was taken (to the second), if it has the usual shape. */
+function idTime(id: string): number | undefined {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z-/.exec(id);
+  return m ? Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!) : undefined;
+}
 const passwordFrom = (given?: string) => given ?? process.env.POWDB_BACKUP_PASSWORD;
 
 /**
@@ -112,6 +118,35 @@ export class PackedRepository extends RepositoryBase {
     return sortRecords(snapshots.map((s) => s.record));
   }
 
+  /**
+   * The snapshot a restore or export of `asOf` needs. A damaged snapshot of
+   * another backup does not stand in the way unless it could be the answer
+   * (it is newer than the pick, and the target is not a time before it).
+   */
+  private async pickSnapshot(asOf: RestoreAsOf['asOf']): Promise<Snapshot> {
+    const ids = await this.snapshotIds();
+    if (typeof asOf === 'string' && ids.includes(asOf)) return this.snapshot(asOf);
+    const read = await Promise.all(
+      ids.map((id) => this.snapshot(id).then((s) => ({ id, s }), (err: unknown) => ({ id, err: err as BackupError }))),
+    );
+    const readable = read.flatMap((r) => ('s' in r ? [r.s] : []));
+    const picked = this.pick(sortRecords(readable.map((s) => s.record)), asOf);
+    const targetTime = asOf instanceof Date ? asOf.getTime() : typeof asOf === 'string' && !/^\d+$/.test(asOf) ? Date.parse(asOf) : NaN;
+    for (const r of read) {
+      if (!('err' in r)) continue;
+      const taken = idTime(r.id);
+      const older = taken !== undefined && taken + 1000 <= Date.parse(picked.created);
+      const after = taken !== undefined && taken > targetTime;
+      if (!older && !after) {
+        throw new BackupError(
+          r.err.code,
+          `backup ${r.id} cannot be read and may be the one asked for (${r.err.message}); name a backup by id to restore another`,
+        );
+      }
+    }
+    return readable.find((s) => s.record.id === picked.id)!;
+  }
+
   async totals(records?: BackupRecord[]): Promise<RepositoryTotals> {
     const all = records ?? (await this.list());
     const objects = await repoNative.listObjects(this.handle.handle, '');
@@ -138,7 +173,7 @@ export class PackedRepository extends RepositoryBase {
   async backup(dataDir: string, options: BackupOptions & { type?: BackupType } & As = {}): Promise<BackupRecord> {
     return this.exclusively(() =>
       cancellable(options.signal, async (cancel) => {
-        await repoNative.removeUnindexed(this.handle.handle);
+        await repoNative.settleUnindexed(this.handle.handle);
         const records = await this.list();
         const { type, parent } = options.as
           ? { type: options.as.type, parent: records.find((r) => r.id === options.as!.parent) }
@@ -229,8 +264,9 @@ export class PackedRepository extends RepositoryBase {
   }
 
   async restore(dest: string, options: RestoreAsOf = {}): Promise<RestoreResult & { applied: string[] }> {
-    const record = this.pick(await this.list(), options.asOf);
-    const snapshot = await this.snapshot(record.id);
+    await repoNative.refresh(this.handle.handle);
+    const snapshot = await this.pickSnapshot(options.asOf);
+    const record = snapshot.record;
     return cancellable(options.signal, (cancel) =>
       buildAtomically(dest, 'restore', async (staging) => {
         await this.layDown(snapshot, staging, false, options, cancel.token, () => cancel.check());
@@ -252,8 +288,9 @@ export class PackedRepository extends RepositoryBase {
    * reference format (manifest.json, files, BLAKE3) into `dest`.
    */
   async export(dest: string, options: RestoreAsOf = {}): Promise<{ id: string; manifest: BackupManifest }> {
-    const record = this.pick(await this.list(), options.asOf);
-    const snapshot = await this.snapshot(record.id);
+    await repoNative.refresh(this.handle.handle);
+    const snapshot = await this.pickSnapshot(options.asOf);
+    const record = snapshot.record;
     return cancellable(options.signal, (cancel) =>
       buildAtomically(dest, 'backup', async (staging) => {
         const hashes = await this.layDown(snapshot, staging, true, options, cancel.token, () => cancel.check());
@@ -285,6 +322,7 @@ export class PackedRepository extends RepositoryBase {
       );
     }
     return cancellable(options.signal, async (cancel) => {
+      await repoNative.refresh(this.handle.handle);
       const ids = options.id ? [options.id] : await this.snapshotIds();
       const unreadable: { id: string; report: VerifyReport }[] = [];
       const snapshots: Snapshot[] = [];
@@ -344,7 +382,7 @@ export class PackedRepository extends RepositoryBase {
     return this.exclusively(() =>
       cancellable(options.signal, async (cancel) => {
         // Refuses a damaged index before anything is removed (and clears what killed writers left).
-        await repoNative.removeUnindexed(this.handle.handle);
+        await repoNative.settleUnindexed(this.handle.handle);
         const { records, kept, removed } = await plan();
         for (const id of [...removed].reverse()) {
           await repoNative.deleteObject(this.handle.handle, `${SNAPSHOTS}${id}`);
@@ -366,6 +404,15 @@ export class PackedRepository extends RepositoryBase {
         };
       }),
     );
+  }
+
+  /**
+   * Removes index objects that fail their seal and indexes their packs anew
+   * from the packs' own headers (every intact chunk is kept): what to run
+   * when backups are refused because an index is damaged.
+   */
+  async repair(): Promise<RepairResult> {
+    return this.exclusively(() => repoNative.repairIndex(this.handle.handle));
   }
 
   /** Adds a password; returns the new key's id. */

@@ -121,7 +121,10 @@ impl Index {
             None => Ok(()),
             Some(e) => Err(CoreError::new(
                 e.code.as_str(),
-                format!("{}; nothing is removed from a repository with a damaged index (run verify)", e.message),
+                format!(
+                    "{}; nothing is added to or removed from a repository with a damaged index (`powdb-backup repair --repo <repo>` rebuilds it from the packs)",
+                    e.message
+                ),
             )),
         }
     }

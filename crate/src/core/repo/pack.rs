@@ -60,7 +60,7 @@ impl Entry {
 
 /// Decodes a run of entries, checking that each lies inside `limit` bytes.
 pub fn decode_entries(raw: &[u8], limit: u64) -> Option<Vec<Entry>> {
-    if raw.len() % ENTRY_LEN != 0 {
+    if !raw.len().is_multiple_of(ENTRY_LEN) {
         return None;
     }
     raw.chunks_exact(ENTRY_LEN).map(|e| Entry::decode(e).filter(|e| e.end() <= limit)).collect()

@@ -2,7 +2,8 @@
 //! to be killed at: (1) used blobs of sparse packs are copied into new packs,
 //! (2) one new index lists every kept blob, (3) the old indexes go, (4) the
 //! unused and repacked packs go. Killed before (2), the new packs are
-//! unindexed and the next writer removes them; after (2), stale indexes only
+//! unindexed and the next writer indexes them anew (this prune then drops
+//! them as unused or duplicate); after (2), stale indexes only
 //! duplicate entries and the next prune finishes the work.
 use super::index::{self, read_all, PackRecord, INDEX_PREFIX};
 use super::keys::BlobId;
@@ -40,7 +41,7 @@ fn used_blobs(repo: &Repo, lists: &[BlobId]) -> CoreResult<HashSet<BlobId>> {
 
 /// Keeps exactly the blobs of `keep_lists` (the lists of every retained backup).
 pub fn prune(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<PruneStats> {
-    repo.remove_unindexed()?;
+    repo.settle_unindexed()?;
     let used = used_blobs(repo, keep_lists)?;
     let indexes = read_all(repo.storage.as_ref(), &repo.keys)?;
     let mut records = Vec::new();

@@ -31,6 +31,10 @@ pub trait Storage: Send + Sync {
     fn sync_published(&self) -> CoreResult<()> {
         Ok(())
     }
+    /// Makes an existing object durable (one a killed writer may not have synced).
+    fn sync_object(&self, _key: &str) -> CoreResult<()> {
+        Ok(())
+    }
     fn get(&self, key: &str) -> CoreResult<Vec<u8>>;
     fn get_range(&self, key: &str, offset: u64, len: usize) -> CoreResult<Vec<u8>>;
     /// Every object under `prefix` (recursively), sorted by key.
@@ -197,6 +201,13 @@ impl Storage for LocalDir {
             dirs.insert(path.parent().expect("object paths have a parent").to_path_buf());
         }
         dirs.iter().try_for_each(|d| Self::sync_dir(d))
+    }
+
+    fn sync_object(&self, key: &str) -> CoreResult<()> {
+        let path = self.path(key)?;
+        let file = fs::File::open(&path).map_err(|e| CoreError::io("open", &path, e))?;
+        fsio::sync(&file, &path)?;
+        Self::sync_dir(path.parent().expect("object paths have a parent"))
     }
 
     fn get(&self, key: &str) -> CoreResult<Vec<u8>> {

@@ -105,7 +105,7 @@ fn store_lists(repo: &Repo, refs: &[ChunkRef]) -> CoreResult<Vec<BlobId>> {
 
 /// The chunks a list blob names.
 pub fn decode_list(raw: &[u8]) -> Option<Vec<ChunkRef>> {
-    if raw.len() % LIST_ENTRY_LEN != 0 {
+    if !raw.len().is_multiple_of(LIST_ENTRY_LEN) {
         return None;
     }
     Some(

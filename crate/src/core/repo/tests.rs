@@ -146,3 +146,39 @@ fn prune_keeps_exactly_what_retained_files_use() {
     assert!(bad.is_empty());
     assert_eq!(repo.storage.list("index/").unwrap().len(), 1);
 }
+
+#[test]
+fn unindexed_packs_are_indexed_anew_with_their_intact_blobs_and_empty_ones_removed() {
+    for password in [None, Some("pw")] {
+        let dir = TempDir::new();
+        let repo = repo(&dir, password);
+        let data = bytes(8, 4096 * 3000); // several packs
+        let lists = round_trip(&dir, &repo, "a", &data, true);
+        let packs = repo.storage.list("data/").unwrap();
+        assert!(packs.len() >= 2);
+        // The index is lost, one pack has a flipped byte, a stray object holds nothing intact.
+        for index in repo.storage.list("index/").unwrap() {
+            repo.storage.delete(&index.key).unwrap();
+        }
+        let flipped = dir.path("repo").join(&packs[0].key);
+        let mut raw = std::fs::read(&flipped).unwrap();
+        raw[100] ^= 0x01;
+        std::fs::remove_file(&flipped).unwrap();
+        std::fs::write(&flipped, &raw).unwrap();
+        repo.storage.put_new("data/00/00", b"not a pack").unwrap();
+        let again = reopen(&dir, password);
+        assert!(restore_file(&again, &lists, data.len() as u64, &dir.path("lost"), false).is_err());
+
+        let settled = again.settle_unindexed().unwrap();
+        assert_eq!(settled, super::writer::Settled { adopted: packs.len() as u64, removed: 1 });
+        assert!(again.storage.get("data/00/00").is_err());
+        // Every blob but the flipped one is back; a new backup of the file stores just that one.
+        let src = dir.write("a", &data);
+        let stored = store_file(&again, &src, true).unwrap();
+        assert_eq!(stored.new_chunks, 1);
+        again.commit().unwrap();
+        let out = dir.path("healed");
+        restore_file(&again, &stored.lists, data.len() as u64, &out, false).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), data);
+    }
+}

@@ -1,11 +1,11 @@
 //! Adding blobs: deduplicated against the index and the blobs of this
 //! session, packed, and published pack by pack; `commit` publishes one index
-//! object for the session's packs. Until then the packs are unreferenced, and
-//! `remove_unindexed` (run by the next writer) takes away what a killed
-//! writer left.
+//! object for the session's packs. Until then the packs are unindexed, and
+//! `settle_unindexed` (run by the next writer) indexes what a killed writer
+//! left, for prune to keep or drop.
 use super::index::{self, PackRecord, DATA_PREFIX, INDEX_PREFIX};
 use super::keys::{random_bytes, BlobId};
-use super::pack::{PackBuilder, PACK_TARGET};
+use super::pack::{self, Entry, PackBuilder, PACK_TARGET};
 use super::{hex, Repo};
 use crate::core::error::CoreResult;
 use std::collections::HashSet;
@@ -27,6 +27,23 @@ pub struct WriteStats {
     /// Bytes of the objects written (packs and index).
     pub stored_bytes: u64,
     pub packs: u64,
+}
+
+/// What `settle_unindexed` did with packs no index listed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Packs indexed anew (their intact blobs).
+    pub adopted: u64,
+    /// Packs without one intact blob, removed.
+    pub removed: u64,
+}
+
+/// What `repair_index` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Repaired {
+    pub indexes_removed: u64,
+    pub packs_indexed: u64,
+    pub packs_removed: u64,
 }
 
 /// A new object name: random, so concurrent or repeated writers never collide.
@@ -104,20 +121,68 @@ impl Repo {
         *self.lock_writer() = WriterState::default();
     }
 
-    /// Removes temporary objects and packs no index lists: what killed
-    /// writers left. Only a writer holding the repository lock may call it.
-    pub fn remove_unindexed(&self) -> CoreResult<u64> {
+    /// Settles what killed writers left, before a writer adds or removes
+    /// anything: temporary objects go, and packs that no index lists (a killed
+    /// backup's or prune's, or ones whose index was lost) are indexed anew
+    /// with their intact blobs, so no data a backup may need is ever deleted
+    /// here; a pack with no intact blob is removed. Prune later drops what no
+    /// backup uses. Only a writer holding the repository lock may call it.
+    pub fn settle_unindexed(&self) -> CoreResult<Settled> {
         self.storage.clean_partial()?;
         self.reload_index()?;
         self.index().require_whole()?;
         let indexed: HashSet<String> = self.index().packs.iter().cloned().collect();
-        let mut removed = 0;
+        let mut settled = Settled::default();
+        let mut adopted = Vec::new();
         for object in self.storage.list(DATA_PREFIX)? {
-            if !indexed.contains(&object.key) {
+            if indexed.contains(&object.key) {
+                continue;
+            }
+            let entries = self.intact_entries(&object.key)?;
+            if entries.is_empty() {
                 self.storage.delete(&object.key)?;
-                removed += 1;
+                settled.removed += 1;
+            } else {
+                self.storage.sync_object(&object.key)?;
+                adopted.push(PackRecord { key: object.key, entries });
             }
         }
-        Ok(removed)
+        if !adopted.is_empty() {
+            settled.adopted = adopted.len() as u64;
+            self.write_object(&format!("{INDEX_PREFIX}{}", new_name()), &index::encode(&adopted))?;
+            self.reload_index()?;
+        }
+        Ok(settled)
+    }
+
+    /// Removes index objects that fail their seal or are malformed, then
+    /// settles: their packs are indexed anew from the packs' own headers, so
+    /// nothing but the damaged index is lost. Writers only.
+    pub fn repair_index(&self) -> CoreResult<Repaired> {
+        let mut dropped = 0;
+        for (key, packs) in index::read_all(self.storage.as_ref(), &self.keys)? {
+            match packs {
+                Err(e) if e.code == "ERR_INTEGRITY" => {
+                    self.storage.delete(&key)?;
+                    dropped += 1;
+                }
+                Err(e) => return Err(e), // unreadable now (I/O): not known to be damaged
+                Ok(_) => {}
+            }
+        }
+        let settled = self.settle_unindexed()?;
+        Ok(Repaired { indexes_removed: dropped, packs_indexed: settled.adopted, packs_removed: settled.removed })
+    }
+
+    /// The blobs of a pack whose header opens and whose content matches its id.
+    fn intact_entries(&self, key: &str) -> CoreResult<Vec<Entry>> {
+        let bytes = self.storage.get(key)?;
+        let Ok(header) = pack::parse(&self.keys, key, &bytes) else {
+            return Ok(Vec::new());
+        };
+        Ok(header
+            .into_iter()
+            .filter(|e| self.decode_blob(e, &bytes[e.offset as usize..e.end() as usize], key).is_ok())
+            .collect())
     }
 }
