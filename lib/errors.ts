@@ -27,6 +27,12 @@ export type BackupErrorCode =
   | 'ERR_NOT_A_REPO'
   | 'ERR_REPO_LOCKED'
   | 'ERR_NO_BACKUP'
+  | 'ERR_PASSWORD_REQUIRED'
+  | 'ERR_BAD_PASSWORD'
+  | 'ERR_BAD_KEY_FILE'
+  | 'ERR_NOT_ENCRYPTED'
+  | 'ERR_NO_KEY'
+  | 'ERR_LAST_KEY'
   | (string & {});
 
 /** Every failure of this package: a message naming the file and a stable `code`. */
