@@ -1,10 +1,12 @@
 // `npm run bench`: ours against the reference crate `powdb-backup` (0.29.0, on
 // the same engine generation), on databases the real engine creates.
 //
-//   node scripts/bench.mjs [--sizes 64,1024] [--big] [--runs 3] [--smoke] [--readme]
+//   node scripts/bench.mjs [--sizes 64,1024] [--big] [--runs 3] [--part all|core|repo] [--smoke] [--readme]
 //
-// --big adds 4096 MiB; --smoke runs 64 MiB once and checks that restores are
-// correct, without judging times; --readme rewrites the README's table.
+// --big adds 4096 MiB; --part picks the tables (core: against the reference;
+// repo: format-2 repositories); --smoke runs 64 MiB once and checks that
+// restores are correct, without judging times; --readme rewrites the README's
+// tables of the parts that ran.
 import { execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -20,6 +22,7 @@ const { values: opts } = parseArgs({
     runs: { type: 'string', default: '3' },
     smoke: { type: 'boolean', default: false },
     readme: { type: 'boolean', default: false },
+    part: { type: 'string', default: 'all' },
   },
 });
 const sizes = opts.smoke ? [64] : [...opts.sizes.split(',').map(Number), ...(opts.big ? [4096] : [])];
@@ -223,19 +226,24 @@ function benchSize(mib) {
   return { mib, rows: db.rows, ceiling, results, lag, maps };
 }
 
-/** Median wall time and peak RSS of `argv` over `runs`, after `prepare()` each time. */
-function timed(argv, prepare) {
-  const samples = Array.from({ length: runs }, () => {
-    prepare();
-    return measure(argv);
-  });
-  return { secs: median(samples.map((s) => s.secs)), rss: Math.max(...samples.map((s) => s.rss_kib)) };
+/** One timed run of `argv` after `prepare()` and a `sync` (fsync-bound timings are bimodal otherwise). */
+function sample(argv, prepare) {
+  prepare();
+  run('sync', []);
+  return measure(argv);
 }
+
+/** Median wall time and peak RSS of each sample series. */
+const summary = (samples) => ({
+  secs: median(samples.map((s) => s.secs)),
+  rss: Math.max(...samples.map((s) => s.rss_kib)),
+});
 
 /**
  * Format-2 repositories: full backup and restore for each kind (zstd, none,
- * zstd + encryption) against our plain directory backup and restore, and what
- * an increment after inserting 1% more rows into the indexed table stores.
+ * zstd + encryption) against our plain directory backup and restore, runs
+ * alternating, and what an increment after inserting 1% more rows into the
+ * indexed table stores.
  */
 function benchRepo(mib) {
   const db = pristine(mib);
@@ -247,26 +255,31 @@ function benchRepo(mib) {
   const data = copyOf(db.dir, at('data'));
   const dataBytes = bytesOf(data);
   const plainBase = at('plain-base');
-  const plain = {
-    backup: timed(ours('backup', data, plainBase), () => (fresh(plainBase), warm(data))),
-    restore: timed(ours('restore', plainBase, at('out')), () => (fresh(at('out')), warm(plainBase))),
-  };
   const kinds = [
     ['zstd (default)', []],
     ['none', ['--compression', 'none']],
     ['zstd, encrypted', ['--encrypt']],
-  ];
-  const repos = kinds.map(([kind, flags], i) => {
-    const repo = at(`repo${i}`);
-    const backup = timed(ours('backup', data, '--repo', repo), () => {
-      fresh(repo);
-      runOurs('init', repo, ...flags);
-      warm(data);
-    });
-    const info = JSON.parse(runOurs('info', '--repo', repo, '--json'));
-    const restore = timed(ours('restore', '--repo', repo, at('out')), () => fresh(at('out')));
-    return { kind, repo, backup, restore, stored: info.backups[0].stored_bytes };
-  });
+  ].map(([kind, flags], i) => ({ kind, flags, repo: at(`repo${i}`), backups: [], restores: [] }));
+  const plain = { backups: [], restores: [] };
+  for (let r = 0; r < runs; r++) {
+    plain.backups.push(sample(ours('backup', data, plainBase), () => (fresh(plainBase), warm(data))));
+    for (const k of kinds) {
+      const prepare = () => (fresh(k.repo), runOurs('init', k.repo, ...k.flags), warm(data));
+      k.backups.push(sample(ours('backup', data, '--repo', k.repo), prepare));
+    }
+  }
+  for (let r = 0; r < runs; r++) {
+    plain.restores.push(sample(ours('restore', plainBase, at('out')), () => (fresh(at('out')), warm(plainBase))));
+    for (const k of kinds)
+      k.restores.push(sample(ours('restore', '--repo', k.repo, at('out')), () => fresh(at('out'))));
+  }
+  const repos = kinds.map((k) => ({
+    kind: k.kind,
+    repo: k.repo,
+    backup: summary(k.backups),
+    restore: summary(k.restores),
+    stored: JSON.parse(runOurs('info', '--repo', k.repo, '--json')).backups[0].stored_bytes,
+  }));
   // +1% rows into the indexed table: heap pages at the end, and an index that shifts.
   fixture('insert', data, '--table', 'T', '--from', String(db.rows), '--count', String(Math.round(db.rows / 100)));
   const plainInc = JSON.parse(runOurs('backup', data, at('plain-inc'), '--base', plainBase, '--json'));
@@ -282,7 +295,14 @@ function benchRepo(mib) {
     }),
   ];
   fresh(dir);
-  return { mib, dataBytes, plain, repos, changedPages, increments };
+  return {
+    mib,
+    dataBytes,
+    plain: { backup: summary(plain.backups), restore: summary(plain.restores) },
+    repos,
+    changedPages,
+    increments,
+  };
 }
 
 const fmt = (n, digits = 2) => n.toFixed(digits);
@@ -354,18 +374,28 @@ function table(all) {
   return lines.join('\n');
 }
 
-const all = sizes.map(benchSize);
-const repoResults = sizes.map(benchRepo);
+const part = (name) => opts.part === 'all' || opts.part === name;
 const machine = `${cpus().length} cores, ${cpus()[0]?.model.trim()}, Node ${process.version}`;
-const report = `Measured ${new Date().toISOString().slice(0, 10)} on ${machine} with \`node scripts/bench.mjs --sizes ${sizes.join(',')} --runs ${runs}\` (medians of ${runs} alternating runs, warm page cache, engine powdb-storage 0.29.0). "ours / reference" compares whole processes (CLI against the reference's Rust binary, each including its start-up: Node's is ~0.15 s); "in-process" times our API call alone, and "% of read ceiling" compares that with reading the same bytes with 1 MiB \`read()\` calls.\n\n${table(all)}\n\nRepository format 2 (medians of ${runs} runs; the CLI, each including its start-up and, encrypted, the argon2id key derivation):\n\n${repoTable(repoResults)}`;
-console.log(report);
-if (opts.smoke) console.log('\nbench smoke: completed; the chain restore was opened by the engine with every row');
+const day = new Date().toISOString().slice(0, 10);
+const command = `\`node scripts/bench.mjs --sizes ${sizes.join(',')} --runs ${runs} --part <part>\``;
+const reports = {};
+if (part('core')) {
+  reports.bench = `Measured ${day} on ${machine} with ${command.replace('<part>', 'core')} (medians of ${runs} alternating runs, warm page cache, engine powdb-storage 0.29.0). "ours / reference" compares whole processes (CLI against the reference's Rust binary, each including its start-up: Node's is ~0.15 s); "in-process" times our API call alone, and "% of read ceiling" compares that with reading the same bytes with 1 MiB \`read()\` calls.\n\n${table(sizes.map(benchSize))}`;
+}
+if (part('repo')) {
+  reports['bench-repo'] =
+    `Measured ${day} on ${machine} with ${command.replace('<part>', 'repo')} (medians of ${runs} runs, each after a \`sync\`, the plain and repository runs alternating; the CLI, each run including Node's start-up and, encrypted, the argon2id key derivation; peak RSS of the whole process):\n\n${repoTable(sizes.map(benchRepo))}`;
+}
+for (const text of Object.values(reports)) console.log(`${text}\n`);
+if (opts.smoke) console.log('bench smoke: completed; the chain restore was opened by the engine with every row');
 if (opts.readme) {
   const readme = join(root, 'README.md');
-  const text = readFileSync(readme, 'utf8');
-  const updated = text.replace(
-    /<!-- bench:start -->[\s\S]*<!-- bench:end -->/,
-    `<!-- bench:start -->\n${report}\n<!-- bench:end -->`,
-  );
-  writeFileSync(readme, updated);
+  let text = readFileSync(readme, 'utf8');
+  for (const [name, report] of Object.entries(reports)) {
+    text = text.replace(
+      new RegExp(`<!-- ${name}:start -->[\\s\\S]*<!-- ${name}:end -->`),
+      `<!-- ${name}:start -->\n${report}\n<!-- ${name}:end -->`,
+    );
+  }
+  writeFileSync(readme, text);
 }

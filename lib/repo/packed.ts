@@ -127,11 +127,17 @@ export class PackedRepository extends RepositoryBase {
     const ids = await this.snapshotIds();
     if (typeof asOf === 'string' && ids.includes(asOf)) return this.snapshot(asOf);
     const read = await Promise.all(
-      ids.map((id) => this.snapshot(id).then((s) => ({ id, s }), (err: unknown) => ({ id, err: err as BackupError }))),
+      ids.map((id) =>
+        this.snapshot(id).then(
+          (s) => ({ id, s }),
+          (err: unknown) => ({ id, err: err as BackupError }),
+        ),
+      ),
     );
     const readable = read.flatMap((r) => ('s' in r ? [r.s] : []));
     const picked = this.pick(sortRecords(readable.map((s) => s.record)), asOf);
-    const targetTime = asOf instanceof Date ? asOf.getTime() : typeof asOf === 'string' && !/^\d+$/.test(asOf) ? Date.parse(asOf) : NaN;
+    const targetTime =
+      asOf instanceof Date ? asOf.getTime() : typeof asOf === 'string' && !/^\d+$/.test(asOf) ? Date.parse(asOf) : NaN;
     for (const r of read) {
       if (!('err' in r)) continue;
       const taken = idTime(r.id);
