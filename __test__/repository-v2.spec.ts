@@ -426,6 +426,30 @@ describe.each(GENS)('repository format 2 (engine %s)', (gen) => {
 
 // ------------------------------------------------------------- passwords
 
+describe('restore drill: verify --repo --source', () => {
+  it('finds a backup identical to its data directory, then names every page and file that changed', async () => {
+    const data = makeDb('new', 3000, '--index');
+    const dir = join(tmp(), 'repo');
+    const repo = await PackedRepository.init(dir);
+    const first = await repo.backup(data);
+    const clean = await repo.verify({ source: data });
+    expect(clean.map((v) => [v.id, v.report.ok, v.report.errors])).toEqual([[first.id, true, []]]);
+    insertRows('new', data, 3000, 300);
+    const drift = (await repo.verify({ source: data }))[0]!;
+    expect(drift.report.ok).toBe(false);
+    for (const e of drift.report.errors) expect(e.code).toBe('ERR_DIFFERS');
+    const heap = drift.report.errors.filter((e) => e.file === 'T.heap');
+    expect(heap.some((e) => e.page !== undefined)).toBe(true);
+    expect(drift.report.errors.some((e) => /^T_id\.idx: content differs/.test(e.message))).toBe(true);
+    const r = cli('verify', '--repo', dir, '--source', data, '--id', first.id);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/T\.heap: page \d+ differs/);
+    const second = await repo.backup(data);
+    expect((await repo.verify({ source: data }))[0]).toMatchObject({ id: second.id, report: { ok: true } });
+    repo.close();
+  });
+});
+
 describe('encrypted repository passwords and keys', () => {
   it('refuses a wrong or missing password with stable codes, and reads POWDB_BACKUP_PASSWORD', async () => {
     const data = makeDb('new', 300);

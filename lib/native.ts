@@ -54,6 +54,14 @@ interface NativeAddon {
     hash: boolean,
     cancel?: number,
   ): Promise<string | null>;
+  repoCompareFile(
+    handle: number,
+    lists: string[],
+    len: bigint,
+    source: string,
+    heap: boolean,
+    cancel?: number,
+  ): Promise<CompareResult>;
   repoCheck(handle: number, backups: CheckBackup[], cancel?: number): Promise<CheckResult>;
   repoPrune(handle: number, lists: string[], cancel?: number): Promise<PruneStats>;
   repoKeyAdd(handle: number, current: string, password: string, kdf?: KdfParams): Promise<string>;
@@ -92,6 +100,13 @@ export interface CommitStats {
   rawBytes: bigint;
   storedBytes: bigint;
   packs: bigint;
+}
+
+export interface CompareResult {
+  sourceLen: bigint;
+  equal: boolean;
+  differing: bigint[];
+  differingCount: bigint;
 }
 
 export interface CheckBackup {
@@ -255,6 +270,8 @@ export const repoNative = {
   repairIndex: (handle: number) => withCodes(addon.repoRepairIndex(handle)),
   restoreFile: (handle: number, lists: string[], len: bigint, dest: string, hash: boolean, cancel?: number) =>
     withCodes(addon.repoRestoreFile(handle, lists, len, dest, hash, cancel)),
+  compareFile: (handle: number, lists: string[], len: bigint, source: string, heap: boolean, cancel?: number) =>
+    withCodes(addon.repoCompareFile(handle, lists, len, source, heap, cancel)),
   check: (handle: number, backups: CheckBackup[], cancel?: number) =>
     withCodes(addon.repoCheck(handle, backups, cancel)),
   prune: (handle: number, lists: string[], cancel?: number) => withCodes(addon.repoPrune(handle, lists, cancel)),

@@ -7,7 +7,7 @@ use crate::binding::{job, u64_arg, Job};
 use crate::core::repo::check::{check_backup, check_packs};
 use crate::core::repo::config::Compression;
 use crate::core::repo::keys::{BlobId, KdfParams, DEFAULT_KDF};
-use crate::core::repo::load::restore_file;
+use crate::core::repo::load::{compare_file, restore_file};
 use crate::core::repo::open::{self, key_files, InitOptions};
 use crate::core::repo::prune::prune;
 use crate::core::repo::storage::LocalDir;
@@ -238,6 +238,35 @@ pub fn repo_restore_file(
     let lists = ids(&lists)?;
     let len = u64_arg("len", &len)?;
     Ok(job(cancel, move || restore_file(&repo, &lists, len, &PathBuf::from(dest), hash), |h| h))
+}
+
+#[napi(object, object_from_js = false)]
+pub struct CompareResult {
+    pub source_len: BigInt,
+    pub equal: bool,
+    pub differing: Vec<BigInt>,
+    pub differing_count: BigInt,
+}
+
+/// Compares the file made of `lists` with `source` (a heap page by page); writes nothing.
+#[napi(ts_return_type = "Promise<CompareResult>")]
+pub fn repo_compare_file(
+    handle: u32,
+    lists: Vec<String>,
+    len: BigInt,
+    source: String,
+    heap: bool,
+    cancel: Option<u32>,
+) -> Result<AsyncTask<Job<crate::core::repo::load::Comparison, CompareResult>>> {
+    let repo = repo(handle)?;
+    let lists = ids(&lists)?;
+    let len = u64_arg("len", &len)?;
+    Ok(job(cancel, move || compare_file(&repo, &lists, len, &PathBuf::from(source), heap), |c| CompareResult {
+        source_len: BigInt::from(c.source_len),
+        equal: c.equal,
+        differing: c.differing.into_iter().map(BigInt::from).collect(),
+        differing_count: BigInt::from(c.differing_count),
+    }))
 }
 
 #[napi(object)]

@@ -25,6 +25,7 @@ import {
   type RestoreAsOf,
 } from './base.js';
 import { withRepoLock } from './legacy.js';
+import { compareSnapshotWithSource } from './source-compare.js';
 import { SNAPSHOTS, SNAPSHOT_VERSION, formatSnapshot, parseSnapshot, type Snapshot } from './snapshot.js';
 
 /** How to create a repository. */
@@ -318,14 +319,19 @@ export class PackedRepository extends RepositoryBase {
    * Reads every pack and checks every chunk against its id, then resolves
    * each backup's files: a report for the repository (every damaged object),
    * then one per backup (only the problems that affect it). Snapshots that
-   * cannot be read are reported by id.
+   * cannot be read are reported by id. With `source`, instead compares
+   * backup `id` (default: the newest) with that stopped data directory.
    */
   async verify(options: VerifyOptions & { id?: string } = {}): Promise<{ id: string; report: VerifyReport }[]> {
     if (options.source !== undefined) {
-      throw new BackupError(
-        'ERR_INVALID_ARG',
-        '--source is not supported for format-2 repositories yet; restore and compare',
-      );
+      const source = options.source;
+      return cancellable(options.signal, async (cancel) => {
+        await repoNative.refresh(this.handle.handle);
+        const snapshot = await this.pickSnapshot(options.id);
+        const errors = await compareSnapshotWithSource(this.handle, snapshot, source, cancel.token);
+        const checks = errors.length === 0 ? [`${source}: every file and page is identical to the backup`] : [];
+        return [{ id: snapshot.record.id, report: { ok: errors.length === 0, checks, errors } }];
+      });
     }
     return cancellable(options.signal, async (cancel) => {
       await repoNative.refresh(this.handle.handle);

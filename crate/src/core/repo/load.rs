@@ -73,31 +73,100 @@ pub fn fetch(repo: &Repo, refs: &[ChunkRef]) -> CoreResult<Vec<Vec<u8>>> {
     Ok(out.into_iter().map(|(_, data)| data).collect())
 }
 
-/// Writes the file made of `lists` to the new file `dest` (fsynced), checking
-/// every chunk and the length; with `hash`, returns its BLAKE3.
-pub fn restore_file(repo: &Repo, lists: &[BlobId], len: u64, dest: &Path, hash: bool) -> CoreResult<Option<String>> {
-    let mut sink = Sink::new(create_new(dest)?, dest);
-    let mut hasher = hash.then(blake3::Hasher::new);
-    let mut written = 0u64;
+/// Calls `visit` with the content of the file made of `lists`, chunk by
+/// chunk in order (each checked against its id); returns the bytes visited.
+fn for_each_chunk(repo: &Repo, lists: &[BlobId], mut visit: impl FnMut(&[u8]) -> CoreResult<()>) -> CoreResult<u64> {
+    let mut done = 0u64;
     for list in lists {
         let refs = read_list(repo, list)?;
         for batch in refs.chunks(BATCH) {
             crate::core::cancel::check()?;
             for data in fetch(repo, batch)? {
-                sink.append(&data)?;
-                if let Some(h) = hasher.as_mut() {
-                    h.update(&data);
-                }
-                written += data.len() as u64;
+                visit(&data)?;
+                done += data.len() as u64;
             }
         }
     }
+    Ok(done)
+}
+
+fn wrong_length(what: &str, got: u64, len: u64) -> CoreError {
+    CoreError::new("ERR_INTEGRITY", format!("{what} restored as {got} bytes but its backup says {len}"))
+}
+
+/// Writes the file made of `lists` to the new file `dest` (fsynced), checking
+/// every chunk and the length; with `hash`, returns its BLAKE3.
+pub fn restore_file(repo: &Repo, lists: &[BlobId], len: u64, dest: &Path, hash: bool) -> CoreResult<Option<String>> {
+    let mut sink = Sink::new(create_new(dest)?, dest);
+    let mut hasher = hash.then(blake3::Hasher::new);
+    let written = for_each_chunk(repo, lists, |data| {
+        if let Some(h) = hasher.as_mut() {
+            h.update(data);
+        }
+        sink.append(data)
+    })?;
     if written != len {
-        return Err(CoreError::new(
-            "ERR_INTEGRITY",
-            format!("{} restored as {written} bytes but its backup says {len}", dest.display()),
-        ));
+        return Err(wrong_length(&dest.display().to_string(), written, len));
     }
     sink.finish()?;
     Ok(hasher.map(|h| h.finalize().to_hex().to_string()))
 }
+
+/// How a file in a data directory differs from its backup.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Comparison {
+    pub source_len: u64,
+    pub equal: bool,
+    /// Heaps: the first differing pages (pages on one side only included).
+    pub differing: Vec<u64>,
+    pub differing_count: u64,
+}
+
+/// Pages listed by index at most; the rest are only counted.
+const LISTED_PAGES: usize = 100;
+
+/// Compares the file made of `lists` with `source` without writing anything;
+/// a heap page by page, any other file as a whole.
+pub fn compare_file(repo: &Repo, lists: &[BlobId], len: u64, source: &Path, heap: bool) -> CoreResult<Comparison> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(source).map_err(|e| CoreError::io("open", source, e))?;
+    let source_len = file.metadata().map_err(|e| CoreError::io("stat", source, e))?.len();
+    let mut out = Comparison { source_len, ..Comparison::default() };
+    let mut differ = |page: u64| {
+        if out.differing.len() < LISTED_PAGES {
+            out.differing.push(page);
+        }
+        out.differing_count += 1;
+    };
+    let mut theirs = Vec::new();
+    let mut at = 0u64;
+    let mut same = true;
+    let read = for_each_chunk(repo, lists, |ours| {
+        theirs.resize(ours.len(), 0);
+        let n = ours.len().min(source_len.saturating_sub(at) as usize);
+        file.read_exact_at(&mut theirs[..n], at).map_err(|e| CoreError::io("read", source, e))?;
+        theirs[n..].fill(0);
+        if heap {
+            for (i, (a, b)) in ours.chunks(PAGE).zip(theirs.chunks(PAGE)).enumerate() {
+                let page = at / PAGE as u64 + i as u64;
+                if a != b || (page + 1) * PAGE as u64 > source_len {
+                    differ(page);
+                }
+            }
+        } else if n < ours.len() || ours != &theirs[..] {
+            same = false;
+        }
+        at += ours.len() as u64;
+        Ok(())
+    })?;
+    if read != len {
+        return Err(wrong_length(&source.display().to_string(), read, len));
+    }
+    if heap {
+        (len.div_ceil(PAGE as u64)..source_len.div_ceil(PAGE as u64)).for_each(&mut differ);
+    }
+    out.equal = source_len == len && same && out.differing_count == 0;
+    Ok(out)
+}
+
+const PAGE: usize = 4096;

@@ -182,3 +182,32 @@ fn unindexed_packs_are_indexed_anew_with_their_intact_blobs_and_empty_ones_remov
         assert_eq!(std::fs::read(&out).unwrap(), data);
     }
 }
+
+#[test]
+fn compare_file_names_differing_pages_and_lengths() {
+    use super::load::compare_file;
+    let dir = TempDir::new();
+    let repo = repo(&dir, None);
+    let heap = bytes(9, 4096 * 40);
+    let lists = round_trip(&dir, &repo, "T.heap", &heap, true);
+    let len = heap.len() as u64;
+    let same = dir.write("same.heap", &heap);
+    assert!(compare_file(&repo, &lists, len, &same, true).unwrap().equal);
+    let mut changed = heap.clone();
+    changed[4096 * 7 + 5] ^= 1;
+    changed.extend(bytes(10, 4096 * 2)); // two pages only the source has
+    let other = dir.write("other.heap", &changed);
+    let c = compare_file(&repo, &lists, len, &other, true).unwrap();
+    assert_eq!((c.equal, c.differing, c.source_len), (false, vec![7, 40, 41], len + 8192));
+    let short = dir.write("short.heap", &heap[..4096 * 30]);
+    assert_eq!(compare_file(&repo, &lists, len, &short, true).unwrap().differing, (30..40).collect::<Vec<u64>>());
+    // Other files: equal or not, as a whole.
+    let idx = bytes(11, 100_000);
+    let lists = round_trip(&dir, &repo, "T.idx", &idx, false);
+    let mut idx2 = idx.clone();
+    idx2[99_999] ^= 1;
+    let a = dir.write("a.idx", &idx);
+    let b = dir.write("b.idx", &idx2);
+    assert!(compare_file(&repo, &lists, idx.len() as u64, &a, false).unwrap().equal);
+    assert!(!compare_file(&repo, &lists, idx.len() as u64, &b, false).unwrap().equal);
+}
