@@ -642,6 +642,10 @@ describe.each(['plain', 'encrypted'] as Mode[])('damage to a %s repository', (mo
     // The newest, or an LSN, could be B: refused, naming it, rather than silently an older backup.
     await expect(restored(repo)).rejects.toThrow(t.b.id);
     await expect(restored(repo, t.b.source_lsn)).rejects.toThrow(t.b.id);
+    // New backups still go in (with a warning); expire, which would prune B's chunks, stops.
+    const c = await repo.backup(makeDb('new', 10));
+    expect(counts('new', await restored(repo, c.id))).toEqual({ T: 10 });
+    await rejectsWith(repo.expire({ retainFull: 1 }), 'ERR_INTEGRITY');
     repo.close();
   });
 });

@@ -68,7 +68,7 @@ export function backupId(at: Date, type: BackupType): string {
 }
 
 /** An id for a new backup that none of `records` has. */
-export function newBackupId(records: BackupRecord[], at: Date, type: BackupType): string {
+export function newBackupId(records: Pick<BackupRecord, 'id'>[], at: Date, type: BackupType): string {
   let id = backupId(at, type);
   for (let n = 2; records.some((r) => r.id === id); n++) id = `${backupId(at, type)}-${n}`;
   return id;

@@ -124,23 +124,29 @@ export class PackedRepository extends RepositoryBase {
    * another backup does not stand in the way unless it could be the answer
    * (it is newer than the pick, and the target is not a time before it).
    */
-  private async pickSnapshot(asOf: RestoreAsOf['asOf']): Promise<Snapshot> {
-    const ids = await this.snapshotIds();
-    if (typeof asOf === 'string' && ids.includes(asOf)) return this.snapshot(asOf);
+  /** Every snapshot that can be read, and the errors of those that cannot. */
+  private async readSnapshots(): Promise<{ readable: Snapshot[]; unreadable: { id: string; err: BackupError }[] }> {
     const read = await Promise.all(
-      ids.map((id) =>
+      (await this.snapshotIds()).map((id) =>
         this.snapshot(id).then(
           (s) => ({ id, s }),
           (err: unknown) => ({ id, err: err as BackupError }),
         ),
       ),
     );
-    const readable = read.flatMap((r) => ('s' in r ? [r.s] : []));
+    return {
+      readable: read.flatMap((r) => ('s' in r ? [r.s] : [])),
+      unreadable: read.flatMap((r) => ('err' in r ? [r] : [])),
+    };
+  }
+
+  private async pickSnapshot(asOf: RestoreAsOf['asOf']): Promise<Snapshot> {
+    if (typeof asOf === 'string' && (await this.snapshotIds()).includes(asOf)) return this.snapshot(asOf);
+    const { readable, unreadable } = await this.readSnapshots();
     const picked = this.pick(sortRecords(readable.map((s) => s.record)), asOf);
     const targetTime =
       asOf instanceof Date ? asOf.getTime() : typeof asOf === 'string' && !/^\d+$/.test(asOf) ? Date.parse(asOf) : NaN;
-    for (const r of read) {
-      if (!('err' in r)) continue;
+    for (const r of unreadable) {
       const taken = idTime(r.id);
       const older = taken !== undefined && taken + 1000 <= Date.parse(picked.created);
       const after = taken !== undefined && taken > targetTime;
@@ -181,12 +187,18 @@ export class PackedRepository extends RepositoryBase {
     return this.exclusively(() =>
       cancellable(options.signal, async (cancel) => {
         await repoNative.settleUnindexed(this.handle.handle);
-        const records = await this.list();
+        // A damaged snapshot (verify names it) must not stop new backups; expire does stop on it.
+        const { readable, unreadable } = await this.readSnapshots();
+        for (const u of unreadable) {
+          process.emitWarning(`backup ${u.id} cannot be read (${u.err.message}); run verify`, 'PowdbBackupWarning');
+        }
+        const records = sortRecords(readable.map((s) => s.record));
+        const taken = [...records, ...unreadable];
         const { type, parent } = options.as
           ? { type: options.as.type, parent: records.find((r) => r.id === options.as!.parent) }
           : nextBackup(records, options.type);
         const at = options.as ? new Date(options.as.created) : new Date();
-        const id = options.as?.id ?? newBackupId(records, at, type);
+        const id = options.as?.id ?? newBackupId(taken, at, type);
         try {
           return await withDataDir(dataDir, async (source) => {
             crashPoint('lock-acquired');
