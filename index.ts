@@ -33,5 +33,6 @@ export {
   type InitOptions,
   type OpenOptions,
   type RepositoryTotals,
+  type StoreOptions,
 } from './lib/repository.js';
 export { migrate } from './lib/migrate.js';

@@ -16,6 +16,8 @@ export interface Common {
 
 export interface PasswordOpts {
   passwordFile?: string;
+  /** An object store's endpoint, for s3:// repositories. */
+  endpoint?: string;
 }
 
 export interface CliKit {
@@ -28,18 +30,21 @@ export interface CliKit {
 export const PASSWORD_HELP =
   'with --repo: read the repository password from this file (else POWDB_BACKUP_PASSWORD, else a prompt)';
 
-/** `--password-file` for every command that opens a repository. */
-const withPassword = (cmd: Command) => cmd.option('--password-file <file>', PASSWORD_HELP);
+export const ENDPOINT_HELP = 'with an s3:// repository: the endpoint URL (else AWS_ENDPOINT_URL, else AWS S3)';
+
+/** `--password-file` and `--endpoint` for every command that opens a repository. */
+const withPassword = (cmd: Command) =>
+  cmd.option('--password-file <file>', PASSWORD_HELP).option('--endpoint <url>', ENDPOINT_HELP);
 
 /** Opens a repository; an encrypted one without a given password asks on the terminal. */
 export async function openRepository(dir: string, opts: PasswordOpts): Promise<Repository> {
   const password = await givenPassword(opts.passwordFile, 'POWDB_BACKUP_PASSWORD');
   try {
-    return await Repository.open(dir, { password });
+    return await Repository.open(dir, { password, endpoint: opts.endpoint });
   } catch (err) {
     if (toBackupError(err).code !== 'ERR_PASSWORD_REQUIRED' || password !== undefined || !process.stdin.isTTY)
       throw err;
-    return Repository.open(dir, { password: await promptHidden(`password for ${dir}: `) });
+    return Repository.open(dir, { password: await promptHidden(`password for ${dir}: `), endpoint: opts.endpoint });
   }
 }
 
@@ -66,9 +71,11 @@ export function repositoryCommands(program: Command, kit: CliKit): void {
     cmd
       .option('--compression <method>', 'zstd[:level] (default zstd, level 1) or none', 'zstd')
       .option('--encrypt', 'encrypt everything with a key wrapped by a password (argon2id, XChaCha20-Poly1305)')
-      .option('--password-file <file>', 'with --encrypt: the password (else POWDB_BACKUP_PASSWORD, else a prompt)');
+      .option('--password-file <file>', 'with --encrypt: the password (else POWDB_BACKUP_PASSWORD, else a prompt)')
+      .option('--endpoint <url>', ENDPOINT_HELP);
   type InitOpts = Common & PasswordOpts & { compression: string; encrypt?: boolean; format?: string };
   const initWith = async (opts: InitOpts) => ({
+    endpoint: opts.endpoint,
     compression: opts.compression,
     encrypt: Boolean(opts.encrypt),
     password: opts.encrypt
@@ -81,11 +88,11 @@ export function repositoryCommands(program: Command, kit: CliKit): void {
       program
         .command('init')
         .description('create a backup repository (format 2: deduplicated, compressed, optionally encrypted)')
-        .argument('<repo>', 'new repository directory (must not exist or be empty)')
+        .argument('<repo>', 'new repository: a directory (absent or empty) or s3://<bucket>/<prefix>')
         .option('--format <n>', 'repository format: 2 (default) or 1 (one reference-format directory per backup)', '2'),
     ).addHelpText(
       'after',
-      '\nExamples:\n  powdb-backup init ./backups\n  powdb-backup init ./backups --encrypt --compression zstd:3',
+      '\nExamples:\n  powdb-backup init ./backups\n  powdb-backup init ./backups --encrypt --compression zstd:3\n  powdb-backup init s3://my-bucket/powdb --endpoint http://127.0.0.1:8333 --encrypt',
     ),
   ).action(async (repo: string, opts: InitOpts) => {
     if (opts.format !== '1' && opts.format !== '2') usage('--format is 1 or 2');

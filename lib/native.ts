@@ -33,8 +33,17 @@ interface NativeAddon {
   createCancelToken(): number;
   cancel(id: number): void;
   releaseCancelToken(id: number): void;
-  repoInit(path: string, compression: string, password?: string, kdf?: KdfParams): Promise<RepoHandle>;
-  repoOpen(path: string, password?: string): Promise<RepoHandle>;
+  repoInit(
+    location: string,
+    compression: string,
+    password?: string,
+    kdf?: KdfParams,
+    store?: StoreOptions,
+  ): Promise<RepoHandle>;
+  repoOpen(location: string, password?: string, store?: StoreOptions): Promise<RepoHandle>;
+  repoLeaseAcquire(handle: number): Promise<string | null>;
+  repoLeaseRenew(handle: number): Promise<void>;
+  repoLeaseRelease(handle: number): Promise<void>;
   repoClose(handle: number): void;
   repoReadObject(handle: number, key: string): Promise<Buffer>;
   repoWriteObject(handle: number, key: string, data: Buffer): Promise<bigint>;
@@ -84,6 +93,16 @@ export interface RepoHandle {
   encryption: string;
   createdUnixSecs: bigint;
   keyId?: string | null;
+  /** Whether the store enforces create-if-absent itself (object stores may not). */
+  conditionalWrites: boolean;
+}
+
+/** Where an object-store repository is reached (credentials come from the AWS environment). */
+export interface StoreOptions {
+  /** The endpoint, e.g. `http://127.0.0.1:8333` (default: AWS_ENDPOINT_URL, else AWS S3). */
+  endpoint?: string;
+  /** Never use conditional writes (as on servers that ignore them). */
+  noConditionalWrites?: boolean;
 }
 
 /** A file stored as chunks: the ids of the lists naming them in order. */
@@ -253,9 +272,13 @@ export const native = {
 
 /** Format-2 repository operations, each rejecting with a BackupError. */
 export const repoNative = {
-  init: (path: string, compression: string, password?: string, kdf?: KdfParams) =>
-    withCodes(addon.repoInit(path, compression, password, kdf)),
-  open: (path: string, password?: string) => withCodes(addon.repoOpen(path, password)),
+  init: (location: string, compression: string, password?: string, kdf?: KdfParams, store?: StoreOptions) =>
+    withCodes(addon.repoInit(location, compression, password, kdf, store)),
+  open: (location: string, password?: string, store?: StoreOptions) =>
+    withCodes(addon.repoOpen(location, password, store)),
+  leaseAcquire: (handle: number) => withCodes(addon.repoLeaseAcquire(handle)),
+  leaseRenew: (handle: number) => withCodes(addon.repoLeaseRenew(handle)),
+  leaseRelease: (handle: number) => withCodes(addon.repoLeaseRelease(handle)),
   close: (handle: number) => addon.repoClose(handle),
   readObject: (handle: number, key: string) => withCodes(addon.repoReadObject(handle, key)),
   writeObject: (handle: number, key: string, data: Buffer) => withCodes(addon.repoWriteObject(handle, key, data)),

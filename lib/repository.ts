@@ -4,10 +4,12 @@ import { BackupError } from './errors.js';
 import { parseJson } from './json.js';
 import { RepositoryBase } from './repo/base.js';
 import { LEGACY_MARKER, LegacyRepository } from './repo/legacy.js';
-import { PackedRepository, type InitOptions, type OpenOptions } from './repo/packed.js';
+import type { StoreOptions } from './native.js';
+import { PackedRepository, isObjectStore, type InitOptions, type OpenOptions } from './repo/packed.js';
 
 export type { BackupRecord, BackupType, ExpireOptions, ExpireResult, RepositoryTotals } from './repo/base.js';
 export type { InitOptions, OpenOptions } from './repo/packed.js';
+export type { StoreOptions } from './native.js';
 export { LegacyRepository, PackedRepository };
 
 /** A backup repository: format 2 (packs: deduplicated, compressed, optionally encrypted) or format 1. */
@@ -23,14 +25,21 @@ async function legacyMarker(dir: string): Promise<{ format?: unknown } | null> {
 }
 
 export const Repository = {
-  /** Creates a repository in `dir` (absent or empty): format 2 unless `format: 1`. */
-  async init(dir: string, options: InitOptions = {}): Promise<Repository> {
-    if (options.format === 1) return LegacyRepository.init(dir);
+  /**
+   * Creates a repository in `dir` (absent or empty) or at `s3://bucket/prefix`
+   * (format 2 only): format 2 unless `format: 1`.
+   */
+  async init(dir: string, options: InitOptions & StoreOptions = {}): Promise<Repository> {
+    if (options.format === 1) {
+      if (isObjectStore(dir)) throw new BackupError('ERR_INVALID_ARG', 'format 1 repositories are local directories');
+      return LegacyRepository.init(dir);
+    }
     return PackedRepository.init(dir, options);
   },
 
-  /** Opens a repository of either format. */
-  async open(dir: string, options: OpenOptions = {}): Promise<Repository> {
+  /** Opens a repository of either format (object storage: format 2). */
+  async open(dir: string, options: OpenOptions & StoreOptions = {}): Promise<Repository> {
+    if (isObjectStore(dir)) return PackedRepository.open(dir, options);
     const marker = await legacyMarker(dir);
     if (marker === null) return PackedRepository.open(dir, options);
     if (marker.format !== 1n) {

@@ -10,7 +10,7 @@ use crate::core::repo::keys::{BlobId, KdfParams, DEFAULT_KDF};
 use crate::core::repo::load::{compare_file, restore_file};
 use crate::core::repo::open::{self, key_files, InitOptions};
 use crate::core::repo::prune::prune;
-use crate::core::repo::storage::LocalDir;
+use crate::core::repo::storage::{for_location, StoreOptions};
 use crate::core::repo::store::store_file;
 use crate::core::repo::{hex, parse_id, Repo};
 use napi::bindgen_prelude::*;
@@ -51,6 +51,8 @@ pub struct RepoHandle {
     pub encryption: String,
     pub created_unix_secs: u64,
     pub key_id: Option<String>,
+    /// Whether the store enforces create-if-absent itself.
+    pub conditional_writes: bool,
 }
 
 fn register(repo: Repo) -> RepoHandle {
@@ -62,25 +64,44 @@ fn register(repo: Repo) -> RepoHandle {
         encryption: repo.config.encryption.clone(),
         created_unix_secs: repo.config.created_unix_secs,
         key_id: repo.key_id.clone(),
+        conditional_writes: repo.storage.conditional_writes(),
     };
     REPOS.lock().unwrap_or_else(|p| p.into_inner()).insert(handle, Arc::new(repo));
     out
 }
 
-/// Creates a format-2 repository in the empty directory `path` (encrypted when a password is given).
+#[napi(object)]
+pub struct StoreArg {
+    /// An object store's endpoint (overrides AWS_ENDPOINT_URL).
+    pub endpoint: Option<String>,
+    /// Never use conditional writes (as on servers that ignore them).
+    pub no_conditional_writes: Option<bool>,
+}
+
+fn store_options(arg: Option<StoreArg>) -> StoreOptions {
+    arg.map_or_else(StoreOptions::default, |a| StoreOptions {
+        endpoint: a.endpoint,
+        no_conditional_writes: a.no_conditional_writes.unwrap_or(false),
+    })
+}
+
+/// Creates a format-2 repository at `location` (an empty directory, or an
+/// `s3://bucket/prefix` without a repository), encrypted when a password is given.
 #[napi(ts_return_type = "Promise<RepoHandle>")]
 pub fn repo_init(
-    path: String,
+    location: String,
     compression: String,
     password: Option<String>,
     kdf_params: Option<KdfArg>,
+    store: Option<StoreArg>,
 ) -> AsyncTask<Job<Repo, RepoHandle>> {
     let kdf = kdf(kdf_params);
+    let store = store_options(store);
     job(
         None,
         move || {
             let options = InitOptions { compression: Compression::parse(&compression)?, password: password.as_deref(), kdf };
-            open::init(Box::new(LocalDir::new(path)), options)
+            open::init(for_location(&location, &store)?, options)
         },
         register,
     )
@@ -88,8 +109,31 @@ pub fn repo_init(
 
 /// Opens a format-2 repository and loads its index.
 #[napi(ts_return_type = "Promise<RepoHandle>")]
-pub fn repo_open(path: String, password: Option<String>) -> AsyncTask<Job<Repo, RepoHandle>> {
-    job(None, move || open::open(Box::new(LocalDir::new(path)), password.as_deref()), register)
+pub fn repo_open(location: String, password: Option<String>, store: Option<StoreArg>) -> AsyncTask<Job<Repo, RepoHandle>> {
+    let store = store_options(store);
+    job(None, move || open::open(for_location(&location, &store)?, password.as_deref()), register)
+}
+
+/// Takes the writer lock of a repository on object storage; resolves to a
+/// notice when it took over a stale lock.
+#[napi(ts_return_type = "Promise<string | null>")]
+pub fn repo_lease_acquire(handle: u32) -> Result<AsyncTask<Job<Option<String>, Option<String>>>> {
+    let repo = repo(handle)?;
+    Ok(job(None, move || repo.acquire_lease(), |n| n))
+}
+
+/// Renews the writer lock's lease.
+#[napi(ts_return_type = "Promise<void>")]
+pub fn repo_lease_renew(handle: u32) -> Result<AsyncTask<Job<(), ()>>> {
+    let repo = repo(handle)?;
+    Ok(job(None, move || repo.renew_lease(), |v| v))
+}
+
+/// Gives the writer lock up.
+#[napi(ts_return_type = "Promise<void>")]
+pub fn repo_lease_release(handle: u32) -> Result<AsyncTask<Job<(), ()>>> {
+    let repo = repo(handle)?;
+    Ok(job(None, move || repo.release_lease(), |v| v))
 }
 
 /// Forgets a handle (no I/O); uncommitted packs are abandoned.

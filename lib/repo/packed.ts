@@ -6,7 +6,7 @@ import { crashPoint } from '../crashpoint.js';
 import { assertUnchanged, manifestCatalogVersion, withDataDir } from '../datadir.js';
 import { BackupError } from '../errors.js';
 import { FORMAT_VERSION, MANIFEST_FILE, formatBackupManifest, type BackupManifest } from '../manifest.js';
-import { repoNative, type KdfParams, type RepairResult, type RepoHandle } from '../native.js';
+import { repoNative, type KdfParams, type RepairResult, type RepoHandle, type StoreOptions } from '../native.js';
 import { DEFAULT_CONCURRENCY, mapLimit } from '../pool.js';
 import { Progress, type OperationOptions } from '../progress.js';
 import type { RestoreResult } from '../restore.js';
@@ -60,6 +60,15 @@ function idTime(id: string): number | undefined {
 }
 const passwordFrom = (given?: string) => given ?? process.env.POWDB_BACKUP_PASSWORD;
 
+/** A repository on S3-compatible object storage rather than in a directory. */
+export const isObjectStore = (location: string) => location.startsWith('s3://');
+/** The lease lasts 300 s (crate/src/core/repo/lease.rs); it is renewed every minute. */
+const LEASE_RENEW_MS = 60_000;
+const store = (o: StoreOptions): StoreOptions | undefined =>
+  o.endpoint || o.noConditionalWrites
+    ? { endpoint: o.endpoint, noConditionalWrites: o.noConditionalWrites }
+    : undefined;
+
 /**
  * Format 2: every backup is a small sealed snapshot naming the chunks of its
  * files; chunks are stored once across all backups (keyed ids), compressed,
@@ -77,23 +86,39 @@ export class PackedRepository extends RepositoryBase {
     super();
   }
 
-  static async init(dir: string, options: InitOptions = {}): Promise<PackedRepository> {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    if ((await readdir(dir)).length > 0) {
-      throw new BackupError('ERR_DEST_NOT_EMPTY', `repository directory ${dir} is not empty`);
+  static async init(dir: string, options: InitOptions & StoreOptions = {}): Promise<PackedRepository> {
+    const remote = isObjectStore(dir);
+    if (!remote) {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      if ((await readdir(dir)).length > 0) {
+        throw new BackupError('ERR_DEST_NOT_EMPTY', `repository directory ${dir} is not empty`);
+      }
     }
     const password = options.encrypt ? passwordFrom(options.password) : undefined;
     if (options.encrypt && !password) {
       throw new BackupError('ERR_PASSWORD_REQUIRED', 'an encrypted repository needs a password');
     }
-    const handle = await repoNative.init(resolve(dir), options.compression ?? 'zstd', password, options.kdf);
-    return new PackedRepository(resolve(dir), handle, password);
+    const location = remote ? dir : resolve(dir);
+    const handle = await repoNative.init(
+      location,
+      options.compression ?? 'zstd',
+      password,
+      options.kdf,
+      store(options),
+    );
+    return new PackedRepository(location, handle, password);
   }
 
-  static async open(dir: string, options: OpenOptions = {}): Promise<PackedRepository> {
+  static async open(dir: string, options: OpenOptions & StoreOptions = {}): Promise<PackedRepository> {
     const password = passwordFrom(options.password);
-    const handle = await repoNative.open(resolve(dir), password);
-    return new PackedRepository(resolve(dir), handle, password);
+    const location = isObjectStore(dir) ? dir : resolve(dir);
+    const handle = await repoNative.open(location, password, store(options));
+    return new PackedRepository(location, handle, password);
+  }
+
+  /** Whether the store itself refuses to overwrite an object (see `info`). */
+  get conditionalWrites(): boolean {
+    return this.handle.conditionalWrites;
   }
 
   get encrypted(): boolean {
@@ -174,7 +199,25 @@ export class PackedRepository extends RepositoryBase {
   }
 
   private exclusively<T>(work: () => Promise<T>): Promise<T> {
-    return withRepoLock(this.dir, work);
+    return isObjectStore(this.dir) ? this.withLease(work) : withRepoLock(this.dir, work);
+  }
+
+  /** The writer lock on object storage: a leased LOCK object, renewed while `work` runs. */
+  private async withLease<T>(work: () => Promise<T>): Promise<T> {
+    const notice = await repoNative.leaseAcquire(this.handle.handle);
+    if (notice) process.emitWarning(notice, 'PowdbBackupWarning');
+    let lost: unknown;
+    const renew = setInterval(() => {
+      repoNative.leaseRenew(this.handle.handle).catch((err: unknown) => (lost ??= err));
+    }, LEASE_RENEW_MS);
+    try {
+      const result = await work();
+      if (lost) throw lost;
+      return result;
+    } finally {
+      clearInterval(renew);
+      await repoNative.leaseRelease(this.handle.handle);
+    }
   }
 
   /**

@@ -6,6 +6,7 @@ pub mod check;
 pub mod config;
 pub mod index;
 pub mod keys;
+pub mod lease;
 pub mod load;
 pub mod open;
 pub mod pack;
@@ -32,6 +33,8 @@ pub struct Repo {
     pub key_id: Option<String>,
     index: RwLock<Index>,
     writer: Mutex<WriterState>,
+    /// The writer lock's lease, while this handle holds it (object storage).
+    lease: Mutex<Option<lease::Lease>>,
 }
 
 thread_local! {
@@ -50,7 +53,7 @@ fn zstd_compress(level: i32, data: &[u8]) -> Vec<u8> {
 
 impl Repo {
     fn new(storage: Box<dyn Storage>, config: Config, keys: Keys, key_id: Option<String>) -> Repo {
-        Repo { storage, config, keys, key_id, index: RwLock::new(Index::default()), writer: Mutex::default() }
+        Repo { storage, config, keys, key_id, index: RwLock::new(Index::default()), writer: Mutex::default(), lease: Mutex::default() }
     }
 
     pub fn location(&self) -> String {

@@ -1,6 +1,5 @@
-//! Where a repository's objects live. Every object is written once under a
-//! new name and never changed, so the same logic runs on a local directory
-//! and on an object store (no rename, no append, no overwrite).
+//! A repository in a local directory: objects are files, private to the owner.
+use super::{missing, ObjectInfo, Storage};
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::fsio;
 use std::fs::{self, OpenOptions};
@@ -8,47 +7,6 @@ use std::io::{ErrorKind, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-
-/// An object's key and size.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectInfo {
-    pub key: String,
-    pub size: u64,
-}
-
-/// The operations repository logic may use. Keys are `/`-separated relative names.
-pub trait Storage: Send + Sync {
-    /// Where the repository is, for messages.
-    fn location(&self) -> String;
-    /// Publishes a new object whole and durably; fails with `EEXIST` when the key exists.
-    fn put_new(&self, key: &str, data: &[u8]) -> CoreResult<()>;
-    /// As `put_new`, durable only after the next `sync_published`: for packs,
-    /// which nothing references until an index written after that sync.
-    fn put_new_deferred(&self, key: &str, data: &[u8]) -> CoreResult<()> {
-        self.put_new(key, data)
-    }
-    /// Makes every object published with `put_new_deferred` durable.
-    fn sync_published(&self) -> CoreResult<()> {
-        Ok(())
-    }
-    /// Makes an existing object durable (one a killed writer may not have synced).
-    fn sync_object(&self, _key: &str) -> CoreResult<()> {
-        Ok(())
-    }
-    fn get(&self, key: &str) -> CoreResult<Vec<u8>>;
-    fn get_range(&self, key: &str, offset: u64, len: usize) -> CoreResult<Vec<u8>>;
-    /// Every object under `prefix` (recursively), sorted by key.
-    fn list(&self, prefix: &str) -> CoreResult<Vec<ObjectInfo>>;
-    /// Removes an object; a missing one is not an error.
-    fn delete(&self, key: &str) -> CoreResult<()>;
-    /// Removes what interrupted writers left (temporary files); writers only.
-    fn clean_partial(&self) -> CoreResult<usize>;
-}
-
-/// The error for an object that should exist but does not.
-pub fn missing(location: &str, key: &str) -> CoreError {
-    CoreError::new("ERR_MISSING_FILE", format!("repository object {key} is missing from {location}"))
-}
 
 /// Objects are temporary files first, linked to their name (which fails if it
 /// exists, so nothing published is ever replaced), then the temporary name goes.
@@ -264,6 +222,13 @@ impl Storage for LocalDir {
 
     fn clean_partial(&self) -> CoreResult<usize> {
         Self::clean_dir(&self.root)
+    }
+
+    fn put_replace(&self, key: &str, data: &[u8]) -> CoreResult<()> {
+        let path = self.path(key)?;
+        let temp = path.with_file_name(format!("{TEMP_PREFIX}{}", random_hex(8)));
+        fs::write(&temp, data).map_err(|e| CoreError::io("write", &temp, e))?;
+        fs::rename(&temp, &path).map_err(|e| CoreError::io("replace", &path, e))
     }
 }
 

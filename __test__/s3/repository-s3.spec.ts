@@ -1,0 +1,188 @@
+// Format-2 repositories on real S3-compatible servers (SeaweedFS and
+// versitygw, started by global-setup.ts; or the endpoint POWDB_S3_ENDPOINT
+// names): the same repository logic as on a local directory, through the
+// object-store backend.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { PackedRepository, Repository, fullBackup, verifyBackup } from '../../index.js';
+import { s3Request } from '../../scripts/s3/servers.mjs';
+import { CLI, dataHashes, insertRows, makeDb, rejectsWith, report, tmp } from '../helpers.js';
+import { envFor, freshPrefix, listKeys, parseS3Url, s3Targets, type S3Target } from './targets.js';
+
+const KDF = { mKib: 64, t: 1, p: 1 };
+const PASSWORD = 'object storage password';
+const targets = s3Targets();
+
+/** Points the product (it reads the AWS environment) at one target for a test. */
+function useTarget(t: S3Target, overrides: Record<string, string> = {}): void {
+  for (const k of ['AWS_SESSION_TOKEN', 'AWS_PROFILE', 'AWS_ENDPOINT', 'AWS_DEFAULT_REGION']) delete process.env[k];
+  Object.assign(process.env, envFor(t), overrides);
+}
+
+const saved = { ...process.env };
+beforeEach(() => {
+  delete process.env.POWDB_BACKUP_PASSWORD;
+});
+afterEach(() => {
+  for (const k of Object.keys(process.env)) if (k.startsWith('AWS_')) delete process.env[k];
+  Object.assign(process.env, Object.fromEntries(Object.entries(saved).filter(([k]) => k.startsWith('AWS_'))));
+});
+
+async function restoredHashes(repo: Repository, asOf?: string): Promise<Record<string, string>> {
+  const dest = join(tmp(), 'restored');
+  await repo.restore(dest, { asOf });
+  return dataHashes(dest);
+}
+
+describe.each(targets.map((t) => [t.name, t] as const))('a repository on %s', (_name, target) => {
+  it('backs up, restores every backup byte-identical, verifies, exports and prunes (encrypted)', async () => {
+    useTarget(target);
+    const url = freshPrefix(target, 'roundtrip');
+    const data = makeDb('new', 3000, '--index');
+    const repo = await PackedRepository.init(url, { encrypt: true, password: PASSWORD, kdf: KDF });
+    expect(repo.conditionalWrites).toBe(true); // both servers answer 412 to If-None-Match on an existing key
+    const first = await repo.backup(data);
+    const atFirst = dataHashes(data);
+    insertRows('new', data, 3000, 300);
+    const second = await repo.backup(data);
+    const atSecond = dataHashes(data);
+    expect(second.stored_bytes).toBeLessThan(first.stored_bytes); // only what is new
+
+    const reader = await Repository.open(url, { password: PASSWORD });
+    expect((await reader.list()).map((r) => r.id)).toEqual([first.id, second.id]);
+    const { totals } = await reader.info();
+    expect(totals.backups).toBe(2);
+    expect(await restoredHashes(reader, first.id)).toEqual(atFirst);
+    expect(await restoredHashes(reader)).toEqual(atSecond);
+    expect((await reader.verify()).filter((v) => !v.report.ok)).toEqual([]);
+    const exported = join(tmp(), 'exported');
+    await (reader as PackedRepository).export(exported, { asOf: first.id });
+    expect((await verifyBackup(exported)).ok).toBe(true);
+
+    // No plaintext on the server: the table name is in every catalog.bin.
+    const keys = await listKeys(target, url);
+    const { bucket } = parseS3Url(url);
+    for (const key of keys) {
+      const body = (await s3Request(target, 'GET', { bucket, key })).body;
+      expect(body.includes(Buffer.from('T_id')), key).toBe(false);
+    }
+
+    insertRows('new', data, 3300, 100);
+    const third = await repo.backup(data, { type: 'full' });
+    const atThird = dataHashes(data);
+    const expired = await repo.expire({ retainFull: 1 });
+    expect(expired.removed).toEqual([first.id, second.id]);
+    expect(expired.pruned!.bytesFreed).toBeGreaterThan(0n);
+    expect(await restoredHashes(repo, third.id)).toEqual(atThird);
+    expect((await repo.verify()).filter((v) => !v.report.ok)).toEqual([]);
+    expect(await listKeys(target, url)).not.toContain(`${parseS3Url(url).prefix}/LOCK`);
+    repo.close();
+    reader.close();
+  });
+
+  it('the CLI takes s3:// wherever it takes a repository, and --endpoint', () => {
+    const url = freshPrefix(target, 'cli');
+    const data = makeDb('new', 500);
+    // The endpoint from --endpoint (not AWS_ENDPOINT_URL), the credentials from the environment.
+    const { AWS_ENDPOINT_URL, ...rest } = envFor(target);
+    const env = { ...process.env, ...rest };
+    const run = (...args: string[]) =>
+      spawnSync(process.execPath, [CLI, ...args, '--endpoint', AWS_ENDPOINT_URL!], { encoding: 'utf8', env });
+    const init = run('init', url);
+    expect(init.status, init.stderr).toBe(0);
+    expect(run('backup', data, '--repo', url).status).toBe(0);
+    const info = run('info', '--repo', url, '--json');
+    expect(info.status, info.stderr).toBe(0);
+    expect(JSON.parse(info.stdout).backups).toHaveLength(1);
+    const dest = join(tmp(), 'r');
+    expect(run('restore', '--repo', url, dest).status).toBe(0);
+    expect(report('new', dest).T!.count).toBe(500);
+    expect(run('verify', '--repo', url).status).toBe(0);
+  });
+
+  it('a live writer lock refuses a second writer; a lock whose lease ran out is taken over', async () => {
+    useTarget(target);
+    const url = freshPrefix(target, 'lock');
+    const data = makeDb('new', 200);
+    const repo = await PackedRepository.init(url);
+    const { bucket, prefix } = parseS3Url(url);
+    const plant = (expires: number) =>
+      s3Request(target, 'PUT', {
+        bucket,
+        key: `${prefix}/LOCK`,
+        body: JSON.stringify({ owner: 'other', host: 'elsewhere', pid: 4242, expires_unix_secs: expires }),
+      });
+    await plant(Math.floor(Date.now() / 1000) + 600);
+    const refused = await rejectsWith(repo.backup(data), 'ERR_REPO_LOCKED');
+    expect(refused.message).toMatch(/host elsewhere, pid 4242/);
+    expect(await repo.list()).toEqual([]);
+
+    await plant(Math.floor(Date.now() / 1000) - 10);
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      await repo.backup(data);
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings.join('\n')).toMatch(/took over the lock .*\(host elsewhere, pid 4242/);
+    expect(await repo.list()).toHaveLength(1);
+    expect(await listKeys(target, url)).not.toContain(`${prefix}/LOCK`);
+    repo.close();
+  });
+
+  it('without conditional writes (as on servers that ignore them) an existing object is still never overwritten', async () => {
+    useTarget(target);
+    const url = freshPrefix(target, 'noconditional');
+    const data = makeDb('new', 200);
+    const repo = await PackedRepository.init(url, { noConditionalWrites: true });
+    expect(repo.conditionalWrites).toBe(false);
+    const record = await repo.backup(data);
+    const { bucket, prefix } = parseS3Url(url);
+    const key = `${prefix}/snapshots/${record.id}`;
+    const before = (await s3Request(target, 'GET', { bucket, key })).body;
+    const { repoNative } = await import('../../lib/native.js');
+    const handle = (repo as unknown as { handle: { handle: number } }).handle.handle;
+    await rejectsWith(repoNative.writeObject(handle, `snapshots/${record.id}`, Buffer.from('{}')), 'EEXIST');
+    expect((await s3Request(target, 'GET', { bucket, key })).body.equals(before)).toBe(true);
+    expect(await restoredHashes(repo)).toEqual(dataHashes(data));
+    repo.close();
+  });
+
+  it('names the endpoint and bucket, never the secret: bad credentials, a missing bucket, an unreachable endpoint', async () => {
+    const url = freshPrefix(target, 'errors');
+    useTarget(target, { AWS_SECRET_ACCESS_KEY: 'wrong-secret-value-1234' });
+    const auth = await rejectsWith(PackedRepository.init(url), 'ERR_STORE_AUTH');
+    expect(auth.message).toContain(target.endpoint);
+    expect(auth.message).toContain(parseS3Url(url).bucket);
+    expect(auth.message).not.toContain('wrong-secret-value-1234');
+
+    useTarget(target);
+    const noBucket = await rejectsWith(PackedRepository.init('s3://no-such-bucket-here/x'), 'ERR_STORE_NO_BUCKET');
+    expect(noBucket.message).toContain('no-such-bucket-here');
+    expect(noBucket.message).not.toContain(target.secretKey);
+
+    useTarget(target, { AWS_ENDPOINT_URL: 'http://127.0.0.1:9' });
+    const started = Date.now();
+    const down = await rejectsWith(PackedRepository.open(url), 'ERR_STORE_UNREACHABLE');
+    expect(down.message).toContain('http://127.0.0.1:9');
+    expect(Date.now() - started).toBeLessThan(45_000);
+  }, 90_000);
+});
+
+describe('a full backup of the same data on local disk and on object storage', () => {
+  it('restores the same bytes from both', async () => {
+    const target = targets[0]!;
+    useTarget(target);
+    const data = makeDb('new', 1000, '--index');
+    const plain = join(tmp(), 'plain');
+    await fullBackup(data, plain);
+    const repo = await PackedRepository.init(freshPrefix(target, 'same'));
+    await repo.backup(data);
+    expect(await restoredHashes(repo)).toEqual(dataHashes(plain));
+    repo.close();
+  });
+});
