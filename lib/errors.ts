@@ -33,6 +33,11 @@ export type BackupErrorCode =
   | 'ERR_NOT_ENCRYPTED'
   | 'ERR_NO_KEY'
   | 'ERR_LAST_KEY'
+  | 'ERR_STORE_UNREACHABLE'
+  | 'ERR_STORE_AUTH'
+  | 'ERR_STORE_NO_BUCKET'
+  | 'ERR_STORE_DENIED'
+  | 'ERR_STORE_THROTTLED'
   | (string & {});
 
 /** Every failure of this package: a message naming the file and a stable `code`. */
