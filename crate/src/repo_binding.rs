@@ -55,7 +55,19 @@ pub struct RepoHandle {
     pub conditional_writes: bool,
 }
 
+/// Keeps glibc from recycling multi-MiB buffers (packs, read batches) inside
+/// its per-thread arenas: by default each freed mmap raises the threshold, and
+/// from then on such buffers stay in arenas that grow with the data moved.
+fn return_large_buffers() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: mallopt only tunes the allocator for later allocations.
+    ONCE.call_once(|| unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+    });
+}
+
 fn register(repo: Repo) -> RepoHandle {
+    return_large_buffers();
     let handle = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let out = RepoHandle {
         handle,

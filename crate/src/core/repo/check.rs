@@ -108,7 +108,7 @@ pub fn check_packs(repo: &Repo) -> CoreResult<PackCheck> {
 /// Problems of one backup made of `files` (each a list of list-blob ids).
 pub fn check_backup(repo: &Repo, files: &[(String, Vec<BlobId>)], bad: &HashSet<BlobId>) -> Vec<Problem> {
     let mut problems = Vec::new();
-    let entry_of = |id: &BlobId| repo.index().blobs.get(id).map(|l| l.entry);
+    let entry_of = |id: &BlobId| repo.index().get(id).map(|(_, e)| e);
     for (name, lists) in files {
         let mut damaged = 0u64;
         let mut missing = 0u64;

@@ -6,7 +6,6 @@ use super::keys::{BlobId, Keys};
 use super::pack::{decode_entries, Entry, ENTRY_LEN};
 use super::storage::Storage;
 use crate::core::error::{CoreError, CoreResult};
-use std::collections::HashMap;
 
 const MAGIC: &[u8; 8] = b"PWBIDX2\0";
 pub const INDEX_PREFIX: &str = "index/";
@@ -71,18 +70,41 @@ pub fn read_all(storage: &dyn Storage, keys: &Keys) -> CoreResult<Vec<(String, C
     }).collect())
 }
 
-/// Where a blob is.
+/// Where a blob is (its id is the key beside it).
 #[derive(Debug, Clone, Copy)]
 pub struct Location {
     pub pack: u32,
-    pub entry: Entry,
+    offset: u32,
+    stored_len: u32,
+    raw_len: u32,
+    kind: u8,
+    compressed: bool,
 }
 
-/// Every indexed blob, by id (the first location wins when a blob is in two packs).
+impl Location {
+    fn of(pack: u32, e: &Entry) -> Location {
+        Location { pack, offset: e.offset, stored_len: e.stored_len, raw_len: e.raw_len, kind: e.kind, compressed: e.compressed }
+    }
+
+    pub fn entry(&self, id: &BlobId) -> Entry {
+        Entry {
+            id: *id,
+            kind: self.kind,
+            compressed: self.compressed,
+            offset: self.offset,
+            stored_len: self.stored_len,
+            raw_len: self.raw_len,
+        }
+    }
+}
+
+/// Every indexed blob, as one array sorted by id (52 bytes a blob, no hash
+/// table to double: a repository of 4 GiB needs about 6 MiB). When a blob is
+/// in two packs, the location read first wins.
 #[derive(Default)]
 pub struct Index {
     pub packs: Vec<String>,
-    pub blobs: HashMap<BlobId, Location>,
+    blobs: Vec<(BlobId, Location)>,
     /// Index objects that could not be read: readers go on without them (the
     /// backups they serve fail by name); nothing may be deleted while any is.
     pub damaged: Vec<CoreError>,
@@ -91,25 +113,48 @@ pub struct Index {
 impl Index {
     pub fn load(storage: &dyn Storage, keys: &Keys) -> CoreResult<Index> {
         let mut index = Index::default();
+        let mut records = Vec::new();
         for (_, packs) in read_all(storage, keys)? {
             match packs {
-                Ok(packs) => packs.iter().for_each(|p| index.add(p)),
+                Ok(packs) => records.extend(packs),
                 Err(e) => index.damaged.push(e),
             }
         }
+        index.extend(&records);
         Ok(index)
     }
 
-    pub fn add(&mut self, pack: &PackRecord) {
-        let number = self.packs.len() as u32;
-        self.packs.push(pack.key.clone());
-        for entry in &pack.entries {
-            self.blobs.entry(entry.id).or_insert(Location { pack: number, entry: *entry });
+    /// Adds packs (their blobs lose to locations already known).
+    pub fn extend(&mut self, packs: &[PackRecord]) {
+        self.blobs.reserve_exact(packs.iter().map(|p| p.entries.len()).sum());
+        for pack in packs {
+            let number = self.packs.len() as u32;
+            self.packs.push(pack.key.clone());
+            self.blobs.extend(pack.entries.iter().map(|e| (e.id, Location::of(number, e))));
         }
+        self.blobs.sort_by_key(|(id, _)| *id); // stable: the first location stays first
+        self.blobs.dedup_by_key(|(id, _)| *id);
+        self.blobs.shrink_to_fit();
+    }
+
+    pub fn len(&self) -> usize {
+        self.blobs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.blobs.is_empty()
+    }
+
+    pub fn contains(&self, id: &BlobId) -> bool {
+        self.find(id).is_some()
+    }
+
+    fn find(&self, id: &BlobId) -> Option<&Location> {
+        self.blobs.binary_search_by(|(k, _)| k.cmp(id)).ok().map(|at| &self.blobs[at].1)
     }
 
     pub fn get(&self, id: &BlobId) -> Option<(&str, Entry)> {
-        self.blobs.get(id).map(|l| (self.packs[l.pack as usize].as_str(), l.entry))
+        self.find(id).map(|l| (self.packs[l.pack as usize].as_str(), l.entry(id)))
     }
 }
 

@@ -72,7 +72,7 @@ impl Repo {
     }
 
     pub fn knows(&self, id: &BlobId) -> bool {
-        self.index().blobs.contains_key(id)
+        self.index().contains(id)
     }
 
     /// Reads and opens a small sealed object (snapshot, catalog record).

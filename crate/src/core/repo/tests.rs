@@ -62,7 +62,7 @@ fn files_round_trip_and_unchanged_content_is_stored_once() {
         let idx = bytes(2, 3_000_000);
         round_trip(&dir, &repo, "T.idx", &idx, false);
         round_trip(&dir, &repo, "empty", b"", false);
-        let before = repo.index().blobs.len();
+        let before = repo.index().len();
         // One page changed, bytes inserted in the middle of the index.
         let mut heap2 = heap.clone();
         heap2[4096 * 300 + 100] ^= 0xff;
@@ -76,9 +76,9 @@ fn files_round_trip_and_unchanged_content_is_stored_once() {
         assert!(s.new_chunks <= 3, "content-defined chunks resynchronize: {} new of {}", s.new_chunks, s.chunks);
         let stats = repo.commit().unwrap();
         assert!(stats.raw_bytes < 400_000, "{stats:?}");
-        assert!(repo.index().blobs.len() > before);
+        assert!(repo.index().len() > before);
         let again = reopen(&dir, password);
-        assert_eq!(again.index().blobs.len(), repo.index().blobs.len());
+        assert_eq!(again.index().len(), repo.index().len());
     }
 }
 

@@ -13,7 +13,9 @@ use std::collections::HashSet;
 #[derive(Default)]
 pub struct WriterState {
     current: PackBuilder,
-    pending: HashSet<BlobId>,
+    /// The blobs this session packed, by the first 128 bits of their keyed id
+    /// (half the memory of whole ids; a collision would need 2^64 tries and the key).
+    pending: HashSet<u128>,
     written: Vec<PackRecord>,
     stats: WriteStats,
 }
@@ -60,13 +62,14 @@ impl Repo {
     /// returns its id and whether it was new.
     pub fn store_blob(&self, kind: u8, data: &[u8]) -> CoreResult<(BlobId, bool)> {
         let id = self.keys.id(data);
-        if self.knows(&id) || self.lock_writer().pending.contains(&id) {
+        let short_id = u128::from_le_bytes(id[..16].try_into().expect("ids are 32 bytes"));
+        if self.knows(&id) || self.lock_writer().pending.contains(&short_id) {
             return Ok((id, false));
         }
         let (sealed, compressed) = self.encode_blob(&id, data);
         let full = {
             let mut state = self.lock_writer();
-            if !state.pending.insert(id) {
+            if !state.pending.insert(short_id) {
                 return Ok((id, false));
             }
             state.current.add(id, kind, compressed, data.len() as u32, &sealed);
@@ -111,7 +114,7 @@ impl Repo {
             state.stats.stored_bytes += self.write_object(&key, &index::encode(&state.written))?;
             crate::core::crashpoint::hit("index-written");
             let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
-            state.written.iter().for_each(|p| index.add(p));
+            index.extend(&state.written);
         }
         Ok(state.stats)
     }
