@@ -76,11 +76,23 @@ pub struct PackBuilder {
 impl PackBuilder {
     /// A builder whose buffer never grows past a pack (doubling would reach 16 MiB).
     pub fn with_capacity() -> PackBuilder {
-        PackBuilder { data: Vec::with_capacity(PACK_TARGET + (1 << 20)), entries: Vec::new() }
+        Self::reusing(Vec::new())
+    }
+
+    /// A builder in a published pack's buffer (no new mapping to fault in).
+    pub fn reusing(mut buffer: Vec<u8>) -> PackBuilder {
+        buffer.clear();
+        buffer.reserve_exact(PACK_TARGET + (1 << 20));
+        PackBuilder { data: buffer, entries: Vec::new() }
     }
 
     pub fn len(&self) -> usize {
         self.data.len()
+    }
+
+    /// Whether its buffer is reserved (a default builder has none yet).
+    pub fn has_buffer(&self) -> bool {
+        self.data.capacity() > 0
     }
 
     pub fn is_empty(&self) -> bool {

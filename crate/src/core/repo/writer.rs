@@ -13,6 +13,8 @@ use std::collections::HashSet;
 #[derive(Default)]
 pub struct WriterState {
     current: PackBuilder,
+    /// Buffers of published packs, for the next ones.
+    spare: Vec<Vec<u8>>,
     /// The blobs this session packed, by the first 128 bits of their keyed id
     /// (half the memory of whole ids; a collision would need 2^64 tries and the key).
     pending: HashSet<u128>,
@@ -72,10 +74,16 @@ impl Repo {
             if !state.pending.insert(short_id) {
                 return Ok((id, false));
             }
+            if !state.current.has_buffer() {
+                state.current = PackBuilder::reusing(state.spare.pop().unwrap_or_default());
+            }
             state.current.add(id, kind, compressed, data.len() as u32, &sealed);
             state.stats.blobs += 1;
             state.stats.raw_bytes += data.len() as u64;
-            (state.current.len() >= PACK_TARGET).then(|| std::mem::replace(&mut state.current, PackBuilder::with_capacity()))
+            (state.current.len() >= PACK_TARGET).then(|| {
+                let next = PackBuilder::reusing(state.spare.pop().unwrap_or_default());
+                std::mem::replace(&mut state.current, next)
+            })
         };
         if let Some(pack) = full {
             self.publish_pack(pack)?;
@@ -97,6 +105,9 @@ impl Repo {
         state.stats.stored_bytes += bytes.len() as u64;
         state.stats.packs += 1;
         state.written.push(PackRecord { key, entries });
+        if state.spare.len() < 2 {
+            state.spare.push(bytes);
+        }
         Ok(())
     }
 
