@@ -75,19 +75,39 @@ pub fn fetch(repo: &Repo, refs: &[ChunkRef]) -> CoreResult<Vec<Vec<u8>>> {
 
 /// Calls `visit` with the content of the file made of `lists`, chunk by
 /// chunk in order (each checked against its id); returns the bytes visited.
+/// A second thread fetches and opens the next batch while `visit` handles
+/// this one, so reading the repository and writing overlap.
 fn for_each_chunk(repo: &Repo, lists: &[BlobId], mut visit: impl FnMut(&[u8]) -> CoreResult<()>) -> CoreResult<u64> {
-    let mut done = 0u64;
-    for list in lists {
-        let refs = read_list(repo, list)?;
-        for batch in refs.chunks(BATCH) {
-            crate::core::cancel::check()?;
-            for data in fetch(repo, batch)? {
+    let token = crate::core::cancel::current();
+    let (batches, received) = std::sync::mpsc::sync_channel::<CoreResult<Vec<Vec<u8>>>>(1);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            crate::core::cancel::with(token, || {
+                for list in lists {
+                    let refs = match read_list(repo, list) {
+                        Ok(refs) => refs,
+                        Err(e) => return drop(batches.send(Err(e))),
+                    };
+                    for batch in refs.chunks(BATCH) {
+                        let item = crate::core::cancel::check().and_then(|()| fetch(repo, batch));
+                        let failed = item.is_err();
+                        // A closed channel: the consumer failed and stopped listening.
+                        if batches.send(item).is_err() || failed {
+                            return;
+                        }
+                    }
+                }
+            })
+        });
+        let mut done = 0u64;
+        for batch in received {
+            for data in batch? {
                 visit(&data)?;
                 done += data.len() as u64;
             }
         }
-    }
-    Ok(done)
+        Ok(done)
+    })
 }
 
 fn wrong_length(what: &str, got: u64, len: u64) -> CoreError {
