@@ -5,6 +5,11 @@ import { toBackupError } from './errors.js';
 import { native } from './native.js';
 import type { VerifyProblem } from './verify.js';
 
+/** A difference between a backup and a data directory, on a file or one of its pages. */
+export function differs(file: string, message: string, page?: number): VerifyProblem {
+  return { code: 'ERR_DIFFERS', message: `${file}: ${message}`, file, ...(page === undefined ? {} : { page }) };
+}
+
 /** Every page and file where a stopped data directory differs from what the chain restores. */
 export async function compareWithSource(
   chain: Chain,
@@ -13,12 +18,6 @@ export async function compareWithSource(
   token?: number,
 ): Promise<VerifyProblem[]> {
   const all = histories(chain);
-  const differs = (file: string, message: string, page?: number): VerifyProblem => ({
-    code: 'ERR_DIFFERS',
-    message: `${file}: ${message}`,
-    file,
-    ...(page === undefined ? {} : { page }),
-  });
   try {
     return await withDataDir(source, async (snapshot) => {
       const problems: VerifyProblem[] = [];

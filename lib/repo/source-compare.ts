@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { differs } from '../compare.js';
 import { withDataDir } from '../datadir.js';
 import { toBackupError } from '../errors.js';
 import { repoNative, type RepoHandle } from '../native.js';
@@ -16,12 +17,6 @@ export async function compareSnapshotWithSource(
   source: string,
   token?: number,
 ): Promise<VerifyProblem[]> {
-  const differs = (file: string, message: string, page?: number): VerifyProblem => ({
-    code: 'ERR_DIFFERS',
-    message: `${file}: ${message}`,
-    file,
-    ...(page === undefined ? {} : { page }),
-  });
   try {
     return await withDataDir(source, async (data) => {
       const problems: VerifyProblem[] = [];
