@@ -88,7 +88,10 @@ function totalsLine(t: RepositoryTotals): string {
   const ratio = t.stored_bytes > 0n ? ` (${(Number(t.logical_bytes) / Number(t.stored_bytes)).toFixed(1)}x)` : '';
   return (
     `format ${t.format}, compression ${t.compression}, encryption ${t.encryption}: ` +
-    `${plural(t.backups, 'backup')}, ${formatBytes(t.logical_bytes)} of data in ${formatBytes(t.stored_bytes)} stored${ratio}`
+    `${plural(t.backups, 'backup')}, ${formatBytes(t.logical_bytes)} of data in ${formatBytes(t.stored_bytes)} stored${ratio}` +
+    (t.conditional_writes === false
+      ? '\nthe store ignores conditional writes: each write is checked first; unique names and the writer lock protect the repository'
+      : '')
   );
 }
 

@@ -52,7 +52,7 @@ describe.each(targets.map((t) => [t.name, t] as const))('a repository on %s', (_
     const reader = await Repository.open(url, { password: PASSWORD });
     expect((await reader.list()).map((r) => r.id)).toEqual([first.id, second.id]);
     const { totals } = await reader.info();
-    expect(totals.backups).toBe(2);
+    expect(totals).toMatchObject({ backups: 2, conditional_writes: true });
     expect(await restoredHashes(reader, first.id)).toEqual(atFirst);
     expect(await restoredHashes(reader)).toEqual(atSecond);
     expect((await reader.verify()).filter((v) => !v.report.ok)).toEqual([]);
@@ -140,6 +140,7 @@ describe.each(targets.map((t) => [t.name, t] as const))('a repository on %s', (_
     const data = makeDb('new', 200);
     const repo = await PackedRepository.init(url, { noConditionalWrites: true });
     expect(repo.conditionalWrites).toBe(false);
+    expect((await repo.totals()).conditional_writes).toBe(false); // info says so
     const record = await repo.backup(data);
     const { bucket, prefix } = parseS3Url(url);
     const key = `${prefix}/snapshots/${record.id}`;

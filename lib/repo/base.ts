@@ -38,6 +38,8 @@ export interface RepositoryTotals {
   logical_bytes: bigint;
   /** Bytes the repository occupies. */
   stored_bytes: bigint;
+  /** Object storage: whether the store refuses to overwrite (false: it ignores conditional writes). */
+  conditional_writes?: boolean;
 }
 
 export interface ExpireOptions {

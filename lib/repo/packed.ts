@@ -195,6 +195,7 @@ export class PackedRepository extends RepositoryBase {
       backups: all.length,
       logical_bytes: all.reduce((s, r) => s + r.logical_bytes, 0n),
       stored_bytes: objects.filter((o) => o.key !== 'LOCK').reduce((s, o) => s + o.size, 0n),
+      ...(isObjectStore(this.dir) ? { conditional_writes: this.conditionalWrites } : {}),
     };
   }
 
