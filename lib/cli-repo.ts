@@ -18,6 +18,8 @@ export interface PasswordOpts {
   passwordFile?: string;
   /** An object store's endpoint, for s3:// repositories. */
   endpoint?: string;
+  /** An object store's requests in flight. */
+  concurrency?: number;
 }
 
 export interface CliKit {
@@ -27,24 +29,38 @@ export interface CliKit {
   operation: (opts: Common) => OperationOptions;
 }
 
-export const PASSWORD_HELP =
+const PASSWORD_HELP =
   'with --repo: read the repository password from this file (else POWDB_BACKUP_PASSWORD, else a prompt)';
 
-export const ENDPOINT_HELP = 'with an s3:// repository: the endpoint URL (else AWS_ENDPOINT_URL, else AWS S3)';
+const ENDPOINT_HELP = 'with an s3:// repository: the endpoint URL (else AWS_ENDPOINT_URL, else AWS S3)';
+const CONCURRENCY_HELP = 'with an s3:// repository: requests in flight at once, 1-16 (default 4)';
 
-/** `--password-file` and `--endpoint` for every command that opens a repository. */
-const withPassword = (cmd: Command) =>
-  cmd.option('--password-file <file>', PASSWORD_HELP).option('--endpoint <url>', ENDPOINT_HELP);
+function concurrency(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 16)
+    throw Object.assign(new Error(`--concurrency ${value}: give a whole number from 1 to 16`), {
+      code: 'ERR_INVALID_ARG',
+    });
+  return n;
+}
+
+/** Where an object store is and how hard to drive it. */
+const storeFlags = (cmd: Command) =>
+  cmd.option('--endpoint <url>', ENDPOINT_HELP).option('--concurrency <n>', CONCURRENCY_HELP, concurrency);
+const store = (opts: PasswordOpts) => ({ endpoint: opts.endpoint, concurrency: opts.concurrency });
+
+/** `--password-file`, `--endpoint` and `--concurrency` for every command that opens a repository. */
+export const repoAccess = (cmd: Command) => storeFlags(cmd.option('--password-file <file>', PASSWORD_HELP));
 
 /** Opens a repository; an encrypted one without a given password asks on the terminal. */
 export async function openRepository(dir: string, opts: PasswordOpts): Promise<Repository> {
   const password = await givenPassword(opts.passwordFile, 'POWDB_BACKUP_PASSWORD');
   try {
-    return await Repository.open(dir, { password, endpoint: opts.endpoint });
+    return await Repository.open(dir, { password, ...store(opts) });
   } catch (err) {
     if (toBackupError(err).code !== 'ERR_PASSWORD_REQUIRED' || password !== undefined || !process.stdin.isTTY)
       throw err;
-    return Repository.open(dir, { password: await promptHidden(`password for ${dir}: `), endpoint: opts.endpoint });
+    return Repository.open(dir, { password: await promptHidden(`password for ${dir}: `), ...store(opts) });
   }
 }
 
@@ -68,14 +84,15 @@ async function packed(dir: string, opts: PasswordOpts, usage: CliKit['usage']): 
 export function repositoryCommands(program: Command, kit: CliKit): void {
   const { common, print, usage, operation } = kit;
   const initOptions = (cmd: Command) =>
-    cmd
-      .option('--compression <method>', 'zstd[:level] (default zstd, level 1) or none', 'zstd')
-      .option('--encrypt', 'encrypt everything with a key wrapped by a password (argon2id, XChaCha20-Poly1305)')
-      .option('--password-file <file>', 'with --encrypt: the password (else POWDB_BACKUP_PASSWORD, else a prompt)')
-      .option('--endpoint <url>', ENDPOINT_HELP);
+    storeFlags(
+      cmd
+        .option('--compression <method>', 'zstd[:level] (default zstd, level 1) or none', 'zstd')
+        .option('--encrypt', 'encrypt everything with a key wrapped by a password (argon2id, XChaCha20-Poly1305)')
+        .option('--password-file <file>', 'with --encrypt: the password (else POWDB_BACKUP_PASSWORD, else a prompt)'),
+    );
   type InitOpts = Common & PasswordOpts & { compression: string; encrypt?: boolean; format?: string };
   const initWith = async (opts: InitOpts) => ({
-    endpoint: opts.endpoint,
+    ...store(opts),
     compression: opts.compression,
     encrypt: Boolean(opts.encrypt),
     password: opts.encrypt
@@ -106,7 +123,7 @@ export function repositoryCommands(program: Command, kit: CliKit): void {
   });
 
   common(
-    withPassword(
+    repoAccess(
       program
         .command('export')
         .description('write one backup of a repository as a plain reference-format full backup')
@@ -147,7 +164,7 @@ export function repositoryCommands(program: Command, kit: CliKit): void {
   });
 
   common(
-    withPassword(
+    repoAccess(
       program
         .command('repair')
         .description(
@@ -166,13 +183,13 @@ export function repositoryCommands(program: Command, kit: CliKit): void {
 
   const key = program.command('key').description("manage an encrypted repository's passwords");
   common(
-    withPassword(key.command('list').description('list the keys').requiredOption('--repo <repo>', 'the repository')),
+    repoAccess(key.command('list').description('list the keys').requiredOption('--repo <repo>', 'the repository')),
   ).action(async (opts: Common & PasswordOpts & { repo: string }) => {
     const keys = await (await packed(opts.repo, opts, usage)).listKeys();
     print(Boolean(opts.json), { keys }, keys.map((k) => `${k.current ? '*' : ' '} ${k.id}  ${k.created}`).join('\n'));
   });
   common(
-    withPassword(
+    repoAccess(
       key
         .command('add')
         .description('add a password (the data is not re-encrypted)')
@@ -185,7 +202,7 @@ export function repositoryCommands(program: Command, kit: CliKit): void {
     print(Boolean(opts.json), { id }, `added key ${id}`);
   });
   common(
-    withPassword(
+    repoAccess(
       key
         .command('remove')
         .description('remove a key (never the last one)')

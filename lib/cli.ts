@@ -8,7 +8,7 @@ import { formatBytes, plural } from './format.js';
 import { formatJson } from './json.js';
 import { storedSize, type BackupManifest, type IncrementManifest } from './manifest.js';
 import type { OperationOptions, ProgressEvent } from './progress.js';
-import { ENDPOINT_HELP, PASSWORD_HELP, openRepository, repositoryCommands } from './cli-repo.js';
+import { openRepository, repoAccess, repositoryCommands } from './cli-repo.js';
 import type { BackupRecord, BackupType, RepositoryTotals } from './repository.js';
 import { restoreChain } from './restore.js';
 import { verifyChain, type VerifyReport } from './verify.js';
@@ -133,10 +133,7 @@ function buildProgram(): Command {
   repositoryCommands(program, { common, print, usage, operation });
 
   common(
-    program
-      .command('backup')
-      .option('--password-file <file>', PASSWORD_HELP)
-      .option('--endpoint <url>', ENDPOINT_HELP)
+    repoAccess(program.command('backup'))
       .description(
         'back up a checkpointed data directory: into a repository, or to <dest> (full, or incremental on --base)',
       )
@@ -185,10 +182,7 @@ function buildProgram(): Command {
   );
 
   common(
-    program
-      .command('restore')
-      .option('--password-file <file>', PASSWORD_HELP)
-      .option('--endpoint <url>', ENDPOINT_HELP)
+    repoAccess(program.command('restore'))
       .description('restore a full backup and --apply increments in order, or a repository --as-of a moment')
       .argument('[backupDir]', 'full backup directory (without --repo)')
       .argument('[dest]', 'directory to restore into (must not exist or be empty)')
@@ -223,10 +217,7 @@ function buildProgram(): Command {
   );
 
   common(
-    program
-      .command('verify')
-      .option('--password-file <file>', PASSWORD_HELP)
-      .option('--endpoint <url>', ENDPOINT_HELP)
+    repoAccess(program.command('verify'))
       .description('check backups without restoring: hashes, pages, deltas, catalog, chain')
       .argument('[backupDir]', 'full backup directory (without --repo)')
       .option('--apply <incrementDir>', 'increment of the chain to check too (repeatable, in order)', collect)
@@ -267,10 +258,7 @@ function buildProgram(): Command {
   );
 
   common(
-    program
-      .command('info')
-      .option('--password-file <file>', PASSWORD_HELP)
-      .option('--endpoint <url>', ENDPOINT_HELP)
+    repoAccess(program.command('info'))
       .description("list a repository's backups and their chains, or one backup in detail")
       .requiredOption('--repo <repo>', 'the repository')
       .argument('[id]', 'a backup id: show it and its chain')
@@ -295,10 +283,7 @@ function buildProgram(): Command {
   });
 
   common(
-    program
-      .command('expire')
-      .option('--password-file <file>', PASSWORD_HELP)
-      .option('--endpoint <url>', ENDPOINT_HELP)
+    repoAccess(program.command('expire'))
       .description('remove old backups, never one that a retained backup depends on')
       .requiredOption('--repo <repo>', 'the repository')
       .requiredOption('--retain-full <n>', 'keep the newest N full backups and everything built on them', (v) =>

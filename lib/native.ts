@@ -103,6 +103,8 @@ export interface StoreOptions {
   endpoint?: string;
   /** Never use conditional writes (as on servers that ignore them). */
   noConditionalWrites?: boolean;
+  /** Requests in flight at once: pack uploads, ranged reads (1-16, default 4). */
+  concurrency?: number;
 }
 
 /** A file stored as chunks: the ids of the lists naming them in order. */

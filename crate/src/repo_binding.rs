@@ -88,12 +88,15 @@ pub struct StoreArg {
     pub endpoint: Option<String>,
     /// Never use conditional writes (as on servers that ignore them).
     pub no_conditional_writes: Option<bool>,
+    /// An object store's requests in flight at once (default 4, at most 16).
+    pub concurrency: Option<u32>,
 }
 
 fn store_options(arg: Option<StoreArg>) -> StoreOptions {
     arg.map_or_else(StoreOptions::default, |a| StoreOptions {
         endpoint: a.endpoint,
         no_conditional_writes: a.no_conditional_writes.unwrap_or(false),
+        transfers: a.concurrency.map(|n| n as usize),
     })
 }
 

@@ -65,8 +65,8 @@ export const isObjectStore = (location: string) => location.startsWith('s3://');
 /** The lease lasts 300 s (crate/src/core/repo/lease.rs); it is renewed every minute. */
 const LEASE_RENEW_MS = 60_000;
 const store = (o: StoreOptions): StoreOptions | undefined =>
-  o.endpoint || o.noConditionalWrites
-    ? { endpoint: o.endpoint, noConditionalWrites: o.noConditionalWrites }
+  o.endpoint || o.noConditionalWrites || o.concurrency
+    ? { endpoint: o.endpoint, noConditionalWrites: o.noConditionalWrites, concurrency: o.concurrency }
     : undefined;
 
 /**

@@ -15,6 +15,9 @@ use std::path::Path;
 const BATCH: usize = 32;
 /// Neighbouring chunks are read in one request when the gap is this small.
 const MAX_GAP: u64 = 64 << 10;
+/// One request reads at most this much (so a batch spreads over several
+/// requests, which an object store serves in parallel).
+const MAX_RANGE: u64 = 2 << 20;
 
 /// One read of a pack and the chunks inside it.
 struct Range {
@@ -33,7 +36,12 @@ fn locate(repo: &Repo, refs: &[ChunkRef]) -> CoreResult<Vec<Range>> {
             return Err(CoreError::new("ERR_INTEGRITY", format!("chunk {} has the wrong length", short(id))));
         }
         match ranges.last_mut() {
-            Some(r) if r.pack == pack && entry.offset as u64 >= r.end && entry.offset as u64 <= r.end + MAX_GAP => {
+            Some(r)
+                if r.pack == pack
+                    && entry.offset as u64 >= r.end
+                    && entry.offset as u64 <= r.end + MAX_GAP
+                    && entry.end() - r.start <= MAX_RANGE =>
+            {
                 r.end = entry.end();
                 r.items.push((at, entry));
             }
@@ -53,10 +61,9 @@ pub fn missing_blob(repo: &Repo, id: &BlobId) -> CoreError {
 /// The content of `refs`, in order.
 pub fn fetch(repo: &Repo, refs: &[ChunkRef]) -> CoreResult<Vec<Vec<u8>>> {
     let ranges = locate(repo, refs)?;
-    let fetched: Vec<Vec<u8>> = ranges
-        .par_iter()
-        .map(|r| repo.storage.get_range(&r.pack, r.start, (r.end - r.start) as usize))
-        .collect::<CoreResult<_>>()?;
+    let reads: Vec<(&str, u64, usize)> =
+        ranges.iter().map(|r| (r.pack.as_str(), r.start, (r.end - r.start) as usize)).collect();
+    let fetched = repo.storage.get_ranges(&reads)?;
     let jobs: Vec<(usize, &Range, &Vec<u8>, Entry)> = ranges
         .iter()
         .zip(&fetched)
@@ -88,7 +95,8 @@ fn for_each_chunk(repo: &Repo, lists: &[BlobId], mut visit: impl FnMut(&[u8]) ->
                         Ok(refs) => refs,
                         Err(e) => return drop(batches.send(Err(e))),
                     };
-                    for batch in refs.chunks(BATCH) {
+                    // A batch per request in flight: an object store's are fetched in parallel.
+                    for batch in refs.chunks(BATCH * repo.storage.transfers()) {
                         let item = crate::core::cancel::check().and_then(|()| fetch(repo, batch));
                         let failed = item.is_err();
                         // A closed channel: the consumer failed and stopped listening.

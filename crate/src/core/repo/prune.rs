@@ -84,10 +84,11 @@ pub fn prune(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<PruneStats> {
     let flush = |builder: &mut PackBuilder, written: &mut Vec<PackRecord>| -> CoreResult<i64> {
         let key = format!("{}{}", super::index::DATA_PREFIX, { let n = new_name(); format!("{}/{n}", &n[..2]) });
         let (bytes, entries) = std::mem::take(builder).finish(&repo.keys, &key);
-        repo.storage.put_new_deferred(&key, &bytes)?;
+        let len = bytes.len() as i64;
+        repo.storage.put_new_deferred(&key, bytes)?;
         crashpoint::hit("prune-pack-written");
         written.push(PackRecord { key, entries });
-        Ok(bytes.len() as i64)
+        Ok(len)
     };
     for record in &repack {
         crate::core::cancel::check()?;

@@ -99,13 +99,14 @@ impl Repo {
     pub(crate) fn publish_pack(&self, pack: PackBuilder) -> CoreResult<()> {
         let key = pack_key(&new_name());
         let (bytes, entries) = pack.finish(&self.keys, &key);
-        self.storage.put_new_deferred(&key, &bytes)?;
+        let len = bytes.len() as u64;
+        let returned = self.storage.put_new_deferred(&key, bytes)?;
         crate::core::crashpoint::hit("pack-written");
         let mut state = self.lock_writer();
-        state.stats.stored_bytes += bytes.len() as u64;
+        state.stats.stored_bytes += len;
         state.stats.packs += 1;
         state.written.push(PackRecord { key, entries });
-        if state.spare.len() < 2 {
+        if let Some(bytes) = returned.filter(|_| state.spare.len() < 2) {
             state.spare.push(bytes);
         }
         Ok(())
@@ -132,6 +133,7 @@ impl Repo {
 
     /// Forgets what this session packed but did not commit (after a failure).
     pub fn abandon(&self) {
+        self.storage.abort_pending();
         *self.lock_writer() = WriterState::default();
     }
 

@@ -142,10 +142,10 @@ impl Storage for LocalDir {
         self.publish(key, data, true).map(|_| ())
     }
 
-    fn put_new_deferred(&self, key: &str, data: &[u8]) -> CoreResult<()> {
-        let path = self.publish(key, data, false)?;
+    fn put_new_deferred(&self, key: &str, data: Vec<u8>) -> CoreResult<Option<Vec<u8>>> {
+        let path = self.publish(key, &data, false)?;
         self.unsynced.lock().unwrap_or_else(|p| p.into_inner()).push(path);
-        Ok(())
+        Ok(Some(data))
     }
 
     fn sync_published(&self) -> CoreResult<()> {

@@ -24,12 +24,21 @@ pub trait Storage: Send + Sync {
     fn put_new(&self, key: &str, data: &[u8]) -> CoreResult<()>;
     /// As `put_new`, durable only after the next `sync_published`: for packs,
     /// which nothing references until an index written after that sync.
-    fn put_new_deferred(&self, key: &str, data: &[u8]) -> CoreResult<()> {
-        self.put_new(key, data)
+    /// Returns the buffer for reuse unless the store keeps it (an upload under way).
+    fn put_new_deferred(&self, key: &str, data: Vec<u8>) -> CoreResult<Option<Vec<u8>>> {
+        self.put_new(key, &data).map(|()| Some(data))
     }
-    /// Makes every object published with `put_new_deferred` durable.
+    /// Makes every object published with `put_new_deferred` durable (an
+    /// object store: waits for their background uploads).
     fn sync_published(&self) -> CoreResult<()> {
         Ok(())
+    }
+    /// Stops deferred publications still under way (after a failure or an
+    /// abort): none of them becomes visible half-written.
+    fn abort_pending(&self) {}
+    /// Requests worth keeping in flight at once (1: the caller's threads suffice).
+    fn transfers(&self) -> usize {
+        1
     }
     /// Makes an existing object durable (one a killed writer may not have synced).
     fn sync_object(&self, _key: &str) -> CoreResult<()> {
@@ -37,6 +46,11 @@ pub trait Storage: Send + Sync {
     }
     fn get(&self, key: &str) -> CoreResult<Vec<u8>>;
     fn get_range(&self, key: &str, offset: u64, len: usize) -> CoreResult<Vec<u8>>;
+    /// Several `get_range`s, results in order.
+    fn get_ranges(&self, reads: &[(&str, u64, usize)]) -> CoreResult<Vec<Vec<u8>>> {
+        use rayon::prelude::*;
+        reads.par_iter().map(|(key, offset, len)| self.get_range(key, *offset, *len)).collect()
+    }
     /// Every object under `prefix` (recursively), sorted by key.
     fn list(&self, prefix: &str) -> CoreResult<Vec<ObjectInfo>>;
     /// Removes an object; a missing one is not an error.
@@ -58,6 +72,8 @@ pub struct StoreOptions {
     pub endpoint: Option<String>,
     /// Never use conditional writes (as on servers that ignore them).
     pub no_conditional_writes: bool,
+    /// An object store's requests in flight (None: the default).
+    pub transfers: Option<usize>,
 }
 
 /// The storage of a repository location: `s3://bucket/prefix` or a local directory.
@@ -66,6 +82,7 @@ pub fn for_location(location: &str, options: &StoreOptions) -> CoreResult<Box<dy
         let mut config = object::ObjectStoreConfig::parse(location)?;
         config.endpoint = options.endpoint.clone();
         config.conditional_writes = !options.no_conditional_writes;
+        config.transfers = options.transfers.unwrap_or(object::DEFAULT_TRANSFERS);
         let store = ObjectStoreDir::new(&config)?;
         if config.conditional_writes && !store.probe_conditional_writes()? {
             store.without_conditional_writes();

@@ -9,8 +9,10 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
 
 /// One runtime for every object-store repository of the process: its two
 /// workers drive the HTTP connections; callers block on it from the libuv
@@ -34,7 +36,15 @@ pub struct ObjectStoreConfig {
     pub endpoint: Option<String>,
     /// Use `If-None-Match: *` for create-if-absent (off: HEAD, then PUT).
     pub conditional_writes: bool,
+    /// Requests in flight at once (uploads of packs, ranged reads).
+    pub transfers: usize,
 }
+
+/// Default requests in flight: enough to hide a round trip, at 8 MiB per
+/// pack upload well inside the memory bound.
+pub const DEFAULT_TRANSFERS: usize = 4;
+/// More would only add memory (each upload holds its pack).
+pub const MAX_TRANSFERS: usize = 16;
 
 impl ObjectStoreConfig {
     /// Parses `s3://bucket[/prefix]`.
@@ -52,18 +62,36 @@ impl ObjectStoreConfig {
             prefix: prefix.into(),
             endpoint: None,
             conditional_writes: true,
+            transfers: DEFAULT_TRANSFERS,
         })
     }
 }
 
 pub struct ObjectStoreDir {
-    store: Arc<AmazonS3>,
+    shared: Arc<Shared>,
+    transfers: usize,
+    uploads: Uploads,
+}
+
+/// What requests need, shared with the upload tasks.
+struct Shared {
+    store: AmazonS3,
     prefix: String,
     location: String,
     /// Where the endpoint is, for messages (never a credential).
     endpoint: String,
     conditional: AtomicBool,
 }
+
+/// Deferred uploads running in the background: at most `transfers` at once
+/// (a writer waits for a free slot, so memory stays bounded).
+struct Uploads {
+    slots: Arc<Semaphore>,
+    running: Mutex<Vec<JoinHandle<CoreResult<()>>>>,
+}
+
+/// How often a wait for uploads looks at the cancellation token.
+const CANCEL_POLL: Duration = Duration::from_millis(100);
 
 impl ObjectStoreDir {
     /// Connects lazily: nothing is sent before the first operation.
@@ -99,12 +127,17 @@ impl ObjectStoreDir {
             CoreError::new("ERR_INVALID_ARG", format!("cannot use {location} (endpoint {endpoint}): {}", scrub(&e.to_string())))
         })?;
         let prefix = if config.prefix.is_empty() { String::new() } else { format!("{}/", config.prefix) };
+        let transfers = config.transfers.clamp(1, MAX_TRANSFERS);
         Ok(ObjectStoreDir {
-            store: Arc::new(store),
-            prefix,
-            location,
-            endpoint,
-            conditional: AtomicBool::new(config.conditional_writes),
+            shared: Arc::new(Shared {
+                store,
+                prefix,
+                location,
+                endpoint,
+                conditional: AtomicBool::new(config.conditional_writes),
+            }),
+            transfers,
+            uploads: Uploads { slots: Arc::new(Semaphore::new(transfers)), running: Mutex::new(Vec::new()) },
         })
     }
 
@@ -125,9 +158,49 @@ impl ObjectStoreDir {
 
     /// Falls back to HEAD-then-PUT creates (for servers that ignore `If-None-Match`).
     pub fn without_conditional_writes(&self) {
-        self.conditional.store(false, Ordering::Relaxed);
+        self.shared.conditional.store(false, Ordering::Relaxed);
     }
 
+    fn running(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<CoreResult<()>>>> {
+        self.uploads.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for `work`, looking at the cancellation token meanwhile; an abort
+    /// also stops every background upload.
+    fn wait<T>(&self, work: impl std::future::Future<Output = T>) -> CoreResult<T> {
+        let mut work = std::pin::pin!(work);
+        loop {
+            if let Err(e) = crate::core::cancel::check() {
+                self.abort_pending();
+                return Err(e);
+            }
+            // The timer is made inside the runtime (it needs its clock).
+            if let Ok(done) = RUNTIME.block_on(async { tokio::time::timeout(CANCEL_POLL, &mut work).await }) {
+                return Ok(done);
+            }
+        }
+    }
+
+    /// The first failure among finished uploads (the others keep running).
+    fn reap_finished(&self) -> CoreResult<()> {
+        let finished: Vec<_> = {
+            let mut running = self.running();
+            let (done, busy) = running.drain(..).partition(|h: &JoinHandle<_>| h.is_finished());
+            *running = busy;
+            done
+        };
+        finished.into_iter().try_for_each(|h| joined(&self.shared, RUNTIME.block_on(h)))
+    }
+}
+
+/// An upload task's outcome (a panicked or aborted task is a failed upload).
+fn joined(shared: &Shared, result: Result<CoreResult<()>, tokio::task::JoinError>) -> CoreResult<()> {
+    result.unwrap_or_else(|e| {
+        Err(CoreError::new("ERR_STORE", format!("an upload to {} stopped: {e}", shared.location)))
+    })
+}
+
+impl Shared {
     fn path(&self, key: &str) -> CoreResult<StorePath> {
         let plain = |part: &str| !part.is_empty() && part != "." && part != "..";
         if !key.split('/').all(plain) {
@@ -163,9 +236,41 @@ impl ObjectStoreDir {
         CoreError::new(code, format!("{what} {key} in {} (endpoint {}): {why}", self.location, self.endpoint))
     }
 
-    fn block_on<T>(&self, work: impl std::future::Future<Output = T>) -> T {
-        RUNTIME.block_on(work)
+    /// Publishes a new object: a conditional PUT, or HEAD then PUT.
+    async fn create(&self, key: &str, payload: PutPayload) -> CoreResult<()> {
+        let path = self.path(key)?;
+        let result = if self.conditional.load(Ordering::Relaxed) {
+            let opts = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
+            self.store.put_opts(&path, payload, opts).await.map(|_| ())
+        } else {
+            match self.store.head(&path).await {
+                Ok(_) => Err(object_store::Error::AlreadyExists {
+                    path: path.to_string(),
+                    source: "exists (checked before writing)".into(),
+                }),
+                Err(object_store::Error::NotFound { .. }) => self.store.put(&path, payload).await.map(|_| ()),
+                Err(e) => Err(e),
+            }
+        };
+        result.map_err(|e| self.error("cannot write", key, e))
     }
+
+    async fn get_range(&self, key: &str, offset: u64, len: usize) -> CoreResult<Vec<u8>> {
+        let path = self.path(key)?;
+        let bytes = self
+            .store
+            .get_range(&path, offset..offset + len as u64)
+            .await
+            .map_err(|e| self.error("cannot read", key, e))?;
+        if bytes.len() != len {
+            return Err(CoreError::new("ERR_INTEGRITY", format!("repository object {key} is truncated")));
+        }
+        Ok(bytes.to_vec())
+    }
+}
+
+fn block_on<T>(work: impl std::future::Future<Output = T>) -> T {
+    RUNTIME.block_on(work)
 }
 
 /// Connection failures (refused, DNS, TLS, timeouts), not answers from the server.
@@ -201,60 +306,87 @@ fn scrub(text: &str) -> String {
 
 impl Storage for ObjectStoreDir {
     fn location(&self) -> String {
-        self.location.clone()
+        self.shared.location.clone()
     }
 
     fn put_new(&self, key: &str, data: &[u8]) -> CoreResult<()> {
-        let path = self.path(key)?;
-        let payload = PutPayload::from(bytes_of(data));
-        self.block_on(async {
-            if self.conditional_writes() {
-                let opts = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
-                return self.store.put_opts(&path, payload, opts).await.map(|_| ());
+        block_on(self.shared.create(key, PutPayload::from(bytes_of(data))))
+    }
+
+    /// Starts the upload in the background once a slot is free and returns;
+    /// `sync_published` waits for it. An earlier upload's failure surfaces here.
+    fn put_new_deferred(&self, key: &str, data: Vec<u8>) -> CoreResult<Option<Vec<u8>>> {
+        self.reap_finished()?;
+        let slot: OwnedSemaphorePermit = self
+            .wait(self.uploads.slots.clone().acquire_owned())?
+            .map_err(|e| CoreError::new("ERR_STORE", format!("upload slots closed: {e}")))?;
+        // The pack moves into the request: no copy, freed once sent.
+        let (shared, key, payload) = (self.shared.clone(), key.to_string(), PutPayload::from(data));
+        let task = RUNTIME.spawn(async move {
+            let _slot = slot;
+            shared.create(&key, payload).await
+        });
+        self.running().push(task);
+        Ok(None)
+    }
+
+    /// Waits for every background upload; the first failure is returned.
+    fn sync_published(&self) -> CoreResult<()> {
+        let tasks = std::mem::take(&mut *self.running());
+        let mut first = Ok(());
+        for task in tasks {
+            let outcome = self.wait(task).and_then(|r| joined(&self.shared, r));
+            if first.is_ok() {
+                first = outcome;
             }
-            match self.store.head(&path).await {
-                Ok(_) => Err(object_store::Error::AlreadyExists {
-                    path: path.to_string(),
-                    source: "exists (checked before writing)".into(),
-                }),
-                Err(object_store::Error::NotFound { .. }) => self.store.put(&path, payload).await.map(|_| ()),
-                Err(e) => Err(e),
-            }
-        })
-        .map_err(|e| self.error("cannot write", key, e))
+        }
+        first
+    }
+
+    /// Stops background uploads: an object whose PUT did not complete never appears.
+    fn abort_pending(&self) {
+        for task in std::mem::take(&mut *self.running()) {
+            task.abort();
+        }
+    }
+
+    fn transfers(&self) -> usize {
+        self.transfers
     }
 
     fn get(&self, key: &str) -> CoreResult<Vec<u8>> {
-        let path = self.path(key)?;
-        self.block_on(async { self.store.get(&path).await?.bytes().await })
+        let shared = &self.shared;
+        let path = shared.path(key)?;
+        block_on(async { shared.store.get(&path).await?.bytes().await })
             .map(|b| b.to_vec())
-            .map_err(|e| self.error("cannot read", key, e))
+            .map_err(|e| shared.error("cannot read", key, e))
     }
 
     fn get_range(&self, key: &str, offset: u64, len: usize) -> CoreResult<Vec<u8>> {
-        let path = self.path(key)?;
-        let bytes = self
-            .block_on(self.store.get_range(&path, offset..offset + len as u64))
-            .map_err(|e| self.error("cannot read", key, e))?;
-        if bytes.len() != len {
-            return Err(CoreError::new("ERR_INTEGRITY", format!("repository object {key} is truncated")));
-        }
-        Ok(bytes.to_vec())
+        block_on(self.shared.get_range(key, offset, len))
+    }
+
+    /// Up to `transfers` ranged GETs in flight, results in order.
+    fn get_ranges(&self, reads: &[(&str, u64, usize)]) -> CoreResult<Vec<Vec<u8>>> {
+        use futures_util::{StreamExt, TryStreamExt};
+        let shared = &self.shared;
+        let fetches = futures_util::stream::iter(reads).map(|(key, offset, len)| shared.get_range(key, *offset, *len));
+        self.wait(fetches.buffered(self.transfers).try_collect())?
     }
 
     fn list(&self, prefix: &str) -> CoreResult<Vec<ObjectInfo>> {
         use futures_util::TryStreamExt;
+        let shared = &self.shared;
         let dir = prefix.trim_end_matches('/');
-        let root = format!("{}{dir}", self.prefix);
+        let root = format!("{}{dir}", shared.prefix);
         let root = root.trim_end_matches('/');
         let at = (!root.is_empty()).then(|| StorePath::from(root));
-        let metas: Vec<object_store::ObjectMeta> = self
-            .block_on(self.store.list(at.as_ref()).try_collect())
-            .map_err(|e| self.error("cannot list", prefix, e))?;
+        let metas: Vec<object_store::ObjectMeta> = block_on(shared.store.list(at.as_ref()).try_collect())
+            .map_err(|e| shared.error("cannot list", prefix, e))?;
         let mut out: Vec<ObjectInfo> = metas
             .into_iter()
             .filter_map(|m| {
-                let key = m.location.as_ref().strip_prefix(&self.prefix)?.to_string();
+                let key = m.location.as_ref().strip_prefix(&shared.prefix)?.to_string();
                 let name = key.rsplit('/').next().unwrap_or("");
                 (!name.starts_with('.')).then_some(ObjectInfo { key, size: m.size })
             })
@@ -264,27 +396,33 @@ impl Storage for ObjectStoreDir {
     }
 
     fn delete(&self, key: &str) -> CoreResult<()> {
-        let path = self.path(key)?;
-        match self.block_on(self.store.delete(&path)) {
+        let path = self.shared.path(key)?;
+        match block_on(self.shared.store.delete(&path)) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(self.error("cannot delete", key, e)),
+            Err(e) => Err(self.shared.error("cannot delete", key, e)),
         }
     }
 
     fn put_replace(&self, key: &str, data: &[u8]) -> CoreResult<()> {
-        let path = self.path(key)?;
-        self.block_on(self.store.put(&path, PutPayload::from(bytes_of(data))))
+        let path = self.shared.path(key)?;
+        block_on(self.shared.store.put(&path, PutPayload::from(bytes_of(data))))
             .map(|_| ())
-            .map_err(|e| self.error("cannot write", key, e))
+            .map_err(|e| self.shared.error("cannot write", key, e))
     }
 
     fn conditional_writes(&self) -> bool {
-        self.conditional.load(Ordering::Relaxed)
+        self.shared.conditional.load(Ordering::Relaxed)
     }
 
     fn clean_partial(&self) -> CoreResult<usize> {
         // Objects are written by single PUTs: an interrupted one never appears.
         Ok(0)
+    }
+}
+
+impl Drop for ObjectStoreDir {
+    fn drop(&mut self) {
+        self.abort_pending();
     }
 }
 
