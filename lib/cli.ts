@@ -91,7 +91,9 @@ function totalsLine(t: RepositoryTotals): string {
     `${plural(t.backups, 'backup')}, ${formatBytes(t.logical_bytes)} of data in ${formatBytes(t.stored_bytes)} stored${ratio}` +
     (t.conditional_writes === false
       ? '\nthe store ignores conditional writes: each write is checked first; unique names and the writer lock protect the repository'
-      : '')
+      : t.conditional_writes === null
+        ? '\nwhether the store honours conditional writes is unknown: these credentials cannot write'
+        : '')
   );
 }
 

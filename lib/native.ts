@@ -54,6 +54,7 @@ interface NativeAddon {
   repoAbandon(handle: number): void;
   repoSettleUnindexed(handle: number): Promise<number>;
   repoRefresh(handle: number): Promise<void>;
+  repoConditionalWrites(handle: number): Promise<boolean | null>;
   repoRepairIndex(handle: number): Promise<RepairResult>;
   repoRestoreFile(
     handle: number,
@@ -93,8 +94,6 @@ export interface RepoHandle {
   encryption: string;
   createdUnixSecs: bigint;
   keyId?: string | null;
-  /** Whether the store enforces create-if-absent itself (object stores may not). */
-  conditionalWrites: boolean;
 }
 
 /** Where an object-store repository is reached (credentials come from the AWS environment). */
@@ -292,6 +291,7 @@ export const repoNative = {
   abandon: (handle: number) => addon.repoAbandon(handle),
   settleUnindexed: (handle: number) => withCodes(addon.repoSettleUnindexed(handle)),
   refresh: (handle: number) => withCodes(addon.repoRefresh(handle)),
+  conditionalWrites: (handle: number): Promise<boolean | null> => withCodes(addon.repoConditionalWrites(handle)),
   repairIndex: (handle: number) => withCodes(addon.repoRepairIndex(handle)),
   restoreFile: (handle: number, lists: string[], len: bigint, dest: string, hash: boolean, cancel?: number) =>
     withCodes(addon.repoRestoreFile(handle, lists, len, dest, hash, cancel)),

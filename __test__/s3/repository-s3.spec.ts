@@ -3,6 +3,7 @@
 // names): the same repository logic as on a local directory, through the
 // object-store backend.
 import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PackedRepository, Repository, fullBackup, verifyBackup } from '../../index.js';
@@ -41,7 +42,7 @@ describe.each(targets.map((t) => [t.name, t] as const))('a repository on %s', (_
     const url = freshPrefix(target, 'roundtrip');
     const data = makeDb('new', 3000, '--index');
     const repo = await PackedRepository.init(url, { encrypt: true, password: PASSWORD, kdf: KDF });
-    expect(repo.conditionalWrites).toBe(true); // both servers answer 412 to If-None-Match on an existing key
+    expect(await repo.conditionalWrites()).toBe(true); // both servers answer 412 to If-None-Match on an existing key
     const first = await repo.backup(data);
     const atFirst = dataHashes(data);
     insertRows('new', data, 3000, 300);
@@ -139,7 +140,7 @@ describe.each(targets.map((t) => [t.name, t] as const))('a repository on %s', (_
     const url = freshPrefix(target, 'noconditional');
     const data = makeDb('new', 200);
     const repo = await PackedRepository.init(url, { noConditionalWrites: true });
-    expect(repo.conditionalWrites).toBe(false);
+    expect(await repo.conditionalWrites()).toBe(false);
     expect((await repo.totals()).conditional_writes).toBe(false); // info says so
     const record = await repo.backup(data);
     const { bucket, prefix } = parseS3Url(url);
@@ -151,6 +152,90 @@ describe.each(targets.map((t) => [t.name, t] as const))('a repository on %s', (_
     expect((await s3Request(target, 'GET', { bucket, key })).body.equals(before)).toBe(true);
     expect(await restoredHashes(repo)).toEqual(dataHashes(data));
     repo.close();
+  });
+
+  it.each([
+    ['with conditional writes', false],
+    ['without conditional writes', true],
+  ])('two writers racing for one repository (%s): one backs up, the other gets ERR_REPO_LOCKED', async (_, off) => {
+    useTarget(target);
+    const url = freshPrefix(target, 'race');
+    const data = makeDb('new', 30_000, '--pad', '600');
+    await (await PackedRepository.init(url, { noConditionalWrites: off })).close();
+    const [a, b] = await Promise.all([0, 1].map(() => PackedRepository.open(url, { noConditionalWrites: off })));
+    const outcomes = await Promise.allSettled([a!.backup(data), b!.backup(data)]);
+    const failed = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+    expect(failed.map((f) => (f.reason as { code: string }).code)).toEqual(['ERR_REPO_LOCKED']);
+    expect(await a!.list()).toHaveLength(1);
+    expect(await restoredHashes(a!)).toEqual(dataHashes(data));
+    a!.close();
+    b!.close();
+  });
+
+  it('an aborted backup stops its uploads, publishes nothing, and the next one succeeds', async () => {
+    useTarget(target);
+    const url = freshPrefix(target, 'abort');
+    const data = makeDb('new', 30_000, '--pad', '600');
+    const repo = await PackedRepository.init(url, { compression: 'none', concurrency: 2 });
+    const controller = new AbortController();
+    const started = Date.now();
+    await rejectsWith(
+      repo.backup(data, { signal: controller.signal, onProgress: () => controller.abort() }),
+      'ERR_ABORTED',
+    );
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(await repo.list()).toEqual([]);
+    const keys = await listKeys(target, url);
+    expect(keys.filter((k) => k.includes('/snapshots/') || k.includes('/index/'))).toEqual([]);
+    expect(keys.some((k) => k.endsWith('/LOCK'))).toBe(false);
+    await repo.backup(data);
+    expect(await restoredHashes(repo)).toEqual(dataHashes(data));
+    expect((await repo.verify()).filter((v) => !v.report.ok)).toEqual([]);
+    repo.close();
+  });
+
+  it('reads credentials, region and endpoint from AWS_PROFILE in ~/.aws (the environment still wins)', () => {
+    const url = freshPrefix(target, 'profile');
+    const home = tmp();
+    mkdirSync(join(home, '.aws'));
+    writeFileSync(
+      join(home, '.aws', 'credentials'),
+      `[default]\naws_access_key_id = wrong\naws_secret_access_key = wrong-secret\n[backup]\naws_access_key_id = ${target.accessKey}\naws_secret_access_key = ${target.secretKey}\n`,
+    );
+    writeFileSync(
+      join(home, '.aws', 'config'),
+      `[profile backup]\nregion = ${target.region}\nendpoint_url = ${target.endpoint}\n`,
+    );
+    const env: Record<string, string> = Object.fromEntries(
+      Object.entries(process.env).filter(([k, v]) => !k.startsWith('AWS_') && v !== undefined),
+    ) as Record<string, string>;
+    Object.assign(env, { HOME: home, AWS_ALLOW_HTTP: 'true' });
+    const run = (extra: Record<string, string>, ...args: string[]) =>
+      spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...env, ...extra } });
+    const init = run({ AWS_PROFILE: 'backup' }, 'init', url, '--concurrency', '8');
+    expect(init.status, init.stderr).toBe(0);
+    const data = makeDb('new', 300);
+    expect(run({ AWS_PROFILE: 'backup' }, 'backup', data, '--repo', url).status).toBe(0);
+    const info = run({ AWS_PROFILE: 'backup' }, 'info', '--repo', url, '--json');
+    expect(info.status, info.stderr).toBe(0);
+    expect(JSON.parse(info.stdout).backups).toHaveLength(1);
+    // The default profile's keys are wrong, and the environment's win over the profile's.
+    expect(run({}, 'info', '--repo', url, '--endpoint', target.endpoint).stderr).toMatch(/ERR_STORE_AUTH|refused/);
+    const envWins = run(
+      { AWS_PROFILE: 'backup', AWS_SECRET_ACCESS_KEY: 'not-the-secret-1234', AWS_ACCESS_KEY_ID: target.accessKey },
+      'info',
+      '--repo',
+      url,
+    );
+    expect(envWins.status).not.toBe(0);
+    expect(envWins.stderr).not.toContain('not-the-secret-1234');
+    const missing = run({ AWS_PROFILE: 'nope' }, 'info', '--repo', url);
+    expect(missing.status).not.toBe(0);
+    expect(missing.stderr).toContain('"nope"');
+    const bad = run({ AWS_PROFILE: 'backup' }, 'info', '--repo', url, '--concurrency', '0');
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toContain('--concurrency 0');
   });
 
   it('names the endpoint and bucket, never the secret: bad credentials, a missing bucket, an unreachable endpoint', async () => {

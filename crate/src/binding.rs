@@ -3,14 +3,14 @@
 //! thread pool and returns a Promise. Core errors reach JS with their stable
 //! code as a `CODE: ` message prefix, which the TypeScript layer turns into
 //! an error with a `code` property.
+use crate::core::cancel;
 use crate::core::copy::{copy_hashed as core_copy_hashed, CopyOutcome};
 use crate::core::delta::{write_delta as core_write_delta, Base, DeltaOutcome, DeltaSpec};
-use crate::core::heapdiff::{diff as core_diff, with_base_map, HeapDiff, MapSource};
-use crate::core::restore::{restore_file as core_restore_file, Layer, LayerKind};
 use crate::core::digest::{hash_file as core_hash_file, Expected, FileDigest};
-use crate::core::cancel;
 use crate::core::error::{CoreError, CoreResult};
+use crate::core::heapdiff::{diff as core_diff, with_base_map, HeapDiff, MapSource};
 use crate::core::lock::WriterLock;
+use crate::core::restore::{restore_file as core_restore_file, Layer, LayerKind};
 use crate::core::verify::{verify_artifact, Content, Finding};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -30,7 +30,8 @@ impl<T: Send + 'static, J: ToNapiValue + TypeName> Task for Job<T, J> {
 
     fn compute(&mut self) -> Result<T> {
         let work = self.work.take().expect("a job runs once");
-        cancel::with(self.token.clone(), work).map_err(|e: CoreError| Error::new(Status::GenericFailure, e.to_string()))
+        cancel::with(self.token.clone(), work)
+            .map_err(|e: CoreError| Error::new(Status::GenericFailure, e.to_string()))
     }
 
     fn resolve(&mut self, _env: Env, output: T) -> Result<J> {
@@ -46,20 +47,34 @@ pub(crate) fn job<T: Send + 'static, J>(
 where
     J: ToNapiValue + TypeName,
 {
-    let token = cancel.and_then(|id| TOKENS.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned());
-    AsyncTask::new(Job { work: Some(Box::new(work)), token, to_js })
+    let token = cancel.and_then(|id| {
+        TOKENS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
+    });
+    AsyncTask::new(Job {
+        work: Some(Box::new(work)),
+        token,
+        to_js,
+    })
 }
 
 /// Cancellation tokens handed to JS by id.
-static TOKENS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<u32, cancel::Token>>> =
-    std::sync::LazyLock::new(Default::default);
+static TOKENS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<u32, cancel::Token>>,
+> = std::sync::LazyLock::new(Default::default);
 static NEXT_TOKEN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
 
 /// A new cancellation token for the operations of one call (no I/O).
 #[napi]
 pub fn create_cancel_token() -> u32 {
     let id = NEXT_TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    TOKENS.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Default::default());
+    TOKENS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id, Default::default());
     id
 }
 
@@ -81,7 +96,10 @@ pub fn release_cancel_token(id: u32) {
 pub(crate) fn u64_arg(what: &str, value: &BigInt) -> Result<u64> {
     match value.get_u64() {
         (false, v, true) => Ok(v),
-        _ => Err(Error::new(Status::InvalidArg, format!("ERR_INVALID_ARG: {what} must be a u64 bigint"))),
+        _ => Err(Error::new(
+            Status::InvalidArg,
+            format!("ERR_INVALID_ARG: {what} must be a u64 bigint"),
+        )),
     }
 }
 
@@ -93,7 +111,10 @@ pub struct HashResult {
 
 impl From<FileDigest> for HashResult {
     fn from(d: FileDigest) -> Self {
-        HashResult { len: d.len, blake3_hex: d.blake3_hex }
+        HashResult {
+            len: d.len,
+            blake3_hex: d.blake3_hex,
+        }
     }
 }
 
@@ -108,7 +129,12 @@ pub struct CopyResult {
 
 impl From<CopyOutcome> for CopyResult {
     fn from(o: CopyOutcome) -> Self {
-        CopyResult { len: o.len, blake3_hex: o.blake3_hex, max_page_lsn: o.max_page_lsn, map: o.map.map(HashResult::from) }
+        CopyResult {
+            len: o.len,
+            blake3_hex: o.blake3_hex,
+            max_page_lsn: o.max_page_lsn,
+            map: o.map.map(HashResult::from),
+        }
     }
 }
 
@@ -137,14 +163,22 @@ impl From<DeltaOutcome> for DeltaResult {
             delta_len: d.delta_len,
             blake3_hex: d.blake3_hex,
         });
-        DeltaResult { delta, max_page_lsn: o.max_page_lsn, map: HashResult::from(o.map) }
+        DeltaResult {
+            delta,
+            max_page_lsn: o.max_page_lsn,
+            map: HashResult::from(o.map),
+        }
     }
 }
 
 /// BLAKE3 and length of a file, streamed.
 #[napi(ts_return_type = "Promise<HashResult>")]
 pub fn hash_file(path: String, cancel: Option<u32>) -> AsyncTask<Job<FileDigest, HashResult>> {
-    job(cancel, move || core_hash_file(&PathBuf::from(path)), HashResult::from)
+    job(
+        cancel,
+        move || core_hash_file(&PathBuf::from(path)),
+        HashResult::from,
+    )
 }
 
 /// Copies `src` to the new file `dst` (0600, fsynced) while hashing it; with
@@ -160,7 +194,14 @@ pub fn copy_hashed(
 ) -> AsyncTask<Job<CopyOutcome, CopyResult>> {
     job(
         cancel,
-        move || core_copy_hashed(&PathBuf::from(src), &PathBuf::from(dst), paged, map_path.as_deref().map(std::path::Path::new)),
+        move || {
+            core_copy_hashed(
+                &PathBuf::from(src),
+                &PathBuf::from(dst),
+                paged,
+                map_path.as_deref().map(std::path::Path::new),
+            )
+        },
         CopyResult::from,
     )
 }
@@ -184,7 +225,12 @@ pub fn write_delta(
         move || {
             with_base_map(&base_map, |map| {
                 let base = Base { lsn: base_lsn, map };
-                core_write_delta(&PathBuf::from(heap), &PathBuf::from(delta_path), base, &PathBuf::from(map_path))
+                core_write_delta(
+                    &PathBuf::from(heap),
+                    &PathBuf::from(delta_path),
+                    base,
+                    &PathBuf::from(map_path),
+                )
             })
         },
         DeltaResult::from,
@@ -205,8 +251,16 @@ impl MapSourceArg {
         match (self.heap, self.map, self.layers) {
             (Some(heap), None, None) => Ok(MapSource::Heap(PathBuf::from(heap))),
             (None, Some(map), None) => Ok(MapSource::Stored(map.into_layer()?)),
-            (None, None, Some(layers)) => Ok(MapSource::Layers(layers.into_iter().map(RestoreLayer::into_layer).collect::<Result<_>>()?)),
-            _ => Err(Error::new(Status::InvalidArg, "ERR_INVALID_ARG: a map source is one of heap, map or layers".to_string())),
+            (None, None, Some(layers)) => Ok(MapSource::Layers(
+                layers
+                    .into_iter()
+                    .map(RestoreLayer::into_layer)
+                    .collect::<Result<_>>()?,
+            )),
+            _ => Err(Error::new(
+                Status::InvalidArg,
+                "ERR_INVALID_ARG: a map source is one of heap, map or layers".to_string(),
+            )),
         }
     }
 }
@@ -233,7 +287,9 @@ impl From<HeapDiff> for HeapDiffResult {
             b_pages: d.b_pages,
             differing: d.differing,
             differing_count: d.differing_count,
-            shape_problem: d.shape_problem.map(|(page, message)| ShapeProblem { page, message }),
+            shape_problem: d
+                .shape_problem
+                .map(|(page, message)| ShapeProblem { page, message }),
         }
     }
 }
@@ -248,7 +304,11 @@ pub fn diff_heaps(
 ) -> Result<AsyncTask<Job<HeapDiff, HeapDiffResult>>> {
     let a = a.into_source()?;
     let b = b.map(MapSourceArg::into_source).transpose()?;
-    Ok(job(cancel, move || core_diff(&a, b.as_ref()), HeapDiffResult::from))
+    Ok(job(
+        cancel,
+        move || core_diff(&a, b.as_ref()),
+        HeapDiffResult::from,
+    ))
 }
 
 /// One element of a file's history, as the chain's manifests describe it:
@@ -278,7 +338,14 @@ impl RestoreLayer {
                 blake3_hex: self.blake3_hex.clone(),
             }),
         };
-        Ok(Layer { path: PathBuf::from(self.path), name: self.name, len, blake3_hex: self.blake3_hex, artifact: self.artifact, kind })
+        Ok(Layer {
+            path: PathBuf::from(self.path),
+            name: self.name,
+            len,
+            blake3_hex: self.blake3_hex,
+            artifact: self.artifact,
+            kind,
+        })
     }
 }
 
@@ -292,9 +359,16 @@ pub fn restore_file(
     map: Option<RestoreLayer>,
     cancel: Option<u32>,
 ) -> Result<AsyncTask<Job<(), ()>>> {
-    let layers = layers.into_iter().map(RestoreLayer::into_layer).collect::<Result<Vec<_>>>()?;
+    let layers = layers
+        .into_iter()
+        .map(RestoreLayer::into_layer)
+        .collect::<Result<Vec<_>>>()?;
     let map = map.map(RestoreLayer::into_layer).transpose()?;
-    Ok(job(cancel, move || core_restore_file(&PathBuf::from(target), &layers, map.as_ref()), |()| ()))
+    Ok(job(
+        cancel,
+        move || core_restore_file(&PathBuf::from(target), &layers, map.as_ref()),
+        |()| (),
+    ))
 }
 
 /// Writer locks held for JS, by handle: a lock lives until `releaseLock`.
@@ -309,7 +383,10 @@ pub fn acquire_lock(dir: String) -> AsyncTask<Job<u32, u32>> {
         move || {
             let lock = WriterLock::acquire(&PathBuf::from(dir))?;
             let id = NEXT_LOCK.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            LOCKS.lock().unwrap_or_else(|p| p.into_inner()).push((id, lock));
+            LOCKS
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((id, lock));
             Ok(id)
         },
         |id| id,
@@ -323,7 +400,10 @@ pub fn release_lock(id: u32) -> AsyncTask<Job<(), ()>> {
         None,
         move || {
             let mut locks = LOCKS.lock().unwrap_or_else(|p| p.into_inner());
-            let held = locks.iter().position(|(i, _)| *i == id).map(|at| locks.swap_remove(at));
+            let held = locks
+                .iter()
+                .position(|(i, _)| *i == id)
+                .map(|at| locks.swap_remove(at));
             drop(locks);
             drop(held); // WriterLock's Drop does the release I/O here, off the JS thread.
             Ok(())
@@ -366,10 +446,20 @@ pub fn verify_file(
         "delta" => {
             let page_indices = page_indices.unwrap_or_default();
             let delta_len = page_indices.len() as u64 * crate::core::page::RECORD_SIZE as u64;
-            let spec = DeltaSpec { total_pages: total_pages.unwrap_or(0), page_indices, delta_len, blake3_hex: blake3_hex.clone() };
+            let spec = DeltaSpec {
+                total_pages: total_pages.unwrap_or(0),
+                page_indices,
+                delta_len,
+                blake3_hex: blake3_hex.clone(),
+            };
             Content::Delta { spec, max_lsn }
         }
-        other => return Err(Error::new(Status::InvalidArg, format!("ERR_INVALID_ARG: unknown kind {other}"))),
+        other => {
+            return Err(Error::new(
+                Status::InvalidArg,
+                format!("ERR_INVALID_ARG: unknown kind {other}"),
+            ))
+        }
     };
     let map = map.map(RestoreLayer::into_layer).transpose()?;
     let content = match content {
@@ -379,11 +469,23 @@ pub fn verify_file(
     Ok(job(
         cancel,
         move || {
-            let expected = Expected { name: &name, len, blake3_hex: &blake3_hex, artifact: &artifact };
+            let expected = Expected {
+                name: &name,
+                len,
+                blake3_hex: &blake3_hex,
+                artifact: &artifact,
+            };
             verify_artifact(&PathBuf::from(path), &expected, &content)
         },
         |found| {
-            found.into_iter().map(|f| VerifyFinding { code: f.code, message: f.message, page: f.page }).collect()
+            found
+                .into_iter()
+                .map(|f| VerifyFinding {
+                    code: f.code,
+                    message: f.message,
+                    page: f.page,
+                })
+                .collect()
         },
     ))
 }

@@ -23,13 +23,24 @@ static REPOS: LazyLock<Mutex<HashMap<u32, Arc<Repo>>>> = LazyLock::new(Default::
 static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
 
 fn repo(handle: u32) -> Result<Arc<Repo>> {
-    REPOS.lock().unwrap_or_else(|p| p.into_inner()).get(&handle).cloned().ok_or_else(|| {
-        Error::new(Status::InvalidArg, format!("ERR_INVALID_ARG: repository handle {handle} is closed"))
-    })
+    REPOS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&handle)
+        .cloned()
+        .ok_or_else(|| {
+            Error::new(
+                Status::InvalidArg,
+                format!("ERR_INVALID_ARG: repository handle {handle} is closed"),
+            )
+        })
 }
 
 fn ids(hexes: &[String]) -> Result<Vec<BlobId>> {
-    hexes.iter().map(|h| parse_id(h).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))).collect()
+    hexes
+        .iter()
+        .map(|h| parse_id(h).map_err(|e| Error::new(Status::InvalidArg, e.to_string())))
+        .collect()
 }
 
 #[napi(object)]
@@ -40,7 +51,11 @@ pub struct KdfArg {
 }
 
 fn kdf(arg: Option<KdfArg>) -> KdfParams {
-    arg.map_or(DEFAULT_KDF, |k| KdfParams { m_kib: k.m_kib, t: k.t, p: k.p })
+    arg.map_or(DEFAULT_KDF, |k| KdfParams {
+        m_kib: k.m_kib,
+        t: k.t,
+        p: k.p,
+    })
 }
 
 #[napi(object, object_from_js = false)]
@@ -51,8 +66,6 @@ pub struct RepoHandle {
     pub encryption: String,
     pub created_unix_secs: u64,
     pub key_id: Option<String>,
-    /// Whether the store enforces create-if-absent itself.
-    pub conditional_writes: bool,
 }
 
 /// Keeps glibc from recycling multi-MiB buffers (packs, read batches) inside
@@ -76,9 +89,11 @@ fn register(repo: Repo) -> RepoHandle {
         encryption: repo.config.encryption.clone(),
         created_unix_secs: repo.config.created_unix_secs,
         key_id: repo.key_id.clone(),
-        conditional_writes: repo.storage.conditional_writes(),
     };
-    REPOS.lock().unwrap_or_else(|p| p.into_inner()).insert(handle, Arc::new(repo));
+    REPOS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(handle, Arc::new(repo));
     out
 }
 
@@ -115,7 +130,11 @@ pub fn repo_init(
     job(
         None,
         move || {
-            let options = InitOptions { compression: Compression::parse(&compression)?, password: password.as_deref(), kdf };
+            let options = InitOptions {
+                compression: Compression::parse(&compression)?,
+                password: password.as_deref(),
+                kdf,
+            };
             open::init(for_location(&location, &store)?, options)
         },
         register,
@@ -124,9 +143,17 @@ pub fn repo_init(
 
 /// Opens a format-2 repository and loads its index.
 #[napi(ts_return_type = "Promise<RepoHandle>")]
-pub fn repo_open(location: String, password: Option<String>, store: Option<StoreArg>) -> AsyncTask<Job<Repo, RepoHandle>> {
+pub fn repo_open(
+    location: String,
+    password: Option<String>,
+    store: Option<StoreArg>,
+) -> AsyncTask<Job<Repo, RepoHandle>> {
     let store = store_options(store);
-    job(None, move || open::open(for_location(&location, &store)?, password.as_deref()), register)
+    job(
+        None,
+        move || open::open(for_location(&location, &store)?, password.as_deref()),
+        register,
+    )
 }
 
 /// Takes the writer lock of a repository on object storage; resolves to a
@@ -154,7 +181,10 @@ pub fn repo_lease_release(handle: u32) -> Result<AsyncTask<Job<(), ()>>> {
 /// Forgets a handle (no I/O); uncommitted packs are abandoned.
 #[napi]
 pub fn repo_close(handle: u32) {
-    REPOS.lock().unwrap_or_else(|p| p.into_inner()).remove(&handle);
+    REPOS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&handle);
 }
 
 /// Reads and opens a sealed object (a snapshot).
@@ -166,10 +196,18 @@ pub fn repo_read_object(handle: u32, key: String) -> Result<AsyncTask<Job<Vec<u8
 
 /// Seals and publishes a new object; returns its stored size.
 #[napi(ts_return_type = "Promise<bigint>")]
-pub fn repo_write_object(handle: u32, key: String, data: Buffer) -> Result<AsyncTask<Job<u64, BigInt>>> {
+pub fn repo_write_object(
+    handle: u32,
+    key: String,
+    data: Buffer,
+) -> Result<AsyncTask<Job<u64, BigInt>>> {
     let repo = repo(handle)?;
     let data = data.to_vec();
-    Ok(job(None, move || repo.write_object(&key, &data), BigInt::from))
+    Ok(job(
+        None,
+        move || repo.write_object(&key, &data),
+        BigInt::from,
+    ))
 }
 
 #[napi(object, object_from_js = false)]
@@ -180,11 +218,24 @@ pub struct ObjectEntry {
 
 /// The objects under `prefix` (`""` for all), sorted.
 #[napi(ts_return_type = "Promise<ObjectEntry[]>")]
-pub fn repo_list_objects(handle: u32, prefix: String) -> Result<AsyncTask<Job<Vec<ObjectEntry>, Vec<ObjectEntry>>>> {
+pub fn repo_list_objects(
+    handle: u32,
+    prefix: String,
+) -> Result<AsyncTask<Job<Vec<ObjectEntry>, Vec<ObjectEntry>>>> {
     let repo = repo(handle)?;
     Ok(job(
         None,
-        move || Ok(repo.storage.list(&prefix)?.into_iter().map(|o| ObjectEntry { key: o.key, size: o.size }).collect()),
+        move || {
+            Ok(repo
+                .storage
+                .list(&prefix)?
+                .into_iter()
+                .map(|o| ObjectEntry {
+                    key: o.key,
+                    size: o.size,
+                })
+                .collect())
+        },
         |v| v,
     ))
 }
@@ -213,13 +264,17 @@ pub fn repo_store_file(
     cancel: Option<u32>,
 ) -> Result<AsyncTask<Job<crate::core::repo::store::StoredFile, StoredFileResult>>> {
     let repo = repo(handle)?;
-    Ok(job(cancel, move || store_file(&repo, &PathBuf::from(path), heap), |s| StoredFileResult {
-        len: s.len,
-        lists: s.lists.iter().map(|l| hex(l)).collect(),
-        max_lsn: s.max_lsn,
-        chunks: s.chunks as u32,
-        new_chunks: s.new_chunks as u32,
-    }))
+    Ok(job(
+        cancel,
+        move || store_file(&repo, &PathBuf::from(path), heap),
+        |s| StoredFileResult {
+            len: s.len,
+            lists: s.lists.iter().map(|l| hex(l)).collect(),
+            max_lsn: s.max_lsn,
+            chunks: s.chunks as u32,
+            new_chunks: s.new_chunks as u32,
+        },
+    ))
 }
 
 #[napi(object, object_from_js = false)]
@@ -232,14 +287,20 @@ pub struct CommitResult {
 
 /// Publishes the last pack and the index of this session's packs.
 #[napi(ts_return_type = "Promise<CommitResult>")]
-pub fn repo_commit(handle: u32) -> Result<AsyncTask<Job<crate::core::repo::writer::WriteStats, CommitResult>>> {
+pub fn repo_commit(
+    handle: u32,
+) -> Result<AsyncTask<Job<crate::core::repo::writer::WriteStats, CommitResult>>> {
     let repo = repo(handle)?;
-    Ok(job(None, move || repo.commit(), |s| CommitResult {
-        blobs: s.blobs,
-        raw_bytes: s.raw_bytes,
-        stored_bytes: s.stored_bytes,
-        packs: s.packs,
-    }))
+    Ok(job(
+        None,
+        move || repo.commit(),
+        |s| CommitResult {
+            blobs: s.blobs,
+            raw_bytes: s.raw_bytes,
+            stored_bytes: s.stored_bytes,
+            packs: s.packs,
+        },
+    ))
 }
 
 /// Forgets uncommitted work (no I/O; the next writer removes its packs).
@@ -258,13 +319,31 @@ pub struct RepairResult {
 
 /// Drops damaged index objects and indexes their packs anew; call holding the writer lock.
 #[napi(ts_return_type = "Promise<RepairResult>")]
-pub fn repo_repair_index(handle: u32) -> Result<AsyncTask<Job<crate::core::repo::writer::Repaired, RepairResult>>> {
+pub fn repo_repair_index(
+    handle: u32,
+) -> Result<AsyncTask<Job<crate::core::repo::writer::Repaired, RepairResult>>> {
     let repo = repo(handle)?;
-    Ok(job(None, move || repo.repair_index(), |r| RepairResult {
-        indexes_removed: r.indexes_removed as u32,
-        packs_indexed: r.packs_indexed as u32,
-        packs_removed: r.packs_removed as u32,
-    }))
+    Ok(job(
+        None,
+        move || repo.repair_index(),
+        |r| RepairResult {
+            indexes_removed: r.indexes_removed as u32,
+            packs_indexed: r.packs_indexed as u32,
+            packs_removed: r.packs_removed as u32,
+        },
+    ))
+}
+
+/// Whether the store refuses to overwrite an object by itself; null when
+/// these credentials cannot write the probe object that finds out.
+#[napi(ts_return_type = "Promise<boolean | null>")]
+pub fn repo_conditional_writes(handle: u32) -> Result<AsyncTask<Job<Option<bool>, Option<bool>>>> {
+    let repo = repo(handle)?;
+    Ok(job(
+        None,
+        move || Ok(repo.storage.conditional_writes().ok()),
+        |known| known,
+    ))
 }
 
 /// Reads the index afresh: readers call it first, so they see what other
@@ -278,9 +357,15 @@ pub fn repo_refresh(handle: u32) -> Result<AsyncTask<Job<(), ()>>> {
 /// Settles what killed writers left (indexes their intact packs, removes
 /// temporary objects); call holding the writer lock. Returns the packs adopted.
 #[napi(ts_return_type = "Promise<number>")]
-pub fn repo_settle_unindexed(handle: u32) -> Result<AsyncTask<Job<crate::core::repo::writer::Settled, u32>>> {
+pub fn repo_settle_unindexed(
+    handle: u32,
+) -> Result<AsyncTask<Job<crate::core::repo::writer::Settled, u32>>> {
     let repo = repo(handle)?;
-    Ok(job(None, move || repo.settle_unindexed(), |s| s.adopted as u32))
+    Ok(job(
+        None,
+        move || repo.settle_unindexed(),
+        |s| s.adopted as u32,
+    ))
 }
 
 /// Restores a file made of `lists` into the new file `dest`; with `hash`, returns its BLAKE3.
@@ -296,7 +381,11 @@ pub fn repo_restore_file(
     let repo = repo(handle)?;
     let lists = ids(&lists)?;
     let len = u64_arg("len", &len)?;
-    Ok(job(cancel, move || restore_file(&repo, &lists, len, &PathBuf::from(dest), hash), |h| h))
+    Ok(job(
+        cancel,
+        move || restore_file(&repo, &lists, len, &PathBuf::from(dest), hash),
+        |h| h,
+    ))
 }
 
 #[napi(object, object_from_js = false)]
@@ -320,12 +409,16 @@ pub fn repo_compare_file(
     let repo = repo(handle)?;
     let lists = ids(&lists)?;
     let len = u64_arg("len", &len)?;
-    Ok(job(cancel, move || compare_file(&repo, &lists, len, &PathBuf::from(source), heap), |c| CompareResult {
-        source_len: BigInt::from(c.source_len),
-        equal: c.equal,
-        differing: c.differing.into_iter().map(BigInt::from).collect(),
-        differing_count: BigInt::from(c.differing_count),
-    }))
+    Ok(job(
+        cancel,
+        move || compare_file(&repo, &lists, len, &PathBuf::from(source), heap),
+        |c| CompareResult {
+            source_len: BigInt::from(c.source_len),
+            equal: c.equal,
+            differing: c.differing.into_iter().map(BigInt::from).collect(),
+            differing_count: BigInt::from(c.differing_count),
+        },
+    ))
 }
 
 #[napi(object)]
@@ -364,17 +457,28 @@ pub struct CheckResult {
 type Files = Vec<(String, Vec<BlobId>)>;
 
 fn to_problem(p: crate::core::repo::check::Problem) -> Problem {
-    Problem { code: p.code, message: p.message }
+    Problem {
+        code: p.code,
+        message: p.message,
+    }
 }
 
 /// Reads every pack and checks every backup's chunks.
 #[napi(ts_return_type = "Promise<CheckResult>")]
-pub fn repo_check(handle: u32, backups: Vec<CheckBackup>, cancel: Option<u32>) -> Result<AsyncTask<Job<CheckResult, CheckResult>>> {
+pub fn repo_check(
+    handle: u32,
+    backups: Vec<CheckBackup>,
+    cancel: Option<u32>,
+) -> Result<AsyncTask<Job<CheckResult, CheckResult>>> {
     let repo = repo(handle)?;
     let backups: Vec<(String, Files)> = backups
         .into_iter()
         .map(|b| {
-            let files = b.files.into_iter().map(|f| Ok((f.name, ids(&f.lists)?))).collect::<Result<Files>>()?;
+            let files = b
+                .files
+                .into_iter()
+                .map(|f| Ok((f.name, ids(&f.lists)?)))
+                .collect::<Result<Files>>()?;
             Ok((b.id, files))
         })
         .collect::<Result<_>>()?;
@@ -386,7 +490,10 @@ pub fn repo_check(handle: u32, backups: Vec<CheckBackup>, cancel: Option<u32>) -
                 .iter()
                 .map(|(id, files)| BackupProblems {
                     id: id.clone(),
-                    problems: check_backup(&repo, files, &packs.bad).into_iter().map(to_problem).collect(),
+                    problems: check_backup(&repo, files, &packs.bad)
+                        .into_iter()
+                        .map(to_problem)
+                        .collect(),
                 })
                 .collect();
             Ok(CheckResult {
@@ -412,24 +519,41 @@ pub struct PruneResult {
 
 /// Removes every blob that none of `lists` (the retained backups' lists) uses.
 #[napi(ts_return_type = "Promise<PruneResult>")]
-pub fn repo_prune(handle: u32, lists: Vec<String>, cancel: Option<u32>) -> Result<AsyncTask<Job<crate::core::repo::prune::PruneStats, PruneResult>>> {
+pub fn repo_prune(
+    handle: u32,
+    lists: Vec<String>,
+    cancel: Option<u32>,
+) -> Result<AsyncTask<Job<crate::core::repo::prune::PruneStats, PruneResult>>> {
     let repo = repo(handle)?;
     let lists = ids(&lists)?;
-    Ok(job(cancel, move || prune(&repo, &lists), |s| PruneResult {
-        packs_removed: s.packs_removed as u32,
-        packs_repacked: s.packs_repacked as u32,
-        packs_written: s.packs_written as u32,
-        blobs_removed: s.blobs_removed as u32,
-        bytes_freed: s.bytes_freed,
-    }))
+    Ok(job(
+        cancel,
+        move || prune(&repo, &lists),
+        |s| PruneResult {
+            packs_removed: s.packs_removed as u32,
+            packs_repacked: s.packs_repacked as u32,
+            packs_written: s.packs_written as u32,
+            blobs_removed: s.blobs_removed as u32,
+            bytes_freed: s.bytes_freed,
+        },
+    ))
 }
 
 /// Adds a password (the current one unwraps the master key again).
 #[napi(ts_return_type = "Promise<string>")]
-pub fn repo_key_add(handle: u32, current: String, password: String, kdf_params: Option<KdfArg>) -> Result<AsyncTask<Job<String, String>>> {
+pub fn repo_key_add(
+    handle: u32,
+    current: String,
+    password: String,
+    kdf_params: Option<KdfArg>,
+) -> Result<AsyncTask<Job<String, String>>> {
     let repo = repo(handle)?;
     let kdf = kdf(kdf_params);
-    Ok(job(None, move || repo.add_key(&current, &password, kdf), |id| id))
+    Ok(job(
+        None,
+        move || repo.add_key(&current, &password, kdf),
+        |id| id,
+    ))
 }
 
 #[napi(object, object_from_js = false)]
@@ -448,7 +572,11 @@ pub fn repo_key_list(handle: u32) -> Result<AsyncTask<Job<Vec<KeyEntry>, Vec<Key
             let files = key_files(repo.storage.as_ref())?;
             Ok(files
                 .into_iter()
-                .map(|(id, f)| KeyEntry { current: repo.key_id.as_deref() == Some(id.as_str()), id, created_unix_secs: f.created_unix_secs })
+                .map(|(id, f)| KeyEntry {
+                    current: repo.key_id.as_deref() == Some(id.as_str()),
+                    id,
+                    created_unix_secs: f.created_unix_secs,
+                })
                 .collect())
         },
         |v| v,

@@ -38,8 +38,11 @@ export interface RepositoryTotals {
   logical_bytes: bigint;
   /** Bytes the repository occupies. */
   stored_bytes: bigint;
-  /** Object storage: whether the store refuses to overwrite (false: it ignores conditional writes). */
-  conditional_writes?: boolean;
+  /**
+   * Object storage: whether the store refuses to overwrite (false: it ignores
+   * conditional writes; null: unknown, these credentials cannot write).
+   */
+  conditional_writes?: boolean | null;
 }
 
 export interface ExpireOptions {

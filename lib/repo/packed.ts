@@ -116,9 +116,12 @@ export class PackedRepository extends RepositoryBase {
     return new PackedRepository(location, handle, password);
   }
 
-  /** Whether the store itself refuses to overwrite an object (see `info`). */
-  get conditionalWrites(): boolean {
-    return this.handle.conditionalWrites;
+  /**
+   * Whether the store itself refuses to overwrite an object (see `info`);
+   * null when these credentials cannot write the probe object that tells.
+   */
+  conditionalWrites(): Promise<boolean | null> {
+    return repoNative.conditionalWrites(this.handle.handle);
   }
 
   get encrypted(): boolean {
@@ -195,12 +198,20 @@ export class PackedRepository extends RepositoryBase {
       backups: all.length,
       logical_bytes: all.reduce((s, r) => s + r.logical_bytes, 0n),
       stored_bytes: objects.filter((o) => o.key !== 'LOCK').reduce((s, o) => s + o.size, 0n),
-      ...(isObjectStore(this.dir) ? { conditional_writes: this.conditionalWrites } : {}),
+      ...(isObjectStore(this.dir) ? { conditional_writes: await this.conditionalWrites() } : {}),
     };
   }
 
   private exclusively<T>(work: () => Promise<T>): Promise<T> {
     return isObjectStore(this.dir) ? this.withLease(work) : withRepoLock(this.dir, work);
+  }
+
+  /**
+   * Before a change others see (a snapshot published, snapshots removed):
+   * on object storage, renewing the lease also proves it is still ours.
+   */
+  private async confirmLock(): Promise<void> {
+    if (isObjectStore(this.dir)) await repoNative.leaseRenew(this.handle.handle);
   }
 
   /** The writer lock on object storage: a leased LOCK object, renewed while `work` runs. */
@@ -286,6 +297,7 @@ export class PackedRepository extends RepositoryBase {
               })),
             };
             const text = Buffer.from(formatSnapshot(snapshot));
+            await this.confirmLock();
             await repoNative.writeObject(this.handle.handle, `${SNAPSHOTS}${id}`, text);
             crashPoint('manifest-written');
             return record;
@@ -452,6 +464,7 @@ export class PackedRepository extends RepositoryBase {
         // Refuses a damaged index before anything is removed (and clears what killed writers left).
         await repoNative.settleUnindexed(this.handle.handle);
         const { records, kept, removed } = await plan();
+        await this.confirmLock();
         for (const id of [...removed].reverse()) {
           await repoNative.deleteObject(this.handle.handle, `${SNAPSHOTS}${id}`);
           crashPoint('expire-renamed');

@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 pub const LOCK_KEY: &str = "LOCK";
 /// How long a lease lasts; the holder renews it every `LEASE_SECS / 5`.
 pub const LEASE_SECS: u64 = 300;
+/// Longer than any racing writer's gap between finding no lock and writing
+/// one (a HEAD and a PUT: milliseconds).
+const RACE_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
@@ -20,11 +23,16 @@ pub struct Lease {
 }
 
 fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "?".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "?".into())
 }
 
 impl Repo {
@@ -67,13 +75,16 @@ impl Repo {
         for _ in 0..2 {
             match self.storage.put_new(LOCK_KEY, &text) {
                 Ok(()) => {
+                    self.confirm_created(&mine)?;
                     *self.lease.lock().unwrap_or_else(|p| p.into_inner()) = Some(mine);
                     return Ok(notice);
                 }
                 Err(e) if e.code != "EEXIST" => return Err(e),
                 Err(_) => {}
             }
-            let Some(held) = self.read_lease()? else { continue };
+            let Some(held) = self.read_lease()? else {
+                continue;
+            };
             if held.expires_unix_secs > now() {
                 return Err(self.locked_by(&held));
             }
@@ -90,24 +101,55 @@ impl Repo {
         Err(self.locked_by(&held))
     }
 
+    /// Without conditional writes two writers may both find no lock and both
+    /// write one: the last write wins. Each waits out the race, then reads the
+    /// lock back; only the writer it names goes on.
+    fn confirm_created(&self, mine: &Lease) -> CoreResult<()> {
+        if self.storage.conditional_writes()? {
+            return Ok(());
+        }
+        std::thread::sleep(RACE_SETTLE);
+        match self.read_lease()? {
+            Some(held) if held.owner == mine.owner => Ok(()),
+            Some(other) => Err(self.locked_by(&other)),
+            None => Err(CoreError::new(
+                "ERR_REPO_LOCKED",
+                format!("the lock of {} vanished", self.location()),
+            )),
+        }
+    }
+
     /// Renews the lease; fails if another writer has taken the lock meanwhile.
     pub fn renew_lease(&self) -> CoreResult<()> {
         let mut guard = self.lease.lock().unwrap_or_else(|p| p.into_inner());
         let Some(mine) = guard.as_mut() else {
-            return Err(CoreError::new("ERR_INVALID_ARG", "the repository lock is not held"));
+            return Err(CoreError::new(
+                "ERR_INVALID_ARG",
+                "the repository lock is not held",
+            ));
         };
         match self.read_lease()? {
             Some(held) if held.owner == mine.owner => {}
             Some(other) => return Err(self.locked_by(&other)),
-            None => return Err(CoreError::new("ERR_REPO_LOCKED", format!("the lock of {} vanished", self.location()))),
+            None => {
+                return Err(CoreError::new(
+                    "ERR_REPO_LOCKED",
+                    format!("the lock of {} vanished", self.location()),
+                ))
+            }
         }
         mine.expires_unix_secs = now() + LEASE_SECS;
-        self.storage.put_replace(LOCK_KEY, &serde_json::to_vec(&*mine).expect("a lease serializes"))
+        self.storage.put_replace(
+            LOCK_KEY,
+            &serde_json::to_vec(&*mine).expect("a lease serializes"),
+        )
     }
 
     /// Gives the lock up (only if it is still ours).
     pub fn release_lease(&self) -> CoreResult<()> {
-        let Some(mine) = self.lease.lock().unwrap_or_else(|p| p.into_inner()).take() else { return Ok(()) };
+        let Some(mine) = self.lease.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return Ok(());
+        };
         match self.read_lease()? {
             Some(held) if held.owner == mine.owner => self.storage.delete(LOCK_KEY),
             _ => Ok(()),

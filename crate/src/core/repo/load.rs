@@ -2,111 +2,162 @@
 //! chunks of one file mostly lie side by side in a pack), opened and checked
 //! on all cores, and written in order.
 use super::keys::BlobId;
-use super::pack::Entry;
+use super::pack::{Entry, PACK_TARGET};
 use super::store::{read_list, ChunkRef};
 use super::{short, Repo};
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::fsio::{create_new, Sink};
 use rayon::prelude::*;
 use std::path::Path;
+use std::sync::mpsc::SyncSender;
 
-/// Chunks fetched and written at once (about 2 MiB of heap runs: memory stays
-/// flat, and rayon still spreads each batch over every core).
+/// Chunks opened and handed to the writer at once (about 2 MiB of heap
+/// runs: memory stays flat, and rayon still spreads each batch over every core).
 const BATCH: usize = 32;
 /// Neighbouring chunks are read in one request when the gap is this small.
 const MAX_GAP: u64 = 64 << 10;
-/// One request reads at most this much (so a batch spreads over several
-/// requests, which an object store serves in parallel).
-const MAX_RANGE: u64 = 2 << 20;
 
-/// One read of a pack and the chunks inside it.
+/// How much is fetched at once (stored bytes) and the longest single read.
+/// A local disk: 2 MiB in reads of at most 2 MiB. An object store, where
+/// every request costs a round trip and server time: whole packs, as many
+/// as there are requests in flight.
+fn fetch_plan(repo: &Repo) -> (u64, u64) {
+    if repo.storage.is_remote() {
+        let pack = PACK_TARGET as u64;
+        (repo.storage.transfers() as u64 * pack, 2 * pack)
+    } else {
+        (2 << 20, 2 << 20)
+    }
+}
+
+/// One read of a pack and the chunks inside it, in file order.
 struct Range {
     pack: String,
     start: u64,
     end: u64,
-    items: Vec<(usize, Entry)>,
+    entries: Vec<Entry>,
 }
 
-fn locate(repo: &Repo, refs: &[ChunkRef]) -> CoreResult<Vec<Range>> {
+/// The reads for the first chunks of `refs`, up to about `budget` stored
+/// bytes; returns them and how many chunks they cover (at least one).
+fn locate(
+    repo: &Repo,
+    refs: &[ChunkRef],
+    budget: u64,
+    max_range: u64,
+) -> CoreResult<(Vec<Range>, usize)> {
     let index = repo.index();
     let mut ranges: Vec<Range> = Vec::new();
+    let mut total = 0u64;
     for (at, (id, len)) in refs.iter().enumerate() {
         let (pack, entry) = index.get(id).ok_or_else(|| missing_blob(repo, id))?;
         if entry.raw_len != *len {
-            return Err(CoreError::new("ERR_INTEGRITY", format!("chunk {} has the wrong length", short(id))));
+            return Err(CoreError::new(
+                "ERR_INTEGRITY",
+                format!("chunk {} has the wrong length", short(id)),
+            ));
         }
+        let offset = entry.offset as u64;
         match ranges.last_mut() {
             Some(r)
                 if r.pack == pack
-                    && entry.offset as u64 >= r.end
-                    && entry.offset as u64 <= r.end + MAX_GAP
-                    && entry.end() - r.start <= MAX_RANGE =>
+                    && offset >= r.end
+                    && offset <= r.end + MAX_GAP
+                    && entry.end() - r.start <= max_range =>
             {
+                total += entry.end() - r.end;
                 r.end = entry.end();
-                r.items.push((at, entry));
+                r.entries.push(entry);
             }
-            _ => ranges.push(Range { pack: pack.to_string(), start: entry.offset as u64, end: entry.end(), items: vec![(at, entry)] }),
+            _ if at > 0 && total >= budget => return Ok((ranges, at)),
+            _ => {
+                total += entry.end() - offset;
+                ranges.push(Range {
+                    pack: pack.to_string(),
+                    start: offset,
+                    end: entry.end(),
+                    entries: vec![entry],
+                });
+            }
         }
     }
-    Ok(ranges)
+    Ok((ranges, refs.len()))
 }
 
 pub fn missing_blob(repo: &Repo, id: &BlobId) -> CoreError {
     CoreError::new(
         "ERR_MISSING_FILE",
-        format!("chunk {} is missing from repository {} (no index lists it)", short(id), repo.location()),
+        format!(
+            "chunk {} is missing from repository {} (no index lists it)",
+            short(id),
+            repo.location()
+        ),
     )
 }
 
-/// The content of `refs`, in order.
-pub fn fetch(repo: &Repo, refs: &[ChunkRef]) -> CoreResult<Vec<Vec<u8>>> {
-    let ranges = locate(repo, refs)?;
-    let reads: Vec<(&str, u64, usize)> =
-        ranges.iter().map(|r| (r.pack.as_str(), r.start, (r.end - r.start) as usize)).collect();
-    let fetched = repo.storage.get_ranges(&reads)?;
-    let jobs: Vec<(usize, &Range, &Vec<u8>, Entry)> = ranges
-        .iter()
-        .zip(&fetched)
-        .flat_map(|(r, bytes)| r.items.iter().map(move |(at, e)| (*at, r, bytes, *e)))
-        .collect();
-    let mut out: Vec<(usize, Vec<u8>)> = jobs
-        .par_iter()
-        .map(|(at, r, bytes, e)| {
-            let from = (e.offset as u64 - r.start) as usize;
-            repo.decode_blob(e, &bytes[from..from + e.stored_len as usize], &r.pack).map(|data| (*at, data))
-        })
-        .collect::<CoreResult<_>>()?;
-    out.sort_by_key(|(at, _)| *at);
-    Ok(out.into_iter().map(|(_, data)| data).collect())
+/// Fetches the chunks of `lists` window by window and hands them on in
+/// order, batch by batch, each chunk opened and checked against its id.
+/// Stops at the first failure (sent on) or when nobody listens any more.
+fn produce(repo: &Repo, lists: &[BlobId], batches: &SyncSender<CoreResult<Vec<Vec<u8>>>>) {
+    let (budget, max_range) = fetch_plan(repo);
+    let fail = |e: CoreError| drop(batches.send(Err(e)));
+    for list in lists {
+        let refs = match read_list(repo, list) {
+            Ok(refs) => refs,
+            Err(e) => return fail(e),
+        };
+        let mut start = 0;
+        while start < refs.len() {
+            let window = crate::core::cancel::check().and_then(|()| {
+                let (ranges, covered) = locate(repo, &refs[start..], budget, max_range)?;
+                let reads: Vec<(&str, u64, usize)> = ranges
+                    .iter()
+                    .map(|r| (r.pack.as_str(), r.start, (r.end - r.start) as usize))
+                    .collect();
+                let fetched = repo.storage.get_ranges(&reads)?;
+                Ok((ranges, fetched, covered))
+            });
+            let (ranges, fetched, covered) = match window {
+                Ok(w) => w,
+                Err(e) => return fail(e),
+            };
+            let chunks: Vec<(&Range, &[u8], &Entry)> = ranges
+                .iter()
+                .zip(&fetched)
+                .flat_map(|(r, bytes)| r.entries.iter().map(move |e| (r, bytes.as_slice(), e)))
+                .collect();
+            for batch in chunks.chunks(BATCH) {
+                let opened = batch
+                    .par_iter()
+                    .map(|(r, bytes, e)| {
+                        let from = (e.offset as u64 - r.start) as usize;
+                        repo.decode_blob(e, &bytes[from..from + e.stored_len as usize], &r.pack)
+                    })
+                    .collect::<CoreResult<Vec<_>>>();
+                let failed = opened.is_err();
+                // A closed channel: the consumer failed and stopped listening.
+                if batches.send(opened).is_err() || failed {
+                    return;
+                }
+            }
+            start += covered;
+        }
+    }
 }
 
 /// Calls `visit` with the content of the file made of `lists`, chunk by
 /// chunk in order (each checked against its id); returns the bytes visited.
 /// A second thread fetches and opens the next batch while `visit` handles
 /// this one, so reading the repository and writing overlap.
-fn for_each_chunk(repo: &Repo, lists: &[BlobId], mut visit: impl FnMut(&[u8]) -> CoreResult<()>) -> CoreResult<u64> {
+fn for_each_chunk(
+    repo: &Repo,
+    lists: &[BlobId],
+    mut visit: impl FnMut(&[u8]) -> CoreResult<()>,
+) -> CoreResult<u64> {
     let token = crate::core::cancel::current();
     let (batches, received) = std::sync::mpsc::sync_channel::<CoreResult<Vec<Vec<u8>>>>(1);
     std::thread::scope(|scope| {
-        scope.spawn(move || {
-            crate::core::cancel::with(token, || {
-                for list in lists {
-                    let refs = match read_list(repo, list) {
-                        Ok(refs) => refs,
-                        Err(e) => return drop(batches.send(Err(e))),
-                    };
-                    // A batch per request in flight: an object store's are fetched in parallel.
-                    for batch in refs.chunks(BATCH * repo.storage.transfers()) {
-                        let item = crate::core::cancel::check().and_then(|()| fetch(repo, batch));
-                        let failed = item.is_err();
-                        // A closed channel: the consumer failed and stopped listening.
-                        if batches.send(item).is_err() || failed {
-                            return;
-                        }
-                    }
-                }
-            })
-        });
+        scope.spawn(move || crate::core::cancel::with(token, || produce(repo, lists, &batches)));
         let mut done = 0u64;
         for batch in received {
             for data in batch? {
@@ -119,12 +170,21 @@ fn for_each_chunk(repo: &Repo, lists: &[BlobId], mut visit: impl FnMut(&[u8]) ->
 }
 
 fn wrong_length(what: &str, got: u64, len: u64) -> CoreError {
-    CoreError::new("ERR_INTEGRITY", format!("{what} restored as {got} bytes but its backup says {len}"))
+    CoreError::new(
+        "ERR_INTEGRITY",
+        format!("{what} restored as {got} bytes but its backup says {len}"),
+    )
 }
 
 /// Writes the file made of `lists` to the new file `dest` (fsynced), checking
 /// every chunk and the length; with `hash`, returns its BLAKE3.
-pub fn restore_file(repo: &Repo, lists: &[BlobId], len: u64, dest: &Path, hash: bool) -> CoreResult<Option<String>> {
+pub fn restore_file(
+    repo: &Repo,
+    lists: &[BlobId],
+    len: u64,
+    dest: &Path,
+    hash: bool,
+) -> CoreResult<Option<String>> {
     let mut sink = Sink::new(create_new(dest)?, dest);
     let mut hasher = hash.then(blake3::Hasher::new);
     let written = for_each_chunk(repo, lists, |data| {
@@ -155,11 +215,23 @@ const LISTED_PAGES: usize = 100;
 
 /// Compares the file made of `lists` with `source` without writing anything;
 /// a heap page by page, any other file as a whole.
-pub fn compare_file(repo: &Repo, lists: &[BlobId], len: u64, source: &Path, heap: bool) -> CoreResult<Comparison> {
+pub fn compare_file(
+    repo: &Repo,
+    lists: &[BlobId],
+    len: u64,
+    source: &Path,
+    heap: bool,
+) -> CoreResult<Comparison> {
     use std::os::unix::fs::FileExt;
     let file = std::fs::File::open(source).map_err(|e| CoreError::io("open", source, e))?;
-    let source_len = file.metadata().map_err(|e| CoreError::io("stat", source, e))?.len();
-    let mut out = Comparison { source_len, ..Comparison::default() };
+    let source_len = file
+        .metadata()
+        .map_err(|e| CoreError::io("stat", source, e))?
+        .len();
+    let mut out = Comparison {
+        source_len,
+        ..Comparison::default()
+    };
     let mut differ = |page: u64| {
         if out.differing.len() < LISTED_PAGES {
             out.differing.push(page);
@@ -172,7 +244,8 @@ pub fn compare_file(repo: &Repo, lists: &[BlobId], len: u64, source: &Path, heap
     let read = for_each_chunk(repo, lists, |ours| {
         theirs.resize(ours.len(), 0);
         let n = ours.len().min(source_len.saturating_sub(at) as usize);
-        file.read_exact_at(&mut theirs[..n], at).map_err(|e| CoreError::io("read", source, e))?;
+        file.read_exact_at(&mut theirs[..n], at)
+            .map_err(|e| CoreError::io("read", source, e))?;
         theirs[n..].fill(0);
         if heap {
             for (i, (a, b)) in ours.chunks(PAGE).zip(theirs.chunks(PAGE)).enumerate() {

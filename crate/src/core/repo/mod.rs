@@ -45,15 +45,30 @@ fn zstd_compress(level: i32, data: &[u8]) -> Vec<u8> {
     COMPRESSOR.with(|cell| {
         let mut cell = cell.borrow_mut();
         if cell.as_ref().is_none_or(|(l, _)| *l != level) {
-            *cell = Some((level, zstd::bulk::Compressor::new(level).expect("zstd level checked")));
+            *cell = Some((
+                level,
+                zstd::bulk::Compressor::new(level).expect("zstd level checked"),
+            ));
         }
-        cell.as_mut().expect("set above").1.compress(data).expect("zstd compresses to a Vec")
+        cell.as_mut()
+            .expect("set above")
+            .1
+            .compress(data)
+            .expect("zstd compresses to a Vec")
     })
 }
 
 impl Repo {
     fn new(storage: Box<dyn Storage>, config: Config, keys: Keys, key_id: Option<String>) -> Repo {
-        Repo { storage, config, keys, key_id, index: RwLock::new(Index::default()), writer: Mutex::default(), lease: Mutex::default() }
+        Repo {
+            storage,
+            config,
+            keys,
+            key_id,
+            index: RwLock::new(Index::default()),
+            writer: Mutex::default(),
+            lease: Mutex::default(),
+        }
     }
 
     pub fn location(&self) -> String {
@@ -78,7 +93,8 @@ impl Repo {
     /// Reads and opens a small sealed object (snapshot, catalog record).
     pub fn read_object(&self, key: &str) -> CoreResult<Vec<u8>> {
         let sealed = self.storage.get(key)?;
-        self.keys.open(&sealed, key.as_bytes(), &format!("repository object {key}"))
+        self.keys
+            .open(&sealed, key.as_bytes(), &format!("repository object {key}"))
     }
 
     /// Seals and publishes a small object; it must not exist yet.
@@ -93,7 +109,11 @@ impl Repo {
         let (body, compressed) = match self.config.compression() {
             Compression::Zstd(level) => {
                 let packed = zstd_compress(level, data);
-                if packed.len() < data.len() { (packed, true) } else { (data.to_vec(), false) }
+                if packed.len() < data.len() {
+                    (packed, true)
+                } else {
+                    (data.to_vec(), false)
+                }
             }
             Compression::None => (data.to_vec(), false),
         };
@@ -106,23 +126,39 @@ impl Repo {
         let opened = self.keys.open_blob(stored, &entry.id, &what())?;
         let body: &[u8] = opened.as_deref().unwrap_or(stored);
         let data = if entry.compressed {
-            zstd::bulk::decompress(body, entry.raw_len as usize)
-                .map_err(|e| CoreError::new("ERR_INTEGRITY", format!("{} does not decompress: {e}", what())))?
+            zstd::bulk::decompress(body, entry.raw_len as usize).map_err(|e| {
+                CoreError::new(
+                    "ERR_INTEGRITY",
+                    format!("{} does not decompress: {e}", what()),
+                )
+            })?
         } else {
             body.to_vec()
         };
         if data.len() != entry.raw_len as usize || self.keys.id(&data) != entry.id {
-            return Err(CoreError::new("ERR_INTEGRITY", format!("{} does not match its id", what())));
+            return Err(CoreError::new(
+                "ERR_INTEGRITY",
+                format!("{} does not match its id", what()),
+            ));
         }
         Ok(data)
     }
 
     /// Reads one blob by id.
     pub fn read_blob(&self, id: &BlobId) -> CoreResult<Vec<u8>> {
-        let (pack, entry) = self.index().get(id).map(|(p, e)| (p.to_string(), e)).ok_or_else(|| {
-            CoreError::new("ERR_MISSING_FILE", format!("blob {} is not in the repository's index", short(id)))
-        })?;
-        let stored = self.storage.get_range(&pack, entry.offset as u64, entry.stored_len as usize)?;
+        let (pack, entry) = self
+            .index()
+            .get(id)
+            .map(|(p, e)| (p.to_string(), e))
+            .ok_or_else(|| {
+                CoreError::new(
+                    "ERR_MISSING_FILE",
+                    format!("blob {} is not in the repository's index", short(id)),
+                )
+            })?;
+        let stored =
+            self.storage
+                .get_range(&pack, entry.offset as u64, entry.stored_len as usize)?;
         self.decode_blob(&entry, &stored, &pack)
     }
 }

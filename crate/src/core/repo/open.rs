@@ -1,5 +1,8 @@
 //! Creating and opening repositories, and their password keys.
-use super::config::{Compression, Config, CONFIG_KEY, DEFAULT_CHUNKING, ENCRYPTION_NONE, ENCRYPTION_XCHACHA, FORMAT, KIND};
+use super::config::{
+    Compression, Config, CONFIG_KEY, DEFAULT_CHUNKING, ENCRYPTION_NONE, ENCRYPTION_XCHACHA, FORMAT,
+    KIND,
+};
 use super::keys::{self, random_bytes, KdfParams, KeyFile, Keys, MASTER_LEN};
 use super::storage::Storage;
 use super::{hex, Repo};
@@ -8,7 +11,10 @@ use crate::core::error::{CoreError, CoreResult};
 pub const KEYS_PREFIX: &str = "keys/";
 
 fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// How to create a repository.
@@ -30,7 +36,10 @@ fn write_key(storage: &dyn Storage, file: &KeyFile) -> CoreResult<String> {
 /// killed init leaves no repository (and can be removed and rerun).
 pub fn init(storage: Box<dyn Storage>, options: InitOptions) -> CoreResult<Repo> {
     if !storage.list(KEYS_PREFIX)?.is_empty() || storage.get(CONFIG_KEY).is_ok() {
-        return Err(CoreError::new("ERR_DEST_NOT_EMPTY", format!("{} already holds a repository", storage.location())));
+        return Err(CoreError::new(
+            "ERR_DEST_NOT_EMPTY",
+            format!("{} already holds a repository", storage.location()),
+        ));
     }
     let id = hex(&random_bytes::<16>());
     let (keys, key_id, id_key_hex) = match options.password {
@@ -51,19 +60,41 @@ pub fn init(storage: Box<dyn Storage>, options: InitOptions) -> CoreResult<Repo>
         id,
         created_unix_secs: now(),
         compression: options.compression.name(),
-        encryption: if keys.is_encrypted() { ENCRYPTION_XCHACHA } else { ENCRYPTION_NONE }.into(),
+        encryption: if keys.is_encrypted() {
+            ENCRYPTION_XCHACHA
+        } else {
+            ENCRYPTION_NONE
+        }
+        .into(),
         chunking: DEFAULT_CHUNKING,
         id_key_hex,
     };
-    storage.put_new(CONFIG_KEY, &serde_json::to_vec_pretty(&config).expect("config serializes"))?;
+    storage.put_new(
+        CONFIG_KEY,
+        &serde_json::to_vec_pretty(&config).expect("config serializes"),
+    )?;
     Ok(Repo::new(storage, config, keys, key_id))
 }
 
 /// The config of the repository in `storage`.
 pub fn read_config(storage: &dyn Storage) -> CoreResult<Config> {
-    let bytes = storage.get(CONFIG_KEY).map_err(|e| {
-        let why = if e.code == "ERR_MISSING_FILE" { "no config".to_string() } else { e.message };
-        CoreError::new("ERR_NOT_A_REPO", format!("{} is not a powdb-backup repository ({why})", storage.location()))
+    let bytes = storage.get(CONFIG_KEY).map_err(|e| match e.code.as_str() {
+        // A store that cannot be reached or refuses us says nothing about the repository.
+        code if code.starts_with("ERR_STORE") => e,
+        code => {
+            let why = if code == "ERR_MISSING_FILE" {
+                "no config".to_string()
+            } else {
+                e.message
+            };
+            CoreError::new(
+                "ERR_NOT_A_REPO",
+                format!(
+                    "{} is not a powdb-backup repository ({why})",
+                    storage.location()
+                ),
+            )
+        }
     })?;
     Config::parse(&bytes, &storage.location())
 }
@@ -75,8 +106,9 @@ pub fn key_files(storage: &dyn Storage) -> CoreResult<Vec<(String, KeyFile)>> {
         .into_iter()
         .map(|o| {
             let id = o.key[KEYS_PREFIX.len()..].to_string();
-            let file = serde_json::from_slice(&storage.get(&o.key)?)
-                .map_err(|e| CoreError::new("ERR_BAD_KEY_FILE", format!("key {id} is malformed: {e}")))?;
+            let file = serde_json::from_slice(&storage.get(&o.key)?).map_err(|e| {
+                CoreError::new("ERR_BAD_KEY_FILE", format!("key {id} is malformed: {e}"))
+            })?;
             Ok((id, file))
         })
         .collect()
@@ -92,11 +124,19 @@ pub fn open(storage: Box<dyn Storage>, password: Option<&str>) -> CoreResult<Rep
                 .as_deref()
                 .and_then(keys::unhex)
                 .and_then(|k| <[u8; 32]>::try_from(k).ok())
-                .ok_or_else(|| CoreError::new("ERR_NOT_A_REPO", "the repository config has no valid id key"))?;
+                .ok_or_else(|| {
+                    CoreError::new(
+                        "ERR_NOT_A_REPO",
+                        "the repository config has no valid id key",
+                    )
+                })?;
             if !storage.list(KEYS_PREFIX)?.is_empty() {
                 return Err(CoreError::new(
                     "ERR_INTEGRITY",
-                    format!("{} says it is not encrypted but holds keys: its config was altered", storage.location()),
+                    format!(
+                        "{} says it is not encrypted but holds keys: its config was altered",
+                        storage.location()
+                    ),
                 ));
             }
             Repo::new(storage, config, Keys::plain(id_key), None)
@@ -119,13 +159,20 @@ pub fn open(storage: Box<dyn Storage>, password: Option<&str>) -> CoreResult<Rep
             let (key_id, master) = found.ok_or_else(|| {
                 CoreError::new(
                     "ERR_BAD_PASSWORD",
-                    format!("the password opens none of the {} key(s) of repository {}", files.len(), storage.location()),
+                    format!(
+                        "the password opens none of the {} key(s) of repository {}",
+                        files.len(),
+                        storage.location()
+                    ),
                 )
             })?;
             Repo::new(storage, config, Keys::encrypted(&master), Some(key_id))
         }
         other => {
-            return Err(CoreError::new("ERR_UNSUPPORTED_FORMAT", format!("unknown repository encryption {other:?}")));
+            return Err(CoreError::new(
+                "ERR_UNSUPPORTED_FORMAT",
+                format!("unknown repository encryption {other:?}"),
+            ));
         }
     };
     repo.reload_index()?;
@@ -140,13 +187,19 @@ impl Repo {
                 return Ok(master);
             }
         }
-        Err(CoreError::new("ERR_BAD_PASSWORD", "the current password opens none of the repository's keys"))
+        Err(CoreError::new(
+            "ERR_BAD_PASSWORD",
+            "the current password opens none of the repository's keys",
+        ))
     }
 
     /// Adds a password: the master key wrapped anew. Needs a current password.
     pub fn add_key(&self, current: &str, new_password: &str, kdf: KdfParams) -> CoreResult<String> {
         if !self.keys.is_encrypted() {
-            return Err(CoreError::new("ERR_NOT_ENCRYPTED", format!("repository {} is not encrypted", self.location())));
+            return Err(CoreError::new(
+                "ERR_NOT_ENCRYPTED",
+                format!("repository {} is not encrypted", self.location()),
+            ));
         }
         let master = self.master(current)?;
         let file = keys::wrap(&master, new_password, &self.config.id, kdf, now())?;
@@ -157,10 +210,16 @@ impl Repo {
     pub fn remove_key(&self, id: &str) -> CoreResult<()> {
         let files = key_files(self.storage.as_ref())?;
         if !files.iter().any(|(k, _)| k == id) {
-            return Err(CoreError::new("ERR_NO_KEY", format!("repository {} has no key {id}", self.location())));
+            return Err(CoreError::new(
+                "ERR_NO_KEY",
+                format!("repository {} has no key {id}", self.location()),
+            ));
         }
         if files.len() == 1 {
-            return Err(CoreError::new("ERR_LAST_KEY", "refusing to remove the only key: the repository could never be opened again"));
+            return Err(CoreError::new(
+                "ERR_LAST_KEY",
+                "refusing to remove the only key: the repository could never be opened again",
+            ));
         }
         self.storage.delete(&format!("{KEYS_PREFIX}{id}"))
     }

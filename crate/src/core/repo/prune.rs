@@ -50,8 +50,12 @@ pub fn prune(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<PruneStats> {
         records.extend(packs?);
         old_indexes.push(key);
     }
-    let sizes: std::collections::HashMap<String, u64> =
-        repo.storage.list(super::index::DATA_PREFIX)?.into_iter().map(|o| (o.key, o.size)).collect();
+    let sizes: std::collections::HashMap<String, u64> = repo
+        .storage
+        .list(super::index::DATA_PREFIX)?
+        .into_iter()
+        .map(|o| (o.key, o.size))
+        .collect();
     let mut placed: HashSet<BlobId> = HashSet::new();
     let mut seen_packs: HashSet<String> = HashSet::new();
     let mut kept: Vec<PackRecord> = Vec::new();
@@ -62,7 +66,10 @@ pub fn prune(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<PruneStats> {
         if !seen_packs.insert(record.key.clone()) {
             continue; // listed by two indexes (a prune killed after step 2)
         }
-        let (keep, drop): (Vec<&Entry>, Vec<&Entry>) = record.entries.iter().partition(|e| used.contains(&e.id) && placed.insert(e.id));
+        let (keep, drop): (Vec<&Entry>, Vec<&Entry>) = record
+            .entries
+            .iter()
+            .partition(|e| used.contains(&e.id) && placed.insert(e.id));
         let size = sizes.get(&record.key).copied().unwrap_or(0);
         let unused: u64 = drop.iter().map(|e| e.stored_len as u64).sum();
         if keep.is_empty() {
@@ -70,9 +77,15 @@ pub fn prune(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<PruneStats> {
             doomed.push(record.key);
         } else if unused * 100 >= size.max(1) * REPACK_UNUSED_PERCENT {
             stats.blobs_removed += drop.len() as u64;
-            repack.push(PackRecord { key: record.key, entries: keep.into_iter().copied().collect() });
+            repack.push(PackRecord {
+                key: record.key,
+                entries: keep.into_iter().copied().collect(),
+            });
         } else {
-            kept.push(PackRecord { key: record.key, entries: keep.into_iter().copied().collect() });
+            kept.push(PackRecord {
+                key: record.key,
+                entries: keep.into_iter().copied().collect(),
+            });
         }
     }
     if doomed.is_empty() && repack.is_empty() && old_indexes.len() <= 1 {
@@ -82,7 +95,10 @@ pub fn prune(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<PruneStats> {
     let mut builder = PackBuilder::with_capacity();
     let mut written: Vec<PackRecord> = Vec::new();
     let flush = |builder: &mut PackBuilder, written: &mut Vec<PackRecord>| -> CoreResult<i64> {
-        let key = format!("{}{}", super::index::DATA_PREFIX, { let n = new_name(); format!("{}/{n}", &n[..2]) });
+        let key = format!("{}{}", super::index::DATA_PREFIX, {
+            let n = new_name();
+            format!("{}/{n}", &n[..2])
+        });
         let (bytes, entries) = std::mem::take(builder).finish(&repo.keys, &key);
         let len = bytes.len() as i64;
         repo.storage.put_new_deferred(&key, bytes)?;
@@ -94,9 +110,14 @@ pub fn prune(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<PruneStats> {
         crate::core::cancel::check()?;
         let bytes = repo.storage.get(&record.key)?;
         for e in &record.entries {
-            let stored = bytes.get(e.offset as usize..e.end() as usize).ok_or_else(|| {
-                CoreError::new("ERR_INTEGRITY", format!("pack {} is shorter than its index says", record.key))
-            })?;
+            let stored = bytes
+                .get(e.offset as usize..e.end() as usize)
+                .ok_or_else(|| {
+                    CoreError::new(
+                        "ERR_INTEGRITY",
+                        format!("pack {} is shorter than its index says", record.key),
+                    )
+                })?;
             repo.decode_blob(e, stored, &record.key)?; // never copy damage forward
             builder.add(e.id, e.kind, e.compressed, e.raw_len, stored);
             if builder.len() >= PACK_TARGET {

@@ -3,6 +3,7 @@
 //! and on an object store (no rename, no append, no overwrite).
 use crate::core::error::{CoreError, CoreResult};
 
+mod aws_profile;
 mod local;
 mod object;
 
@@ -36,6 +37,10 @@ pub trait Storage: Send + Sync {
     /// Stops deferred publications still under way (after a failure or an
     /// abort): none of them becomes visible half-written.
     fn abort_pending(&self) {}
+    /// Whether every request crosses a network (fewer, larger ones pay off).
+    fn is_remote(&self) -> bool {
+        false
+    }
     /// Requests worth keeping in flight at once (1: the caller's threads suffice).
     fn transfers(&self) -> usize {
         1
@@ -49,7 +54,10 @@ pub trait Storage: Send + Sync {
     /// Several `get_range`s, results in order.
     fn get_ranges(&self, reads: &[(&str, u64, usize)]) -> CoreResult<Vec<Vec<u8>>> {
         use rayon::prelude::*;
-        reads.par_iter().map(|(key, offset, len)| self.get_range(key, *offset, *len)).collect()
+        reads
+            .par_iter()
+            .map(|(key, offset, len)| self.get_range(key, *offset, *len))
+            .collect()
     }
     /// Every object under `prefix` (recursively), sorted by key.
     fn list(&self, prefix: &str) -> CoreResult<Vec<ObjectInfo>>;
@@ -59,9 +67,10 @@ pub trait Storage: Send + Sync {
     fn clean_partial(&self) -> CoreResult<usize>;
     /// Replaces an object whole (only the writer lock's lease is ever replaced).
     fn put_replace(&self, key: &str, data: &[u8]) -> CoreResult<()>;
-    /// Whether "create if absent" is enforced by the store (false: a check, then a write).
-    fn conditional_writes(&self) -> bool {
-        true
+    /// Whether "create if absent" is enforced by the store (false: a check,
+    /// then a write). An object store finds out by writing a probe object.
+    fn conditional_writes(&self) -> CoreResult<bool> {
+        Ok(true)
     }
 }
 
@@ -83,19 +92,21 @@ pub fn for_location(location: &str, options: &StoreOptions) -> CoreResult<Box<dy
         config.endpoint = options.endpoint.clone();
         config.conditional_writes = !options.no_conditional_writes;
         config.transfers = options.transfers.unwrap_or(object::DEFAULT_TRANSFERS);
-        let store = ObjectStoreDir::new(&config)?;
-        if config.conditional_writes && !store.probe_conditional_writes()? {
-            store.without_conditional_writes();
-        }
-        return Ok(Box::new(store));
+        return Ok(Box::new(ObjectStoreDir::new(&config)?));
     }
     if location.contains("://") {
-        return Err(CoreError::new("ERR_INVALID_ARG", format!("{location}: only s3:// URLs and local directories are repositories")));
+        return Err(CoreError::new(
+            "ERR_INVALID_ARG",
+            format!("{location}: only s3:// URLs and local directories are repositories"),
+        ));
     }
     Ok(Box::new(LocalDir::new(location)))
 }
 
 /// The error for an object that should exist but does not.
 pub fn missing(location: &str, key: &str) -> CoreError {
-    CoreError::new("ERR_MISSING_FILE", format!("repository object {key} is missing from {location}"))
+    CoreError::new(
+        "ERR_MISSING_FILE",
+        format!("repository object {key} is missing from {location}"),
+    )
 }

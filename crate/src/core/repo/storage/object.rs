@@ -8,7 +8,6 @@ use crate::core::error::{CoreError, CoreResult};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -49,7 +48,12 @@ pub const MAX_TRANSFERS: usize = 16;
 impl ObjectStoreConfig {
     /// Parses `s3://bucket[/prefix]`.
     pub fn parse(url: &str) -> CoreResult<ObjectStoreConfig> {
-        let bad = || CoreError::new("ERR_INVALID_ARG", format!("{url:?} is not an s3://<bucket>/<prefix> URL"));
+        let bad = || {
+            CoreError::new(
+                "ERR_INVALID_ARG",
+                format!("{url:?} is not an s3://<bucket>/<prefix> URL"),
+            )
+        };
         let rest = url.strip_prefix("s3://").ok_or_else(bad)?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         let prefix = prefix.trim_matches('/');
@@ -80,7 +84,11 @@ struct Shared {
     location: String,
     /// Where the endpoint is, for messages (never a credential).
     endpoint: String,
-    conditional: AtomicBool,
+    /// Whether the server refuses to overwrite on `If-None-Match: *`: found
+    /// by a probe before the first create (readers never write one), or set off.
+    conditional: std::sync::OnceLock<bool>,
+    /// Credentials in use, never to appear in a message.
+    secrets: Vec<String>,
 }
 
 /// Deferred uploads running in the background: at most `transfers` at once
@@ -101,68 +109,121 @@ impl ObjectStoreDir {
         TLS.call_once(|| {
             let _ = rustls::crypto::ring::default_provider().install_default();
         });
-        let mut builder = AmazonS3Builder::from_env().with_bucket_name(&config.bucket).with_retry(RetryConfig {
-            max_retries: 4,
-            retry_timeout: Duration::from_secs(20),
-            ..RetryConfig::default()
-        });
-        if let Some(endpoint) = &config.endpoint {
-            builder = builder.with_endpoint(endpoint);
-        }
-        if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
-            builder = builder.with_region("us-east-1");
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(&config.bucket)
+            .with_retry(RetryConfig {
+                max_retries: 4,
+                retry_timeout: Duration::from_secs(20),
+                ..RetryConfig::default()
+            });
+        let set = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
+        let profile = super::aws_profile::from_environment()?;
+        let mut secrets: Vec<String> = [
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_ACCESS_KEY_ID",
+        ]
+        .iter()
+        .filter_map(|v| set(v))
+        .collect();
+        if set("AWS_ACCESS_KEY_ID").is_none() {
+            if let (Some(id), Some(secret)) = (profile.access_key_id, profile.secret_access_key) {
+                secrets.extend([id.clone(), secret.clone()]);
+                builder = builder
+                    .with_access_key_id(id)
+                    .with_secret_access_key(secret);
+                if let Some(token) = profile.session_token {
+                    secrets.push(token.clone());
+                    builder = builder.with_token(token);
+                }
+            }
         }
         let endpoint = config
             .endpoint
             .clone()
-            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
-            .or_else(|| std::env::var("AWS_ENDPOINT").ok())
-            .unwrap_or_else(|| "AWS S3".into());
+            .or_else(|| set("AWS_ENDPOINT_URL"))
+            .or_else(|| set("AWS_ENDPOINT"))
+            .or(profile.endpoint_url);
+        if let Some(endpoint) = &endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        if set("AWS_REGION").is_none() && set("AWS_DEFAULT_REGION").is_none() {
+            builder = builder.with_region(profile.region.as_deref().unwrap_or("us-east-1"));
+        }
+        let endpoint = endpoint.unwrap_or_else(|| "AWS S3".into());
+        let scrub = |text: &str| scrub(text, &secrets);
         let location = if config.prefix.is_empty() {
             format!("s3://{}", config.bucket)
         } else {
             format!("s3://{}/{}", config.bucket, config.prefix)
         };
         let store = builder.build().map_err(|e| {
-            CoreError::new("ERR_INVALID_ARG", format!("cannot use {location} (endpoint {endpoint}): {}", scrub(&e.to_string())))
+            CoreError::new(
+                "ERR_INVALID_ARG",
+                format!(
+                    "cannot use {location} (endpoint {endpoint}): {}",
+                    scrub(&e.to_string())
+                ),
+            )
         })?;
-        let prefix = if config.prefix.is_empty() { String::new() } else { format!("{}/", config.prefix) };
+        let prefix = if config.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", config.prefix)
+        };
         let transfers = config.transfers.clamp(1, MAX_TRANSFERS);
         Ok(ObjectStoreDir {
             shared: Arc::new(Shared {
                 store,
+                secrets,
                 prefix,
                 location,
                 endpoint,
-                conditional: AtomicBool::new(config.conditional_writes),
+                conditional: if config.conditional_writes {
+                    std::sync::OnceLock::new()
+                } else {
+                    false.into()
+                },
             }),
             transfers,
-            uploads: Uploads { slots: Arc::new(Semaphore::new(transfers)), running: Mutex::new(Vec::new()) },
+            uploads: Uploads {
+                slots: Arc::new(Semaphore::new(transfers)),
+                running: Mutex::new(Vec::new()),
+            },
         })
     }
 
     /// Whether the server refuses a second conditional create of one key (some,
-    /// such as Garage, silently ignore `If-None-Match`): two creates of a probe
-    /// object, then it is removed.
-    pub fn probe_conditional_writes(&self) -> CoreResult<bool> {
-        let key = format!("probe-{}", super::super::writer::new_name());
-        self.put_new(&key, b"1")?;
-        let second = self.put_new(&key, b"2");
-        self.delete(&key)?;
-        match second {
-            Ok(()) => Ok(false),
-            Err(e) if e.code == "EEXIST" => Ok(true),
-            Err(e) => Err(e),
+    /// such as Garage, silently ignore `If-None-Match`): asked once, by the
+    /// first write, with two creates of a probe object, which is then removed.
+    fn conditional(&self) -> CoreResult<bool> {
+        if let Some(known) = self.shared.conditional.get() {
+            return Ok(*known);
         }
-    }
-
-    /// Falls back to HEAD-then-PUT creates (for servers that ignore `If-None-Match`).
-    pub fn without_conditional_writes(&self) {
-        self.shared.conditional.store(false, Ordering::Relaxed);
+        let shared = &self.shared;
+        let key = format!("probe-{}", super::super::writer::new_name());
+        let honoured = block_on(async {
+            shared
+                .create(&key, PutPayload::from_static(b"1"), true)
+                .await?;
+            let second = shared
+                .create(&key, PutPayload::from_static(b"2"), true)
+                .await;
+            shared.delete(&key).await?;
+            match second {
+                Ok(()) => Ok(false),
+                Err(e) if e.code == "EEXIST" => Ok(true),
+                Err(e) => Err(e),
+            }
+        })?;
+        Ok(*shared.conditional.get_or_init(|| honoured))
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<CoreResult<()>>>> {
-        self.uploads.running.lock().unwrap_or_else(|p| p.into_inner())
+        self.uploads
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Waits for `work`, looking at the cancellation token meanwhile; an abort
@@ -175,7 +236,9 @@ impl ObjectStoreDir {
                 return Err(e);
             }
             // The timer is made inside the runtime (it needs its clock).
-            if let Ok(done) = RUNTIME.block_on(async { tokio::time::timeout(CANCEL_POLL, &mut work).await }) {
+            if let Ok(done) =
+                RUNTIME.block_on(async { tokio::time::timeout(CANCEL_POLL, &mut work).await })
+            {
                 return Ok(done);
             }
         }
@@ -185,18 +248,28 @@ impl ObjectStoreDir {
     fn reap_finished(&self) -> CoreResult<()> {
         let finished: Vec<_> = {
             let mut running = self.running();
-            let (done, busy) = running.drain(..).partition(|h: &JoinHandle<_>| h.is_finished());
+            let (done, busy) = running
+                .drain(..)
+                .partition(|h: &JoinHandle<_>| h.is_finished());
             *running = busy;
             done
         };
-        finished.into_iter().try_for_each(|h| joined(&self.shared, RUNTIME.block_on(h)))
+        finished
+            .into_iter()
+            .try_for_each(|h| joined(&self.shared, RUNTIME.block_on(h)))
     }
 }
 
 /// An upload task's outcome (a panicked or aborted task is a failed upload).
-fn joined(shared: &Shared, result: Result<CoreResult<()>, tokio::task::JoinError>) -> CoreResult<()> {
+fn joined(
+    shared: &Shared,
+    result: Result<CoreResult<()>, tokio::task::JoinError>,
+) -> CoreResult<()> {
     result.unwrap_or_else(|e| {
-        Err(CoreError::new("ERR_STORE", format!("an upload to {} stopped: {e}", shared.location)))
+        Err(CoreError::new(
+            "ERR_STORE",
+            format!("an upload to {} stopped: {e}", shared.location),
+        ))
     })
 }
 
@@ -204,43 +277,97 @@ impl Shared {
     fn path(&self, key: &str) -> CoreResult<StorePath> {
         let plain = |part: &str| !part.is_empty() && part != "." && part != "..";
         if !key.split('/').all(plain) {
-            return Err(CoreError::new("ERR_INVALID_ARG", format!("bad repository object name {key:?}")));
+            return Err(CoreError::new(
+                "ERR_INVALID_ARG",
+                format!("bad repository object name {key:?}"),
+            ));
         }
-        StorePath::parse(format!("{}{key}", self.prefix))
-            .map_err(|e| CoreError::new("ERR_INVALID_ARG", format!("bad repository object name {key:?}: {e}")))
+        StorePath::parse(format!("{}{key}", self.prefix)).map_err(|e| {
+            CoreError::new(
+                "ERR_INVALID_ARG",
+                format!("bad repository object name {key:?}: {e}"),
+            )
+        })
     }
 
     /// A store error as a stable code, naming the endpoint and bucket, never a secret.
     fn error(&self, what: &str, key: &str, e: object_store::Error) -> CoreError {
-        let text = scrub(&e.to_string());
-        let (code, why) = match &e {
-            object_store::Error::NotFound { .. } if text.contains("NoSuchBucket") => {
-                ("ERR_STORE_NO_BUCKET", "the bucket does not exist".to_string())
-            }
-            object_store::Error::NotFound { .. } => return missing(&self.location, key),
-            object_store::Error::AlreadyExists { .. } => ("EEXIST", "it already exists".to_string()),
-            object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
-                if text.contains("SignatureDoesNotMatch") || text.contains("InvalidAccessKeyId") || text.contains("InvalidToken") {
-                    ("ERR_STORE_AUTH", format!("the credentials were refused: {text}"))
-                } else {
+        let text = scrub(&e.to_string(), &self.secrets);
+        let has = |word: &str| text.contains(word);
+        // S3 error codes first: object_store files a refused list or a failed
+        // PUT under a generic error, so the variant alone does not tell (and
+        // versitygw answers an unknown access key with 404 XAdminUserNotFound).
+        let (code, why) = if [
+            "SignatureDoesNotMatch",
+            "InvalidAccessKeyId",
+            "InvalidToken",
+            "ExpiredToken",
+            "XAdminUserNotFound",
+        ]
+        .iter()
+        .any(|w| has(w))
+        {
+            (
+                "ERR_STORE_AUTH",
+                format!("the credentials were refused: {text}"),
+            )
+        } else if has("NoSuchBucket") {
+            (
+                "ERR_STORE_NO_BUCKET",
+                "the bucket does not exist".to_string(),
+            )
+        } else {
+            match &e {
+                object_store::Error::NotFound { .. } => return missing(&self.location, key),
+                object_store::Error::AlreadyExists { .. } => {
+                    ("EEXIST", "it already exists".to_string())
+                }
+                object_store::Error::PermissionDenied { .. }
+                | object_store::Error::Unauthenticated { .. } => {
                     ("ERR_STORE_DENIED", format!("access denied: {text}"))
                 }
+                _ if has("AccessDenied") || has("403 Forbidden") => {
+                    ("ERR_STORE_DENIED", format!("access denied: {text}"))
+                }
+                _ if [
+                    "SlowDown",
+                    "503 Service Unavailable",
+                    "429 Too Many Requests",
+                    "TooManyRequests",
+                    "RequestLimitExceeded",
+                ]
+                .iter()
+                .any(|w| has(w)) =>
+                {
+                    (
+                        "ERR_STORE_THROTTLED",
+                        format!("the server kept throttling requests: {text}"),
+                    )
+                }
+                _ if is_unreachable(&e) => (
+                    "ERR_STORE_UNREACHABLE",
+                    format!("the endpoint cannot be reached: {text}"),
+                ),
+                _ => ("ERR_STORE", text),
             }
-            _ if text.contains("NoSuchBucket") => ("ERR_STORE_NO_BUCKET", "the bucket does not exist".to_string()),
-            _ if text.contains("SlowDown") || text.contains("503") || text.contains("429") => {
-                ("ERR_STORE_THROTTLED", format!("the server kept throttling requests: {text}"))
-            }
-            _ if is_unreachable(&e) => ("ERR_STORE_UNREACHABLE", format!("the endpoint cannot be reached: {text}")),
-            _ => ("ERR_STORE", text),
         };
-        CoreError::new(code, format!("{what} {key} in {} (endpoint {}): {why}", self.location, self.endpoint))
+        CoreError::new(
+            code,
+            format!(
+                "{what} {key} in {} (endpoint {}): {why}",
+                self.location, self.endpoint
+            ),
+        )
     }
 
     /// Publishes a new object: a conditional PUT, or HEAD then PUT.
-    async fn create(&self, key: &str, payload: PutPayload) -> CoreResult<()> {
+    async fn create(&self, key: &str, payload: PutPayload, conditional: bool) -> CoreResult<()> {
         let path = self.path(key)?;
-        let result = if self.conditional.load(Ordering::Relaxed) {
-            let opts = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
+        let result = if conditional {
+            let opts = PutOptions {
+                mode: PutMode::Create,
+                ..PutOptions::default()
+            };
             self.store.put_opts(&path, payload, opts).await.map(|_| ())
         } else {
             match self.store.head(&path).await {
@@ -248,11 +375,20 @@ impl Shared {
                     path: path.to_string(),
                     source: "exists (checked before writing)".into(),
                 }),
-                Err(object_store::Error::NotFound { .. }) => self.store.put(&path, payload).await.map(|_| ()),
+                Err(object_store::Error::NotFound { .. }) => {
+                    self.store.put(&path, payload).await.map(|_| ())
+                }
                 Err(e) => Err(e),
             }
         };
         result.map_err(|e| self.error("cannot write", key, e))
+    }
+
+    async fn delete(&self, key: &str) -> CoreResult<()> {
+        match self.store.delete(&self.path(key)?).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error("cannot delete", key, e)),
+        }
     }
 
     async fn get_range(&self, key: &str, offset: u64, len: usize) -> CoreResult<Vec<u8>> {
@@ -263,9 +399,12 @@ impl Shared {
             .await
             .map_err(|e| self.error("cannot read", key, e))?;
         if bytes.len() != len {
-            return Err(CoreError::new("ERR_INTEGRITY", format!("repository object {key} is truncated")));
+            return Err(CoreError::new(
+                "ERR_INTEGRITY",
+                format!("repository object {key} is truncated"),
+            ));
         }
-        Ok(bytes.to_vec())
+        Ok(Vec::from(bytes)) // no copy when the body arrived in one piece
     }
 }
 
@@ -283,7 +422,10 @@ fn is_unreachable(e: &object_store::Error) -> bool {
             }
         }
         let text = err.to_string();
-        if text.contains("error sending request") || text.contains("Connection refused") || text.contains("dns error") {
+        if text.contains("error sending request")
+            || text.contains("Connection refused")
+            || text.contains("dns error")
+        {
             return true;
         }
         source = err.source();
@@ -291,17 +433,14 @@ fn is_unreachable(e: &object_store::Error) -> bool {
     false
 }
 
-/// Strips anything that looks like a credential from a message.
-fn scrub(text: &str) -> String {
-    let mut out = text.to_string();
-    for var in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID"] {
-        if let Ok(secret) = std::env::var(var) {
-            if secret.len() >= 4 {
-                out = out.replace(&secret, "<redacted>");
-            }
-        }
-    }
-    out
+/// Strips the credentials from a message.
+fn scrub(text: &str, secrets: &[String]) -> String {
+    secrets
+        .iter()
+        .filter(|s| s.len() >= 4)
+        .fold(text.to_string(), |out, secret| {
+            out.replace(secret.as_str(), "<redacted>")
+        })
 }
 
 impl Storage for ObjectStoreDir {
@@ -310,13 +449,18 @@ impl Storage for ObjectStoreDir {
     }
 
     fn put_new(&self, key: &str, data: &[u8]) -> CoreResult<()> {
-        block_on(self.shared.create(key, PutPayload::from(bytes_of(data))))
+        let conditional = self.conditional()?;
+        block_on(
+            self.shared
+                .create(key, PutPayload::from(bytes_of(data)), conditional),
+        )
     }
 
     /// Starts the upload in the background once a slot is free and returns;
     /// `sync_published` waits for it. An earlier upload's failure surfaces here.
     fn put_new_deferred(&self, key: &str, data: Vec<u8>) -> CoreResult<Option<Vec<u8>>> {
         self.reap_finished()?;
+        let conditional = self.conditional()?;
         let slot: OwnedSemaphorePermit = self
             .wait(self.uploads.slots.clone().acquire_owned())?
             .map_err(|e| CoreError::new("ERR_STORE", format!("upload slots closed: {e}")))?;
@@ -324,7 +468,7 @@ impl Storage for ObjectStoreDir {
         let (shared, key, payload) = (self.shared.clone(), key.to_string(), PutPayload::from(data));
         let task = RUNTIME.spawn(async move {
             let _slot = slot;
-            shared.create(&key, payload).await
+            shared.create(&key, payload, conditional).await
         });
         self.running().push(task);
         Ok(None)
@@ -350,6 +494,10 @@ impl Storage for ObjectStoreDir {
         }
     }
 
+    fn is_remote(&self) -> bool {
+        true
+    }
+
     fn transfers(&self) -> usize {
         self.transfers
     }
@@ -358,7 +506,7 @@ impl Storage for ObjectStoreDir {
         let shared = &self.shared;
         let path = shared.path(key)?;
         block_on(async { shared.store.get(&path).await?.bytes().await })
-            .map(|b| b.to_vec())
+            .map(Vec::from)
             .map_err(|e| shared.error("cannot read", key, e))
     }
 
@@ -370,7 +518,8 @@ impl Storage for ObjectStoreDir {
     fn get_ranges(&self, reads: &[(&str, u64, usize)]) -> CoreResult<Vec<Vec<u8>>> {
         use futures_util::{StreamExt, TryStreamExt};
         let shared = &self.shared;
-        let fetches = futures_util::stream::iter(reads).map(|(key, offset, len)| shared.get_range(key, *offset, *len));
+        let fetches = futures_util::stream::iter(reads)
+            .map(|(key, offset, len)| shared.get_range(key, *offset, *len));
         self.wait(fetches.buffered(self.transfers).try_collect())?
     }
 
@@ -381,12 +530,17 @@ impl Storage for ObjectStoreDir {
         let root = format!("{}{dir}", shared.prefix);
         let root = root.trim_end_matches('/');
         let at = (!root.is_empty()).then(|| StorePath::from(root));
-        let metas: Vec<object_store::ObjectMeta> = block_on(shared.store.list(at.as_ref()).try_collect())
-            .map_err(|e| shared.error("cannot list", prefix, e))?;
+        let metas: Vec<object_store::ObjectMeta> =
+            block_on(shared.store.list(at.as_ref()).try_collect())
+                .map_err(|e| shared.error("cannot list", prefix, e))?;
         let mut out: Vec<ObjectInfo> = metas
             .into_iter()
             .filter_map(|m| {
-                let key = m.location.as_ref().strip_prefix(&shared.prefix)?.to_string();
+                let key = m
+                    .location
+                    .as_ref()
+                    .strip_prefix(&shared.prefix)?
+                    .to_string();
                 let name = key.rsplit('/').next().unwrap_or("");
                 (!name.starts_with('.')).then_some(ObjectInfo { key, size: m.size })
             })
@@ -396,22 +550,22 @@ impl Storage for ObjectStoreDir {
     }
 
     fn delete(&self, key: &str) -> CoreResult<()> {
-        let path = self.shared.path(key)?;
-        match block_on(self.shared.store.delete(&path)) {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(self.shared.error("cannot delete", key, e)),
-        }
+        block_on(self.shared.delete(key))
     }
 
     fn put_replace(&self, key: &str, data: &[u8]) -> CoreResult<()> {
         let path = self.shared.path(key)?;
-        block_on(self.shared.store.put(&path, PutPayload::from(bytes_of(data))))
-            .map(|_| ())
-            .map_err(|e| self.shared.error("cannot write", key, e))
+        block_on(
+            self.shared
+                .store
+                .put(&path, PutPayload::from(bytes_of(data))),
+        )
+        .map(|_| ())
+        .map_err(|e| self.shared.error("cannot write", key, e))
     }
 
-    fn conditional_writes(&self) -> bool {
-        self.shared.conditional.load(Ordering::Relaxed)
+    fn conditional_writes(&self) -> CoreResult<bool> {
+        self.conditional()
     }
 
     fn clean_partial(&self) -> CoreResult<usize> {
@@ -437,7 +591,10 @@ mod tests {
     #[test]
     fn parses_s3_urls() {
         let c = ObjectStoreConfig::parse("s3://bucket/some/prefix/").unwrap();
-        assert_eq!((c.bucket.as_str(), c.prefix.as_str()), ("bucket", "some/prefix"));
+        assert_eq!(
+            (c.bucket.as_str(), c.prefix.as_str()),
+            ("bucket", "some/prefix")
+        );
         assert_eq!(ObjectStoreConfig::parse("s3://bucket").unwrap().prefix, "");
         for bad in ["s3://", "http://x/y", "s3://b/../x", "s3://b/a//c"] {
             assert!(ObjectStoreConfig::parse(bad).is_err(), "{bad}");
