@@ -1,17 +1,20 @@
 // `npm run bench`: ours against the reference crate `powdb-backup` (0.29.0, on
 // the same engine generation), on databases the real engine creates.
 //
-//   node scripts/bench.mjs [--sizes 64,1024] [--big] [--runs 3] [--part all|core|repo] [--smoke] [--readme]
+//   node scripts/bench.mjs [--sizes 64,1024] [--big] [--runs 3] [--part all|core|repo|s3] [--smoke] [--readme]
 //
 // --big adds 4096 MiB; --part picks the tables (core: against the reference;
-// repo: format-2 repositories); --smoke runs 64 MiB once and checks that
-// restores are correct, without judging times; --readme rewrites the README's
-// tables of the parts that ran.
-import { execFileSync } from 'node:child_process';
+// repo: format-2 repositories; s3: a repository on a local SeaweedFS against
+// rclone); --smoke runs 64 MiB once and checks that restores are correct,
+// without judging times; --readme rewrites the README's tables of the parts
+// that ran.
+import { execFile, execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';
-import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
+import { RCLONE_VERSION, ensureRclone, rcloneEnv } from './s3/rclone.mjs';
+import { SEAWEED_VERSION, randomCredentials, startSeaweed } from './s3/servers.mjs';
 
 const root = join(import.meta.dirname, '..');
 const bin = (name) => join(root, 'target', 'release', name);
@@ -25,6 +28,11 @@ const { values: opts } = parseArgs({
     part: { type: 'string', default: 'all' },
   },
 });
+const PARTS = ['core', 'repo', 's3'];
+if (opts.part !== 'all' && !PARTS.includes(opts.part)) {
+  console.error(`--part: one of all, ${PARTS.join(', ')} (not ${opts.part})`);
+  process.exit(2);
+}
 const sizes = opts.smoke ? [64] : [...opts.sizes.split(',').map(Number), ...(opts.big ? [4096] : [])];
 const runs = opts.smoke ? 1 : Number(opts.runs);
 const work = join(root, '.tmp', 'bench');
@@ -356,6 +364,204 @@ function repoTable(all) {
   return lines.join('\n');
 }
 
+// ---------------------------------------------------------------- object storage (--part s3)
+//
+// While the S3 server runs, every command goes through the event loop (never
+// execFileSync): the server's output comes to this process through a pipe,
+// and a blocked loop would let that pipe fill and stall the server.
+
+const execFileAsync = promisify(execFile);
+const runAsync = async (cmd, args, env = process.env) =>
+  (await execFileAsync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 26, env })).stdout.trim();
+const jsonAsync = async (cmd, args, env) => JSON.parse((await runAsync(cmd, args, env)).split('\n').at(-1));
+const measureAsync = (argv, env) => jsonAsync('python3', [join(root, 'scripts', 'bench', 'measure.py'), ...argv], env);
+const warmAsync = (dir) => runAsync('sh', ['-c', 'cat -- "$@" > /dev/null', 'warm', ...files(dir)]);
+const copyOfAsync = async (src, dest) => {
+  fresh(dest);
+  await runAsync('cp', ['-a', src, dest]);
+  return dest;
+};
+/** Like sample(): one timed run of `argv` (with `env`) after `await prepare()` and a `sync`. */
+async function sampleAsync(argv, env, prepare) {
+  await prepare();
+  await runAsync('sync', []);
+  return measureAsync(argv, env);
+}
+/**
+ * Throws unless `got` holds the files of `want`, byte-identical (a restore
+ * leaves out the checkpointed write-ahead log `wal.log`; rclone copies it).
+ */
+async function sameFiles(want, got, who, { exceptWal = false } = {}) {
+  const names = (d) =>
+    readdirSync(d)
+      .filter((n) => !(exceptWal && n === 'wal.log'))
+      .sort()
+      .join(',');
+  if (names(want) !== names(got)) throw new Error(`${who}: ${got} has files ${names(got)}, expected ${names(want)}`);
+  for (const name of readdirSync(got)) await runAsync('cmp', [join(want, name), join(got, name)]);
+}
+/** The environment without the variables matching `drop` (none of the user's S3 settings leak in). */
+const envWithout = (drop) => Object.fromEntries(Object.entries(process.env).filter(([k]) => !drop.test(k)));
+
+/**
+ * Object storage: on a SeaweedFS server on 127.0.0.1 (`server`), for each
+ * run a full backup of the data directory into a fresh `s3://` prefix (a
+ * plain repository, default compression) against `rclone copy` uploading the
+ * same directory to another fresh prefix, the restore of that backup against
+ * `rclone copy` downloading that upload, and an increment after inserting 1%
+ * more rows (into a copy) against the full backup. Ours and rclone's runs
+ * alternate, which goes first swapping every run.
+ */
+async function benchS3(mib, server, rclone) {
+  const db = pristine(mib);
+  const dir = join(work, `s3-${mib}`);
+  const at = (name) => join(dir, name);
+  fresh(dir);
+  mkdirSync(dir, { recursive: true });
+  const data = await copyOfAsync(db.dir, at('data'));
+  const dataBytes = bytesOf(data);
+  // +1% rows into the indexed table, on a copy (as the repo part does).
+  const changed = await copyOfAsync(db.dir, at('changed'));
+  let skipped;
+  try {
+    const count = String(Math.round(db.rows / 100));
+    await jsonAsync(bin('powdb-fixture'), [
+      'insert',
+      changed,
+      '--table',
+      'T',
+      '--from',
+      String(db.rows),
+      '--count',
+      count,
+      '--gen',
+      'new',
+    ]);
+  } catch (err) {
+    // The engine refuses to open an index file over 512 MB (the 4 GiB database's is 1.6 GB).
+    skipped = String(err.stderr || err.message)
+      .trim()
+      .split('\n')
+      .at(-1);
+  }
+  const out = at('out');
+  const endpoint = ['--endpoint', server.endpoint];
+  const ourEnv = {
+    ...envWithout(/^(AWS_|POWDB_BACKUP_PASSWORD$)/),
+    AWS_ACCESS_KEY_ID: server.accessKey,
+    AWS_SECRET_ACCESS_KEY: server.secretKey,
+    AWS_REGION: server.region,
+    AWS_ALLOW_HTTP: 'true',
+  };
+  // No config file: the remote `bench` comes from RCLONE_CONFIG_BENCH_* alone.
+  const rcloneEnvironment = { ...envWithout(/^RCLONE_/), ...rcloneEnv('bench', server), RCLONE_CONFIG: '' };
+  const rcloneCopy = (from, to, ...flags) => [rclone, 'copy', from, to, '--transfers', '4', ...flags];
+  const samples = { backup: [], upload: [], restore: [], download: [], increment: [] };
+  const stored = { full: [], increment: [] };
+  for (let r = 0; r < runs; r++) {
+    const prefix = `${mib}mib-run${r}`;
+    const repo = `s3://${server.bucket}/${prefix}/ours`;
+    const remote = `bench:${server.bucket}/${prefix}/rclone`;
+    await runAsync(process.execPath, ours('init', repo, ...endpoint).slice(1), ourEnv); // untimed
+    const pair = (a, b) => (r % 2 === 0 ? [a, b] : [b, a]);
+    for (const step of pair(
+      async () =>
+        samples.backup.push(
+          await sampleAsync(ours('backup', data, '--repo', repo, ...endpoint), ourEnv, () => warmAsync(data)),
+        ),
+      async () =>
+        samples.upload.push(
+          await sampleAsync(rcloneCopy(data, remote, '--s3-no-check-bucket'), rcloneEnvironment, () => warmAsync(data)),
+        ),
+    ))
+      await step();
+    for (const step of pair(
+      async () => {
+        samples.restore.push(
+          await sampleAsync(ours('restore', '--repo', repo, out, ...endpoint), ourEnv, () => fresh(out)),
+        );
+        await sameFiles(data, out, 'our restore from S3', { exceptWal: true });
+        fresh(out);
+      },
+      async () => {
+        // Then `sync`: our restore is durable when it ends (every file fsynced), rclone's is not.
+        const durably = ['sh', '-c', '"$0" "$@" && sync', ...rcloneCopy(remote, out)];
+        samples.download.push(await sampleAsync(durably, rcloneEnvironment, () => fresh(out)));
+        await sameFiles(data, out, 'rclone download');
+        fresh(out);
+      },
+    ))
+      await step();
+    if (!skipped) {
+      samples.increment.push(
+        await sampleAsync(ours('backup', changed, '--repo', repo, ...endpoint), ourEnv, () => warmAsync(changed)),
+      );
+    }
+    const info = await runAsync(process.execPath, ours('info', '--repo', repo, ...endpoint, '--json').slice(1), ourEnv);
+    const { backups } = JSON.parse(info);
+    stored.full.push(Number(backups[0].stored_bytes));
+    if (!skipped) stored.increment.push(Number(backups[1].stored_bytes));
+  }
+  fresh(dir);
+  return {
+    mib,
+    dataBytes,
+    backup: summary(samples.backup),
+    upload: summary(samples.upload),
+    restore: summary(samples.restore),
+    download: summary(samples.download),
+    increment: skipped ? undefined : summary(samples.increment),
+    stored: { full: median(stored.full), increment: skipped ? undefined : median(stored.increment) },
+    skipped,
+  };
+}
+
+/** Starts SeaweedFS, runs benchS3 for each size, and stops the server, also on failure. */
+async function benchS3All() {
+  sizes.forEach(pristine); // any database to create is made before the server runs
+  const rclone = await ensureRclone();
+  const started = performance.now();
+  const server = await startSeaweed({ bucket: 'powdb-bench', ...randomCredentials() });
+  console.error(
+    `s3: SeaweedFS at ${server.endpoint} (up in ${fmt((performance.now() - started) / 1000, 1)} s), rclone ${rclone}`,
+  );
+  try {
+    const all = [];
+    for (const mib of sizes) all.push(await benchS3(mib, server, rclone));
+    return all;
+  } catch (err) {
+    const log = server.log().trim().split('\n').slice(-20).join('\n');
+    err.message += `\n--- the last lines of the SeaweedFS log ---\n${log}`;
+    throw err;
+  } finally {
+    await server.stop();
+  }
+}
+
+function s3Table(all) {
+  const lines = [
+    '| data | operation | ours (s) | compared with | its time (s) | ours / it | goal | ours peak RSS (MiB; goal ≤ 128) | its peak RSS (MiB) | bytes: ours, its |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  const mb = (n) => `${fmt(n / MB, 1)} MB`;
+  for (const s of all) {
+    lines.push(
+      `| ${s.mib} MiB | full backup to S3 (zstd) | ${fmt(s.backup.secs)} | \`rclone copy\` upload, \`--transfers 4\` | ${fmt(s.upload.secs)} | ${fmt(s.backup.secs / s.upload.secs)} | ≤ 1.0 | ${fmt(s.backup.rss / 1024, 1)} | ${fmt(s.upload.rss / 1024, 1)} | ${mb(s.stored.full)} stored, ${mb(s.dataBytes)} uploaded |`,
+      `| ${s.mib} MiB | restore from S3 | ${fmt(s.restore.secs)} | \`rclone copy\` download of that upload, then \`sync\` | ${fmt(s.download.secs)} | ${fmt(s.restore.secs / s.download.secs)} | ≤ 1.0 | ${fmt(s.restore.rss / 1024, 1)} | ${fmt(s.download.rss / 1024, 1)} | ${mb(s.stored.full)}, ${mb(s.dataBytes)} fetched |`,
+    );
+    if (s.skipped) {
+      lines.push(
+        `| ${s.mib} MiB | increment after inserting 1% more rows: not measured, the engine cannot insert (${s.skipped}) | | | | | ≤ 0.2 | | | |`,
+      );
+    } else {
+      lines.push(
+        `| ${s.mib} MiB | increment after inserting 1% more rows | ${fmt(s.increment.secs)} | our full backup to S3 (above) | ${fmt(s.backup.secs)} | ${fmt(s.increment.secs / s.backup.secs)} | ≤ 0.2 | ${fmt(s.increment.rss / 1024, 1)} | ${fmt(s.backup.rss / 1024, 1)} | ${mb(s.stored.increment)}, ${mb(s.stored.full)} stored |`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
 function table(all) {
   const lines = [
     '| data | operation | ours, CLI (s) | reference (s) | ours / reference | ours in-process (s) | ours MB/s (in-process) | % of read ceiling | ours peak RSS (MiB) | reference peak RSS (MiB) |',
@@ -405,6 +611,14 @@ if (part('core')) {
 if (part('repo')) {
   reports['bench-repo'] =
     `Measured ${day} on ${machine} with ${command.replace('<part>', 'repo')} (medians of ${runs} runs, each after a \`sync\`, the plain and repository runs alternating; the CLI, each run including Node's start-up and, encrypted, the argon2id key derivation; peak RSS of the whole process):\n\n${repoTable(sizes.map(benchRepo))}`;
+}
+if (part('s3')) {
+  const started = performance.now();
+  const all = await benchS3All();
+  const took = (performance.now() - started) / 1000;
+  if (opts.smoke) console.error(`s3: the smoke run took ${fmt(took, 1)} s, restores byte-identical`);
+  reports['bench-s3'] =
+    `Measured ${day} on ${machine} with ${command.replace('<part>', 's3')} against SeaweedFS ${SEAWEED_VERSION} (\`weed mini\`, started by the benchmark on 127.0.0.1, on the same disk and cores) and rclone ${RCLONE_VERSION} (medians of ${runs} runs, each after a \`sync\` and into or from fresh prefixes, ours and rclone's alternating; the CLI, each run including Node's start-up; peak RSS of the whole process):\n\n${s3Table(all)}`;
 }
 for (const text of Object.values(reports)) console.log(`${text}\n`);
 if (opts.smoke) console.log('bench smoke: completed; the chain restore was opened by the engine with every row');

@@ -9,7 +9,7 @@ use crate::core::error::{CoreError, CoreResult};
 use crate::core::fsio::{create_new, Sink};
 use rayon::prelude::*;
 use std::path::Path;
-use std::sync::mpsc::SyncSender;
+use std::sync::mpsc::{Receiver, SyncSender};
 
 /// Chunks opened and handed to the writer at once (about 2 MiB of heap
 /// runs: memory stays flat, and rayon still spreads each batch over every core).
@@ -19,12 +19,12 @@ const MAX_GAP: u64 = 64 << 10;
 
 /// How much is fetched at once (stored bytes) and the longest single read.
 /// A local disk: 2 MiB in reads of at most 2 MiB. An object store, where
-/// every request costs a round trip and server time: whole packs, as many
-/// as there are requests in flight.
+/// every request costs a round trip and server time: 4 MiB reads, as many as
+/// there are requests in flight.
 fn fetch_plan(repo: &Repo) -> (u64, u64) {
     if repo.storage.is_remote() {
-        let pack = PACK_TARGET as u64;
-        (repo.storage.transfers() as u64 * pack, 2 * pack)
+        let read = PACK_TARGET as u64 / 2;
+        (repo.storage.transfers() as u64 * read, read)
     } else {
         (2 << 20, 2 << 20)
     }
@@ -36,6 +36,12 @@ struct Range {
     start: u64,
     end: u64,
     entries: Vec<Entry>,
+}
+
+/// Reads done together, with what they brought.
+struct Window {
+    ranges: Vec<Range>,
+    fetched: Vec<Vec<u8>>,
 }
 
 /// The reads for the first chunks of `refs`, up to about `budget` stored
@@ -95,69 +101,75 @@ pub fn missing_blob(repo: &Repo, id: &BlobId) -> CoreError {
     )
 }
 
-/// Fetches the chunks of `lists` window by window and hands them on in
-/// order, batch by batch, each chunk opened and checked against its id.
-/// Stops at the first failure (sent on) or when nobody listens any more.
-fn produce(repo: &Repo, lists: &[BlobId], batches: &SyncSender<CoreResult<Vec<Vec<u8>>>>) {
+/// Fetches the chunks of `lists` window by window, in order; stops at the
+/// first failure (sent on) or when nobody listens any more.
+fn fetch_windows(repo: &Repo, lists: &[BlobId], windows: &SyncSender<CoreResult<Window>>) {
     let (budget, max_range) = fetch_plan(repo);
-    let fail = |e: CoreError| drop(batches.send(Err(e)));
     for list in lists {
         let refs = match read_list(repo, list) {
             Ok(refs) => refs,
-            Err(e) => return fail(e),
+            Err(e) => return drop(windows.send(Err(e))),
         };
         let mut start = 0;
         while start < refs.len() {
             let window = crate::core::cancel::check().and_then(|()| {
                 let (ranges, covered) = locate(repo, &refs[start..], budget, max_range)?;
-                let reads: Vec<(&str, u64, usize)> = ranges
-                    .iter()
-                    .map(|r| (r.pack.as_str(), r.start, (r.end - r.start) as usize))
-                    .collect();
-                let fetched = repo.storage.get_ranges(&reads)?;
-                Ok((ranges, fetched, covered))
+                let reads: Vec<(&str, u64, usize)> =
+                    ranges.iter().map(|r| (r.pack.as_str(), r.start, (r.end - r.start) as usize)).collect();
+                start += covered;
+                Ok(Window { fetched: repo.storage.get_ranges(&reads)?, ranges })
             });
-            let (ranges, fetched, covered) = match window {
-                Ok(w) => w,
-                Err(e) => return fail(e),
-            };
-            let chunks: Vec<(&Range, &[u8], &Entry)> = ranges
-                .iter()
-                .zip(&fetched)
-                .flat_map(|(r, bytes)| r.entries.iter().map(move |e| (r, bytes.as_slice(), e)))
-                .collect();
-            for batch in chunks.chunks(BATCH) {
-                let opened = batch
-                    .par_iter()
-                    .map(|(r, bytes, e)| {
-                        let from = (e.offset as u64 - r.start) as usize;
-                        repo.decode_blob(e, &bytes[from..from + e.stored_len as usize], &r.pack)
-                    })
-                    .collect::<CoreResult<Vec<_>>>();
-                let failed = opened.is_err();
-                // A closed channel: the consumer failed and stopped listening.
-                if batches.send(opened).is_err() || failed {
-                    return;
-                }
+            let failed = window.is_err();
+            if windows.send(window).is_err() || failed {
+                return;
             }
-            start += covered;
+        }
+    }
+}
+
+/// Opens the chunks of each window on all cores, checking each against its
+/// id, and hands them on in batches, in order.
+fn open_windows(repo: &Repo, windows: Receiver<CoreResult<Window>>, batches: &SyncSender<CoreResult<Vec<Vec<u8>>>>) {
+    for window in windows {
+        let window = match window {
+            Ok(w) => w,
+            Err(e) => return drop(batches.send(Err(e))),
+        };
+        let chunks: Vec<(&Range, &[u8], &Entry)> = window
+            .ranges
+            .iter()
+            .zip(&window.fetched)
+            .flat_map(|(r, bytes)| r.entries.iter().map(move |e| (r, bytes.as_slice(), e)))
+            .collect();
+        for batch in chunks.chunks(BATCH) {
+            let opened = batch
+                .par_iter()
+                .map(|(r, bytes, e)| {
+                    let from = (e.offset as u64 - r.start) as usize;
+                    repo.decode_blob(e, &bytes[from..from + e.stored_len as usize], &r.pack)
+                })
+                .collect::<CoreResult<Vec<_>>>();
+            let failed = opened.is_err();
+            if batches.send(opened).is_err() || failed {
+                return;
+            }
         }
     }
 }
 
 /// Calls `visit` with the content of the file made of `lists`, chunk by
 /// chunk in order (each checked against its id); returns the bytes visited.
-/// A second thread fetches and opens the next batch while `visit` handles
-/// this one, so reading the repository and writing overlap.
-fn for_each_chunk(
-    repo: &Repo,
-    lists: &[BlobId],
-    mut visit: impl FnMut(&[u8]) -> CoreResult<()>,
-) -> CoreResult<u64> {
+/// Three stages overlap: one thread fetches the next window, another opens
+/// the current one, and `visit` handles what is opened. A stage that fails
+/// or stops listening ends the ones before it (their channel closes).
+fn for_each_chunk(repo: &Repo, lists: &[BlobId], mut visit: impl FnMut(&[u8]) -> CoreResult<()>) -> CoreResult<u64> {
     let token = crate::core::cancel::current();
+    let (windows, fetched) = std::sync::mpsc::sync_channel::<CoreResult<Window>>(0);
     let (batches, received) = std::sync::mpsc::sync_channel::<CoreResult<Vec<Vec<u8>>>>(1);
     std::thread::scope(|scope| {
-        scope.spawn(move || crate::core::cancel::with(token, || produce(repo, lists, &batches)));
+        let fetch_token = token.clone();
+        scope.spawn(move || crate::core::cancel::with(fetch_token, || fetch_windows(repo, lists, &windows)));
+        scope.spawn(move || crate::core::cancel::with(token, || open_windows(repo, fetched, &batches)));
         let mut done = 0u64;
         for batch in received {
             for data in batch? {
