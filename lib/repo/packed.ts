@@ -322,7 +322,10 @@ export class PackedRepository extends RepositoryBase {
   ): Promise<(string | null)[]> {
     const total = snapshot.files.reduce((sum, f) => sum + f.len, 0n);
     const progress = new Progress('restore', snapshot.files.length, total, options.onProgress);
-    return mapLimit(snapshot.files, options.concurrency ?? DEFAULT_CONCURRENCY, async (f) => {
+    // On object storage a file's ranges are already fetched several at once
+    // (the store's concurrency): one file at a time keeps memory to its windows.
+    const files = options.concurrency ?? (isObjectStore(this.dir) ? 1 : DEFAULT_CONCURRENCY);
+    return mapLimit(snapshot.files, files, async (f) => {
       check();
       const digest = await repoNative.restoreFile(
         this.handle.handle,

@@ -114,10 +114,15 @@ fn fetch_windows(repo: &Repo, lists: &[BlobId], windows: &SyncSender<CoreResult<
         while start < refs.len() {
             let window = crate::core::cancel::check().and_then(|()| {
                 let (ranges, covered) = locate(repo, &refs[start..], budget, max_range)?;
-                let reads: Vec<(&str, u64, usize)> =
-                    ranges.iter().map(|r| (r.pack.as_str(), r.start, (r.end - r.start) as usize)).collect();
+                let reads: Vec<(&str, u64, usize)> = ranges
+                    .iter()
+                    .map(|r| (r.pack.as_str(), r.start, (r.end - r.start) as usize))
+                    .collect();
                 start += covered;
-                Ok(Window { fetched: repo.storage.get_ranges(&reads)?, ranges })
+                Ok(Window {
+                    fetched: repo.storage.get_ranges(&reads)?,
+                    ranges,
+                })
             });
             let failed = window.is_err();
             if windows.send(window).is_err() || failed {
@@ -129,7 +134,11 @@ fn fetch_windows(repo: &Repo, lists: &[BlobId], windows: &SyncSender<CoreResult<
 
 /// Opens the chunks of each window on all cores, checking each against its
 /// id, and hands them on in batches, in order.
-fn open_windows(repo: &Repo, windows: Receiver<CoreResult<Window>>, batches: &SyncSender<CoreResult<Vec<Vec<u8>>>>) {
+fn open_windows(
+    repo: &Repo,
+    windows: Receiver<CoreResult<Window>>,
+    batches: &SyncSender<CoreResult<Vec<Vec<u8>>>>,
+) {
     for window in windows {
         let window = match window {
             Ok(w) => w,
@@ -162,14 +171,22 @@ fn open_windows(repo: &Repo, windows: Receiver<CoreResult<Window>>, batches: &Sy
 /// Three stages overlap: one thread fetches the next window, another opens
 /// the current one, and `visit` handles what is opened. A stage that fails
 /// or stops listening ends the ones before it (their channel closes).
-fn for_each_chunk(repo: &Repo, lists: &[BlobId], mut visit: impl FnMut(&[u8]) -> CoreResult<()>) -> CoreResult<u64> {
+fn for_each_chunk(
+    repo: &Repo,
+    lists: &[BlobId],
+    mut visit: impl FnMut(&[u8]) -> CoreResult<()>,
+) -> CoreResult<u64> {
     let token = crate::core::cancel::current();
     let (windows, fetched) = std::sync::mpsc::sync_channel::<CoreResult<Window>>(0);
     let (batches, received) = std::sync::mpsc::sync_channel::<CoreResult<Vec<Vec<u8>>>>(1);
     std::thread::scope(|scope| {
         let fetch_token = token.clone();
-        scope.spawn(move || crate::core::cancel::with(fetch_token, || fetch_windows(repo, lists, &windows)));
-        scope.spawn(move || crate::core::cancel::with(token, || open_windows(repo, fetched, &batches)));
+        scope.spawn(move || {
+            crate::core::cancel::with(fetch_token, || fetch_windows(repo, lists, &windows))
+        });
+        scope.spawn(move || {
+            crate::core::cancel::with(token, || open_windows(repo, fetched, &batches))
+        });
         let mut done = 0u64;
         for batch in received {
             for data in batch? {

@@ -194,14 +194,15 @@ impl ObjectStoreDir {
     }
 
     /// Whether the server refuses a second conditional create of one key (some,
-    /// such as Garage, silently ignore `If-None-Match`): asked once, by the
-    /// first write, with two creates of a probe object, which is then removed.
-    fn conditional(&self) -> CoreResult<bool> {
+    /// such as Garage, silently ignore `If-None-Match`), for `info`: known
+    /// after this handle's first write; else asked with two creates of a probe
+    /// object, then removed (one a killed reader leaves, the next writer removes).
+    fn probe(&self) -> CoreResult<bool> {
         if let Some(known) = self.shared.conditional.get() {
             return Ok(*known);
         }
         let shared = &self.shared;
-        let key = format!("probe-{}", super::super::writer::new_name());
+        let key = format!("{PROBE_PREFIX}{}", super::super::writer::new_name());
         let honoured = block_on(async {
             shared
                 .create(&key, PutPayload::from_static(b"1"), true)
@@ -217,6 +218,20 @@ impl ObjectStoreDir {
             }
         })?;
         Ok(*shared.conditional.get_or_init(|| honoured))
+    }
+
+    /// Creates `key` (blocking); the first create also finds out whether the
+    /// server honours conditional writes.
+    fn create(&self, key: &str, payload: PutPayload) -> CoreResult<()> {
+        let shared = &self.shared;
+        match shared.conditional.get() {
+            Some(conditional) => block_on(shared.create(key, payload, *conditional)),
+            None => {
+                let honoured = block_on(shared.create_learning(key, payload))?;
+                shared.conditional.get_or_init(|| honoured);
+                Ok(())
+            }
+        }
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<CoreResult<()>>>> {
@@ -360,6 +375,26 @@ impl Shared {
         )
     }
 
+    /// Creates `key` while it is unknown whether the server honours
+    /// `If-None-Match`: a HEAD first (so nothing is overwritten either way),
+    /// the conditional PUT, then the same PUT again, which such a server
+    /// refuses (one that accepts it rewrote the same bytes). Returns whether
+    /// the server honours it; leaves no other object behind.
+    async fn create_learning(&self, key: &str, payload: PutPayload) -> CoreResult<bool> {
+        let path = self.path(key)?;
+        match self.store.head(&path).await {
+            Ok(_) => return Err(self.error("cannot write", key, exists(&path))),
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(self.error("cannot write", key, e)),
+        }
+        self.create(key, payload.clone(), true).await?;
+        match self.create(key, payload, true).await {
+            Ok(()) => Ok(false),
+            Err(e) if e.code == "EEXIST" => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Publishes a new object: a conditional PUT, or HEAD then PUT.
     async fn create(&self, key: &str, payload: PutPayload, conditional: bool) -> CoreResult<()> {
         let path = self.path(key)?;
@@ -371,10 +406,7 @@ impl Shared {
             self.store.put_opts(&path, payload, opts).await.map(|_| ())
         } else {
             match self.store.head(&path).await {
-                Ok(_) => Err(object_store::Error::AlreadyExists {
-                    path: path.to_string(),
-                    source: "exists (checked before writing)".into(),
-                }),
+                Ok(_) => Err(exists(&path)),
                 Err(object_store::Error::NotFound { .. }) => {
                     self.store.put(&path, payload).await.map(|_| ())
                 }
@@ -407,6 +439,17 @@ impl Shared {
         Ok(Vec::from(bytes)) // no copy when the body arrived in one piece
     }
 }
+
+/// The error for a create that found the object there.
+fn exists(path: &StorePath) -> object_store::Error {
+    object_store::Error::AlreadyExists {
+        path: path.to_string(),
+        source: "exists (checked before writing)".into(),
+    }
+}
+
+/// Probe objects (top level) that `conditional_writes` creates and removes.
+const PROBE_PREFIX: &str = "probe-";
 
 fn block_on<T>(work: impl std::future::Future<Output = T>) -> T {
     RUNTIME.block_on(work)
@@ -449,18 +492,17 @@ impl Storage for ObjectStoreDir {
     }
 
     fn put_new(&self, key: &str, data: &[u8]) -> CoreResult<()> {
-        let conditional = self.conditional()?;
-        block_on(
-            self.shared
-                .create(key, PutPayload::from(bytes_of(data)), conditional),
-        )
+        self.create(key, PutPayload::from(bytes_of(data)))
     }
 
     /// Starts the upload in the background once a slot is free and returns;
     /// `sync_published` waits for it. An earlier upload's failure surfaces here.
     fn put_new_deferred(&self, key: &str, data: Vec<u8>) -> CoreResult<Option<Vec<u8>>> {
         self.reap_finished()?;
-        let conditional = self.conditional()?;
+        let Some(&conditional) = self.shared.conditional.get() else {
+            // The first create finds out how to create: it runs here, whole.
+            return self.create(key, PutPayload::from(data)).map(|()| None);
+        };
         let slot: OwnedSemaphorePermit = self
             .wait(self.uploads.slots.clone().acquire_owned())?
             .map_err(|e| CoreError::new("ERR_STORE", format!("upload slots closed: {e}")))?;
@@ -565,12 +607,28 @@ impl Storage for ObjectStoreDir {
     }
 
     fn conditional_writes(&self) -> CoreResult<bool> {
-        self.conditional()
+        self.probe()
     }
 
+    /// Objects are written by single PUTs (an interrupted one never appears):
+    /// only probe objects of killed `info` runs can be left.
     fn clean_partial(&self) -> CoreResult<usize> {
-        // Objects are written by single PUTs: an interrupted one never appears.
-        Ok(0)
+        let shared = &self.shared;
+        let root = shared.prefix.trim_end_matches('/');
+        let at = (!root.is_empty()).then(|| StorePath::from(root));
+        let top = block_on(shared.store.list_with_delimiter(at.as_ref()))
+            .map_err(|e| shared.error("cannot list", "", e))?;
+        let probes: Vec<String> = top
+            .objects
+            .iter()
+            .filter_map(|m| m.location.as_ref().strip_prefix(&shared.prefix))
+            .filter(|key| key.starts_with(PROBE_PREFIX))
+            .map(str::to_string)
+            .collect();
+        probes
+            .iter()
+            .try_for_each(|key| block_on(shared.delete(key)))?;
+        Ok(probes.len())
     }
 }
 
