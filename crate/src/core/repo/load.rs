@@ -19,11 +19,11 @@ const MAX_GAP: u64 = 64 << 10;
 
 /// How much is fetched at once (stored bytes) and the longest single read.
 /// A local disk: 2 MiB in reads of at most 2 MiB. An object store, where
-/// every request costs a round trip and server time: 4 MiB reads, as many as
+/// every request costs a round trip and server time: 2 MiB reads, as many as
 /// there are requests in flight.
 fn fetch_plan(repo: &Repo) -> (u64, u64) {
     if repo.storage.is_remote() {
-        let read = PACK_TARGET as u64 / 2;
+        let read = PACK_TARGET as u64 / 4;
         (repo.storage.transfers() as u64 * read, read)
     } else {
         (2 << 20, 2 << 20)
