@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseJson } from '../lib/json.js';
@@ -57,10 +58,31 @@ describe('the powdb-backup command', () => {
     expect(restored.increments).toBe(0n);
   });
 
-  it('reports failures on stderr as "error: ..." with exit 1', () => {
+  it('reports failures on stderr as "error [CODE]: ..." with exit 1, and with --json also on stdout', () => {
     const r = cli('restore', join(tmp(), 'missing'), join(tmp(), 'dest'));
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^error: .*missing is not a backup: manifest.json is missing\n$/);
+    expect(r.stderr).toMatch(/^error \[ERR_NOT_A_BACKUP\]: .*missing is not a backup: manifest.json is missing\n$/);
     expect(r.stdout).toBe('');
+
+    const j = cli('restore', join(tmp(), 'missing'), join(tmp(), 'dest'), '--json');
+    expect(j.code).toBe(1);
+    const { error } = JSON.parse(j.stdout) as { error: { code: string; message: string } };
+    expect(error.code).toBe('ERR_NOT_A_BACKUP');
+    expect(error.message).toMatch(/missing is not a backup: manifest.json is missing$/);
+
+    const u = cli('backup', '--json');
+    expect(u.code).toBe(2);
+    expect((JSON.parse(u.stdout) as { error: { code: string } }).error.code).toBe('ERR_USAGE');
+  });
+
+  it('prints the package and native addon versions with --version and -V', () => {
+    const { version } = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8'));
+    const cargo = readFileSync(join(import.meta.dirname, '..', 'crate', 'Cargo.toml'), 'utf8');
+    const native = /^version = "([^"]+)"/m.exec(cargo)![1];
+    for (const flag of ['--version', '-V']) {
+      const r = cli(flag);
+      expect(r.code, flag).toBe(0);
+      expect(r.stdout).toBe(`powdb-backup ${version} (native addon ${native})\n`);
+    }
   });
 });

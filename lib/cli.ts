@@ -6,6 +6,8 @@ import { fullBackup, incrementalBackup } from './backup.js';
 import { toBackupError } from './errors.js';
 import { formatBytes, plural } from './format.js';
 import { formatJson } from './json.js';
+import { nativeVersion } from './native.js';
+import { packageVersion } from './version.js';
 import { storedSize, type BackupManifest, type IncrementManifest } from './manifest.js';
 import type { OperationOptions, ProgressEvent } from './progress.js';
 import { openRepository, repoAccess, repositoryCommands } from './cli-repo.js';
@@ -127,6 +129,11 @@ function infoTable(records: BackupRecord[]): string {
 function buildProgram(): Command {
   const program = new Command('powdb-backup')
     .description('Backup, restore and point-in-time recovery for PowDB data directories')
+    .version(
+      `powdb-backup ${packageVersion()} (native addon ${nativeVersion()})`,
+      '-V, --version',
+      'print the package and native addon versions',
+    )
     .exitOverride()
     .showHelpAfterError();
   const common = (cmd: Command) =>
@@ -336,12 +343,17 @@ export async function main(argv: string[]): Promise<number> {
     await buildProgram().parseAsync(argv, { from: 'user' });
     return Number(process.exitCode ?? 0);
   } catch (err) {
+    // With --json, scripts read the failure from stdout too: { "error": { "code", "message" } }.
+    const json = argv.includes('--json');
     if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0) return 0;
       if (err.code === 'powdb-backup.usage') process.stderr.write(`${err.message}\n`);
-      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0 ? 0 : 2;
+      if (json) print(true, { error: { code: 'ERR_USAGE', message: err.message.replace(/^error: /, '') } }, '');
+      return 2;
     }
     const e = toBackupError(err);
-    process.stderr.write(`error: ${e.message}\n`);
+    process.stderr.write(`error [${e.code}]: ${e.message}\n`);
+    if (json) print(true, { error: { code: e.code, message: e.message } }, '');
     return 1;
   }
 }

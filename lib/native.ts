@@ -3,6 +3,7 @@ import { loadAddon } from './loader.js';
 
 /** What the native addon exports (see crate/src/binding.rs). */
 interface NativeAddon {
+  nativeVersion(): string;
   hashFile(path: string, cancel?: number): Promise<HashResult>;
   copyHashed(src: string, dst: string, paged: boolean, mapPath?: string, cancel?: number): Promise<CopyResult>;
   writeDelta(
@@ -222,6 +223,9 @@ export interface DeltaResult {
 }
 
 const addon = loadAddon<NativeAddon>();
+
+/** The native addon's version (its crate's). */
+export const nativeVersion = (): string => addon.nativeVersion();
 
 /** The addon's operations, each rejecting with a BackupError. */
 export const native = {

@@ -1,0 +1,15 @@
+// The package's version, read from its package.json (two levels above both
+// lib/ in the sources and dist/lib/ in the build).
+import { readFileSync } from 'node:fs';
+
+export function packageVersion(): string {
+  for (const up of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'powdb-backup' && pkg.version) return pkg.version;
+    } catch {
+      // not there: try the next level
+    }
+  }
+  return 'unknown';
+}
