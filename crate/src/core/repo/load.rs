@@ -132,12 +132,14 @@ fn fetch_windows(repo: &Repo, lists: &[BlobId], windows: &SyncSender<CoreResult<
     }
 }
 
-/// Opens the chunks of each window on all cores, checking each against its
-/// id, and hands them on in batches, in order.
+/// Opens the chunks of each window on all cores, each checked against its
+/// id, into one buffer per batch (large enough for the allocator to map and
+/// unmap it, rather than fragment its arenas with chunks that cross threads),
+/// and hands the batches on in order.
 fn open_windows(
     repo: &Repo,
     windows: Receiver<CoreResult<Window>>,
-    batches: &SyncSender<CoreResult<Vec<Vec<u8>>>>,
+    batches: &SyncSender<CoreResult<Vec<u8>>>,
 ) {
     for window in windows {
         let window = match window {
@@ -151,26 +153,40 @@ fn open_windows(
             .flat_map(|(r, bytes)| r.entries.iter().map(move |e| (r, bytes.as_slice(), e)))
             .collect();
         for batch in chunks.chunks(BATCH) {
+            let mut out = vec![0u8; batch.iter().map(|(_, _, e)| e.raw_len as usize).sum()];
+            let mut slots: Vec<&mut [u8]> = Vec::with_capacity(batch.len());
+            let mut rest = out.as_mut_slice();
+            for (_, _, e) in batch {
+                let (slot, tail) = rest.split_at_mut(e.raw_len as usize);
+                slots.push(slot);
+                rest = tail;
+            }
             let opened = batch
                 .par_iter()
-                .map(|(r, bytes, e)| {
+                .zip(slots)
+                .try_for_each(|((r, bytes, e), slot)| {
                     let from = (e.offset as u64 - r.start) as usize;
-                    repo.decode_blob(e, &bytes[from..from + e.stored_len as usize], &r.pack)
-                })
-                .collect::<CoreResult<Vec<_>>>();
+                    repo.decode_blob_into(
+                        e,
+                        &bytes[from..from + e.stored_len as usize],
+                        &r.pack,
+                        slot,
+                    )
+                });
             let failed = opened.is_err();
-            if batches.send(opened).is_err() || failed {
+            if batches.send(opened.map(|()| out)).is_err() || failed {
                 return;
             }
         }
     }
 }
 
-/// Calls `visit` with the content of the file made of `lists`, chunk by
-/// chunk in order (each checked against its id); returns the bytes visited.
-/// Three stages overlap: one thread fetches the next window, another opens
-/// the current one, and `visit` handles what is opened. A stage that fails
-/// or stops listening ends the ones before it (their channel closes).
+/// Calls `visit` with the content of the file made of `lists`, in order, a
+/// batch of chunks at a time (each chunk checked against its id); returns
+/// the bytes visited. Three stages overlap: one thread fetches the next
+/// window, another opens the current one, and `visit` handles what is
+/// opened. A stage that fails or stops listening ends the ones before it
+/// (their channel closes).
 fn for_each_chunk(
     repo: &Repo,
     lists: &[BlobId],
@@ -178,7 +194,7 @@ fn for_each_chunk(
 ) -> CoreResult<u64> {
     let token = crate::core::cancel::current();
     let (windows, fetched) = std::sync::mpsc::sync_channel::<CoreResult<Window>>(0);
-    let (batches, received) = std::sync::mpsc::sync_channel::<CoreResult<Vec<Vec<u8>>>>(1);
+    let (batches, received) = std::sync::mpsc::sync_channel::<CoreResult<Vec<u8>>>(1);
     std::thread::scope(|scope| {
         let fetch_token = token.clone();
         scope.spawn(move || {
@@ -189,10 +205,9 @@ fn for_each_chunk(
         });
         let mut done = 0u64;
         for batch in received {
-            for data in batch? {
-                visit(&data)?;
-                done += data.len() as u64;
-            }
+            let data = batch?;
+            visit(&data)?;
+            done += data.len() as u64;
         }
         Ok(done)
     })

@@ -122,26 +122,43 @@ impl Repo {
 
     /// A blob's content from its stored bytes, checked against its id.
     pub fn decode_blob(&self, entry: &Entry, stored: &[u8], pack: &str) -> CoreResult<Vec<u8>> {
+        let mut data = vec![0u8; entry.raw_len as usize];
+        self.decode_blob_into(entry, stored, pack, &mut data)?;
+        Ok(data)
+    }
+
+    /// As `decode_blob`, into `out` (exactly `raw_len` bytes long).
+    pub fn decode_blob_into(
+        &self,
+        entry: &Entry,
+        stored: &[u8],
+        pack: &str,
+        out: &mut [u8],
+    ) -> CoreResult<()> {
         let what = || format!("blob {} in pack {pack}", short(&entry.id));
         let opened = self.keys.open_blob(stored, &entry.id, &what())?;
         let body: &[u8] = opened.as_deref().unwrap_or(stored);
-        let data = if entry.compressed {
-            zstd::bulk::decompress(body, entry.raw_len as usize).map_err(|e| {
+        let mismatch =
+            || CoreError::new("ERR_INTEGRITY", format!("{} does not match its id", what()));
+        if entry.compressed {
+            let len = zstd::bulk::decompress_to_buffer(body, out).map_err(|e| {
                 CoreError::new(
                     "ERR_INTEGRITY",
                     format!("{} does not decompress: {e}", what()),
                 )
-            })?
+            })?;
+            if len != out.len() {
+                return Err(mismatch());
+            }
+        } else if body.len() == out.len() {
+            out.copy_from_slice(body);
         } else {
-            body.to_vec()
-        };
-        if data.len() != entry.raw_len as usize || self.keys.id(&data) != entry.id {
-            return Err(CoreError::new(
-                "ERR_INTEGRITY",
-                format!("{} does not match its id", what()),
-            ));
+            return Err(mismatch());
         }
-        Ok(data)
+        if out.len() != entry.raw_len as usize || self.keys.id(out) != entry.id {
+            return Err(mismatch());
+        }
+        Ok(())
     }
 
     /// Reads one blob by id.
