@@ -2,6 +2,6 @@
 //!
 //! `core` is plain Rust with no Node dependency (tested with `cargo test`);
 //! `binding` is the thin napi-rs layer that runs it off the JS thread.
-mod binding;
 pub mod core;
+mod binding;
 mod repo_binding;

@@ -27,11 +27,7 @@ pub fn current() -> Option<Token> {
 
 /// Fails with ERR_ABORTED once this thread's token is set.
 pub fn check() -> CoreResult<()> {
-    let aborted = CURRENT.with(|c| {
-        c.borrow()
-            .as_ref()
-            .is_some_and(|t| t.load(Ordering::Relaxed))
-    });
+    let aborted = CURRENT.with(|c| c.borrow().as_ref().is_some_and(|t| t.load(Ordering::Relaxed)));
     if aborted {
         return Err(CoreError::new("ERR_ABORTED", "the operation was aborted"));
     }

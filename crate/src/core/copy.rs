@@ -20,20 +20,11 @@ pub struct CopyOutcome {
 /// Backup side: copies `src` to the new file `dst` (0600), returning its length
 /// and BLAKE3 and, for a page-aligned heap (`paged`), its highest page LSN and
 /// (given `map`) its content map, written at `map`.
-pub fn copy_hashed(
-    src: &Path,
-    dst: &Path,
-    paged: bool,
-    map: Option<&Path>,
-) -> CoreResult<CopyOutcome> {
+pub fn copy_hashed(src: &Path, dst: &Path, paged: bool, map: Option<&Path>) -> CoreResult<CopyOutcome> {
     let mut out = Sink::new(fsio::create_new(dst)?, dst);
     let mut hasher = blake3::Hasher::new();
     let mut max_lsn = 0u64;
-    let map_writer = if paged {
-        map.map(MapWriter::create).transpose()?
-    } else {
-        None
-    };
+    let map_writer = if paged { map.map(MapWriter::create).transpose()? } else { None };
     let (mut hashes, mut pages) = (Vec::new(), 0u64);
     let len = fsio::for_each_chunk(src, |chunk| {
         hash_chunk(&mut hasher, chunk);

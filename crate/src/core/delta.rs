@@ -64,9 +64,7 @@ enum BaseHashes<'a> {
 impl<'a> BaseHashes<'a> {
     fn at(base: &Base<'a>, first: u32) -> CoreResult<Self> {
         Ok(match base.map {
-            BaseMap::Stored { path, pages } => {
-                BaseHashes::Stored(MapReader::open_at(path, pages, first as u64)?, path)
-            }
+            BaseMap::Stored { path, pages } => BaseHashes::Stored(MapReader::open_at(path, pages, first as u64)?, path),
             BaseMap::Computed(map) => BaseHashes::Computed(map, first as usize),
         })
     }
@@ -139,25 +137,13 @@ const PARALLEL_SCAN_MIN: u64 = 64 << 20;
 /// The scan is the hot path of an incremental backup: it reads ranges of the
 /// heap on all cores, hashing every page and remembering the indices of
 /// changed ones; those few pages are then read again and written out in order.
-pub fn write_delta(
-    heap: &Path,
-    delta_path: &Path,
-    base: Base,
-    map_path: &Path,
-) -> CoreResult<DeltaOutcome> {
-    let len = fsio::open_read(heap)?
-        .metadata()
-        .map_err(|e| CoreError::io("stat", heap, e))?
-        .len();
+pub fn write_delta(heap: &Path, delta_path: &Path, base: Base, map_path: &Path) -> CoreResult<DeltaOutcome> {
+    let len = fsio::open_read(heap)?.metadata().map_err(|e| CoreError::io("stat", heap, e))?.len();
     if len % PAGE_SIZE as u64 != 0 {
         return Err(not_paged(heap));
     }
     let total_pages = u32::try_from(len / PAGE_SIZE as u64).map_err(|_| too_many_pages(heap))?;
-    let threads = if len < PARALLEL_SCAN_MIN {
-        1
-    } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    };
+    let threads = if len < PARALLEL_SCAN_MIN { 1 } else { std::thread::available_parallelism().map_or(1, |n| n.get()) };
     let map = MapWriter::create(map_path)?;
     let mut scan = scan_ranges(heap, total_pages, &base, &map, threads)?;
     if scan.changed.is_empty() && total_pages as u64 > base.pages() {
@@ -173,11 +159,7 @@ pub fn write_delta(
     };
     copy_pages(heap, &scan, &mut writer)?;
     let delta = writer.finish(total_pages)?;
-    Ok(DeltaOutcome {
-        delta,
-        max_page_lsn: scan.max_lsn,
-        map: map.finish(total_pages as u64)?,
-    })
+    Ok(DeltaOutcome { delta, max_page_lsn: scan.max_lsn, map: map.finish(total_pages as u64)? })
 }
 
 fn last_page_hash(heap: &Path, index: u32) -> CoreResult<PageHash> {
@@ -205,13 +187,7 @@ impl Scan {
 
 /// Scans the heap in `threads` contiguous ranges at once; each writes its
 /// part of the new content map.
-fn scan_ranges(
-    heap: &Path,
-    total_pages: u32,
-    base: &Base,
-    map: &MapWriter,
-    threads: usize,
-) -> CoreResult<Scan> {
+fn scan_ranges(heap: &Path, total_pages: u32, base: &Base, map: &MapWriter, threads: usize) -> CoreResult<Scan> {
     let chunk_pages = (fsio::CHUNK / PAGE_SIZE) as u32;
     let per_thread = total_pages.div_ceil(threads as u32).div_ceil(chunk_pages) * chunk_pages;
     let ranges: Vec<(u32, u32)> = (0..threads as u32)
@@ -227,18 +203,11 @@ fn scan_ranges(
                 scope.spawn(move || cancel::with(token, || scan_range(heap, start, end, base, map)))
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("scan thread panicked"))
-            .collect::<Vec<_>>()
+        handles.into_iter().map(|h| h.join().expect("scan thread panicked")).collect::<Vec<_>>()
     });
     let parts = results.into_iter().collect::<CoreResult<Vec<_>>>()?;
     let count = parts.iter().map(|p| p.changed.len()).sum();
-    let mut all = Scan {
-        changed: Vec::with_capacity(count),
-        scanned: Vec::with_capacity(count),
-        max_lsn: 0,
-    };
+    let mut all = Scan { changed: Vec::with_capacity(count), scanned: Vec::with_capacity(count), max_lsn: 0 };
     for part in parts {
         all.changed.extend(part.changed);
         all.scanned.extend(part.scanned);
@@ -276,18 +245,14 @@ fn scan_range(heap: &Path, start: u32, end: u32, base: &Base, map: &MapWriter) -
 fn read_pages(file: &std::fs::File, heap: &Path, first: u32, into: &mut [u8]) -> CoreResult<()> {
     use std::os::unix::fs::FileExt;
     cancel::check()?;
-    file.read_exact_at(into, first as u64 * PAGE_SIZE as u64)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => changed_under_us(heap),
-            _ => CoreError::io("read", heap, e),
-        })
+    file.read_exact_at(into, first as u64 * PAGE_SIZE as u64).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => changed_under_us(heap),
+        _ => CoreError::io("read", heap, e),
+    })
 }
 
 fn changed_under_us(heap: &Path) -> CoreError {
-    CoreError::new(
-        "ERR_SOURCE_CHANGED",
-        format!("{} changed while it was being backed up", heap.display()),
-    )
+    CoreError::new("ERR_SOURCE_CHANGED", format!("{} changed while it was being backed up", heap.display()))
 }
 
 /// Reads the changed pages again, in runs of consecutive indices, into the delta.
@@ -299,10 +264,7 @@ fn copy_pages(heap: &Path, scan: &Scan, writer: &mut DeltaWriter) -> CoreResult<
     let mut at = 0;
     while at < changed.len() {
         let mut run = 1;
-        while at + run < changed.len()
-            && run < max_run
-            && changed[at + run] == changed[at] + run as u32
-        {
+        while at + run < changed.len() && run < max_run && changed[at + run] == changed[at] + run as u32 {
             run += 1;
         }
         let bytes = &mut buf[..run * PAGE_SIZE];
@@ -321,45 +283,25 @@ fn copy_pages(heap: &Path, scan: &Scan, writer: &mut DeltaWriter) -> CoreResult<
 }
 
 fn not_paged(heap: &Path) -> CoreError {
-    CoreError::new(
-        "ERR_NOT_PAGED",
-        format!(
-            "{} is not a whole number of 4096-byte pages",
-            heap.display()
-        ),
-    )
+    CoreError::new("ERR_NOT_PAGED", format!("{} is not a whole number of 4096-byte pages", heap.display()))
 }
 
 fn too_many_pages(heap: &Path) -> CoreError {
-    CoreError::new(
-        "ERR_NOT_PAGED",
-        format!(
-            "{} has more pages than a u32 index can name",
-            heap.display()
-        ),
-    )
+    CoreError::new("ERR_NOT_PAGED", format!("{} has more pages than a u32 index can name", heap.display()))
 }
 
 /// Checks a manifest's page list before any delta byte is read.
 pub(crate) fn check_spec(spec: &DeltaSpec, delta_name: &str, target: &Path) -> CoreResult<()> {
     let expected_len = spec.page_indices.len() as u64 * RECORD_SIZE as u64;
     if spec.delta_len != expected_len {
-        return Err(bad_delta(
-            target,
-            spec.delta_len,
-            spec.page_indices.len(),
-            expected_len,
-        ));
+        return Err(bad_delta(target, spec.delta_len, spec.page_indices.len(), expected_len));
     }
     let mut previous: Option<u32> = None;
     for &index in &spec.page_indices {
         if index >= spec.total_pages {
             return Err(CoreError::new(
                 "ERR_BAD_MANIFEST",
-                format!(
-                    "{delta_name} lists page {index} but the heap has {} pages",
-                    spec.total_pages
-                ),
+                format!("{delta_name} lists page {index} but the heap has {} pages", spec.total_pages),
             ));
         }
         if previous.is_some_and(|p| p >= index) {
@@ -397,11 +339,7 @@ pub(crate) mod tests {
     }
 
     fn changed_after_50(i: usize) -> u64 {
-        if i % 100 == 7 {
-            60 + i as u64
-        } else {
-            50
-        }
+        if i % 100 == 7 { 60 + i as u64 } else { 50 }
     }
 
     #[test]
@@ -410,16 +348,7 @@ pub(crate) mod tests {
         let heap = pages(400, changed_after_50);
         let base_map = map_of(&pages(400, |_| 50));
         let src = dir.write("T.heap", &heap);
-        let out = write_delta(
-            &src,
-            &dir.path("T.heap.delta"),
-            Base {
-                lsn: 50,
-                map: BaseMap::Computed(&base_map),
-            },
-            &dir.path("m"),
-        )
-        .unwrap();
+        let out = write_delta(&src, &dir.path("T.heap.delta"), Base { lsn: 50, map: BaseMap::Computed(&base_map) }, &dir.path("m")).unwrap();
         let spec = out.delta.unwrap();
         assert_eq!(spec.page_indices, vec![7, 107, 207, 307]);
         assert_eq!(spec.total_pages, 400);
@@ -428,15 +357,9 @@ pub(crate) mod tests {
         assert_eq!(delta.len() as u64, spec.delta_len);
         assert_eq!(spec.delta_len, 4 * RECORD_SIZE as u64);
         assert_eq!(&delta[..4], &7u32.to_le_bytes());
-        assert_eq!(
-            &delta[4..4 + PAGE_SIZE],
-            &heap[7 * PAGE_SIZE..8 * PAGE_SIZE]
-        );
+        assert_eq!(&delta[4..4 + PAGE_SIZE], &heap[7 * PAGE_SIZE..8 * PAGE_SIZE]);
         assert_eq!(spec.blake3_hex, blake3::hash(&delta).to_hex().to_string());
-        assert_eq!(
-            out.map.blake3_hex,
-            blake3::hash(&read(&dir.path("m"))).to_hex().to_string()
-        );
+        assert_eq!(out.map.blake3_hex, blake3::hash(&read(&dir.path("m"))).to_hex().to_string());
     }
 
     #[test]
@@ -450,22 +373,13 @@ pub(crate) mod tests {
         let big = [new.clone(), vec![0u8; 16 << 20]].concat();
         let stored = crate::core::pagemap::write_map(&dir.path("base.map"), &map_of(&old)).unwrap();
         let src = dir.write("T.heap", &big);
-        let base = Base {
-            lsn: 9,
-            map: BaseMap::Stored {
-                path: &dir.path("base.map"),
-                pages: 700,
-            },
-        };
+        let base = Base { lsn: 9, map: BaseMap::Stored { path: &dir.path("base.map"), pages: 700 } };
         let out = write_delta(&src, &dir.path("d"), base, &dir.path("m")).unwrap();
         assert_eq!(out.delta.unwrap().page_indices, vec![1, 300, 699]); // zero pages past the base's end match
-        assert_eq!(
-            read(&dir.path("m")),
-            read(&{
-                crate::core::pagemap::write_map(&dir.path("expected"), &map_of(&big)).unwrap();
-                dir.path("expected")
-            })
-        );
+        assert_eq!(read(&dir.path("m")), read(&{
+            crate::core::pagemap::write_map(&dir.path("expected"), &map_of(&big)).unwrap();
+            dir.path("expected")
+        }));
         assert!(stored.len > 0);
     }
 
@@ -477,16 +391,7 @@ pub(crate) mod tests {
         new[3 * PAGE_SIZE + 100] ^= 1; // an update the engine did not stamp
         new[..4].copy_from_slice(&7u32.to_le_bytes()); // page 0: header rewritten, LSN 0 kept
         let src = dir.write("T.heap", &new);
-        let out = write_delta(
-            &src,
-            &dir.path("d"),
-            Base {
-                lsn: 9,
-                map: BaseMap::Computed(&map_of(&old)),
-            },
-            &dir.path("m"),
-        )
-        .unwrap();
+        let out = write_delta(&src, &dir.path("d"), Base { lsn: 9, map: BaseMap::Computed(&map_of(&old)) }, &dir.path("m")).unwrap();
         assert_eq!(out.delta.unwrap().page_indices, vec![0, 3]);
     }
 
@@ -495,16 +400,7 @@ pub(crate) mod tests {
         let dir = TempDir::new();
         let heap = pages(10, |_| 5);
         let src = dir.write("T.heap", &heap);
-        let out = write_delta(
-            &src,
-            &dir.path("d"),
-            Base {
-                lsn: 5,
-                map: BaseMap::Computed(&map_of(&heap)),
-            },
-            &dir.path("m"),
-        )
-        .unwrap();
+        let out = write_delta(&src, &dir.path("d"), Base { lsn: 5, map: BaseMap::Computed(&map_of(&heap)) }, &dir.path("m")).unwrap();
         assert_eq!(out.delta, None);
         assert_eq!(out.max_page_lsn, 5);
         assert!(!dir.path("d").exists());
@@ -512,16 +408,7 @@ pub(crate) mod tests {
         let mut grown = heap.clone();
         grown.resize(12 * PAGE_SIZE, 0);
         let src = dir.write("T.heap", &grown);
-        let out = write_delta(
-            &src,
-            &dir.path("d"),
-            Base {
-                lsn: 5,
-                map: BaseMap::Computed(&map_of(&heap)),
-            },
-            &dir.path("m2"),
-        )
-        .unwrap();
+        let out = write_delta(&src, &dir.path("d"), Base { lsn: 5, map: BaseMap::Computed(&map_of(&heap)) }, &dir.path("m2")).unwrap();
         let spec = out.delta.unwrap();
         assert_eq!((spec.total_pages, spec.page_indices), (12, vec![11]));
     }
@@ -530,16 +417,7 @@ pub(crate) mod tests {
     fn refuses_a_heap_that_is_not_page_aligned() {
         let dir = TempDir::new();
         let src = dir.write("T.heap", &[0u8; 5000]);
-        let err = write_delta(
-            &src,
-            &dir.path("d"),
-            Base {
-                lsn: 0,
-                map: BaseMap::Computed(&[]),
-            },
-            &dir.path("m"),
-        )
-        .unwrap_err();
+        let err = write_delta(&src, &dir.path("d"), Base { lsn: 0, map: BaseMap::Computed(&[]) }, &dir.path("m")).unwrap_err();
         assert_eq!(err.code, "ERR_NOT_PAGED");
     }
 }

@@ -68,10 +68,7 @@ pub fn hash_file(path: &Path) -> CoreResult<FileDigest> {
         hash_chunk(&mut hasher, chunk);
         Ok(())
     })?;
-    Ok(FileDigest {
-        len,
-        blake3_hex: hasher.finalize().to_hex().to_string(),
-    })
+    Ok(FileDigest { len, blake3_hex: hasher.finalize().to_hex().to_string() })
 }
 
 #[cfg(test)]

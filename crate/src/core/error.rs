@@ -14,18 +14,12 @@ pub type CoreResult<T> = Result<T, CoreError>;
 
 impl CoreError {
     pub fn new(code: &str, message: impl Into<String>) -> Self {
-        CoreError {
-            code: code.to_string(),
-            message: message.into(),
-        }
+        CoreError { code: code.to_string(), message: message.into() }
     }
 
     /// Wraps an I/O error, saying what was being done to which path.
     pub fn io(action: &str, path: &Path, err: io::Error) -> Self {
-        CoreError::new(
-            errno_name(&err),
-            format!("cannot {action} {}: {err}", path.display()),
-        )
+        CoreError::new(errno_name(&err), format!("cannot {action} {}: {err}", path.display()))
     }
 }
 

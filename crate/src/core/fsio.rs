@@ -58,8 +58,7 @@ impl Drop for Buffer {
 pub fn buffer(len: usize) -> Buffer {
     // SAFETY: the layout has a non-zero size; a null result is handled.
     let raw = unsafe { std::alloc::alloc_zeroed(Buffer::layout(len)) };
-    let ptr = std::ptr::NonNull::new(raw)
-        .unwrap_or_else(|| std::alloc::handle_alloc_error(Buffer::layout(len)));
+    let ptr = std::ptr::NonNull::new(raw).unwrap_or_else(|| std::alloc::handle_alloc_error(Buffer::layout(len)));
     Buffer { ptr, len }
 }
 
@@ -83,10 +82,7 @@ fn refuse_symlink(path: &Path, err: std::io::Error) -> CoreError {
 fn unsafe_path(path: &Path) -> CoreError {
     CoreError::new(
         "ERR_UNSAFE_PATH",
-        format!(
-            "{} is a symlink or not a regular file; backups never follow symlinks",
-            path.display()
-        ),
+        format!("{} is a symlink or not a regular file; backups never follow symlinks", path.display()),
     )
 }
 
@@ -98,38 +94,27 @@ pub fn listed_len(path: &Path, name: &str, artifact: &str) -> CoreResult<u64> {
         Ok(_) => Err(unsafe_path(path)),
         Err(e) if e.kind() == ErrorKind::NotFound => Err(CoreError::new(
             "ERR_MISSING_FILE",
-            format!(
-                "{name} is listed in the manifest but missing from {} ({artifact} is corrupt)",
-                parent_of(path)
-            ),
+            format!("{name} is listed in the manifest but missing from {} ({artifact} is corrupt)", parent_of(path)),
         )),
         Err(e) => Err(CoreError::io("stat", path, e)),
     }
 }
 
 fn parent_of(path: &Path) -> String {
-    path.parent()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default()
+    path.parent().map(|p| p.display().to_string()).unwrap_or_default()
 }
 
 /// Options for files this crate writes: private to the owner (backups can
 /// hold `auth.json`) and never opened through a symlink.
 fn private_write() -> OpenOptions {
     let mut options = OpenOptions::new();
-    options
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW);
+    options.write(true).mode(0o600).custom_flags(libc::O_NOFOLLOW);
     options
 }
 
 /// Creates a file that must not exist yet.
 pub fn create_new(path: &Path) -> CoreResult<File> {
-    private_write()
-        .create_new(true)
-        .open(path)
-        .map_err(|e| refuse_symlink(path, e))
+    private_write().create_new(true).open(path).map_err(|e| refuse_symlink(path, e))
 }
 
 /// Fills `buf` unless end of file comes first; returns the bytes read.
@@ -190,12 +175,7 @@ pub struct Sink<'a> {
 
 impl<'a> Sink<'a> {
     pub fn new(file: File, path: &'a Path) -> Self {
-        Sink {
-            file,
-            path,
-            unkicked_from: 0,
-            end: 0,
-        }
+        Sink { file, path, unkicked_from: 0, end: 0 }
     }
 
     /// Writes at the end of what was written so far.
@@ -205,9 +185,7 @@ impl<'a> Sink<'a> {
 
     pub fn write_at(&mut self, bytes: &[u8], offset: u64) -> CoreResult<()> {
         use std::os::unix::fs::FileExt;
-        self.file
-            .write_all_at(bytes, offset)
-            .map_err(|e| CoreError::io("write", self.path, e))?;
+        self.file.write_all_at(bytes, offset).map_err(|e| CoreError::io("write", self.path, e))?;
         self.end = self.end.max(offset + bytes.len() as u64);
         if self.end - self.unkicked_from >= WRITEBACK_STEP {
             self.kick_writeback();

@@ -1,9 +1,9 @@
 //! Content maps from any source, and page-by-page comparison of two heaps:
 //! a data directory's heap, a backup's stored map, or a chain's layers.
-use super::delta::BaseMap;
 use super::error::{CoreError, CoreResult};
 use super::fsio;
 use super::page::PAGE_SIZE;
+use super::delta::BaseMap;
 use super::pagemap::{check_map, page_hash, read_map, HeapShape, PageHash};
 use super::restore::{map_of_layers, Layer};
 use std::path::PathBuf;
@@ -40,27 +40,15 @@ pub fn load(source: &MapSource) -> CoreResult<HeapImage> {
             if len % PAGE_SIZE as u64 != 0 {
                 return Err(CoreError::new(
                     "ERR_NOT_PAGED",
-                    format!(
-                        "{} is not a whole number of 4096-byte pages",
-                        path.display()
-                    ),
+                    format!("{} is not a whole number of 4096-byte pages", path.display()),
                 ));
             }
-            Ok(HeapImage {
-                hashes,
-                shape: Some(shape),
-            })
+            Ok(HeapImage { hashes, shape: Some(shape) })
         }
-        MapSource::Stored(layer) => Ok(HeapImage {
-            hashes: read_map(&layer.path, &layer.expected())?,
-            shape: None,
-        }),
+        MapSource::Stored(layer) => Ok(HeapImage { hashes: read_map(&layer.path, &layer.expected())?, shape: None }),
         MapSource::Layers(layers) => {
             let map = map_of_layers(layers)?;
-            Ok(HeapImage {
-                hashes: map.hashes,
-                shape: Some(map.shape),
-            })
+            Ok(HeapImage { hashes: map.hashes, shape: Some(map.shape) })
         }
     }
 }
@@ -68,16 +56,10 @@ pub fn load(source: &MapSource) -> CoreResult<HeapImage> {
 /// Runs `work` with the content map `source` names as an increment's base: a
 /// stored map is checked once and then read range by range (never whole);
 /// any other source is computed (one hash per page in memory).
-pub fn with_base_map<T>(
-    source: &MapSource,
-    work: impl FnOnce(BaseMap) -> CoreResult<T>,
-) -> CoreResult<T> {
+pub fn with_base_map<T>(source: &MapSource, work: impl FnOnce(BaseMap) -> CoreResult<T>) -> CoreResult<T> {
     if let MapSource::Stored(layer) = source {
         let pages = check_map(&layer.path, &layer.expected())?;
-        return work(BaseMap::Stored {
-            path: &layer.path,
-            pages,
-        });
+        return work(BaseMap::Stored { path: &layer.path, pages });
     }
     let computed = load(source)?.hashes;
     work(BaseMap::Computed(&computed))
@@ -103,17 +85,10 @@ pub fn diff(a: &MapSource, b: Option<&MapSource>) -> CoreResult<HeapDiff> {
     let a = load(a)?;
     let b = match b {
         Some(b) => load(b)?,
-        None => HeapImage {
-            hashes: a.hashes.clone(),
-            shape: None,
-        },
+        None => HeapImage { hashes: a.hashes.clone(), shape: None },
     };
     let pages = a.hashes.len().max(b.hashes.len());
-    let mut out = HeapDiff {
-        a_pages: a.hashes.len() as u32,
-        b_pages: b.hashes.len() as u32,
-        ..HeapDiff::default()
-    };
+    let mut out = HeapDiff { a_pages: a.hashes.len() as u32, b_pages: b.hashes.len() as u32, ..HeapDiff::default() };
     for i in 0..pages {
         if a.hashes.get(i) != b.hashes.get(i) {
             out.differing_count += 1;
@@ -122,10 +97,7 @@ pub fn diff(a: &MapSource, b: Option<&MapSource>) -> CoreResult<HeapDiff> {
             }
         }
     }
-    out.shape_problem = [a.shape, b.shape]
-        .into_iter()
-        .flatten()
-        .find_map(|s| s.problem());
+    out.shape_problem = [a.shape, b.shape].into_iter().flatten().find_map(|s| s.problem());
     Ok(out)
 }
 
@@ -155,10 +127,7 @@ mod tests {
         new.extend_from_slice(&[1u8; 2 * PAGE_SIZE]);
         let heap = MapSource::Heap(dir.write("T.heap", &new));
         let d = diff(&heap, Some(&stored)).unwrap();
-        assert_eq!(
-            (d.a_pages, d.b_pages, d.differing.clone(), d.differing_count),
-            (22, 20, vec![5, 20, 21], 3)
-        );
+        assert_eq!((d.a_pages, d.b_pages, d.differing.clone(), d.differing_count), (22, 20, vec![5, 20, 21], 3));
         assert_eq!(diff(&stored, Some(&stored)).unwrap().differing_count, 0);
     }
 }

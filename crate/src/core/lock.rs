@@ -20,10 +20,7 @@ pub struct WriterLock {
 }
 
 fn locked_by(dir: &Path, pid: Option<u32>) -> CoreError {
-    let owner = pid.map_or_else(
-        || "another process".to_string(),
-        |p| format!("live process {p}"),
-    );
+    let owner = pid.map_or_else(|| "another process".to_string(), |p| format!("live process {p}"));
     CoreError::new(
         "ERR_LOCKED",
         format!(
@@ -42,9 +39,7 @@ fn read_pid(file: &mut File) -> Option<u32> {
 
 /// Whether a process exists: `kill(pid, 0)` succeeds or is refused with EPERM.
 pub fn is_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
     // SAFETY: signal 0 sends nothing; kill only checks that the process exists.
     unsafe { libc::kill(pid, 0) == 0 || *libc::__errno_location() == libc::EPERM }
 }
@@ -76,11 +71,7 @@ impl WriterLock {
             return Err(locked_by(dir, Some(owner)));
         }
         write_pid(&mut file, me).map_err(|e| CoreError::io("write", &path, e))?;
-        Ok(WriterLock {
-            path,
-            pid: me,
-            file: Some(file),
-        })
+        Ok(WriterLock { path, pid: me, file: Some(file) })
     }
 }
 
@@ -112,19 +103,11 @@ mod tests {
         let dir = TempDir::new();
         let root = dir.path("");
         let lock = WriterLock::acquire(&root).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(dir.path(LOCK_FILE)).unwrap(),
-            std::process::id().to_string()
-        );
+        assert_eq!(std::fs::read_to_string(dir.path(LOCK_FILE)).unwrap(), std::process::id().to_string());
         // A second open file description conflicts with the first flock.
         let err = WriterLock::acquire(&root).unwrap_err();
         assert_eq!(err.code, "ERR_LOCKED");
-        assert!(
-            err.message
-                .contains(&format!("live process {}", std::process::id())),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains(&format!("live process {}", std::process::id())), "{}", err.message);
         drop(lock);
         assert!(!dir.path(LOCK_FILE).exists());
     }
@@ -137,28 +120,19 @@ mod tests {
         child.wait().unwrap();
         std::fs::write(dir.path(LOCK_FILE), dead.to_string()).unwrap();
         let lock = WriterLock::acquire(&dir.path("")).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(dir.path(LOCK_FILE)).unwrap(),
-            std::process::id().to_string()
-        );
+        assert_eq!(std::fs::read_to_string(dir.path(LOCK_FILE)).unwrap(), std::process::id().to_string());
         drop(lock);
     }
 
     #[test]
     fn refuses_a_pid_only_lock_of_a_live_process() {
         let dir = TempDir::new();
-        let mut child = std::process::Command::new("sleep")
-            .arg("5")
-            .spawn()
-            .unwrap();
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
         std::fs::write(dir.path(LOCK_FILE), child.id().to_string()).unwrap();
         let err = WriterLock::acquire(&dir.path("")).unwrap_err();
         child.kill().unwrap();
         child.wait().unwrap();
         assert_eq!(err.code, "ERR_LOCKED");
-        assert_eq!(
-            std::fs::read_to_string(dir.path(LOCK_FILE)).unwrap(),
-            child.id().to_string()
-        );
+        assert_eq!(std::fs::read_to_string(dir.path(LOCK_FILE)).unwrap(), child.id().to_string());
     }
 }

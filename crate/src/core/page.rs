@@ -11,11 +11,7 @@ pub fn page_lsn(page: &[u8]) -> u64 {
 
 /// Highest page LSN in a page-aligned buffer.
 pub fn max_page_lsn(pages: &[u8]) -> u64 {
-    pages
-        .chunks_exact(PAGE_SIZE)
-        .map(page_lsn)
-        .max()
-        .unwrap_or(0)
+    pages.chunks_exact(PAGE_SIZE).map(page_lsn).max().unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -58,10 +54,7 @@ pub fn page_problem(page: &[u8], max_lsn: u64) -> Option<(&'static str, String)>
     let flags = page[5];
     let version = flags >> 4;
     if version > MAX_PAGE_FORMAT {
-        return Some((
-            "ERR_PAGE_FORMAT",
-            format!("unsupported page format version: {version}"),
-        ));
+        return Some(("ERR_PAGE_FORMAT", format!("unsupported page format version: {version}")));
     }
     if flags & FLAG_HAS_CRC != 0 {
         let stored = u32::from_le_bytes(page[16..20].try_into().expect("4 bytes"));
@@ -71,10 +64,7 @@ pub fn page_problem(page: &[u8], max_lsn: u64) -> Option<(&'static str, String)>
     }
     let lsn = page_lsn(page);
     if lsn > max_lsn {
-        return Some((
-            "ERR_PAGE_LSN",
-            format!("page LSN {lsn} is above the manifest's source_lsn {max_lsn}"),
-        ));
+        return Some(("ERR_PAGE_LSN", format!("page LSN {lsn} is above the manifest's source_lsn {max_lsn}")));
     }
     None
 }
@@ -106,9 +96,6 @@ mod check_tests {
         let mut future = page_with_crc(5);
         future[5] = 0x20;
         assert_eq!(page_problem(&future, 5).unwrap().0, "ERR_PAGE_FORMAT");
-        assert_eq!(
-            page_problem(&page_with_crc(6), 5).unwrap().0,
-            "ERR_PAGE_LSN"
-        );
+        assert_eq!(page_problem(&page_with_crc(6), 5).unwrap().0, "ERR_PAGE_LSN");
     }
 }

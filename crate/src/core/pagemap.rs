@@ -51,10 +51,7 @@ pub struct MapWriter<'a> {
 
 impl<'a> MapWriter<'a> {
     pub fn create(path: &'a Path) -> CoreResult<Self> {
-        Ok(MapWriter {
-            file: fsio::create_new(path)?,
-            path,
-        })
+        Ok(MapWriter { file: fsio::create_new(path)?, path })
     }
 
     /// Writes the hashes of pages `first..first + hashes.len()`.
@@ -62,9 +59,7 @@ impl<'a> MapWriter<'a> {
         use std::os::unix::fs::FileExt;
         let bytes: Vec<u8> = hashes.iter().flat_map(|h| h.to_le_bytes()).collect();
         let offset = HEADER as u64 + first * ENTRY as u64;
-        self.file
-            .write_all_at(&bytes, offset)
-            .map_err(|e| CoreError::io("write", self.path, e))
+        self.file.write_all_at(&bytes, offset).map_err(|e| CoreError::io("write", self.path, e))
     }
 
     /// Writes the header of a map of `pages` pages, makes the file durable and
@@ -75,22 +70,15 @@ impl<'a> MapWriter<'a> {
         let mut header = MAGIC.to_vec();
         header.extend_from_slice(&pages.to_le_bytes());
         let io = |what, e| CoreError::io(what, self.path, e);
-        self.file
-            .write_all_at(&header, 0)
-            .map_err(|e| io("write", e))?;
-        self.file
-            .set_len(map_len(pages))
-            .map_err(|e| io("truncate", e))?;
+        self.file.write_all_at(&header, 0).map_err(|e| io("write", e))?;
+        self.file.set_len(map_len(pages)).map_err(|e| io("truncate", e))?;
         fsio::sync(&self.file, self.path)?;
         let mut hasher = blake3::Hasher::new();
         let len = fsio::for_each_chunk_of(self.path, SMALL_CHUNK, |chunk| {
             hasher.update(chunk);
             Ok(())
         })?;
-        Ok(FileDigest {
-            len,
-            blake3_hex: hasher.finalize().to_hex().to_string(),
-        })
+        Ok(FileDigest { len, blake3_hex: hasher.finalize().to_hex().to_string() })
     }
 }
 
@@ -118,17 +106,12 @@ pub fn check_map(path: &Path, expected: &Expected) -> CoreResult<u64> {
     })?;
     expected.check_len(read)?;
     expected.check_hash(hasher.finalize().to_hex().as_ref())?;
-    let count = head
-        .get(8..16)
-        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    let count = head.get(8..16).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
     match count {
         Some(pages) if head.starts_with(MAGIC) && map_len(pages) == len => Ok(pages),
         _ => Err(CoreError::new(
             "ERR_BAD_MANIFEST",
-            format!(
-                "{} is not a content map (bad header or length)",
-                expected.name
-            ),
+            format!("{} is not a content map (bad header or length)", expected.name),
         )),
     }
 }
@@ -148,13 +131,7 @@ const SMALL_CHUNK: usize = 64 << 10;
 
 impl MapReader {
     pub fn open_at(path: &Path, pages: u64, first: u64) -> CoreResult<Self> {
-        Ok(MapReader {
-            file: fsio::open_read(path)?,
-            pages,
-            next_page: first,
-            buf: Vec::new(),
-            at: 0,
-        })
+        Ok(MapReader { file: fsio::open_read(path)?, pages, next_page: first, buf: Vec::new(), at: 0 })
     }
 
     pub fn next(&mut self, path: &Path) -> CoreResult<PageHash> {
@@ -167,9 +144,7 @@ impl MapReader {
             let count = ((self.pages - self.next_page) as usize).min(SMALL_CHUNK / ENTRY);
             self.buf.resize(count * ENTRY, 0);
             let offset = HEADER as u64 + self.next_page * ENTRY as u64;
-            self.file
-                .read_exact_at(&mut self.buf, offset)
-                .map_err(|e| CoreError::io("read", path, e))?;
+            self.file.read_exact_at(&mut self.buf, offset).map_err(|e| CoreError::io("read", path, e))?;
             self.at = 0;
         }
         let entry = &self.buf[self.at..self.at + ENTRY];
@@ -204,10 +179,7 @@ impl HeapShape {
     pub fn observe(&mut self, index: u32, page: &[u8]) {
         if index == 0 && page[4] == PAGE_TYPE_META && &page[20..25] == b"PHEAP" {
             self.superblock_version = Some(u16::from_le_bytes([page[25], page[26]]));
-        } else if index > 0
-            && page[4] == PAGE_TYPE_OVERFLOW
-            && self.first_overflow.is_none_or(|f| index < f)
-        {
+        } else if index > 0 && page[4] == PAGE_TYPE_OVERFLOW && self.first_overflow.is_none_or(|f| index < f) {
             self.first_overflow = Some(index);
         }
     }
@@ -239,21 +211,13 @@ mod tests {
         hash_pages(&heap, &mut hashes);
         let digest = write_map(&dir.path("m"), &hashes).unwrap();
         assert_eq!(digest.len, 16 + 300 * 16);
-        let expected = Expected {
-            name: "T.heap.pagemap",
-            len: digest.len,
-            blake3_hex: &digest.blake3_hex,
-            artifact: "backup",
-        };
+        let expected = Expected { name: "T.heap.pagemap", len: digest.len, blake3_hex: &digest.blake3_hex, artifact: "backup" };
         assert_eq!(read_map(&dir.path("m"), &expected).unwrap(), hashes);
 
         let mut bytes = std::fs::read(dir.path("m")).unwrap();
         bytes[100] ^= 1;
         dir.write("m", &bytes);
-        assert_eq!(
-            read_map(&dir.path("m"), &expected).unwrap_err().code,
-            "ERR_INTEGRITY"
-        );
+        assert_eq!(read_map(&dir.path("m"), &expected).unwrap_err().code, "ERR_INTEGRITY");
         assert_eq!(hash_at(&hashes, 300), *ZERO_PAGE);
     }
 

@@ -35,12 +35,7 @@ pub struct Layer {
 
 impl Layer {
     pub fn expected(&self) -> Expected<'_> {
-        Expected {
-            name: &self.name,
-            len: self.len,
-            blake3_hex: &self.blake3_hex,
-            artifact: &self.artifact,
-        }
+        Expected { name: &self.name, len: self.len, blake3_hex: &self.blake3_hex, artifact: &self.artifact }
     }
 }
 
@@ -61,9 +56,7 @@ impl Bitmap {
     }
 
     fn is_marked(&self, page: u64) -> bool {
-        self.0
-            .get(page as usize / 64)
-            .is_some_and(|w| w & (1 << (page % 64)) != 0)
+        self.0.get(page as usize / 64).is_some_and(|w| w & (1 << (page % 64)) != 0)
     }
 }
 
@@ -89,10 +82,7 @@ pub struct MapSink {
 impl MapSink {
     /// A heap of `len` bytes, all zeros until pages are put.
     pub fn new(len: u64) -> Self {
-        MapSink {
-            hashes: vec![*ZERO_PAGE; len.div_ceil(PAGE_SIZE as u64) as usize],
-            shape: HeapShape::default(),
-        }
+        MapSink { hashes: vec![*ZERO_PAGE; len.div_ceil(PAGE_SIZE as u64) as usize], shape: HeapShape::default() }
     }
 }
 
@@ -111,36 +101,20 @@ impl PageSink for MapSink {
 fn verify_only(layer: &Layer) -> CoreResult<()> {
     let content = match &layer.kind {
         LayerKind::Whole => Content::Whole,
-        LayerKind::Pages(spec) => Content::Delta {
-            spec: spec.clone(),
-            max_lsn: u64::MAX,
-        },
+        LayerKind::Pages(spec) => Content::Delta { spec: spec.clone(), max_lsn: u64::MAX },
     };
-    match verify_artifact(&layer.path, &layer.expected(), &content)?
-        .into_iter()
-        .next()
-    {
+    match verify_artifact(&layer.path, &layer.expected(), &content)?.into_iter().next() {
         Some(first) => Err(CoreError::new(&first.code, first.message)),
         None => Ok(()),
     }
 }
 
 /// Writes the pages of one delta that no newer delta wrote, verifying it.
-fn apply_unwritten(
-    layer: &Layer,
-    spec: &DeltaSpec,
-    out: &mut dyn PageSink,
-    written: &mut Bitmap,
-) -> CoreResult<()> {
+fn apply_unwritten(layer: &Layer, spec: &DeltaSpec, out: &mut dyn PageSink, written: &mut Bitmap) -> CoreResult<()> {
     check_spec(spec, &layer.name, &layer.path)?;
     let on_disk = fsio::listed_len(&layer.path, &layer.name, &layer.artifact)?;
     if on_disk != spec.delta_len {
-        return Err(bad_delta(
-            &layer.path,
-            on_disk,
-            spec.page_indices.len(),
-            spec.delta_len,
-        ));
+        return Err(bad_delta(&layer.path, on_disk, spec.page_indices.len(), spec.delta_len));
     }
     let mut hasher = blake3::Hasher::new();
     let mut record = 0usize;
@@ -152,12 +126,7 @@ fn apply_unwritten(
             break;
         }
         if n % RECORD_SIZE != 0 || record + n / RECORD_SIZE > spec.page_indices.len() {
-            return Err(bad_delta(
-                &layer.path,
-                on_disk,
-                spec.page_indices.len(),
-                spec.delta_len,
-            ));
+            return Err(bad_delta(&layer.path, on_disk, spec.page_indices.len(), spec.delta_len));
         }
         hasher.update(&buf[..n]);
         for rec in buf[..n].chunks_exact(RECORD_SIZE) {
@@ -166,10 +135,7 @@ fn apply_unwritten(
             if index != listed {
                 return Err(CoreError::new(
                     "ERR_BAD_DELTA",
-                    format!(
-                        "{} record {record} is page {index} but the manifest lists page {listed}",
-                        layer.name
-                    ),
+                    format!("{} record {record} is page {index} but the manifest lists page {listed}", layer.name),
                 ));
             }
             if written.mark(index) {
@@ -179,16 +145,9 @@ fn apply_unwritten(
         }
     }
     if record != spec.page_indices.len() {
-        return Err(bad_delta(
-            &layer.path,
-            on_disk,
-            spec.page_indices.len(),
-            spec.delta_len,
-        ));
+        return Err(bad_delta(&layer.path, on_disk, spec.page_indices.len(), spec.delta_len));
     }
-    layer
-        .expected()
-        .check_hash(hasher.finalize().to_hex().as_ref())
+    layer.expected().check_hash(hasher.finalize().to_hex().as_ref())
 }
 
 /// Copies the whole layer, skipping pages a newer delta already wrote.
@@ -225,9 +184,7 @@ fn copy_unwritten(layer: &Layer, out: &mut dyn PageSink, written: &Bitmap) -> Co
 /// The file's length after `layers`: the newest whole copy's, extended to
 /// the largest `total_pages` of later deltas.
 pub fn final_len(layers: &[Layer]) -> u64 {
-    let base_at = layers
-        .iter()
-        .rposition(|l| matches!(l.kind, LayerKind::Whole));
+    let base_at = layers.iter().rposition(|l| matches!(l.kind, LayerKind::Whole));
     layers[base_at.unwrap_or(0)..]
         .iter()
         .map(|l| match &l.kind {
@@ -242,9 +199,7 @@ pub fn final_len(layers: &[Layer]) -> u64 {
 /// in one pass: deltas newest first, then the pages of the newest whole copy
 /// that no delta wrote. Every layer is verified, superseded ones included.
 pub fn assemble(layers: &[Layer], out: &mut dyn PageSink) -> CoreResult<()> {
-    let base_at = layers
-        .iter()
-        .rposition(|l| matches!(l.kind, LayerKind::Whole));
+    let base_at = layers.iter().rposition(|l| matches!(l.kind, LayerKind::Whole));
     let (superseded, base, deltas) = match base_at {
         Some(i) => (&layers[..i], Some(&layers[i]), &layers[i + 1..]),
         None => (&layers[..0], None, layers),
@@ -278,8 +233,7 @@ pub fn map_of_layers(layers: &[Layer]) -> CoreResult<MapSink> {
 /// needs no memory that grows with the heap.
 pub fn restore_file(target: &Path, layers: &[Layer], map: Option<&Layer>) -> CoreResult<()> {
     let file = fsio::create_new(target)?;
-    file.set_len(final_len(layers))
-        .map_err(|e| CoreError::io("extend", target, e))?;
+    file.set_len(final_len(layers)).map_err(|e| CoreError::io("extend", target, e))?;
     let mut out = Sink::new(file, target);
     assemble(layers, &mut out)?;
     if let Some(map) = map {
@@ -296,22 +250,15 @@ fn check_against_map(target: &Path, map: &Layer) -> CoreResult<()> {
     // Small reads: the result is still in the page cache, and files are restored in parallel.
     fsio::for_each_chunk_of(target, 256 << 10, |chunk| {
         for bytes in chunk.chunks(PAGE_SIZE) {
-            if first_difference.is_none()
-                && (page >= pages || page_hash(bytes) != stored.next(&map.path)?)
-            {
+            if first_difference.is_none() && (page >= pages || page_hash(bytes) != stored.next(&map.path)?) {
                 first_difference = Some(page);
             }
             page += 1;
         }
         Ok(())
     })?;
-    let Some(page) = first_difference.or((page != pages).then_some(page.min(pages))) else {
-        return Ok(());
-    };
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let Some(page) = first_difference.or((page != pages).then_some(page.min(pages))) else { return Ok(()) };
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     Err(CoreError::new(
         "ERR_INTEGRITY",
         format!("integrity check failed for {name}: page {page} differs from the backup's content map (backup is corrupt)"),
@@ -339,19 +286,8 @@ mod tests {
     /// A delta of the pages of `new` that differ from `old`.
     fn delta(dir: &TempDir, name: &str, new: &[u8], old: &[u8], base_lsn: u64) -> Layer {
         let src = dir.write(&format!("{name}.src"), new);
-        let base = Base {
-            lsn: base_lsn,
-            map: BaseMap::Computed(&map_of(old)),
-        };
-        let spec = write_delta(
-            &src,
-            &dir.path(name),
-            base,
-            &dir.path(&format!("{name}.map")),
-        )
-        .unwrap()
-        .delta
-        .unwrap();
+        let base = Base { lsn: base_lsn, map: BaseMap::Computed(&map_of(old)) };
+        let spec = write_delta(&src, &dir.path(name), base, &dir.path(&format!("{name}.map"))).unwrap().delta.unwrap();
         Layer {
             path: dir.path(name),
             name: name.into(),
@@ -379,15 +315,7 @@ mod tests {
     fn generations() -> [Vec<u8>; 3] {
         let v0 = pages(300, |_| 10);
         let v1 = pages(350, |i| if i % 7 == 0 || i >= 300 { 20 } else { 10 });
-        let mut v2 = pages(350, |i| {
-            if i % 5 == 0 {
-                30
-            } else if i % 7 == 0 || i >= 300 {
-                20
-            } else {
-                10
-            }
-        });
+        let mut v2 = pages(350, |i| if i % 5 == 0 { 30 } else if i % 7 == 0 || i >= 300 { 20 } else { 10 });
         v2[5 * PAGE_SIZE + 100] = 0xAB; // page 5 differs in content as well as LSN
         [v0, v1, v2]
     }
@@ -396,27 +324,13 @@ mod tests {
     fn base_plus_deltas_equals_the_newest_state() {
         let dir = TempDir::new();
         let [v0, v1, v2] = generations();
-        let layers = [
-            whole(&dir, "full", &v0),
-            delta(&dir, "d1", &v1, &v0, 10),
-            delta(&dir, "d2", &v2, &v1, 20),
-        ];
-        restore_file(
-            &dir.path("out"),
-            &layers,
-            Some(&stored_map(&dir, "m2", &v2)),
-        )
-        .unwrap();
+        let layers = [whole(&dir, "full", &v0), delta(&dir, "d1", &v1, &v0, 10), delta(&dir, "d2", &v2, &v1, 20)];
+        restore_file(&dir.path("out"), &layers, Some(&stored_map(&dir, "m2", &v2))).unwrap();
         assert!(read(&dir.path("out")) == v2);
         restore_file(&dir.path("out1"), &layers[..2], None).unwrap();
         assert!(read(&dir.path("out1")) == v1);
         assert_eq!(map_of_layers(&layers).unwrap().hashes, map_of(&v2));
-        let err = restore_file(
-            &dir.path("out2"),
-            &layers,
-            Some(&stored_map(&dir, "m1", &v1)),
-        )
-        .unwrap_err();
+        let err = restore_file(&dir.path("out2"), &layers, Some(&stored_map(&dir, "m1", &v1))).unwrap_err();
         assert_eq!(err.code, "ERR_INTEGRITY");
     }
 
@@ -424,20 +338,13 @@ mod tests {
     fn a_newer_whole_copy_supersedes_older_layers_but_they_are_still_verified() {
         let dir = TempDir::new();
         let [v0, v1, v2] = generations();
-        let mut layers = vec![
-            whole(&dir, "full", &v0),
-            delta(&dir, "d1", &v1, &v0, 10),
-            whole(&dir, "w2", &v2),
-        ];
+        let mut layers = vec![whole(&dir, "full", &v0), delta(&dir, "d1", &v1, &v0, 10), whole(&dir, "w2", &v2)];
         restore_file(&dir.path("out"), &layers, None).unwrap();
         assert!(read(&dir.path("out")) == v2);
 
         layers[1].blake3_hex = "0".repeat(64);
         let err = restore_file(&dir.path("out2"), &layers, None).unwrap_err();
-        assert_eq!(
-            err.message,
-            "integrity check failed for d1: blake3 mismatch (increment is corrupt)"
-        );
+        assert_eq!(err.message, "integrity check failed for d1: blake3 mismatch (increment is corrupt)");
     }
 
     #[test]
@@ -445,9 +352,7 @@ mod tests {
         let dir = TempDir::new();
         let [v0, v1, _] = generations();
         let good = [whole(&dir, "full", &v0), delta(&dir, "d1", &v1, &v0, 10)];
-        let LayerKind::Pages(spec) = good[1].kind.clone() else {
-            unreachable!()
-        };
+        let LayerKind::Pages(spec) = good[1].kind.clone() else { unreachable!() };
         let mut n = 0;
         let mut attempt = |spec: DeltaSpec| {
             let mut layers = good.to_vec();
@@ -455,45 +360,16 @@ mod tests {
             n += 1;
             restore_file(&dir.path(&format!("out{n}")), &layers, None).unwrap_err()
         };
-        assert_eq!(
-            attempt(DeltaSpec {
-                total_pages: 200,
-                ..spec.clone()
-            })
-            .code,
-            "ERR_BAD_MANIFEST"
-        );
+        assert_eq!(attempt(DeltaSpec { total_pages: 200, ..spec.clone() }).code, "ERR_BAD_MANIFEST");
         let unsorted = vec![14, 7, 21];
         let unsorted_len = 3 * RECORD_SIZE as u64;
-        assert_eq!(
-            attempt(DeltaSpec {
-                page_indices: unsorted,
-                delta_len: unsorted_len,
-                ..spec.clone()
-            })
-            .code,
-            "ERR_BAD_MANIFEST"
-        );
-        let err = attempt(DeltaSpec {
-            delta_len: spec.delta_len + 1,
-            ..spec.clone()
-        });
+        assert_eq!(attempt(DeltaSpec { page_indices: unsorted, delta_len: unsorted_len, ..spec.clone() }).code, "ERR_BAD_MANIFEST");
+        let err = attempt(DeltaSpec { delta_len: spec.delta_len + 1, ..spec.clone() });
         assert_eq!(err.code, "ERR_BAD_DELTA");
-        assert!(
-            err.message.contains("page records expected"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains("page records expected"), "{}", err.message);
         let mut shifted = spec.page_indices.clone();
         shifted[1] += 1;
-        assert_eq!(
-            attempt(DeltaSpec {
-                page_indices: shifted,
-                ..spec.clone()
-            })
-            .code,
-            "ERR_BAD_DELTA"
-        );
+        assert_eq!(attempt(DeltaSpec { page_indices: shifted, ..spec.clone() }).code, "ERR_BAD_DELTA");
 
         let mut bytes = read(&dir.path("d1"));
         bytes[RECORD_SIZE + 100] ^= 1;

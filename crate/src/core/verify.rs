@@ -16,17 +16,11 @@ pub enum Content {
     Whole,
     /// A heap copied whole: every page checked, LSNs at most `max_lsn`, and
     /// each page's hash against the backup's content map when given.
-    Heap {
-        max_lsn: u64,
-        map: Option<Layer>,
-    },
+    Heap { max_lsn: u64, map: Option<Layer> },
     /// `catalog.bin`: magic, version, trailing CRC-32.
     Catalog,
     /// A delta: records match the manifest's pages; pages checked as in a heap.
-    Delta {
-        spec: DeltaSpec,
-        max_lsn: u64,
-    },
+    Delta { spec: DeltaSpec, max_lsn: u64 },
 }
 
 /// One problem found in a file; `page` is the heap page it concerns.
@@ -54,21 +48,13 @@ impl Findings<'_> {
                 Some(p) => format!("{}: page {p}: {message}", self.name),
                 None => format!("{}: {message}", self.name),
             };
-            self.list.push(Finding {
-                code: code.to_string(),
-                message,
-                page,
-            });
+            self.list.push(Finding { code: code.to_string(), message, page });
         }
     }
 
     fn add_error(&mut self, e: CoreError) {
         if self.list.len() < MAX_FINDINGS {
-            self.list.push(Finding {
-                code: e.code,
-                message: e.message,
-                page: None,
-            });
+            self.list.push(Finding { code: e.code, message: e.message, page: None });
         }
     }
 
@@ -105,11 +91,7 @@ impl TrailingCrc {
         }
         let version = u16::from_le_bytes([self.head[4], self.head[5]]);
         if version == 0 || version > MAX_CATALOG_VERSION {
-            return findings.add(
-                "ERR_CATALOG",
-                format!("unsupported catalog version: {version}"),
-                None,
-            );
+            return findings.add("ERR_CATALOG", format!("unsupported catalog version: {version}"), None);
         }
         let stored = u32::from_le_bytes(self.tail.as_slice().try_into().unwrap_or([0; 4]));
         if self.tail.len() != 4 || stored != self.crc.finalize() {
@@ -120,15 +102,8 @@ impl TrailingCrc {
 
 /// Checks one file of a backup or increment against its manifest entry.
 /// Problems come back as findings; only unexpected I/O failures are errors.
-pub fn verify_artifact(
-    path: &Path,
-    expected: &Expected,
-    content: &Content,
-) -> CoreResult<Vec<Finding>> {
-    let mut findings = Findings {
-        name: expected.name,
-        list: Vec::new(),
-    };
+pub fn verify_artifact(path: &Path, expected: &Expected, content: &Content) -> CoreResult<Vec<Finding>> {
+    let mut findings = Findings { name: expected.name, list: Vec::new() };
     let len = match fsio::listed_len(path, expected.name, expected.artifact) {
         Ok(len) => len,
         Err(e) if e.code.starts_with("ERR_") => {
@@ -140,9 +115,7 @@ pub fn verify_artifact(
     if let Err(e) = expected.check_len(len) {
         // A delta's length says how many records it holds: report it as restore does.
         let e = match content {
-            Content::Delta { spec, .. } => {
-                bad_delta(path, len, spec.page_indices.len(), spec.delta_len)
-            }
+            Content::Delta { spec, .. } => bad_delta(path, len, spec.page_indices.len(), spec.delta_len),
             _ => e,
         };
         findings.add_error(e);
@@ -150,11 +123,7 @@ pub fn verify_artifact(
     }
 
     let mut hasher = blake3::Hasher::new();
-    let mut catalog = TrailingCrc {
-        crc: crc32fast::Hasher::new(),
-        tail: Vec::new(),
-        head: Vec::new(),
-    };
+    let mut catalog = TrailingCrc { crc: crc32fast::Hasher::new(), tail: Vec::new(), head: Vec::new() };
     // Paged content is read in whole units (pages or delta records).
     let unit = match content {
         Content::Delta { .. } => RECORD_SIZE,
@@ -166,9 +135,7 @@ pub fn verify_artifact(
     let mut shape = HeapShape::default();
     // The content map, read in step with the heap; a damaged map is a finding.
     let mut map = match content {
-        Content::Heap {
-            map: Some(layer), ..
-        } => match check_map(&layer.path, &layer.expected()) {
+        Content::Heap { map: Some(layer), .. } => match check_map(&layer.path, &layer.expected()) {
             Ok(pages) => Some((MapReader::open_at(&layer.path, pages, 0)?, layer, pages)),
             Err(e) if e.code.starts_with("ERR_") => {
                 findings.add_error(e);
@@ -189,20 +156,14 @@ pub fn verify_artifact(
             Content::Whole => {}
             Content::Catalog => catalog.feed(chunk),
             Content::Heap { .. } | Content::Delta { .. } if n % unit != 0 => {
-                findings.add(
-                    "ERR_NOT_PAGED",
-                    format!("length {len} is not a whole number of {unit}-byte units"),
-                    None,
-                );
+                findings.add("ERR_NOT_PAGED", format!("length {len} is not a whole number of {unit}-byte units"), None);
             }
             Content::Heap { max_lsn, .. } => {
                 for page in chunk.chunks_exact(unit) {
                     findings.check_page(page, unit_index as u32, *max_lsn);
                     shape.observe(unit_index as u32, page);
                     if let Some((reader, layer, pages)) = map.as_mut() {
-                        if unit_index as u64 >= *pages
-                            || reader.next(&layer.path)? != page_hash(page)
-                        {
+                        if unit_index as u64 >= *pages || reader.next(&layer.path)? != page_hash(page) {
                             let message = "page differs from the backup's content map".into();
                             findings.add("ERR_INTEGRITY", message, Some(unit_index as u32));
                         }
@@ -230,24 +191,13 @@ pub fn verify_artifact(
         catalog.check(&mut findings);
     }
     if let Some((_, _, pages)) = map.filter(|(_, _, pages)| *pages > unit_index as u64) {
-        findings.add(
-            "ERR_INTEGRITY",
-            format!("the content map lists {pages} pages, the heap has {unit_index}"),
-            None,
-        );
+        findings.add("ERR_INTEGRITY", format!("the content map lists {pages} pages, the heap has {unit_index}"), None);
     }
     if let Some((page, message)) = shape.problem() {
         findings.add("ERR_PAGE_FORMAT", message, Some(page));
     }
     if let Err(e) = expected.check_hash(hasher.finalize().to_hex().as_ref()) {
-        findings.list.insert(
-            0,
-            Finding {
-                code: e.code,
-                message: e.message,
-                page: None,
-            },
-        );
+        findings.list.insert(0, Finding { code: e.code, message: e.message, page: None });
         findings.list.truncate(MAX_FINDINGS);
     }
     Ok(findings.list)
@@ -261,12 +211,7 @@ mod tests {
 
     fn expected<'a>(name: &'a str, bytes: &[u8], hex: &'a mut String) -> Expected<'a> {
         *hex = blake3::hash(bytes).to_hex().to_string();
-        Expected {
-            name,
-            len: bytes.len() as u64,
-            blake3_hex: hex,
-            artifact: "backup",
-        }
+        Expected { name, len: bytes.len() as u64, blake3_hex: hex, artifact: "backup" }
     }
 
     fn catalog(version: u16) -> Vec<u8> {
@@ -284,29 +229,10 @@ mod tests {
         let mut hex = String::new();
         let heap = pages(600, |i| i as u64);
         let path = dir.write("T.heap", &heap);
-        assert_eq!(
-            verify_artifact(
-                &path,
-                &expected("T.heap", &heap, &mut hex),
-                &Content::Heap {
-                    max_lsn: 599,
-                    map: None
-                }
-            )
-            .unwrap(),
-            vec![]
-        );
+        assert_eq!(verify_artifact(&path, &expected("T.heap", &heap, &mut hex), &Content::Heap { max_lsn: 599, map: None }).unwrap(), vec![]);
         let cat = catalog(5);
         let path = dir.write("catalog.bin", &cat);
-        assert_eq!(
-            verify_artifact(
-                &path,
-                &expected("catalog.bin", &cat, &mut hex),
-                &Content::Catalog
-            )
-            .unwrap(),
-            vec![]
-        );
+        assert_eq!(verify_artifact(&path, &expected("catalog.bin", &cat, &mut hex), &Content::Catalog).unwrap(), vec![]);
     }
 
     #[test]
@@ -317,15 +243,8 @@ mod tests {
         let path = dir.write("T.heap", &heap);
         let mut other = heap.clone();
         other[42 * PAGE_SIZE + 7] ^= 1;
-        for (source, found) in [
-            (&heap, vec![]),
-            (&other, vec![("ERR_INTEGRITY".to_string(), Some(42))]),
-        ] {
-            let digest = crate::core::pagemap::write_map(
-                &dir.path("m"),
-                &crate::core::delta::tests::map_of(source),
-            )
-            .unwrap();
+        for (source, found) in [(&heap, vec![]), (&other, vec![("ERR_INTEGRITY".to_string(), Some(42))])] {
+            let digest = crate::core::pagemap::write_map(&dir.path("m"), &crate::core::delta::tests::map_of(source)).unwrap();
             let map = Layer {
                 path: dir.path("m"),
                 name: "T.heap.pagemap".into(),
@@ -334,19 +253,9 @@ mod tests {
                 artifact: "backup".into(),
                 kind: crate::core::restore::LayerKind::Whole,
             };
-            let content = Content::Heap {
-                max_lsn: 1,
-                map: Some(map),
-            };
-            let result =
-                verify_artifact(&path, &expected("T.heap", &heap, &mut hex), &content).unwrap();
-            assert_eq!(
-                result
-                    .into_iter()
-                    .map(|f| (f.code, f.page))
-                    .collect::<Vec<_>>(),
-                found
-            );
+            let content = Content::Heap { max_lsn: 1, map: Some(map) };
+            let result = verify_artifact(&path, &expected("T.heap", &heap, &mut hex), &content).unwrap();
+            assert_eq!(result.into_iter().map(|f| (f.code, f.page)).collect::<Vec<_>>(), found);
             std::fs::remove_file(dir.path("m")).unwrap();
         }
     }
@@ -357,20 +266,9 @@ mod tests {
         let mut hex = String::new();
         let heap = pages(600, |i| if i == 444 { 1000 } else { 1 });
         let path = dir.write("T.heap", &heap);
-        let found = verify_artifact(
-            &path,
-            &expected("T.heap", &heap, &mut hex),
-            &Content::Heap {
-                max_lsn: 999,
-                map: None,
-            },
-        )
-        .unwrap();
+        let found = verify_artifact(&path, &expected("T.heap", &heap, &mut hex), &Content::Heap { max_lsn: 999, map: None }).unwrap();
         assert_eq!(found.len(), 1);
-        assert_eq!(
-            (found[0].code.as_str(), found[0].page),
-            ("ERR_PAGE_LSN", Some(444))
-        );
+        assert_eq!((found[0].code.as_str(), found[0].page), ("ERR_PAGE_LSN", Some(444)));
     }
 
     #[test]
@@ -379,30 +277,11 @@ mod tests {
         let mut hex = String::new();
         for (bytes, what) in [
             (catalog(9), "unsupported catalog version: 9"),
-            (
-                {
-                    let mut c = catalog(5);
-                    c[0] = b'X';
-                    c
-                },
-                "bad catalog magic",
-            ),
-            (
-                {
-                    let mut c = catalog(5);
-                    c[1000] ^= 1;
-                    c
-                },
-                "catalog CRC32 mismatch",
-            ),
+            ({ let mut c = catalog(5); c[0] = b'X'; c }, "bad catalog magic"),
+            ({ let mut c = catalog(5); c[1000] ^= 1; c }, "catalog CRC32 mismatch"),
         ] {
             let path = dir.write("catalog.bin", &bytes);
-            let found = verify_artifact(
-                &path,
-                &expected("catalog.bin", &bytes, &mut hex),
-                &Content::Catalog,
-            )
-            .unwrap();
+            let found = verify_artifact(&path, &expected("catalog.bin", &bytes, &mut hex), &Content::Catalog).unwrap();
             assert_eq!(found.len(), 1, "{found:?}");
             assert!(found[0].message.ends_with(what), "{}", found[0].message);
         }
@@ -411,41 +290,15 @@ mod tests {
     #[test]
     fn delta_records_are_matched_and_hashes_checked() {
         let dir = TempDir::new();
-        let src = dir.write(
-            "src.heap",
-            &pages(300, |i| if i % 50 == 0 { 80 } else { 10 }),
-        );
+        let src = dir.write("src.heap", &pages(300, |i| if i % 50 == 0 { 80 } else { 10 }));
         let base_map = crate::core::delta::tests::map_of(&pages(300, |_| 10));
-        let base = crate::core::delta::Base {
-            lsn: 10,
-            map: crate::core::delta::BaseMap::Computed(&base_map),
-        };
-        let spec = write_delta(&src, &dir.path("d"), base, &dir.path("m"))
-            .unwrap()
-            .delta
-            .unwrap();
-        let exp = Expected {
-            name: "T.heap.delta",
-            len: spec.delta_len,
-            blake3_hex: &spec.blake3_hex,
-            artifact: "increment",
-        };
-        let content = Content::Delta {
-            spec: spec.clone(),
-            max_lsn: 80,
-        };
-        assert_eq!(
-            verify_artifact(&dir.path("d"), &exp, &content).unwrap(),
-            vec![]
-        );
+        let base = crate::core::delta::Base { lsn: 10, map: crate::core::delta::BaseMap::Computed(&base_map) };
+        let spec = write_delta(&src, &dir.path("d"), base, &dir.path("m")).unwrap().delta.unwrap();
+        let exp = Expected { name: "T.heap.delta", len: spec.delta_len, blake3_hex: &spec.blake3_hex, artifact: "increment" };
+        let content = Content::Delta { spec: spec.clone(), max_lsn: 80 };
+        assert_eq!(verify_artifact(&dir.path("d"), &exp, &content).unwrap(), vec![]);
 
-        let shifted = Content::Delta {
-            spec: DeltaSpec {
-                page_indices: vec![0, 51, 100, 150, 200, 250],
-                ..spec.clone()
-            },
-            max_lsn: 80,
-        };
+        let shifted = Content::Delta { spec: DeltaSpec { page_indices: vec![0, 51, 100, 150, 200, 250], ..spec.clone() }, max_lsn: 80 };
         let found = verify_artifact(&dir.path("d"), &exp, &shifted).unwrap();
         assert_eq!(found[0].code, "ERR_BAD_DELTA");
 
@@ -455,9 +308,6 @@ mod tests {
         bytes[5000] ^= 1;
         dir.write("d", &bytes);
         let found = verify_artifact(&dir.path("d"), &exp, &content).unwrap();
-        assert_eq!(
-            found[0].message,
-            "integrity check failed for T.heap.delta: blake3 mismatch (increment is corrupt)"
-        );
+        assert_eq!(found[0].message, "integrity check failed for T.heap.delta: blake3 mismatch (increment is corrupt)");
     }
 }

@@ -19,10 +19,7 @@ pub struct Problem {
 
 impl From<CoreError> for Problem {
     fn from(e: CoreError) -> Problem {
-        Problem {
-            code: e.code,
-            message: e.message,
-        }
+        Problem { code: e.code, message: e.message }
     }
 }
 
@@ -56,10 +53,7 @@ fn check_pack(repo: &Repo, key: &str, listed: &[Entry]) -> (Vec<Problem>, Vec<Bl
         if by_id.get(&e.id) != Some(e) {
             problems.push(Problem {
                 code: "ERR_INTEGRITY".into(),
-                message: format!(
-                    "the index places blob {} in pack {key}, whose header disagrees",
-                    short(&e.id)
-                ),
+                message: format!("the index places blob {} in pack {key}, whose header disagrees", short(&e.id)),
             });
             bad.push(e.id);
         }
@@ -79,13 +73,8 @@ pub fn check_packs(repo: &Repo) -> CoreResult<PackCheck> {
     let mut packs: HashMap<String, Vec<Entry>> = HashMap::new();
     for (key, records) in read_all(repo.storage.as_ref(), &repo.keys)? {
         match records {
-            Ok(records) => records
-                .into_iter()
-                .for_each(|r| packs.entry(r.key).or_default().extend(r.entries)),
-            Err(e) => out.problems.push(Problem {
-                code: e.code,
-                message: format!("{} ({key})", e.message),
-            }),
+            Ok(records) => records.into_iter().for_each(|r| packs.entry(r.key).or_default().extend(r.entries)),
+            Err(e) => out.problems.push(Problem { code: e.code, message: format!("{} ({key})", e.message) }),
         }
     }
     let mut keys: Vec<&String> = packs.keys().collect();
@@ -104,12 +93,7 @@ pub fn check_packs(repo: &Repo) -> CoreResult<PackCheck> {
     }
     out.packs = keys.len() as u64;
     out.blobs = packs.values().map(|e| e.len() as u64).sum();
-    let present: HashSet<String> = repo
-        .storage
-        .list(DATA_PREFIX)?
-        .into_iter()
-        .map(|o| o.key)
-        .collect();
+    let present: HashSet<String> = repo.storage.list(DATA_PREFIX)?.into_iter().map(|o| o.key).collect();
     let stray = present.iter().filter(|k| !packs.contains_key(*k)).count();
     if stray > 0 {
         // Not damage: a killed writer's packs, removed by the next backup or expire.
@@ -122,11 +106,7 @@ pub fn check_packs(repo: &Repo) -> CoreResult<PackCheck> {
 }
 
 /// Problems of one backup made of `files` (each a list of list-blob ids).
-pub fn check_backup(
-    repo: &Repo,
-    files: &[(String, Vec<BlobId>)],
-    bad: &HashSet<BlobId>,
-) -> Vec<Problem> {
+pub fn check_backup(repo: &Repo, files: &[(String, Vec<BlobId>)], bad: &HashSet<BlobId>) -> Vec<Problem> {
     let mut problems = Vec::new();
     let entry_of = |id: &BlobId| repo.index().get(id).map(|(_, e)| e);
     for (name, lists) in files {

@@ -17,12 +17,7 @@ pub struct Chunking {
     pub cdc_max: u32,
 }
 
-pub const DEFAULT_CHUNKING: Chunking = Chunking {
-    heap_run_pages: 16,
-    cdc_min: 8 << 10,
-    cdc_avg: 32 << 10,
-    cdc_max: 128 << 10,
-};
+pub const DEFAULT_CHUNKING: Chunking = Chunking { heap_run_pages: 16, cdc_min: 8 << 10, cdc_avg: 32 << 10, cdc_max: 128 << 10 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -33,10 +28,7 @@ pub enum Compression {
 impl Compression {
     pub fn parse(text: &str) -> CoreResult<Compression> {
         let bad = || {
-            CoreError::new(
-                "ERR_INVALID_ARG",
-                format!("compression {text:?} is neither none nor zstd[:level] (level 1-19)"),
-            )
+            CoreError::new("ERR_INVALID_ARG", format!("compression {text:?} is neither none nor zstd[:level] (level 1-19)"))
         };
         match text.split_once(':') {
             None if text == "none" => Ok(Compression::None),
@@ -81,13 +73,9 @@ pub struct Config {
 impl Config {
     pub fn parse(bytes: &[u8], location: &str) -> CoreResult<Config> {
         let not_repo = |why: String| {
-            CoreError::new(
-                "ERR_NOT_A_REPO",
-                format!("{location} is not a powdb-backup repository ({why})"),
-            )
+            CoreError::new("ERR_NOT_A_REPO", format!("{location} is not a powdb-backup repository ({why})"))
         };
-        let value: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|e| not_repo(format!("config: {e}")))?;
+        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| not_repo(format!("config: {e}")))?;
         if value.get("kind").and_then(|k| k.as_str()) != Some(KIND) {
             return Err(not_repo("config is not ours".into()));
         }
@@ -98,8 +86,7 @@ impl Config {
                 format!("repository {location} has format {format}, newer than this powdb-backup reads ({FORMAT}); upgrade powdb-backup"),
             ));
         }
-        let config: Config =
-            serde_json::from_value(value).map_err(|e| not_repo(format!("config: {e}")))?;
+        let config: Config = serde_json::from_value(value).map_err(|e| not_repo(format!("config: {e}")))?;
         if config.format != FORMAT {
             return Err(not_repo(format!("format {} in config", config.format)));
         }

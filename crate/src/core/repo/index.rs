@@ -63,18 +63,11 @@ fn read_one(storage: &dyn Storage, keys: &Keys, key: &str) -> CoreResult<Vec<Pac
 }
 
 /// Reads every index object: `(index key, its packs or why it cannot be read)`.
-pub fn read_all(
-    storage: &dyn Storage,
-    keys: &Keys,
-) -> CoreResult<Vec<(String, CoreResult<Vec<PackRecord>>)>> {
-    Ok(storage
-        .list(INDEX_PREFIX)?
-        .into_iter()
-        .map(|o| {
-            let packs = read_one(storage, keys, &o.key);
-            (o.key, packs)
-        })
-        .collect())
+pub fn read_all(storage: &dyn Storage, keys: &Keys) -> CoreResult<Vec<(String, CoreResult<Vec<PackRecord>>)>> {
+    Ok(storage.list(INDEX_PREFIX)?.into_iter().map(|o| {
+        let packs = read_one(storage, keys, &o.key);
+        (o.key, packs)
+    }).collect())
 }
 
 /// Where a blob is (its id is the key beside it).
@@ -90,14 +83,7 @@ pub struct Location {
 
 impl Location {
     fn of(pack: u32, e: &Entry) -> Location {
-        Location {
-            pack,
-            offset: e.offset,
-            stored_len: e.stored_len,
-            raw_len: e.raw_len,
-            kind: e.kind,
-            compressed: e.compressed,
-        }
+        Location { pack, offset: e.offset, stored_len: e.stored_len, raw_len: e.raw_len, kind: e.kind, compressed: e.compressed }
     }
 
     pub fn entry(&self, id: &BlobId) -> Entry {
@@ -140,13 +126,11 @@ impl Index {
 
     /// Adds packs (their blobs lose to locations already known).
     pub fn extend(&mut self, packs: &[PackRecord]) {
-        self.blobs
-            .reserve_exact(packs.iter().map(|p| p.entries.len()).sum());
+        self.blobs.reserve_exact(packs.iter().map(|p| p.entries.len()).sum());
         for pack in packs {
             let number = self.packs.len() as u32;
             self.packs.push(pack.key.clone());
-            self.blobs
-                .extend(pack.entries.iter().map(|e| (e.id, Location::of(number, e))));
+            self.blobs.extend(pack.entries.iter().map(|e| (e.id, Location::of(number, e))));
         }
         self.blobs.sort_by_key(|(id, _)| *id); // stable: the first location stays first
         self.blobs.dedup_by_key(|(id, _)| *id);
@@ -166,15 +150,11 @@ impl Index {
     }
 
     fn find(&self, id: &BlobId) -> Option<&Location> {
-        self.blobs
-            .binary_search_by(|(k, _)| k.cmp(id))
-            .ok()
-            .map(|at| &self.blobs[at].1)
+        self.blobs.binary_search_by(|(k, _)| k.cmp(id)).ok().map(|at| &self.blobs[at].1)
     }
 
     pub fn get(&self, id: &BlobId) -> Option<(&str, Entry)> {
-        self.find(id)
-            .map(|l| (self.packs[l.pack as usize].as_str(), l.entry(id)))
+        self.find(id).map(|l| (self.packs[l.pack as usize].as_str(), l.entry(id)))
     }
 }
 

@@ -29,28 +29,19 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 fn integrity(what: &str) -> CoreError {
-    CoreError::new(
-        "ERR_INTEGRITY",
-        format!("{what} failed its authentication check: damaged or tampered with"),
-    )
+    CoreError::new("ERR_INTEGRITY", format!("{what} failed its authentication check: damaged or tampered with"))
 }
 
 impl Keys {
     /// An encrypted repository's keys from its master key.
     pub fn encrypted(master: &[u8; MASTER_LEN]) -> Keys {
         let cipher = XChaCha20Poly1305::new_from_slice(&master[..32]).expect("32-byte key");
-        Keys {
-            cipher: Some(cipher),
-            id_key: master[32..].try_into().expect("32-byte id key"),
-        }
+        Keys { cipher: Some(cipher), id_key: master[32..].try_into().expect("32-byte id key") }
     }
 
     /// A plain repository's keys: only the id key.
     pub fn plain(id_key: [u8; 32]) -> Keys {
-        Keys {
-            cipher: None,
-            id_key,
-        }
+        Keys { cipher: None, id_key }
     }
 
     pub fn is_encrypted(&self) -> bool {
@@ -88,10 +79,7 @@ impl Keys {
         match &self.cipher {
             Some(cipher) => decrypt(cipher, sealed, context).ok_or_else(|| integrity(what)),
             None => {
-                let split = sealed
-                    .len()
-                    .checked_sub(CHECKSUM_LEN)
-                    .ok_or_else(|| integrity(what))?;
+                let split = sealed.len().checked_sub(CHECKSUM_LEN).ok_or_else(|| integrity(what))?;
                 let (plain, sum) = sealed.split_at(split);
                 if self.checksum(plain, context) != sum {
                     return Err(integrity(what));
@@ -114,9 +102,7 @@ impl Keys {
     /// stored bytes are the plaintext (no copy).
     pub fn open_blob(&self, sealed: &[u8], id: &BlobId, what: &str) -> CoreResult<Option<Vec<u8>>> {
         match &self.cipher {
-            Some(cipher) => decrypt(cipher, sealed, id)
-                .map(Some)
-                .ok_or_else(|| integrity(what)),
+            Some(cipher) => decrypt(cipher, sealed, id).map(Some).ok_or_else(|| integrity(what)),
             None => Ok(None),
         }
     }
@@ -133,13 +119,7 @@ impl Keys {
 fn encrypt(cipher: &XChaCha20Poly1305, plain: &[u8], context: &[u8]) -> Vec<u8> {
     let nonce: [u8; NONCE_LEN] = random_bytes();
     let sealed = cipher
-        .encrypt(
-            XNonce::from_slice(&nonce),
-            Payload {
-                msg: plain,
-                aad: context,
-            },
-        )
+        .encrypt(XNonce::from_slice(&nonce), Payload { msg: plain, aad: context })
         .expect("XChaCha20-Poly1305 encrypts any length we use");
     let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
     out.extend_from_slice(&nonce);
@@ -152,15 +132,7 @@ fn decrypt(cipher: &XChaCha20Poly1305, sealed: &[u8], context: &[u8]) -> Option<
         return None;
     }
     let (nonce, body) = sealed.split_at(NONCE_LEN);
-    cipher
-        .decrypt(
-            XNonce::from_slice(nonce),
-            Payload {
-                msg: body,
-                aad: context,
-            },
-        )
-        .ok()
+    cipher.decrypt(XNonce::from_slice(nonce), Payload { msg: body, aad: context }).ok()
 }
 
 /// argon2id cost of a password key (OWASP's recommended minimum: 46 MiB, one pass).
@@ -171,11 +143,7 @@ pub struct KdfParams {
     pub p: u32,
 }
 
-pub const DEFAULT_KDF: KdfParams = KdfParams {
-    m_kib: 46 * 1024,
-    t: 1,
-    p: 1,
-};
+pub const DEFAULT_KDF: KdfParams = KdfParams { m_kib: 46 * 1024, t: 1, p: 1 };
 
 /// A password's key file: the master key wrapped by a key derived from it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -196,63 +164,33 @@ pub fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
     }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
 fn derive(password: &str, salt: &[u8], params: KdfParams) -> CoreResult<XChaCha20Poly1305> {
-    let bad = |e: argon2::Error| {
-        CoreError::new(
-            "ERR_BAD_KEY_FILE",
-            format!("cannot derive the password key: {e}"),
-        )
-    };
+    let bad = |e: argon2::Error| CoreError::new("ERR_BAD_KEY_FILE", format!("cannot derive the password key: {e}"));
     let argon = argon2::Argon2::new(
         argon2::Algorithm::Argon2id,
         argon2::Version::V0x13,
         argon2::Params::new(params.m_kib, params.t, params.p, Some(32)).map_err(bad)?,
     );
     let mut key = [0u8; 32];
-    argon
-        .hash_password_into(password.as_bytes(), salt, &mut key)
-        .map_err(bad)?;
+    argon.hash_password_into(password.as_bytes(), salt, &mut key).map_err(bad)?;
     Ok(XChaCha20Poly1305::new_from_slice(&key).expect("32-byte key"))
 }
 
 /// Wraps `master` with `password`; `repo_id` binds the key file to its repository.
-pub fn wrap(
-    master: &[u8; MASTER_LEN],
-    password: &str,
-    repo_id: &str,
-    params: KdfParams,
-    now: u64,
-) -> CoreResult<KeyFile> {
+pub fn wrap(master: &[u8; MASTER_LEN], password: &str, repo_id: &str, params: KdfParams, now: u64) -> CoreResult<KeyFile> {
     let salt: [u8; 16] = random_bytes();
     let kek = derive(password, &salt, params)?;
     let wrapped = encrypt(&kek, master, repo_id.as_bytes());
-    Ok(KeyFile {
-        kdf: "argon2id".into(),
-        params,
-        salt_hex: hex(&salt),
-        wrapped_hex: hex(&wrapped),
-        created_unix_secs: now,
-    })
+    Ok(KeyFile { kdf: "argon2id".into(), params, salt_hex: hex(&salt), wrapped_hex: hex(&wrapped), created_unix_secs: now })
 }
 
 /// The master key, if `password` opens this key file.
-pub fn unwrap(
-    file: &KeyFile,
-    password: &str,
-    repo_id: &str,
-) -> CoreResult<Option<[u8; MASTER_LEN]>> {
+pub fn unwrap(file: &KeyFile, password: &str, repo_id: &str) -> CoreResult<Option<[u8; MASTER_LEN]>> {
     let bad = || CoreError::new("ERR_BAD_KEY_FILE", "a key file is malformed");
-    if file.kdf != "argon2id"
-        || file.params.m_kib > 4 << 20
-        || file.params.t > 64
-        || file.params.p > 64
-    {
+    if file.kdf != "argon2id" || file.params.m_kib > 4 << 20 || file.params.t > 64 || file.params.p > 64 {
         return Err(bad());
     }
     let salt = unhex(&file.salt_hex).ok_or_else(bad)?;
@@ -265,27 +203,14 @@ pub fn unwrap(
 mod tests {
     use super::*;
 
-    const FAST: KdfParams = KdfParams {
-        m_kib: 64,
-        t: 1,
-        p: 1,
-    };
+    const FAST: KdfParams = KdfParams { m_kib: 64, t: 1, p: 1 };
 
     #[test]
     fn sealing_round_trips_and_refuses_any_flipped_byte_or_other_context() {
-        for keys in [
-            Keys::plain(random_bytes()),
-            Keys::encrypted(&random_bytes()),
-        ] {
+        for keys in [Keys::plain(random_bytes()), Keys::encrypted(&random_bytes())] {
             let sealed = keys.seal(b"row data", b"snapshots/x");
-            assert_eq!(
-                keys.open(&sealed, b"snapshots/x", "x").unwrap(),
-                b"row data"
-            );
-            assert_eq!(
-                keys.open(&sealed, b"snapshots/y", "x").unwrap_err().code,
-                "ERR_INTEGRITY"
-            );
+            assert_eq!(keys.open(&sealed, b"snapshots/x", "x").unwrap(), b"row data");
+            assert_eq!(keys.open(&sealed, b"snapshots/y", "x").unwrap_err().code, "ERR_INTEGRITY");
             for i in 0..sealed.len() {
                 let mut bad = sealed.clone();
                 bad[i] ^= 1;
@@ -296,10 +221,7 @@ mod tests {
         let id = keys.id(b"chunk");
         let sealed = keys.seal_blob(b"chunk".to_vec(), &id);
         assert!(!sealed.windows(5).any(|w| w == b"chunk"));
-        assert_eq!(
-            keys.open_blob(&sealed, &id, "blob").unwrap().unwrap(),
-            b"chunk"
-        );
+        assert_eq!(keys.open_blob(&sealed, &id, "blob").unwrap().unwrap(), b"chunk");
     }
 
     #[test]

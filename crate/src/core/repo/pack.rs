@@ -63,9 +63,7 @@ pub fn decode_entries(raw: &[u8], limit: u64) -> Option<Vec<Entry>> {
     if !raw.len().is_multiple_of(ENTRY_LEN) {
         return None;
     }
-    raw.chunks_exact(ENTRY_LEN)
-        .map(|e| Entry::decode(e).filter(|e| e.end() <= limit))
-        .collect()
+    raw.chunks_exact(ENTRY_LEN).map(|e| Entry::decode(e).filter(|e| e.end() <= limit)).collect()
 }
 
 /// A pack being filled.
@@ -85,10 +83,7 @@ impl PackBuilder {
     pub fn reusing(mut buffer: Vec<u8>) -> PackBuilder {
         buffer.clear();
         buffer.reserve_exact(PACK_TARGET + (1 << 20));
-        PackBuilder {
-            data: buffer,
-            entries: Vec::new(),
-        }
+        PackBuilder { data: buffer, entries: Vec::new() }
     }
 
     pub fn len(&self) -> usize {
@@ -107,14 +102,7 @@ impl PackBuilder {
     pub fn add(&mut self, id: BlobId, kind: u8, compressed: bool, raw_len: u32, sealed: &[u8]) {
         let offset = self.data.len() as u32;
         self.data.extend_from_slice(sealed);
-        self.entries.push(Entry {
-            id,
-            kind,
-            compressed,
-            offset,
-            stored_len: sealed.len() as u32,
-            raw_len,
-        });
+        self.entries.push(Entry { id, kind, compressed, offset, stored_len: sealed.len() as u32, raw_len });
     }
 
     /// The pack's bytes and its entries; `key` is the object name it will have.
@@ -123,8 +111,7 @@ impl PackBuilder {
         self.entries.iter().for_each(|e| e.encode(&mut header));
         let sealed = keys.seal(&header, key.as_bytes());
         self.data.extend_from_slice(&sealed);
-        self.data
-            .extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        self.data.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
         self.data.extend_from_slice(MAGIC);
         (self.data, self.entries)
     }
@@ -136,22 +123,13 @@ fn damaged(key: &str, why: &str) -> CoreError {
 
 /// The entries of a whole pack object, checked against its sealed header.
 pub fn parse(keys: &Keys, key: &str, pack: &[u8]) -> CoreResult<Vec<Entry>> {
-    let body_len = pack
-        .len()
-        .checked_sub(TRAILER_LEN)
-        .ok_or_else(|| damaged(key, "shorter than its trailer"))?;
+    let body_len = pack.len().checked_sub(TRAILER_LEN).ok_or_else(|| damaged(key, "shorter than its trailer"))?;
     let trailer = &pack[body_len..];
     if &trailer[4..] != MAGIC {
         return Err(damaged(key, "no pack trailer"));
     }
     let header_len = u32::from_le_bytes(trailer[..4].try_into().expect("4 bytes")) as usize;
-    let blobs_len = body_len
-        .checked_sub(header_len)
-        .ok_or_else(|| damaged(key, "header longer than the pack"))?;
-    let header = keys.open(
-        &pack[blobs_len..body_len],
-        key.as_bytes(),
-        &format!("the header of pack {key}"),
-    )?;
+    let blobs_len = body_len.checked_sub(header_len).ok_or_else(|| damaged(key, "header longer than the pack"))?;
+    let header = keys.open(&pack[blobs_len..body_len], key.as_bytes(), &format!("the header of pack {key}"))?;
     decode_entries(&header, blobs_len as u64).ok_or_else(|| damaged(key, "malformed header"))
 }

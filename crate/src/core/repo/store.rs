@@ -31,16 +31,9 @@ pub struct StoredFile {
     pub new_chunks: u64,
 }
 
-fn store_batch(
-    repo: &Repo,
-    chunks: &[&[u8]],
-    out: &mut StoredFile,
-    refs: &mut Vec<ChunkRef>,
-) -> CoreResult<()> {
-    let stored: Vec<(BlobId, bool)> = chunks
-        .par_iter()
-        .map(|c| repo.store_blob(KIND_DATA, c))
-        .collect::<CoreResult<_>>()?;
+fn store_batch(repo: &Repo, chunks: &[&[u8]], out: &mut StoredFile, refs: &mut Vec<ChunkRef>) -> CoreResult<()> {
+    let stored: Vec<(BlobId, bool)> =
+        chunks.par_iter().map(|c| repo.store_blob(KIND_DATA, c)).collect::<CoreResult<_>>()?;
     for (chunk, (id, new)) in chunks.iter().zip(stored) {
         refs.push((id, chunk.len() as u32));
         out.chunks += 1;
@@ -82,9 +75,7 @@ pub fn store_file(repo: &Repo, path: &Path, heap: bool) -> CoreResult<StoredFile
             Ok(())
         };
         for chunk in cdc {
-            let chunk = chunk.map_err(|e| {
-                CoreError::new("EIO", format!("cannot read {}: {e}", path.display()))
-            })?;
+            let chunk = chunk.map_err(|e| CoreError::new("EIO", format!("cannot read {}: {e}", path.display())))?;
             out.len += chunk.length as u64;
             batch_bytes += chunk.length;
             batch.push(chunk.data);
@@ -119,12 +110,7 @@ pub fn decode_list(raw: &[u8]) -> Option<Vec<ChunkRef>> {
     }
     Some(
         raw.chunks_exact(LIST_ENTRY_LEN)
-            .map(|e| {
-                (
-                    e[..ID_LEN].try_into().expect("id"),
-                    u32::from_le_bytes(e[ID_LEN..].try_into().expect("len")),
-                )
-            })
+            .map(|e| (e[..ID_LEN].try_into().expect("id"), u32::from_le_bytes(e[ID_LEN..].try_into().expect("len"))))
             .collect(),
     )
 }
@@ -133,9 +119,6 @@ pub fn decode_list(raw: &[u8]) -> Option<Vec<ChunkRef>> {
 pub fn read_list(repo: &Repo, id: &BlobId) -> CoreResult<Vec<ChunkRef>> {
     let raw = repo.read_blob(id)?;
     decode_list(&raw).ok_or_else(|| {
-        CoreError::new(
-            "ERR_INTEGRITY",
-            format!("chunk list {} is malformed", super::short(id)),
-        )
+        CoreError::new("ERR_INTEGRITY", format!("chunk list {} is malformed", super::short(id)))
     })
 }

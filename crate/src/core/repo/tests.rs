@@ -12,19 +12,11 @@ use super::Repo;
 use crate::core::test_support::TempDir;
 use std::collections::HashSet;
 
-const FAST: KdfParams = KdfParams {
-    m_kib: 64,
-    t: 1,
-    p: 1,
-};
+const FAST: KdfParams = KdfParams { m_kib: 64, t: 1, p: 1 };
 
 fn repo(dir: &TempDir, password: Option<&str>) -> Repo {
     std::fs::create_dir(dir.path("repo")).unwrap();
-    let options = InitOptions {
-        compression: Compression::Zstd(1),
-        password,
-        kdf: FAST,
-    };
+    let options = InitOptions { compression: Compression::Zstd(1), password, kdf: FAST };
     init(Box::new(LocalDir::new(dir.path("repo"))), options).unwrap()
 }
 
@@ -34,9 +26,7 @@ fn reopen(dir: &TempDir, password: Option<&str>) -> Repo {
 
 /// Pseudo-random bytes that compress a little, like table pages.
 fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     (0..len)
         .map(|i| {
             if i % 3 == 0 {
@@ -83,12 +73,7 @@ fn files_round_trip_and_unchanged_content_is_stored_once() {
         assert_eq!(s.new_chunks, 1, "one heap run changed");
         let src = dir.write("T.idx", &idx2);
         let s = store_file(&repo, &src, false).unwrap();
-        assert!(
-            s.new_chunks <= 3,
-            "content-defined chunks resynchronize: {} new of {}",
-            s.new_chunks,
-            s.chunks
-        );
+        assert!(s.new_chunks <= 3, "content-defined chunks resynchronize: {} new of {}", s.new_chunks, s.chunks);
         let stats = repo.commit().unwrap();
         assert!(stats.raw_bytes < 400_000, "{stats:?}");
         assert!(repo.index().len() > before);
@@ -104,27 +89,17 @@ fn an_encrypted_repository_holds_no_plaintext_and_refuses_a_wrong_password() {
     let mut data = b"MARKER-STRING-12345 ".repeat(5000);
     data.extend(bytes(4, 100_000));
     round_trip(&dir, &repo, "T.idx", &data, false);
-    repo.write_object("snapshots/x", b"{\"name\":\"MARKER-STRING-12345\"}")
-        .unwrap();
+    repo.write_object("snapshots/x", b"{\"name\":\"MARKER-STRING-12345\"}").unwrap();
     for object in repo.storage.list("").unwrap() {
         let raw = repo.storage.get(&object.key).unwrap();
-        assert!(
-            !raw.windows(13).any(|w| w == b"MARKER-STRING"),
-            "{} leaks plaintext",
-            object.key
-        );
+        assert!(!raw.windows(13).any(|w| w == b"MARKER-STRING"), "{} leaks plaintext", object.key);
     }
     let wrong = open(Box::new(LocalDir::new(dir.path("repo"))), Some("nope"));
     assert_eq!(wrong.err().unwrap().code, "ERR_BAD_PASSWORD");
     let none = open(Box::new(LocalDir::new(dir.path("repo"))), None);
     assert_eq!(none.err().unwrap().code, "ERR_PASSWORD_REQUIRED");
     let id = repo.add_key("secret", "second", FAST).unwrap();
-    assert_eq!(
-        reopen(&dir, Some("second"))
-            .read_object("snapshots/x")
-            .unwrap(),
-        repo.read_object("snapshots/x").unwrap()
-    );
+    assert_eq!(reopen(&dir, Some("second")).read_object("snapshots/x").unwrap(), repo.read_object("snapshots/x").unwrap());
     repo.remove_key(repo.key_id.as_deref().unwrap()).unwrap();
     assert_eq!(repo.remove_key(&id).unwrap_err().code, "ERR_LAST_KEY");
     assert!(open(Box::new(LocalDir::new(dir.path("repo"))), Some("secret")).is_err());
@@ -147,12 +122,7 @@ fn check_finds_a_flipped_byte_and_names_the_files_it_breaks() {
         let found = check_packs(&repo).unwrap();
         assert!(!found.problems.is_empty() && !found.bad.is_empty());
         let problems = check_backup(&repo, &[("T.heap".into(), lists.clone())], &found.bad);
-        assert!(
-            problems
-                .iter()
-                .any(|p| p.code == "ERR_INTEGRITY" && p.message.starts_with("T.heap")),
-            "{problems:?}"
-        );
+        assert!(problems.iter().any(|p| p.code == "ERR_INTEGRITY" && p.message.starts_with("T.heap")), "{problems:?}");
         let out = dir.path("broken");
         let err = restore_file(&repo, &lists, 4096 * 64, &out, false).unwrap_err();
         assert_eq!(err.code, "ERR_INTEGRITY");
@@ -165,25 +135,10 @@ fn prune_keeps_exactly_what_retained_files_use() {
     let repo = repo(&dir, None);
     let a = round_trip(&dir, &repo, "a", &bytes(6, 4096 * 3000), true);
     let b = round_trip(&dir, &repo, "b", &bytes(7, 4096 * 3000), true);
-    let before: u64 = repo
-        .storage
-        .list("data/")
-        .unwrap()
-        .iter()
-        .map(|o| o.size)
-        .sum();
+    let before: u64 = repo.storage.list("data/").unwrap().iter().map(|o| o.size).sum();
     let stats = prune(&repo, &b).unwrap();
-    assert!(
-        stats.packs_removed > 0 && stats.bytes_freed > 0,
-        "{stats:?}"
-    );
-    let after: u64 = repo
-        .storage
-        .list("data/")
-        .unwrap()
-        .iter()
-        .map(|o| o.size)
-        .sum();
+    assert!(stats.packs_removed > 0 && stats.bytes_freed > 0, "{stats:?}");
+    let after: u64 = repo.storage.list("data/").unwrap().iter().map(|o| o.size).sum();
     assert!(after < before * 6 / 10, "{after} of {before}");
     assert!(restore_file(&repo, &b, 4096 * 3000, &dir.path("b2"), false).is_ok());
     assert!(restore_file(&repo, &a, 4096 * 3000, &dir.path("a2"), false).is_err());
@@ -215,13 +170,7 @@ fn unindexed_packs_are_indexed_anew_with_their_intact_blobs_and_empty_ones_remov
         assert!(restore_file(&again, &lists, data.len() as u64, &dir.path("lost"), false).is_err());
 
         let settled = again.settle_unindexed().unwrap();
-        assert_eq!(
-            settled,
-            super::writer::Settled {
-                adopted: packs.len() as u64,
-                removed: 1
-            }
-        );
+        assert_eq!(settled, super::writer::Settled { adopted: packs.len() as u64, removed: 1 });
         assert!(again.storage.get("data/00/00").is_err());
         // Every blob but the flipped one is back; a new backup of the file stores just that one.
         let src = dir.write("a", &data);
@@ -249,17 +198,9 @@ fn compare_file_names_differing_pages_and_lengths() {
     changed.extend(bytes(10, 4096 * 2)); // two pages only the source has
     let other = dir.write("other.heap", &changed);
     let c = compare_file(&repo, &lists, len, &other, true).unwrap();
-    assert_eq!(
-        (c.equal, c.differing, c.source_len),
-        (false, vec![7, 40, 41], len + 8192)
-    );
+    assert_eq!((c.equal, c.differing, c.source_len), (false, vec![7, 40, 41], len + 8192));
     let short = dir.write("short.heap", &heap[..4096 * 30]);
-    assert_eq!(
-        compare_file(&repo, &lists, len, &short, true)
-            .unwrap()
-            .differing,
-        (30..40).collect::<Vec<u64>>()
-    );
+    assert_eq!(compare_file(&repo, &lists, len, &short, true).unwrap().differing, (30..40).collect::<Vec<u64>>());
     // Other files: equal or not, as a whole.
     let idx = bytes(11, 100_000);
     let lists = round_trip(&dir, &repo, "T.idx", &idx, false);
@@ -267,14 +208,6 @@ fn compare_file_names_differing_pages_and_lengths() {
     idx2[99_999] ^= 1;
     let a = dir.write("a.idx", &idx);
     let b = dir.write("b.idx", &idx2);
-    assert!(
-        compare_file(&repo, &lists, idx.len() as u64, &a, false)
-            .unwrap()
-            .equal
-    );
-    assert!(
-        !compare_file(&repo, &lists, idx.len() as u64, &b, false)
-            .unwrap()
-            .equal
-    );
+    assert!(compare_file(&repo, &lists, idx.len() as u64, &a, false).unwrap().equal);
+    assert!(!compare_file(&repo, &lists, idx.len() as u64, &b, false).unwrap().equal);
 }
