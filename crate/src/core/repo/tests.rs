@@ -73,9 +73,13 @@ fn files_round_trip_and_unchanged_content_is_stored_once() {
         assert_eq!(s.new_chunks, 1, "one heap run changed");
         let src = dir.write("T.idx", &idx2);
         let s = store_file(&repo, &src, false).unwrap();
-        assert!(s.new_chunks <= 3, "content-defined chunks resynchronize: {} new of {}", s.new_chunks, s.chunks);
+        // Without resynchronization every chunk after the insertion (about 50 of 77) would be new. How
+        // soon the boundaries realign depends on the repository's random chunker seed: over 300 seeds,
+        // 1 new chunk in 71%, at most 7; so the bound leaves room for the tail and no room for a miss.
+        assert!(s.new_chunks <= 12, "content-defined chunks resynchronize: {} new of {}", s.new_chunks, s.chunks);
         let stats = repo.commit().unwrap();
-        assert!(stats.raw_bytes < 400_000, "{stats:?}");
+        // Storing both files again would be 5.9 MB.
+        assert!(stats.raw_bytes < 1_000_000, "{stats:?}");
         assert!(repo.index().len() > before);
         let again = reopen(&dir, password);
         assert_eq!(again.index().len(), repo.index().len());
@@ -211,3 +215,4 @@ fn compare_file_names_differing_pages_and_lengths() {
     assert!(compare_file(&repo, &lists, idx.len() as u64, &a, false).unwrap().equal);
     assert!(!compare_file(&repo, &lists, idx.len() as u64, &b, false).unwrap().equal);
 }
+
