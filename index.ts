@@ -36,3 +36,4 @@ export {
   type StoreOptions,
 } from './lib/repository.js';
 export { migrate } from './lib/migrate.js';
+export type { SyncBlock, SyncIdentity, SyncMode, SyncOutcome } from './lib/sync.js';

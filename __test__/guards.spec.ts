@@ -30,11 +30,23 @@ describe.each(GENS)('refusing unsafe sources and destinations (engine %s)', (gen
     expect(report(gen, restored).T!.count).toBe(47);
   });
 
-  it('refuses a sync-enabled data dir', async () => {
+  it('refuses a sync identity powdb-sync would not accept, naming the file and the reason', async () => {
     const data = makeDb(gen, 5);
     mkdirSync(join(data, '.powdb-sync'));
-    writeFileSync(join(data, '.powdb-sync', 'identity.json'), '{}');
-    await rejectsWith(fullBackup(data, join(tmp(), 'full')), 'ERR_SYNC_ENABLED');
+    const identity = join(data, '.powdb-sync', 'identity.json');
+    const cases: [string, string][] = [
+      ['{}', 'format_version'],
+      ['{"format_version": 1, "database_id": "00000000000000000000000000000000", "primary_generation": 1, "created_unix_secs": 1}', 'non-zero'],
+      ['{"format_version": 1, "database_id": "abc", "primary_generation": 1, "created_unix_secs": 1}', '32 hex'],
+      ['{"format_version": 2, "database_id": "0123456789abcdef0123456789abcdef", "primary_generation": 1, "created_unix_secs": 1}', 'format 2'],
+      ['{"format_version": 1, "database_id": "0123456789abcdef0123456789abcdef", "primary_generation": 0, "created_unix_secs": 1}', 'generation'],
+    ];
+    for (const [text, why] of cases) {
+      writeFileSync(identity, text);
+      const err = await rejectsWith(fullBackup(data, join(tmp(), 'full')), 'ERR_SYNC_IDENTITY');
+      expect(err.message).toContain(identity);
+      expect(err.message).toContain(why);
+    }
   });
 
   it('refuses a missing data dir and a dir without catalog.bin', async () => {

@@ -32,6 +32,7 @@ import {
 } from './datadir.js';
 import { Progress, type OperationOptions } from './progress.js';
 import { buildAtomically, writeFileDurably } from './staging.js';
+import { assertSameLineage, syncBlock, type SyncBlock } from './sync.js';
 
 /** Options of `fullBackup` and `incrementalBackup`. */
 export interface BackupOptions extends OperationOptions {
@@ -79,6 +80,21 @@ function contentsEntry(name: string, len: bigint, content: string | HashResult):
 }
 
 const nowSecs = () => BigInt(Math.floor(Date.now() / 1000));
+
+/** The sync block of a backup of `source`, when it is sync-enabled; `catalogHash` is `catalog.bin`'s BLAKE3. */
+export function sourceSyncBlock(
+  source: DataDirSnapshot,
+  sourceLsn: bigint,
+  catalogHash: string | undefined,
+): { sync?: SyncBlock } {
+  if (!source.sync) return {};
+  if (catalogHash === undefined) throw new BackupError('ERR_NOT_A_DATA_DIR', `${source.dir} has no catalog.bin`);
+  return { sync: syncBlock(source.sync, sourceLsn, catalogHash, manifestCatalogVersion(source.catalogVersion)) };
+}
+
+/** BLAKE3 of `catalog.bin` among a backup's files. */
+const catalogHash = (files: { name: string; blake3_hex?: string }[]) =>
+  files.find((f) => f.name === 'catalog.bin')?.blake3_hex;
 const maxOf = (values: bigint[]) => values.reduce((a, b) => (b > a ? b : a), 0n);
 
 /**
@@ -100,12 +116,15 @@ export async function fullBackup(dataDir: string, dest: string, options: BackupO
           ),
         );
         await assertUnchanged(source);
+        const files = source.files.map((f, i) => ({ name: f.name, len: copies[i]!.len, blake3_hex: copies[i]!.blake3Hex }));
+        const sourceLsn = maxOf([source.catalogLsn, ...copies.map((c) => c.maxPageLsn)]);
         const manifest: BackupManifest = {
           format_version: FORMAT_VERSION,
           created_unix_secs: nowSecs(),
-          source_lsn: maxOf([source.catalogLsn, ...copies.map((c) => c.maxPageLsn)]),
+          source_lsn: sourceLsn,
           catalog_version: manifestCatalogVersion(source.catalogVersion),
-          files: source.files.map((f, i) => ({ name: f.name, len: copies[i]!.len, blake3_hex: copies[i]!.blake3Hex })),
+          ...sourceSyncBlock(source, sourceLsn, catalogHash(files)),
+          files,
         };
         const entries = source.files.map((f, i) =>
           contentsEntry(f.name, copies[i]!.len, copies[i]!.map ?? copies[i]!.blake3Hex),
@@ -231,8 +250,9 @@ export async function incrementalBackup(
 ): Promise<IncrementManifest> {
   const chain = await baseChain(base);
   return cancellable(options.signal, (cancel) =>
-    withDataDir(dataDir, (source) =>
-      buildAtomically(dest, 'backup', async (staging) => {
+    withDataDir(dataDir, (source) => {
+      assertSameLineage(chain.state.sync?.identity, source.sync, 'sync identity changed between base and incremental backup');
+      return buildAtomically(dest, 'backup', async (staging) => {
         const changes = await forEachFile(source, options, cancel, (f) => fileChange(f, chain, staging, cancel.token));
         await assertUnchanged(source);
         // May be below the base's: powdb-storage 0.4.7 lowers its LSN when the table
@@ -244,6 +264,7 @@ export async function incrementalBackup(
           base_source_lsn: chain.state.sourceLsn,
           source_lsn: sourceLsn,
           catalog_version: manifestCatalogVersion(source.catalogVersion),
+          ...sourceSyncBlock(source, sourceLsn, catalogHash(changes.map((c) => c.entry))),
           changed: changes.flatMap((c) => (c.change ? [c.change] : [])),
         };
         await finish(
@@ -254,7 +275,7 @@ export async function incrementalBackup(
           cancel,
         );
         return manifest;
-      }),
-    ),
+      });
+    }),
   );
 }

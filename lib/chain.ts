@@ -4,6 +4,7 @@ import { BackupError } from './errors.js';
 import type { BackupManifest, FileEntry, IncrementManifest } from './manifest.js';
 import { readIncrement, readManifest } from './manifest.js';
 import type { RestoreLayer } from './native.js';
+import { assertSameLineage, type SyncBlock } from './sync.js';
 
 /** A full backup and increments, read and checked for continuity. */
 export interface Chain {
@@ -17,6 +18,8 @@ export interface Chain {
 /** What the database looked like at the end of a chain, file by file. */
 export interface ChainState {
   sourceLsn: bigint;
+  /** The sync block of the chain's newest element (a sync-enabled source). */
+  sync: SyncBlock | undefined;
   /** BLAKE3 of each file as last shipped whole; absent for heaps shipped as pages. */
   wholeHashes: Map<string, string>;
   /** Length in bytes of every file the chain holds. */
@@ -46,6 +49,11 @@ export async function readChain(fullDir: string, incrementDirs: readonly string[
   for (const dir of incrementDirs) {
     const manifest = await readIncrement(dir);
     assertContinues(running, manifest, dir);
+    assertSameLineage(
+      full.sync?.identity,
+      manifest.sync?.identity,
+      `increment sync identity does not match full backup identity (${dir})`,
+    );
     running = manifest.source_lsn;
     increments.push({ dir, manifest, contents: await readContents(dir, manifest) });
   }
@@ -57,6 +65,7 @@ export function chainState(chain: Chain): ChainState {
   const wholeHashes = new Map(chain.full.files.map((f) => [f.name, f.blake3_hex]));
   const lengths = new Map(chain.full.files.map((f) => [f.name, f.len]));
   let sourceLsn = chain.full.source_lsn;
+  let sync = chain.full.sync;
   for (const { manifest } of chain.increments) {
     for (const change of manifest.changed) {
       if ('Whole' in change) {
@@ -70,16 +79,18 @@ export function chainState(chain: Chain): ChainState {
       }
     }
     sourceLsn = manifest.source_lsn;
+    sync = manifest.sync;
   }
   const newest = chain.increments.at(-1);
   const last = newest
     ? { dir: newest.dir, contents: newest.contents }
     : { dir: chain.fullDir, contents: chain.fullContents };
-  if (!last.contents) return { sourceLsn, wholeHashes, lengths, contents: null };
+  if (!last.contents) return { sourceLsn, sync, wholeHashes, lengths, contents: null };
   // The newest moment's exact file set replaces what the layers accumulated.
   const exact = last.contents.files;
   return {
     sourceLsn,
+    sync,
     wholeHashes: new Map(exact.flatMap((f) => (f.blake3_hex ? [[f.name, f.blake3_hex] as const] : []))),
     lengths: new Map(exact.map((f) => [f.name, f.len])),
     contents: { dir: last.dir, contents: last.contents },

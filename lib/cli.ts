@@ -13,12 +13,20 @@ import type { OperationOptions, ProgressEvent } from './progress.js';
 import { openRepository, repoAccess, repositoryCommands } from './cli-repo.js';
 import type { BackupRecord, BackupType, RepositoryTotals } from './repository.js';
 import { restoreChain } from './restore.js';
+import { SYNC_MODES, type SyncMode, type SyncOutcome } from './sync.js';
 import { verifyChain, type VerifyReport } from './verify.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 function print(json: boolean, value: unknown, line: string): void {
   process.stdout.write(json ? `${formatJson(value)}\n` : `${line}\n`);
+}
+
+/** What a restore did with the sync identity, for its summary line. */
+function syncNote(sync: SyncOutcome | undefined): string {
+  if (!sync) return '';
+  if (sync.mode === 'strip') return ', sync identity stripped';
+  return `, sync identity ${sync.mode === 'preserve' ? 'preserved' : 'forked'} (${sync.identity!.database_id})`;
 }
 
 function fullSummary(m: BackupManifest, dest: string): string {
@@ -198,6 +206,14 @@ function buildProgram(): Command {
       .option('--apply <incrementDir>', 'increment to apply after the full backup (repeatable, in order)', collect)
       .option('--repo <repo>', 'restore from this repository; the one argument is then <dest>')
       .option('--as-of <target>', 'with --repo: a time (ISO 8601), an LSN or a backup id; default the newest')
+      .addOption(
+        new Option(
+          '--sync-mode <mode>',
+          'for a backup of a sync-enabled directory: strip its sync identity, preserve it (disaster recovery of the same lineage) or fork a new one',
+        )
+          .choices(SYNC_MODES)
+          .default('strip'),
+      )
       .addHelpText(
         'after',
         '\nExamples:\n  powdb-backup restore --repo ./backups ./restored --as-of 2026-11-23T10:00:00Z\n' +
@@ -208,19 +224,19 @@ function buildProgram(): Command {
     async (
       first: string | undefined,
       second: string | undefined,
-      opts: Common & { apply?: string[]; repo?: string; asOf?: string },
+      opts: Common & { apply?: string[]; repo?: string; asOf?: string; syncMode: SyncMode },
     ) => {
-      const run = operation(opts);
+      const run = { ...operation(opts), syncMode: opts.syncMode };
       if (opts.repo) {
         if (!first || second || opts.apply) usage('with --repo give only <dest> (and --as-of)');
         const r = await (await openRepository(opts.repo, opts)).restore(first, { ...run, asOf: opts.asOf });
-        const line = `restored ${r.applied.at(-1)} (applied ${r.applied.join(', ')}): ${plural(r.files, 'file')}, ${formatBytes(r.bytes)}, LSN ${r.sourceLsn} -> ${first}`;
+        const line = `restored ${r.applied.at(-1)} (applied ${r.applied.join(', ')}): ${plural(r.files, 'file')}, ${formatBytes(r.bytes)}, LSN ${r.sourceLsn}${syncNote(r.sync)} -> ${first}`;
         return print(Boolean(opts.json), r, line);
       }
       if (!first || !second) usage('missing <backupDir> <dest> (or --repo <repo> <dest>)');
       if (opts.asOf) usage('--as-of goes with --repo');
       const r = await restoreChain(first, opts.apply ?? [], second, run);
-      const line = `restored ${plural(r.files, 'file')}, ${formatBytes(r.bytes)}, ${plural(r.increments, 'increment')} applied, LSN ${r.sourceLsn} -> ${second}`;
+      const line = `restored ${plural(r.files, 'file')}, ${formatBytes(r.bytes)}, ${plural(r.increments, 'increment')} applied, LSN ${r.sourceLsn}${syncNote(r.sync)} -> ${second}`;
       print(Boolean(opts.json), r, line);
     },
   );

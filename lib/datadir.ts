@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { BackupError } from './errors.js';
 import { isDurable, isHeap } from './names.js';
 import { native } from './native.js';
+import { readSyncIdentity, type SyncIdentity } from './sync.js';
 
 /** A durable file of a data directory, with what it looked like when listed. */
 export interface SourceFile {
@@ -14,7 +15,7 @@ export interface SourceFile {
   paged: boolean;
 }
 
-/** A data directory that is safe to copy: checkpointed, locked by us, not sync-enabled. */
+/** A data directory that is safe to copy: checkpointed and locked by us. */
 export interface DataDirSnapshot {
   dir: string;
   files: SourceFile[];
@@ -22,6 +23,8 @@ export interface DataDirSnapshot {
   catalogLsn: bigint;
   /** The `catalog.bin` format version. */
   catalogVersion: number;
+  /** `.powdb-sync/identity.json` of a sync-enabled directory. */
+  sync?: SyncIdentity;
 }
 
 const PAGE_SIZE = 4096n;
@@ -87,8 +90,9 @@ async function describe(dir: string, name: string): Promise<SourceFile> {
 
 /**
  * Runs `work` on a consistent view of the PowDB data directory `dir`: it must
- * exist, hold `catalog.bin`, not be sync-enabled, not be locked by a live
- * process, and have a checkpointed WAL. The engine's writer lock is held
+ * exist, hold `catalog.bin`, not be locked by a live process, and have a
+ * checkpointed WAL (in a sync-enabled directory, the checkpoint archived
+ * every record into a retained segment first). The engine's writer lock is held
  * until `work` ends, so a server cannot start in the middle of a backup.
  */
 export async function withDataDir<T>(dir: string, work: (snapshot: DataDirSnapshot) => Promise<T>): Promise<T> {
@@ -96,12 +100,6 @@ export async function withDataDir<T>(dir: string, work: (snapshot: DataDirSnapsh
   if (!st?.isDirectory()) throw new BackupError('ERR_NOT_A_DATA_DIR', `data directory ${dir} does not exist`);
   if (!(await statOrNull(join(dir, 'catalog.bin')))) {
     throw new BackupError('ERR_NOT_A_DATA_DIR', `${dir} has no catalog.bin: not a PowDB data directory`);
-  }
-  if (await statOrNull(join(dir, '.powdb-sync', 'identity.json'))) {
-    throw new BackupError(
-      'ERR_SYNC_ENABLED',
-      `${dir} is sync-enabled (.powdb-sync/identity.json); backing it up would break replication. Use PowDB's own sync-aware backup.`,
-    );
   }
   const lock = await native.acquireLock(dir);
   try {
@@ -113,6 +111,7 @@ export async function withDataDir<T>(dir: string, work: (snapshot: DataDirSnapsh
       files,
       catalogLsn: await readCatalogLsn(dir),
       catalogVersion: await readCatalogVersion(dir),
+      sync: await readSyncIdentity(dir),
     };
     return await work(snapshot);
   } finally {

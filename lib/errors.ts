@@ -13,7 +13,11 @@ export type BackupErrorCode =
   | 'ERR_NOT_A_BACKUP'
   | 'ERR_NOT_CHECKPOINTED'
   | 'ERR_LOCKED'
+  // No longer raised: sync-enabled directories are backed up with their sync block.
   | 'ERR_SYNC_ENABLED'
+  | 'ERR_SYNC_IDENTITY'
+  | 'ERR_SYNC_LINEAGE'
+  | 'ERR_SYNC_MODE'
   | 'ERR_SOURCE_CHANGED'
   | 'ERR_NOT_PAGED'
   | 'ERR_INVALID_ARG'

@@ -5,6 +5,7 @@ import * as v from 'valibot';
 import { BackupError } from './errors.js';
 import { formatJson, parseJson } from './json.js';
 import { STAGING_MARK, byName, isPlainName } from './names.js';
+import { orderedSyncBlock, syncBlockProblem, syncBlockSchema, type SyncBlock } from './sync.js';
 
 /** The only manifest format this build reads and writes (the reference's). */
 export const FORMAT_VERSION = 1;
@@ -29,6 +30,8 @@ export interface BackupManifest {
   source_lsn: bigint;
   /** Absent in manifests written by powdb-backup 0.4.7. */
   catalog_version?: number;
+  /** Present when the source was sync-enabled (as powdb-backup 0.29 writes it). */
+  sync?: SyncBlock;
   files: FileEntry[];
 }
 
@@ -52,6 +55,7 @@ export interface IncrementManifest {
   base_source_lsn: bigint;
   source_lsn: bigint;
   catalog_version?: number;
+  sync?: SyncBlock;
   changed: ChangedFile[];
 }
 
@@ -76,6 +80,7 @@ const backupSchema = v.object({
   created_unix_secs: u64,
   source_lsn: u64,
   catalog_version: v.optional(uint(0xffffn)),
+  sync: v.optional(syncBlockSchema),
   files: v.array(fileEntry),
 });
 
@@ -85,6 +90,7 @@ const incrementSchema = v.object({
   base_source_lsn: u64,
   source_lsn: u64,
   catalog_version: v.optional(uint(0xffffn)),
+  sync: v.optional(syncBlockSchema),
   changed: v.array(v.union([v.strictObject({ Whole: fileEntry }), v.strictObject({ Pages: pagesEntry })])),
 });
 
@@ -148,9 +154,16 @@ function checkPages(p: PagesEntry, file: string): void {
   });
 }
 
+/** A sync block must agree with its manifest (the reference's checks and wording). */
+function checkSync(m: BackupManifest | IncrementManifest, file: string): void {
+  const problem = m.sync && syncBlockProblem(m.sync, m.source_lsn, m.catalog_version ?? LEGACY_CATALOG_VERSION);
+  if (problem) throw badManifest(file, problem);
+}
+
 /** Validates the text of a `manifest.json`; `file` names it in errors. */
 export function parseBackupManifest(text: string, file: string): BackupManifest {
   const m = parseChecked(text, file, 'backup', backupSchema);
+  checkSync(m, file);
   checkNames(
     m.files.map((f) => f.name),
     file,
@@ -161,6 +174,7 @@ export function parseBackupManifest(text: string, file: string): BackupManifest 
 /** Validates the text of an `increment.json`; `file` names it in errors. */
 export function parseIncrementManifest(text: string, file: string): IncrementManifest {
   const m = parseChecked(text, file, 'increment', incrementSchema);
+  checkSync(m, file);
   checkNames(m.changed.map(changedName), file);
   for (const c of m.changed) if ('Pages' in c) checkPages(c.Pages, file);
   return m;
@@ -218,6 +232,7 @@ export function formatBackupManifest(m: BackupManifest): string {
     created_unix_secs: m.created_unix_secs,
     source_lsn: m.source_lsn,
     ...(m.catalog_version === undefined ? {} : { catalog_version: m.catalog_version }),
+    ...(m.sync ? { sync: orderedSyncBlock(m.sync) } : {}),
     files: [...m.files].sort(byName).map((f) => ({ name: f.name, len: f.len, blake3_hex: f.blake3_hex })),
   });
 }
@@ -246,6 +261,7 @@ export function formatIncrementManifest(m: IncrementManifest): string {
     base_source_lsn: m.base_source_lsn,
     source_lsn: m.source_lsn,
     ...(m.catalog_version === undefined ? {} : { catalog_version: m.catalog_version }),
+    ...(m.sync ? { sync: orderedSyncBlock(m.sync) } : {}),
     changed,
   });
 }

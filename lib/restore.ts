@@ -6,9 +6,18 @@ import { native } from './native.js';
 import { DEFAULT_CONCURRENCY, mapLimit } from './pool.js';
 import { Progress, type OperationOptions } from './progress.js';
 import { buildAtomically } from './staging.js';
+import { applySyncMode, assertSyncModeFits, type SyncMode, type SyncOutcome } from './sync.js';
 
-/** Options of `restore` and `restoreChain`: concurrency, progress, abort signal. */
-export type RestoreOptions = OperationOptions;
+/** Options of `restore` and `restoreChain`: concurrency, progress, abort signal, sync mode. */
+export interface RestoreOptions extends OperationOptions {
+  /**
+   * What to do with the sync identity of a backup of a sync-enabled
+   * directory: `strip` (default) restores a plain database, `preserve`
+   * keeps the identity (disaster recovery of the same lineage), `fork` gives
+   * the copy a new one. Every mode checks `catalog.bin` against the backup's sync block.
+   */
+  syncMode?: SyncMode;
+}
 
 /** What a restore laid down, and the LSN the restored directory is at. */
 export interface RestoreResult {
@@ -20,6 +29,8 @@ export interface RestoreResult {
   increments: number;
   /** The LSN the restored directory is at. */
   sourceLsn: bigint;
+  /** Present when the backup was of a sync-enabled directory, or a mode other than strip was asked. */
+  sync?: SyncOutcome;
 }
 
 /** Builds every file of the result from its history, files in parallel. */
@@ -57,10 +68,12 @@ export async function restoreChain(
 ): Promise<RestoreResult> {
   const chain = await readChain(fullDir, incrementDirs);
   const state = chainState(chain);
-  await cancellable(options.signal, (cancel) =>
+  assertSyncModeFits(state.sync, options.syncMode ?? 'strip');
+  const sync = await cancellable(options.signal, (cancel) =>
     buildAtomically(dest, 'restore', async (staging) => {
       await layDown(chain, state, staging, options, cancel);
       cancel.check();
+      return applySyncMode(staging, state.sync, options.syncMode ?? 'strip');
     }),
   );
   return {
@@ -69,6 +82,7 @@ export async function restoreChain(
     bytes: [...state.lengths.values()].reduce((a, b) => a + b, 0n),
     increments: chain.increments.length,
     sourceLsn: state.sourceLsn,
+    ...(sync ? { sync } : {}),
   };
 }
 

@@ -158,6 +158,15 @@ export async function verifyChain(
     } catch (err) {
       errors.push(problem(err, state.contents?.dir ?? fullDir));
     }
+    if (state.sync) {
+      const { identity, catalog_blake3_hex } = state.sync;
+      const where = state.contents?.dir ?? chain.increments.at(-1)?.dir ?? fullDir;
+      if (state.wholeHashes.get('catalog.bin') === catalog_blake3_hex) {
+        checks.push(`${where}: sync block of database ${identity.database_id} generation ${identity.primary_generation}; catalog.bin matches it`);
+      } else {
+        errors.push({ code: 'ERR_INTEGRITY', message: 'catalog.bin does not match the sync block of the backup', file: where });
+      }
+    }
   }
 
   const total = files.reduce((sum, f) => sum + f.expected.len, 0n);

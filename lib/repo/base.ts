@@ -1,7 +1,7 @@
 import { BackupError } from '../errors.js';
 import type { BackupOptions } from '../backup.js';
 import type { OperationOptions } from '../progress.js';
-import type { RestoreResult } from '../restore.js';
+import type { RestoreOptions, RestoreResult } from '../restore.js';
 import type { VerifyOptions, VerifyReport } from '../verify.js';
 
 /** `full`; `incr`: on the newest backup; `diff`: on the newest full backup. */
@@ -60,7 +60,7 @@ export interface ExpireResult {
   pruned?: { packsRemoved: number; packsRepacked: number; blobsRemoved: number; bytesFreed: bigint };
 }
 
-export type RestoreAsOf = OperationOptions & { asOf?: string | bigint | Date };
+export type RestoreAsOf = RestoreOptions & { asOf?: string | bigint | Date };
 
 const SUFFIX: Record<BackupType, string> = { full: 'F', incr: 'I', diff: 'D' };
 

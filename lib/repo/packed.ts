@@ -1,12 +1,12 @@
 import { mkdir, readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { cancellable } from '../abort.js';
-import type { BackupOptions } from '../backup.js';
+import { sourceSyncBlock, type BackupOptions } from '../backup.js';
 import { crashPoint } from '../crashpoint.js';
 import { assertUnchanged, manifestCatalogVersion, withDataDir } from '../datadir.js';
 import { BackupError } from '../errors.js';
 import { FORMAT_VERSION, MANIFEST_FILE, formatBackupManifest, type BackupManifest } from '../manifest.js';
-import { repoNative, type KdfParams, type RepairResult, type RepoHandle, type StoreOptions } from '../native.js';
+import { native, repoNative, type KdfParams, type RepairResult, type RepoHandle, type StoreOptions } from '../native.js';
 import { DEFAULT_CONCURRENCY, mapLimit } from '../pool.js';
 import { Progress, type OperationOptions } from '../progress.js';
 import type { RestoreResult } from '../restore.js';
@@ -27,6 +27,7 @@ import {
 import { withRepoLock } from './legacy.js';
 import { compareSnapshotWithSource } from './source-compare.js';
 import { SNAPSHOTS, SNAPSHOT_VERSION, formatSnapshot, parseSnapshot, type Snapshot } from './snapshot.js';
+import { applySyncMode, assertSameLineage, assertSyncModeFits, readSyncIdentity, sameLineage } from '../sync.js';
 
 /** How to create a repository. */
 export interface InitOptions {
@@ -249,13 +250,28 @@ export class PackedRepository extends RepositoryBase {
         }
         const records = sortRecords(readable.map((s) => s.record));
         const taken = [...records, ...unreadable];
-        const { type, parent } = options.as
+        let { type, parent } = options.as
           ? { type: options.as.type, parent: records.find((r) => r.id === options.as!.parent) }
           : nextBackup(records, options.type);
+        // A new sync lineage (sync enabled, or a forked copy backed up here) starts a new chain.
+        const identity = await readSyncIdentity(dataDir);
+        const parentSync = readable.find((s) => s.record.id === parent?.id)?.sync?.identity;
+        if (parent && !sameLineage(parentSync, identity)) {
+          assertSameLineage(
+            parentSync,
+            identity,
+            `sync identity changed since backup ${parent.id}; take a full backup (--type full)`,
+            options.type === undefined && !options.as,
+          );
+          process.emitWarning(`${dataDir}: sync identity changed since backup ${parent.id}; taking a full backup`, 'PowdbBackupWarning');
+          type = 'full';
+          parent = undefined;
+        }
         const at = options.as ? new Date(options.as.created) : new Date();
         const id = options.as?.id ?? newBackupId(taken, at, type);
         try {
           return await withDataDir(dataDir, async (source) => {
+            assertSameLineage(identity, source.sync, `${dataDir}: sync identity changed while backing up`);
             crashPoint('lock-acquired');
             const total = source.files.reduce((sum, f) => sum + f.size, 0n);
             const progress = new Progress('backup', source.files.length, total, options.onProgress);
@@ -271,12 +287,15 @@ export class PackedRepository extends RepositoryBase {
             const commit = await repoNative.commit(this.handle.handle);
             crashPoint('packs-committed');
             const heapPages = source.files.reduce((n, f, i) => (f.paged ? n + stored[i]!.len / PAGE : n), 0n);
+            const sourceLsn = stored.reduce((max, s) => (s.maxLsn > max ? s.maxLsn : max), source.catalogLsn);
+            const catalog = source.files.find((f) => f.name === 'catalog.bin');
+            const catalogHash = source.sync && catalog && (await native.hashFile(catalog.path)).blake3Hex;
             const record: BackupRecord = {
               id,
               type,
               parent: parent?.id ?? null,
               base_source_lsn: parent?.source_lsn ?? null,
-              source_lsn: stored.reduce((max, s) => (s.maxLsn > max ? s.maxLsn : max), source.catalogLsn),
+              source_lsn: sourceLsn,
               created: at.toISOString(),
               bytes: commit.storedBytes,
               files: source.files.length,
@@ -289,6 +308,7 @@ export class PackedRepository extends RepositoryBase {
               record,
               created_unix_secs: BigInt(Math.floor(at.getTime() / 1000)),
               catalog_version: manifestCatalogVersion(source.catalogVersion),
+              ...sourceSyncBlock(source, sourceLsn, catalogHash),
               files: source.files.map((f, i) => ({
                 name: f.name,
                 len: stored[i]!.len,
@@ -345,16 +365,20 @@ export class PackedRepository extends RepositoryBase {
     await repoNative.refresh(this.handle.handle);
     const snapshot = await this.pickSnapshot(options.asOf);
     const record = snapshot.record;
+    const mode = options.syncMode ?? 'strip';
+    assertSyncModeFits(snapshot.sync, mode);
     return cancellable(options.signal, (cancel) =>
       buildAtomically(dest, 'restore', async (staging) => {
         await this.layDown(snapshot, staging, false, options, cancel.token, () => cancel.check());
         cancel.check();
+        const sync = await applySyncMode(staging, snapshot.sync, mode);
         return {
           dest,
           files: snapshot.files.length,
           bytes: snapshot.record.logical_bytes,
           increments: 0,
           sourceLsn: record.source_lsn,
+          ...(sync ? { sync } : {}),
           applied: [record.id],
         };
       }),
@@ -377,6 +401,7 @@ export class PackedRepository extends RepositoryBase {
           created_unix_secs: snapshot.created_unix_secs,
           source_lsn: record.source_lsn,
           catalog_version: snapshot.catalog_version,
+          ...(snapshot.sync ? { sync: snapshot.sync } : {}),
           files: snapshot.files.map((f, i) => ({ name: f.name, len: f.len, blake3_hex: hashes[i]! })),
         };
         cancel.check();

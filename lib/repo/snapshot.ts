@@ -2,6 +2,7 @@ import * as v from 'valibot';
 import { BackupError } from '../errors.js';
 import { formatJson, parseJson } from '../json.js';
 import { isPlainName } from '../names.js';
+import { syncBlockProblem, syncBlockSchema, type SyncBlock } from '../sync.js';
 import type { BackupRecord } from './base.js';
 
 /**
@@ -14,6 +15,8 @@ export interface Snapshot {
   record: BackupRecord;
   created_unix_secs: bigint;
   catalog_version: number;
+  /** The source was sync-enabled: the block its export's manifest.json carries. */
+  sync?: SyncBlock;
   files: SnapshotFile[];
 }
 
@@ -52,6 +55,7 @@ const schema = v.object({
   record: recordSchema,
   created_unix_secs: u64,
   catalog_version: count,
+  sync: v.optional(syncBlockSchema),
   files: v.array(
     v.object({
       name: v.pipe(v.string(), v.check(isPlainName, 'not a plain file name')),
@@ -77,6 +81,8 @@ export function parseSnapshot(text: string, key: string): Snapshot {
   if (snapshot.record.id !== key) {
     throw new BackupError('ERR_INTEGRITY', `backup ${key} holds the catalog record of ${snapshot.record.id}`);
   }
+  const problem = snapshot.sync && syncBlockProblem(snapshot.sync, snapshot.record.source_lsn, snapshot.catalog_version);
+  if (problem) throw bad(problem);
   const names = new Set(snapshot.files.map((f) => f.name));
   if (names.size !== snapshot.files.length) throw bad('a file is listed twice');
   return snapshot;
