@@ -14,6 +14,7 @@ pub mod pagemap;
 pub mod repo;
 pub mod restore;
 pub mod verify;
+pub mod wal;
 
 #[cfg(test)]
 mod test_support;
