@@ -131,3 +131,101 @@ export function tree(dir: string): string[] {
 export function dump(gen: Gen, dir: string): Record<string, unknown> {
   return fixture(gen, 'dump', dir).tables;
 }
+
+/** What `syncEnable` prints: the identity written to `.powdb-sync/identity.json`, and the LSN sync starts after. */
+export interface SyncEnabled {
+  ok: true;
+  /** False when the directory was sync-enabled already (its identity is kept). */
+  created: boolean;
+  database_id: string;
+  primary_generation: number;
+  created_unix_secs: number;
+  max_lsn: number;
+}
+
+/** Enables sync on a data dir (engine 0.29) as `powdb-cli sync-enable` does. From then on the fixture opens and
+ * checkpoints it sync-aware: every truncation of wal.log first writes a retained segment. */
+export function syncEnable(dir: string): SyncEnabled {
+  return fixture('new', 'sync-enable', dir);
+}
+
+export interface SegmentInfo {
+  /** `retained-{start:020}-{end:020}.prul` */
+  file: string;
+  start_lsn: number;
+  end_lsn: number;
+  units: number;
+  database_id: string;
+  primary_generation: number;
+  wal_format_version: number;
+  catalog_version: number;
+  /** With `segments(dir, true)`: every unit (WAL record) of the segment. */
+  records?: { lsn: number; tx_id: number; type: number }[];
+}
+
+export interface Segments {
+  ok: true;
+  /** `.powdb-sync/identity.json`, or null when the directory is not sync-enabled. */
+  identity: {
+    format_version: number;
+    database_id: string;
+    primary_generation: number;
+    created_unix_secs: number;
+  } | null;
+  /** In LSN order, each read and checked by powdb-sync's own segment reader. */
+  segments: SegmentInfo[];
+  units: number;
+  first_lsn: number | null;
+  last_lsn: number | null;
+  /** Each segment starts one past the end of the one before. */
+  contiguous: boolean;
+}
+
+/** The retained WAL segments of a sync-enabled directory (read only; the catalog is not opened). */
+export function segments(dir: string, units = false): Segments {
+  return fixture('new', 'segments', dir, ...(units ? ['--units'] : []));
+}
+
+export interface TransactionOptions {
+  table?: string;
+  /** Insert ids from..from+count. */
+  from?: number;
+  count?: number;
+  pad?: number;
+  /** Add 1 to the score of every K-th row (scan order as of BEGIN). */
+  updateEvery?: number;
+  /** Delete every K-th row (same scan). */
+  deleteEvery?: number;
+  /** COMMIT (default), ROLLBACK, or a crash: WAL fsynced, nothing checkpointed, LOCK left behind. */
+  end?: 'commit' | 'rollback' | 'crash';
+}
+
+export interface TransactionResult {
+  ok: true;
+  outcome: 'commit' | 'rollback' | 'crash';
+  updated: number;
+  deleted: number;
+  inserted: number;
+  /** The last LSN before BEGIN. */
+  lsn_before: number;
+  begin_lsn: number;
+  /** The last row record's LSN. */
+  last_lsn: number;
+  commit_lsn: number | null;
+  /** After the end: back to lsn_before on a rollback (its LSNs are handed out again). */
+  max_lsn: number;
+}
+
+/** One explicit multi-row transaction (engine 0.29: BEGIN, updates, deletes, inserts, then COMMIT, ROLLBACK or a
+ * crash) on a fixture-shaped table, with the LSNs involved. Sync-aware in a sync-enabled directory. */
+export function transaction(dir: string, opts: TransactionOptions = {}): TransactionResult {
+  const args: (string | number)[] = ['--table', opts.table ?? 'T'];
+  if (opts.from !== undefined) args.push('--from', opts.from);
+  if (opts.count !== undefined) args.push('--count', opts.count);
+  if (opts.pad !== undefined) args.push('--pad', opts.pad);
+  if (opts.updateEvery !== undefined) args.push('--update-every', opts.updateEvery);
+  if (opts.deleteEvery !== undefined) args.push('--delete-every', opts.deleteEvery);
+  if (opts.end === 'rollback') args.push('--rollback');
+  if (opts.end === 'crash') args.push('--crash');
+  return fixture('new', 'tx', dir, ...args);
+}

@@ -168,6 +168,48 @@ pub enum Command {
     },
     /// Sweep unreferenced overflow pages of every table (0.29 only).
     Sweep { dir: PathBuf },
+    /// Enable sync like `powdb-cli sync-enable` (0.29 only): create
+    /// `.powdb-sync/identity.json` if missing and checkpoint through the
+    /// archive hook. From then on every WAL truncation first writes a
+    /// retained segment.
+    SyncEnable { dir: PathBuf },
+    /// List the retained WAL segments of `.powdb-sync/retained/` (read with
+    /// powdb-sync's segment reader; the catalog is not opened).
+    Segments {
+        dir: PathBuf,
+        /// Also list every unit (LSN, transaction id, record type).
+        #[arg(long)]
+        units: bool,
+    },
+    /// One explicit transaction (0.29 only): BEGIN, then updates, deletes
+    /// and inserts on a fixture-shaped table, then COMMIT (default),
+    /// ROLLBACK or a crash.
+    Tx {
+        dir: PathBuf,
+        #[arg(long, default_value = "T")]
+        table: String,
+        /// Insert ids from..from+count.
+        #[arg(long, value_name = "A", default_value_t = 0)]
+        from: u64,
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        count: u64,
+        #[arg(long, value_name = "P", default_value_t = 40)]
+        pad: usize,
+        /// Before the inserts, add 1 to the score of every K-th row (scan
+        /// order as of BEGIN).
+        #[arg(long, value_name = "K")]
+        update_every: Option<u64>,
+        /// Before the inserts, delete every K-th row (same scan).
+        #[arg(long, value_name = "K")]
+        delete_every: Option<u64>,
+        /// End with ROLLBACK instead of COMMIT.
+        #[arg(long, conflicts_with = "crash")]
+        rollback: bool,
+        /// End with neither: fsync the WAL, then leave the directory as a
+        /// crashed server would (no checkpoint, `LOCK` left behind).
+        #[arg(long)]
+        crash: bool,
+    },
 }
 
 /// Column types `add-column` offers.

@@ -7,12 +7,12 @@ use std::path::Path;
 use serde_json::{json, Map, Value};
 
 use crate::args::{Command, Fill, IdRange, NewColumnType};
-use crate::db::{Db, FixtureRow};
+use crate::db::{self, Db, FixtureRow};
 use crate::ops::{self, Done};
 use crate::prng::Prng;
 use crate::rows::{self, Scanned};
-use crate::value::ColType;
-use crate::{dump, workload};
+use crate::value::{fixture_columns, ColType};
+use crate::{dump, sync, workload};
 
 pub type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
@@ -83,6 +83,33 @@ pub fn run<D: Db>(command: &Command) -> Result<Option<Value>> {
             ops::recreate(db, table, *rows, *pad, &mut Prng::new(0))
         })?,
         Command::Sweep { dir } => single::<D>(dir, ops::sweep)?,
+        Command::SyncEnable { dir } => sync::enable::<D>(dir)?,
+        Command::Segments { dir, units } => sync::segments(dir, *units)?,
+        Command::Tx {
+            dir,
+            table,
+            from,
+            count,
+            pad,
+            update_every,
+            delete_every,
+            rollback,
+            crash,
+        } => {
+            let end = match (rollback, crash) {
+                (true, _) => TxEnd::Rollback,
+                (_, true) => TxEnd::Crash,
+                _ => TxEnd::Commit,
+            };
+            let work = TxWork {
+                table,
+                inserts: *from..from + count,
+                pad: *pad,
+                update_every: *update_every,
+                delete_every: *delete_every,
+            };
+            tx::<D>(dir, &work, end)?
+        }
     };
     Ok(Some(out))
 }
@@ -170,8 +197,15 @@ fn dirty<D: Db>(dir: &Path, table: &str, ids: &IdRange) -> Result<Value> {
     Ok(json!({"ok": true, "max_lsn": lsn}))
 }
 
+/// Opens read-write (a crashed directory is recovered), except that a
+/// sync-enabled one is opened like `dump` does: read-only when its WAL is
+/// empty, so inspecting it writes nothing; recovered (sync-aware) otherwise.
 fn report<D: Db>(dir: &Path, with_ids: bool) -> Result<Value> {
-    let db = open::<D>(dir)?;
+    let db = if db::sync_enabled(dir) {
+        D::open_snapshot(dir).map_err(|e| format!("opening {}: {e}", dir.display()))?
+    } else {
+        open::<D>(dir)?
+    };
     let mut tables = Map::new();
     for table in db.tables() {
         tables.insert(table.clone(), table_report(&db, &table, with_ids)?);
@@ -194,6 +228,106 @@ fn table_report<D: Db>(db: &D, table: &str, with_ids: bool) -> io::Result<Value>
     }
     ids.sort_unstable();
     Ok(json!({ "count": count, "ids": ids }))
+}
+
+enum TxEnd {
+    Commit,
+    Rollback,
+    Crash,
+}
+
+/// What `tx` changes inside its transaction.
+struct TxWork<'a> {
+    table: &'a str,
+    inserts: std::ops::Range<u64>,
+    pad: usize,
+    update_every: Option<u64>,
+    delete_every: Option<u64>,
+}
+
+/// One explicit transaction through the engine's transaction API: BEGIN;
+/// score + 1 on every K-th row; delete every J-th row; insert the ids; then
+/// COMMIT, ROLLBACK, or a crash (WAL fsynced, nothing checkpointed, `LOCK`
+/// left, as `dirty`). Reports the LSNs: the last one before BEGIN, BEGIN's,
+/// the last row record's and COMMIT's. A rollback cuts its records from the
+/// WAL, so the next writes reuse those LSNs (`max_lsn` is back to
+/// `lsn_before`).
+fn tx<D: Db>(dir: &Path, work: &TxWork, end: TxEnd) -> Result<Value> {
+    if !D::CAPS.transactions {
+        return Err(format!("{} has no explicit transaction API", D::CAPS.name).into());
+    }
+    let table = work.table;
+    let mut db = open::<D>(dir)?;
+    // Its rows are `FixtureRow`s: refuse any other shape before BEGIN (an
+    // altered table would get rows of the wrong width).
+    if db.columns(table)? != fixture_columns() {
+        return Err(
+            format!("table {table} does not have the fixture shape (id, name, score)").into(),
+        );
+    }
+    let mut rows = Vec::new();
+    db.for_each_row(table, &mut |rid, row| rows.push((rid, row)))?;
+    let lsn_before = db.max_lsn();
+    db.begin()?;
+    let begin_lsn = db.max_lsn();
+    let mut rids: Vec<D::Rid> = rows.iter().map(|(rid, _)| *rid).collect();
+    let mut updated = 0u64;
+    if let Some(every) = work.update_every {
+        for (i, (rid, row)) in rows.iter().enumerate().step_by(every.max(1) as usize) {
+            let mut row = row.clone();
+            row.score = Some(row.score.map_or(0, |s| s + 1));
+            rids[i] = db.update(table, *rid, &row)?;
+            updated += 1;
+        }
+    }
+    let mut deleted = 0u64;
+    if let Some(every) = work.delete_every {
+        let targets: Vec<D::Rid> = rids
+            .iter()
+            .copied()
+            .step_by(every.max(1) as usize)
+            .collect();
+        deleted = db.delete_rows(table, &targets)?;
+    }
+    for id in work.inserts.clone() {
+        db.insert(table, &FixtureRow::new(id as i64, work.pad))?;
+    }
+    let last_lsn = db.max_lsn();
+    let (outcome, commit_lsn) = match end {
+        TxEnd::Commit => {
+            db.commit_tx()?;
+            ("commit", Some(db.max_lsn()))
+        }
+        TxEnd::Rollback => {
+            db.rollback()?;
+            ("rollback", None)
+        }
+        TxEnd::Crash => {
+            // Inside the transaction this only flushes and fsyncs the WAL
+            // (no Commit record is written for it).
+            db.commit()?;
+            ("crash", None)
+        }
+    };
+    let lsn = db.max_lsn();
+    if let TxEnd::Crash = end {
+        // No Drop: no checkpoint, no WAL truncate, no LOCK removal.
+        std::mem::forget(db);
+    } else {
+        db.close()?;
+    }
+    Ok(json!({
+        "ok": true,
+        "outcome": outcome,
+        "updated": updated,
+        "deleted": deleted,
+        "inserted": work.inserts.end - work.inserts.start,
+        "lsn_before": lsn_before,
+        "begin_lsn": begin_lsn,
+        "last_lsn": last_lsn,
+        "commit_lsn": commit_lsn,
+        "max_lsn": lsn,
+    }))
 }
 
 /// Keeps the database open (and, on 0.29, `LOCK` held) until stdin closes,

@@ -45,6 +45,22 @@ pub struct Caps {
     /// 0.4.7 rebuilds them with their stale column positions, so dropping an
     /// indexed column, or one before an indexed column, corrupts (or panics).
     pub drop_column_keeps_indexes: bool,
+    /// `Catalog::begin_transaction` / `commit_transaction` /
+    /// `rollback_to_last_sync` (0.29). 0.4.7 has no explicit transactions on
+    /// its catalog (its `tx` module is an unused in-memory manager).
+    pub transactions: bool,
+    /// Sync (`powdb-sync`: `.powdb-sync/identity.json` and retained WAL
+    /// segments) exists for this generation (0.29 only).
+    pub sync: bool,
+}
+
+/// Whether `dir` is sync-enabled: `.powdb-sync/identity.json` exists. The
+/// 0.29 engine itself decides on exactly this file (it refuses a plain
+/// checkpoint or recovery that would truncate a non-empty WAL).
+pub fn sync_enabled(dir: &Path) -> bool {
+    dir.join(powdb_sync::SYNC_STATE_DIR)
+        .join(powdb_sync::IDENTITY_FILE)
+        .exists()
 }
 
 /// One index of a table, as `dump` lists it.
@@ -63,7 +79,11 @@ pub trait Db: Sized {
 
     /// `Catalog::create`: a new, empty database in `dir`.
     fn create(dir: &Path) -> io::Result<Self>;
-    /// `Catalog::open`: replays a non-empty WAL, like a server restart.
+    /// `Catalog::open`: replays a non-empty WAL, like a server restart. In a
+    /// sync-enabled directory (0.29) the open is sync-aware, as a sync-aware
+    /// server's: the replayed WAL is archived into a retained segment before
+    /// recovery truncates it, and [`Db::close`] (or a drop) archives the
+    /// session's records before its checkpoint truncates them.
     fn open(dir: &Path) -> io::Result<Self>;
     /// Create a table with the fixture shape.
     fn create_table(&mut self, table: &str) -> io::Result<()>;
@@ -81,8 +101,31 @@ pub trait Db: Sized {
     /// executor does, so the WAL content matches what a server would write.
     fn commit(&mut self) -> io::Result<()>;
     /// Clean shutdown. Checkpoints explicitly so a failure is reported;
-    /// `Drop` would swallow it.
+    /// `Drop` would swallow it. Sync-enabled: the WAL is archived into a
+    /// retained segment first.
     fn close(self) -> io::Result<()>;
+
+    /// The directory was sync-enabled when opened (or became so through
+    /// [`Db::enable_sync`]).
+    fn sync_enabled(&self) -> bool;
+    /// Whether generated rows may spill into overflow pages. Not in a
+    /// sync-enabled directory: powdb-sync 0.29.0 refuses the overflow WAL
+    /// records (types 11 and 12), so archiving, checkpoint and reopen would
+    /// fail there. Random ops keep rows inline instead (explicit `big` does
+    /// not, to reproduce that engine bug on purpose).
+    fn overflow(&self) -> bool {
+        Self::CAPS.overflow && !self.sync_enabled()
+    }
+    /// Enable sync like `powdb-cli sync-enable`: create the identity if
+    /// missing and checkpoint through the archive hook.
+    fn enable_sync(&mut self) -> io::Result<()>;
+    /// Explicit transaction: BEGIN (written and fsynced).
+    fn begin(&mut self) -> io::Result<()>;
+    /// COMMIT of the explicit transaction (written and fsynced).
+    fn commit_tx(&mut self) -> io::Result<()>;
+    /// ROLLBACK of the explicit transaction: its records are cut from the WAL
+    /// and the catalog reopened from disk (sync-aware when sync is enabled).
+    fn rollback(&mut self) -> io::Result<()>;
 
     // Generic (any table shape) operations, for `workload`, `dump` and the
     // single-op commands.
@@ -116,6 +159,9 @@ pub trait Db: Sized {
 /// - `Lock` / `lock(dir)`: the writer lock a server holds while open,
 /// - `scan_item(item)`: normalises a `Catalog::scan` item to `io::Result`,
 /// - `commit(&mut Catalog)`: the end-of-statement WAL call,
+/// - `open_catalog(dir)`: the read-write open, and whether it is sync-aware,
+/// - `checkpoint(&mut Catalog)`: the close-time checkpoint,
+/// - `enable_sync`, `begin`, `commit_tx`, `rollback`: see the trait,
 /// - `CAPS`, `open_snapshot`, `index_names`, `sweep`, `reread`: see the trait,
 /// - `to_val` / `from_val` / `to_type` / `from_type`: value conversions (the
 ///   generations' `Value`/`TypeId` differ by the 0.29 `Json` variant).
@@ -137,6 +183,24 @@ macro_rules! engine_db {
             _lock: Option<Lock>,
             /// Opened with `Catalog::open_read_only`: nothing to checkpoint.
             read_only: bool,
+            /// Sync-enabled directory: checkpoints go through the archive
+            /// hook, on close and on drop.
+            sync: bool,
+            /// `close` checkpointed already: the drop has nothing to do.
+            closed: bool,
+        }
+
+        /// Like `powdb_sync::SyncCatalog`'s drop: a sync-enabled catalog
+        /// dropped without `close` (an error part-way, say) archives and
+        /// checkpoints, best effort. The catalog's own drop then finds an
+        /// empty WAL; without this it would refuse to truncate and leave the
+        /// records for the next sync-aware open to archive.
+        impl Drop for Db {
+            fn drop(&mut self) {
+                if self.sync && !self.read_only && !self.closed {
+                    let _ = checkpoint(&mut self.cat);
+                }
+            }
         }
 
         impl crate::db::Db for Db {
@@ -152,16 +216,20 @@ macro_rules! engine_db {
                     cat,
                     _lock: Some(lock),
                     read_only: false,
+                    sync: false,
+                    closed: false,
                 })
             }
 
             fn open(dir: &Path) -> io::Result<Self> {
                 let lock = lock(dir)?;
-                let cat = Catalog::open(dir)?;
+                let (cat, sync) = open_catalog(dir)?;
                 Ok(Db {
                     cat,
                     _lock: Some(lock),
                     read_only: false,
+                    sync,
+                    closed: false,
                 })
             }
 
@@ -217,8 +285,32 @@ macro_rules! engine_db {
                 if self.read_only {
                     return Ok(());
                 }
-                self.cat.checkpoint()
+                checkpoint(&mut self.cat)?;
+                self.closed = true;
+                Ok(())
                 // Dropping `self` now checkpoints again (a no-op) and closes.
+            }
+
+            fn sync_enabled(&self) -> bool {
+                self.sync
+            }
+
+            fn enable_sync(&mut self) -> io::Result<()> {
+                enable_sync(&mut self.cat)?;
+                self.sync = true;
+                Ok(())
+            }
+
+            fn begin(&mut self) -> io::Result<()> {
+                begin(&mut self.cat)
+            }
+
+            fn commit_tx(&mut self) -> io::Result<()> {
+                commit_tx(&mut self.cat)
+            }
+
+            fn rollback(&mut self) -> io::Result<()> {
+                rollback(&mut self.cat)
             }
 
             fn open_snapshot(dir: &Path) -> io::Result<Self> {
@@ -227,6 +319,8 @@ macro_rules! engine_db {
                         cat,
                         _lock: None,
                         read_only: true,
+                        sync: crate::db::sync_enabled(dir),
+                        closed: false,
                     }),
                     None => Self::open(dir),
                 }
@@ -404,11 +498,38 @@ pub mod old {
         cat.sync_wal()
     }
 
+    /// 0.4.7 knows nothing of sync: always the plain open.
+    fn open_catalog(dir: &Path) -> io::Result<(Catalog, bool)> {
+        Ok((Catalog::open(dir)?, false))
+    }
+
+    fn checkpoint(cat: &mut Catalog) -> io::Result<()> {
+        cat.checkpoint()
+    }
+
+    fn enable_sync(_cat: &mut Catalog) -> io::Result<()> {
+        Err(unsupported("sync (retained WAL segments)"))
+    }
+
+    fn begin(_cat: &mut Catalog) -> io::Result<()> {
+        Err(unsupported("an explicit transaction API"))
+    }
+
+    fn commit_tx(_cat: &mut Catalog) -> io::Result<()> {
+        Err(unsupported("an explicit transaction API"))
+    }
+
+    fn rollback(_cat: &mut Catalog) -> io::Result<()> {
+        Err(unsupported("an explicit transaction API"))
+    }
+
     const CAPS: crate::db::Caps = crate::db::Caps {
         name: "powdb-storage 0.4.7",
         overflow: false,
         heap_superblock: false,
         drop_column_keeps_indexes: false,
+        transactions: false,
+        sync: false,
     };
 
     /// 0.4.7 has no read-only open: the caller falls back to `open`.
@@ -520,11 +641,76 @@ pub mod new {
         cat.commit_autocommit()
     }
 
+    /// The identity of a sync-enabled directory, `None` without
+    /// `.powdb-sync/identity.json`; a corrupt one is an error, as in
+    /// powdb-sync.
+    fn sync_identity(dir: &Path) -> io::Result<Option<powdb_sync::DatabaseIdentity>> {
+        match powdb_sync::read_identity(dir) {
+            Ok(identity) => Ok(Some(identity)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The archive hook: the WAL records a truncation is about to drop become
+    /// one immutable retained segment first. The same hook
+    /// `powdb_sync::open_preserving_retained_segments` and the sync
+    /// checkpoints install.
+    fn archive_hook(
+        identity: powdb_sync::DatabaseIdentity,
+    ) -> impl FnMut(&Path, &[storage::wal::WalRecord]) -> io::Result<()> {
+        move |dir, records| powdb_sync::archive_wal_records_for_identity(dir, identity, records)
+    }
+
+    /// `powdb_sync::open_preserving_retained_segments`, keeping the plain
+    /// `Catalog` (its `SyncCatalog` wrapper cannot be built from one, and
+    /// `create` returns a plain one): sync-aware when the identity exists.
+    fn open_catalog(dir: &Path) -> io::Result<(Catalog, bool)> {
+        match sync_identity(dir)? {
+            Some(identity) => Ok((
+                Catalog::open_with_wal_archive(dir, archive_hook(identity))?,
+                true,
+            )),
+            None => Ok((Catalog::open(dir)?, false)),
+        }
+    }
+
+    /// Plain checkpoint, or archive-then-truncate when sync is enabled.
+    fn checkpoint(cat: &mut Catalog) -> io::Result<()> {
+        powdb_sync::checkpoint_preserving_retained_segments_if_enabled(cat)
+    }
+
+    /// `powdb-cli sync-enable`: identity created if missing, then a
+    /// checkpoint through the archive hook (a segment only if the WAL holds
+    /// records, which it does not right after an open).
+    fn enable_sync(cat: &mut Catalog) -> io::Result<()> {
+        powdb_sync::checkpoint_with_retained_segments(cat)
+    }
+
+    fn begin(cat: &mut Catalog) -> io::Result<()> {
+        cat.begin_transaction()
+    }
+
+    fn commit_tx(cat: &mut Catalog) -> io::Result<()> {
+        cat.commit_transaction()
+    }
+
+    /// Sync-enabled: committed records before the transaction are archived
+    /// before the rollback cuts the WAL, as a sync-aware server does.
+    fn rollback(cat: &mut Catalog) -> io::Result<()> {
+        match sync_identity(cat.data_dir())? {
+            Some(identity) => cat.rollback_to_last_sync_with_wal_archive(archive_hook(identity)),
+            None => cat.rollback_to_last_sync(),
+        }
+    }
+
     const CAPS: crate::db::Caps = crate::db::Caps {
         name: "powdb-storage 0.29.0",
         overflow: true,
         heap_superblock: true,
         drop_column_keeps_indexes: true,
+        transactions: true,
+        sync: true,
     };
 
     /// `Catalog::open_read_only` opens every file read-only and writes

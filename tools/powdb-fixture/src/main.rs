@@ -10,6 +10,7 @@ mod heapfile;
 mod ops;
 mod prng;
 mod rows;
+mod sync;
 mod value;
 mod workload;
 

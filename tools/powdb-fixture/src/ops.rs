@@ -29,9 +29,11 @@ fn done(desc: String, json: Value) -> Done {
     Done { desc, json }
 }
 
-/// Whether a generation can store `row` at all.
-pub fn storable<D: Db>(row: &[Val]) -> bool {
-    D::CAPS.overflow || row_size_bound(row) <= INLINE_LIMIT
+/// Whether `db` should store `row`: a generation without overflow pages
+/// cannot, and in a sync-enabled directory a spilled row would break sync
+/// (see [`Db::overflow`]).
+pub fn storable<D: Db>(db: &D, row: &[Val]) -> bool {
+    db.overflow() || row_size_bound(row) <= INLINE_LIMIT
 }
 
 /// Inserts `count` new rows with ids after the table's largest, each padded
@@ -48,7 +50,7 @@ pub fn insert_rows<D: Db>(
     for id in first..first + count as i64 {
         let pad = rng.range(pads.0 as u64, pads.1 as u64) as usize;
         let mut row = make_row(&columns, id, pad, rng)?;
-        if !storable::<D>(&row) {
+        if !storable(&*db, &row) {
             row = make_row(&columns, id, 0, rng)?;
         }
         db.insert_row(table, &row)?;
@@ -144,7 +146,7 @@ pub fn set_string<D: Db>(
             id.map_or(String::from("x"), |i| i.to_string())
         );
         row[col] = Val::Str(text(&prefix, bytes, 'g'));
-        if !storable::<D>(&row) {
+        if !storable(&*db, &row) {
             skipped += 1;
             continue;
         }
@@ -183,7 +185,12 @@ pub fn insert_big<D: Db>(
         .ok_or_else(|| format!("table {table} has no Str column {column}"))?;
     let mut row = make_row(&columns, id, 40, rng)?;
     row[col] = Val::Str(text(&format!("big-{id}-"), bytes, 'b'));
-    if !storable::<D>(&row) {
+    // Only what the engine cannot do is refused here: in a sync-enabled
+    // directory the row is written, and the engine then fails to archive its
+    // overflow records (powdb-sync 0.29.0 accepts WAL record types 1..=10),
+    // which is what `big` is for there. Random ops never get this far: the
+    // workload leaves `Big` out when `db.overflow()` is false.
+    if !D::CAPS.overflow && row_size_bound(&row) > INLINE_LIMIT {
         return Err(format!(
             "{} cannot store a {bytes}-byte value: it has no overflow pages, a row must fit one page",
             D::CAPS.name
@@ -222,7 +229,7 @@ pub fn create_table<D: Db>(
     db.create_table_with(table, columns)?;
     for id in 0..rows as i64 {
         let mut row = make_row(columns, id, pad, rng)?;
-        if !storable::<D>(&row) {
+        if !storable(&*db, &row) {
             row = make_row(columns, id, 0, rng)?;
         }
         db.insert_row(table, &row)?;

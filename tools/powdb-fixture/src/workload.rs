@@ -1,6 +1,9 @@
 //! `workload`: N random ops picked from a seed. The choice depends only on
 //! the seed and the directory's state (tables, columns, indexes, rows in
-//! scan order), so the same seed on the same directory repeats the same ops.
+//! scan order, whether sync is enabled), so the same seed on the same
+//! directory repeats the same ops. In a sync-enabled directory no row
+//! spills to overflow pages (see `Db::overflow`): no `big` or `sweep` ops,
+//! and grown values stay well inside a page.
 
 use std::path::Path;
 
@@ -79,7 +82,7 @@ fn one_op<D: Db>(db: &mut D, rng: &mut Prng) -> Result<(String, Kind)> {
     let kinds: Vec<(Kind, u64)> = KINDS
         .iter()
         .copied()
-        .filter(|(k, _)| D::CAPS.overflow || !matches!(k, Kind::Big | Kind::Sweep))
+        .filter(|(k, _)| db.overflow() || !matches!(k, Kind::Big | Kind::Sweep))
         .collect();
     let total: u64 = kinds.iter().map(|(_, w)| w).sum();
     // Create table is always possible, so this ends quickly; the bound only
@@ -149,7 +152,7 @@ fn try_op<D: Db>(kind: Kind, db: &mut D, rng: &mut Prng) -> Result<Option<Done>>
             };
             // Past the ~40-100 bytes rows start at, to relocate; below a
             // page, so it stays inline on both generations.
-            let bytes = rng.range(300, if D::CAPS.overflow { 3000 } else { 1800 }) as usize;
+            let bytes = rng.range(300, if db.overflow() { 3000 } else { 1800 }) as usize;
             ops::set_string(db, &table, &column, &targets, bytes, "grow")?
         }
         Kind::Delete => {

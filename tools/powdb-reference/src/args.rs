@@ -14,6 +14,19 @@ pub enum Gen {
     New,
 }
 
+/// What a restore does with the source's sync identity (`RestoreSyncMode`
+/// of powdb-backup 0.29.0; 0.4.7 knows only `strip`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SyncMode {
+    /// StripSyncIdentity: no `.powdb-sync/` in the restored directory.
+    Strip,
+    /// PreserveSyncIdentity: the source's `identity.json` (needs a `sync`
+    /// block in the manifest).
+    Preserve,
+    /// ForkWithNewSyncIdentity: a new identity, generation 1.
+    Fork,
+}
+
 /// Runs the reference `powdb-backup` crate. Success prints one JSON line.
 #[derive(Debug, Parser)]
 #[command(name = "powdb-reference", args_override_self = true)]
@@ -52,6 +65,9 @@ pub enum Command {
         /// Increments to apply, in chain order (repeatable).
         #[arg(long, value_name = "incDir")]
         apply: Vec<PathBuf>,
+        /// Sync identity handling (new generation; old accepts only strip).
+        #[arg(long, value_enum, default_value = "strip")]
+        sync_mode: SyncMode,
     },
     /// Check a backup without restoring it (new generation only).
     Verify {

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use args::{Cli, Command, Gen};
+use args::{Cli, Command, Gen, SyncMode};
 
 fn main() -> ExitCode {
     // Usage errors: clap prints them and exits 2.
@@ -50,9 +50,13 @@ fn run(command: &Command, gen: Gen) -> Result<serde_json::Value, (u8, String)> {
             backup_dir,
             dest,
             apply,
+            sync_mode,
         } => match gen {
-            Gen::Old => old::restore(backup_dir, dest, apply),
-            Gen::New => new::restore(backup_dir, dest, apply),
+            Gen::Old if *sync_mode != SyncMode::Strip => {
+                return Err((3, "sync modes other than strip need --gen new".into()))
+            }
+            Gen::Old => reference::restore_old(backup_dir, dest, apply),
+            Gen::New => reference::restore_new(backup_dir, dest, apply, *sync_mode),
         },
         Command::Verify { backup_dir } => match gen {
             Gen::Old => return Err((3, "not supported by this generation".into())),

@@ -2,25 +2,29 @@
 //!
 //! Both releases expose the same entry points (`full_backup`,
 //! `incremental_backup`, `restore`, `restore_chain`, the two manifest types),
-//! so one macro body serves both; only the extra manifest fields of 0.29 and
-//! its `verify_backup` differ.
+//! so one macro body serves both; only the extra manifest fields of 0.29, the
+//! way a source is opened, its restore sync modes and its `verify_backup`
+//! differ.
 
 use serde_json::{json, Value};
+
+use crate::args::SyncMode;
 use std::io;
 use std::path::{Path, PathBuf};
 
 /// Expands to a module running the commands against one reference release.
-/// `|base, inc| { ... }` copies generation-specific increment fields onto the
-/// chained base (0.29 also records the catalog format and sync identity).
+/// `$open` opens the source directory (the result derefs to the catalog the
+/// backup functions take). `|base, inc| { ... }` copies generation-specific
+/// increment fields onto the chained base (0.29 also records the catalog
+/// format and sync identity).
 macro_rules! generation {
-    ($module:ident, $backup:ident, $storage:ident, |$base:ident, $inc:ident| $advance:block) => {
+    ($module:ident, $backup:ident, $open:path, |$base:ident, $inc:ident| $advance:block) => {
         pub mod $module {
             use super::*;
             use $backup::{BackupManifest, ChangedFile, FileEntry, IncrementManifest};
-            use $storage::catalog::Catalog;
 
             pub fn full(data_dir: &Path, dest: &Path) -> io::Result<Value> {
-                let mut catalog = Catalog::open(data_dir)?;
+                let mut catalog = $open(data_dir)?;
                 let m = $backup::full_backup(&mut catalog, dest)?;
                 drop(catalog); // release the engine before we report success
                 Ok(json!({"ok": true, "source_lsn": m.source_lsn, "files": m.files.len()}))
@@ -72,7 +76,7 @@ macro_rules! generation {
                 apply: &[PathBuf],
             ) -> io::Result<Value> {
                 let base = chained_base(full_dir, apply)?;
-                let mut catalog = Catalog::open(data_dir)?;
+                let mut catalog = $open(data_dir)?;
                 let m = $backup::incremental_backup(&mut catalog, &base, dest)?;
                 drop(catalog);
                 Ok(json!({
@@ -82,30 +86,67 @@ macro_rules! generation {
                     "changed": m.changed.len(),
                 }))
             }
-
-            pub fn restore(backup_dir: &Path, dest: &Path, apply: &[PathBuf]) -> io::Result<Value> {
-                if apply.is_empty() {
-                    $backup::restore(backup_dir, dest)?;
-                } else {
-                    let incs: Vec<&Path> = apply.iter().map(PathBuf::as_path).collect();
-                    $backup::restore_chain(backup_dir, &incs, dest)?;
-                }
-                Ok(json!({"ok": true}))
-            }
         }
     };
 }
 
-generation!(old, backup_old, storage_old, |base, inc| {
+use powdb_sync::open_preserving_retained_segments as open_new;
+use storage_old::catalog::Catalog as CatalogOld;
+
+/// 0.4.7 has no sync: the plain open.
+fn open_old(data_dir: &Path) -> io::Result<CatalogOld> {
+    CatalogOld::open(data_dir)
+}
+
+generation!(old, backup_old, open_old, |base, inc| {
     // 0.4.7 manifests carry nothing beyond the LSN and the file list.
 });
 
-generation!(new, backup_new, storage_new, |base, inc| {
+// `open_new` is the sync-aware open: in a sync-enabled directory
+// (`.powdb-sync/identity.json`) a plain `Catalog::open` refuses to recover a
+// non-empty WAL, and a plain checkpoint to truncate one; this one archives the
+// WAL into a retained segment first (and so does its drop). Elsewhere it is
+// `Catalog::open`.
+generation!(new, backup_new, open_new, |base, inc| {
     // incremental_backup refuses a base whose catalog format or sync identity
     // differs from the live one, so carry the latest values forward.
     base.catalog_version = inc.catalog_version;
     base.sync = inc.sync.clone();
 });
+
+/// 0.4.7 restores have no sync identity to handle: strip only (the caller
+/// refuses the other modes).
+pub fn restore_old(backup_dir: &Path, dest: &Path, apply: &[PathBuf]) -> io::Result<Value> {
+    if apply.is_empty() {
+        backup_old::restore(backup_dir, dest)?;
+    } else {
+        let incs: Vec<&Path> = apply.iter().map(PathBuf::as_path).collect();
+        backup_old::restore_chain(backup_dir, &incs, dest)?;
+    }
+    Ok(json!({"ok": true, "sync_mode": "strip"}))
+}
+
+/// `restore_with_sync_mode` / `restore_chain_with_sync_mode` (0.29).
+pub fn restore_new(
+    backup_dir: &Path,
+    dest: &Path,
+    apply: &[PathBuf],
+    mode: SyncMode,
+) -> io::Result<Value> {
+    use backup_new::RestoreSyncMode;
+    let (sync_mode, name) = match mode {
+        SyncMode::Strip => (RestoreSyncMode::StripSyncIdentity, "strip"),
+        SyncMode::Preserve => (RestoreSyncMode::PreserveSyncIdentity, "preserve"),
+        SyncMode::Fork => (RestoreSyncMode::ForkWithNewSyncIdentity, "fork"),
+    };
+    if apply.is_empty() {
+        backup_new::restore_with_sync_mode(backup_dir, dest, sync_mode)?;
+    } else {
+        let incs: Vec<&Path> = apply.iter().map(PathBuf::as_path).collect();
+        backup_new::restore_chain_with_sync_mode(backup_dir, &incs, dest, sync_mode)?;
+    }
+    Ok(json!({"ok": true, "sync_mode": name}))
+}
 
 /// Only 0.29 can check a backup without restoring it. Returns the
 /// reference's own report when it passes, its findings as the error otherwise.
@@ -119,5 +160,8 @@ pub fn verify_new(backup_dir: &Path) -> io::Result<Value> {
         .iter()
         .map(|e| format!("{}: {}", e.code, e.message))
         .collect();
-    Err(io::Error::other(format!("verify failed: {}", findings.join("; "))))
+    Err(io::Error::other(format!(
+        "verify failed: {}",
+        findings.join("; ")
+    )))
 }
