@@ -14,6 +14,7 @@ import { openRepository, repoAccess, repositoryCommands } from './cli-repo.js';
 import type { BackupRecord, BackupType, RepositoryTotals } from './repository.js';
 import { restoreChain } from './restore.js';
 import { SYNC_MODES, type SyncMode, type SyncOutcome } from './sync.js';
+import type { ArchiveLineage } from './repo/archive.js';
 import { verifyChain, type VerifyReport } from './verify.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -105,6 +106,19 @@ function totalsLine(t: RepositoryTotals): string {
         ? '\nwhether the store honours conditional writes is unknown: these credentials cannot write'
         : '')
   );
+}
+
+/** The WAL archive of each lineage: its LSN ranges, gaps and times. */
+function archiveLines(lineages: ArchiveLineage[]): string {
+  return lineages
+    .map(
+      (l) =>
+        `WAL archive of database ${l.database_id} generation ${l.primary_generation}: ${plural(l.segments, 'segment')}, ${formatBytes(l.bytes)}, ` +
+        `LSNs ${l.ranges.map((r) => `${r.start_lsn}-${r.end_lsn}`).join(', ')}, archived ${l.first_archived} to ${l.last_archived}` +
+        (l.newest_boundary === null ? '' : `; restorable up to LSN ${l.newest_boundary}`) +
+        l.gaps.map((g) => `\n  GAP: no archived LSNs ${g.after_lsn + 1n}-${g.next_lsn - 1n}`).join(''),
+    )
+    .join('\n');
 }
 
 function infoTable(records: BackupRecord[]): string {
@@ -230,7 +244,11 @@ function buildProgram(): Command {
       if (opts.repo) {
         if (!first || second || opts.apply) usage('with --repo give only <dest> (and --as-of)');
         const r = await (await openRepository(opts.repo, opts)).restore(first, { ...run, asOf: opts.asOf });
-        const line = `restored ${r.applied.at(-1)} (applied ${r.applied.join(', ')}): ${plural(r.files, 'file')}, ${formatBytes(r.bytes)}, LSN ${r.sourceLsn}${syncNote(r.sync)} -> ${first}`;
+        const replay = r.replay
+          ? `, then the archived WAL to LSN ${r.replay.cut_lsn} (LSNs ${r.replay.base_lsn + 1n}-${r.replay.cut_lsn}: ${plural(Number(r.replay.units), 'record')} from ${plural(r.replay.segments, 'segment')}, for target ${r.replay.target_lsn}; the first open of the directory replays them)`
+          : '';
+        const notes = (r.replay?.notes ?? []).map((n) => `\nnote: ${n}`).join('');
+        const line = `restored ${r.applied.at(-1)} (applied ${r.applied.join(', ')}): ${plural(r.files, 'file')}, ${formatBytes(r.bytes)}, LSN ${r.replay?.base_lsn ?? r.sourceLsn}${replay}${syncNote(r.sync)} -> ${first}${notes}`;
         return print(Boolean(opts.json), r, line);
       }
       if (!first || !second) usage('missing <backupDir> <dest> (or --repo <repo> <dest>)');
@@ -274,7 +292,9 @@ function buildProgram(): Command {
         reports
           .map(
             (r) =>
-              (r.id ? `${r.id === 'repository' ? 'repository' : `backup ${r.id}`}:\n` : '') + verifySummary(r.report),
+              (r.id
+                ? `${r.id === 'repository' ? 'repository' : r.id === 'archive' ? 'WAL archive' : `backup ${r.id}`}:\n`
+                : '') + verifySummary(r.report),
           )
           .join('\n'),
       );
@@ -292,12 +312,14 @@ function buildProgram(): Command {
         '\nExamples:\n  powdb-backup info --repo ./backups\n  powdb-backup info --repo ./backups 20261123T101500Z-I --json',
       ),
   ).action(async (id: string | undefined, opts: Common & { repo: string }) => {
-    const { backups, chain, totals } = await (await openRepository(opts.repo, opts)).info(id);
+    const info = await (await openRepository(opts.repo, opts)).info(id);
+    const { backups, chain, totals } = info;
+    const archive = 'archive' in info ? (info.archive as ArchiveLineage[]) : undefined;
     if (!chain) {
       return print(
         Boolean(opts.json),
-        { repo: opts.repo, backups, totals },
-        `${infoTable(backups)}\n${totalsLine(totals)}`,
+        { repo: opts.repo, backups, totals, ...(archive ? { archive } : {}) },
+        `${infoTable(backups)}\n${totalsLine(totals)}${archive ? `\n${archiveLines(archive)}` : ''}`,
       );
     }
     print(

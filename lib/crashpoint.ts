@@ -12,7 +12,9 @@ export type CrashPoint =
   | 'manifest-written'
   | 'staging-synced'
   | 'renamed'
-  | 'expire-renamed';
+  | 'expire-renamed'
+  | 'archive-packs-committed'
+  | 'archive-record-written';
 
 export function crashPoint(name: CrashPoint): void {
   if (name === point && ++seen === Number(nth)) process.kill(process.pid, 'SIGKILL');

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { BackupError } from './errors.js';
 import { isDurable, isHeap } from './names.js';
 import { native } from './native.js';
-import { readSyncIdentity, type SyncIdentity } from './sync.js';
+import { assertNoOverflow, readSyncIdentity, type SyncIdentity } from './sync.js';
 
 /** A durable file of a data directory, with what it looked like when listed. */
 export interface SourceFile {
@@ -103,7 +103,11 @@ export async function withDataDir<T>(dir: string, work: (snapshot: DataDirSnapsh
   }
   const lock = await native.acquireLock(dir);
   try {
-    await checkCheckpointed(dir);
+    await checkCheckpointed(dir).catch(async (err: unknown) => {
+      // A sync-enabled directory that cannot checkpoint: say why.
+      if (await statOrNull(join(dir, '.powdb-sync', 'identity.json'))) await assertNoOverflow(dir);
+      throw err;
+    });
     const names = (await readdir(dir)).filter(isDurable).sort();
     const files = await Promise.all(names.map((name) => describe(dir, name)));
     const snapshot = {

@@ -6,6 +6,7 @@ import * as v from 'valibot';
 import { BackupError } from './errors.js';
 import { formatJson, parseJson } from './json.js';
 import { native } from './native.js';
+import { walNative } from './wal-native.js';
 
 /**
  * Sync-enabled data directories (PowDB 0.29 `sync-enable`): their identity,
@@ -259,4 +260,21 @@ export function parseSyncMode(value: string | undefined): SyncMode {
   if (value === undefined) return 'strip';
   if ((SYNC_MODES as readonly string[]).includes(value)) return value as SyncMode;
   throw new BackupError('ERR_INVALID_ARG', `unknown sync mode ${JSON.stringify(value)}; use strip, preserve or fork`);
+}
+
+/**
+ * Refuses a sync-enabled directory whose `wal.log` holds a value too large
+ * to store inline: powdb-sync 0.29 cannot archive it, so the directory can
+ * no longer checkpoint and its retained history stops.
+ */
+export async function assertNoOverflow(dataDir: string, archivedThrough?: bigint): Promise<void> {
+  const found = await walNative.overflowRecord(join(dataDir, 'wal.log'));
+  if (!found) return;
+  throw new BackupError(
+    'ERR_SYNC_OVERFLOW',
+    `${join(dataDir, 'wal.log')} holds a value too large to store inline (WAL record type ${found.kind} at LSN ${found.lsn}): ` +
+      `powdb-sync 0.29 cannot archive it, so ${dataDir} can no longer checkpoint` +
+      (archivedThrough === undefined ? '' : ` and its archived history stops at LSN ${archivedThrough}`) +
+      '. Delete that row or store the value smaller, or turn sync off (remove .powdb-sync/identity.json) and checkpoint.',
+  );
 }

@@ -5,3 +5,4 @@
 pub mod core;
 mod binding;
 mod repo_binding;
+mod wal_binding;

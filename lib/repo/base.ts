@@ -3,6 +3,7 @@ import type { BackupOptions } from '../backup.js';
 import type { OperationOptions } from '../progress.js';
 import type { RestoreOptions, RestoreResult } from '../restore.js';
 import type { VerifyOptions, VerifyReport } from '../verify.js';
+import type { ReplaySummary } from './pitr.js';
 
 /** `full`; `incr`: on the newest backup; `diff`: on the newest full backup. */
 export type BackupType = 'full' | 'incr' | 'diff';
@@ -56,6 +57,8 @@ export interface ExpireOptions {
 export interface ExpireResult {
   removed: string[];
   kept: string[];
+  /** Format 2: the archived WAL segments removed (no kept backup replays them). */
+  archiveRemoved?: string[];
   /** Format 2: what the prune freed. */
   pruned?: { packsRemoved: number; packsRepacked: number; blobsRemoved: number; bytesFreed: bigint };
 }
@@ -85,9 +88,9 @@ export function sortRecords(records: BackupRecord[]): BackupRecord[] {
 }
 
 /** What `asOf` names: a backup id, an LSN, or a time. */
-type Target = { id: string } | { lsn: bigint } | { time: number };
+export type Target = { id: string } | { lsn: bigint } | { time: number };
 
-function parseTarget(asOf: string | bigint | Date, ids: Set<string>): Target {
+export function parseTarget(asOf: string | bigint | Date, ids: Set<string>): Target {
   if (asOf instanceof Date) return { time: asOf.getTime() };
   if (typeof asOf === 'bigint') return { lsn: asOf };
   if (ids.has(asOf)) return { id: asOf };
@@ -120,7 +123,7 @@ export abstract class RepositoryBase {
   /** Backs `dataDir` up: `incr` (default) on the newest backup, `diff` on the newest full, or `full`. */
   abstract backup(dataDir: string, options?: BackupOptions & { type?: BackupType }): Promise<BackupRecord>;
   /** Restores the newest backup at or before `asOf` (default: the newest) into `dest`. */
-  abstract restore(dest: string, options?: RestoreAsOf): Promise<RestoreResult & { applied: string[] }>;
+  abstract restore(dest: string, options?: RestoreAsOf): Promise<RestoreResult & { applied: string[]; replay?: ReplaySummary }>;
   /** Verifies backups (see the subclasses); with `source`, compares the newest (or `id`) with a data directory. */
   abstract verify(options?: VerifyOptions & { id?: string }): Promise<{ id: string; report: VerifyReport }[]>;
   /** Removes backups outside the retention (and, in format 2, the data only they used). */

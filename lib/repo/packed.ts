@@ -1,5 +1,6 @@
-import { mkdir, readdir } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { cancellable } from '../abort.js';
 import { sourceSyncBlock, type BackupOptions } from '../backup.js';
 import { crashPoint } from '../crashpoint.js';
@@ -25,9 +26,33 @@ import {
   type RestoreAsOf,
 } from './base.js';
 import { withRepoLock } from './legacy.js';
+import {
+  WalArchive,
+  expiredRecords,
+  keyOf,
+  summarize,
+  type ArchiveLineage,
+  type ArchiveResult,
+} from './archive.js';
+import {
+  REPLAY_LIMITS,
+  addColumnNote,
+  lineageOf,
+  planRestore,
+  type PitrPlan,
+  type ReplaySummary,
+} from './pitr.js';
+import { walNative } from '../wal-native.js';
 import { compareSnapshotWithSource } from './source-compare.js';
 import { SNAPSHOTS, SNAPSHOT_VERSION, formatSnapshot, parseSnapshot, type Snapshot } from './snapshot.js';
-import { applySyncMode, assertSameLineage, assertSyncModeFits, readSyncIdentity, sameLineage } from '../sync.js';
+import {
+  applySyncMode,
+  assertNoOverflow,
+  assertSameLineage,
+  assertSyncModeFits,
+  readSyncIdentity,
+  sameLineage,
+} from '../sync.js';
 
 /** How to create a repository. */
 export interface InitOptions {
@@ -53,6 +78,8 @@ interface As {
 }
 
 const PAGE = 4096n;
+/** Where packs are (crate/src/core/repo/index.rs). */
+const PACKS = 'data/';
 
 /** When a backup id says it was taken (to the second), if it has the usual shape. */
 function idTime(id: string): number | undefined {
@@ -70,6 +97,17 @@ const store = (o: StoreOptions): StoreOptions | undefined =>
     ? { endpoint: o.endpoint, noConditionalWrites: o.noConditionalWrites, concurrency: o.concurrency }
     : undefined;
 
+/** The progress of a repository verify, which reads every pack: the packs (`data/`) as one piece of work. */
+async function packProgress(handle: number, options: OperationOptions, token?: number) {
+  if (!options.onProgress) return undefined;
+  const packs = await repoNative.listObjects(handle, PACKS).catch(() => []); // the check reports why
+  if (packs.length === 0) return undefined;
+  const bytes = packs.reduce((sum, p) => sum + p.size, 0n);
+  const progress = new Progress('verify', packs.length, bytes, options.onProgress, token);
+  progress.fileStarted(PACKS, bytes);
+  return () => progress.fileDone(PACKS, bytes, packs.length);
+}
+
 /**
  * Format 2: every backup is a small sealed snapshot naming the chunks of its
  * files; chunks are stored once across all backups (keyed ids), compressed,
@@ -79,12 +117,15 @@ const store = (o: StoreOptions): StoreOptions | undefined =>
 export class PackedRepository extends RepositoryBase {
   readonly format = 2 as const;
 
+  private readonly wal: WalArchive;
+
   private constructor(
     readonly dir: string,
     private readonly handle: RepoHandle,
     private readonly password: string | undefined,
   ) {
     super();
+    this.wal = new WalArchive(handle);
   }
 
   static async init(dir: string, options: InitOptions & StoreOptions = {}): Promise<PackedRepository> {
@@ -269,14 +310,24 @@ export class PackedRepository extends RepositoryBase {
         }
         const at = options.as ? new Date(options.as.created) : new Date();
         const id = options.as?.id ?? newBackupId(taken, at, type);
+        // A backup of a sync-enabled directory archives its retained WAL first (a failure there is
+        // reported, and does not stop the backup: `archive` and `verify` say more).
+        if (identity) {
+          await this.wal.archive(dataDir, identity, cancel.token).catch((err: unknown) => {
+            if ((err as BackupError).code === 'ERR_ABORTED') throw err;
+            repoNative.abandon(this.handle.handle);
+            process.emitWarning(`archiving the WAL of ${dataDir} failed: ${(err as Error).message}`, 'PowdbBackupWarning');
+          });
+        }
         try {
           return await withDataDir(dataDir, async (source) => {
             assertSameLineage(identity, source.sync, `${dataDir}: sync identity changed while backing up`);
             crashPoint('lock-acquired');
             const total = source.files.reduce((sum, f) => sum + f.size, 0n);
-            const progress = new Progress('backup', source.files.length, total, options.onProgress);
+            const progress = new Progress('backup', source.files.length, total, options.onProgress, cancel.token);
             const stored = await mapLimit(source.files, options.concurrency ?? DEFAULT_CONCURRENCY, async (f) => {
               cancel.check();
+              progress.fileStarted(f.name, f.size);
               const result = await repoNative.storeFile(this.handle.handle, f.path, f.paged, cancel.token);
               progress.fileDone(f.name, f.size);
               crashPoint('file-done');
@@ -341,12 +392,13 @@ export class PackedRepository extends RepositoryBase {
     check: () => void,
   ): Promise<(string | null)[]> {
     const total = snapshot.files.reduce((sum, f) => sum + f.len, 0n);
-    const progress = new Progress('restore', snapshot.files.length, total, options.onProgress);
+    const progress = new Progress('restore', snapshot.files.length, total, options.onProgress, token);
     // On object storage a file's ranges are already fetched several at once
     // (the store's concurrency): one file at a time keeps memory to its windows.
     const files = options.concurrency ?? (isObjectStore(this.dir) ? 1 : DEFAULT_CONCURRENCY);
     return mapLimit(snapshot.files, files, async (f) => {
       check();
+      progress.fileStarted(f.name, f.len);
       const digest = await repoNative.restoreFile(
         this.handle.handle,
         f.lists,
@@ -361,28 +413,135 @@ export class PackedRepository extends RepositoryBase {
     });
   }
 
-  async restore(dest: string, options: RestoreAsOf = {}): Promise<RestoreResult & { applied: string[] }> {
+  /**
+   * Copies the retained WAL segments of the sync-enabled `dataDir` that the
+   * repository does not have yet (see WalArchive.archive). Needs no lock on
+   * the data directory; waits up to `lockWaitMs` (default 60 s) for the
+   * repository's writer lock, so that it can run beside a backup. Fails with
+   * ERR_SYNC_OVERFLOW, after archiving, when `wal.log` holds a record that
+   * powdb-sync cannot archive (history stops there).
+   */
+  async archive(dataDir: string, options: OperationOptions & { lockWaitMs?: number } = {}): Promise<ArchiveResult> {
+    const identity = await readSyncIdentity(dataDir);
+    if (!identity) {
+      throw new BackupError(
+        'ERR_NOT_SYNC_ENABLED',
+        `${dataDir} is not sync-enabled: it keeps no retained WAL to archive (enable it with powdb-cli sync-enable)`,
+      );
+    }
+    const result = await this.waitingForLock(options.lockWaitMs ?? 60_000, () =>
+      cancellable(options.signal, async (cancel) => {
+        await repoNative.settleUnindexed(this.handle.handle);
+        try {
+          return await this.wal.archive(dataDir, identity, cancel.token);
+        } catch (err) {
+          repoNative.abandon(this.handle.handle);
+          throw err;
+        }
+      }),
+    );
+    await assertNoOverflow(dataDir, result.ranges.at(-1)?.end_lsn);
+    return result;
+  }
+
+  /** Runs `work` with the writer lock, retrying while another writer holds it, up to `waitMs`. */
+  private async waitingForLock<T>(waitMs: number, work: () => Promise<T>): Promise<T> {
+    const until = Date.now() + waitMs;
+    for (;;) {
+      try {
+        return await this.exclusively(work);
+      } catch (err) {
+        if ((err as BackupError).code !== 'ERR_REPO_LOCKED' || Date.now() >= until) throw err;
+      }
+      await sleep(1000);
+    }
+  }
+
+  /** The WAL archive, lineage by lineage. */
+  async archiveInfo(): Promise<ArchiveLineage[]> {
+    return summarize(await this.wal.records());
+  }
+
+  override async info(id?: string) {
+    const base = await super.info(id);
+    const archive = await this.archiveInfo();
+    return archive.length > 0 ? { ...base, archive } : base;
+  }
+
+  async restore(
+    dest: string,
+    options: RestoreAsOf = {},
+  ): Promise<RestoreResult & { applied: string[]; replay?: ReplaySummary }> {
     await repoNative.refresh(this.handle.handle);
-    const snapshot = await this.pickSnapshot(options.asOf);
+    const { readable } = await this.readSnapshots();
+    const archive = readable.some((s) => s.sync) ? await this.wal.records() : [];
+    const plan = planRestore(readable, options.asOf, (s) => lineageOf(s, archive));
+    const snapshot = plan?.base ?? (await this.pickSnapshot(options.asOf));
     const record = snapshot.record;
     const mode = options.syncMode ?? 'strip';
     assertSyncModeFits(snapshot.sync, mode);
+    const newestArchived = lineageOf(snapshot, archive).at(-1)?.end_lsn;
     return cancellable(options.signal, (cancel) =>
       buildAtomically(dest, 'restore', async (staging) => {
+        const replay = plan?.replay && (await this.prepareReplay(plan.replay, staging, cancel.token));
+        const reached = replay?.cut ?? record.source_lsn;
+        if (mode === 'preserve' && newestArchived !== undefined && reached < newestArchived) {
+          throw new BackupError(
+            'ERR_SYNC_MODE',
+            `sync mode preserve would restore LSN ${reached} while the archive holds history up to ${newestArchived}: new writes would reuse its LSNs; use --sync-mode fork (or strip)`,
+          );
+        }
         await this.layDown(snapshot, staging, false, options, cancel.token, () => cancel.check());
         cancel.check();
+        let summary: ReplaySummary | undefined;
+        if (replay && plan?.replay) {
+          const written = await walNative.writeWal(
+            replay.paths,
+            plan.replay.after,
+            replay.cut,
+            join(staging, 'wal.log'),
+            cancel.token,
+          );
+          await rm(replay.dir, { recursive: true, force: true });
+          summary = {
+            base: record.id,
+            base_lsn: record.source_lsn,
+            target_lsn: plan.replay.target,
+            cut_lsn: replay.cut,
+            units: written.units,
+            segments: replay.paths.length,
+            notes: [
+              REPLAY_LIMITS,
+              ...(written.addColumnLsn != null ? [addColumnNote(written.addColumnLsn, record.id)] : []),
+            ],
+          };
+        }
         const sync = await applySyncMode(staging, snapshot.sync, mode);
         return {
           dest,
           files: snapshot.files.length,
           bytes: snapshot.record.logical_bytes,
           increments: 0,
-          sourceLsn: record.source_lsn,
+          sourceLsn: reached,
           ...(sync ? { sync } : {}),
           applied: [record.id],
+          ...(summary ? { replay: summary } : {}),
         };
       }),
     );
+  }
+
+  /** Fetches the segments a replay needs into `staging` and finds where it stops. */
+  private async prepareReplay(
+    plan: PitrPlan,
+    staging: string,
+    token: number | undefined,
+  ): Promise<{ dir: string; paths: string[]; cut: bigint }> {
+    const dir = join(staging, '.powdb-replay-segments');
+    await mkdir(dir, { mode: 0o700 });
+    const paths = await this.wal.fetch(plan.segments, dir, token);
+    const cut = await walNative.cut(paths, plan.after, plan.target, token);
+    return { dir, paths, cut };
   }
 
   /**
@@ -449,7 +608,9 @@ export class PackedRepository extends RepositoryBase {
         id: s.record.id,
         files: s.files.map((f) => ({ name: f.name, lists: f.lists })),
       }));
+      const packsRead = await packProgress(this.handle.handle, options, cancel.token);
       const result = await repoNative.check(this.handle.handle, backups, cancel.token);
+      packsRead?.();
       const damage = result.problems.filter((p) => !p.code.startsWith('NOTE_'));
       const notes = result.problems.filter((p) => p.code.startsWith('NOTE_')).map((p) => p.message);
       const repository = {
@@ -468,7 +629,13 @@ export class PackedRepository extends RepositoryBase {
           report: { ok: errors.length === 0, checks: [`${files} files: every chunk present and intact`], errors },
         };
       });
-      return [repository, ...unreadable, ...reports.sort((a, b) => (a.id < b.id ? -1 : 1))];
+      const archive = options.id ? undefined : await this.wal.verify(cancel.token);
+      return [
+        repository,
+        ...(archive ? [{ id: 'archive', report: archive }] : []),
+        ...unreadable,
+        ...reports.sort((a, b) => (a.id < b.id ? -1 : 1)),
+      ];
     });
   }
 
@@ -499,11 +666,23 @@ export class PackedRepository extends RepositoryBase {
         }
         // Every snapshot still present keeps its chunks; one that cannot be read stops the prune.
         const remaining = await Promise.all((await this.snapshotIds()).map((id) => this.snapshot(id)));
-        const lists = [...new Set(remaining.flatMap((s) => s.files.flatMap((f) => f.lists)))];
+        const archive = await this.wal.records();
+        const bases = remaining.flatMap((s) =>
+          s.sync
+            ? [{ database_id: s.sync.identity.database_id, generation: s.sync.identity.primary_generation, lsn: s.record.source_lsn }]
+            : [],
+        );
+        const expired = new Set(expiredRecords(archive, bases));
+        for (const r of expired) await repoNative.deleteObject(this.handle.handle, keyOf(r));
+        const live = archive.filter((r) => !expired.has(r));
+        const lists = [
+          ...new Set([...remaining.flatMap((s) => s.files.flatMap((f) => f.lists)), ...live.flatMap((r) => r.lists)]),
+        ];
         const p = await repoNative.prune(this.handle.handle, lists, cancel.token);
         return {
           removed,
           kept: records.filter((r) => kept.has(r.id)).map((r) => r.id),
+          archiveRemoved: [...expired].map((r) => r.file),
           pruned: {
             packsRemoved: p.packsRemoved,
             packsRepacked: p.packsRepacked,

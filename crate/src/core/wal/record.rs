@@ -1,14 +1,13 @@
 //! One WAL record, as `wal.log` holds it and as a retained segment holds it
 //! unchanged: `u32 total_len, u32 crc, u64 tx_id, u8 type, u64 lsn, data`,
 //! with `crc = crc32(tx_id ‖ type ‖ lsn ‖ data)`.
-use std::collections::HashSet;
-
 pub const UNIT_HEADER_LEN: usize = 25;
 /// The engine treats a longer record as corruption.
 pub const MAX_UNIT_DATA: usize = 256 << 20;
 
 pub const COMMIT: u8 = 4;
 pub const ROLLBACK: u8 = 5;
+pub const DDL_ADD_COLUMN: u8 = 8;
 pub const BEGIN: u8 = 10;
 /// Written for values too large to store inline; powdb-sync 0.29 cannot archive them.
 pub const OVERFLOW_WRITE: u8 = 11;
@@ -48,25 +47,11 @@ impl UnitHeader {
     }
 }
 
-/// Tracks open transactions: a replay may stop only where none is open, so
-/// that the last record it applies closes (or is outside) every transaction.
-#[derive(Default)]
-pub struct Boundaries {
-    open: HashSet<u64>,
-}
-
-impl Boundaries {
-    /// Observes the next record; true when no transaction is open after it.
-    pub fn observe(&mut self, unit: &UnitHeader) -> bool {
-        match unit.kind {
-            BEGIN => {
-                self.open.insert(unit.tx_id);
-            }
-            COMMIT | ROLLBACK => {
-                self.open.remove(&unit.tx_id);
-            }
-            _ => {}
-        }
-        self.open.is_empty()
-    }
+/// Whether the database is at a commit point right after this record: it
+/// commits a transaction, or belongs to none (transaction 0). A replay that
+/// stops here and leaves out every transaction not committed by then gives
+/// exactly the state of the transactions committed so far, as the engine's
+/// own crash recovery would.
+pub fn is_commit_point(unit: &UnitHeader) -> bool {
+    unit.kind == COMMIT || (unit.tx_id == 0 && unit.kind != BEGIN && unit.kind != ROLLBACK)
 }

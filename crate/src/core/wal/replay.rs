@@ -1,7 +1,8 @@
 //! Writing a `wal.log` that replays archived history: the engine's first
 //! read-write open of the restored directory then applies exactly the
 //! transactions committed up to the cut (see powdb-sync.md, "Replaying").
-use super::record::{Boundaries, UnitHeader};
+use super::record::{is_commit_point, UnitHeader, COMMIT, DDL_ADD_COLUMN};
+use std::collections::HashSet;
 use super::segment::read_segment;
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::fsio::{create_new, Sink};
@@ -13,22 +14,25 @@ pub const WAL_HEADER: [u8; 8] = *b"PWAL\x01\x00\x00\x00";
 /// Where a replay stops and what it holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WalCut {
-    /// The LSN the restored directory reaches: the last record written.
+    /// The LSN the restored directory reaches.
     pub cut_lsn: u64,
-    /// Records written (LSNs `after + 1 ..= cut_lsn`).
+    /// Records written: those of transactions committed by the cut, and those outside any transaction.
     pub units: u64,
     pub bytes: u64,
+    /// The first `alter table add column` replayed, if any (PowDB 0.29 may fail to replay rows after it).
+    pub add_column_lsn: Option<u64>,
 }
 
-/// Calls `each` with every unit after `after_lsn`, in order, across
-/// `segments` (which must continue one another without a gap from `after_lsn + 1`).
+/// Calls `each(segment, unit, raw bytes)` for every unit after `after_lsn`, in
+/// order, across `segments` (which must continue one another without a gap
+/// from `after_lsn + 1`); returns the last LSN seen.
 fn units_after(
     segments: &[PathBuf],
     after_lsn: u64,
-    mut each: impl FnMut(&UnitHeader, &[u8]) -> CoreResult<()>,
-) -> CoreResult<()> {
+    mut each: impl FnMut(usize, &UnitHeader, &[u8]) -> CoreResult<()>,
+) -> CoreResult<u64> {
     let mut next = after_lsn + 1;
-    for path in segments {
+    for (i, path) in segments.iter().enumerate() {
         read_segment(path, |h, raw| {
             if h.lsn < next {
                 return Ok(());
@@ -40,20 +44,18 @@ fn units_after(
                 ));
             }
             next += 1;
-            each(h, raw)
+            each(i, h, raw)
         })?;
     }
-    Ok(())
+    Ok(next - 1)
 }
 
-/// The highest LSN in `(after_lsn, target_lsn]` after which no transaction is
-/// open, or `after_lsn` when there is none (a target inside the first
-/// transaction lands on the base).
+/// The last commit point in `(after_lsn, target_lsn]`, or `after_lsn` when
+/// there is none (a target inside the first transaction lands on the base).
 pub fn cut_at_or_before(segments: &[PathBuf], after_lsn: u64, target_lsn: u64) -> CoreResult<u64> {
-    let mut boundaries = Boundaries::default();
     let mut cut = after_lsn;
-    units_after(segments, after_lsn, |h, _| {
-        if h.lsn <= target_lsn && boundaries.observe(h) {
+    units_after(segments, after_lsn, |_, h, _| {
+        if h.lsn <= target_lsn && is_commit_point(h) {
             cut = h.lsn;
         }
         Ok(())
@@ -61,28 +63,45 @@ pub fn cut_at_or_before(segments: &[PathBuf], after_lsn: u64, target_lsn: u64) -
     Ok(cut)
 }
 
-/// Writes `out` (a new file): the WAL header, then every archived record
-/// with `after_lsn < lsn <= cut`, bytes unchanged; fsynced. `cut` comes from
-/// [`cut_at_or_before`].
+/// Per segment, the transactions whose Commit is at or before `cut`.
+fn committed_by(segments: &[PathBuf], after_lsn: u64, cut: u64) -> CoreResult<Vec<HashSet<u64>>> {
+    let mut committed = vec![HashSet::new(); segments.len()];
+    units_after(segments, after_lsn, |i, h, _| {
+        if h.kind == COMMIT && h.lsn <= cut {
+            committed[i].insert(h.tx_id);
+        }
+        Ok(())
+    })?;
+    Ok(committed)
+}
+
+/// Writes `out` (a new file): the WAL header, then, bytes unchanged, every
+/// archived record with `after_lsn < lsn <= cut` that belongs to no
+/// transaction or to one committed in its segment by the cut; fsynced.
+/// Leaving out the records of transactions not committed by the cut matters:
+/// the engine matches a Commit to rows by transaction id, ids restart at
+/// every open (so they repeat across segments), and a transaction never spans
+/// segments (a checkpoint, which ends a segment, refuses to run inside one).
+/// `cut` comes from [`cut_at_or_before`].
 pub fn write_wal(segments: &[PathBuf], after_lsn: u64, cut: u64, out: &Path) -> CoreResult<WalCut> {
+    let committed = committed_by(segments, after_lsn, cut)?;
     let mut sink = Sink::new(create_new(out)?, out);
     sink.append(&WAL_HEADER)?;
-    let mut written = WalCut { cut_lsn: after_lsn, units: 0, bytes: WAL_HEADER.len() as u64 };
-    units_after(segments, after_lsn, |h, raw| {
-        if h.lsn > cut {
+    let mut written = WalCut { cut_lsn: cut, units: 0, bytes: WAL_HEADER.len() as u64, add_column_lsn: None };
+    let last = units_after(segments, after_lsn, |i, h, raw| {
+        if h.lsn > cut || (h.tx_id != 0 && !committed[i].contains(&h.tx_id)) {
             return Ok(());
         }
         sink.append(raw)?;
-        written.cut_lsn = h.lsn;
         written.units += 1;
         written.bytes += raw.len() as u64;
+        if h.kind == DDL_ADD_COLUMN && written.add_column_lsn.is_none() {
+            written.add_column_lsn = Some(h.lsn);
+        }
         Ok(())
     })?;
-    if written.cut_lsn != cut {
-        return Err(CoreError::new(
-            "ERR_ARCHIVE_GAP",
-            format!("archived history ends at LSN {}, before the cut at {cut}", written.cut_lsn),
-        ));
+    if last < cut {
+        return Err(CoreError::new("ERR_ARCHIVE_GAP", format!("archived history ends at LSN {last}, before the cut at {cut}")));
     }
     sink.finish()?;
     Ok(written)

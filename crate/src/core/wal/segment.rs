@@ -2,7 +2,7 @@
 //! in bounded memory, checking what powdb-sync checks on read: the header,
 //! every unit's CRC and type, contiguous non-zero LSNs matching the header's
 //! range and count, and the footer CRC over every byte before it.
-use super::record::{Boundaries, UnitHeader, UNIT_HEADER_LEN};
+use super::record::{is_commit_point, UnitHeader, UNIT_HEADER_LEN};
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::fsio::open_read;
 use std::io::{BufReader, Read};
@@ -37,7 +37,7 @@ pub struct SegmentSummary {
     pub header: SegmentHeader,
     pub len: u64,
     pub blake3_hex: String,
-    /// The highest LSN after which no transaction is open (none is open at the start).
+    /// The highest commit point (see `is_commit_point`): the newest LSN a replay can stop at.
     pub last_boundary: Option<u64>,
 }
 
@@ -123,7 +123,6 @@ pub fn read_segment(path: &Path, mut each: impl FnMut(&UnitHeader, &[u8]) -> Cor
     let header = parse_header(&raw_header, path)?;
 
     let mut unit = Vec::new();
-    let mut boundaries = Boundaries::default();
     let mut last_boundary = None;
     let mut expected_lsn = header.start_lsn;
     for _ in 0..header.units {
@@ -149,7 +148,7 @@ pub fn read_segment(path: &Path, mut each: impl FnMut(&UnitHeader, &[u8]) -> Cor
             return Err(bad(path, format!("unit LSN {} where {} was expected (LSNs must be contiguous)", h.lsn, expected_lsn)));
         }
         expected_lsn = h.lsn.wrapping_add(1);
-        if boundaries.observe(&h) {
+        if is_commit_point(&h) {
             last_boundary = Some(h.lsn);
         }
         each(&h, &unit)?;

@@ -129,3 +129,37 @@ fn overflow_records_in_a_wal_are_found_and_a_torn_tail_is_not_an_error() {
     assert_eq!(first_overflow_record(&torn).unwrap(), None);
     assert_eq!(first_overflow_record(&dir.path("absent.log")).unwrap(), None);
 }
+
+#[test]
+fn a_transaction_a_crash_cut_short_is_left_out_though_its_id_commits_in_the_next_session() {
+    let dir = TempDir::new();
+    let a = dir.write("a.prul", &segment(&tx(1, 11, 2))); // 11..=14, committed
+    let tail = vec![(1, BEGIN, 15, vec![]), (1, 1, 16, b"uncommitted".to_vec())];
+    let b = dir.write("b.prul", &segment(&tail)); // the crash tail, archived by the next open
+    let c = dir.write("c.prul", &segment(&tx(1, 17, 1))); // 17..=19: tx ids restart at 1
+    let segments = vec![a, b, c];
+    assert_eq!(cut_at_or_before(&segments, 10, 16).unwrap(), 14);
+    assert_eq!(cut_at_or_before(&segments, 10, 18).unwrap(), 14);
+    assert_eq!(cut_at_or_before(&segments, 10, 19).unwrap(), 19);
+    let out = dir.path("wal.log");
+    let cut = write_wal(&segments, 10, 19, &out).unwrap();
+    assert_eq!((cut.cut_lsn, cut.units), (19, 7));
+    let expected: Vec<u8> = [tx(1, 11, 2), tx(1, 17, 1)].concat().iter().flat_map(unit_bytes).collect();
+    assert_eq!(&std::fs::read(&out).unwrap()[8..], &expected[..]);
+}
+
+#[test]
+fn interleaved_autocommit_statements_are_cut_at_each_commit_leaving_out_the_uncommitted() {
+    let dir = TempDir::new();
+    // As the engine logs two autocommit inserts: rows of tx 1 and 2, then both Commits.
+    let units: Vec<Unit> = vec![(1, 1, 42, vec![1]), (2, 1, 43, vec![2]), (1, COMMIT, 44, vec![]), (2, COMMIT, 45, vec![])];
+    let path = dir.write("s.prul", &segment(&units));
+    let segments = vec![path];
+    assert_eq!(cut_at_or_before(&segments, 41, 43).unwrap(), 41);
+    assert_eq!(cut_at_or_before(&segments, 41, 44).unwrap(), 44);
+    let out = dir.path("wal.log");
+    let cut = write_wal(&segments, 41, 44, &out).unwrap();
+    assert_eq!((cut.cut_lsn, cut.units), (44, 2)); // tx 1's row and Commit; tx 2 is not committed by then
+    let expected: Vec<u8> = [units[0].clone(), units[2].clone()].iter().flat_map(unit_bytes).collect();
+    assert_eq!(&std::fs::read(&out).unwrap()[8..], &expected[..]);
+}

@@ -1,0 +1,235 @@
+// Point-in-time recovery through the WAL archive (engine 0.29 with sync on):
+// archive the retained segments of a running history, then restore to every
+// commit and check with the engine that exactly what was committed by then is there.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { PackedRepository } from '../index.js';
+import {
+  CLI,
+  dump,
+  fixture,
+  insertRows,
+  makeDb,
+  rejectsWith,
+  segments,
+  syncEnable,
+  tmp,
+  transaction,
+} from './helpers.js';
+
+const gen = 'new';
+const COMMIT = 4;
+
+/** A sync-enabled database with T (100 rows, indexed), a repository, and its first (full) backup. */
+async function setup() {
+  const data = makeDb(gen, 100, '--index');
+  syncEnable(data);
+  const repo = await PackedRepository.init(join(tmp(), 'repo'));
+  const base = await repo.backup(data);
+  return { data, repo, base };
+}
+
+/** Every file under `dir`, as paths. */
+const files = (dir: string) =>
+  (readdirSync(dir, { recursive: true }) as string[]).map((n) => join(dir, n)).filter((p) => statSync(p).isFile());
+
+/** The newest LSN of the source's history (what its last checkpoint archived into a segment). */
+const lastLsn = (data: string, fallback: bigint) => {
+  const last = segments(data).last_lsn;
+  return last === null ? fallback : BigInt(last);
+};
+
+describe('point-in-time recovery through the WAL archive (engine 0.29, sync on)', () => {
+  it('restores every commit point exactly, lands inside a transaction on the commit before it, and maps times', async () => {
+    const { data, repo, base } = await setup();
+    // What the engine sees at each moment history reached (after each command's checkpoint).
+    const points: { lsn: bigint; tables: Record<string, unknown>; what: string }[] = [];
+    const mark = (what: string) => points.push({ lsn: lastLsn(data, base.source_lsn), tables: dump(gen, data), what });
+    mark('base');
+
+    insertRows(gen, data, 100, 5); // autocommit statements
+    mark('autocommit inserts');
+    const tx1 = transaction(data, { from: 200, count: 10, updateEvery: 7 });
+    mark('explicit transaction');
+    transaction(data, { from: 300, count: 5, end: 'rollback' }); // never archived: its LSNs are handed out again
+    mark('rolled back');
+    const run1 = await repo.archive(data);
+    expect(run1.archived.length).toBeGreaterThan(0);
+    expect(run1.gaps).toEqual([]);
+    const afterRun1 = new Date(Date.now() + 5);
+    await new Promise((r) => setTimeout(r, 20));
+
+    fixture(gen, 'add-table', data, '--table', 'U', '--rows', 30, '--index');
+    mark('DDL and rows of a new table');
+    transaction(data, { from: 0, count: 0, deleteEvery: 5 });
+    mark('explicit deletes');
+    transaction(data, { from: 400, count: 5, end: 'crash' }); // the next open archives its tail, uncommitted
+    insertRows(gen, data, 500, 3);
+    mark('after a crash, the next session (transaction ids restart at 1)');
+    expect((await repo.archive(data)).archived.length).toBeGreaterThan(0);
+    expect((await repo.archive(data)).archived).toEqual([]); // idempotent, nothing new
+
+    const archive = await repo.archiveInfo();
+    expect(archive[0]?.ranges).toEqual([{ start_lsn: base.source_lsn + 1n, end_lsn: points.at(-1)!.lsn }]);
+
+    const restoreTo = async (asOf: bigint | Date) => {
+      const dest = join(tmp(), 'r');
+      const r = await repo.restore(dest, { asOf });
+      return { r, tables: dump(gen, dest) };
+    };
+    // Rows, schemas and index health must match; indexes created after the base backup are not in
+    // the WAL (the catalog of the base does not name them), which the restore says in its notes.
+    const rows = (tables: Record<string, unknown>) =>
+      Object.fromEntries(
+        Object.entries(tables as Record<string, { count: number; rows_hash: string; schema: unknown; index_ok: boolean }>).map(
+          ([name, t]) => [name, { count: t.count, rows_hash: t.rows_hash, schema: t.schema, index_ok: t.index_ok }],
+        ),
+      );
+    for (const p of points) {
+      const { r, tables } = await restoreTo(p.lsn);
+      expect(rows(tables), `${p.what} (LSN ${p.lsn})`).toEqual(rows(p.tables));
+      expect((tables.T as { indexes: unknown }).indexes).toEqual((p.tables.T as { indexes: unknown }).indexes);
+      if (r.replay) expect(r.replay.notes.join(' ')).toContain('indexes created after the base backup');
+      expect(r.sourceLsn).toBe(p.lsn);
+      if (p.lsn > base.source_lsn) expect(r.replay?.cut_lsn).toBe(p.lsn);
+      else expect(r.replay).toBeUndefined();
+    }
+
+    // Every commit in the archived history is a point the engine opens at, with as many rows as
+    // the points around it allow; a target just before a commit lands on the point before that transaction.
+    const history = segments(data, true).segments.flatMap((s) => s.records!);
+    const commits = history.filter((u) => u.type === COMMIT).map((u) => BigInt(u.lsn));
+    const count = (tables: Record<string, unknown>) => (tables.T as { count: number }).count;
+    for (const c of commits) {
+      const { r, tables } = await restoreTo(c);
+      expect(r.replay?.cut_lsn, `commit at ${c}`).toBe(c);
+      const before = points.filter((p) => p.lsn <= c).at(-1)!;
+      const after = points.find((p) => p.lsn >= c)!;
+      const n = count(tables);
+      expect(n).toBeGreaterThanOrEqual(Math.min(count(before.tables), count(after.tables)));
+      expect(n).toBeLessThanOrEqual(Math.max(count(before.tables), count(after.tables)));
+    }
+    const inside = BigInt(tx1.commit_lsn!) - 1n;
+    const { r: insideTx, tables: insideTables } = await restoreTo(inside);
+    expect(insideTx.replay?.target_lsn).toBe(inside);
+    expect(insideTx.replay?.cut_lsn).toBe(BigInt(tx1.lsn_before));
+    expect(rows(insideTables)).toEqual(rows(points.find((p) => p.what === 'autocommit inserts')!.tables));
+
+    // A time maps to the newest LSN known by then: the end of what archive run 1 stored.
+    const { r: byTime, tables: timeTables } = await restoreTo(afterRun1);
+    expect(byTime.replay?.cut_lsn).toBe(points.find((p) => p.what === 'rolled back')!.lsn);
+    expect(rows(timeTables)).toEqual(rows(points.find((p) => p.what === 'rolled back')!.tables));
+    const { r: beforeRun } = await restoreTo(new Date(Date.parse(base.created) + 1));
+    expect(beforeRun.replay).toBeUndefined();
+
+    const beyond = points.at(-1)!.lsn + 10n;
+    const err = await rejectsWith(repo.restore(join(tmp(), 'x'), { asOf: beyond }), 'ERR_BEYOND_ARCHIVE');
+    expect(err.message).toContain(`newest reachable point is LSN ${points.at(-1)!.lsn}`);
+    repo.close();
+  });
+
+  it('preserve is refused before the newest archived history; fork and strip are not', async () => {
+    const { data, repo } = await setup();
+    insertRows(gen, data, 100, 3);
+    const middle = lastLsn(data, 0n);
+    insertRows(gen, data, 200, 3);
+    await repo.archive(data);
+    const identity = JSON.parse(readFileSync(join(data, '.powdb-sync', 'identity.json'), 'utf8'));
+
+    const e = await rejectsWith(repo.restore(join(tmp(), 'p'), { asOf: middle, syncMode: 'preserve' }), 'ERR_SYNC_MODE');
+    expect(e.message).toContain('reuse');
+    const fork = await repo.restore(join(tmp(), 'f'), { asOf: middle, syncMode: 'fork' });
+    expect(fork.sync?.identity?.database_id).not.toBe(identity.database_id);
+    const dest = join(tmp(), 'p2');
+    const newest = await repo.restore(dest, { asOf: lastLsn(data, 0n), syncMode: 'preserve' });
+    expect(newest.sync?.identity?.database_id).toBe(identity.database_id);
+    expect(dump(gen, dest)).toEqual(dump(gen, data));
+    repo.close();
+  });
+
+  it('reports a gap, refuses a target inside it naming the reachable point, and verify finds it', async () => {
+    const { data, repo, base } = await setup();
+    insertRows(gen, data, 100, 2);
+    const reachable = lastLsn(data, 0n);
+    insertRows(gen, data, 200, 2);
+    insertRows(gen, data, 300, 2);
+    const lost = segments(data).segments.find((s) => BigInt(s.start_lsn) === reachable + 1n)!;
+    const retained = join(data, '.powdb-sync', 'retained');
+    renameSync(join(retained, lost.file), join(tmp(), lost.file)); // a segment lost before it was archived
+    const run = await repo.archive(data);
+    expect(run.new_gap).toBe(true);
+    expect(run.gaps).toEqual([{ after_lsn: reachable, next_lsn: BigInt(lost.end_lsn) + 1n }]);
+
+    const err = await rejectsWith(repo.restore(join(tmp(), 'x'), { asOf: lastLsn(data, 0n) }), 'ERR_ARCHIVE_GAP');
+    expect(err.message).toContain(`newest reachable point is LSN ${reachable}`);
+    expect((await repo.restore(join(tmp(), 'ok'), { asOf: reachable })).replay?.cut_lsn).toBe(reachable);
+    const archiveReport = (await repo.verify()).find((r) => r.id === 'archive')!.report;
+    expect(archiveReport.errors.map((e) => e.code)).toEqual(['ERR_ARCHIVE_GAP']);
+    expect(base.source_lsn).toBeLessThan(reachable);
+    repo.close();
+  });
+
+  it('refuses a damaged segment at archive time, and finds damage in the archive at verify and restore', async () => {
+    const { data, repo } = await setup();
+    insertRows(gen, data, 100, 3);
+    const retained = join(data, '.powdb-sync', 'retained');
+    const [first] = readdirSync(retained).filter((n) => n.endsWith('.prul'));
+    const path = join(retained, first!);
+    const good = readFileSync(path);
+    const bad = Buffer.from(good);
+    bad.writeUInt8(bad.readUInt8(80) ^ 0x01, 80);
+    writeFileSync(path, bad);
+    await rejectsWith(repo.archive(data), 'ERR_BAD_SEGMENT');
+    writeFileSync(path, good);
+    await repo.archive(data);
+
+    // Damage the repository's copy: the packs that archive run wrote hold only segment data.
+    const before = new Set(files(join(repo.dir, 'data')));
+    insertRows(gen, data, 200, 1);
+    await repo.archive(data);
+    const archivePacks = files(join(repo.dir, 'data')).filter((f) => !before.has(f));
+    expect(archivePacks.length).toBeGreaterThan(0);
+    const damaged = archivePacks[0]!;
+    const bytes = readFileSync(damaged);
+    const at = Math.floor(bytes.length / 2);
+    bytes.writeUInt8(bytes.readUInt8(at) ^ 0x01, at);
+    writeFileSync(damaged, bytes);
+    const reports = await repo.verify();
+    expect(reports.find((r) => r.id === 'archive')!.report.ok).toBe(false);
+    await rejectsWith(repo.restore(join(tmp(), 'x'), { asOf: lastLsn(data, 0n) }), 'ERR_INTEGRITY');
+    repo.close();
+  });
+
+  it('a SIGKILL during archive never leaves a segment accepted but wrong; the next run completes it', async () => {
+    const data = makeDb(gen, 100, '--index');
+    syncEnable(data);
+    let next = 100;
+    for (const [point, n] of [
+      ['archive-packs-committed', 1],
+      ['archive-record-written', 1],
+      ['archive-record-written', 2],
+    ] as const) {
+      const repoDir = join(tmp(), 'repo');
+      const repo = await PackedRepository.init(repoDir);
+      await repo.backup(data);
+      repo.close();
+      for (const _ of [1, 2]) insertRows(gen, data, (next += 10), 1); // two new segments
+      const killed = spawnSync(process.execPath, [CLI, 'archive', data, '--repo', repoDir], {
+        encoding: 'utf8',
+        env: { ...process.env, POWDB_BACKUP_CRASH_AT: `${point}:${n}` },
+      });
+      expect(killed.signal, `${point}:${n} ${killed.stderr}`).toBe('SIGKILL');
+      const again = await PackedRepository.open(repoDir);
+      for (const report of await again.verify()) expect(report.report.errors, `${point}:${n} ${report.id}`).toEqual([]);
+      const rerun = await again.archive(data);
+      expect(rerun.gaps).toEqual([]);
+      const newest = lastLsn(data, 0n);
+      const dest = join(tmp(), 'r');
+      expect((await again.restore(dest, { asOf: newest })).sourceLsn).toBe(newest);
+      expect(dump(gen, dest)).toEqual(dump(gen, data));
+      again.close();
+    }
+  });
+});
