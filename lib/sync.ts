@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, mkdir, open, rm } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as v from 'valibot';
 import { BackupError } from './errors.js';
@@ -277,4 +277,16 @@ export async function assertNoOverflow(dataDir: string, archivedThrough?: bigint
       (archivedThrough === undefined ? '' : ` and its archived history stops at LSN ${archivedThrough}`) +
       '. Delete that row or store the value smaller, or turn sync off (remove .powdb-sync/identity.json) and checkpoint.',
   );
+}
+
+/** Whether a live process holds the directory's LOCK (the engine writes its PID there). */
+export async function heldByLiveProcess(dataDir: string): Promise<boolean> {
+  try {
+    const pid = Number((await readFile(join(dataDir, 'LOCK'), 'utf8')).trim());
+    if (!Number.isInteger(pid) || pid <= 0) return false;
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PackedRepository, Repository, fullBackup, verifyBackup } from '../../index.js';
 import { s3Request } from '../../scripts/s3/servers.mjs';
-import { CLI, dataHashes, insertRows, makeDb, rejectsWith, report, tmp } from '../helpers.js';
+import { CLI, dataHashes, dump, insertRows, makeDb, rejectsWith, report, segments, syncEnable, tmp } from '../helpers.js';
 import { envFor, freshPrefix, listKeys, parseS3Url, s3Targets, type S3Target } from './targets.js';
 
 const KDF = { mKib: 64, t: 1, p: 1 };
@@ -257,6 +257,33 @@ describe.each(targets.map((t) => [t.name, t] as const))('a repository on %s', (_
     expect(down.message).toContain('http://127.0.0.1:9');
     expect(Date.now() - started).toBeLessThan(45_000);
   }, 90_000);
+
+  it('archives a sync-enabled directory\'s WAL beside its backups and restores to any archived LSN', async () => {
+    useTarget(target);
+    const url = freshPrefix(target, 'pitr');
+    const data = makeDb('new', 200, '--index');
+    syncEnable(data);
+    const repo = await PackedRepository.init(url, { encrypt: true, password: PASSWORD, kdf: KDF });
+    await repo.backup(data);
+    insertRows('new', data, 200, 5);
+    const middle = { lsn: BigInt(segments(data).last_lsn!), rows: dump('new', data) };
+    insertRows('new', data, 300, 5);
+    const run = await repo.archive(data);
+    expect(run.archived.length).toBe(2);
+    expect((await repo.archive(data)).archived).toEqual([]);
+    const newest = BigInt(segments(data).last_lsn!);
+    for (const [lsn, expected] of [
+      [middle.lsn, middle.rows],
+      [newest, dump('new', data)],
+    ] as const) {
+      const dest = join(tmp(), 'pitr');
+      expect((await repo.restore(dest, { asOf: lsn })).replay?.cut_lsn).toBe(lsn);
+      expect(dump('new', dest)).toEqual(expected);
+    }
+    expect((await repo.verify()).filter((v) => !v.report.ok)).toEqual([]);
+    expect((await listKeys(target, url)).some((k) => k.includes('/archive/'))).toBe(true);
+    repo.close();
+  });
 });
 
 describe('a full backup of the same data on local disk and on object storage', () => {

@@ -50,6 +50,7 @@ import {
   assertNoOverflow,
   assertSameLineage,
   assertSyncModeFits,
+  heldByLiveProcess,
   readSyncIdentity,
   sameLineage,
 } from '../sync.js';
@@ -440,7 +441,8 @@ export class PackedRepository extends RepositoryBase {
         }
       }),
     );
-    await assertNoOverflow(dataDir, result.ranges.at(-1)?.end_lsn);
+    // The WAL of a running server is its own (never read it); a stopped one says why history stopped.
+    if (!(await heldByLiveProcess(dataDir))) await assertNoOverflow(dataDir, result.ranges.at(-1)?.end_lsn);
     return result;
   }
 
