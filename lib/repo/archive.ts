@@ -315,7 +315,8 @@ export interface ArchiveLineage {
   primary_generation: bigint;
   segments: number;
   bytes: bigint;
-  ranges: LsnRange[];
+  /** Each run of LSNs without a gap, with when its first and last segments were archived. */
+  ranges: (LsnRange & { first_archived: string; last_archived: string })[];
   gaps: { after_lsn: bigint; next_lsn: bigint }[];
   /** The newest LSN after which no transaction is open: the newest point a replay can stop at. */
   newest_boundary: bigint | null;
@@ -332,12 +333,18 @@ export function summarize(records: ArchivedSegment[]): ArchiveLineage[] {
   }
   return [...groups.values()].map((segments) => {
     const times = segments.map((s) => s.archived).sort();
+    const { ranges, gaps } = coverage(segments);
+    const timed = ranges.map((r) => {
+      const within = segments.filter((s) => s.start_lsn >= r.start_lsn && s.end_lsn <= r.end_lsn).map((s) => s.archived).sort();
+      return { ...r, first_archived: within[0]!, last_archived: within.at(-1)! };
+    });
     return {
       database_id: segments[0]!.database_id,
       primary_generation: segments[0]!.primary_generation,
       segments: segments.length,
       bytes: segments.reduce((sum, s) => sum + s.len, 0n),
-      ...coverage(segments),
+      ranges: timed,
+      gaps,
       newest_boundary: segments.reduce<bigint | null>(
         (max, s) => (s.last_boundary !== null && (max === null || s.last_boundary > max) ? s.last_boundary : max),
         null,
