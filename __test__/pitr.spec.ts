@@ -88,9 +88,12 @@ describe('point-in-time recovery through the WAL archive (engine 0.29, sync on)'
     // the WAL (the catalog of the base does not name them), which the restore says in its notes.
     const rows = (tables: Record<string, unknown>) =>
       Object.fromEntries(
-        Object.entries(tables as Record<string, { count: number; rows_hash: string; schema: unknown; index_ok: boolean }>).map(
-          ([name, t]) => [name, { count: t.count, rows_hash: t.rows_hash, schema: t.schema, index_ok: t.index_ok }],
-        ),
+        Object.entries(
+          tables as Record<string, { count: number; rows_hash: string; schema: unknown; index_ok: boolean }>,
+        ).map(([name, t]) => [
+          name,
+          { count: t.count, rows_hash: t.rows_hash, schema: t.schema, index_ok: t.index_ok },
+        ]),
       );
     for (const p of points) {
       const { r, tables } = await restoreTo(p.lsn);
@@ -143,7 +146,10 @@ describe('point-in-time recovery through the WAL archive (engine 0.29, sync on)'
     await repo.archive(data);
     const identity = JSON.parse(readFileSync(join(data, '.powdb-sync', 'identity.json'), 'utf8'));
 
-    const e = await rejectsWith(repo.restore(join(tmp(), 'p'), { asOf: middle, syncMode: 'preserve' }), 'ERR_SYNC_MODE');
+    const e = await rejectsWith(
+      repo.restore(join(tmp(), 'p'), { asOf: middle, syncMode: 'preserve' }),
+      'ERR_SYNC_MODE',
+    );
     expect(e.message).toContain('reuse');
     const fork = await repo.restore(join(tmp(), 'f'), { asOf: middle, syncMode: 'fork' });
     expect(fork.sync?.identity?.database_id).not.toBe(identity.database_id);
@@ -287,13 +293,17 @@ describe('point-in-time recovery through the WAL archive (engine 0.29, sync on)'
     expect(archived.stdout).toMatch(/^archived 1 segment \(LSNs \d+-\d+, .*\); the archive holds LSNs \d+-\d+$/m);
     expect(cli('archive', data, '--repo', dir).stdout).toMatch(/^nothing new to archive; /);
     const info = cli('info', '--repo', dir);
-    expect(info.stdout).toMatch(/WAL archive of database [0-9a-f]{32} generation 1: 1 segment, .* restorable up to LSN \d+/);
+    expect(info.stdout).toMatch(
+      /WAL archive of database [0-9a-f]{32} generation 1: 1 segment, .* restorable up to LSN \d+/,
+    );
     const newest = lastLsn(data, 0n);
     const restored = cli('restore', '--repo', dir, join(tmp(), 'r'), '--as-of', String(newest));
     expect(restored.status, restored.stderr).toBe(0);
     expect(restored.stdout).toContain(`then the archived WAL to LSN ${newest}`);
     expect(restored.stdout).toContain('note: the WAL brings back rows and table DDL');
-    const json = JSON.parse(cli('restore', '--repo', dir, join(tmp(), 'j'), '--as-of', String(newest), '--json').stdout);
+    const json = JSON.parse(
+      cli('restore', '--repo', dir, join(tmp(), 'j'), '--as-of', String(newest), '--json').stdout,
+    );
     expect(json.replay.cut_lsn).toBe(Number(newest));
     const plain = makeDb(gen, 5);
     const refused = cli('archive', plain, '--repo', dir);

@@ -141,7 +141,9 @@ describe('sync-enabled directories (engine 0.29, sync on)', () => {
     insertRows(gen, synced, 100, 10);
     const inc = join(tmp(), 'inc2');
     await incrementalBackup(synced, base, inc);
-    editText(join(inc, 'increment.json'), (t) => t.replace(/"database_id": "[0-9a-f]+"/, `"database_id": "${'12'.repeat(16)}"`));
+    editText(join(inc, 'increment.json'), (t) =>
+      t.replace(/"database_id": "[0-9a-f]+"/, `"database_id": "${'12'.repeat(16)}"`),
+    );
     const broken = await rejectsWith(restoreChain(base, [inc], join(tmp(), 'r')), 'ERR_SYNC_LINEAGE');
     expect(broken.message).toContain('increment sync identity does not match full backup identity');
   });

@@ -152,7 +152,10 @@ export function repositoryCommands(program: Command, kit: CliKit): void {
         .description(
           "copy a sync-enabled data directory's retained WAL segments that the repository lacks (safe from cron, beside a running server and beside backups)",
         )
-        .argument('<dataDir>', 'the sync-enabled PowDB data directory (only its .powdb-sync/retained/ segments are read)')
+        .argument(
+          '<dataDir>',
+          'the sync-enabled PowDB data directory (only its .powdb-sync/retained/ segments are read)',
+        )
         .requiredOption('--repo <repo>', 'the repository (format 2)')
         .option('--lock-wait <seconds>', 'wait this long for another writer of the repository (default 60)', (v) =>
           Number(v),
@@ -175,7 +178,9 @@ export function repositoryCommands(program: Command, kit: CliKit): void {
         ? `archived ${plural(r.archived.length, 'segment')} (LSNs ${r.archived.map(range).join(', ')}, ${formatBytes(stored)})`
         : 'nothing new to archive') +
       `; the archive holds LSNs ${r.ranges.map(range).join(', ') || 'none'}` +
-      r.gaps.map((g) => `\nGAP: no archived LSNs ${g.after_lsn + 1n}-${g.next_lsn - 1n}; nothing can be restored inside it`).join('');
+      r.gaps
+        .map((g) => `\nGAP: no archived LSNs ${g.after_lsn + 1n}-${g.next_lsn - 1n}; nothing can be restored inside it`)
+        .join('');
     print(Boolean(opts.json), r, line);
     if (r.new_gap) process.exitCode = 1; // a hole in history, new with this run
   });

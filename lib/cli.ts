@@ -114,7 +114,9 @@ function archiveLines(lineages: ArchiveLineage[]): string {
     .map(
       (l) =>
         `WAL archive of database ${l.database_id} generation ${l.primary_generation}: ${plural(l.segments, 'segment')}, ${formatBytes(l.bytes)}, ` +
-        l.ranges.map((r) => `LSNs ${r.start_lsn}-${r.end_lsn} (archived ${r.first_archived} to ${r.last_archived})`).join(', ') +
+        l.ranges
+          .map((r) => `LSNs ${r.start_lsn}-${r.end_lsn} (archived ${r.first_archived} to ${r.last_archived})`)
+          .join(', ') +
         (l.newest_boundary === null ? '' : `; restorable up to LSN ${l.newest_boundary}`) +
         l.gaps.map((g) => `\n  GAP: no archived LSNs ${g.after_lsn + 1n}-${g.next_lsn - 1n}`).join(''),
     )

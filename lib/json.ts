@@ -1,4 +1,5 @@
 import { isInteger, parse, stringify } from 'lossless-json';
+import * as v from 'valibot';
 
 /**
  * JSON for u64 fields: every integer is read as a bigint (never through a JS
@@ -14,4 +15,21 @@ export function formatJson(value: unknown): string {
   const text = stringify(value, undefined, 2);
   if (text === undefined) throw new TypeError('value cannot be written as JSON');
   return text;
+}
+
+/** Parses JSON text and checks it against `schema`; `bad(why)` is the error for text that is neither. */
+export function parseJsonAs<S extends v.GenericSchema>(
+  text: string,
+  schema: S,
+  bad: (why: string) => Error,
+): v.InferOutput<S> {
+  let raw: unknown;
+  try {
+    raw = parseJson(text);
+  } catch (err) {
+    throw bad((err as Error).message);
+  }
+  const parsed = v.safeParse(schema, raw);
+  if (!parsed.success) throw bad(v.summarize(parsed.issues));
+  return parsed.output;
 }

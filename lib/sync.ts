@@ -4,7 +4,7 @@ import { link, mkdir, open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as v from 'valibot';
 import { BackupError } from './errors.js';
-import { formatJson, parseJson } from './json.js';
+import { formatJson, parseJsonAs } from './json.js';
 import { native } from './native.js';
 import { walNative } from './wal-native.js';
 
@@ -138,20 +138,17 @@ export async function readSyncIdentity(dataDir: string): Promise<SyncIdentity | 
     throw err;
   }
   const bad = (why: string) => new BackupError('ERR_SYNC_IDENTITY', `${file} is not a valid sync identity: ${why}`);
-  let raw: unknown;
+  let text: string;
   try {
     const { buffer, bytesRead } = await handle.read(Buffer.alloc(64 * 1024), 0, 64 * 1024, 0);
-    raw = parseJson(buffer.toString('utf8', 0, bytesRead));
-  } catch (err) {
-    throw bad((err as Error).message);
+    text = buffer.toString('utf8', 0, bytesRead);
   } finally {
     await handle.close();
   }
-  const parsed = v.safeParse(identitySchema, raw);
-  if (!parsed.success) throw bad(v.summarize(parsed.issues));
-  const problem = identityProblem(parsed.output);
+  const identity = parseJsonAs(text, identitySchema, bad);
+  const problem = identityProblem(identity);
   if (problem) throw bad(problem);
-  return parsed.output;
+  return identity;
 }
 
 /** The sync block a backup of a sync-enabled directory records. */
@@ -249,7 +246,8 @@ export async function applySyncMode(
       throw new BackupError('ERR_INTEGRITY', 'restored catalog hash does not match sync snapshot metadata');
     }
   }
-  const identity = mode === 'preserve' ? orderedSyncBlock(block!).identity : mode === 'fork' ? newIdentity() : undefined;
+  const identity =
+    mode === 'preserve' ? orderedSyncBlock(block!).identity : mode === 'fork' ? newIdentity() : undefined;
   if (identity) await writeIdentity(dest, identity);
   if (!block && mode === 'strip') return undefined;
   return identity ? { mode, identity } : { mode };

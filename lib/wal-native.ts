@@ -28,7 +28,13 @@ export interface WalWritten {
 interface WalAddon {
   inspectRetainedSegment(path: string, cancel?: number): Promise<SegmentInfo>;
   walCut(segments: string[], afterLsn: bigint, targetLsn: bigint, cancel?: number): Promise<bigint>;
-  writeReplayWal(segments: string[], afterLsn: bigint, cutLsn: bigint, out: string, cancel?: number): Promise<WalWritten>;
+  writeReplayWal(
+    segments: string[],
+    afterLsn: bigint,
+    cutLsn: bigint,
+    out: string,
+    cancel?: number,
+  ): Promise<WalWritten>;
   walOverflowRecord(path: string): Promise<{ lsn: bigint; kind: number } | null>;
 }
 

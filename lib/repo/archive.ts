@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import * as v from 'valibot';
 import { crashPoint } from '../crashpoint.js';
 import { BackupError } from '../errors.js';
-import { formatJson, parseJson } from '../json.js';
+import { formatJson, parseJsonAs } from '../json.js';
 import { repoNative, type RepoHandle } from '../native.js';
 import { SYNC_DIR, type SyncIdentity } from '../sync.js';
 import type { VerifyProblem, VerifyReport } from '../verify.js';
@@ -124,16 +124,9 @@ export class WalArchive {
   async read(key: string): Promise<ArchivedSegment> {
     const text = (await repoNative.readObject(this.handle.handle, key)).toString('utf8');
     const bad = (why: string) => new BackupError('ERR_BAD_MANIFEST', `archive record ${key} is unreadable: ${why}`);
-    let raw: unknown;
-    try {
-      raw = parseJson(text);
-    } catch (err) {
-      throw bad((err as Error).message);
-    }
-    const parsed = v.safeParse(recordSchema, raw);
-    if (!parsed.success) throw bad(v.summarize(parsed.issues));
-    const record = parsed.output as ArchivedSegment;
-    if (recordKey(record) !== key) throw new BackupError('ERR_INTEGRITY', `archive record ${key} describes ${recordKey(record)}`);
+    const record = parseJsonAs(text, recordSchema, bad) as ArchivedSegment;
+    if (recordKey(record) !== key)
+      throw new BackupError('ERR_INTEGRITY', `archive record ${key} describes ${recordKey(record)}`);
     return record;
   }
 
@@ -153,10 +146,12 @@ export class WalArchive {
     const databaseId = identity.database_id.toLowerCase();
     const generation = identity.primary_generation;
     const dir = join(dataDir, SYNC_DIR, RETAINED);
-    const names = (await readdir(dir).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return [] as string[];
-      throw err;
-    }))
+    const names = (
+      await readdir(dir).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return [] as string[];
+        throw err;
+      })
+    )
       .filter((n) => SEGMENT_NAME.test(n))
       .sort();
     const keys = await this.keys(databaseId, generation);
@@ -185,7 +180,10 @@ export class WalArchive {
       }
       const info = await walNative.inspectSegment(path, token);
       if (info.startLsn !== range.start_lsn || info.endLsn !== range.end_lsn) {
-        throw new BackupError('ERR_BAD_SEGMENT', `${path} holds LSNs ${info.startLsn}-${info.endLsn}, not what its name says`);
+        throw new BackupError(
+          'ERR_BAD_SEGMENT',
+          `${path} holds LSNs ${info.startLsn}-${info.endLsn}, not what its name says`,
+        );
       }
       if (info.databaseId !== databaseId || info.primaryGeneration !== generation) {
         throw new BackupError(
@@ -194,7 +192,10 @@ export class WalArchive {
         );
       }
       if (info.catalogVersion < catalogVersion) {
-        throw new BackupError('ERR_BAD_SEGMENT', `${path} has catalog format ${info.catalogVersion} after ${catalogVersion}`);
+        throw new BackupError(
+          'ERR_BAD_SEGMENT',
+          `${path} has catalog format ${info.catalogVersion} after ${catalogVersion}`,
+        );
       }
       catalogVersion = info.catalogVersion;
       const stored = await repoNative.storeFile(this.handle.handle, path, false, token);
@@ -230,7 +231,13 @@ export class WalArchive {
     return {
       database_id: databaseId,
       primary_generation: generation,
-      archived: fresh.map((r) => ({ file: r.file, start_lsn: r.start_lsn, end_lsn: r.end_lsn, units: r.units, bytes: r.len })),
+      archived: fresh.map((r) => ({
+        file: r.file,
+        start_lsn: r.start_lsn,
+        end_lsn: r.end_lsn,
+        units: r.units,
+        bytes: r.len,
+      })),
       unchanged,
       ranges,
       gaps,
@@ -263,7 +270,8 @@ export class WalArchive {
             info.units === record.units &&
             info.databaseId === record.database_id &&
             info.primaryGeneration === record.primary_generation;
-          if (!matches) throw new BackupError('ERR_INTEGRITY', `archived segment ${record.file} does not match its record ${key}`);
+          if (!matches)
+            throw new BackupError('ERR_INTEGRITY', `archived segment ${record.file} does not match its record ${key}`);
           good.push(record);
         } catch (err) {
           const e = toBackupError(err);
@@ -335,7 +343,10 @@ export function summarize(records: ArchivedSegment[]): ArchiveLineage[] {
     const times = segments.map((s) => s.archived).sort();
     const { ranges, gaps } = coverage(segments);
     const timed = ranges.map((r) => {
-      const within = segments.filter((s) => s.start_lsn >= r.start_lsn && s.end_lsn <= r.end_lsn).map((s) => s.archived).sort();
+      const within = segments
+        .filter((s) => s.start_lsn >= r.start_lsn && s.end_lsn <= r.end_lsn)
+        .map((s) => s.archived)
+        .sort();
       return { ...r, first_archived: within[0]!, last_archived: within.at(-1)! };
     });
     return {
@@ -360,7 +371,10 @@ export function summarize(records: ArchivedSegment[]): ArchiveLineage[] {
  * before the oldest kept backup of that lineage (no kept backup replays
  * them), and every record of a lineage no kept backup belongs to.
  */
-export function expiredRecords(records: ArchivedSegment[], keptBases: { database_id: string; generation: bigint; lsn: bigint }[]): ArchivedSegment[] {
+export function expiredRecords(
+  records: ArchivedSegment[],
+  keptBases: { database_id: string; generation: bigint; lsn: bigint }[],
+): ArchivedSegment[] {
   return records.filter((r) => {
     const bases = keptBases.filter(
       (b) => b.database_id.toLowerCase() === r.database_id && b.generation === r.primary_generation,

@@ -123,7 +123,10 @@ export abstract class RepositoryBase {
   /** Backs `dataDir` up: `incr` (default) on the newest backup, `diff` on the newest full, or `full`. */
   abstract backup(dataDir: string, options?: BackupOptions & { type?: BackupType }): Promise<BackupRecord>;
   /** Restores the newest backup at or before `asOf` (default: the newest) into `dest`. */
-  abstract restore(dest: string, options?: RestoreAsOf): Promise<RestoreResult & { applied: string[]; replay?: ReplaySummary }>;
+  abstract restore(
+    dest: string,
+    options?: RestoreAsOf,
+  ): Promise<RestoreResult & { applied: string[]; replay?: ReplaySummary }>;
   /** Verifies backups (see the subclasses); with `source`, compares the newest (or `id`) with a data directory. */
   abstract verify(options?: VerifyOptions & { id?: string }): Promise<{ id: string; report: VerifyReport }[]>;
   /** Removes backups outside the retention (and, in format 2, the data only they used). */

@@ -108,7 +108,9 @@ export function planRestore(
       );
     }
   } else {
-    lsn = run.filter((s) => Date.parse(s.archived) <= target.time).reduce((max, s) => (s.end_lsn > max ? s.end_lsn : max), after);
+    lsn = run
+      .filter((s) => Date.parse(s.archived) <= target.time)
+      .reduce((max, s) => (s.end_lsn > max ? s.end_lsn : max), after);
   }
   if (lsn <= after) return { base };
   return { base, replay: { after, target: lsn, segments: run.filter((s) => s.start_lsn <= lsn) } };

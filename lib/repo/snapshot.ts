@@ -1,6 +1,6 @@
 import * as v from 'valibot';
 import { BackupError } from '../errors.js';
-import { formatJson, parseJson } from '../json.js';
+import { formatJson, parseJsonAs } from '../json.js';
 import { isPlainName } from '../names.js';
 import { syncBlockProblem, syncBlockSchema, type SyncBlock } from '../sync.js';
 import type { BackupRecord } from './base.js';
@@ -69,19 +69,12 @@ const schema = v.object({
 /** Parses a snapshot read from `snapshots/<key>`; it must name itself. */
 export function parseSnapshot(text: string, key: string): Snapshot {
   const bad = (why: string) => new BackupError('ERR_BAD_MANIFEST', `backup ${key} is unreadable: ${why}`);
-  let raw: unknown;
-  try {
-    raw = parseJson(text);
-  } catch (err) {
-    throw bad((err as Error).message);
-  }
-  const parsed = v.safeParse(schema, raw);
-  if (!parsed.success) throw bad(v.summarize(parsed.issues));
-  const snapshot = parsed.output as Snapshot;
+  const snapshot = parseJsonAs(text, schema, bad) as Snapshot;
   if (snapshot.record.id !== key) {
     throw new BackupError('ERR_INTEGRITY', `backup ${key} holds the catalog record of ${snapshot.record.id}`);
   }
-  const problem = snapshot.sync && syncBlockProblem(snapshot.sync, snapshot.record.source_lsn, snapshot.catalog_version);
+  const problem =
+    snapshot.sync && syncBlockProblem(snapshot.sync, snapshot.record.source_lsn, snapshot.catalog_version);
   if (problem) throw bad(problem);
   const names = new Set(snapshot.files.map((f) => f.name));
   if (names.size !== snapshot.files.length) throw bad('a file is listed twice');
