@@ -99,9 +99,12 @@ pub struct OverflowRecord {
     pub kind: u32,
 }
 
+/// A found overflow record: (LSN, type).
+type Found = Option<(u64, u8)>;
+
 /// The first record of `wal.log` that powdb-sync 0.29 cannot archive, if any.
 #[napi(ts_return_type = "Promise<OverflowRecord | null>")]
-pub fn wal_overflow_record(path: String) -> AsyncTask<Job<Option<(u64, u8)>, Option<OverflowRecord>>> {
+pub fn wal_overflow_record(path: String) -> AsyncTask<Job<Found, Option<OverflowRecord>>> {
     job(None, move || first_overflow_record(&PathBuf::from(path)), |found| {
         found.map(|(lsn, kind)| OverflowRecord { lsn, kind: kind.into() })
     })
