@@ -132,6 +132,11 @@ describe('point-in-time recovery through the WAL archive (engine 0.29, sync on)'
     const { r: beforeRun } = await restoreTo(new Date(Date.parse(base.created) + 1));
     expect(beforeRun.replay).toBeUndefined();
 
+    // Without a target: the newest backup, then everything the archive reaches.
+    const latest = join(tmp(), 'latest');
+    expect((await repo.restore(latest)).replay?.cut_lsn).toBe(points.at(-1)!.lsn);
+    expect(rows(dump(gen, latest))).toEqual(rows(points.at(-1)!.tables));
+
     const beyond = points.at(-1)!.lsn + 10n;
     const err = await rejectsWith(repo.restore(join(tmp(), 'x'), { asOf: beyond }), 'ERR_BEYOND_ARCHIVE');
     expect(err.message).toContain(`newest reachable point is LSN ${points.at(-1)!.lsn}`);

@@ -69,7 +69,8 @@ export function lineageOf(snapshot: Snapshot, archive: ArchivedSegment[]): Archi
 
 /**
  * The base backup and the replay a restore `asOf` needs. A backup id, a
- * plain backup, or a target at a backup's own LSN need no replay. An LSN
+ * plain backup, or a target at a backup's own LSN need no replay; no
+ * target means the newest point the archive reaches after the newest backup. An LSN
  * target past what the archive reaches without a gap is refused, naming the
  * newest reachable point; a time target maps to the newest LSN known to
  * exist by then (the base's, or the end of a segment archived by then).
@@ -79,8 +80,18 @@ export function planRestore(
   asOf: RestoreAsOf['asOf'],
   archiveOf: (s: Snapshot) => ArchivedSegment[],
 ): { base: Snapshot; replay?: PitrPlan } | undefined {
-  if (asOf === undefined) return undefined;
   const records = sortRecords(snapshots.map((s) => s.record));
+  if (asOf === undefined) {
+    // The default is the newest point: the newest backup, then all the archive reaches after it.
+    const newest = snapshots.find((s) => s.record.id === records.at(-1)?.id);
+    if (!newest?.sync) return undefined;
+    const after = newest.record.source_lsn;
+    const run = reachable(archiveOf(newest), after);
+    const lsn = newestReachable(run, after);
+    return lsn > after
+      ? { base: newest, replay: { after, target: lsn, segments: run.filter((s) => s.start_lsn <= lsn) } }
+      : { base: newest };
+  }
   const target = parseTarget(asOf, new Set(records.map((r) => r.id)));
   if ('id' in target) return undefined;
   const fits = (s: Snapshot) =>
