@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, 
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
-import { fullBackup, restore } from '../index.js';
+import { PackedRepository, Repository, fullBackup, incrementalBackup, restore, verifyBackup, type ProgressEvent } from '../index.js';
 import { FIXTURE, GENS, fixture, insertRows, makeDb, rejectsWith, report, tmp } from './helpers.js';
 
 /** Nothing but `expected` is left in the parent of a failed destination. */
@@ -192,5 +192,74 @@ describe('aborting with an AbortSignal', () => {
     expectNoLeftovers(into);
     const already = AbortSignal.abort();
     await rejectsWith(restore(base, into, { signal: already }), 'ERR_ABORTED');
+  });
+});
+
+/**
+ * One operation's events: totals fixed, counts never decreasing nor above
+ * the totals, the last exactly at the totals; an event inside files names a
+ * file not yet finished; and at least two events fall strictly inside the
+ * span of `big` (the `size` bytes before its own final event), before that event.
+ */
+function expectProgressInside(what: string, events: ProgressEvent[], big: string, size?: bigint): void {
+  const last = events.at(-1)!;
+  expect(last, what).toMatchObject({ filesDone: last.filesTotal, bytesDone: last.bytesTotal });
+  const finished = new Set<string>();
+  let bigEnd = -1;
+  events.forEach((e, i) => {
+    const before = events[i - 1] ?? { filesDone: 0, bytesDone: 0n };
+    expect([e.filesTotal, e.bytesTotal], what).toEqual([last.filesTotal, last.bytesTotal]);
+    expect(e.filesDone, what).toBeGreaterThanOrEqual(before.filesDone);
+    expect(e.bytesDone, what).toBeGreaterThanOrEqual(before.bytesDone);
+    expect(e.bytesDone, what).toBeLessThanOrEqual(e.bytesTotal);
+    if (e.filesDone === before.filesDone) {
+      expect(finished.has(e.file), `${what}: ${e.file} is in progress`).toBe(false);
+      return;
+    }
+    finished.add(e.file);
+    if (e.file === big && bigEnd < 0) bigEnd = i;
+  });
+  expect(bigEnd, `${what}: ${big} finished`).toBeGreaterThanOrEqual(0);
+  const end = events[bigEnd]!.bytesDone;
+  const start = end - (size ?? last.bytesTotal);
+  const inside = events.slice(0, bigEnd).filter((e) => e.bytesDone > start && e.bytesDone < end);
+  expect.soft(inside.length, `${what}: events inside ${big}`).toBeGreaterThanOrEqual(2); // soft: names every operation
+}
+
+describe('progress inside large files', () => {
+  it('every long operation reports at least every 64 MiB inside a 200 MiB heap', async () => {
+    const data = join(tmp(), 'data');
+    const heap = BigInt(fixture('new', 'bulk', data, '--mib', 200, '--pad', 1000).heap_bytes);
+    expect(heap).toBeGreaterThan(192n << 20n); // three 64 MiB steps inside it
+    const root = tmp();
+    const run = async (what: string, work: (onProgress: (e: ProgressEvent) => void) => Promise<unknown>) => {
+      const events: ProgressEvent[] = [];
+      await work((e) => events.push(e));
+      return { what, events };
+    };
+    const full = join(root, 'full');
+    const plain = [
+      await run('backup', (onProgress) => fullBackup(data, full, { onProgress })),
+      await run('incremental backup', (onProgress) =>
+        incrementalBackup(data, full, join(root, 'inc'), { onProgress }),
+      ),
+      await run('restore', (onProgress) => restore(full, join(root, 'r'), { onProgress })),
+      await run('verify', (onProgress) => verifyBackup(full, { onProgress })),
+    ];
+    // Uncompressed, so that the packs a verify reads are as large as the heap.
+    const repo = (await Repository.init(join(root, 'repo'), { compression: 'none' })) as PackedRepository;
+    try {
+      const stored = [
+        await run('repository backup', (onProgress) => repo.backup(data, { onProgress })),
+        await run('repository restore', (onProgress) => repo.restore(join(root, 'rr'), { onProgress })),
+        await run('repository export', (onProgress) => repo.export(join(root, 'ex'), { onProgress })),
+      ];
+      for (const { what, events } of [...plain, ...stored]) expectProgressInside(what, events, 'T.heap', heap);
+      const { events } = await run('repository verify', (onProgress) => repo.verify({ onProgress }));
+      expectProgressInside('repository verify', events, 'data/');
+      expect(events.at(-1)!.bytesTotal).toBeGreaterThan(heap);
+    } finally {
+      repo.close();
+    }
   });
 });

@@ -2,9 +2,11 @@ import { BackupError } from './errors.js';
 import { native } from './native.js';
 
 /**
- * Ties an AbortSignal to a native cancellation token: on abort, every native
+ * An operation's native token, tied to its AbortSignal: on abort, every native
  * job of the operation stops at its next chunk, and `check()` stops the
- * operation between files and before it publishes anything.
+ * operation between files and before it publishes anything. The token also
+ * counts the bytes its jobs process, for `Progress` (so there is one even
+ * without a signal).
  */
 export class Cancellation {
   readonly token: number | undefined;
@@ -13,9 +15,9 @@ export class Cancellation {
   };
 
   constructor(private readonly signal?: AbortSignal) {
-    this.token = signal ? native.createCancelToken() : undefined;
-    signal?.addEventListener('abort', this.onAbort, { once: true });
     this.check();
+    this.token = native.createCancelToken();
+    signal?.addEventListener('abort', this.onAbort, { once: true });
   }
 
   /** Throws ERR_ABORTED once the signal has fired. */

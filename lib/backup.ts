@@ -145,9 +145,10 @@ async function forEachFile<R>(
 ): Promise<R[]> {
   crashPoint('lock-acquired');
   const total = source.files.reduce((sum, f) => sum + f.size, 0n);
-  const progress = new Progress('backup', source.files.length, total, options.onProgress);
+  const progress = new Progress('backup', source.files.length, total, options.onProgress, cancel.token);
   return mapLimit(source.files, options.concurrency ?? DEFAULT_CONCURRENCY, async (f) => {
     cancel.check();
+    progress.fileStarted(f.name, f.size);
     const result = await work(f);
     progress.fileDone(f.name, f.size);
     crashPoint('file-done');

@@ -33,6 +33,8 @@ interface NativeAddon {
   ): Promise<VerifyFinding[]>;
   createCancelToken(): number;
   cancel(id: number): void;
+  progressBytes(id: number): bigint;
+  watchProgress(id: number, listener: () => void): void;
   releaseCancelToken(id: number): void;
   repoInit(
     location: string,
@@ -272,6 +274,10 @@ export const native = {
     ),
   createCancelToken: () => addon.createCancelToken(),
   cancel: (id: number) => addon.cancel(id),
+  /** Bytes processed so far by the running jobs of token `id` (an atomic load). */
+  progressBytes: (id: number) => addon.progressBytes(id),
+  /** Calls `listener` each time the jobs of token `id` have processed another 64 MiB (never keeps Node alive). */
+  watchProgress: (id: number, listener: () => void) => addon.watchProgress(id, listener),
   releaseCancelToken: (id: number) => addon.releaseCancelToken(id),
 };
 

@@ -43,9 +43,10 @@ async function layDown(
 ): Promise<void> {
   const files = finalFiles(chain, state);
   const total = [...state.lengths.values()].reduce((a, b) => a + b, 0n);
-  const progress = new Progress('restore', files.length, total, options.onProgress);
+  const progress = new Progress('restore', files.length, total, options.onProgress, cancel.token);
   await mapLimit(files, options.concurrency ?? DEFAULT_CONCURRENCY, async ([name, layers]) => {
     cancel.check();
+    progress.fileStarted(name, state.lengths.get(name) ?? 0n);
     await native.restoreFile(join(staging, name), layers, storedMap(state, name), cancel.token);
     progress.fileDone(name, state.lengths.get(name) ?? 0n);
     crashPoint('file-done');

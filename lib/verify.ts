@@ -170,10 +170,11 @@ export async function verifyChain(
   }
 
   const total = files.reduce((sum, f) => sum + f.expected.len, 0n);
-  const progress = new Progress('verify', files.length, total, options.onProgress);
   await cancellable(options.signal, async (cancel) => {
+    const progress = new Progress('verify', files.length, total, options.onProgress, cancel.token);
     const results = await mapLimit(files, options.concurrency ?? DEFAULT_CONCURRENCY, async (f) => {
       cancel.check();
+      progress.fileStarted(f.expected.name, f.expected.len);
       const found = await native
         .verifyFile(f.path, f.expected, f.artifact, f.kind, f.maxLsn, f.pages, f.map, cancel.token)
         .catch((err) => {

@@ -13,14 +13,16 @@ use crate::core::lock::WriterLock;
 use crate::core::restore::{restore_file as core_restore_file, Layer, LayerKind};
 use crate::core::verify::{verify_artifact, Content, Finding};
 use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-/// One core operation, the cancellation token it checks, and the conversion
-/// of its result into a JS value.
+/// One core operation, the operation (cancellation and progress) it is a
+/// job of, and the conversion of its result into a JS value.
 pub struct Job<T: Send + 'static, J> {
     work: Option<Box<dyn FnOnce() -> CoreResult<T> + Send>>,
-    token: Option<cancel::Token>,
+    operation: Option<Arc<cancel::Operation>>,
     to_js: fn(T) -> J,
 }
 
@@ -30,7 +32,7 @@ impl<T: Send + 'static, J: ToNapiValue + TypeName> Task for Job<T, J> {
 
     fn compute(&mut self) -> Result<T> {
         let work = self.work.take().expect("a job runs once");
-        cancel::with(self.token.clone(), work)
+        cancel::run_job(self.operation.clone(), work)
             .map_err(|e: CoreError| Error::new(Status::GenericFailure, e.to_string()))
     }
 
@@ -47,23 +49,16 @@ pub(crate) fn job<T: Send + 'static, J>(
 where
     J: ToNapiValue + TypeName,
 {
-    let token = cancel.and_then(|id| {
-        TOKENS
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&id)
-            .cloned()
-    });
     AsyncTask::new(Job {
         work: Some(Box::new(work)),
-        token,
+        operation: cancel.and_then(operation),
         to_js,
     })
 }
 
-/// Cancellation tokens handed to JS by id.
+/// Cancellation tokens handed to JS by id: one operation's abort flag and progress.
 static TOKENS: std::sync::LazyLock<
-    std::sync::Mutex<std::collections::HashMap<u32, cancel::Token>>,
+    std::sync::Mutex<std::collections::HashMap<u32, Arc<cancel::Operation>>>,
 > = std::sync::LazyLock::new(Default::default);
 static NEXT_TOKEN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
 
@@ -84,11 +79,33 @@ pub fn create_cancel_token() -> u32 {
     id
 }
 
+/// The operation of token `id`, unless it was released.
+fn operation(id: u32) -> Option<Arc<cancel::Operation>> {
+    TOKENS.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned()
+}
+
 /// Makes every job holding token `id` stop at its next chunk (no I/O).
 #[napi]
 pub fn cancel(id: u32) {
-    if let Some(token) = TOKENS.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
-        token.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(operation) = operation(id) {
+        operation.cancel();
+    }
+}
+
+/// Bytes processed so far by the running jobs of token `id` (one atomic load).
+#[napi]
+pub fn progress_bytes(id: u32) -> BigInt {
+    BigInt::from(operation(id).map_or(0, |o| o.running_bytes()))
+}
+
+/// Calls `listener` (on the JS thread, never keeping the process alive) each
+/// time the jobs of token `id` have processed another 64 MiB in all.
+#[napi]
+pub fn watch_progress(id: u32, listener: ThreadsafeFunction<(), Unknown<'static>, (), Status, false, true>) {
+    if let Some(operation) = operation(id) {
+        operation.listen(Box::new(move || {
+            listener.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        }));
     }
 }
 

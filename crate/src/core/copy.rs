@@ -27,6 +27,7 @@ pub fn copy_hashed(src: &Path, dst: &Path, paged: bool, map: Option<&Path>) -> C
     let map_writer = if paged { map.map(MapWriter::create).transpose()? } else { None };
     let (mut hashes, mut pages) = (Vec::new(), 0u64);
     let len = fsio::for_each_chunk(src, |chunk| {
+        super::cancel::advance(chunk.len() as u64);
         hash_chunk(&mut hasher, chunk);
         if paged && chunk.len() % PAGE_SIZE == 0 {
             max_lsn = max_lsn.max(max_page_lsn(chunk));

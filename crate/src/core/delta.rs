@@ -227,6 +227,7 @@ fn scan_range(heap: &Path, start: u32, end: u32, base: &Base, map: &MapWriter) -
         let count = (end - page).min((fsio::CHUNK / PAGE_SIZE) as u32);
         let bytes = &mut buf[..count as usize * PAGE_SIZE];
         read_pages(&file, heap, page, bytes)?;
+        cancel::advance(bytes.len() as u64);
         hashes.clear();
         for (i, p) in bytes.chunks_exact(PAGE_SIZE).enumerate() {
             let (hash, lsn, base_hash) = (page_hash(p), page_lsn(p), base_hashes.next()?);

@@ -68,7 +68,9 @@ pub trait PageSink {
 }
 
 impl PageSink for Sink<'_> {
+    /// A restore's progress is the bytes of the result written.
     fn put(&mut self, bytes: &[u8], offset: u64) -> CoreResult<()> {
+        super::cancel::advance(bytes.len() as u64);
         self.write_at(bytes, offset)
     }
 }
@@ -103,7 +105,7 @@ fn verify_only(layer: &Layer) -> CoreResult<()> {
         LayerKind::Whole => Content::Whole,
         LayerKind::Pages(spec) => Content::Delta { spec: spec.clone(), max_lsn: u64::MAX },
     };
-    match verify_artifact(&layer.path, &layer.expected(), &content)?.into_iter().next() {
+    match super::cancel::uncounted(|| verify_artifact(&layer.path, &layer.expected(), &content))?.into_iter().next() {
         Some(first) => Err(CoreError::new(&first.code, first.message)),
         None => Ok(()),
     }

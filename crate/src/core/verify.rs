@@ -151,6 +151,7 @@ pub fn verify_artifact(path: &Path, expected: &Expected, content: &Content) -> C
             break;
         }
         let chunk = &buf[..n];
+        super::cancel::advance(n as u64);
         hash_chunk(&mut hasher, chunk);
         match content {
             Content::Whole => {}

@@ -79,11 +79,17 @@ pub fn check_packs(repo: &Repo) -> CoreResult<PackCheck> {
     }
     let mut keys: Vec<&String> = packs.keys().collect();
     keys.sort();
+    // Rayon's threads take this job's token: an abort stops them, and each pack read counts as progress.
+    let token = crate::core::cancel::current();
     let results: Vec<_> = keys
         .par_iter()
         .map(|key| {
-            crate::core::cancel::check()?;
-            Ok(check_pack(repo, key, &packs[*key]))
+            crate::core::cancel::with(token.clone(), || {
+                crate::core::cancel::check()?;
+                let (problems, bad, size) = check_pack(repo, key, &packs[*key]);
+                crate::core::cancel::advance(size);
+                Ok((problems, bad, size))
+            })
         })
         .collect::<CoreResult<_>>()?;
     for (problems, bad, size) in results {

@@ -207,6 +207,7 @@ fn for_each_chunk(
         for batch in received {
             let data = batch?;
             visit(&data)?;
+            crate::core::cancel::advance(data.len() as u64);
             done += data.len() as u64;
         }
         Ok(done)

@@ -52,7 +52,9 @@ pub fn store_file(repo: &Repo, path: &Path, heap: bool) -> CoreResult<StoredFile
         out.len = for_each_chunk_of(path, (BATCH / run).max(1) * run, |buf| {
             out.max_lsn = out.max_lsn.max(max_page_lsn(buf));
             let runs: Vec<&[u8]> = buf.chunks(run).collect();
-            store_batch(repo, &runs, &mut out, &mut refs)
+            store_batch(repo, &runs, &mut out, &mut refs)?;
+            crate::core::cancel::advance(buf.len() as u64);
+            Ok(())
         })?;
     } else {
         let source = open_read(path)?;
@@ -71,6 +73,7 @@ pub fn store_file(repo: &Repo, path: &Path, heap: bool) -> CoreResult<StoredFile
             crate::core::cancel::check()?;
             let slices: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
             store_batch(repo, &slices, out, &mut refs)?;
+            crate::core::cancel::advance(batch.iter().map(|c| c.len() as u64).sum());
             batch.clear();
             Ok(())
         };
