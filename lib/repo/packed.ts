@@ -475,9 +475,10 @@ export class PackedRepository extends RepositoryBase {
     options: RestoreAsOf = {},
   ): Promise<RestoreResult & { applied: string[]; replay?: ReplaySummary }> {
     await repoNative.refresh(this.handle.handle);
-    const { readable } = await this.readSnapshots();
+    const { readable, unreadable } = await this.readSnapshots();
     const archive = readable.some((s) => s.sync) ? await this.wal.records() : [];
-    const plan = planRestore(readable, options.asOf, (s) => lineageOf(s, archive));
+    const ids = [...readable.map((s) => s.record.id), ...unreadable.map((u) => u.id)];
+    const plan = planRestore(readable, options.asOf, (s) => lineageOf(s, archive), ids);
     const snapshot = plan?.base ?? (await this.pickSnapshot(options.asOf));
     const record = snapshot.record;
     const mode = options.syncMode ?? 'strip';

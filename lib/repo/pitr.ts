@@ -79,6 +79,8 @@ export function planRestore(
   snapshots: Snapshot[],
   asOf: RestoreAsOf['asOf'],
   archiveOf: (s: Snapshot) => ArchivedSegment[],
+  /** Every backup id, the unreadable ones too (an id is never read as a time). */
+  ids: string[] = snapshots.map((s) => s.record.id),
 ): { base: Snapshot; replay?: PitrPlan } | undefined {
   const records = sortRecords(snapshots.map((s) => s.record));
   if (asOf === undefined) {
@@ -92,7 +94,7 @@ export function planRestore(
       ? { base: newest, replay: { after, target: lsn, segments: run.filter((s) => s.start_lsn <= lsn) } }
       : { base: newest };
   }
-  const target = parseTarget(asOf, new Set(records.map((r) => r.id)));
+  const target = parseTarget(asOf, new Set(ids));
   if ('id' in target) return undefined;
   const fits = (s: Snapshot) =>
     'lsn' in target ? s.record.source_lsn <= target.lsn : Date.parse(s.record.created) <= target.time;
