@@ -15,12 +15,23 @@ import type { BackupRecord, BackupType, RepositoryTotals } from './repository.js
 import { restoreChain } from './restore.js';
 import { SYNC_MODES, type SyncMode, type SyncOutcome } from './sync.js';
 import type { ArchiveLineage } from './repo/archive.js';
+import type { DeltaSummary } from './inplace.js';
 import { verifyChain, type VerifyReport } from './verify.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 function print(json: boolean, value: unknown, line: string): void {
   process.stdout.write(json ? `${formatJson(value)}\n` : `${line}\n`);
+}
+
+/** What a delta restore compared, rewrote and removed. */
+function deltaNote(d: DeltaSummary | undefined): string {
+  if (!d) return '';
+  return (
+    `\nin place: compared ${plural(d.filesCompared, 'file')} (${d.pagesCompared} heap pages), ` +
+    `rewrote ${plural(d.filesRewritten, 'file')} (${d.pagesRewritten} pages, ${formatBytes(d.bytesWritten)} written), ` +
+    `removed ${plural(d.filesRemoved, 'file')}`
+  );
 }
 
 /** What a restore did with the sync identity, for its summary line. */
@@ -227,9 +238,13 @@ function buildProgram(): Command {
           '--sync-mode <mode>',
           'for a backup of a sync-enabled directory: strip its sync identity, preserve it (disaster recovery of the same lineage) or fork a new one',
         )
-          .choices(SYNC_MODES)
-          .default('strip'),
+          .choices(SYNC_MODES),
       )
+      .option(
+        '--delta',
+        'restore into an existing data directory of the same database, rewriting only the files and pages that differ',
+      )
+      .option('--force', 'with --delta: also into a directory that is not a PowDB data directory')
       .addHelpText(
         'after',
         '\nExamples:\n  powdb-backup restore --repo ./backups ./restored --as-of 2026-11-23T10:00:00Z\n' +
@@ -240,9 +255,21 @@ function buildProgram(): Command {
     async (
       first: string | undefined,
       second: string | undefined,
-      opts: Common & { apply?: string[]; repo?: string; asOf?: string; syncMode: SyncMode },
+      opts: Common & {
+        apply?: string[];
+        repo?: string;
+        asOf?: string;
+        syncMode?: SyncMode;
+        delta?: boolean;
+        force?: boolean;
+      },
     ) => {
-      const run = { ...operation(opts), syncMode: opts.syncMode };
+      if (opts.force && !opts.delta) usage('--force goes with --delta');
+      const run = {
+        ...operation(opts),
+        ...(opts.syncMode ? { syncMode: opts.syncMode } : {}),
+        ...(opts.delta ? { delta: true, force: Boolean(opts.force) } : {}),
+      };
       if (opts.repo) {
         if (!first || second || opts.apply) usage('with --repo give only <dest> (and --as-of)');
         const r = await (await openRepository(opts.repo, opts)).restore(first, { ...run, asOf: opts.asOf });
@@ -250,13 +277,13 @@ function buildProgram(): Command {
           ? `, then the archived WAL to LSN ${r.replay.cut_lsn} (LSNs ${r.replay.base_lsn + 1n}-${r.replay.cut_lsn}: ${plural(Number(r.replay.units), 'record')} from ${plural(r.replay.segments, 'segment')}, for target ${r.replay.target_lsn}; the first open of the directory replays them)`
           : '';
         const notes = (r.replay?.notes ?? []).map((n) => `\nnote: ${n}`).join('');
-        const line = `restored ${r.applied.at(-1)} (applied ${r.applied.join(', ')}): ${plural(r.files, 'file')}, ${formatBytes(r.bytes)}, LSN ${r.replay?.base_lsn ?? r.sourceLsn}${replay}${syncNote(r.sync)} -> ${first}${notes}`;
+        const line = `restored ${r.applied.at(-1)} (applied ${r.applied.join(', ')}): ${plural(r.files, 'file')}, ${formatBytes(r.bytes)}, LSN ${r.replay?.base_lsn ?? r.sourceLsn}${replay}${syncNote(r.sync)} -> ${first}${deltaNote(r.delta)}${notes}`;
         return print(Boolean(opts.json), r, line);
       }
       if (!first || !second) usage('missing <backupDir> <dest> (or --repo <repo> <dest>)');
       if (opts.asOf) usage('--as-of goes with --repo');
       const r = await restoreChain(first, opts.apply ?? [], second, run);
-      const line = `restored ${plural(r.files, 'file')}, ${formatBytes(r.bytes)}, ${plural(r.increments, 'increment')} applied, LSN ${r.sourceLsn}${syncNote(r.sync)} -> ${second}`;
+      const line = `restored ${plural(r.files, 'file')}, ${formatBytes(r.bytes)}, ${plural(r.increments, 'increment')} applied, LSN ${r.sourceLsn}${syncNote(r.sync)} -> ${second}${deltaNote(r.delta)}`;
       print(Boolean(opts.json), r, line);
     },
   );

@@ -14,7 +14,11 @@ export type CrashPoint =
   | 'renamed'
   | 'expire-renamed'
   | 'archive-packs-committed'
-  | 'archive-record-written';
+  | 'archive-record-written'
+  | 'delta-marked'
+  | 'delta-catalog-removed'
+  | 'delta-files-done'
+  | 'delta-catalog-written';
 
 export function crashPoint(name: CrashPoint): void {
   if (name === point && ++seen === Number(nth)) process.kill(process.pid, 'SIGKILL');

@@ -67,6 +67,15 @@ interface NativeAddon {
     hash: boolean,
     cancel?: number,
   ): Promise<string | null>;
+  repoPatchFile(
+    handle: number,
+    lists: string[],
+    len: bigint,
+    dest: string,
+    temp: string,
+    heap: boolean,
+    cancel?: number,
+  ): Promise<RepoPatchResult>;
   repoCompareFile(
     handle: number,
     lists: string[],
@@ -198,6 +207,17 @@ export interface HeapDiff {
   shapeProblem?: { page: number; message: string } | null;
 }
 
+/** What a delta restore of one repository file did (crate/src/inplace_binding.rs). */
+export interface RepoPatchResult {
+  pagesCompared: bigint;
+  pagesRewritten: bigint;
+  bytesWritten: bigint;
+  /** Rebuilt into `temp`, to be renamed over the destination. */
+  rebuilt: boolean;
+  chunksFetched: bigint;
+  bytesFetched: bigint;
+}
+
 /** One element of a file's history: a whole copy, or a delta when `pageIndices` is set. */
 export interface RestoreLayer {
   path: string;
@@ -305,6 +325,8 @@ export const repoNative = {
   repairIndex: (handle: number) => withCodes(addon.repoRepairIndex(handle)),
   restoreFile: (handle: number, lists: string[], len: bigint, dest: string, hash: boolean, cancel?: number) =>
     withCodes(addon.repoRestoreFile(handle, lists, len, dest, hash, cancel)),
+  patchFile: (handle: number, lists: string[], len: bigint, dest: string, temp: string, heap: boolean, cancel?: number) =>
+    withCodes(addon.repoPatchFile(handle, lists, len, dest, temp, heap, cancel)),
   compareFile: (handle: number, lists: string[], len: bigint, source: string, heap: boolean, cancel?: number) =>
     withCodes(addon.repoCompareFile(handle, lists, len, source, heap, cancel)),
   check: (handle: number, backups: CheckBackup[], cancel?: number) =>

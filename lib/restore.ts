@@ -7,6 +7,8 @@ import { DEFAULT_CONCURRENCY, mapLimit } from './pool.js';
 import { Progress, type OperationOptions } from './progress.js';
 import { buildAtomically } from './staging.js';
 import { applySyncMode, assertSyncModeFits, type SyncMode, type SyncOutcome } from './sync.js';
+import { BackupError } from './errors.js';
+import { chainFiles, isFreshDestination, restoreInPlace, type DeltaSummary } from './inplace.js';
 
 /** Options of `restore` and `restoreChain`: concurrency, progress, abort signal, sync mode. */
 export interface RestoreOptions extends OperationOptions {
@@ -17,6 +19,13 @@ export interface RestoreOptions extends OperationOptions {
    * the copy a new one. Every mode checks `catalog.bin` against the backup's sync block.
    */
   syncMode?: SyncMode;
+  /**
+   * Restore into an existing data directory of the same database, rewriting
+   * only what differs (see lib/inplace.ts); an absent or empty `dest` gets a
+   * plain restore. `force` allows a destination that is not a PowDB data directory.
+   */
+  delta?: boolean;
+  force?: boolean;
 }
 
 /** What a restore laid down, and the LSN the restored directory is at. */
@@ -31,6 +40,18 @@ export interface RestoreResult {
   sourceLsn: bigint;
   /** Present when the backup was of a sync-enabled directory, or a mode other than strip was asked. */
   sync?: SyncOutcome;
+  /** A delta restore: what it compared, rewrote and removed. */
+  delta?: DeltaSummary;
+}
+
+/** Refuses what a delta restore cannot do: write a sync identity (it touches nothing but durable files). */
+export function assertDeltaFits(options: RestoreOptions): void {
+  if (options.syncMode !== undefined && options.syncMode !== 'strip') {
+    throw new BackupError(
+      'ERR_INVALID_ARG',
+      `--delta restores durable files only; --sync-mode ${options.syncMode} needs a restore into an empty directory`,
+    );
+  }
 }
 
 /** Builds every file of the result from its history, files in parallel. */
@@ -70,6 +91,19 @@ export async function restoreChain(
   const chain = await readChain(fullDir, incrementDirs);
   const state = chainState(chain);
   assertSyncModeFits(state.sync, options.syncMode ?? 'strip');
+  const base = {
+    dest,
+    files: state.lengths.size,
+    bytes: [...state.lengths.values()].reduce((a, b) => a + b, 0n),
+    increments: chain.increments.length,
+    sourceLsn: state.sourceLsn,
+  };
+  if (options.delta && !(await isFreshDestination(dest))) {
+    assertDeltaFits(options);
+    const delta = await restoreInPlace(dest, chainFiles(chain, state), options);
+    const sync = await applySyncMode(dest, state.sync, 'strip');
+    return { ...base, ...(sync ? { sync } : {}), delta };
+  }
   const sync = await cancellable(options.signal, (cancel) =>
     buildAtomically(dest, 'restore', async (staging) => {
       await layDown(chain, state, staging, options, cancel);
@@ -77,14 +111,7 @@ export async function restoreChain(
       return applySyncMode(staging, state.sync, options.syncMode ?? 'strip');
     }),
   );
-  return {
-    dest,
-    files: state.lengths.size,
-    bytes: [...state.lengths.values()].reduce((a, b) => a + b, 0n),
-    increments: chain.increments.length,
-    sourceLsn: state.sourceLsn,
-    ...(sync ? { sync } : {}),
-  };
+  return { ...base, ...(sync ? { sync } : {}) };
 }
 
 /** Restores a full backup into `dest` (absent or empty); see `restoreChain`. */

@@ -350,7 +350,7 @@ pub struct RestoreLayer {
 }
 
 impl RestoreLayer {
-    fn into_layer(self) -> Result<Layer> {
+    pub(crate) fn into_layer(self) -> Result<Layer> {
         let len = u64_arg("len", &self.len)?;
         let kind = match self.page_indices {
             None => LayerKind::Whole,

@@ -6,3 +6,4 @@ pub mod core;
 mod binding;
 mod repo_binding;
 mod wal_binding;
+mod inplace_binding;

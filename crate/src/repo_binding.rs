@@ -22,7 +22,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 static REPOS: LazyLock<Mutex<HashMap<u32, Arc<Repo>>>> = LazyLock::new(Default::default);
 static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
 
-fn repo(handle: u32) -> Result<Arc<Repo>> {
+pub(crate) fn repo(handle: u32) -> Result<Arc<Repo>> {
     REPOS
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -36,7 +36,7 @@ fn repo(handle: u32) -> Result<Arc<Repo>> {
         })
 }
 
-fn ids(hexes: &[String]) -> Result<Vec<BlobId>> {
+pub(crate) fn ids(hexes: &[String]) -> Result<Vec<BlobId>> {
     hexes
         .iter()
         .map(|h| parse_id(h).map_err(|e| Error::new(Status::InvalidArg, e.to_string())))

@@ -1,4 +1,4 @@
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cancellable } from '../abort.js';
@@ -42,7 +42,9 @@ import {
   type PitrPlan,
   type ReplaySummary,
 } from './pitr.js';
-import { walNative } from '../wal-native.js';
+import { walNative, type WalWritten } from '../wal-native.js';
+import { TEMP_PREFIX, isFreshDestination, restoreInPlace, type InPlaceFile } from '../inplace.js';
+import { assertDeltaFits } from '../restore.js';
 import { compareSnapshotWithSource } from './source-compare.js';
 import { SNAPSHOTS, SNAPSHOT_VERSION, formatSnapshot, parseSnapshot, type Snapshot } from './snapshot.js';
 import {
@@ -484,6 +486,10 @@ export class PackedRepository extends RepositoryBase {
     const mode = options.syncMode ?? 'strip';
     assertSyncModeFits(snapshot.sync, mode);
     const newestArchived = lineageOf(snapshot, archive).at(-1)?.end_lsn;
+    if (options.delta && !(await isFreshDestination(dest))) {
+      assertDeltaFits(options);
+      return this.restoreInPlace(dest, snapshot, plan?.replay, options);
+    }
     return cancellable(options.signal, (cancel) =>
       buildAtomically(dest, 'restore', async (staging) => {
         const replay = plan?.replay && (await this.prepareReplay(plan.replay, staging, cancel.token));
@@ -506,18 +512,7 @@ export class PackedRepository extends RepositoryBase {
             cancel.token,
           );
           await rm(replay.dir, { recursive: true, force: true });
-          summary = {
-            base: record.id,
-            base_lsn: record.source_lsn,
-            target_lsn: plan.replay.target,
-            cut_lsn: replay.cut,
-            units: written.units,
-            segments: replay.paths.length,
-            notes: [
-              REPLAY_LIMITS,
-              ...(written.addColumnLsn != null ? [addColumnNote(written.addColumnLsn, record.id)] : []),
-            ],
-          };
+          summary = this.replaySummary(record, plan.replay, replay.cut, written, replay.paths.length);
         }
         const sync = await applySyncMode(staging, snapshot.sync, mode);
         return {
@@ -532,6 +527,79 @@ export class PackedRepository extends RepositoryBase {
         };
       }),
     );
+  }
+
+  /**
+   * Delta restore of `snapshot` into the existing data directory `dest`
+   * (lib/inplace.ts): each file compared with the snapshot chunk by chunk,
+   * only what differs fetched and written; with `replay`, the archived WAL too.
+   */
+  private async restoreInPlace(
+    dest: string,
+    snapshot: Snapshot,
+    replay: PitrPlan | undefined,
+    options: RestoreAsOf,
+  ): Promise<RestoreResult & { applied: string[]; replay?: ReplaySummary }> {
+    const handle = this.handle.handle;
+    const files: InPlaceFile[] = snapshot.files.map((f) => ({
+      name: f.name,
+      len: f.len,
+      async update(path, temp, token) {
+        const r = await repoNative.patchFile(handle, f.lists, f.len, path, temp, f.heap, token);
+        if (r.rebuilt) await rename(temp, path);
+        return {
+          rewritten: r.rebuilt || r.pagesRewritten > 0n,
+          pagesCompared: r.pagesCompared,
+          pagesRewritten: r.pagesRewritten,
+          bytesWritten: r.bytesWritten,
+          bytesFetched: r.bytesFetched,
+        };
+      },
+    }));
+    const record = snapshot.record;
+    let summary: ReplaySummary | undefined;
+    const wal = replay
+      ? async (path: string) => {
+          const dir = join(dest, `${TEMP_PREFIX}segments`);
+          await mkdir(dir, { mode: 0o700 });
+          const paths = await this.wal.fetch(replay.segments, dir);
+          const cut = await walNative.cut(paths, replay.after, replay.target);
+          const written = await walNative.writeWal(paths, replay.after, cut, path);
+          await rm(dir, { recursive: true, force: true });
+          summary = this.replaySummary(record, replay, cut, written, paths.length);
+        }
+      : undefined;
+    const delta = await restoreInPlace(dest, files, { ...options, wal });
+    const sync = await applySyncMode(dest, snapshot.sync, 'strip');
+    return {
+      dest,
+      files: snapshot.files.length,
+      bytes: record.logical_bytes,
+      increments: 0,
+      sourceLsn: summary?.cut_lsn ?? record.source_lsn,
+      ...(sync ? { sync } : {}),
+      applied: [record.id],
+      ...(summary ? { replay: summary } : {}),
+      delta,
+    };
+  }
+
+  private replaySummary(
+    record: BackupRecord,
+    plan: PitrPlan,
+    cut: bigint,
+    written: WalWritten,
+    segments: number,
+  ): ReplaySummary {
+    return {
+      base: record.id,
+      base_lsn: record.source_lsn,
+      target_lsn: plan.target,
+      cut_lsn: cut,
+      units: written.units,
+      segments,
+      notes: [REPLAY_LIMITS, ...(written.addColumnLsn != null ? [addColumnNote(written.addColumnLsn, record.id)] : [])],
+    };
   }
 
   /** Fetches the segments a replay needs into `staging` and finds where it stops. */

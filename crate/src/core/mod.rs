@@ -11,6 +11,7 @@ pub mod heapdiff;
 pub mod lock;
 pub mod page;
 pub mod pagemap;
+pub mod patch;
 pub mod repo;
 pub mod restore;
 pub mod verify;

@@ -101,32 +101,50 @@ pub fn missing_blob(repo: &Repo, id: &BlobId) -> CoreError {
     )
 }
 
-/// Fetches the chunks of `lists` window by window, in order; stops at the
-/// first failure (sent on) or when nobody listens any more.
-fn fetch_windows(repo: &Repo, lists: &[BlobId], windows: &SyncSender<CoreResult<Window>>) {
+/// The chunks a fetch covers: the whole file its lists name, or chosen chunks.
+#[derive(Clone, Copy)]
+pub enum Chunks<'a> {
+    Lists(&'a [BlobId]),
+    Refs(&'a [ChunkRef]),
+}
+
+/// Fetches the chunks of `refs` window by window, in order; false after a
+/// failure (sent on) or when nobody listens any more.
+fn fetch_refs(repo: &Repo, refs: &[ChunkRef], windows: &SyncSender<CoreResult<Window>>) -> bool {
     let (budget, max_range) = fetch_plan(repo);
-    for list in lists {
-        let refs = match read_list(repo, list) {
-            Ok(refs) => refs,
-            Err(e) => return drop(windows.send(Err(e))),
-        };
-        let mut start = 0;
-        while start < refs.len() {
-            let window = crate::core::cancel::check().and_then(|()| {
-                let (ranges, covered) = locate(repo, &refs[start..], budget, max_range)?;
-                let reads: Vec<(&str, u64, usize)> = ranges
-                    .iter()
-                    .map(|r| (r.pack.as_str(), r.start, (r.end - r.start) as usize))
-                    .collect();
-                start += covered;
-                Ok(Window {
-                    fetched: repo.storage.get_ranges(&reads)?,
-                    ranges,
-                })
-            });
-            let failed = window.is_err();
-            if windows.send(window).is_err() || failed {
-                return;
+    let mut start = 0;
+    while start < refs.len() {
+        let window = crate::core::cancel::check().and_then(|()| {
+            let (ranges, covered) = locate(repo, &refs[start..], budget, max_range)?;
+            let reads: Vec<(&str, u64, usize)> =
+                ranges.iter().map(|r| (r.pack.as_str(), r.start, (r.end - r.start) as usize)).collect();
+            start += covered;
+            Ok(Window { fetched: repo.storage.get_ranges(&reads)?, ranges })
+        });
+        let failed = window.is_err();
+        if windows.send(window).is_err() || failed {
+            return false;
+        }
+    }
+    true
+}
+
+/// Fetches `chunks` window by window, in order; stops at the first failure
+/// (sent on) or when nobody listens any more.
+fn fetch_windows(repo: &Repo, chunks: Chunks, windows: &SyncSender<CoreResult<Window>>) {
+    match chunks {
+        Chunks::Refs(refs) => {
+            fetch_refs(repo, refs, windows);
+        }
+        Chunks::Lists(lists) => {
+            for list in lists {
+                let refs = match read_list(repo, list) {
+                    Ok(refs) => refs,
+                    Err(e) => return drop(windows.send(Err(e))),
+                };
+                if !fetch_refs(repo, &refs, windows) {
+                    return;
+                }
             }
         }
     }
@@ -181,15 +199,15 @@ fn open_windows(
     }
 }
 
-/// Calls `visit` with the content of the file made of `lists`, in order, a
-/// batch of chunks at a time (each chunk checked against its id); returns
+/// Calls `visit` with the content of `chunks` (a file's lists, or chosen
+/// chunks), in order, a batch of chunks at a time (each chunk checked against its id); returns
 /// the bytes visited. Three stages overlap: one thread fetches the next
 /// window, another opens the current one, and `visit` handles what is
 /// opened. A stage that fails or stops listening ends the ones before it
 /// (their channel closes).
-fn for_each_chunk(
+pub fn for_each_chunk(
     repo: &Repo,
-    lists: &[BlobId],
+    chunks: Chunks,
     mut visit: impl FnMut(&[u8]) -> CoreResult<()>,
 ) -> CoreResult<u64> {
     let token = crate::core::cancel::current();
@@ -198,7 +216,7 @@ fn for_each_chunk(
     std::thread::scope(|scope| {
         let fetch_token = token.clone();
         scope.spawn(move || {
-            crate::core::cancel::with(fetch_token, || fetch_windows(repo, lists, &windows))
+            crate::core::cancel::with(fetch_token, || fetch_windows(repo, chunks, &windows))
         });
         scope.spawn(move || {
             crate::core::cancel::with(token, || open_windows(repo, fetched, &batches))
@@ -232,7 +250,7 @@ pub fn restore_file(
 ) -> CoreResult<Option<String>> {
     let mut sink = Sink::new(create_new(dest)?, dest);
     let mut hasher = hash.then(blake3::Hasher::new);
-    let written = for_each_chunk(repo, lists, |data| {
+    let written = for_each_chunk(repo, Chunks::Lists(lists), |data| {
         if let Some(h) = hasher.as_mut() {
             h.update(data);
         }
@@ -286,7 +304,7 @@ pub fn compare_file(
     let mut theirs = Vec::new();
     let mut at = 0u64;
     let mut same = true;
-    let read = for_each_chunk(repo, lists, |ours| {
+    let read = for_each_chunk(repo, Chunks::Lists(lists), |ours| {
         theirs.resize(ours.len(), 0);
         let n = ours.len().min(source_len.saturating_sub(at) as usize);
         file.read_exact_at(&mut theirs[..n], at)

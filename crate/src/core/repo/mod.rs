@@ -10,6 +10,7 @@ pub mod lease;
 pub mod load;
 pub mod open;
 pub mod pack;
+pub mod patch;
 pub mod prune;
 pub mod storage;
 pub mod store;

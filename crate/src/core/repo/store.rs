@@ -42,6 +42,12 @@ fn store_batch(repo: &Repo, chunks: &[&[u8]], out: &mut StoredFile, refs: &mut V
     Ok(())
 }
 
+/// The repository's content-defined chunker over `source` (its parameters and secret seed).
+pub fn content_defined<R: std::io::Read>(repo: &Repo, source: R) -> StreamCDC<R> {
+    let c = repo.config.chunking;
+    StreamCDC::with_level_and_seed(source, c.cdc_min, c.cdc_avg, c.cdc_max, Normalization::Level1, repo.keys.chunker_seed())
+}
+
 /// Stores the file at `path`; `heap` for a page-aligned heap.
 pub fn store_file(repo: &Repo, path: &Path, heap: bool) -> CoreResult<StoredFile> {
     let mut out = StoredFile::default();
@@ -57,16 +63,7 @@ pub fn store_file(repo: &Repo, path: &Path, heap: bool) -> CoreResult<StoredFile
             Ok(())
         })?;
     } else {
-        let source = open_read(path)?;
-        let seed = repo.keys.chunker_seed();
-        let cdc = StreamCDC::with_level_and_seed(
-            source,
-            chunking.cdc_min,
-            chunking.cdc_avg,
-            chunking.cdc_max,
-            Normalization::Level1,
-            seed,
-        );
+        let cdc = content_defined(repo, open_read(path)?);
         let mut batch: Vec<Vec<u8>> = Vec::new();
         let mut batch_bytes = 0;
         let mut flush = |batch: &mut Vec<Vec<u8>>, out: &mut StoredFile| -> CoreResult<()> {

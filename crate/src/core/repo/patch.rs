@@ -1,0 +1,192 @@
+//! Delta restore of one file from the repository: only the chunks that the
+//! destination's copy does not already hold are fetched (so a remote
+//! repository sends only what is rewritten). A heap is compared run by run
+//! (the destination's runs hashed into chunk ids) and patched in place; any
+//! other file is cut by the repository's own chunker, and when it differs it
+//! is rebuilt beside it from its own chunks and the fetched ones.
+use super::keys::BlobId;
+use super::load::{for_each_chunk, Chunks};
+use super::store::{content_defined, read_list, ChunkRef};
+use super::Repo;
+use crate::core::error::{CoreError, CoreResult};
+use crate::core::fsio::{self, create_new};
+use crate::core::page::PAGE_SIZE;
+use crate::core::patch::PatchOutcome;
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
+
+/// What a delta restore of one repository file did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RepoPatch {
+    pub outcome: PatchOutcome,
+    /// Rebuilt into `temp` (to be renamed over the destination).
+    pub rebuilt: bool,
+    pub chunks_fetched: u64,
+    pub bytes_fetched: u64,
+}
+
+/// Every chunk of the file `lists` name, with its offset.
+fn chunks_of(repo: &Repo, lists: &[BlobId]) -> CoreResult<Vec<(ChunkRef, u64)>> {
+    let mut out = Vec::new();
+    let mut offset = 0u64;
+    for list in lists {
+        for chunk in read_list(repo, list)? {
+            out.push((chunk, offset));
+            offset += chunk.1 as u64;
+        }
+    }
+    Ok(out)
+}
+
+/// Fetches `wanted` (in file order) and writes each chunk where `place` says.
+fn fetch_into(repo: &Repo, wanted: &[(ChunkRef, u64)], mut place: impl FnMut(&[u8], u64) -> CoreResult<()>) -> CoreResult<u64> {
+    let refs: Vec<ChunkRef> = wanted.iter().map(|(r, _)| *r).collect();
+    let mut next = 0usize;
+    for_each_chunk(repo, Chunks::Refs(&refs), |mut data| {
+        while !data.is_empty() {
+            let ((_, len), offset) = wanted[next];
+            let (chunk, rest) = data.split_at(len as usize);
+            place(chunk, offset)?;
+            data = rest;
+            next += 1;
+        }
+        Ok(())
+    })
+}
+
+fn open_rw(path: &Path) -> CoreResult<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| CoreError::io("open", path, e))
+}
+
+fn wrong_length(path: &Path, got: u64, len: u64) -> CoreError {
+    CoreError::new("ERR_INTEGRITY", format!("{} restored as {got} bytes but its backup says {len}", path.display()))
+}
+
+/// A heap: its runs compared with the destination's, differing runs fetched and written in place.
+fn patch_heap(repo: &Repo, chunks: &[(ChunkRef, u64)], len: u64, dest: &Path) -> CoreResult<RepoPatch> {
+    if !dest.exists() {
+        create_new(dest)?;
+    }
+    let file = open_rw(dest)?;
+    let dest_len = file.metadata().map_err(|e| CoreError::io("stat", dest, e))?.len();
+    let mut wanted = Vec::new();
+    // Compare a batch of runs at a time, hashed on all cores.
+    for batch in chunks.chunks(32) {
+        crate::core::cancel::check()?;
+        let start = batch[0].1;
+        let end = batch.last().map(|((_, l), o)| o + *l as u64).unwrap_or(start);
+        let mut bytes = vec![0u8; (end - start) as usize];
+        let have = dest_len.saturating_sub(start).min(end - start) as usize;
+        file.read_exact_at(&mut bytes[..have], start).map_err(|e| CoreError::io("read", dest, e))?;
+        let differ: Vec<bool> = batch
+            .par_iter()
+            .map(|((id, l), o)| {
+                let from = (o - start) as usize;
+                o + *l as u64 > dest_len || repo.keys.id(&bytes[from..from + *l as usize]) != *id
+            })
+            .collect();
+        wanted.extend(batch.iter().zip(differ).filter(|(_, d)| *d).map(|(c, _)| *c));
+        crate::core::cancel::advance(bytes.len() as u64);
+    }
+    if dest_len != len {
+        file.set_len(len).map_err(|e| CoreError::io("resize", dest, e))?;
+    }
+    let mut written = 0u64;
+    let fetched = fetch_into(repo, &wanted, |chunk, offset| {
+        written += chunk.len() as u64;
+        file.write_all_at(chunk, offset).map_err(|e| CoreError::io("write", dest, e))
+    })?;
+    fsio::sync(&file, dest)?;
+    let page = PAGE_SIZE as u64;
+    Ok(RepoPatch {
+        outcome: PatchOutcome {
+            pages_compared: dest_len.min(len).div_ceil(page),
+            pages_rewritten: written.div_ceil(page),
+            bytes_written: written,
+        },
+        rebuilt: false,
+        chunks_fetched: wanted.len() as u64,
+        bytes_fetched: fetched,
+    })
+}
+
+/// Any other file: unchanged when the repository's chunker cuts the
+/// destination into the same chunks; else rebuilt into `temp` from the
+/// destination's own chunks where it has them and fetched ones elsewhere.
+fn patch_whole(repo: &Repo, chunks: &[(ChunkRef, u64)], len: u64, dest: &Path, temp: &Path) -> CoreResult<RepoPatch> {
+    let mut local: HashMap<BlobId, u64> = HashMap::new();
+    let mut same = true;
+    let mut dest_len = 0u64;
+    if dest.exists() {
+        let mut at = 0usize;
+        for piece in content_defined(repo, fsio::open_read(dest)?) {
+            crate::core::cancel::check()?;
+            let piece = piece.map_err(|e| CoreError::new("EIO", format!("cannot read {}: {e}", dest.display())))?;
+            let id = repo.keys.id(&piece.data);
+            same &= chunks.get(at).is_some_and(|((want, l), _)| *want == id && *l as usize == piece.length);
+            local.entry(id).or_insert(piece.offset);
+            dest_len += piece.length as u64;
+            at += 1;
+            crate::core::cancel::advance(piece.length as u64);
+        }
+        same &= at == chunks.len() && dest_len == len;
+    } else {
+        same = false;
+    }
+    if same {
+        return Ok(RepoPatch { outcome: PatchOutcome::default(), ..RepoPatch::default() });
+    }
+    let out = create_new(temp)?;
+    out.set_len(len).map_err(|e| CoreError::io("extend", temp, e))?;
+    let source = if local.is_empty() { None } else { Some(fsio::open_read(dest)?) };
+    let mut wanted = Vec::new();
+    let mut copied = 0u64;
+    let mut buf = Vec::new();
+    for &((id, l), offset) in chunks {
+        match (local.get(&id), &source) {
+            (Some(&from), Some(src)) => {
+                buf.resize(l as usize, 0);
+                src.read_exact_at(&mut buf, from).map_err(|e| CoreError::io("read", dest, e))?;
+                out.write_all_at(&buf, offset).map_err(|e| CoreError::io("write", temp, e))?;
+                copied += l as u64;
+            }
+            _ => wanted.push(((id, l), offset)),
+        }
+    }
+    let fetched = fetch_into(repo, &wanted, |chunk, offset| {
+        out.write_all_at(chunk, offset).map_err(|e| CoreError::io("write", temp, e))
+    })?;
+    if copied + fetched != len {
+        return Err(wrong_length(temp, copied + fetched, len));
+    }
+    fsio::sync(&out, temp)?;
+    Ok(RepoPatch {
+        outcome: PatchOutcome { pages_compared: 0, pages_rewritten: 0, bytes_written: len },
+        rebuilt: true,
+        chunks_fetched: wanted.len() as u64,
+        bytes_fetched: fetched,
+    })
+}
+
+/// Brings `dest` to the file `lists` make (`len` bytes): a heap patched in
+/// place, any other file rebuilt into `temp` when it differs (see `rebuilt`).
+pub fn patch_file(repo: &Repo, lists: &[BlobId], len: u64, dest: &Path, temp: &Path, heap: bool) -> CoreResult<RepoPatch> {
+    let chunks = chunks_of(repo, lists)?;
+    let total = chunks.last().map(|((_, l), o)| o + *l as u64).unwrap_or(0);
+    if total != len {
+        return Err(wrong_length(dest, total, len));
+    }
+    if heap {
+        patch_heap(repo, &chunks, len, dest)
+    } else {
+        patch_whole(repo, &chunks, len, dest, temp)
+    }
+}
