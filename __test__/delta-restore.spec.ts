@@ -86,7 +86,10 @@ describe.each(GENS)('delta restore (engine %s)', (gen) => {
     const err = await rejectsWith(restoreChain(full, [inc], other, { delta: true }), 'ERR_NOT_A_DATA_DIR');
     expect(err.message).toContain('--force');
     await restoreChain(full, [inc], other, { delta: true, force: true });
-    expect({ ...dataHashes(other), 'something.txt': undefined }).toEqual({ ...dataHashes(plain), 'something.txt': undefined });
+    expect({ ...dataHashes(other), 'something.txt': undefined }).toEqual({
+      ...dataHashes(plain),
+      'something.txt': undefined,
+    });
     await rejectsWith(restoreChain(full, [inc], fresh, { delta: true, syncMode: 'fork' }), 'ERR_INVALID_ARG');
   });
 });
@@ -142,7 +145,14 @@ describe('delta restore and a live server (engine new)', () => {
 });
 
 describe('a killed delta restore (engine new)', () => {
-  const points = ['delta-marked', 'delta-catalog-removed', 'file-done:1', 'file-done:3', 'delta-files-done', 'delta-catalog-written'];
+  const points = [
+    'delta-marked',
+    'delta-catalog-removed',
+    'file-done:1',
+    'file-done:3',
+    'delta-files-done',
+    'delta-catalog-written',
+  ];
   it('never leaves a directory the engine opens half-restored, and the rerun ends byte-identical', async () => {
     const { full, inc, plain } = await chainAndPlain('new');
     const expected = dataHashes(plain);

@@ -2,12 +2,13 @@
 // init, export, migrate, repair and key management, and opening a repository with
 // its password (file, environment, or a prompt on a terminal).
 import type { Command } from 'commander';
-import { toBackupError } from './errors.js';
 import { formatBytes, plural } from './format.js';
-import { migrate } from './migrate.js';
 import { givenPassword, promptHidden } from './password.js';
 import type { OperationOptions } from './progress.js';
-import { PackedRepository, Repository } from './repository.js';
+import type { PackedRepository, Repository } from './repository.js';
+
+/** The repository modules, loaded when a command first needs them (start-up stays small). */
+const repositories = () => import('./repository.js');
 
 export interface Common {
   json?: boolean;
@@ -26,7 +27,7 @@ export interface CliKit {
   common: (cmd: Command) => Command;
   print: (json: boolean, value: unknown, line: string) => void;
   usage: (message: string) => never;
-  operation: (opts: Common) => OperationOptions;
+  operation: (opts: Common) => Promise<OperationOptions>;
 }
 
 const PASSWORD_HELP =
@@ -54,6 +55,7 @@ export const repoAccess = (cmd: Command) => storeFlags(cmd.option('--password-fi
 
 /** Opens a repository; an encrypted one without a given password asks on the terminal. */
 export async function openRepository(dir: string, opts: PasswordOpts): Promise<Repository> {
+  const [{ Repository }, { toBackupError }] = await Promise.all([repositories(), import('./errors.js')]);
   const password = await givenPassword(opts.passwordFile, 'POWDB_BACKUP_PASSWORD');
   try {
     return await Repository.open(dir, { password, ...store(opts) });
@@ -77,6 +79,7 @@ async function newPassword(file: string | undefined, envName: string, what: stri
 
 async function packed(dir: string, opts: PasswordOpts, usage: CliKit['usage']): Promise<PackedRepository> {
   const repo = await openRepository(dir, opts);
+  const { PackedRepository } = await repositories();
   if (!(repo instanceof PackedRepository)) usage(`${dir} is a format-1 repository: run powdb-backup migrate first`);
   return repo;
 }
@@ -116,6 +119,7 @@ export function repositoryCommands(program: Command, kit: CliKit): void {
     const format = opts.format === '1' ? 1 : 2;
     if (format === 1 && (opts.encrypt || opts.compression !== 'zstd'))
       usage('format 1 has no compression or encryption');
+    const { Repository, PackedRepository } = await repositories();
     const r = await Repository.init(repo, format === 1 ? { format } : await initWith(opts));
     const how =
       r instanceof PackedRepository ? `, compression ${opts.compression}${r.encrypted ? ', encrypted' : ''}` : '';
@@ -136,7 +140,7 @@ export function repositoryCommands(program: Command, kit: CliKit): void {
     ),
   ).action(async (dest: string, opts: Common & PasswordOpts & { repo: string; asOf?: string }) => {
     const repo = await packed(opts.repo, opts, usage);
-    const r = await repo.export(dest, { ...operation(opts), asOf: opts.asOf });
+    const r = await repo.export(dest, { ...(await operation(opts)), asOf: opts.asOf });
     const bytes = r.manifest.files.reduce((s, f) => s + f.len, 0n);
     print(
       Boolean(opts.json),
@@ -168,7 +172,7 @@ export function repositoryCommands(program: Command, kit: CliKit): void {
     if (opts.lockWait !== undefined && !(opts.lockWait >= 0)) usage('--lock-wait is a number of seconds');
     const repo = await packed(opts.repo, opts, usage);
     const r = await repo.archive(dataDir, {
-      ...operation(opts),
+      ...(await operation(opts)),
       ...(opts.lockWait === undefined ? {} : { lockWaitMs: opts.lockWait * 1000 }),
     });
     const stored = r.archived.reduce((sum, a) => sum + a.bytes, 0n);
@@ -194,7 +198,8 @@ export function repositoryCommands(program: Command, kit: CliKit): void {
         .argument('<to>', 'the new repository directory (must not exist or be empty)'),
     ),
   ).action(async (from: string, to: string, opts: InitOpts) => {
-    const r = await migrate(from, to, { ...operation(opts), ...(await initWith(opts)) });
+    const { migrate } = await import('./migrate.js');
+    const r = await migrate(from, to, { ...(await operation(opts)), ...(await initWith(opts)) });
     r.repository.close();
     print(
       Boolean(opts.json),

@@ -1,27 +1,32 @@
 #!/usr/bin/env node
 // The `powdb-backup` command: the upstream CLI surface over the public API.
-import { SingleBar, Presets } from 'cli-progress';
+// Start-up matters (a cron job, a script): only commander and small modules
+// load up front; each command imports what it needs when it runs.
 import { Command, CommanderError, Option } from 'commander';
-import { fullBackup, incrementalBackup } from './backup.js';
-import { toBackupError } from './errors.js';
 import { formatBytes, plural } from './format.js';
-import { formatJson } from './json.js';
-import { nativeVersion } from './native.js';
 import { packageVersion } from './version.js';
-import { storedSize, type BackupManifest, type IncrementManifest } from './manifest.js';
+import type { BackupManifest, IncrementManifest } from './manifest.js';
 import type { OperationOptions, ProgressEvent } from './progress.js';
 import { openRepository, repoAccess, repositoryCommands } from './cli-repo.js';
 import type { BackupRecord, BackupType, RepositoryTotals } from './repository.js';
-import { restoreChain } from './restore.js';
-import { SYNC_MODES, type SyncMode, type SyncOutcome } from './sync.js';
+import type { SyncMode, SyncOutcome } from './sync.js';
 import type { ArchiveLineage } from './repo/archive.js';
 import type { DeltaSummary } from './inplace.js';
-import { verifyChain, type VerifyReport } from './verify.js';
+import type { VerifyReport } from './verify.js';
+
+/** The restore modes of a sync-enabled backup (lib/sync.ts SYNC_MODES, not loaded up front). */
+const SYNC_MODES: SyncMode[] = ['strip', 'preserve', 'fork'];
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
+/** JSON output (lossless u64s) is loaded only when --json asks for it. */
+let formatJson: ((value: unknown) => string) | undefined;
+async function loadJson(argv: string[]): Promise<void> {
+  if (argv.includes('--json')) formatJson = (await import('./json.js')).formatJson;
+}
+
 function print(json: boolean, value: unknown, line: string): void {
-  process.stdout.write(json ? `${formatJson(value)}\n` : `${line}\n`);
+  process.stdout.write(json ? `${formatJson!(value)}\n` : `${line}\n`);
 }
 
 /** What a delta restore compared, rewrote and removed. */
@@ -42,12 +47,17 @@ function syncNote(sync: SyncOutcome | undefined): string {
 }
 
 function fullSummary(m: BackupManifest, dest: string): string {
-  const { bytes } = storedSize(m);
+  const bytes = m.files.reduce((sum, f) => sum + f.len, 0n);
   return `full backup: ${plural(m.files.length, 'file')}, ${formatBytes(bytes)}, source LSN ${m.source_lsn} -> ${dest}`;
 }
 
 function incrementSummary(m: IncrementManifest, dest: string): string {
-  const { bytes, pages } = storedSize(m);
+  let bytes = 0n;
+  let pages = 0;
+  for (const c of m.changed) {
+    if ('Whole' in c) bytes += c.Whole.len;
+    else [bytes, pages] = [bytes + c.Pages.delta_len, pages + c.Pages.page_indices.length];
+  }
   return (
     `incremental backup: ${plural(m.changed.length, 'changed file')} (${plural(pages, 'page')}), ` +
     `${formatBytes(bytes)}, LSN ${m.base_source_lsn} -> ${m.source_lsn} -> ${dest}`
@@ -62,8 +72,9 @@ interface Common {
 }
 
 /** A progress bar on stderr for a terminal; nothing with --json, --quiet or off a TTY. */
-function progressFor(opts: Common): OperationOptions['onProgress'] {
+async function progressFor(opts: Common): Promise<OperationOptions['onProgress']> {
   if (opts.json || opts.quiet || !process.stderr.isTTY) return undefined;
+  const { SingleBar, Presets } = await import('cli-progress');
   const bar = new SingleBar(
     {
       format: '{bar} {percentage}% | {done}/{all} | {speed}/s | ETA {eta_formatted}',
@@ -93,8 +104,8 @@ function progressFor(opts: Common): OperationOptions['onProgress'] {
 const interrupted = new AbortController();
 
 /** Options for every long operation: a progress bar and the Ctrl-C signal. */
-function operation(opts: Common): OperationOptions {
-  return { onProgress: progressFor(opts), signal: interrupted.signal };
+async function operation(opts: Common): Promise<OperationOptions> {
+  return { onProgress: await progressFor(opts), signal: interrupted.signal };
 }
 
 function usage(message: string): never {
@@ -164,11 +175,8 @@ function infoTable(records: BackupRecord[]): string {
 function buildProgram(): Command {
   const program = new Command('powdb-backup')
     .description('Backup, restore and point-in-time recovery for PowDB data directories')
-    .version(
-      `powdb-backup ${packageVersion()} (native addon ${nativeVersion()})`,
-      '-V, --version',
-      'print the package and native addon versions',
-    )
+    // Handled in main() before parsing: the native addon loads only to answer it.
+    .option('-V, --version', 'print the package and native addon versions')
     .exitOverride()
     .showHelpAfterError();
   const common = (cmd: Command) =>
@@ -206,7 +214,7 @@ function buildProgram(): Command {
       dest: string | undefined,
       opts: Common & { base?: string[]; repo?: string; type?: BackupType },
     ) => {
-      const run = operation(opts);
+      const run = await operation(opts);
       if (opts.repo) {
         if (dest || opts.base) usage('--repo picks the destination and the base: give neither <dest> nor --base');
         const record = await (
@@ -217,9 +225,11 @@ function buildProgram(): Command {
       if (!dest) usage('missing <dest> (or --repo)');
       if (opts.type) usage('--type goes with --repo');
       if (!opts.base) {
+        const { fullBackup } = await import('./backup.js');
         const m = await fullBackup(dataDir, dest, run);
         return print(Boolean(opts.json), { kind: 'full', dest, manifest: m }, fullSummary(m, dest));
       }
+      const { incrementalBackup } = await import('./backup.js');
       const m = await incrementalBackup(dataDir, opts.base, dest, run);
       print(Boolean(opts.json), { kind: 'incremental', dest, manifest: m }, incrementSummary(m, dest));
     },
@@ -237,8 +247,7 @@ function buildProgram(): Command {
         new Option(
           '--sync-mode <mode>',
           'for a backup of a sync-enabled directory: strip its sync identity, preserve it (disaster recovery of the same lineage) or fork a new one',
-        )
-          .choices(SYNC_MODES),
+        ).choices(SYNC_MODES),
       )
       .option(
         '--delta',
@@ -266,7 +275,7 @@ function buildProgram(): Command {
     ) => {
       if (opts.force && !opts.delta) usage('--force goes with --delta');
       const run = {
-        ...operation(opts),
+        ...(await operation(opts)),
         ...(opts.syncMode ? { syncMode: opts.syncMode } : {}),
         ...(opts.delta ? { delta: true, force: Boolean(opts.force) } : {}),
       };
@@ -282,6 +291,7 @@ function buildProgram(): Command {
       }
       if (!first || !second) usage('missing <backupDir> <dest> (or --repo <repo> <dest>)');
       if (opts.asOf) usage('--as-of goes with --repo');
+      const { restoreChain } = await import('./restore.js');
       const r = await restoreChain(first, opts.apply ?? [], second, run);
       const line = `restored ${plural(r.files, 'file')}, ${formatBytes(r.bytes)}, ${plural(r.increments, 'increment')} applied, LSN ${r.sourceLsn}${syncNote(r.sync)} -> ${second}${deltaNote(r.delta)}`;
       print(Boolean(opts.json), r, line);
@@ -306,12 +316,13 @@ function buildProgram(): Command {
       opts: Common & { apply?: string[]; repo?: string; id?: string; source?: string },
     ) => {
       let reports: { id?: string; report: VerifyReport }[];
-      const options = { ...operation(opts), ...(opts.source === undefined ? {} : { source: opts.source }) };
+      const options = { ...(await operation(opts)), ...(opts.source === undefined ? {} : { source: opts.source }) };
       if (opts.repo) {
         if (backupDir || opts.apply) usage('with --repo give no <backupDir> or --apply');
         reports = await (await openRepository(opts.repo, opts)).verify({ ...options, id: opts.id });
       } else {
         if (!backupDir) usage('missing <backupDir> (or --repo)');
+        const { verifyChain } = await import('./verify.js');
         reports = [{ report: await verifyChain(backupDir, opts.apply ?? [], options) }];
       }
       const json = opts.repo ? { ok: reports.every((r) => r.report.ok), chains: reports } : reports[0]!.report;
@@ -407,6 +418,12 @@ function verifySummary(report: VerifyReport): string {
 export async function main(argv: string[]): Promise<number> {
   try {
     process.exitCode = 0;
+    if (argv.length === 1 && (argv[0] === '-V' || argv[0] === '--version')) {
+      const { nativeVersion } = await import('./native.js');
+      process.stdout.write(`powdb-backup ${packageVersion()} (native addon ${nativeVersion()})\n`);
+      return 0;
+    }
+    await loadJson(argv);
     await buildProgram().parseAsync(argv, { from: 'user' });
     return Number(process.exitCode ?? 0);
   } catch (err) {
@@ -418,6 +435,7 @@ export async function main(argv: string[]): Promise<number> {
       if (json) print(true, { error: { code: 'ERR_USAGE', message: err.message.replace(/^error: /, '') } }, '');
       return 2;
     }
+    const { toBackupError } = await import('./errors.js');
     const e = toBackupError(err);
     process.stderr.write(`error [${e.code}]: ${e.message}\n`);
     if (json) print(true, { error: { code: e.code, message: e.message } }, '');

@@ -7,7 +7,14 @@ import { crashPoint } from '../crashpoint.js';
 import { assertUnchanged, manifestCatalogVersion, withDataDir } from '../datadir.js';
 import { BackupError } from '../errors.js';
 import { FORMAT_VERSION, MANIFEST_FILE, formatBackupManifest, type BackupManifest } from '../manifest.js';
-import { native, repoNative, type KdfParams, type RepairResult, type RepoHandle, type StoreOptions } from '../native.js';
+import {
+  native,
+  repoNative,
+  type KdfParams,
+  type RepairResult,
+  type RepoHandle,
+  type StoreOptions,
+} from '../native.js';
 import { DEFAULT_CONCURRENCY, mapLimit } from '../pool.js';
 import { Progress, type OperationOptions } from '../progress.js';
 import type { RestoreResult } from '../restore.js';
@@ -26,22 +33,8 @@ import {
   type RestoreAsOf,
 } from './base.js';
 import { withRepoLock } from './legacy.js';
-import {
-  WalArchive,
-  expiredRecords,
-  keyOf,
-  summarize,
-  type ArchiveLineage,
-  type ArchiveResult,
-} from './archive.js';
-import {
-  REPLAY_LIMITS,
-  addColumnNote,
-  lineageOf,
-  planRestore,
-  type PitrPlan,
-  type ReplaySummary,
-} from './pitr.js';
+import { WalArchive, expiredRecords, keyOf, summarize, type ArchiveLineage, type ArchiveResult } from './archive.js';
+import { REPLAY_LIMITS, addColumnNote, lineageOf, planRestore, type PitrPlan, type ReplaySummary } from './pitr.js';
 import { walNative, type WalWritten } from '../wal-native.js';
 import { TEMP_PREFIX, isFreshDestination, restoreInPlace, type InPlaceFile } from '../inplace.js';
 import { assertDeltaFits } from '../restore.js';
@@ -307,7 +300,10 @@ export class PackedRepository extends RepositoryBase {
             `sync identity changed since backup ${parent.id}; take a full backup (--type full)`,
             options.type === undefined && !options.as,
           );
-          process.emitWarning(`${dataDir}: sync identity changed since backup ${parent.id}; taking a full backup`, 'PowdbBackupWarning');
+          process.emitWarning(
+            `${dataDir}: sync identity changed since backup ${parent.id}; taking a full backup`,
+            'PowdbBackupWarning',
+          );
           type = 'full';
           parent = undefined;
         }
@@ -319,7 +315,10 @@ export class PackedRepository extends RepositoryBase {
           await this.wal.archive(dataDir, identity, cancel.token).catch((err: unknown) => {
             if ((err as BackupError).code === 'ERR_ABORTED') throw err;
             repoNative.abandon(this.handle.handle);
-            process.emitWarning(`archiving the WAL of ${dataDir} failed: ${(err as Error).message}`, 'PowdbBackupWarning');
+            process.emitWarning(
+              `archiving the WAL of ${dataDir} failed: ${(err as Error).message}`,
+              'PowdbBackupWarning',
+            );
           });
         }
         try {
@@ -740,7 +739,13 @@ export class PackedRepository extends RepositoryBase {
         const archive = await this.wal.records();
         const bases = remaining.flatMap((s) =>
           s.sync
-            ? [{ database_id: s.sync.identity.database_id, generation: s.sync.identity.primary_generation, lsn: s.record.source_lsn }]
+            ? [
+                {
+                  database_id: s.sync.identity.database_id,
+                  generation: s.sync.identity.primary_generation,
+                  lsn: s.record.source_lsn,
+                },
+              ]
             : [],
         );
         const expired = new Set(expiredRecords(archive, bases));
