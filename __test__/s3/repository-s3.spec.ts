@@ -258,6 +258,23 @@ describe.each(targets.map((t) => [t.name, t] as const))('a repository on %s', (_
     expect(Date.now() - started).toBeLessThan(45_000);
   }, 90_000);
 
+  it('a delta restore downloads only the content it rewrites', async () => {
+    useTarget(target);
+    const url = freshPrefix(target, 'delta');
+    const data = makeDb('new', 50_000, '--index');
+    const repo = await PackedRepository.init(url, { compression: 'none' });
+    const older = await repo.backup(data);
+    const dest = join(tmp(), 'standby');
+    await repo.restore(dest, { asOf: older.id });
+    insertRows('new', data, 50_000, 500);
+    const newer = await repo.backup(data);
+    const r = await repo.restore(dest, { asOf: newer.id, delta: true });
+    expect(dataHashes(dest)).toEqual(dataHashes(data));
+    expect(r.delta!.bytesFetched).toBeGreaterThan(0n);
+    expect(r.delta!.bytesFetched).toBeLessThan(newer.logical_bytes / 4n);
+    repo.close();
+  });
+
   it('archives a sync-enabled directory\'s WAL beside its backups and restores to any archived LSN', async () => {
     useTarget(target);
     const url = freshPrefix(target, 'pitr');
