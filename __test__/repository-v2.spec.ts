@@ -645,6 +645,9 @@ describe.each(['plain', 'encrypted'] as Mode[])('damage to a %s repository', (mo
     // New backups still go in (with a warning); expire, which would prune B's chunks, stops.
     const c = await repo.backup(makeDb('new', 10));
     expect(counts('new', await restored(repo, c.id))).toEqual({ T: 10 });
+    // The catalog still lists every backup that can be read (info works).
+    expect((await repo.list()).map((r) => r.id)).toEqual([t.a.id, c.id]);
+    expect((await repo.info()).backups.length).toBe(2);
     await rejectsWith(repo.expire({ retainFull: 1 }), 'ERR_INTEGRITY');
     repo.close();
   });

@@ -180,9 +180,13 @@ export class PackedRepository extends RepositoryBase {
     return objects.map((o) => o.key.slice(SNAPSHOTS.length));
   }
 
+  /** Every backup that can be read; one that cannot is named in a warning (verify reports it). */
   async list(): Promise<BackupRecord[]> {
-    const snapshots = await Promise.all((await this.snapshotIds()).map((id) => this.snapshot(id)));
-    return sortRecords(snapshots.map((s) => s.record));
+    const { readable, unreadable } = await this.readSnapshots();
+    for (const u of unreadable) {
+      process.emitWarning(`backup ${u.id} cannot be read (${u.err.message}); run verify`, 'PowdbBackupWarning');
+    }
+    return sortRecords(readable.map((s) => s.record));
   }
 
   /**
