@@ -511,6 +511,15 @@ describe('encrypted repository passwords and keys', () => {
     const dest = await restored(again, record.id);
     expect(report('new', dest).T!.count).toBe(400);
     again.close();
+
+    // A key file asking for an absurd argon2 cost is refused, naming the file.
+    const keyPath = join(dir, 'keys', k2);
+    rewrite(keyPath, (b) => {
+      const file = JSON.parse(b.toString('utf8'));
+      return Buffer.from(JSON.stringify({ ...file, m_kib: 1 << 30 })); // the argon2 parameters are top-level fields
+    });
+    const bad = await rejectsWith(PackedRepository.open(dir, { password: 'second' }), 'ERR_BAD_KEY_FILE');
+    expect(bad.message).toContain(`keys/${k2}`);
   });
 });
 

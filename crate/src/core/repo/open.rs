@@ -99,6 +99,15 @@ pub fn read_config(storage: &dyn Storage) -> CoreResult<Config> {
     Config::parse(&bytes, &storage.location())
 }
 
+/// Names the key file an ERR_BAD_KEY_FILE comes from.
+fn in_key_file(e: CoreError, id: &str) -> CoreError {
+    if e.code == "ERR_BAD_KEY_FILE" {
+        CoreError::new(&e.code, format!("{KEYS_PREFIX}{id}: {}", e.message))
+    } else {
+        e
+    }
+}
+
 /// Every key file: `(id, file)`.
 pub fn key_files(storage: &dyn Storage) -> CoreResult<Vec<(String, KeyFile)>> {
     storage
@@ -107,7 +116,7 @@ pub fn key_files(storage: &dyn Storage) -> CoreResult<Vec<(String, KeyFile)>> {
         .map(|o| {
             let id = o.key[KEYS_PREFIX.len()..].to_string();
             let file = serde_json::from_slice(&storage.get(&o.key)?).map_err(|e| {
-                CoreError::new("ERR_BAD_KEY_FILE", format!("key {id} is malformed: {e}"))
+                CoreError::new("ERR_BAD_KEY_FILE", format!("{KEYS_PREFIX}{id} is malformed: {e}"))
             })?;
             Ok((id, file))
         })
@@ -151,7 +160,7 @@ pub fn open(storage: Box<dyn Storage>, password: Option<&str>) -> CoreResult<Rep
             let files = key_files(storage.as_ref())?;
             let mut found = None;
             for (id, file) in &files {
-                if let Some(master) = keys::unwrap(file, password, &config.id)? {
+                if let Some(master) = keys::unwrap(file, password, &config.id).map_err(|e| in_key_file(e, id))? {
                     found = Some((id.clone(), master));
                     break;
                 }
@@ -182,8 +191,8 @@ pub fn open(storage: Box<dyn Storage>, password: Option<&str>) -> CoreResult<Rep
 impl Repo {
     fn master(&self, password: &str) -> CoreResult<[u8; MASTER_LEN]> {
         // The master key is not kept in memory beyond the cipher; unwrap it again.
-        for (_, file) in key_files(self.storage.as_ref())? {
-            if let Some(master) = keys::unwrap(&file, password, &self.config.id)? {
+        for (id, file) in key_files(self.storage.as_ref())? {
+            if let Some(master) = keys::unwrap(&file, password, &self.config.id).map_err(|e| in_key_file(e, &id))? {
                 return Ok(master);
             }
         }
