@@ -315,4 +315,27 @@ describe('point-in-time recovery through the WAL archive (engine 0.29, sync on)'
     expect(refused.status).toBe(1);
     expect(refused.stderr).toContain('error [ERR_NOT_SYNC_ENABLED]');
   });
+
+  it('archive runs beside a backup: it waits for the repository lock, then both have done their work', async () => {
+    const data = makeDb(gen, 30_000, '--index');
+    syncEnable(data);
+    const dir = join(tmp(), 'repo');
+    const writer = await PackedRepository.init(dir);
+    await writer.backup(data);
+    insertRows(gen, data, 30_000, 100);
+    const archiver = await PackedRepository.open(dir);
+    const backup = writer.backup(data, { type: 'full' });
+    await new Promise((r) => setTimeout(r, 20)); // the backup holds the lock by now
+    const archived = await archiver.archive(data, { lockWaitMs: 60_000 });
+    const record = await backup;
+    expect(record.type).toBe('full');
+    // The backup archived first (or the archive did, if it got the lock first); nothing is archived twice.
+    expect(archived.gaps).toEqual([]);
+    expect(lsnRanges((await archiver.archiveInfo())[0])).toEqual([
+      { start_lsn: expect.any(BigInt), end_lsn: lastLsn(data, 0n) },
+    ]);
+    await rejectsWith(archiver.archive(makeDb(gen, 5)), 'ERR_NOT_SYNC_ENABLED');
+    writer.close();
+    archiver.close();
+  });
 });
