@@ -1,4 +1,4 @@
-import { lstat, open, readdir, rename, rm } from 'node:fs/promises';
+import { lstat, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cancellable, type Cancellation } from './abort.js';
 import { finalFiles, storedMap, type Chain, type ChainState } from './chain.js';
@@ -9,7 +9,7 @@ import { native, type RestoreLayer } from './native.js';
 import { DEFAULT_CONCURRENCY, mapLimit } from './pool.js';
 import { loadAddon } from './loader.js';
 import type { OperationOptions } from './progress.js';
-import { writeFileDurably } from './staging.js';
+import { fsyncPath as fsyncDir, writeFileDurably } from './staging.js';
 
 /**
  * Delta restore: bring an existing data directory (a stale standby, a
@@ -76,14 +76,6 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
 
 /** True when `dest` is absent or an empty directory: a plain restore does. */
 export async function isFreshDestination(dest: string): Promise<boolean> {

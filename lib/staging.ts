@@ -29,7 +29,8 @@ export async function removeAbandonedStaging(parent: string): Promise<string[]> 
   return removed;
 }
 
-async function fsyncPath(path: string): Promise<void> {
+/** fsyncs a file or directory. */
+export async function fsyncPath(path: string): Promise<void> {
   const handle = await open(path, 'r');
   try {
     await handle.sync();

@@ -130,18 +130,8 @@ pub fn patch_heap(dest: &Path, layers: &[Layer], map: &MapSource) -> CoreResult<
 mod tests {
     use super::*;
     use crate::core::delta::tests::map_of;
-    use crate::core::test_support::{pages, read, TempDir};
+    use crate::core::test_support::{pages, read, whole_layer as whole, TempDir};
 
-    fn whole(dir: &TempDir, name: &str, bytes: &[u8]) -> Layer {
-        Layer {
-            path: dir.write(name, bytes),
-            name: name.into(),
-            len: bytes.len() as u64,
-            blake3_hex: blake3::hash(bytes).to_hex().to_string(),
-            artifact: "backup".into(),
-            kind: LayerKind::Whole,
-        }
-    }
 
     #[test]
     fn only_differing_pages_are_written_and_the_result_equals_the_backup() {

@@ -272,18 +272,8 @@ mod tests {
     use super::*;
     use crate::core::delta::tests::map_of;
     use crate::core::delta::{write_delta, Base, BaseMap};
-    use crate::core::test_support::{pages, read, TempDir};
+    use crate::core::test_support::{pages, read, whole_layer as whole, TempDir};
 
-    fn whole(dir: &TempDir, name: &str, bytes: &[u8]) -> Layer {
-        Layer {
-            path: dir.write(name, bytes),
-            name: name.into(),
-            len: bytes.len() as u64,
-            blake3_hex: blake3::hash(bytes).to_hex().to_string(),
-            artifact: "backup".into(),
-            kind: LayerKind::Whole,
-        }
-    }
 
     /// A delta of the pages of `new` that differ from `old`.
     fn delta(dir: &TempDir, name: &str, new: &[u8], old: &[u8], base_lsn: u64) -> Layer {

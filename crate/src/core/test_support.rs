@@ -45,3 +45,15 @@ pub fn pages(count: usize, lsn: impl Fn(usize) -> u64) -> Vec<u8> {
 pub fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
+
+/// A whole copy of `bytes` written as `name`, as a chain layer.
+pub fn whole_layer(dir: &TempDir, name: &str, bytes: &[u8]) -> super::restore::Layer {
+    super::restore::Layer {
+        path: dir.write(name, bytes),
+        name: name.into(),
+        len: bytes.len() as u64,
+        blake3_hex: blake3::hash(bytes).to_hex().to_string(),
+        artifact: "backup".into(),
+        kind: super::restore::LayerKind::Whole,
+    }
+}
