@@ -98,6 +98,10 @@ pub enum Command {
         seed: u64,
         #[arg(long, value_name = "N", default_value_t = 12)]
         ops: u64,
+        /// Never pick these kinds of op (comma-separated). Same seed, same
+        /// directory and same list: same changes.
+        #[arg(long, value_name = "KINDS", value_delimiter = ',')]
+        skip: Vec<OpKind>,
     },
     /// Print each table's rows hash, schema, indexes and index check.
     Dump { dir: PathBuf },
@@ -210,6 +214,28 @@ pub enum Command {
         #[arg(long)]
         crash: bool,
     },
+}
+
+/// The kinds of op `workload` picks from, for `--skip`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OpKind {
+    Insert,
+    UpdateInPlace,
+    Grow,
+    Delete,
+    Big,
+    CreateTable,
+    DropTable,
+    Recreate,
+    CreateIndex,
+    /// `alter table add column`, either type.
+    AddColumn,
+    /// `alter table add column` of an Int column only.
+    AddIntColumn,
+    /// `alter table add column` of a Str column only.
+    AddStrColumn,
+    DropColumn,
+    Sweep,
 }
 
 /// Column types `add-column` offers.

@@ -33,7 +33,12 @@ pub fn run<D: Db>(command: &Command) -> Result<Option<Value>> {
         Command::Report { dir, ids } => report::<D>(dir, *ids)?,
         Command::Hold { dir } => return hold::<D>(dir).map(|()| None),
         Command::Bulk { dir, mib, pad } => bulk::<D>(dir, *mib, *pad)?,
-        Command::Workload { dir, seed, ops } => workload::run::<D>(dir, *seed, *ops)?,
+        Command::Workload {
+            dir,
+            seed,
+            ops,
+            skip,
+        } => workload::run::<D>(dir, *seed, *ops, skip)?,
         Command::Dump { dir } => dump::run::<D>(dir)?,
         Command::Delete { dir, table, every } => single::<D>(dir, |db| {
             let targets = every_kth(db, table, *every)?;
