@@ -338,4 +338,29 @@ describe('point-in-time recovery through the WAL archive (engine 0.29, sync on)'
     writer.close();
     archiver.close();
   });
+
+  it('never replays across an alter table add column (PowDB 0.29 loses rows there): refused, or the newest point stops before it', async () => {
+    const { data, repo } = await setup();
+    fixture(gen, 'add-table', data, '--table', 'U', '--rows', 20);
+    insertRows(gen, data, 100, 5);
+    const safe = lastLsn(data, 0n);
+    fixture(gen, 'add-column', data, '--table', 'U', '--column', 'note');
+    insertRows(gen, data, 200, 5);
+    const newest = lastLsn(data, 0n);
+    await repo.archive(data);
+
+    const e = await rejectsWith(repo.restore(join(tmp(), 'x'), { asOf: newest }), 'ERR_REPLAY_UNSAFE');
+    expect(e.message).toContain(`the newest safe point from this backup is LSN ${safe}`);
+    const latest = await repo.restore(join(tmp(), 'latest'));
+    expect(latest.replay?.cut_lsn).toBe(safe);
+    expect(latest.replay?.notes.join(' ')).toMatch(/stopped at LSN \d+, before the alter table add column/);
+    expect((await repo.restore(join(tmp(), 'safe'), { asOf: safe })).replay?.cut_lsn).toBe(safe);
+
+    // A backup after the alter restores past it.
+    await repo.backup(data);
+    const dest = join(tmp(), 'after');
+    expect((await repo.restore(dest, { asOf: newest })).sourceLsn).toBe(newest);
+    expect(dump(gen, dest)).toEqual(dump(gen, data));
+    repo.close();
+  });
 });

@@ -27,7 +27,12 @@ export interface WalWritten {
 
 interface WalAddon {
   inspectRetainedSegment(path: string, cancel?: number): Promise<SegmentInfo>;
-  walCut(segments: string[], afterLsn: bigint, targetLsn: bigint, cancel?: number): Promise<bigint>;
+  walCut(
+    segments: string[],
+    afterLsn: bigint,
+    targetLsn: bigint,
+    cancel?: number,
+  ): Promise<{ lsn: bigint; addColumn?: bigint | null; safe: bigint }>;
   writeReplayWal(
     segments: string[],
     afterLsn: bigint,

@@ -2,7 +2,7 @@
 //! The WAL-archive side of the binding: checking retained segments and
 //! writing the `wal.log` of a point-in-time restore, off the JS thread.
 use crate::binding::{job, u64_arg, Job};
-use crate::core::wal::replay::{cut_at_or_before, write_wal, WalCut};
+use crate::core::wal::replay::{cut_at_or_before, write_wal, Cut, WalCut};
 use crate::core::wal::scan::first_overflow_record;
 use crate::core::wal::segment::{inspect_segment, SegmentSummary};
 use napi::bindgen_prelude::*;
@@ -50,19 +50,31 @@ pub fn inspect_retained_segment(path: String, cancel: Option<u32>) -> AsyncTask<
     job(cancel, move || inspect_segment(&PathBuf::from(path)), SegmentInfo::from)
 }
 
-/// The LSN a replay of `segments` after `afterLsn` stops at for `targetLsn`:
-/// the last one at or before it where no transaction is open.
-#[napi(ts_return_type = "Promise<bigint>")]
+/// Where a replay stops, and how far it is safe (see `Cut`).
+#[napi(object, object_from_js = false)]
+pub struct WalCutResult {
+    pub lsn: u64,
+    pub add_column: Option<u64>,
+    pub safe: u64,
+}
+
+/// Where a replay of `segments` after `afterLsn` stops for `targetLsn`: the
+/// last commit point at or before it, and the first add column before that.
+#[napi(ts_return_type = "Promise<WalCutResult>")]
 pub fn wal_cut(
     segments: Vec<String>,
     after_lsn: BigInt,
     target_lsn: BigInt,
     cancel: Option<u32>,
-) -> Result<AsyncTask<Job<u64, BigInt>>> {
+) -> Result<AsyncTask<Job<Cut, WalCutResult>>> {
     let after = u64_arg("afterLsn", &after_lsn)?;
     let target = u64_arg("targetLsn", &target_lsn)?;
     let paths: Vec<PathBuf> = segments.into_iter().map(PathBuf::from).collect();
-    Ok(job(cancel, move || cut_at_or_before(&paths, after, target), BigInt::from))
+    Ok(job(cancel, move || cut_at_or_before(&paths, after, target), |c| WalCutResult {
+        lsn: c.lsn,
+        add_column: c.add_column,
+        safe: c.safe,
+    }))
 }
 
 #[napi(object, object_from_js = false)]

@@ -34,7 +34,15 @@ import {
 } from './base.js';
 import { withRepoLock } from './legacy.js';
 import { WalArchive, expiredRecords, keyOf, summarize, type ArchiveLineage, type ArchiveResult } from './archive.js';
-import { REPLAY_LIMITS, addColumnNote, lineageOf, planRestore, type PitrPlan, type ReplaySummary } from './pitr.js';
+import {
+  REPLAY_LIMITS,
+  lineageOf,
+  planRestore,
+  stoppedNote,
+  type PitrPlan,
+  type ReplayCut,
+  type ReplaySummary,
+} from './pitr.js';
 import { walNative, type WalWritten } from '../wal-native.js';
 import { TEMP_PREFIX, isFreshDestination, restoreInPlace, type InPlaceFile } from '../inplace.js';
 import { assertDeltaFits } from '../restore.js';
@@ -495,8 +503,8 @@ export class PackedRepository extends RepositoryBase {
     }
     return cancellable(options.signal, (cancel) =>
       buildAtomically(dest, 'restore', async (staging) => {
-        const replay = plan?.replay && (await this.prepareReplay(plan.replay, staging, cancel.token));
-        const reached = replay?.cut ?? record.source_lsn;
+        const replay = plan?.replay && (await this.prepareReplay(plan.replay, record, staging, cancel.token));
+        const reached = replay?.cut.lsn ?? record.source_lsn;
         if (mode === 'preserve' && newestArchived !== undefined && reached < newestArchived) {
           throw new BackupError(
             'ERR_SYNC_MODE',
@@ -510,7 +518,7 @@ export class PackedRepository extends RepositoryBase {
           const written = await walNative.writeWal(
             replay.paths,
             plan.replay.after,
-            replay.cut,
+            replay.cut.lsn,
             join(staging, 'wal.log'),
             cancel.token,
           );
@@ -566,8 +574,8 @@ export class PackedRepository extends RepositoryBase {
           const dir = join(dest, `${TEMP_PREFIX}segments`);
           await mkdir(dir, { mode: 0o700 });
           const paths = await this.wal.fetch(replay.segments, dir);
-          const cut = await walNative.cut(paths, replay.after, replay.target);
-          const written = await walNative.writeWal(paths, replay.after, cut, path);
+          const cut = await this.replayCut(paths, replay, record);
+          const written = await walNative.writeWal(paths, replay.after, cut.lsn, path);
           await rm(dir, { recursive: true, force: true });
           summary = this.replaySummary(record, replay, cut, written, paths.length);
         }
@@ -590,7 +598,7 @@ export class PackedRepository extends RepositoryBase {
   private replaySummary(
     record: BackupRecord,
     plan: PitrPlan,
-    cut: bigint,
+    cut: ReplayCut,
     written: WalWritten,
     segments: number,
   ): ReplaySummary {
@@ -598,24 +606,42 @@ export class PackedRepository extends RepositoryBase {
       base: record.id,
       base_lsn: record.source_lsn,
       target_lsn: plan.target,
-      cut_lsn: cut,
+      cut_lsn: cut.lsn,
       units: written.units,
       segments,
-      notes: [REPLAY_LIMITS, ...(written.addColumnLsn != null ? [addColumnNote(written.addColumnLsn, record.id)] : [])],
+      notes: [REPLAY_LIMITS, ...(cut.stoppedBefore !== undefined ? [stoppedNote(cut.stoppedBefore, cut.lsn)] : [])],
     };
+  }
+
+  /**
+   * Where a replay stops. PowDB 0.29 does not replay rows written after an
+   * `alter table add column` correctly (rows lost or the open fails): a
+   * replay never crosses one. The newest point stops before it (and says
+   * so); an explicit target past it is refused, naming the safe point.
+   */
+  private async replayCut(paths: string[], plan: PitrPlan, record: BackupRecord, token?: number): Promise<ReplayCut> {
+    const cut = await walNative.cut(paths, plan.after, plan.target, token);
+    if (cut.addColumn == null) return { lsn: cut.lsn };
+    if (plan.newest) return { lsn: cut.safe, stoppedBefore: cut.addColumn };
+    throw new BackupError(
+      'ERR_REPLAY_UNSAFE',
+      `the archived WAL from backup ${record.id} (LSN ${record.source_lsn}) to LSN ${plan.target} crosses an alter table add column at LSN ${cut.addColumn}, ` +
+        `which PowDB 0.29 does not replay correctly (rows can be lost, or the first open fails); the newest safe point from this backup is LSN ${cut.safe}. ` +
+        'To restore past the alter, back up after it and restore from that backup.',
+    );
   }
 
   /** Fetches the segments a replay needs into `staging` and finds where it stops. */
   private async prepareReplay(
     plan: PitrPlan,
+    record: BackupRecord,
     staging: string,
     token: number | undefined,
-  ): Promise<{ dir: string; paths: string[]; cut: bigint }> {
+  ): Promise<{ dir: string; paths: string[]; cut: ReplayCut }> {
     const dir = join(staging, '.powdb-replay-segments');
     await mkdir(dir, { mode: 0o700 });
     const paths = await this.wal.fetch(plan.segments, dir, token);
-    const cut = await walNative.cut(paths, plan.after, plan.target, token);
-    return { dir, paths, cut };
+    return { dir, paths, cut: await this.replayCut(paths, plan, record, token) };
   }
 
   /**

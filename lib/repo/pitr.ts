@@ -14,6 +14,8 @@ export interface PitrPlan {
   target: bigint;
   /** The archived segments that hold `(after, target]`, in order. */
   segments: ArchivedSegment[];
+  /** No target was given: the newest point (which stops before an unsafe alter rather than fail). */
+  newest?: boolean;
 }
 
 /** What a restore replayed from the archive (the CLI prints it). */
@@ -35,9 +37,15 @@ export interface ReplaySummary {
 export const REPLAY_LIMITS =
   'the WAL brings back rows and table DDL; indexes created after the base backup are rebuilt by the first open only if the catalog names them; views.bin, auth.json, expression indexes and links are as of the base backup';
 
-/** PowDB 0.29 may fail to replay rows written after `alter table add column` ("replay: row does not fit"). */
-export const addColumnNote = (lsn: bigint, base: string) =>
-  `the replay includes an alter table add column (LSN ${lsn}): PowDB 0.29 can fail to replay rows written after it ("replay: row does not fit"); if the first open fails, restore --as-of a backup taken after the alter (this one starts from ${base})`;
+/** Where a replay stops; `stoppedBefore`: the add column it stopped short of (newest-point restores). */
+export interface ReplayCut {
+  lsn: bigint;
+  stoppedBefore?: bigint;
+}
+
+/** PowDB 0.29 does not replay rows written after `alter table add column` correctly: a replay stops before it. */
+export const stoppedNote = (alter: bigint, lsn: bigint) =>
+  `the replay stopped at LSN ${lsn}, before the alter table add column at LSN ${alter}: PowDB 0.29 does not replay rows written after one correctly (rows can be lost, or the first open fails); to restore past it, back up after the alter and restore from that backup`;
 
 /** The segments that continue `after` without a gap, in order (the archive is sorted by LSN). */
 export function reachable(archive: ArchivedSegment[], after: bigint): ArchivedSegment[] {
@@ -91,7 +99,7 @@ export function planRestore(
     const run = reachable(archiveOf(newest), after);
     const lsn = newestReachable(run, after);
     return lsn > after
-      ? { base: newest, replay: { after, target: lsn, segments: run.filter((s) => s.start_lsn <= lsn) } }
+      ? { base: newest, replay: { after, target: lsn, segments: run.filter((s) => s.start_lsn <= lsn), newest: true } }
       : { base: newest };
   }
   const target = parseTarget(asOf, new Set(ids));

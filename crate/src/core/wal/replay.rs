@@ -50,16 +50,40 @@ fn units_after(
     Ok(next - 1)
 }
 
-/// The last commit point in `(after_lsn, target_lsn]`, or `after_lsn` when
-/// there is none (a target inside the first transaction lands on the base).
-pub fn cut_at_or_before(segments: &[PathBuf], after_lsn: u64, target_lsn: u64) -> CoreResult<u64> {
-    let mut cut = after_lsn;
+/// Where a replay from `after_lsn` may stop for a target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cut {
+    /// The last commit point in `(after_lsn, target]`, or `after_lsn` (a
+    /// target inside the first transaction lands on the base).
+    pub lsn: u64,
+    /// The first `alter table add column` at or before `lsn`, if any:
+    /// PowDB 0.29 does not replay rows written after it correctly (rows can
+    /// be lost, or the open fails).
+    pub add_column: Option<u64>,
+    /// The last commit point before that alter (`after_lsn` if none): how far a replay is safe.
+    pub safe: u64,
+}
+
+pub fn cut_at_or_before(segments: &[PathBuf], after_lsn: u64, target_lsn: u64) -> CoreResult<Cut> {
+    let mut cut = Cut { lsn: after_lsn, add_column: None, safe: after_lsn };
     units_after(segments, after_lsn, |_, h, _| {
-        if h.lsn <= target_lsn && is_commit_point(h) {
-            cut = h.lsn;
+        if h.lsn > target_lsn {
+            return Ok(());
+        }
+        if h.kind == DDL_ADD_COLUMN && cut.add_column.is_none() {
+            cut.add_column = Some(h.lsn);
+        }
+        if is_commit_point(h) {
+            cut.lsn = h.lsn;
+            if cut.add_column.is_none() {
+                cut.safe = h.lsn;
+            }
         }
         Ok(())
     })?;
+    if cut.add_column.is_some_and(|lsn| lsn > cut.lsn) {
+        cut.add_column = None; // inside the transaction the cut leaves out
+    }
     Ok(cut)
 }
 

@@ -91,12 +91,12 @@ fn a_replay_cuts_at_the_last_boundary_at_or_before_the_target_and_copies_bytes_u
     let first = dir.write("a.prul", &segment(&[tx(1, 11, 2), tx(2, 15, 3)].concat())); // 11..=19
     let second = dir.write("b.prul", &segment(&tx(3, 20, 1))); // 20..=22
     let segments = vec![first.clone(), second.clone()];
-    assert_eq!(cut_at_or_before(&segments, 10, 10).unwrap(), 10);
-    assert_eq!(cut_at_or_before(&segments, 10, 13).unwrap(), 10); // inside the first transaction
-    assert_eq!(cut_at_or_before(&segments, 10, 14).unwrap(), 14);
-    assert_eq!(cut_at_or_before(&segments, 10, 21).unwrap(), 19);
-    assert_eq!(cut_at_or_before(&segments, 10, 99).unwrap(), 22);
-    assert_eq!(cut_at_or_before(&segments, 14, 99).unwrap(), 22); // starting inside a segment
+    assert_eq!(cut_at_or_before(&segments, 10, 10).unwrap().lsn, 10);
+    assert_eq!(cut_at_or_before(&segments, 10, 13).unwrap().lsn, 10); // inside the first transaction
+    assert_eq!(cut_at_or_before(&segments, 10, 14).unwrap().lsn, 14);
+    assert_eq!(cut_at_or_before(&segments, 10, 21).unwrap().lsn, 19);
+    assert_eq!(cut_at_or_before(&segments, 10, 99).unwrap().lsn, 22);
+    assert_eq!(cut_at_or_before(&segments, 14, 99).unwrap().lsn, 22); // starting inside a segment
 
     let out = dir.path("wal.log");
     let cut = write_wal(&segments, 14, 19, &out).unwrap();
@@ -138,9 +138,9 @@ fn a_transaction_a_crash_cut_short_is_left_out_though_its_id_commits_in_the_next
     let b = dir.write("b.prul", &segment(&tail)); // the crash tail, archived by the next open
     let c = dir.write("c.prul", &segment(&tx(1, 17, 1))); // 17..=19: tx ids restart at 1
     let segments = vec![a, b, c];
-    assert_eq!(cut_at_or_before(&segments, 10, 16).unwrap(), 14);
-    assert_eq!(cut_at_or_before(&segments, 10, 18).unwrap(), 14);
-    assert_eq!(cut_at_or_before(&segments, 10, 19).unwrap(), 19);
+    assert_eq!(cut_at_or_before(&segments, 10, 16).unwrap().lsn, 14);
+    assert_eq!(cut_at_or_before(&segments, 10, 18).unwrap().lsn, 14);
+    assert_eq!(cut_at_or_before(&segments, 10, 19).unwrap().lsn, 19);
     let out = dir.path("wal.log");
     let cut = write_wal(&segments, 10, 19, &out).unwrap();
     assert_eq!((cut.cut_lsn, cut.units), (19, 7));
@@ -155,11 +155,26 @@ fn interleaved_autocommit_statements_are_cut_at_each_commit_leaving_out_the_unco
     let units: Vec<Unit> = vec![(1, 1, 42, vec![1]), (2, 1, 43, vec![2]), (1, COMMIT, 44, vec![]), (2, COMMIT, 45, vec![])];
     let path = dir.write("s.prul", &segment(&units));
     let segments = vec![path];
-    assert_eq!(cut_at_or_before(&segments, 41, 43).unwrap(), 41);
-    assert_eq!(cut_at_or_before(&segments, 41, 44).unwrap(), 44);
+    assert_eq!(cut_at_or_before(&segments, 41, 43).unwrap().lsn, 41);
+    assert_eq!(cut_at_or_before(&segments, 41, 44).unwrap().lsn, 44);
     let out = dir.path("wal.log");
     let cut = write_wal(&segments, 41, 44, &out).unwrap();
     assert_eq!((cut.cut_lsn, cut.units), (44, 2)); // tx 1's row and Commit; tx 2 is not committed by then
     let expected: Vec<u8> = [units[0].clone(), units[2].clone()].iter().flat_map(unit_bytes).collect();
     assert_eq!(&std::fs::read(&out).unwrap()[8..], &expected[..]);
+}
+
+#[test]
+fn a_cut_says_where_the_first_add_column_is_and_how_far_a_replay_is_safe() {
+    let dir = TempDir::new();
+    // tx 1 (11..=13), an add column in tx 2 (14..=16), tx 3 (17..=19).
+    let alter: Vec<Unit> = vec![(2, BEGIN, 14, vec![]), (2, 8, 15, b"ddl".to_vec()), (2, COMMIT, 16, vec![])];
+    let units = [tx(1, 11, 1), alter, tx(3, 17, 1)].concat();
+    let segments = vec![dir.write("s.prul", &segment(&units))];
+    let before = cut_at_or_before(&segments, 10, 13).unwrap();
+    assert_eq!((before.lsn, before.add_column, before.safe), (13, None, 13));
+    let inside = cut_at_or_before(&segments, 10, 15).unwrap(); // the alter's transaction is left out
+    assert_eq!((inside.lsn, inside.add_column, inside.safe), (13, None, 13));
+    let after = cut_at_or_before(&segments, 10, 19).unwrap();
+    assert_eq!((after.lsn, after.add_column, after.safe), (19, Some(15), 13));
 }
