@@ -1,13 +1,15 @@
 // `npm run bench`: ours against the reference crate `powdb-backup` (0.29.0, on
 // the same engine generation), on databases the real engine creates.
 //
-//   node scripts/bench.mjs [--sizes 64,1024] [--big] [--runs 3] [--part all|core|repo|s3] [--smoke] [--readme]
+//   node scripts/bench.mjs [--sizes 64,1024] [--big] [--runs 3] [--part all|core|repo|s3|disk] [--smoke] [--readme]
 //
 // --big adds 4096 MiB; --part picks the tables (core: against the reference;
 // repo: format-2 repositories; s3: a repository on a local SeaweedFS against
-// rclone); --smoke runs 64 MiB once and checks that restores are correct,
-// without judging times; --readme rewrites the README's tables of the parts
-// that ran.
+// rclone; disk: ours as a percentage of the machine's ceilings, `cp -r` +
+// `sync` and read + hash, CLI start-up and delta restore; at 1024 MiB unless
+// --sizes is given); --smoke runs 64 MiB once and checks that restores are
+// correct, without judging times; --readme rewrites the README's tables of
+// the parts that ran.
 import { execFile, execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -20,7 +22,7 @@ const root = join(import.meta.dirname, '..');
 const bin = (name) => join(root, 'target', 'release', name);
 const { values: opts } = parseArgs({
   options: {
-    sizes: { type: 'string', default: '64,1024' },
+    sizes: { type: 'string' },
     big: { type: 'boolean', default: false },
     runs: { type: 'string', default: '3' },
     smoke: { type: 'boolean', default: false },
@@ -28,12 +30,14 @@ const { values: opts } = parseArgs({
     part: { type: 'string', default: 'all' },
   },
 });
-const PARTS = ['core', 'repo', 's3'];
+const PARTS = ['core', 'repo', 's3', 'disk'];
 if (opts.part !== 'all' && !PARTS.includes(opts.part)) {
   console.error(`--part: one of all, ${PARTS.join(', ')} (not ${opts.part})`);
   process.exit(2);
 }
-const sizes = opts.smoke ? [64] : [...opts.sizes.split(',').map(Number), ...(opts.big ? [4096] : [])];
+const sizesOf = (list) => (opts.smoke ? [64] : [...list.split(',').map(Number), ...(opts.big ? [4096] : [])]);
+const sizes = sizesOf(opts.sizes ?? '64,1024');
+const diskSizes = sizesOf(opts.sizes ?? '1024'); // the disk part: 1 GiB unless told
 const runs = opts.smoke ? 1 : Number(opts.runs);
 const work = join(root, '.tmp', 'bench');
 const MB = 1e6;
@@ -562,6 +566,339 @@ function s3Table(all) {
   return lines.join('\n');
 }
 
+// ---------------------------------------------------------------- the disk's ceilings (--part disk)
+//
+// Ours as a percentage of what this machine can do at all, measured in the
+// same run on the same bytes: `cp -r` of the data directory plus `sync` for
+// full backups and restores, reading plus hashing every file for incrementals
+// and verify. fsync-bound timings are bimodal on this disk, so each side runs
+// `runs` times, the sides alternating (which goes first rotating every run),
+// each sample after its preparation, a `sync` and a pause; medians compared.
+
+const diskPy = (...args) => json('python3', [join(root, 'scripts', 'bench', 'disk.py'), ...args]);
+const pause = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+const PAUSE_MS = opts.smoke ? 100 : 1000;
+/** Every file under `dir`, subdirectories included (a repository's packs and index). */
+const treeFiles = (dir) =>
+  readdirSync(dir, { recursive: true })
+    .map((n) => join(dir, n))
+    .filter((p) => statSync(p).isFile());
+const warmTree = (dir) => run('sh', ['-c', 'cat -- "$@" > /dev/null', 'warm', ...treeFiles(dir)]);
+/** Throws unless `got` holds the files of `want` (but `wal.log`, which a restore leaves out), byte-identical. */
+function sameFilesSync(want, got, who) {
+  const names = (d) =>
+    readdirSync(d)
+      .filter((n) => n !== 'wal.log')
+      .sort()
+      .join(',');
+  if (names(want) !== names(got)) throw new Error(`${who}: ${got} has files ${names(got)}, expected ${names(want)}`);
+  for (const name of readdirSync(got)) run('cmp', [join(want, name), join(got, name)]);
+}
+
+/** Bytes the block device holding the bench's files has written since boot (whole machine). */
+const blockDevice = () => run('findmnt', ['-no', 'SOURCE', '-T', work]).split('/').at(-1);
+const deviceWritten = () =>
+  Number(readFileSync(`/sys/class/block/${blockDevice()}/stat`, 'utf8').trim().split(/\s+/)[6]) * 512;
+
+/**
+ * Runs each of `sides` ({ name, argv | sample(), prepare?(), check?(), device? })
+ * `runs` times, alternating; returns each side's samples (disk.py run: secs,
+ * rss_kib and the child's /proc I/O counters; with `device`, also
+ * `device_bytes`: what the device wrote during the run and a `sync` after it,
+ * untimed). `check` runs after a side's first sample, untimed.
+ */
+function alternate(sides) {
+  const samples = Object.fromEntries(sides.map((s) => [s.name, []]));
+  for (let r = 0; r < runs; r++) {
+    for (let i = 0; i < sides.length; i++) {
+      const side = sides[(i + r) % sides.length];
+      side.prepare?.();
+      run('sync', []);
+      pause(PAUSE_MS);
+      const written = deviceWritten();
+      const sample = side.sample ? side.sample() : diskPy('run', ...side.argv);
+      if (side.device) {
+        run('sync', []); // untimed: what the run left dirty reaches the device too
+        sample.device_bytes = deviceWritten() - written;
+      }
+      samples[side.name].push(sample);
+      if (r === 0) side.check?.();
+    }
+  }
+  return samples;
+}
+const fsInfo = () => `${run('findmnt', ['-no', 'FSTYPE', '-T', work])} on Linux ${run('uname', ['-r'])}`;
+const med = (samples, key = 'secs') => median(samples.map((s) => s[key]));
+
+/** The two ceilings, as sides of alternate(). */
+const cpSyncSide = (from, to) => ({
+  name: 'ceiling',
+  argv: ['sh', '-c', 'cp -r -- "$0" "$1" && sync', from, to],
+  prepare: () => (fresh(to), warm(from)),
+});
+/** Reading and BLAKE3-hashing `files` (tools/powdb-bench, Rust): the faster of 1 MiB reads on one core and mmap on all cores. */
+const readHashSide = (fileList, prepare) => ({
+  name: 'ceiling',
+  prepare,
+  sample: () => {
+    const one = diskPy('run', bin('powdb-bench'), 'hash', ...fileList);
+    const all = diskPy('run', bin('powdb-bench'), 'hash', '--all-cores', ...fileList);
+    return one.secs <= all.secs ? one : all;
+  },
+});
+
+function benchDisk(mib) {
+  const db = pristine(mib);
+  const dir = join(work, `disk-${mib}`);
+  const at = (name) => join(dir, name);
+  fresh(dir);
+  mkdirSync(dir, { recursive: true });
+  const data = copyOf(db.dir, at('data'));
+  const dataBytes = bytesOf(data);
+  const dataFiles = files(data);
+  const out = at('out');
+  const cpOut = at('cp');
+  const rows = [];
+  const ourRow = (op, samples, ceiling, goal) => {
+    const ours = med(samples.ours);
+    const c = med(samples.ceiling);
+    return { op, ours, ceiling, ceilingSecs: c, rate: dataBytes / c / MB, pct: (100 * c) / ours, goal };
+  };
+  const CP = '`cp -r` + `sync`';
+  const RH = 'read + BLAKE3';
+
+  // Full backups: a directory, and a format-2 repository (default: zstd).
+  const dest = at('backup');
+  const repo = at('repo');
+  let s = alternate([
+    { name: 'ours', argv: ours('backup', data, dest), prepare: () => (fresh(dest), warm(data)) },
+    cpSyncSide(data, cpOut),
+  ]);
+  rows.push(ourRow('full backup, directory', s, CP, 85));
+  s = alternate([
+    {
+      name: 'ours',
+      argv: ours('backup', data, '--repo', repo),
+      prepare: () => (fresh(repo), runOurs('init', repo), warm(data)),
+    },
+    cpSyncSide(data, cpOut),
+  ]);
+  rows.push(ourRow('full backup, repository (zstd)', s, CP, 85));
+  fresh(dest);
+  fresh(cpOut);
+  // The backups the rest reads (untimed).
+  const base = at('base');
+  runOurs('backup', data, base);
+  const tmpl = at('repo-full');
+  fresh(repo);
+  runOurs('init', tmpl);
+  runOurs('backup', data, '--repo', tmpl);
+
+  // Restores; the directory one also against copy_file_range(2) of the backup's data files.
+  const cfrOut = at('cfr');
+  const restoredNames = readdirSync(data).filter((n) => n !== 'wal.log');
+  s = alternate([
+    {
+      name: 'ours',
+      argv: ours('restore', base, out),
+      prepare: () => (fresh(out), warm(base)),
+      check: () => sameFilesSync(data, out, 'restore from a directory'),
+    },
+    cpSyncSide(data, cpOut),
+    {
+      name: 'cfr',
+      argv: [
+        'python3',
+        join(root, 'scripts', 'bench', 'disk.py'),
+        'cfr',
+        cfrOut,
+        ...restoredNames.map((n) => join(base, n)),
+      ],
+      prepare: () => (fresh(cfrOut), warm(base)),
+      check: () => sameFilesSync(data, cfrOut, 'copy_file_range'),
+    },
+  ]);
+  rows.push(ourRow('restore, directory', s, CP, 85));
+  const cfr = { ours: med(s.ours), secs: med(s.cfr), reflink: JSON.parse(s.cfr[0].out ?? '{}').reflink };
+  fresh(cfrOut);
+  s = alternate([
+    {
+      name: 'ours',
+      argv: ours('restore', '--repo', tmpl, out),
+      prepare: () => (fresh(out), warmTree(tmpl)),
+      check: () => sameFilesSync(data, out, 'restore from a repository'),
+    },
+    cpSyncSide(data, cpOut),
+  ]);
+  rows.push(ourRow('restore, repository', s, CP, 85));
+  fresh(out);
+  fresh(cpOut);
+
+  // Incrementals after inserting 1% more rows (indexed table), against reading and hashing the data directory.
+  const rowsPerPage = db.rows / (db.heap_bytes / 4096);
+  const updated = () => {
+    const u = copyOf(db.dir, at('updated'));
+    fixture('update', u, '--every', String(Math.max(1, Math.round(rowsPerPage / 0.01))));
+    return u;
+  };
+  let changed = copyOf(db.dir, at('grown'));
+  let changedHow = 'inserting 1% more rows';
+  let skipped;
+  try {
+    fixture('insert', changed, '--table', 'T', '--from', String(db.rows), '--count', String(Math.round(db.rows / 100)));
+  } catch (err) {
+    // The engine refuses to open an index file over 512 MB (the 4 GiB database's is 1.6 GB).
+    skipped = String(err.stderr ?? err.message)
+      .trim()
+      .split('\n')
+      .at(-1);
+    fresh(changed);
+    changed = updated();
+    changedHow = 'updating 1% of the heap pages (the engine cannot insert at this size)';
+  }
+  const changedFiles = files(changed);
+  const inc = at('inc');
+  s = alternate([
+    {
+      name: 'ours',
+      argv: ours('backup', changed, inc, '--base', base),
+      prepare: () => (fresh(inc), warm(changed)),
+    },
+    readHashSide(changedFiles, () => warm(changed)),
+  ]);
+  rows.push(ourRow(`incremental after ${changedHow}, directory`, s, `${RH} of the data directory`, 90));
+  const incRepo = at('repo-inc');
+  s = alternate([
+    {
+      name: 'ours',
+      argv: ours('backup', changed, '--repo', incRepo),
+      prepare: () => (fresh(incRepo), run('cp', ['-a', tmpl, incRepo]), warm(changed)),
+    },
+    readHashSide(changedFiles, () => warm(changed)),
+  ]);
+  rows.push(ourRow(`incremental after ${changedHow}, repository`, s, `${RH} of the data directory`, 90));
+  fresh(inc);
+  fresh(incRepo);
+  if (!skipped) fresh(changed);
+
+  // Verify, against reading and hashing the backup's files (a repository: the data it holds, uncompressed).
+  s = alternate([
+    { name: 'ours', argv: ours('verify', base), prepare: () => warm(base) },
+    readHashSide(files(base), () => warm(base)),
+  ]);
+  rows.push(ourRow('verify, directory', s, `${RH} of the backup's files`, 90));
+  s = alternate([
+    { name: 'ours', argv: ours('verify', '--repo', tmpl), prepare: () => warmTree(tmpl) },
+    readHashSide(dataFiles, () => warm(data)),
+  ]);
+  rows.push(ourRow('verify, repository', s, `${RH} of the data directory (what the backup holds)`, 90));
+
+  // Delta restore: the newer backup onto a plain restore of the older, which differs in 1% of its heap pages.
+  const upd = skipped ? changed : updated();
+  const incU = at('inc-updated');
+  runOurs('backup', upd, incU, '--base', base);
+  const old = at('old');
+  runOurs('restore', base, old);
+  const repoD = at('repo-delta');
+  run('cp', ['-a', tmpl, repoD]);
+  runOurs('backup', upd, '--repo', repoD);
+  const oldR = at('old-repo');
+  runOurs('restore', '--repo', tmpl, oldR);
+  const deltas = [];
+  for (const [source, argv, older, warmSource] of [
+    ['directory chain (full + 1 increment)', ['restore', base, out, '--apply', incU], old, () => warm(base, incU)],
+    ['repository', ['restore', '--repo', repoD, out], oldR, () => warmTree(repoD)],
+  ]) {
+    s = alternate([
+      { name: 'plain', argv: ours(...argv, '--json'), prepare: () => (fresh(out), warmSource()), device: true },
+      {
+        name: 'delta',
+        argv: ours(...argv, '--delta', '--json'),
+        device: true,
+        prepare: () => (copyOf(older, out), warmSource()),
+        check: () => {
+          sameFilesSync(upd, out, `delta restore from a ${source}`);
+          if (source === 'repository') return;
+          const count = json(bin('powdb-fixture'), ['report', out, '--gen', 'new']).tables.T.count;
+          if (count !== db.rows) throw new Error(`delta restore has ${count} rows, expected ${db.rows}`);
+        },
+      },
+    ]);
+    const summaryOf = JSON.parse(s.delta[0].out).delta;
+    deltas.push({
+      source,
+      ...Object.fromEntries(
+        ['plain', 'delta'].map((k) => [
+          k,
+          {
+            secs: med(s[k]),
+            write: med(s[k], 'write_bytes'),
+            wchar: med(s[k], 'wchar'),
+            device: med(s[k], 'device_bytes'),
+          },
+        ]),
+      ),
+      summary: summaryOf,
+    });
+  }
+  fresh(dir);
+  return { mib, dataBytes, rows, cfr, deltas };
+}
+
+/** Process start to exit of commands that do no work: an upper bound of the start-up. */
+function startup() {
+  const n = opts.smoke ? 3 : 10;
+  const time = (argv) => median(diskPy('times', String(n), ...argv).secs);
+  return {
+    n,
+    rows: [
+      ['`node -e 0` (reference: Node alone)', time([process.execPath, '-e', '0']), undefined],
+      ['`powdb-backup --version`', time(ours('--version')), 0.06],
+      ['`powdb-backup verify /nonexistent` (fails: not a backup)', time(ours('verify', '/nonexistent')), 0.06],
+    ],
+  };
+}
+
+function diskTable(all, start) {
+  const met = (ok) => (ok ? 'met' : '**not met**');
+  const lines = [
+    '| data | operation | ours (s) | ceiling | ceiling (s) | ceiling rate (data directory bytes) | ours, % of the ceiling | goal |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  for (const d of all) {
+    for (const r of d.rows) {
+      lines.push(
+        `| ${d.mib} MiB | ${r.op} | ${fmt(r.ours)} | ${r.ceiling} | ${fmt(r.ceilingSecs)} | ${fmt(r.rate, 0)} MB/s | ${fmt(r.pct, 0)}% | ≥ ${r.goal}%: ${met(r.pct >= r.goal)} |`,
+      );
+    }
+    lines.push(
+      `| ${d.mib} MiB | restore, directory, against \`copy_file_range\` of the backup's data files, each fsynced (reflink: ${d.cfr.reflink}) | ${fmt(d.cfr.ours)} | \`copy_file_range\` | ${fmt(d.cfr.secs)} | ${fmt(d.dataBytes / d.cfr.secs / MB, 0)} MB/s | ${fmt((100 * d.cfr.secs) / d.cfr.ours, 0)}% | measured only |`,
+    );
+  }
+  lines.push('', `| CLI start-up: process start to exit (median of ${start.n}) | ms | goal |`, '|---|---|---|');
+  for (const [what, secs, goal] of start.rows) {
+    lines.push(`| ${what} | ${fmt(secs * 1000, 0)} | ${goal ? `≤ ${goal * 1000} ms: ${met(secs <= goal)}` : ''} |`);
+  }
+  lines.push(
+    '',
+    '| data | delta restore onto a plain restore of the older backup (1% of heap pages differ) | plain restore (s) | delta (s) | delta / plain time | goal ≤ 0.5 | bytes written (`wchar`): plain, delta | delta / plain | goal ≤ 2% | page-cache bytes dirtied (`write_bytes`): plain, delta | delta / plain | the device wrote, during the run and a `sync` (whole machine): plain, delta | delta / plain | its summary: heap pages rewritten of compared, files rewritten of compared |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+  );
+  const mb = (n) => `${fmt(n / MB, 1)} MB`;
+  for (const d of all) {
+    for (const x of d.deltas) {
+      const t = x.delta.secs / x.plain.secs;
+      const c = x.delta.wchar / x.plain.wchar;
+      const w = x.delta.write / x.plain.write;
+      const m = x.summary;
+      lines.push(
+        `| ${d.mib} MiB | ${x.source} | ${fmt(x.plain.secs)} | ${fmt(x.delta.secs)} | ${fmt(t)} | ${met(t <= 0.5)} | ${mb(x.plain.wchar)}, ${mb(x.delta.wchar)} | ${fmt(100 * c, 2)}% | ${met(c <= 0.02)} | ${mb(x.plain.write)}, ${mb(x.delta.write)} | ${fmt(100 * w, 2)}% | ${mb(x.plain.device)}, ${mb(x.delta.device)} | ${fmt((100 * x.delta.device) / x.plain.device, 2)}% | ${m.pagesRewritten} of ${m.pagesCompared}, ${m.filesRewritten} of ${m.filesCompared} |`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
 function table(all) {
   const lines = [
     '| data | operation | ours, CLI (s) | reference (s) | ours / reference | ours in-process (s) | ours MB/s (in-process) | % of read ceiling | ours peak RSS (MiB) | reference peak RSS (MiB) |',
@@ -619,6 +956,18 @@ if (part('s3')) {
   if (opts.smoke) console.error(`s3: the smoke run took ${fmt(took, 1)} s, restores byte-identical`);
   reports['bench-s3'] =
     `Measured ${day} on ${machine} with ${command.replace('<part>', 's3')} against SeaweedFS ${SEAWEED_VERSION} (\`weed mini\`, started by the benchmark on 127.0.0.1, on the same disk and cores) and rclone ${RCLONE_VERSION} (medians of ${runs} runs, each after a \`sync\` and into or from fresh prefixes, ours and rclone's alternating; the CLI, each run including Node's start-up; peak RSS of the whole process):\n\n${s3Table(all)}`;
+}
+if (part('disk')) {
+  const started = performance.now();
+  const all = diskSizes.map(benchDisk);
+  const start = startup();
+  if (opts.smoke)
+    console.error(
+      `disk: the smoke run took ${fmt((performance.now() - started) / 1000, 1)} s, restores byte-identical`,
+    );
+  const how = `\`node scripts/bench.mjs --sizes ${diskSizes.join(',')} --runs ${runs} --part disk\``;
+  reports['bench-disk'] =
+    `Measured ${day} on ${machine}, ${fsInfo()}, with ${how} (medians of ${runs} runs, ours and the ceiling alternating, each after a \`sync\` and a ${PAUSE_MS / 1000} s pause, warm page cache; ours is the CLI, each run including Node's start-up):\n\n${diskTable(all, start)}`;
 }
 for (const text of Object.values(reports)) console.log(`${text}\n`);
 if (opts.smoke) console.log('bench smoke: completed; the chain restore was opened by the engine with every row');
