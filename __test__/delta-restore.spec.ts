@@ -144,7 +144,49 @@ describe('delta restore and a live server (engine new)', () => {
   });
 });
 
-describe('a killed delta restore (engine new)', () => {
+/** A delta restore to kill: the CLI arguments, a stale copy to run it on, and the plain result. */
+interface KillCase {
+  args: (dest: string) => string[];
+  stale: (dest: string) => Promise<void>;
+  plain: string;
+}
+
+async function chainCase(): Promise<KillCase> {
+  const { full, inc, plain } = await chainAndPlain('new');
+  return {
+    args: (dest) => [CLI, 'restore', full, dest, '--apply', inc, '--delta', '--quiet'],
+    stale: async (dest) => void (await restoreChain(full, [], dest)),
+    plain,
+  };
+}
+
+async function repositoryCase(): Promise<KillCase> {
+  const data = makeDb('new', 50_000, '--index');
+  fixture('new', 'add-table', data, '--table', 'U', '--rows', 200);
+  const dir = join(tmp(), 'repo');
+  const repo = await PackedRepository.init(dir);
+  const older = await repo.backup(data);
+  insertRows('new', data, 50_000, 500);
+  fixture('new', 'drop-table', data, '--table', 'U');
+  const newer = await repo.backup(data);
+  const plain = join(tmp(), 'plain');
+  await repo.restore(plain, { asOf: newer.id });
+  repo.close();
+  return {
+    args: (dest) => [CLI, 'restore', '--repo', dir, dest, '--as-of', newer.id, '--delta', '--quiet'],
+    stale: async (dest) => {
+      const r = await PackedRepository.open(dir);
+      await r.restore(dest, { asOf: older.id });
+      r.close();
+    },
+    plain,
+  };
+}
+
+describe.each([
+  ['a directory chain', chainCase],
+  ['a repository', repositoryCase],
+] as const)('a killed delta restore from %s (engine new)', (_what, make) => {
   const points = [
     'delta-marked',
     'delta-catalog-removed',
@@ -154,14 +196,14 @@ describe('a killed delta restore (engine new)', () => {
     'delta-catalog-written',
   ];
   it('never leaves a directory the engine opens half-restored, and the rerun ends byte-identical', async () => {
-    const { full, inc, plain } = await chainAndPlain('new');
-    const expected = dataHashes(plain);
+    const c = await make();
+    const expected = dataHashes(c.plain);
     const kills = [...points, ...[15, 40, 90].map((ms) => `after:${ms}`)];
     for (const kill of kills) {
       const dest = join(tmp(), 'standby');
-      await restoreChain(full, [], dest);
+      await c.stale(dest);
       const stale = dataHashes(dest);
-      const args = [CLI, 'restore', full, dest, '--apply', inc, '--delta', '--quiet'];
+      const args = c.args(dest);
       let signal: NodeJS.Signals | null;
       if (kill.startsWith('after:')) {
         const child = spawn(process.execPath, args, { stdio: 'ignore' });

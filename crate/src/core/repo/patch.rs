@@ -70,7 +70,7 @@ fn wrong_length(path: &Path, got: u64, len: u64) -> CoreError {
     CoreError::new("ERR_INTEGRITY", format!("{} restored as {got} bytes but its backup says {len}", path.display()))
 }
 
-/// A heap: its runs compared with the destination's, differing runs fetched and written in place.
+/// A heap: its runs compared with the destination's, differing runs fetched, and their differing pages written in place.
 fn patch_heap(repo: &Repo, chunks: &[(ChunkRef, u64)], len: u64, dest: &Path) -> CoreResult<RepoPatch> {
     if !dest.exists() {
         create_new(dest)?;
@@ -99,10 +99,20 @@ fn patch_heap(repo: &Repo, chunks: &[(ChunkRef, u64)], len: u64, dest: &Path) ->
     if dest_len != len {
         file.set_len(len).map_err(|e| CoreError::io("resize", dest, e))?;
     }
+    // A run differs as a whole; only its pages that differ are written.
     let mut written = 0u64;
+    let mut have = Vec::new();
     let fetched = fetch_into(repo, &wanted, |chunk, offset| {
-        written += chunk.len() as u64;
-        file.write_all_at(chunk, offset).map_err(|e| CoreError::io("write", dest, e))
+        have.resize(chunk.len(), 0);
+        file.read_exact_at(&mut have, offset).map_err(|e| CoreError::io("read", dest, e))?;
+        for (i, (new, old)) in chunk.chunks(PAGE_SIZE).zip(have.chunks(PAGE_SIZE)).enumerate() {
+            if new != old {
+                let at = offset + (i * PAGE_SIZE) as u64;
+                file.write_all_at(new, at).map_err(|e| CoreError::io("write", dest, e))?;
+                written += new.len() as u64;
+            }
+        }
+        Ok(())
     })?;
     fsio::sync(&file, dest)?;
     let page = PAGE_SIZE as u64;
