@@ -4,7 +4,7 @@
 //! dead process holds no flock and is taken over.
 use super::error::{CoreError, CoreResult};
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -75,10 +75,13 @@ impl WriterLock {
     }
 }
 
+/// Writes our PID over what the file holds, then cuts it to length: a LOCK
+/// that named someone is never left empty by a kill in between.
 fn write_pid(file: &mut File, pid: u32) -> std::io::Result<()> {
-    file.set_len(0)?;
-    file.seek(SeekFrom::Start(0))?;
-    file.write_all(pid.to_string().as_bytes())?;
+    use std::os::unix::fs::FileExt;
+    let text = pid.to_string();
+    file.write_all_at(text.as_bytes(), 0)?;
+    file.set_len(text.len() as u64)?;
     file.sync_all()
 }
 
