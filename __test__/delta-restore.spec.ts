@@ -56,7 +56,11 @@ describe.each(GENS)('delta restore (engine %s)', (gen) => {
     await restoreChain(full, [], dest);
     damage(join(dest, 'T.heap'), [2]);
     writeFileSync(join(dest, 'notes.txt'), 'not ours');
+    // A killed run's temporary copy is started afresh (CI caught a rerun refusing one).
+    const idx = readdirSync(dest).find((n) => n.endsWith('.idx'))!;
+    writeFileSync(join(dest, `.powdb-delta-restore.${idx}`), 'left by a killed run');
     const r = await restoreChain(full, [inc], dest, { delta: true });
+    expect(readdirSync(dest).filter((n) => n.startsWith('.powdb-delta'))).toEqual([]);
     const expected = dataHashes(plain);
     expect({ ...dataHashes(dest), 'notes.txt': undefined }).toEqual({ ...expected, 'notes.txt': undefined });
     expect(readFileSync(join(dest, 'notes.txt'), 'utf8')).toBe('not ours'); // only durable files are touched
@@ -111,7 +115,11 @@ describe.each(GENS)('delta restore from a format-2 repository (engine %s)', (gen
     const dest = join(tmp(), 'standby');
     await repo.restore(dest, { asOf: older.id });
     damage(join(dest, 'T.heap'), [1]);
+    // A killed run's temporary copy is started afresh (CI caught a rerun refusing one).
+    const idx = readdirSync(dest).find((n) => n.endsWith('.idx'))!;
+    writeFileSync(join(dest, `.powdb-delta-restore.${idx}`), 'left by a killed run');
     const r = await repo.restore(dest, { asOf: newer.id, delta: true });
+    expect(readdirSync(dest).filter((n) => n.startsWith('.powdb-delta'))).toEqual([]);
     expect(dataHashes(dest)).toEqual(dataHashes(plain));
     expect(dump(gen, dest)).toEqual(dump(gen, plain));
     const d = r.delta!;

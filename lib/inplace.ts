@@ -76,7 +76,6 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-
 /** True when `dest` is absent or an empty directory: a plain restore does. */
 export async function isFreshDestination(dest: string): Promise<boolean> {
   try {
@@ -164,6 +163,10 @@ async function run(
   // From here the directory is not a database until catalog.bin is back.
   await rm(join(dest, 'catalog.bin'), { force: true });
   await rm(join(dest, 'wal.log'), { force: true });
+  // A killed run may have left its temporary copies: each file starts afresh.
+  for (const name of await readdir(dest)) {
+    if (name.startsWith(TEMP_PREFIX)) await rm(join(dest, name), { recursive: true, force: true });
+  }
   await fsyncDir(dest);
   crashPoint('delta-catalog-removed');
 
