@@ -52,7 +52,14 @@ interface NativeAddon {
   repoWriteObject(handle: number, key: string, data: Buffer): Promise<bigint>;
   repoListObjects(handle: number, prefix: string): Promise<{ key: string; size: bigint }[]>;
   repoDeleteObject(handle: number, key: string): Promise<void>;
-  repoStoreFile(handle: number, path: string, heap: boolean, cancel?: number): Promise<StoredFile>;
+  repoStoreFile(
+    handle: number,
+    path: string,
+    heap: boolean,
+    hints: boolean,
+    parent: ParentFile | undefined,
+    cancel?: number,
+  ): Promise<StoredFile>;
   repoCommit(handle: number): Promise<CommitStats>;
   repoAbandon(handle: number): void;
   repoSettleUnindexed(handle: number): Promise<number>;
@@ -122,9 +129,29 @@ export interface StoreOptions {
 export interface StoredFile {
   len: bigint;
   lists: string[];
+  /** The lists of the file's change hints (when asked for). */
+  hints?: string[];
   maxLsn: bigint;
   chunks: number;
   newChunks: number;
+  /** Chunks whose id came from the parent's: unchanged by their fast hash, not hashed for an id. */
+  reused: number;
+}
+
+/** What the parent backup stored of a file: its lists and change hints. */
+export interface ParentFile {
+  lists: string[];
+  hints: string[];
+}
+
+/** How `storeFile` stores a file. */
+export interface StoreFileOptions {
+  /** A page-aligned heap, cut into page runs (else cut by content). */
+  heap: boolean;
+  /** Store the file's change hints, for the next increment. */
+  hints?: boolean;
+  /** Reuse the ids of the parent's chunks that did not change. */
+  parent?: ParentFile;
 }
 
 export interface CommitStats {
@@ -315,8 +342,8 @@ export const repoNative = {
   writeObject: (handle: number, key: string, data: Buffer) => withCodes(addon.repoWriteObject(handle, key, data)),
   listObjects: (handle: number, prefix: string) => withCodes(addon.repoListObjects(handle, prefix)),
   deleteObject: (handle: number, key: string) => withCodes(addon.repoDeleteObject(handle, key)),
-  storeFile: (handle: number, path: string, heap: boolean, cancel?: number) =>
-    withCodes(addon.repoStoreFile(handle, path, heap, cancel)),
+  storeFile: (handle: number, path: string, options: StoreFileOptions, cancel?: number) =>
+    withCodes(addon.repoStoreFile(handle, path, options.heap, options.hints ?? false, options.parent, cancel)),
   commit: (handle: number) => withCodes(addon.repoCommit(handle)),
   abandon: (handle: number) => addon.repoAbandon(handle),
   settleUnindexed: (handle: number) => withCodes(addon.repoSettleUnindexed(handle)),
@@ -325,8 +352,15 @@ export const repoNative = {
   repairIndex: (handle: number) => withCodes(addon.repoRepairIndex(handle)),
   restoreFile: (handle: number, lists: string[], len: bigint, dest: string, hash: boolean, cancel?: number) =>
     withCodes(addon.repoRestoreFile(handle, lists, len, dest, hash, cancel)),
-  patchFile: (handle: number, lists: string[], len: bigint, dest: string, temp: string, heap: boolean, cancel?: number) =>
-    withCodes(addon.repoPatchFile(handle, lists, len, dest, temp, heap, cancel)),
+  patchFile: (
+    handle: number,
+    lists: string[],
+    len: bigint,
+    dest: string,
+    temp: string,
+    heap: boolean,
+    cancel?: number,
+  ) => withCodes(addon.repoPatchFile(handle, lists, len, dest, temp, heap, cancel)),
   compareFile: (handle: number, lists: string[], len: bigint, source: string, heap: boolean, cancel?: number) =>
     withCodes(addon.repoCompareFile(handle, lists, len, source, heap, cancel)),
   check: (handle: number, backups: CheckBackup[], cancel?: number) =>

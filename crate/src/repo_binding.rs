@@ -11,7 +11,8 @@ use crate::core::repo::load::{compare_file, restore_file};
 use crate::core::repo::open::{self, key_files, InitOptions};
 use crate::core::repo::prune::prune;
 use crate::core::repo::storage::{for_location, StoreOptions};
-use crate::core::repo::store::store_file;
+use crate::core::repo::hints::Parent;
+use crate::core::repo::store::{store_file, FileOptions};
 use crate::core::repo::{hex, parse_id, Repo};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -254,29 +255,50 @@ pub fn repo_delete_object(handle: u32, key: String) -> Result<AsyncTask<Job<(), 
 pub struct StoredFileResult {
     pub len: u64,
     pub lists: Vec<String>,
+    /// The lists of the file's change hints, when they were asked for.
+    pub hints: Option<Vec<String>>,
     pub max_lsn: u64,
     pub chunks: u32,
     pub new_chunks: u32,
+    /// Chunks whose id came from the parent's (unchanged, by their fast hash).
+    pub reused: u32,
 }
 
-/// Stores a file as chunks (a page-aligned heap when `heap`).
+/// The parent backup's lists and change hints of the same file.
+#[napi(object)]
+pub struct ParentFileArg {
+    pub lists: Vec<String>,
+    pub hints: Vec<String>,
+}
+
+/// Stores a file as chunks (a page-aligned heap when `heap`), reusing the
+/// chunk ids of `parent` where the file did not change, and storing change
+/// hints for the next increment when `hints`.
 #[napi(ts_return_type = "Promise<StoredFileResult>")]
 pub fn repo_store_file(
     handle: u32,
     path: String,
     heap: bool,
+    hints: bool,
+    parent: Option<ParentFileArg>,
     cancel: Option<u32>,
 ) -> Result<AsyncTask<Job<crate::core::repo::store::StoredFile, StoredFileResult>>> {
     let repo = repo(handle)?;
+    let parent = parent.map(|p| Ok::<_, napi::Error>((ids(&p.lists)?, ids(&p.hints)?))).transpose()?;
     Ok(job(
         cancel,
-        move || store_file(&repo, &PathBuf::from(path), heap),
+        move || {
+            let parent = parent.and_then(|(lists, hints)| Parent::load(&repo, &lists, &hints, !heap));
+            store_file(&repo, &PathBuf::from(path), &FileOptions { heap, parent, hints })
+        },
         |s| StoredFileResult {
             len: s.len,
             lists: s.lists.iter().map(|l| hex(l)).collect(),
+            hints: s.hints.map(|h| h.iter().map(|l| hex(l)).collect()),
             max_lsn: s.max_lsn,
             chunks: s.chunks as u32,
             new_chunks: s.new_chunks as u32,
+            reused: s.reused as u32,
         },
     ))
 }

@@ -198,7 +198,7 @@ export class WalArchive {
         );
       }
       catalogVersion = info.catalogVersion;
-      const stored = await repoNative.storeFile(this.handle.handle, path, false, token);
+      const stored = await repoNative.storeFile(this.handle.handle, path, { heap: false }, token);
       if (stored.len !== info.len) {
         throw new BackupError('ERR_SOURCE_CHANGED', `${path} changed while it was being archived`);
       }

@@ -333,6 +333,9 @@ export class PackedRepository extends RepositoryBase {
             );
           });
         }
+        // An increment reuses the ids of its parent's chunks that did not change (by their change hints).
+        const parentSnapshot = readable.find((s) => s.record.id === parent?.id);
+        const parentFiles = new Map((parentSnapshot?.files ?? []).map((f) => [f.name, f]));
         try {
           return await withDataDir(dataDir, async (source) => {
             assertSameLineage(identity, source.sync, `${dataDir}: sync identity changed while backing up`);
@@ -342,7 +345,11 @@ export class PackedRepository extends RepositoryBase {
             const stored = await mapLimit(source.files, options.concurrency ?? DEFAULT_CONCURRENCY, async (f) => {
               cancel.check();
               progress.fileStarted(f.name, f.size);
-              const result = await repoNative.storeFile(this.handle.handle, f.path, f.paged, cancel.token);
+              const before = parentFiles.get(f.name);
+              const reuse =
+                before?.hints && before.heap === f.paged ? { lists: before.lists, hints: before.hints } : undefined;
+              const options = { heap: f.paged, hints: true, parent: reuse };
+              const result = await repoNative.storeFile(this.handle.handle, f.path, options, cancel.token);
               progress.fileDone(f.name, f.size);
               crashPoint('file-done');
               return result;
@@ -379,6 +386,7 @@ export class PackedRepository extends RepositoryBase {
                 len: stored[i]!.len,
                 heap: f.paged,
                 lists: stored[i]!.lists,
+                ...(stored[i]!.hints && { hints: stored[i]!.hints }),
               })),
             };
             const text = Buffer.from(formatSnapshot(snapshot));
@@ -706,7 +714,10 @@ export class PackedRepository extends RepositoryBase {
       }
       const backups = snapshots.map((s) => ({
         id: s.record.id,
-        files: s.files.map((f) => ({ name: f.name, lists: f.lists })),
+        files: s.files.flatMap((f) => [
+          { name: f.name, lists: f.lists },
+          ...(f.hints ? [{ name: `${f.name} (change hints)`, lists: f.hints }] : []),
+        ]),
       }));
       const packsRead = await packProgress(this.handle.handle, options, cancel.token);
       const result = await repoNative.check(this.handle.handle, backups, cancel.token);
@@ -782,7 +793,10 @@ export class PackedRepository extends RepositoryBase {
         for (const r of expired) await repoNative.deleteObject(this.handle.handle, keyOf(r));
         const live = archive.filter((r) => !expired.has(r));
         const lists = [
-          ...new Set([...remaining.flatMap((s) => s.files.flatMap((f) => f.lists)), ...live.flatMap((r) => r.lists)]),
+          ...new Set([
+            ...remaining.flatMap((s) => s.files.flatMap((f) => [...f.lists, ...(f.hints ?? [])])),
+            ...live.flatMap((r) => r.lists),
+          ]),
         ];
         const p = await repoNative.prune(this.handle.handle, lists, cancel.token);
         return {

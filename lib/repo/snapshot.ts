@@ -26,6 +26,12 @@ export interface SnapshotFile {
   /** A page-aligned heap (cut into page runs). */
   heap: boolean;
   lists: string[];
+  /**
+   * The lists of the file's change hints: the XXH3-128 of each chunk, in
+   * order. An increment reuses the ids of chunks whose hash did not change;
+   * advisory (absent in backups of earlier releases).
+   */
+  hints?: string[];
 }
 
 export const SNAPSHOT_VERSION = 1;
@@ -62,6 +68,7 @@ const schema = v.object({
       len: u64,
       heap: v.boolean(),
       lists: v.array(id),
+      hints: v.optional(v.array(id)),
     }),
   ),
 });

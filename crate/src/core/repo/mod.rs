@@ -4,6 +4,7 @@
 //! the TypeScript layer through `read_object` / `write_object`.
 pub mod check;
 pub mod config;
+pub mod hints;
 pub mod index;
 pub mod keys;
 pub mod lease;

@@ -3,6 +3,7 @@
 //! becomes a short list of list blobs naming its chunks in order.
 use super::keys::{BlobId, ID_LEN};
 use super::pack::{KIND_DATA, KIND_LIST};
+use super::hints::{fast_hash, store_hints, FastHash, Parent};
 use super::Repo;
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::fsio::{for_each_chunk_of, open_read};
@@ -29,15 +30,62 @@ pub struct StoredFile {
     pub max_lsn: u64,
     pub chunks: u64,
     pub new_chunks: u64,
+    /// Chunks whose id came from the parent's, unhashed (their fast hash matched).
+    pub reused: u64,
+    /// The lists of the file's change hints, when asked for.
+    pub hints: Option<Vec<BlobId>>,
 }
 
-fn store_batch(repo: &Repo, chunks: &[&[u8]], out: &mut StoredFile, refs: &mut Vec<ChunkRef>) -> CoreResult<()> {
-    let stored: Vec<(BlobId, bool)> =
-        chunks.par_iter().map(|c| repo.store_blob(KIND_DATA, c)).collect::<CoreResult<_>>()?;
-    for (chunk, (id, new)) in chunks.iter().zip(stored) {
-        refs.push((id, chunk.len() as u32));
+/// How a file is stored: cut into page runs (a heap) or by content, and
+/// what its parent backup holds of it (to reuse unchanged chunks' ids).
+#[derive(Default)]
+pub struct FileOptions {
+    pub heap: bool,
+    pub parent: Option<Parent>,
+    /// Store the change hints of the file (for the next increment).
+    pub hints: bool,
+}
+
+/// A chunk cut from the file: its bytes and its position in the file's chunks.
+struct Cut<'a> {
+    index: usize,
+    data: &'a [u8],
+}
+
+/// Stores a batch of chunks on all cores: each keeps the parent's id when
+/// its fast hash says it did not change, else is hashed for its id and
+/// stored unless the repository has it.
+fn store_batch(
+    repo: &Repo,
+    options: &FileOptions,
+    chunks: &[Cut],
+    out: &mut StoredFile,
+    refs: &mut Vec<ChunkRef>,
+    hashes: &mut Vec<FastHash>,
+) -> CoreResult<()> {
+    let stored: Vec<(BlobId, Option<bool>, FastHash)> = chunks
+        .par_iter()
+        .map(|c| {
+            let hash = if options.hints || options.parent.is_some() { fast_hash(c.data) } else { 0 };
+            let reused = options.parent.as_ref().and_then(|p| {
+                if options.heap {
+                    p.at(repo, c.index, hash, c.data.len())
+                } else {
+                    p.find(repo, hash, c.data.len())
+                }
+            });
+            match reused {
+                Some(id) => Ok((id, None, hash)),
+                None => repo.store_blob(KIND_DATA, c.data).map(|(id, new)| (id, Some(new), hash)),
+            }
+        })
+        .collect::<CoreResult<_>>()?;
+    for (chunk, (id, new, hash)) in chunks.iter().zip(stored) {
+        refs.push((id, chunk.data.len() as u32));
+        hashes.push(hash);
         out.chunks += 1;
-        out.new_chunks += new as u64;
+        out.new_chunks += (new == Some(true)) as u64;
+        out.reused += new.is_none() as u64;
     }
     Ok(())
 }
@@ -48,17 +96,19 @@ pub fn content_defined<R: std::io::Read>(repo: &Repo, source: R) -> StreamCDC<R>
     StreamCDC::with_level_and_seed(source, c.cdc_min, c.cdc_avg, c.cdc_max, Normalization::Level1, repo.keys.chunker_seed())
 }
 
-/// Stores the file at `path`; `heap` for a page-aligned heap.
-pub fn store_file(repo: &Repo, path: &Path, heap: bool) -> CoreResult<StoredFile> {
+/// Stores the file at `path`.
+pub fn store_file(repo: &Repo, path: &Path, options: &FileOptions) -> CoreResult<StoredFile> {
     let mut out = StoredFile::default();
     let mut refs = Vec::new();
+    let mut hashes = Vec::new();
     let chunking = repo.config.chunking;
-    if heap {
+    if options.heap {
         let run = chunking.heap_run_pages as usize * PAGE_SIZE;
         out.len = for_each_chunk_of(path, (BATCH / run).max(1) * run, |buf| {
             out.max_lsn = out.max_lsn.max(max_page_lsn(buf));
-            let runs: Vec<&[u8]> = buf.chunks(run).collect();
-            store_batch(repo, &runs, &mut out, &mut refs)?;
+            let first = refs.len();
+            let runs: Vec<Cut> = buf.chunks(run).enumerate().map(|(i, data)| Cut { index: first + i, data }).collect();
+            store_batch(repo, options, &runs, &mut out, &mut refs, &mut hashes)?;
             crate::core::cancel::advance(buf.len() as u64);
             Ok(())
         })?;
@@ -68,8 +118,9 @@ pub fn store_file(repo: &Repo, path: &Path, heap: bool) -> CoreResult<StoredFile
         let mut batch_bytes = 0;
         let mut flush = |batch: &mut Vec<Vec<u8>>, out: &mut StoredFile| -> CoreResult<()> {
             crate::core::cancel::check()?;
-            let slices: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
-            store_batch(repo, &slices, out, &mut refs)?;
+            let first = refs.len();
+            let cuts: Vec<Cut> = batch.iter().enumerate().map(|(i, c)| Cut { index: first + i, data: c }).collect();
+            store_batch(repo, options, &cuts, out, &mut refs, &mut hashes)?;
             crate::core::cancel::advance(batch.iter().map(|c| c.len() as u64).sum());
             batch.clear();
             Ok(())
@@ -87,10 +138,13 @@ pub fn store_file(repo: &Repo, path: &Path, heap: bool) -> CoreResult<StoredFile
         flush(&mut batch, &mut out)?;
     }
     out.lists = store_lists(repo, &refs)?;
+    if options.hints {
+        out.hints = Some(store_hints(repo, &hashes)?);
+    }
     Ok(out)
 }
 
-fn store_lists(repo: &Repo, refs: &[ChunkRef]) -> CoreResult<Vec<BlobId>> {
+pub fn store_lists(repo: &Repo, refs: &[ChunkRef]) -> CoreResult<Vec<BlobId>> {
     refs.chunks(LIST_ENTRIES)
         .map(|part| {
             let mut raw = Vec::with_capacity(part.len() * LIST_ENTRY_LEN);

@@ -7,7 +7,8 @@ use super::load::restore_file;
 use super::open::{init, open, InitOptions};
 use super::prune::prune;
 use super::storage::LocalDir;
-use super::store::store_file;
+use super::hints::Parent;
+use super::store::{store_file, FileOptions};
 use super::Repo;
 use crate::core::test_support::TempDir;
 use std::collections::HashSet;
@@ -39,9 +40,13 @@ fn bytes(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
+fn plain(heap: bool) -> FileOptions {
+    FileOptions { heap, ..FileOptions::default() }
+}
+
 fn round_trip(dir: &TempDir, repo: &Repo, name: &str, data: &[u8], heap: bool) -> Vec<BlobId> {
     let src = dir.write(name, data);
-    let stored = store_file(repo, &src, heap).unwrap();
+    let stored = store_file(repo, &src, &plain(heap)).unwrap();
     repo.commit().unwrap();
     assert_eq!(stored.len, data.len() as u64);
     let out = dir.path(&format!("{name}.restored"));
@@ -69,10 +74,10 @@ fn files_round_trip_and_unchanged_content_is_stored_once() {
         let mut idx2 = idx.clone();
         idx2.splice(1_000_000..1_000_000, bytes(3, 5000));
         let src = dir.write("T.heap", &heap2);
-        let s = store_file(&repo, &src, true).unwrap();
+        let s = store_file(&repo, &src, &plain(true)).unwrap();
         assert_eq!(s.new_chunks, 1, "one heap run changed");
         let src = dir.write("T.idx", &idx2);
-        let s = store_file(&repo, &src, false).unwrap();
+        let s = store_file(&repo, &src, &plain(false)).unwrap();
         // Without resynchronization every chunk after the insertion (about 50 of 77) would be new. How
         // soon the boundaries realign depends on the repository's random chunker seed: over 300 seeds,
         // 1 new chunk in 71%, at most 7; so the bound leaves room for the tail and no room for a miss.
@@ -178,7 +183,7 @@ fn unindexed_packs_are_indexed_anew_with_their_intact_blobs_and_empty_ones_remov
         assert!(again.storage.get("data/00/00").is_err());
         // Every blob but the flipped one is back; a new backup of the file stores just that one.
         let src = dir.write("a", &data);
-        let stored = store_file(&again, &src, true).unwrap();
+        let stored = store_file(&again, &src, &plain(true)).unwrap();
         assert_eq!(stored.new_chunks, 1);
         again.commit().unwrap();
         let out = dir.path("healed");
@@ -216,3 +221,36 @@ fn compare_file_names_differing_pages_and_lengths() {
     assert!(!compare_file(&repo, &lists, idx.len() as u64, &b, false).unwrap().equal);
 }
 
+
+/// An increment reuses the parent's chunk ids where the fast hashes match,
+/// stores what changed, and restores byte for byte; a parent whose hints do
+/// not match its lists is ignored.
+#[test]
+fn hints_reuse_unchanged_chunks_and_never_hide_a_change() {
+    let dir = TempDir::new();
+    let repo = repo(&dir, Some("pw"));
+    for heap in [true, false] {
+        let mut data = bytes(if heap { 11 } else { 12 }, 4096 * 900);
+        let src = dir.write("f", &data);
+        let first = store_file(&repo, &src, &FileOptions { heap, parent: None, hints: true }).unwrap();
+        repo.commit().unwrap();
+        let hints = first.hints.clone().unwrap();
+        // Change one byte in the middle and another near the end; grow by 40 pages.
+        data[4096 * 450 + 7] ^= 1;
+        let end = data.len() - 100;
+        data[end] ^= 0x80;
+        data.extend_from_slice(&bytes(13, 4096 * 40));
+        let src = dir.write("f", &data);
+        let parent = Parent::load(&repo, &first.lists, &hints, !heap).unwrap();
+        let second = store_file(&repo, &src, &FileOptions { heap, parent: Some(parent), hints: true }).unwrap();
+        repo.commit().unwrap();
+        assert!(second.new_chunks >= 2 && second.new_chunks <= 12, "{heap}: {} new chunks", second.new_chunks);
+        assert!(second.reused + 12 >= second.chunks, "{heap}: {} of {} reused", second.reused, second.chunks);
+        let out = dir.path("out");
+        let _ = std::fs::remove_file(&out);
+        restore_file(&repo, &second.lists, second.len, &out, false).unwrap();
+        assert!(std::fs::read(&out).unwrap() == data, "{heap}: restored bytes differ");
+        // Hints of another file's length are refused, so nothing is reused from them.
+        assert!(Parent::load(&repo, &first.lists, &second.hints.unwrap(), !heap).is_none());
+    }
+}

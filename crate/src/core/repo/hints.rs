@@ -1,0 +1,91 @@
+//! Change hints: the XXH3-128 of every chunk of a stored file, in the
+//! order its lists name them, kept as ordinary data chunks named by lists
+//! of their own (`hints` in the snapshot). An incremental backup hashes each
+//! heap run or content-defined chunk with XXH3 (an order of magnitude faster
+//! than the keyed BLAKE3 of a chunk id) and reuses the parent's chunk id
+//! where the hash matches: the same trust in XXH3-128 to detect change as
+//! the content maps of directory increments (pagemap.rs). Hints are
+//! advisory: a parent without them, or with unreadable ones, means every
+//! chunk is hashed for its id, as before.
+use super::keys::BlobId;
+use super::pack::KIND_DATA;
+use super::store::{read_list, store_lists, ChunkRef, LIST_ENTRIES};
+use super::Repo;
+use crate::core::error::CoreResult;
+use std::collections::HashMap;
+use xxhash_rust::xxh3::xxh3_128;
+
+pub type FastHash = u128;
+const HASH_LEN: usize = 16;
+
+pub fn fast_hash(chunk: &[u8]) -> FastHash {
+    xxh3_128(chunk)
+}
+
+/// Stores the hashes of a file's chunks: pieces of `LIST_ENTRIES` hashes,
+/// aligned with the file's lists, so an unchanged part of a file dedups to
+/// the same piece.
+pub fn store_hints(repo: &Repo, hashes: &[FastHash]) -> CoreResult<Vec<BlobId>> {
+    let mut refs = Vec::with_capacity(hashes.len().div_ceil(LIST_ENTRIES));
+    for piece in hashes.chunks(LIST_ENTRIES) {
+        let raw: Vec<u8> = piece.iter().flat_map(|h| h.to_le_bytes()).collect();
+        let (id, _) = repo.store_blob(KIND_DATA, &raw)?;
+        refs.push((id, raw.len() as u32));
+    }
+    store_lists(repo, &refs)
+}
+
+/// What the parent backup stored of the same file: its chunks and their hashes.
+pub struct Parent {
+    chunks: Vec<ChunkRef>,
+    hashes: Vec<FastHash>,
+    /// Hash to chunk, for content-defined chunks (which move).
+    by_hash: HashMap<FastHash, ChunkRef>,
+}
+
+impl Parent {
+    /// Reads the parent's lists and hints; None when the hints are missing,
+    /// unreadable or do not match the lists (then nothing is reused).
+    pub fn load(repo: &Repo, lists: &[BlobId], hints: &[BlobId], moving: bool) -> Option<Parent> {
+        let chunks = read_chunks(repo, lists).ok()?;
+        let hashes = read_hashes(repo, hints)?;
+        if hashes.len() != chunks.len() {
+            return None;
+        }
+        let by_hash = if moving { hashes.iter().copied().zip(chunks.iter().copied()).collect() } else { HashMap::new() };
+        Some(Parent { chunks, hashes, by_hash })
+    }
+
+    /// The parent's chunk at position `index` of a file cut at fixed offsets,
+    /// when it had this hash and length and the repository still holds it.
+    pub fn at(&self, repo: &Repo, index: usize, hash: FastHash, len: usize) -> Option<BlobId> {
+        let (id, stored_len) = *self.chunks.get(index)?;
+        (self.hashes[index] == hash && stored_len as usize == len && repo.knows(&id)).then_some(id)
+    }
+
+    /// The parent's chunk of this hash and length anywhere in the file.
+    pub fn find(&self, repo: &Repo, hash: FastHash, len: usize) -> Option<BlobId> {
+        let (id, stored_len) = *self.by_hash.get(&hash)?;
+        (stored_len as usize == len && repo.knows(&id)).then_some(id)
+    }
+}
+
+fn read_chunks(repo: &Repo, lists: &[BlobId]) -> CoreResult<Vec<ChunkRef>> {
+    let mut chunks = Vec::new();
+    for list in lists {
+        chunks.extend(read_list(repo, list)?);
+    }
+    Ok(chunks)
+}
+
+fn read_hashes(repo: &Repo, hints: &[BlobId]) -> Option<Vec<FastHash>> {
+    let mut hashes = Vec::new();
+    for (id, len) in read_chunks(repo, hints).ok()? {
+        let raw = repo.read_blob(&id).ok()?;
+        if raw.len() != len as usize || raw.len() % HASH_LEN != 0 {
+            return None;
+        }
+        hashes.extend(raw.chunks_exact(HASH_LEN).map(|h| u128::from_le_bytes(h.try_into().expect("16 bytes"))));
+    }
+    Some(hashes)
+}
