@@ -252,7 +252,7 @@ fn read_pages(file: &std::fs::File, heap: &Path, first: u32, into: &mut [u8]) ->
     })
 }
 
-fn changed_under_us(heap: &Path) -> CoreError {
+pub(crate) fn changed_under_us(heap: &Path) -> CoreError {
     CoreError::new("ERR_SOURCE_CHANGED", format!("{} changed while it was being backed up", heap.display()))
 }
 

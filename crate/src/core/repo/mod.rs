@@ -2,6 +2,7 @@
 //! keyed hash, compressed, optionally encrypted, gathered into packs with an
 //! index (see docs/repository-format.md). The catalog (snapshots) is kept by
 //! the TypeScript layer through `read_object` / `write_object`.
+pub mod cdc;
 pub mod check;
 pub mod config;
 pub mod hints;

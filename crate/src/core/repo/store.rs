@@ -6,7 +6,8 @@ use super::pack::{KIND_DATA, KIND_LIST};
 use super::hints::{fast_hash, store_hints, FastHash, Parent};
 use super::Repo;
 use crate::core::error::{CoreError, CoreResult};
-use crate::core::fsio::{for_each_chunk_of, open_read};
+use super::cdc::{for_each_round, read_at, Params, Source, Split};
+use crate::core::fsio::{buffer, for_each_chunk_of, open_read};
 use crate::core::page::{max_page_lsn, PAGE_SIZE};
 use fastcdc::v2020::{Normalization, StreamCDC};
 use rayon::prelude::*;
@@ -113,29 +114,38 @@ pub fn store_file(repo: &Repo, path: &Path, options: &FileOptions) -> CoreResult
             Ok(())
         })?;
     } else {
-        let cdc = content_defined(repo, open_read(path)?);
-        let mut batch: Vec<Vec<u8>> = Vec::new();
-        let mut batch_bytes = 0;
-        let mut flush = |batch: &mut Vec<Vec<u8>>, out: &mut StoredFile| -> CoreResult<()> {
-            crate::core::cancel::check()?;
-            let first = refs.len();
-            let cuts: Vec<Cut> = batch.iter().enumerate().map(|(i, c)| Cut { index: first + i, data: c }).collect();
-            store_batch(repo, options, &cuts, out, &mut refs, &mut hashes)?;
-            crate::core::cancel::advance(batch.iter().map(|c| c.len() as u64).sum());
-            batch.clear();
-            Ok(())
-        };
-        for chunk in cdc {
-            let chunk = chunk.map_err(|e| CoreError::new("EIO", format!("cannot read {}: {e}", path.display())))?;
-            out.len += chunk.length as u64;
-            batch_bytes += chunk.length;
-            batch.push(chunk.data);
-            if batch_bytes >= BATCH {
-                flush(&mut batch, &mut out)?;
-                batch_bytes = 0;
+        let file = open_read(path)?;
+        let len = file.metadata().map_err(|e| CoreError::io("stat", path, e))?.len();
+        let source = Source { file: &file, path, len };
+        let params = Params::of(repo);
+        let mut buf = buffer(BATCH.max(chunking.cdc_max as usize));
+        for_each_round(params, &source, Split::on(rayon::current_num_threads()), |start, cuts| {
+            // Batches of whole chunks, up to BATCH bytes each (or one larger chunk).
+            let mut from = start;
+            let mut next = 0;
+            while next < cuts.len() {
+                let first = next;
+                next += 1;
+                while next < cuts.len() && cuts[next] - from <= BATCH as u64 {
+                    next += 1;
+                }
+                let bytes = &mut buf[..(cuts[next - 1] - from) as usize];
+                read_at(&source, bytes, from)?;
+                let mut at = from;
+                let chunks: Vec<Cut> = (first..next)
+                    .map(|i| {
+                        let data = &bytes[(at - from) as usize..(cuts[i] - from) as usize];
+                        at = cuts[i];
+                        Cut { index: refs.len() + i - first, data }
+                    })
+                    .collect();
+                store_batch(repo, options, &chunks, &mut out, &mut refs, &mut hashes)?;
+                crate::core::cancel::advance(bytes.len() as u64);
+                from = cuts[next - 1];
             }
-        }
-        flush(&mut batch, &mut out)?;
+            Ok(())
+        })?;
+        out.len = len;
     }
     out.lists = store_lists(repo, &refs)?;
     if options.hints {
