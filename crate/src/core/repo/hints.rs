@@ -9,7 +9,7 @@
 //! chunk is hashed for its id, as before.
 use super::keys::BlobId;
 use super::pack::KIND_DATA;
-use super::store::{read_list, store_lists, ChunkRef, LIST_ENTRIES};
+use super::store::{decode_list, store_lists, ChunkRef, LIST_ENTRIES};
 use super::Repo;
 use crate::core::error::CoreResult;
 use std::collections::HashMap;
@@ -47,8 +47,12 @@ impl Parent {
     /// Reads the parent's lists and hints; None when the hints are missing,
     /// unreadable or do not match the lists (then nothing is reused).
     pub fn load(repo: &Repo, lists: &[BlobId], hints: &[BlobId], moving: bool) -> Option<Parent> {
-        let chunks = read_chunks(repo, lists).ok()?;
-        let hashes = read_hashes(repo, hints)?;
+        // Two rounds of reads in parallel (each a request to an object store): the lists, then the hashes.
+        let all: Vec<BlobId> = lists.iter().chain(hints).copied().collect();
+        let mut decoded = repo.read_blobs(&all).ok()?.into_iter().map(|raw| decode_list(&raw));
+        let chunks: Vec<ChunkRef> = decoded.by_ref().take(lists.len()).collect::<Option<Vec<_>>>()?.concat();
+        let pieces: Vec<ChunkRef> = decoded.collect::<Option<Vec<_>>>()?.concat();
+        let hashes = read_hashes(repo, &pieces)?;
         if hashes.len() != chunks.len() {
             return None;
         }
@@ -70,19 +74,11 @@ impl Parent {
     }
 }
 
-fn read_chunks(repo: &Repo, lists: &[BlobId]) -> CoreResult<Vec<ChunkRef>> {
-    let mut chunks = Vec::new();
-    for list in lists {
-        chunks.extend(read_list(repo, list)?);
-    }
-    Ok(chunks)
-}
-
-fn read_hashes(repo: &Repo, hints: &[BlobId]) -> Option<Vec<FastHash>> {
+fn read_hashes(repo: &Repo, pieces: &[ChunkRef]) -> Option<Vec<FastHash>> {
+    let ids: Vec<BlobId> = pieces.iter().map(|(id, _)| *id).collect();
     let mut hashes = Vec::new();
-    for (id, len) in read_chunks(repo, hints).ok()? {
-        let raw = repo.read_blob(&id).ok()?;
-        if raw.len() != len as usize || raw.len() % HASH_LEN != 0 {
+    for (raw, (_, len)) in repo.read_blobs(&ids).ok()?.into_iter().zip(pieces) {
+        if raw.len() != *len as usize || raw.len() % HASH_LEN != 0 {
             return None;
         }
         hashes.extend(raw.chunks_exact(HASH_LEN).map(|h| u128::from_le_bytes(h.try_into().expect("16 bytes"))));

@@ -166,20 +166,35 @@ impl Repo {
 
     /// Reads one blob by id.
     pub fn read_blob(&self, id: &BlobId) -> CoreResult<Vec<u8>> {
-        let (pack, entry) = self
-            .index()
-            .get(id)
-            .map(|(p, e)| (p.to_string(), e))
-            .ok_or_else(|| {
-                CoreError::new(
-                    "ERR_MISSING_FILE",
-                    format!("blob {} is not in the repository's index", short(id)),
-                )
-            })?;
+        let (pack, entry) = self.locate_blob(id)?;
         let stored =
             self.storage
                 .get_range(&pack, entry.offset as u64, entry.stored_len as usize)?;
         self.decode_blob(&entry, &stored, &pack)
+    }
+
+    /// Reads several blobs at once (an object store's requests in flight together).
+    pub fn read_blobs(&self, ids: &[BlobId]) -> CoreResult<Vec<Vec<u8>>> {
+        let located = ids.iter().map(|id| self.locate_blob(id)).collect::<CoreResult<Vec<_>>>()?;
+        let reads: Vec<(&str, u64, usize)> = located
+            .iter()
+            .map(|(pack, e)| (pack.as_str(), e.offset as u64, e.stored_len as usize))
+            .collect();
+        let stored = self.storage.get_ranges(&reads)?;
+        located
+            .iter()
+            .zip(stored)
+            .map(|((pack, entry), bytes)| self.decode_blob(entry, &bytes, pack))
+            .collect()
+    }
+
+    fn locate_blob(&self, id: &BlobId) -> CoreResult<(String, Entry)> {
+        self.index().get(id).map(|(p, e)| (p.to_string(), e)).ok_or_else(|| {
+            CoreError::new(
+                "ERR_MISSING_FILE",
+                format!("blob {} is not in the repository's index", short(id)),
+            )
+        })
     }
 }
 
