@@ -53,9 +53,10 @@ struct Cut<'a> {
     data: &'a [u8],
 }
 
-/// Stores a batch of chunks on all cores: each keeps the parent's id when
-/// its fast hash says it did not change, else is hashed for its id and
-/// stored unless the repository has it.
+/// Stores a batch of chunks: with a parent, each keeps the parent's id when
+/// its fast hash says it did not change (checked on this thread: far
+/// cheaper than handing the chunk to another); the rest are hashed for their
+/// ids on all cores and stored unless the repository has them.
 fn store_batch(
     repo: &Repo,
     options: &FileOptions,
@@ -64,23 +65,30 @@ fn store_batch(
     refs: &mut Vec<ChunkRef>,
     hashes: &mut Vec<FastHash>,
 ) -> CoreResult<()> {
-    let stored: Vec<(BlobId, Option<bool>, FastHash)> = chunks
-        .par_iter()
-        .map(|c| {
-            let hash = if options.hints || options.parent.is_some() { fast_hash(c.data) } else { 0 };
-            let reused = options.parent.as_ref().and_then(|p| {
-                if options.heap {
-                    p.at(repo, c.index, hash, c.data.len())
-                } else {
-                    p.find(repo, hash, c.data.len())
-                }
-            });
-            match reused {
-                Some(id) => Ok((id, None, hash)),
-                None => repo.store_blob(KIND_DATA, c.data).map(|(id, new)| (id, Some(new), hash)),
+    let store = |c: &Cut| {
+        let hash = if options.hints { fast_hash(c.data) } else { 0 };
+        repo.store_blob(KIND_DATA, c.data).map(|(id, new)| (id, Some(new), hash))
+    };
+    let stored: Vec<(BlobId, Option<bool>, FastHash)> = match &options.parent {
+        None => chunks.par_iter().map(store).collect::<CoreResult<_>>()?,
+        Some(parent) => {
+            let mut stored: Vec<Option<(BlobId, Option<bool>, FastHash)>> = chunks
+                .iter()
+                .map(|c| {
+                    let hash = fast_hash(c.data);
+                    let len = c.data.len();
+                    let id = if options.heap { parent.at(repo, c.index, hash, len) } else { parent.find(repo, hash, len) };
+                    id.map(|id| (id, None, hash))
+                })
+                .collect();
+            let changed: Vec<usize> = (0..chunks.len()).filter(|&i| stored[i].is_none()).collect();
+            let fresh: Vec<_> = changed.par_iter().map(|&i| store(&chunks[i])).collect::<CoreResult<_>>()?;
+            for (i, result) in changed.into_iter().zip(fresh) {
+                stored[i] = Some(result);
             }
-        })
-        .collect::<CoreResult<_>>()?;
+            stored.into_iter().map(|s| s.expect("every chunk reused or stored")).collect()
+        }
+    };
     for (chunk, (id, new, hash)) in chunks.iter().zip(stored) {
         refs.push((id, chunk.data.len() as u32));
         hashes.push(hash);
