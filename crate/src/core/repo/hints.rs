@@ -39,8 +39,8 @@ pub fn store_hints(repo: &Repo, hashes: &[FastHash]) -> CoreResult<Vec<BlobId>> 
 pub struct Parent {
     chunks: Vec<ChunkRef>,
     hashes: Vec<FastHash>,
-    /// Hash to chunk, for content-defined chunks (which move).
-    by_hash: HashMap<FastHash, ChunkRef>,
+    /// Hash to position, for content-defined chunks (which move).
+    by_hash: HashMap<FastHash, usize>,
 }
 
 impl Parent {
@@ -56,7 +56,7 @@ impl Parent {
         if hashes.len() != chunks.len() {
             return None;
         }
-        let by_hash = if moving { hashes.iter().copied().zip(chunks.iter().copied()).collect() } else { HashMap::new() };
+        let by_hash = if moving { hashes.iter().copied().zip(0..).collect() } else { HashMap::new() };
         Some(Parent { chunks, hashes, by_hash })
     }
 
@@ -69,8 +69,30 @@ impl Parent {
 
     /// The parent's chunk of this hash and length anywhere in the file.
     pub fn find(&self, repo: &Repo, hash: FastHash, len: usize) -> Option<BlobId> {
-        let (id, stored_len) = *self.by_hash.get(&hash)?;
-        (stored_len as usize == len && repo.knows(&id)).then_some(id)
+        let (id, _) = self.chunks[self.position(hash, len)?];
+        repo.knows(&id).then_some(id)
+    }
+
+    /// Where the parent's chunk of this hash and length was among its chunks.
+    pub fn position(&self, hash: FastHash, len: usize) -> Option<usize> {
+        let at = *self.by_hash.get(&hash)?;
+        (self.chunks[at].1 as usize == len).then_some(at)
+    }
+
+    /// The hash and length of the parent's chunk at `index`.
+    pub fn entry(&self, index: usize) -> Option<(FastHash, usize)> {
+        Some((*self.hashes.get(index)?, self.chunks[index].1 as usize))
+    }
+
+    pub fn count(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// A parent of these chunks and hashes (tests of the chunker).
+    #[cfg(test)]
+    pub fn of(chunks: Vec<ChunkRef>, hashes: Vec<FastHash>) -> Parent {
+        let by_hash = hashes.iter().copied().zip(0..).collect();
+        Parent { chunks, hashes, by_hash }
     }
 }
 

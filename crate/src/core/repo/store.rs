@@ -127,7 +127,7 @@ pub fn store_file(repo: &Repo, path: &Path, options: &FileOptions) -> CoreResult
         let source = Source { file: &file, path, len };
         let params = Params::of(repo);
         let mut buf = buffer(BATCH.max(chunking.cdc_max as usize));
-        for_each_round(params, &source, Split::on(rayon::current_num_threads()), |start, cuts| {
+        for_each_round(params, &source, Split::on(rayon::current_num_threads()), options.parent.as_ref(), |start, cuts| {
             // Batches of whole chunks, up to BATCH bytes each (or one larger chunk).
             let mut from = start;
             let mut next = 0;
