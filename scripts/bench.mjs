@@ -505,6 +505,11 @@ async function benchS3(mib, server, rclone) {
     const { backups } = JSON.parse(info);
     stored.full.push(Number(backups[0].stored_bytes));
     if (!skipped) stored.increment.push(Number(backups[1].stored_bytes));
+    // Each run's seconds on stderr: the medians hide how much fsync-bound samples swing.
+    const last = (k) => (samples[k].length ? fmt(samples[k].at(-1).secs) : '-');
+    console.error(
+      `s3 ${mib} MiB run ${r + 1}: backup ${last('backup')} upload ${last('upload')} restore ${last('restore')} download ${last('download')} increment ${last('increment')}`,
+    );
   }
   fresh(dir);
   return {
