@@ -77,6 +77,7 @@ interface NativeAddon {
   repoPatchFile(
     handle: number,
     lists: string[],
+    hints: string[] | undefined,
     len: bigint,
     dest: string,
     temp: string,
@@ -352,15 +353,14 @@ export const repoNative = {
   repairIndex: (handle: number) => withCodes(addon.repoRepairIndex(handle)),
   restoreFile: (handle: number, lists: string[], len: bigint, dest: string, hash: boolean, cancel?: number) =>
     withCodes(addon.repoRestoreFile(handle, lists, len, dest, hash, cancel)),
+  /** `hints`: the file's change hints, to compare the destination by XXH3. */
   patchFile: (
     handle: number,
-    lists: string[],
-    len: bigint,
+    file: { lists: string[]; hints?: string[]; len: bigint; heap: boolean },
     dest: string,
     temp: string,
-    heap: boolean,
     cancel?: number,
-  ) => withCodes(addon.repoPatchFile(handle, lists, len, dest, temp, heap, cancel)),
+  ) => withCodes(addon.repoPatchFile(handle, file.lists, file.hints, file.len, dest, temp, file.heap, cancel)),
   compareFile: (handle: number, lists: string[], len: bigint, source: string, heap: boolean, cancel?: number) =>
     withCodes(addon.repoCompareFile(handle, lists, len, source, heap, cancel)),
   check: (handle: number, backups: CheckBackup[], cancel?: number) =>

@@ -52,12 +52,13 @@ pub struct RepoPatchResult {
 
 /// Brings `dest` to the repository file `lists` make, fetching only the
 /// chunks it does not hold: a heap patched in place, any other file rebuilt
-/// into `temp` when it differs.
+/// into `temp` when it differs; compared by the file's change `hints` when given.
 #[napi(ts_return_type = "Promise<RepoPatchResult>")]
 #[allow(clippy::too_many_arguments)]
 pub fn repo_patch_file(
     handle: u32,
     lists: Vec<String>,
+    hints: Option<Vec<String>>,
     len: BigInt,
     dest: String,
     temp: String,
@@ -66,10 +67,11 @@ pub fn repo_patch_file(
 ) -> Result<AsyncTask<Job<RepoPatch, RepoPatchResult>>> {
     let repo = repo(handle)?;
     let lists = ids(&lists)?;
+    let hints = hints.as_deref().map(ids).transpose()?;
     let len = u64_arg("len", &len)?;
     Ok(job(
         cancel,
-        move || patch_file(&repo, &lists, len, &PathBuf::from(dest), &PathBuf::from(temp), heap),
+        move || patch_file(&repo, &lists, hints.as_deref(), len, &PathBuf::from(dest), &PathBuf::from(temp), heap),
         |p| RepoPatchResult {
             pages_compared: p.outcome.pages_compared,
             pages_rewritten: p.outcome.pages_rewritten,

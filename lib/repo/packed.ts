@@ -564,7 +564,7 @@ export class PackedRepository extends RepositoryBase {
       name: f.name,
       len: f.len,
       async update(path, temp, token) {
-        const r = await repoNative.patchFile(handle, f.lists, f.len, path, temp, f.heap, token);
+        const r = await repoNative.patchFile(handle, f, path, temp, token);
         if (r.rebuilt) await rename(temp, path);
         return {
           rewritten: r.rebuilt || r.pagesRewritten > 0n,

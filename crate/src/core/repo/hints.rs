@@ -84,6 +84,11 @@ impl Parent {
         Some((*self.hashes.get(index)?, self.chunks[index].1 as usize))
     }
 
+    /// The id of the parent's chunk at `index`.
+    pub fn id(&self, index: usize) -> Option<BlobId> {
+        self.chunks.get(index).map(|(id, _)| *id)
+    }
+
     pub fn count(&self) -> usize {
         self.chunks.len()
     }

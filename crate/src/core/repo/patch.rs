@@ -6,7 +6,9 @@
 //! is rebuilt beside it from its own chunks and the fetched ones.
 use super::keys::BlobId;
 use super::load::{for_each_chunk, Chunks};
-use super::store::{content_defined, read_list, ChunkRef};
+use super::cdc::{for_each_round, read_at, Params, Source, Split};
+use super::hints::{fast_hash, Parent};
+use super::store::{read_list, ChunkRef};
 use super::Repo;
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::fsio::{self, create_new};
@@ -17,6 +19,9 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
+
+/// Runs compared at once (2 MiB of heap at 64 KiB runs).
+const PATCH_BATCH: usize = 32;
 
 /// What a delta restore of one repository file did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -71,28 +76,40 @@ fn wrong_length(path: &Path, got: u64, len: u64) -> CoreError {
 }
 
 /// A heap: its runs compared with the destination's, differing runs fetched, and their differing pages written in place.
-fn patch_heap(repo: &Repo, chunks: &[(ChunkRef, u64)], len: u64, dest: &Path) -> CoreResult<RepoPatch> {
+fn patch_heap(repo: &Repo, chunks: &[(ChunkRef, u64)], len: u64, dest: &Path, known: Option<&Parent>) -> CoreResult<RepoPatch> {
     if !dest.exists() {
         create_new(dest)?;
     }
     let file = open_rw(dest)?;
     let dest_len = file.metadata().map_err(|e| CoreError::io("stat", dest, e))?.len();
     let mut wanted = Vec::new();
-    // Compare a batch of runs at a time, hashed on all cores.
-    for batch in chunks.chunks(32) {
+    let mut buf = fsio::buffer(0);
+    // Compare a batch of runs at a time: by their change hints (XXH3) when the
+    // backup has them, else by their ids (keyed BLAKE3) on all cores.
+    for (b, batch) in chunks.chunks(PATCH_BATCH).enumerate() {
         crate::core::cancel::check()?;
         let start = batch[0].1;
         let end = batch.last().map(|((_, l), o)| o + *l as u64).unwrap_or(start);
-        let mut bytes = vec![0u8; (end - start) as usize];
+        if buf.len() < (end - start) as usize {
+            buf = fsio::buffer((end - start) as usize);
+        }
+        let bytes = &mut buf[..(end - start) as usize];
         let have = dest_len.saturating_sub(start).min(end - start) as usize;
+        bytes[have..].fill(0);
         file.read_exact_at(&mut bytes[..have], start).map_err(|e| CoreError::io("read", dest, e))?;
-        let differ: Vec<bool> = batch
-            .par_iter()
-            .map(|((id, l), o)| {
-                let from = (o - start) as usize;
-                o + *l as u64 > dest_len || repo.keys.id(&bytes[from..from + *l as usize]) != *id
-            })
-            .collect();
+        let bytes = &*bytes;
+        let differs = |i: usize, ((id, l), o): &(ChunkRef, u64)| {
+            let run = &bytes[(o - start) as usize..(o - start) as usize + *l as usize];
+            o + *l as u64 > dest_len
+                || match known {
+                    Some(k) => k.entry(b * PATCH_BATCH + i).is_none_or(|(hash, _)| fast_hash(run) != hash),
+                    None => repo.keys.id(run) != *id,
+                }
+        };
+        let differ: Vec<bool> = match known {
+            Some(_) => batch.iter().enumerate().map(|(i, c)| differs(i, c)).collect(),
+            None => batch.par_iter().enumerate().map(|(i, c)| differs(i, c)).collect(),
+        };
         wanted.extend(batch.iter().zip(differ).filter(|(_, d)| *d).map(|(c, _)| *c));
         crate::core::cancel::advance(bytes.len() as u64);
     }
@@ -131,22 +148,43 @@ fn patch_heap(repo: &Repo, chunks: &[(ChunkRef, u64)], len: u64, dest: &Path) ->
 /// Any other file: unchanged when the repository's chunker cuts the
 /// destination into the same chunks; else rebuilt into `temp` from the
 /// destination's own chunks where it has them and fetched ones elsewhere.
-fn patch_whole(repo: &Repo, chunks: &[(ChunkRef, u64)], len: u64, dest: &Path, temp: &Path) -> CoreResult<RepoPatch> {
+/// With the backup's change hints, the destination's pieces are known by
+/// their XXH3 and the chunker follows the backup's chunks where they match.
+fn patch_whole(repo: &Repo, chunks: &[(ChunkRef, u64)], len: u64, dest: &Path, temp: &Path, known: Option<&Parent>) -> CoreResult<RepoPatch> {
     let mut local: HashMap<BlobId, u64> = HashMap::new();
     let mut same = true;
     let mut dest_len = 0u64;
     if dest.exists() {
+        let file = fsio::open_read(dest)?;
+        let size = file.metadata().map_err(|e| CoreError::io("stat", dest, e))?.len();
+        let source = Source { file: &file, path: dest, len: size };
         let mut at = 0usize;
-        for piece in content_defined(repo, fsio::open_read(dest)?) {
-            crate::core::cancel::check()?;
-            let piece = piece.map_err(|e| CoreError::new("EIO", format!("cannot read {}: {e}", dest.display())))?;
-            let id = repo.keys.id(&piece.data);
-            same &= chunks.get(at).is_some_and(|((want, l), _)| *want == id && *l as usize == piece.length);
-            local.entry(id).or_insert(piece.offset);
-            dest_len += piece.length as u64;
-            at += 1;
-            crate::core::cancel::advance(piece.length as u64);
-        }
+        let mut buf = fsio::buffer(0);
+        for_each_round(Params::of(repo), &source, Split::on(rayon::current_num_threads()), known, |start, cuts| {
+            let end = *cuts.last().expect("a round cuts at least one chunk");
+            if buf.len() < (end - start) as usize {
+                buf = fsio::buffer((end - start) as usize);
+            }
+            let bytes = &mut buf[..(end - start) as usize];
+            read_at(&source, bytes, start)?;
+            let mut from = start;
+            for &cut in cuts {
+                let piece = &bytes[(from - start) as usize..(cut - start) as usize];
+                let id = match known {
+                    Some(k) => k.position(fast_hash(piece), piece.len()).and_then(|i| k.id(i)),
+                    None => Some(repo.keys.id(piece)),
+                };
+                same &= id.is_some_and(|id| chunks.get(at).is_some_and(|((want, l), _)| *want == id && *l as usize == piece.len()));
+                if let Some(id) = id {
+                    local.entry(id).or_insert(from);
+                }
+                at += 1;
+                from = cut;
+            }
+            crate::core::cancel::advance(end - start);
+            dest_len = end;
+            Ok(())
+        })?;
         same &= at == chunks.len() && dest_len == len;
     } else {
         same = false;
@@ -188,15 +226,26 @@ fn patch_whole(repo: &Repo, chunks: &[(ChunkRef, u64)], len: u64, dest: &Path, t
 
 /// Brings `dest` to the file `lists` make (`len` bytes): a heap patched in
 /// place, any other file rebuilt into `temp` when it differs (see `rebuilt`).
-pub fn patch_file(repo: &Repo, lists: &[BlobId], len: u64, dest: &Path, temp: &Path, heap: bool) -> CoreResult<RepoPatch> {
+/// With `hints` (the file's change hints) the destination is compared by
+/// XXH3 rather than by chunk ids.
+pub fn patch_file(
+    repo: &Repo,
+    lists: &[BlobId],
+    hints: Option<&[BlobId]>,
+    len: u64,
+    dest: &Path,
+    temp: &Path,
+    heap: bool,
+) -> CoreResult<RepoPatch> {
     let chunks = chunks_of(repo, lists)?;
     let total = chunks.last().map(|((_, l), o)| o + *l as u64).unwrap_or(0);
     if total != len {
         return Err(wrong_length(dest, total, len));
     }
+    let known = hints.and_then(|h| Parent::load(repo, lists, h, !heap));
     if heap {
-        patch_heap(repo, &chunks, len, dest)
+        patch_heap(repo, &chunks, len, dest, known.as_ref())
     } else {
-        patch_whole(repo, &chunks, len, dest, temp)
+        patch_whole(repo, &chunks, len, dest, temp, known.as_ref())
     }
 }

@@ -9,7 +9,6 @@ use crate::core::error::{CoreError, CoreResult};
 use super::cdc::{for_each_round, read_at, Params, Source, Split};
 use crate::core::fsio::{buffer, for_each_chunk_of, open_read};
 use crate::core::page::{max_page_lsn, PAGE_SIZE};
-use fastcdc::v2020::{Normalization, StreamCDC};
 use rayon::prelude::*;
 use std::path::Path;
 
@@ -97,12 +96,6 @@ fn store_batch(
         out.reused += new.is_none() as u64;
     }
     Ok(())
-}
-
-/// The repository's content-defined chunker over `source` (its parameters and secret seed).
-pub fn content_defined<R: std::io::Read>(repo: &Repo, source: R) -> StreamCDC<R> {
-    let c = repo.config.chunking;
-    StreamCDC::with_level_and_seed(source, c.cdc_min, c.cdc_avg, c.cdc_max, Normalization::Level1, repo.keys.chunker_seed())
 }
 
 /// Stores the file at `path`.
