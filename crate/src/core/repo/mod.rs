@@ -44,6 +44,22 @@ thread_local! {
     static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { std::cell::RefCell::new(None) };
 }
 
+thread_local! {
+    /// One decompression context per thread: creating one per chunk took an
+    /// eighth of a repository verify's time.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
+}
+
+fn zstd_decompress(data: &[u8], out: &mut [u8]) -> std::io::Result<usize> {
+    DECOMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.is_none() {
+            *cell = Some(zstd::bulk::Decompressor::new()?);
+        }
+        cell.as_mut().expect("set above").decompress_to_buffer(data, out)
+    })
+}
+
 fn zstd_compress(level: i32, data: &[u8]) -> Vec<u8> {
     COMPRESSOR.with(|cell| {
         let mut cell = cell.borrow_mut();
@@ -144,7 +160,7 @@ impl Repo {
         let mismatch =
             || CoreError::new("ERR_INTEGRITY", format!("{} does not match its id", what()));
         if entry.compressed {
-            let len = zstd::bulk::decompress_to_buffer(body, out).map_err(|e| {
+            let len = zstd_decompress(body, out).map_err(|e| {
                 CoreError::new(
                     "ERR_INTEGRITY",
                     format!("{} does not decompress: {e}", what()),
