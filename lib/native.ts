@@ -74,6 +74,11 @@ interface NativeAddon {
     hash: boolean,
     cancel?: number,
   ): Promise<string | null>;
+  repoRestoreFiles(
+    handle: number,
+    files: { lists: string[]; len: bigint; dest: string }[],
+    cancel?: number,
+  ): Promise<void>;
   repoPatchFile(
     handle: number,
     lists: string[],
@@ -353,6 +358,9 @@ export const repoNative = {
   repairIndex: (handle: number) => withCodes(addon.repoRepairIndex(handle)),
   restoreFile: (handle: number, lists: string[], len: bigint, dest: string, hash: boolean, cancel?: number) =>
     withCodes(addon.repoRestoreFile(handle, lists, len, dest, hash, cancel)),
+  /** Restores several files at once, reading each pack's chunks for all of them together. */
+  restoreFiles: (handle: number, files: { lists: string[]; len: bigint; dest: string }[], cancel?: number) =>
+    withCodes(addon.repoRestoreFiles(handle, files, cancel)),
   /** `hints`: the file's change hints, to compare the destination by XXH3. */
   patchFile: (
     handle: number,

@@ -13,6 +13,7 @@ use crate::core::repo::prune::prune;
 use crate::core::repo::storage::{for_location, StoreOptions};
 use crate::core::repo::hints::Parent;
 use crate::core::repo::store::{store_file, FileOptions};
+use crate::core::repo::unpack::{restore_files, Target};
 use crate::core::repo::{hex, parse_id, Repo};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -411,6 +412,37 @@ pub fn repo_restore_file(
         cancel,
         move || restore_file(&repo, &lists, len, &PathBuf::from(dest), hash),
         |h| h,
+    ))
+}
+
+#[napi(object)]
+pub struct RestoreTarget {
+    pub lists: Vec<String>,
+    pub len: BigInt,
+    pub dest: String,
+}
+
+/// Restores several files (new paths) at once, reading each pack's chunks
+/// for all of them together.
+#[napi(ts_return_type = "Promise<void>")]
+pub fn repo_restore_files(
+    handle: u32,
+    files: Vec<RestoreTarget>,
+    cancel: Option<u32>,
+) -> Result<AsyncTask<Job<(), ()>>> {
+    let repo = repo(handle)?;
+    let files = files
+        .into_iter()
+        .map(|f| Ok((ids(&f.lists)?, u64_arg("len", &f.len)?, PathBuf::from(f.dest))))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(job(
+        cancel,
+        move || {
+            let targets: Vec<Target> =
+                files.iter().map(|(lists, len, dest)| Target { lists, len: *len, dest }).collect();
+            restore_files(&repo, &targets)
+        },
+        |()| (),
     ))
 }
 

@@ -17,10 +17,10 @@ const BATCH: usize = 32;
 /// How chunks are fetched: stored bytes at once, the longest single read,
 /// and the largest gap between neighbouring chunks read in one request.
 #[derive(Clone, Copy)]
-struct FetchPlan {
-    budget: u64,
-    max_range: u64,
-    max_gap: u64,
+pub(super) struct FetchPlan {
+    pub budget: u64,
+    pub max_range: u64,
+    pub max_gap: u64,
 }
 
 /// A local disk: 2 MiB at once in reads of at most 2 MiB, skipping gaps
@@ -29,7 +29,7 @@ struct FetchPlan {
 /// flight, reading through gaps of up to 1 MiB (another file's chunks that
 /// a concurrent backup packed in between; reading them is cheaper than a
 /// round trip).
-fn fetch_plan(repo: &Repo) -> FetchPlan {
+pub(super) fn fetch_plan(repo: &Repo) -> FetchPlan {
     if repo.storage.is_remote() {
         let read = PACK_TARGET as u64 / 4;
         FetchPlan { budget: repo.storage.transfers() as u64 * read, max_range: read, max_gap: 1 << 20 }
@@ -38,18 +38,60 @@ fn fetch_plan(repo: &Repo) -> FetchPlan {
     }
 }
 
-/// One read of a pack and the chunks inside it, in file order.
-struct Range {
-    pack: String,
-    start: u64,
-    end: u64,
-    entries: Vec<Entry>,
+/// Where a restore that reads pack by pack writes a chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Place {
+    pub file: u32,
+    pub len: u32,
+    pub offset: u64,
+}
+
+/// One read of a pack and the chunks inside it, in the order they are
+/// visited; with `places` (one per entry), where each goes.
+pub(super) struct Range {
+    pub pack: String,
+    pub start: u64,
+    pub end: u64,
+    pub entries: Vec<Entry>,
+    pub places: Vec<Place>,
 }
 
 /// Reads done together, with what they brought.
-struct Window {
+pub(super) struct Window {
     ranges: Vec<Range>,
     fetched: Vec<Vec<u8>>,
+}
+
+impl Range {
+    pub fn new(pack: &str, entry: Entry) -> Range {
+        Range { pack: pack.to_string(), start: entry.offset as u64, end: entry.end(), entries: vec![entry], places: Vec::new() }
+    }
+
+    /// Whether one read of this range can bring `entry` too (same pack):
+    /// after its start (chunks are opened wherever they lie in the read),
+    /// through a gap of at most `max_gap`, within `max_range` in all.
+    pub fn reaches(&self, entry: &Entry, plan: FetchPlan) -> bool {
+        let offset = entry.offset as u64;
+        offset >= self.start && offset <= self.end + plan.max_gap && self.end.max(entry.end()) - self.start <= plan.max_range
+    }
+
+    pub fn take(&mut self, entry: Entry) {
+        self.end = self.end.max(entry.end());
+        self.entries.push(entry);
+    }
+}
+
+/// Fetches `ranges` together (an object store's requests in flight at once).
+pub(super) fn fetch_window(repo: &Repo, ranges: Vec<Range>) -> CoreResult<Window> {
+    let reads: Vec<(&str, u64, usize)> =
+        ranges.iter().map(|r| (r.pack.as_str(), r.start, (r.end - r.start) as usize)).collect();
+    Ok(Window { fetched: repo.storage.get_ranges(&reads)?, ranges })
+}
+
+/// Opened chunks, in order, and where each goes (empty unless planned so).
+pub(super) struct Batch {
+    pub data: Vec<u8>,
+    pub places: Vec<Place>,
 }
 
 /// The reads for the first chunks of `refs`, up to about `budget` stored
@@ -66,27 +108,15 @@ fn locate(repo: &Repo, refs: &[ChunkRef], plan: FetchPlan) -> CoreResult<(Vec<Ra
                 format!("chunk {} has the wrong length", short(id)),
             ));
         }
-        let offset = entry.offset as u64;
         match ranges.last_mut() {
-            Some(r)
-                if r.pack == pack
-                    && offset >= r.end
-                    && offset <= r.end + plan.max_gap
-                    && entry.end() - r.start <= plan.max_range =>
-            {
-                total += entry.end() - r.end;
-                r.end = entry.end();
-                r.entries.push(entry);
+            Some(r) if r.pack == pack && r.reaches(&entry, plan) => {
+                total += entry.end().saturating_sub(r.end);
+                r.take(entry);
             }
             _ if at > 0 && total >= plan.budget => return Ok((ranges, at)),
             _ => {
-                total += entry.end() - offset;
-                ranges.push(Range {
-                    pack: pack.to_string(),
-                    start: offset,
-                    end: entry.end(),
-                    entries: vec![entry],
-                });
+                total += entry.end() - entry.offset as u64;
+                ranges.push(Range::new(pack, entry));
             }
         }
     }
@@ -119,10 +149,8 @@ fn fetch_refs(repo: &Repo, refs: &[ChunkRef], windows: &SyncSender<CoreResult<Wi
     while start < refs.len() {
         let window = crate::core::cancel::check().and_then(|()| {
             let (ranges, covered) = locate(repo, &refs[start..], plan)?;
-            let reads: Vec<(&str, u64, usize)> =
-                ranges.iter().map(|r| (r.pack.as_str(), r.start, (r.end - r.start) as usize)).collect();
             start += covered;
-            Ok(Window { fetched: repo.storage.get_ranges(&reads)?, ranges })
+            fetch_window(repo, ranges)
         });
         let failed = window.is_err();
         if windows.send(window).is_err() || failed {
@@ -160,7 +188,7 @@ fn fetch_windows(repo: &Repo, chunks: Chunks, windows: &SyncSender<CoreResult<Wi
 fn open_windows(
     repo: &Repo,
     windows: Receiver<CoreResult<Window>>,
-    batches: &SyncSender<CoreResult<Vec<u8>>>,
+    batches: &SyncSender<CoreResult<Batch>>,
     spare: &Receiver<Vec<u8>>,
 ) {
     for window in windows {
@@ -174,7 +202,9 @@ fn open_windows(
             .zip(&window.fetched)
             .flat_map(|(r, bytes)| r.entries.iter().map(move |e| (r, bytes.as_slice(), e)))
             .collect();
+        let mut places = window.ranges.iter().flat_map(|r| r.places.iter().copied());
         for batch in chunks.chunks(BATCH) {
+            let places: Vec<Place> = places.by_ref().take(batch.len()).collect();
             let len = batch.iter().map(|(_, _, e)| e.raw_len as usize).sum();
             let mut out = spare.try_recv().unwrap_or_default();
             out.resize(len, 0);
@@ -198,7 +228,7 @@ fn open_windows(
                     )
                 });
             let failed = opened.is_err();
-            if batches.send(opened.map(|()| out)).is_err() || failed {
+            if batches.send(opened.map(|()| Batch { data: out, places })).is_err() || failed {
                 return;
             }
         }
@@ -207,42 +237,50 @@ fn open_windows(
 
 /// Calls `visit` with the content of `chunks` (a file's lists, or chosen
 /// chunks), in order, a batch of chunks at a time (each chunk checked against its id); returns
-/// the bytes visited. Three stages overlap: one thread fetches the next
-/// window, another opens the current one, and `visit` handles what is
-/// opened. A stage that fails or stops listening ends the ones before it
-/// (their channel closes).
+/// the bytes visited.
 pub fn for_each_chunk(
     repo: &Repo,
     chunks: Chunks,
     mut visit: impl FnMut(&[u8]) -> CoreResult<()>,
 ) -> CoreResult<u64> {
+    pipeline(repo, |windows| fetch_windows(repo, chunks, windows), |batch| visit(&batch.data))
+}
+
+/// Runs `fetch` (which sends windows, in order) and calls `visit` with their
+/// chunks opened, a batch at a time; returns the bytes visited. Three
+/// stages overlap: one thread fetches the next window, another opens the
+/// current one, and `visit` handles what is opened. A stage that fails or
+/// stops listening ends the ones before it (their channel closes).
+pub(super) fn pipeline(
+    repo: &Repo,
+    fetch: impl FnOnce(&SyncSender<CoreResult<Window>>) + Send,
+    mut visit: impl FnMut(&Batch) -> CoreResult<()>,
+) -> CoreResult<u64> {
     let token = crate::core::cancel::current();
     let (windows, fetched) = std::sync::mpsc::sync_channel::<CoreResult<Window>>(0);
-    let (batches, received) = std::sync::mpsc::sync_channel::<CoreResult<Vec<u8>>>(1);
+    let (batches, received) = std::sync::mpsc::sync_channel::<CoreResult<Batch>>(1);
     // Visited batches' buffers go back to the opener: a fresh buffer per batch
     // costs a page fault per 4 KiB (about a second of system time per GiB here).
     let (recycle, spare) = std::sync::mpsc::channel::<Vec<u8>>();
     std::thread::scope(|scope| {
         let fetch_token = token.clone();
-        scope.spawn(move || {
-            crate::core::cancel::with(fetch_token, || fetch_windows(repo, chunks, &windows))
-        });
+        scope.spawn(move || crate::core::cancel::with(fetch_token, || fetch(&windows)));
         scope.spawn(move || {
             crate::core::cancel::with(token, || open_windows(repo, fetched, &batches, &spare))
         });
         let mut done = 0u64;
         for batch in received {
-            let data = batch?;
-            visit(&data)?;
-            crate::core::cancel::advance(data.len() as u64);
-            done += data.len() as u64;
-            let _ = recycle.send(data);
+            let batch = batch?;
+            visit(&batch)?;
+            crate::core::cancel::advance(batch.data.len() as u64);
+            done += batch.data.len() as u64;
+            let _ = recycle.send(batch.data);
         }
         Ok(done)
     })
 }
 
-fn wrong_length(what: &str, got: u64, len: u64) -> CoreError {
+pub(super) fn wrong_length(what: &str, got: u64, len: u64) -> CoreError {
     CoreError::new(
         "ERR_INTEGRITY",
         format!("{what} restored as {got} bytes but its backup says {len}"),

@@ -16,6 +16,7 @@ pub mod patch;
 pub mod prune;
 pub mod storage;
 pub mod store;
+pub mod unpack;
 pub mod writer;
 
 use crate::core::error::{CoreError, CoreResult};

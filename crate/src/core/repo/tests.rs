@@ -8,7 +8,8 @@ use super::open::{init, open, InitOptions};
 use super::prune::prune;
 use super::storage::LocalDir;
 use super::hints::Parent;
-use super::store::{store_file, FileOptions};
+use super::store::{read_list, store_file, FileOptions};
+use super::unpack::{restore_in_segments, Target};
 use super::Repo;
 use crate::core::test_support::TempDir;
 use std::collections::HashSet;
@@ -287,5 +288,44 @@ fn delta_restore_by_hints_or_ids_restores_the_stored_bytes() {
             let again = patch_file(&repo, &stored.lists, h, stored.len, &dest, &temp, heap).unwrap();
             assert_eq!((again.chunks_fetched, again.outcome.bytes_written, again.rebuilt), (0, 0, false));
         }
+    }
+}
+
+#[test]
+fn files_stored_side_by_side_restore_together_pack_by_pack() {
+    for password in [None, Some("pw")] {
+        let dir = TempDir::new();
+        let repo = repo(&dir, password);
+        let heap = bytes(7, 4096 * 900);
+        let mut idx = bytes(8, 2_500_000);
+        idx.extend_from_within(..400_000); // chunks the file uses twice
+        let (h, i) = (dir.write("T.heap", &heap), dir.write("T.idx", &idx));
+        // Stored at once, so that their chunks interleave in the packs.
+        let (sh, si) = std::thread::scope(|s| {
+            let a = s.spawn(|| store_file(&repo, &h, &plain(true)).unwrap());
+            let b = s.spawn(|| store_file(&repo, &i, &plain(false)).unwrap());
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        let empty = store_file(&repo, &dir.write("empty", b""), &plain(false)).unwrap();
+        repo.commit().unwrap();
+        let ids: Vec<BlobId> = si.lists.iter().flat_map(|l| read_list(&repo, l).unwrap()).map(|(id, _)| id).collect();
+        assert!(ids.len() > ids.iter().collect::<HashSet<_>>().len(), "the index file repeats a chunk");
+        let files = [(&sh, &heap[..], "heap"), (&si, &idx[..], "idx"), (&empty, &b""[..], "empty")];
+        // One list per segment, and all in one.
+        for segment_lists in [1, 32] {
+            let outs: Vec<_> = files.iter().map(|(_, _, n)| dir.path(&format!("{n}.{segment_lists}"))).collect();
+            let targets: Vec<Target> = files
+                .iter()
+                .zip(&outs)
+                .map(|((s, _, _), dest)| Target { lists: &s.lists, len: s.len, dest })
+                .collect();
+            restore_in_segments(&repo, &targets, segment_lists).unwrap();
+            for ((_, data, name), out) in files.iter().zip(&outs) {
+                assert!(std::fs::read(out).unwrap() == *data, "{name} restored as stored ({segment_lists} lists at once)");
+            }
+        }
+        let long = dir.path("long");
+        let wrong = restore_in_segments(&repo, &[Target { lists: &sh.lists, len: sh.len + 1, dest: &long }], 32);
+        assert_eq!(wrong.unwrap_err().code, "ERR_INTEGRITY");
     }
 }
