@@ -64,7 +64,7 @@ pub fn hash_chunk(hasher: &mut blake3::Hasher, chunk: &[u8]) {
 /// Streams a file through BLAKE3.
 pub fn hash_file(path: &Path) -> CoreResult<FileDigest> {
     let mut hasher = blake3::Hasher::new();
-    let len = fsio::for_each_chunk_of(path, fsio::HASH_CHUNK, |chunk| {
+    let len = fsio::for_each_chunk_ahead(fsio::open_read(path)?, path, fsio::HASH_CHUNK, |chunk| {
         super::cancel::advance(chunk.len() as u64);
         hash_chunk(&mut hasher, chunk);
         Ok(())

@@ -158,7 +158,7 @@ fn copy_unwritten(layer: &Layer, out: &mut dyn PageSink, written: &Bitmap) -> Co
     expected.check_len(fsio::listed_len(&layer.path, &layer.name, &layer.artifact)?)?;
     let mut hasher = blake3::Hasher::new();
     let mut offset = 0u64;
-    fsio::for_each_chunk(&layer.path, |chunk| {
+    fsio::for_each_chunk_ahead(fsio::open_read(&layer.path)?, &layer.path, fsio::CHUNK, |chunk| {
         hash_chunk(&mut hasher, chunk);
         // Write maximal runs of pages that no delta wrote.
         let mut run_start: Option<usize> = None;

@@ -129,8 +129,7 @@ pub fn verify_artifact(path: &Path, expected: &Expected, content: &Content) -> C
         Content::Delta { .. } => RECORD_SIZE,
         _ => PAGE_SIZE,
     };
-    let mut file = fsio::open_read(path)?;
-    let mut buf = fsio::buffer(unit * (fsio::CHUNK / PAGE_SIZE));
+    let file = fsio::open_read(path)?;
     let mut unit_index = 0usize;
     let mut shape = HeapShape::default();
     // The content map, read in step with the heap; a damaged map is a finding.
@@ -145,49 +144,54 @@ pub fn verify_artifact(path: &Path, expected: &Expected, content: &Content) -> C
         },
         _ => None,
     };
-    loop {
-        let n = fsio::read_full(&mut file, &mut buf, path)?;
-        if n == 0 {
-            break;
-        }
-        let chunk = &buf[..n];
-        super::cancel::advance(n as u64);
-        hash_chunk(&mut hasher, chunk);
-        match content {
-            Content::Whole => {}
-            Content::Catalog => catalog.feed(chunk),
-            Content::Heap { .. } | Content::Delta { .. } if n % unit != 0 => {
-                findings.add("ERR_NOT_PAGED", format!("length {len} is not a whole number of {unit}-byte units"), None);
-            }
-            Content::Heap { max_lsn, .. } => {
-                for page in chunk.chunks_exact(unit) {
-                    findings.check_page(page, unit_index as u32, *max_lsn);
-                    shape.observe(unit_index as u32, page);
-                    if let Some((reader, layer, pages)) = map.as_mut() {
-                        if unit_index as u64 >= *pages || reader.next(&layer.path)? != page_hash(page) {
-                            let message = "page differs from the backup's content map".into();
-                            findings.add("ERR_INTEGRITY", message, Some(unit_index as u32));
+    // Paged content comes in whole units; the next chunk is read while this
+    // one is hashed on all cores and, beside that, its units are checked.
+    fsio::for_each_chunk_ahead(file, path, unit * (fsio::HASH_CHUNK / PAGE_SIZE), |chunk| {
+        super::cancel::advance(chunk.len() as u64);
+        let n = chunk.len();
+        let (_, checked) = rayon::join(
+            || hash_chunk(&mut hasher, chunk),
+            || -> CoreResult<()> {
+                match content {
+                    Content::Whole => {}
+                    Content::Catalog => catalog.feed(chunk),
+                    Content::Heap { .. } | Content::Delta { .. } if n % unit != 0 => {
+                        let message = format!("length {len} is not a whole number of {unit}-byte units");
+                        findings.add("ERR_NOT_PAGED", message, None);
+                    }
+                    Content::Heap { max_lsn, .. } => {
+                        for page in chunk.chunks_exact(unit) {
+                            findings.check_page(page, unit_index as u32, *max_lsn);
+                            shape.observe(unit_index as u32, page);
+                            if let Some((reader, layer, pages)) = map.as_mut() {
+                                if unit_index as u64 >= *pages || reader.next(&layer.path)? != page_hash(page) {
+                                    let message = "page differs from the backup's content map".into();
+                                    findings.add("ERR_INTEGRITY", message, Some(unit_index as u32));
+                                }
+                            }
+                            unit_index += 1;
                         }
                     }
-                    unit_index += 1;
-                }
-            }
-            Content::Delta { spec, max_lsn } => {
-                for record in chunk.chunks_exact(unit) {
-                    let index = u32::from_le_bytes(record[..4].try_into().expect("4 bytes"));
-                    match spec.page_indices.get(unit_index) {
-                        Some(&listed) if listed == index => findings.check_page(&record[4..], index, *max_lsn),
-                        listed => findings.add(
-                            "ERR_BAD_DELTA",
-                            format!("record {unit_index} is page {index} but the manifest lists {listed:?}"),
-                            None,
-                        ),
+                    Content::Delta { spec, max_lsn } => {
+                        for record in chunk.chunks_exact(unit) {
+                            let index = u32::from_le_bytes(record[..4].try_into().expect("4 bytes"));
+                            match spec.page_indices.get(unit_index) {
+                                Some(&listed) if listed == index => findings.check_page(&record[4..], index, *max_lsn),
+                                listed => findings.add(
+                                    "ERR_BAD_DELTA",
+                                    format!("record {unit_index} is page {index} but the manifest lists {listed:?}"),
+                                    None,
+                                ),
+                            }
+                            unit_index += 1;
+                        }
                     }
-                    unit_index += 1;
                 }
-            }
-        }
-    }
+                Ok(())
+            },
+        );
+        checked
+    })?;
     if let Content::Catalog = content {
         catalog.check(&mut findings);
     }

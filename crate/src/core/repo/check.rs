@@ -58,8 +58,12 @@ fn check_pack(repo: &Repo, key: &str, listed: &[Entry]) -> (Vec<Problem>, Vec<Bl
             bad.push(e.id);
         }
     }
+    // One buffer for every blob of the pack: a fresh one per blob is zeroed and faulted in each time.
+    let mut opened = Vec::new();
     for e in &header {
-        if let Err(err) = repo.decode_blob(e, &bytes[e.offset as usize..e.end() as usize], key) {
+        opened.resize(opened.len().max(e.raw_len as usize), 0);
+        let out = &mut opened[..e.raw_len as usize];
+        if let Err(err) = repo.decode_blob_into(e, &bytes[e.offset as usize..e.end() as usize], key, out) {
             problems.push(err.into());
             bad.push(e.id);
         }
