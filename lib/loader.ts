@@ -52,7 +52,10 @@ function candidates(root: string, require: NodeJS.Require): Candidate[] {
       locate: () => (require('node-gyp-build') as { resolve: (dir: string) => string }).resolve(root),
     },
     {
-      what: `platform package @${PACKAGE}/native-${platformTriple()}`,
+      // A getter: platformTriple() asks for a process report (a few ms), needed only when the others fail.
+      get what() {
+        return `platform package @${PACKAGE}/native-${platformTriple()}`;
+      },
       locate: () => require.resolve(`@${PACKAGE}/native-${platformTriple()}`),
     },
   ];
@@ -62,11 +65,11 @@ function candidates(root: string, require: NodeJS.Require): Candidate[] {
 export function loadAddon<T>(root = packageRoot()): T {
   const require = createRequire(join(root, 'package.json'));
   const failures: string[] = [];
-  for (const { what, locate } of candidates(root, require)) {
+  for (const candidate of candidates(root, require)) {
     try {
-      return require(locate()) as T;
+      return require(candidate.locate()) as T;
     } catch (err) {
-      failures.push(`  - ${what}: ${String((err as Error).message).split('\n')[0]}`);
+      failures.push(`  - ${candidate.what}: ${String((err as Error).message).split('\n')[0]}`);
     }
   }
   throw new Error(

@@ -77,8 +77,9 @@ interface NativeAddon {
   repoRestoreFiles(
     handle: number,
     files: { lists: string[]; len: bigint; dest: string }[],
+    hash: boolean,
     cancel?: number,
-  ): Promise<void>;
+  ): Promise<(string | null)[]>;
   repoPatchFile(
     handle: number,
     lists: string[],
@@ -358,9 +359,13 @@ export const repoNative = {
   repairIndex: (handle: number) => withCodes(addon.repoRepairIndex(handle)),
   restoreFile: (handle: number, lists: string[], len: bigint, dest: string, hash: boolean, cancel?: number) =>
     withCodes(addon.repoRestoreFile(handle, lists, len, dest, hash, cancel)),
-  /** Restores several files at once, reading each pack's chunks for all of them together. */
-  restoreFiles: (handle: number, files: { lists: string[]; len: bigint; dest: string }[], cancel?: number) =>
-    withCodes(addon.repoRestoreFiles(handle, files, cancel)),
+  /** Restores several files at once, reading each pack's chunks for all of them together; with `hash`, their BLAKE3s. */
+  restoreFiles: (
+    handle: number,
+    files: { lists: string[]; len: bigint; dest: string }[],
+    hash: boolean,
+    cancel?: number,
+  ) => withCodes(addon.repoRestoreFiles(handle, files, hash, cancel)),
   /** `hints`: the file's change hints, to compare the destination by XXH3. */
   patchFile: (
     handle: number,

@@ -423,13 +423,14 @@ pub struct RestoreTarget {
 }
 
 /// Restores several files (new paths) at once, reading each pack's chunks
-/// for all of them together.
-#[napi(ts_return_type = "Promise<void>")]
+/// for all of them together; with `hash`, returns their BLAKE3s.
+#[napi(ts_return_type = "Promise<(string | null)[]>")]
 pub fn repo_restore_files(
     handle: u32,
     files: Vec<RestoreTarget>,
+    hash: bool,
     cancel: Option<u32>,
-) -> Result<AsyncTask<Job<(), ()>>> {
+) -> Result<AsyncTask<Job<Vec<Option<String>>, Vec<Option<String>>>>> {
     let repo = repo(handle)?;
     let files = files
         .into_iter()
@@ -440,9 +441,9 @@ pub fn repo_restore_files(
         move || {
             let targets: Vec<Target> =
                 files.iter().map(|(lists, len, dest)| Target { lists, len: *len, dest }).collect();
-            restore_files(&repo, &targets)
+            restore_files(&repo, &targets, hash)
         },
-        |()| (),
+        |hashes| hashes,
     ))
 }
 

@@ -47,14 +47,7 @@ import { walNative, type WalWritten } from '../wal-native.js';
 import { TEMP_PREFIX, isFreshDestination, restoreInPlace, type InPlaceFile } from '../inplace.js';
 import { assertDeltaFits } from '../restore.js';
 import { compareSnapshotWithSource } from './source-compare.js';
-import {
-  SNAPSHOTS,
-  SNAPSHOT_VERSION,
-  formatSnapshot,
-  parseSnapshot,
-  type Snapshot,
-  type SnapshotFile,
-} from './snapshot.js';
+import { SNAPSHOTS, SNAPSHOT_VERSION, formatSnapshot, parseSnapshot, type Snapshot } from './snapshot.js';
 import {
   applySyncMode,
   assertNoOverflow,
@@ -412,8 +405,9 @@ export class PackedRepository extends RepositoryBase {
   }
 
   /**
-   * Writes every file of backup `id` into `staging`; with `hash` (an
-   * export), one file after another, returning their BLAKE3s.
+   * Writes every file of backup `id` into `staging`, all at once: files
+   * backed up side by side share packs, and each pack is read once for all
+   * of them. With `hash`, returns their BLAKE3s.
    */
   private async layDown(
     snapshot: Snapshot,
@@ -425,31 +419,13 @@ export class PackedRepository extends RepositoryBase {
   ): Promise<(string | null)[]> {
     const total = snapshot.files.reduce((sum, f) => sum + f.len, 0n);
     const progress = new Progress('restore', snapshot.files.length, total, options.onProgress, token);
-    const dest = (f: SnapshotFile) => join(staging, f.name);
-    if (!hash) {
-      // All files at once: files backed up side by side share packs, and each pack is read once for all of them.
-      check();
-      for (const f of snapshot.files) progress.fileStarted(f.name, f.len);
-      await repoNative.restoreFiles(
-        this.handle.handle,
-        snapshot.files.map((f) => ({ lists: f.lists, len: f.len, dest: dest(f) })),
-        token,
-      );
-      for (const f of snapshot.files) progress.fileDone(f.name, f.len);
-      crashPoint('file-done');
-      return snapshot.files.map(() => null);
-    }
-    // On object storage a file's ranges are already fetched several at once
-    // (the store's concurrency): one file at a time keeps memory to its windows.
-    const files = options.concurrency ?? (isObjectStore(this.dir) ? 1 : DEFAULT_CONCURRENCY);
-    return mapLimit(snapshot.files, files, async (f) => {
-      check();
-      progress.fileStarted(f.name, f.len);
-      const digest = await repoNative.restoreFile(this.handle.handle, f.lists, f.len, dest(f), hash, token);
-      progress.fileDone(f.name, f.len);
-      crashPoint('file-done');
-      return digest;
-    });
+    check();
+    for (const f of snapshot.files) progress.fileStarted(f.name, f.len);
+    const files = snapshot.files.map((f) => ({ lists: f.lists, len: f.len, dest: join(staging, f.name) }));
+    const hashes = await repoNative.restoreFiles(this.handle.handle, files, hash, token);
+    for (const f of snapshot.files) progress.fileDone(f.name, f.len);
+    crashPoint('file-done');
+    return hashes;
   }
 
   /**

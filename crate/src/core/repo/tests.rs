@@ -319,13 +319,103 @@ fn files_stored_side_by_side_restore_together_pack_by_pack() {
                 .zip(&outs)
                 .map(|((s, _, _), dest)| Target { lists: &s.lists, len: s.len, dest })
                 .collect();
-            restore_in_segments(&repo, &targets, segment_lists).unwrap();
-            for ((_, data, name), out) in files.iter().zip(&outs) {
+            let hashes = restore_in_segments(&repo, &targets, true, segment_lists).unwrap();
+            for (((_, data, name), out), hash) in files.iter().zip(&outs).zip(hashes) {
                 assert!(std::fs::read(out).unwrap() == *data, "{name} restored as stored ({segment_lists} lists at once)");
+                assert_eq!(hash.unwrap(), blake3::hash(data).to_hex().to_string());
             }
         }
         let long = dir.path("long");
-        let wrong = restore_in_segments(&repo, &[Target { lists: &sh.lists, len: sh.len + 1, dest: &long }], 32);
+        let wrong = restore_in_segments(&repo, &[Target { lists: &sh.lists, len: sh.len + 1, dest: &long }], false, 32);
         assert_eq!(wrong.unwrap_err().code, "ERR_INTEGRITY");
+    }
+}
+
+/// A local directory that records every ranged read, and can pass for an
+/// object store (whose reads are planned larger).
+struct Counting {
+    inner: LocalDir,
+    remote: bool,
+    reads: Reads,
+}
+
+type Reads = std::sync::Arc<std::sync::Mutex<Vec<(String, u64, usize)>>>;
+
+impl super::storage::Storage for Counting {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn put_new(&self, key: &str, data: &[u8]) -> crate::core::error::CoreResult<()> {
+        self.inner.put_new(key, data)
+    }
+    fn is_remote(&self) -> bool {
+        self.remote
+    }
+    fn transfers(&self) -> usize {
+        if self.remote { 4 } else { 1 }
+    }
+    fn get(&self, key: &str) -> crate::core::error::CoreResult<Vec<u8>> {
+        self.inner.get(key)
+    }
+    fn get_range(&self, key: &str, offset: u64, len: usize) -> crate::core::error::CoreResult<Vec<u8>> {
+        self.reads.lock().unwrap().push((key.to_string(), offset, len));
+        self.inner.get_range(key, offset, len)
+    }
+    fn list(&self, prefix: &str) -> crate::core::error::CoreResult<Vec<super::storage::ObjectInfo>> {
+        self.inner.list(prefix)
+    }
+    fn delete(&self, key: &str) -> crate::core::error::CoreResult<()> {
+        self.inner.delete(key)
+    }
+    fn clean_partial(&self) -> crate::core::error::CoreResult<usize> {
+        self.inner.clean_partial()
+    }
+    fn put_replace(&self, key: &str, data: &[u8]) -> crate::core::error::CoreResult<()> {
+        self.inner.put_replace(key, data)
+    }
+}
+
+#[test]
+fn a_restore_reads_each_byte_of_a_pack_at_most_once() {
+    let dir = TempDir::new();
+    let repo = repo(&dir, None);
+    let heap = bytes(9, 4096 * 2000);
+    let idx = bytes(10, 6_000_000);
+    let (h, i) = (dir.write("T.heap", &heap), dir.write("T.idx", &idx));
+    let (sh, si) = std::thread::scope(|s| {
+        let a = s.spawn(|| store_file(&repo, &h, &plain(true)).unwrap());
+        let b = s.spawn(|| store_file(&repo, &i, &plain(false)).unwrap());
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    repo.commit().unwrap();
+    for remote in [false, true] {
+        let log = Reads::default();
+        let storage = Counting { inner: LocalDir::new(dir.path("repo")), remote, reads: log.clone() };
+        let counted = open(Box::new(storage), None).unwrap();
+        let outs = [dir.path(&format!("heap.{remote}")), dir.path(&format!("idx.{remote}"))];
+        let targets = [
+            Target { lists: &sh.lists, len: sh.len, dest: &outs[0] },
+            Target { lists: &si.lists, len: si.len, dest: &outs[1] },
+        ];
+        restore_in_segments(&counted, &targets, false, 32).unwrap();
+        assert!(std::fs::read(&outs[0]).unwrap() == heap && std::fs::read(&outs[1]).unwrap() == idx);
+        // The lists themselves are read first, one small read each.
+        let lists: HashSet<(String, u64)> = sh.lists.iter().chain(&si.lists)
+            .map(|id| counted.index().get(id).map(|(pack, e)| (pack.to_string(), e.offset as u64)).unwrap())
+            .collect();
+        let mut reads: Vec<(String, u64, usize)> = log.lock().unwrap().iter()
+            .filter(|(k, at, _)| k.starts_with("data/") && !lists.contains(&(k.clone(), *at)))
+            .cloned()
+            .collect();
+        reads.sort();
+        let packs: HashSet<&String> = reads.iter().map(|(k, _, _)| k).collect();
+        for pair in reads.windows(2) {
+            let ((a, at, len), (b, bt, _)) = (&pair[0], &pair[1]);
+            assert!(a != b || at + *len as u64 <= *bt, "{a} read twice at {bt} (remote: {remote}): {:?}", pair);
+        }
+        if remote {
+            // The chunks of both files share the packs: few, large reads.
+            assert!(reads.len() <= 3 * packs.len() + 4, "{} reads of {} packs", reads.len(), packs.len());
+        }
     }
 }

@@ -13,7 +13,8 @@ use super::pack::Entry;
 use super::store::decode_list;
 use super::{short, Repo};
 use crate::core::error::{CoreError, CoreResult};
-use crate::core::fsio::{create_new, Sink};
+use crate::core::digest::hash_chunk;
+use crate::core::fsio::{self, create_new, Sink};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::mpsc::SyncSender;
@@ -31,13 +32,19 @@ pub struct Target<'a> {
 const SEGMENT_LISTS: usize = 32;
 
 /// Writes each target's file (new, fsynced), every chunk checked against
-/// its id and every length against the snapshot's.
-pub fn restore_files(repo: &Repo, targets: &[Target]) -> CoreResult<()> {
-    restore_in_segments(repo, targets, SEGMENT_LISTS)
+/// its id and every length against the snapshot's; with `hash`, returns
+/// each file's BLAKE3 (of the file read back while still in the page cache).
+pub fn restore_files(repo: &Repo, targets: &[Target], hash: bool) -> CoreResult<Vec<Option<String>>> {
+    restore_in_segments(repo, targets, hash, SEGMENT_LISTS)
 }
 
 /// As `restore_files`, planning `segment_lists` lists at a time.
-pub(super) fn restore_in_segments(repo: &Repo, targets: &[Target], segment_lists: usize) -> CoreResult<()> {
+pub(super) fn restore_in_segments(
+    repo: &Repo,
+    targets: &[Target],
+    hash: bool,
+    segment_lists: usize,
+) -> CoreResult<Vec<Option<String>>> {
     let mut sinks = targets
         .iter()
         .map(|t| Ok(Sink::new(create_new(t.dest)?, t.dest)))
@@ -55,7 +62,20 @@ pub(super) fn restore_in_segments(repo: &Repo, targets: &[Target], segment_lists
             return Err(wrong_length(&t.dest.display().to_string(), len, t.len));
         }
     }
-    sinks.into_iter().try_for_each(Sink::finish)
+    // Before the flush, which drops the files' pages from the cache.
+    let hashes = targets.iter().map(|t| hash.then(|| blake3_of(t.dest)).transpose()).collect::<CoreResult<_>>()?;
+    sinks.into_iter().try_for_each(Sink::finish)?;
+    Ok(hashes)
+}
+
+/// The BLAKE3 of a file just written (not counted as progress again).
+fn blake3_of(path: &Path) -> CoreResult<String> {
+    let mut hasher = blake3::Hasher::new();
+    fsio::for_each_chunk_ahead(fsio::open_read(path)?, path, fsio::HASH_CHUNK, |chunk| {
+        hash_chunk(&mut hasher, chunk);
+        Ok(())
+    })?;
+    Ok(hasher.finalize().to_hex().to_string())
 }
 
 /// From an object store, the usual budget (a quarter pack per request in
