@@ -16,6 +16,7 @@ import {
   migrate,
   verifyBackup,
   type BackupRecord,
+  type ProgressEvent,
 } from '../index.js';
 import { parseJson } from '../lib/json.js';
 import { native } from '../lib/native.js';
@@ -432,8 +433,14 @@ describe('restore drill: verify --repo --source', () => {
     const dir = join(tmp(), 'repo');
     const repo = await PackedRepository.init(dir);
     const first = await repo.backup(data);
-    const clean = await repo.verify({ source: data });
+    const events: ProgressEvent[] = [];
+    const clean = await repo.verify({ source: data, onProgress: (e) => events.push(e) });
     expect(clean.map((v) => [v.id, v.report.ok, v.report.errors])).toEqual([[first.id, true, []]]);
+    // Progress over the backup's bytes compared, monotonic, ending at the totals.
+    const last = events.at(-1)!;
+    expect(last).toMatchObject({ operation: 'verify', filesDone: last.filesTotal, bytesDone: last.bytesTotal });
+    expect(last.bytesTotal).toBe(first.logical_bytes);
+    expect(events.every((e, i) => i === 0 || e.bytesDone >= events[i - 1]!.bytesDone)).toBe(true);
     insertRows('new', data, 3000, 300);
     const drift = (await repo.verify({ source: data }))[0]!;
     expect(drift.report.ok).toBe(false);

@@ -684,7 +684,7 @@ export class PackedRepository extends RepositoryBase {
       return cancellable(options.signal, async (cancel) => {
         await repoNative.refresh(this.handle.handle);
         const snapshot = await this.pickSnapshot(options.id);
-        const errors = await compareSnapshotWithSource(this.handle, snapshot, source, cancel.token);
+        const errors = await compareSnapshotWithSource(this.handle, snapshot, source, cancel.token, options.onProgress);
         const checks = errors.length === 0 ? [`${source}: every file and page is identical to the backup`] : [];
         return [{ id: snapshot.record.id, report: { ok: errors.length === 0, checks, errors } }];
       });

@@ -3,19 +3,22 @@ import { differs } from '../compare.js';
 import { withDataDir } from '../datadir.js';
 import { toBackupError } from '../errors.js';
 import { repoNative, type RepoHandle } from '../native.js';
+import { Progress, type OperationOptions } from '../progress.js';
 import type { VerifyProblem } from '../verify.js';
 import type { Snapshot } from './snapshot.js';
 
 /**
  * Every page and file where a stopped data directory differs from a format-2
  * backup (the restore drill of `verify --repo --source`): the backup's chunks
- * are read and compared in memory, nothing is written.
+ * are read and compared in memory, nothing is written. Progress counts the
+ * backup's bytes compared, file by file and inside large files.
  */
 export async function compareSnapshotWithSource(
   handle: RepoHandle,
   snapshot: Snapshot,
   source: string,
   token?: number,
+  onProgress?: OperationOptions['onProgress'],
 ): Promise<VerifyProblem[]> {
   try {
     return await withDataDir(source, async (data) => {
@@ -25,13 +28,18 @@ export async function compareSnapshotWithSource(
       for (const f of snapshot.files) {
         if (!inSource.has(f.name)) problems.push(differs(f.name, `in the backup but not in ${source}`));
       }
+      const compared = snapshot.files.filter((f) => inSource.has(f.name));
+      const total = compared.reduce((sum, f) => sum + f.len, 0n);
+      const progress = new Progress('verify', compared.length, total, onProgress, token);
       for (const f of data.files) {
         const backed = inBackup.get(f.name);
         if (!backed) {
           problems.push(differs(f.name, `in ${source} but not in the backup`));
           continue;
         }
+        progress.fileStarted(f.name, backed.len);
         const c = await repoNative.compareFile(handle.handle, backed.lists, backed.len, f.path, backed.heap, token);
+        progress.fileDone(f.name, backed.len);
         if (c.equal) continue;
         if (!backed.heap) {
           problems.push(
