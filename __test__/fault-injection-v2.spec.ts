@@ -133,8 +133,10 @@ interface RepoState {
   unindexed: string[];
   /** `.tmp-*` files anywhere. */
   temps: string[];
-  /** Names at the top of the repository directory. */
+  /** Names at the top of the repository directory (but `locks`, which readers create: see `holds`). */
   top: string[];
+  /** Holds (`locks/*`) present: none once a writer has finished (it removes dead ones). */
+  holds: string[];
 }
 
 function repoState(dir: string, unseal: Unseal): RepoState {
@@ -146,16 +148,20 @@ function repoState(dir: string, unseal: Unseal): RepoState {
     missing: [...listed].filter((p) => !packs.includes(p)),
     unindexed: packs.filter((p) => !listed.has(p)),
     temps: filesUnder(dir).filter((p) => p.split('/').at(-1)!.startsWith('.tmp-')),
-    top: readdirSync(dir).sort(),
+    top: readdirSync(dir)
+      .filter((n) => n !== 'locks')
+      .sort(),
+    holds: filesUnder(dir).filter((p) => p.startsWith('locks/')),
   };
 }
 
-/** What a writer that finished leaves: no unindexed pack, no temporary file, no LOCK. */
+/** What a writer that finished leaves: no unindexed pack, no temporary file, no LOCK, no hold. */
 function expectTidy(state: RepoState, mode: Mode): void {
-  expect({ missing: state.missing, unindexed: state.unindexed, temps: state.temps }).toEqual({
+  expect({ missing: state.missing, unindexed: state.unindexed, temps: state.temps, holds: state.holds }).toEqual({
     missing: [],
     unindexed: [],
     temps: [],
+    holds: [],
   });
   const top = ['config', 'data', 'index', 'snapshots', ...(mode === 'encrypted' ? ['keys'] : [])].sort();
   expect(state.top).toEqual(top);

@@ -1,6 +1,9 @@
 import { withCodes } from './errors.js';
 import { loadAddon } from './loader.js';
 
+/** A repository hold: `shared` for readers, `exclusive` for removers (crate/src/core/repo/holds.rs). */
+export type HoldKind = 'shared' | 'exclusive';
+
 /** What the native addon exports (see crate/src/binding.rs). */
 interface NativeAddon {
   nativeVersion(): string;
@@ -47,6 +50,9 @@ interface NativeAddon {
   repoLeaseAcquire(handle: number): Promise<string | null>;
   repoLeaseRenew(handle: number): Promise<void>;
   repoLeaseRelease(handle: number): Promise<void>;
+  repoHoldAcquire(handle: number, kind: HoldKind, operation: string): Promise<string>;
+  repoHoldRenew(handle: number, owner: string): Promise<void>;
+  repoHoldRelease(handle: number, owner: string): Promise<void>;
   repoClose(handle: number): void;
   repoReadObject(handle: number, key: string): Promise<Buffer>;
   repoWriteObject(handle: number, key: string, data: Buffer): Promise<bigint>;
@@ -344,6 +350,10 @@ export const repoNative = {
   leaseAcquire: (handle: number) => withCodes(addon.repoLeaseAcquire(handle)),
   leaseRenew: (handle: number) => withCodes(addon.repoLeaseRenew(handle)),
   leaseRelease: (handle: number) => withCodes(addon.repoLeaseRelease(handle)),
+  holdAcquire: (handle: number, kind: HoldKind, operation: string) =>
+    withCodes(addon.repoHoldAcquire(handle, kind, operation)),
+  holdRenew: (handle: number, owner: string) => withCodes(addon.repoHoldRenew(handle, owner)),
+  holdRelease: (handle: number, owner: string) => withCodes(addon.repoHoldRelease(handle, owner)),
   close: (handle: number) => addon.repoClose(handle),
   readObject: (handle: number, key: string) => withCodes(addon.repoReadObject(handle, key)),
   writeObject: (handle: number, key: string, data: Buffer) => withCodes(addon.repoWriteObject(handle, key, data)),

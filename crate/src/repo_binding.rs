@@ -12,6 +12,7 @@ use crate::core::repo::open::{self, key_files, InitOptions};
 use crate::core::repo::prune::prune;
 use crate::core::repo::storage::{for_location, StoreOptions};
 use crate::core::repo::hints::Parent;
+use crate::core::repo::holds;
 use crate::core::repo::store::{store_file, FileOptions};
 use crate::core::repo::unpack::{restore_files, Target};
 use crate::core::repo::{hex, parse_id, Repo};
@@ -182,6 +183,34 @@ pub fn repo_lease_renew(handle: u32) -> Result<AsyncTask<Job<(), ()>>> {
 pub fn repo_lease_release(handle: u32) -> Result<AsyncTask<Job<(), ()>>> {
     let repo = repo(handle)?;
     Ok(job(None, move || repo.release_lease(), |v| v))
+}
+
+/// Publishes a hold (`shared`: a reader; `exclusive`: a remover) for
+/// `operation`; resolves to its owner, or fails with ERR_REPO_LOCKED when a
+/// live hold of the other kind exists (see core/repo/holds.rs).
+#[napi(ts_return_type = "Promise<string>")]
+pub fn repo_hold_acquire(handle: u32, kind: String, operation: String) -> Result<AsyncTask<Job<String, String>>> {
+    let repo = repo(handle)?;
+    let kind = match kind.as_str() {
+        "shared" => holds::Kind::Shared,
+        "exclusive" => holds::Kind::Exclusive,
+        other => return Err(Error::new(Status::InvalidArg, format!("ERR_INVALID_ARG: hold kind {other}"))),
+    };
+    Ok(job(None, move || repo.acquire_hold(kind, &operation), |o| o))
+}
+
+/// Extends a hold's lease.
+#[napi(ts_return_type = "Promise<void>")]
+pub fn repo_hold_renew(handle: u32, owner: String) -> Result<AsyncTask<Job<(), ()>>> {
+    let repo = repo(handle)?;
+    Ok(job(None, move || repo.renew_hold(&owner), |v| v))
+}
+
+/// Withdraws a hold.
+#[napi(ts_return_type = "Promise<void>")]
+pub fn repo_hold_release(handle: u32, owner: String) -> Result<AsyncTask<Job<(), ()>>> {
+    let repo = repo(handle)?;
+    Ok(job(None, move || repo.release_hold(&owner), |v| v))
 }
 
 /// Forgets a handle (no I/O); uncommitted packs are abandoned.

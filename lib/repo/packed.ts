@@ -33,6 +33,7 @@ import {
   type RestoreAsOf,
 } from './base.js';
 import { withRepoLock } from './legacy.js';
+import { LEASE_RENEW_MS, withHold } from './holds.js';
 import { WalArchive, expiredRecords, keyOf, summarize, type ArchiveLineage, type ArchiveResult } from './archive.js';
 import {
   REPLAY_LIMITS,
@@ -94,8 +95,8 @@ const passwordFrom = (given?: string) => given ?? process.env.POWDB_BACKUP_PASSW
 
 /** A repository on S3-compatible object storage rather than in a directory. */
 export const isObjectStore = (location: string) => location.startsWith('s3://');
-/** The lease lasts 300 s (crate/src/core/repo/lease.rs); it is renewed every minute. */
-const LEASE_RENEW_MS = 60_000;
+/** The writer lock and the readers' and removers' holds: not backup data. */
+const isLock = (key: string) => key === 'LOCK' || key.startsWith('locks/');
 const store = (o: StoreOptions): StoreOptions | undefined =>
   o.endpoint || o.noConditionalWrites || o.concurrency
     ? { endpoint: o.endpoint, noConditionalWrites: o.noConditionalWrites, concurrency: o.concurrency }
@@ -247,9 +248,14 @@ export class PackedRepository extends RepositoryBase {
       encryption: this.handle.encryption,
       backups: all.length,
       logical_bytes: all.reduce((s, r) => s + r.logical_bytes, 0n),
-      stored_bytes: objects.filter((o) => o.key !== 'LOCK').reduce((s, o) => s + o.size, 0n),
+      stored_bytes: objects.filter((o) => !isLock(o.key)).reduce((s, o) => s + o.size, 0n),
       ...(isObjectStore(this.dir) ? { conditional_writes: await this.conditionalWrites() } : {}),
     };
+  }
+
+  /** Runs a reader's `work` under a shared hold (see holds.ts). */
+  private reading<T>(operation: string, work: () => Promise<T>): Promise<T> {
+    return withHold(this.handle.handle, this.dir, 'shared', operation, work);
   }
 
   private exclusively<T>(work: () => Promise<T>): Promise<T> {
@@ -488,6 +494,13 @@ export class PackedRepository extends RepositoryBase {
     dest: string,
     options: RestoreAsOf = {},
   ): Promise<RestoreResult & { applied: string[]; replay?: ReplaySummary }> {
+    return this.reading('restore', () => this.restoreHeld(dest, options));
+  }
+
+  private async restoreHeld(
+    dest: string,
+    options: RestoreAsOf,
+  ): Promise<RestoreResult & { applied: string[]; replay?: ReplaySummary }> {
     await repoNative.refresh(this.handle.handle);
     const { readable, unreadable } = await this.readSnapshots();
     const archive = readable.some((s) => s.sync) ? await this.wal.records() : [];
@@ -650,6 +663,10 @@ export class PackedRepository extends RepositoryBase {
    * reference format (manifest.json, files, BLAKE3) into `dest`.
    */
   async export(dest: string, options: RestoreAsOf = {}): Promise<{ id: string; manifest: BackupManifest }> {
+    return this.reading('export', () => this.exportHeld(dest, options));
+  }
+
+  private async exportHeld(dest: string, options: RestoreAsOf): Promise<{ id: string; manifest: BackupManifest }> {
     await repoNative.refresh(this.handle.handle);
     const snapshot = await this.pickSnapshot(options.asOf);
     const record = snapshot.record;
@@ -679,6 +696,10 @@ export class PackedRepository extends RepositoryBase {
    * backup `id` (default: the newest) with that stopped data directory.
    */
   async verify(options: VerifyOptions & { id?: string } = {}): Promise<{ id: string; report: VerifyReport }[]> {
+    return this.reading('verify', () => this.verifyHeld(options));
+  }
+
+  private async verifyHeld(options: VerifyOptions & { id?: string }): Promise<{ id: string; report: VerifyReport }[]> {
     if (options.source !== undefined) {
       const source = options.source;
       return cancellable(options.signal, async (cancel) => {
@@ -758,7 +779,10 @@ export class PackedRepository extends RepositoryBase {
       const { records, kept, removed } = await plan();
       return { removed, kept: records.filter((r) => kept.has(r.id)).map((r) => r.id) };
     }
-    return this.exclusively(() =>
+    // No reader may be reading what is about to go: expire fails while one does (holds.ts).
+    const removing = (work: () => Promise<ExpireResult>) =>
+      this.exclusively(() => withHold(this.handle.handle, this.dir, 'exclusive', 'expire', work));
+    return removing(() =>
       cancellable(options.signal, async (cancel) => {
         // Refuses a damaged index before anything is removed (and clears what killed writers left).
         await repoNative.settleUnindexed(this.handle.handle);

@@ -6,6 +6,7 @@ pub mod cdc;
 pub mod check;
 pub mod config;
 pub mod hints;
+pub mod holds;
 pub mod index;
 pub mod keys;
 pub mod lease;
@@ -39,6 +40,8 @@ pub struct Repo {
     writer: Mutex<WriterState>,
     /// The writer lock's lease, while this handle holds it (object storage).
     lease: Mutex<Option<lease::Lease>>,
+    /// The holds this handle has published, by owner (see holds.rs).
+    holds: Mutex<std::collections::HashMap<String, holds::Hold>>,
 }
 
 thread_local! {
@@ -88,6 +91,7 @@ impl Repo {
             index: RwLock::new(Index::default()),
             writer: Mutex::default(),
             lease: Mutex::default(),
+            holds: Mutex::default(),
         }
     }
 

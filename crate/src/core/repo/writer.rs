@@ -147,6 +147,7 @@ impl Repo {
     /// backup uses. Only a writer holding the repository lock may call it.
     pub fn settle_unindexed(&self) -> CoreResult<Settled> {
         self.storage.clean_partial()?;
+        self.remove_dead_holds()?;
         self.reload_index()?;
         self.index().require_whole()?;
         let indexed: HashSet<String> = self.index().packs.iter().cloned().collect();

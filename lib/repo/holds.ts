@@ -1,0 +1,50 @@
+import { BackupError } from '../errors.js';
+import { repoNative, type HoldKind } from '../native.js';
+
+/** Leases (the writer lock's, a hold's) last 300 s (crate/src/core/repo/lease.rs); renewed every minute. */
+export const LEASE_RENEW_MS = 60_000;
+
+/** A repository this process cannot write to: a read-only mount or credentials, a full disk. */
+const CANNOT_WRITE = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'ERR_STORE_DENIED']);
+
+/**
+ * Runs `work` under a hold (crate/src/core/repo/holds.rs): readers
+ * (`shared`) go on side by side and beside backups, while expire
+ * (`exclusive`) removes nothing as long as any of them reads. A conflict fails
+ * at once with ERR_REPO_LOCKED naming the other side. A reader that cannot
+ * publish its hold (see CANNOT_WRITE) reads without one, with a warning: a
+ * prune meanwhile could make it fail, never return wrong data.
+ */
+export async function withHold<T>(
+  handle: number,
+  location: string,
+  kind: HoldKind,
+  operation: string,
+  work: () => Promise<T>,
+): Promise<T> {
+  let owner: string;
+  try {
+    owner = await repoNative.holdAcquire(handle, kind, operation);
+  } catch (err) {
+    const e = err as BackupError;
+    if (kind === 'exclusive' || !CANNOT_WRITE.has(e.code)) throw err;
+    process.emitWarning(
+      `${location}: ${operation} reads without a hold, as it cannot write one (${e.code}: ${e.message}); an expire running meanwhile could make it fail`,
+      'PowdbBackupWarning',
+    );
+    return work();
+  }
+  // A renewal that fails leaves the lease to run out: then an expire may go on, and this read fail cleanly.
+  const renew = setInterval(() => void repoNative.holdRenew(handle, owner).catch(() => {}), LEASE_RENEW_MS);
+  try {
+    return await work();
+  } finally {
+    clearInterval(renew);
+    await repoNative.holdRelease(handle, owner).catch((err: unknown) => {
+      process.emitWarning(
+        `${location}: could not withdraw the ${operation}'s hold (${(err as Error).message}); it lapses within 5 minutes`,
+        'PowdbBackupWarning',
+      );
+    });
+  }
+}
