@@ -37,3 +37,4 @@ export {
 } from './lib/repository.js';
 export { migrate } from './lib/migrate.js';
 export type { SyncBlock, SyncIdentity, SyncMode, SyncOutcome } from './lib/sync.js';
+export type { RepositoryHold } from './lib/repo/holds.js';

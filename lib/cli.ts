@@ -11,6 +11,7 @@ import { openRepository, repoAccess, repositoryCommands } from './cli-repo.js';
 import type { BackupRecord, BackupType, RepositoryTotals } from './repository.js';
 import type { SyncMode, SyncOutcome } from './sync.js';
 import type { ArchiveLineage } from './repo/archive.js';
+import type { RepositoryHold } from './repo/holds.js';
 import type { DeltaSummary } from './inplace.js';
 import type { VerifyReport } from './verify.js';
 
@@ -355,11 +356,15 @@ function buildProgram(): Command {
     const info = await (await openRepository(opts.repo, opts)).info(id);
     const { backups, chain, totals } = info;
     const archive = 'archive' in info ? (info.archive as ArchiveLineage[]) : undefined;
+    const holds = 'holds' in info ? (info.holds as RepositoryHold[]) : undefined;
     if (!chain) {
+      const holdLines = (holds ?? []).map(
+        (h) => `\nheld by ${h.operation} (${h.kind}) on host ${h.host}, pid ${h.pid}, lease until ${h.until}`,
+      );
       return print(
         Boolean(opts.json),
-        { repo: opts.repo, backups, totals, ...(archive ? { archive } : {}) },
-        `${infoTable(backups)}\n${totalsLine(totals)}${archive ? `\n${archiveLines(archive)}` : ''}`,
+        { repo: opts.repo, backups, totals, ...(archive ? { archive } : {}), ...(holds ? { holds } : {}) },
+        `${infoTable(backups)}\n${totalsLine(totals)}${archive ? `\n${archiveLines(archive)}` : ''}${holdLines.join('')}`,
       );
     }
     print(

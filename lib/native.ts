@@ -3,6 +3,14 @@ import { loadAddon } from './loader.js';
 
 /** A repository hold: `shared` for readers, `exclusive` for removers (crate/src/core/repo/holds.rs). */
 export type HoldKind = 'shared' | 'exclusive';
+/** A live hold as the addon reports it. */
+export interface HoldInfo {
+  kind: HoldKind;
+  operation: string;
+  host: string;
+  pid: number;
+  expiresUnixSecs: number;
+}
 
 /** What the native addon exports (see crate/src/binding.rs). */
 interface NativeAddon {
@@ -53,6 +61,7 @@ interface NativeAddon {
   repoHoldAcquire(handle: number, kind: HoldKind, operation: string): Promise<string>;
   repoHoldRenew(handle: number, owner: string): Promise<void>;
   repoHoldRelease(handle: number, owner: string): Promise<void>;
+  repoHolds(handle: number): Promise<HoldInfo[]>;
   repoClose(handle: number): void;
   repoReadObject(handle: number, key: string): Promise<Buffer>;
   repoWriteObject(handle: number, key: string, data: Buffer): Promise<bigint>;
@@ -354,6 +363,7 @@ export const repoNative = {
     withCodes(addon.repoHoldAcquire(handle, kind, operation)),
   holdRenew: (handle: number, owner: string) => withCodes(addon.repoHoldRenew(handle, owner)),
   holdRelease: (handle: number, owner: string) => withCodes(addon.repoHoldRelease(handle, owner)),
+  holds: (handle: number) => withCodes(addon.repoHolds(handle)),
   close: (handle: number) => addon.repoClose(handle),
   readObject: (handle: number, key: string) => withCodes(addon.repoReadObject(handle, key)),
   writeObject: (handle: number, key: string, data: Buffer) => withCodes(addon.repoWriteObject(handle, key, data)),

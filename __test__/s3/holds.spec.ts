@@ -8,7 +8,7 @@ import { dirname, join, relative } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PackedRepository } from '../../index.js';
 import { s3Request } from '../../scripts/s3/servers.mjs';
-import { dataHashes, insertRows, makeDb, rejectsWith, tmp } from '../helpers.js';
+import { CLI, dataHashes, insertRows, makeDb, rejectsWith, tmp } from '../helpers.js';
 import { envFor, freshPrefix, listKeys, parseS3Url, s3Targets } from './targets.js';
 
 const CHILD = join(import.meta.dirname, '..', 'hold-child.mjs');
@@ -116,20 +116,33 @@ describe.each([local, ...onS3].map((p) => [p.name, p] as const))('holds on %s', 
 
     const reader = await pausedReader(place, location);
     expect(await holdsOf(place, location)).toHaveLength(1);
+    expect((await repo.info()).holds).toEqual([
+      { kind: 'shared', operation: 'restore', host: expect.any(String), pid: reader.pid, until: expect.any(String) },
+    ]);
     const refused = await rejectsWith(repo.expire({ retainFull: 1 }), 'ERR_REPO_LOCKED');
     expect(refused.message).toMatch(new RegExp(`being read by restore \\(host [^,]+, pid ${reader.pid},`));
     expect((await repo.list()).map((r) => r.id)).toEqual([first.id, second.id]);
+    const shown = spawnSync(process.execPath, [CLI, 'info', '--repo', location], {
+      encoding: 'utf8',
+      env: { ...process.env, ...place.env },
+    });
+    expect(shown.stdout).toMatch(
+      new RegExp(`held by restore \\(shared\\) on host \\S+, pid ${reader.pid}, lease until `),
+    );
     // Readers share: a verify goes on beside the restore.
     expect((await repo.verify()).every((v) => v.report.ok)).toBe(true);
     await reader.finish();
     expect(dataHashes(reader.dest)).toEqual(atSecond);
     expect(await holdsOf(place, location)).toEqual([]);
+    expect('holds' in (await repo.info())).toBe(false);
 
     expect((await repo.expire({ retainFull: 1 })).removed).toEqual([first.id]);
 
     // A reader killed while it held the repository: its hold names a dead process of this machine.
     const killed = await pausedReader(place, location);
     await killed.kill();
+    expect(await holdsOf(place, location)).toHaveLength(1);
+    expect('holds' in (await repo.info())).toBe(false); // not live, and info removes nothing
     expect(await holdsOf(place, location)).toHaveLength(1);
     insertRows('new', data, 1700, 100);
     const third = await repo.backup(data, { type: 'full' });

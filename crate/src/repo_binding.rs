@@ -199,6 +199,36 @@ pub fn repo_hold_acquire(handle: u32, kind: String, operation: String) -> Result
     Ok(job(None, move || repo.acquire_hold(kind, &operation), |o| o))
 }
 
+/// A live hold, for `info`.
+#[napi(object)]
+pub struct HoldInfo {
+    pub kind: String,
+    pub operation: String,
+    pub host: String,
+    pub pid: u32,
+    pub expires_unix_secs: i64,
+}
+
+/// Who holds the repository now (live holds only; writes nothing).
+#[napi(ts_return_type = "Promise<HoldInfo[]>")]
+pub fn repo_holds(handle: u32) -> Result<AsyncTask<Job<Vec<holds::Hold>, Vec<HoldInfo>>>> {
+    let repo = repo(handle)?;
+    Ok(job(None, move || repo.holds(), |list| {
+        list.into_iter()
+            .map(|h| HoldInfo {
+                kind: match h.kind {
+                    holds::Kind::Shared => "shared".into(),
+                    holds::Kind::Exclusive => "exclusive".into(),
+                },
+                operation: h.operation,
+                host: h.host,
+                pid: h.pid,
+                expires_unix_secs: h.expires_unix_secs as i64,
+            })
+            .collect()
+    }))
+}
+
 /// Extends a hold's lease.
 #[napi(ts_return_type = "Promise<void>")]
 pub fn repo_hold_renew(handle: u32, owner: String) -> Result<AsyncTask<Job<(), ()>>> {

@@ -1,5 +1,23 @@
 import { BackupError } from '../errors.js';
-import { repoNative, type HoldKind } from '../native.js';
+import { repoNative, type HoldInfo, type HoldKind } from '../native.js';
+
+/** Who holds a repository, as `info` reports it. */
+export interface RepositoryHold {
+  kind: HoldKind;
+  operation: string;
+  host: string;
+  pid: number;
+  /** When its lease ends unless renewed (ISO 8601). */
+  until: string;
+}
+
+export const describeHold = (h: HoldInfo): RepositoryHold => ({
+  kind: h.kind,
+  operation: h.operation,
+  host: h.host,
+  pid: h.pid,
+  until: new Date(h.expiresUnixSecs * 1000).toISOString(),
+});
 
 /** Leases (the writer lock's, a hold's) last 300 s (crate/src/core/repo/lease.rs); renewed every minute. */
 export const LEASE_RENEW_MS = 60_000;

@@ -33,7 +33,7 @@ import {
   type RestoreAsOf,
 } from './base.js';
 import { withRepoLock } from './legacy.js';
-import { LEASE_RENEW_MS, withHold } from './holds.js';
+import { LEASE_RENEW_MS, describeHold, withHold } from './holds.js';
 import { WalArchive, expiredRecords, keyOf, summarize, type ArchiveLineage, type ArchiveResult } from './archive.js';
 import {
   REPLAY_LIMITS,
@@ -487,7 +487,8 @@ export class PackedRepository extends RepositoryBase {
   override async info(id?: string) {
     const base = await super.info(id);
     const archive = await this.archiveInfo();
-    return archive.length > 0 ? { ...base, archive } : base;
+    const holds = (await repoNative.holds(this.handle.handle)).map(describeHold);
+    return { ...base, ...(archive.length > 0 ? { archive } : {}), ...(holds.length > 0 ? { holds } : {}) };
   }
 
   async restore(

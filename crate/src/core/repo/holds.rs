@@ -117,13 +117,13 @@ impl Repo {
 
     /// The live holds that exclude `mine`.
     fn conflicting_holds(&self, mine: &Hold, here: &str) -> CoreResult<Vec<Hold>> {
-        let others = self.live_holds(here)?.into_iter().filter(|h| h.owner != mine.owner);
+        let others = self.live_holds(here, true)?.into_iter().filter(|h| h.owner != mine.owner);
         Ok(others.filter(|h| h.kind == Kind::Exclusive || mine.kind == Kind::Exclusive).collect())
     }
 
-    /// Every live hold; the others (dead, lapsed, or not a hold at all) are
-    /// removed on the way: nobody is protected by them.
-    fn live_holds(&self, here: &str) -> CoreResult<Vec<Hold>> {
+    /// Every live hold; with `tidy`, the others (dead, lapsed, or not a hold
+    /// at all) are removed on the way: nobody is protected by them.
+    fn live_holds(&self, here: &str, tidy: bool) -> CoreResult<Vec<Hold>> {
         let mut live = Vec::new();
         for object in self.storage.list(HOLDS_PREFIX)? {
             let hold = match self.storage.get(&object.key) {
@@ -134,7 +134,8 @@ impl Repo {
             };
             match hold {
                 Some(hold) if hold.is_live(here) && object.key == key_of(&hold.owner) => live.push(hold),
-                _ => self.storage.delete(&object.key)?,
+                _ if tidy => self.storage.delete(&object.key)?,
+                _ => {}
             }
         }
         Ok(live)
@@ -143,7 +144,12 @@ impl Repo {
     /// Removes the holds of killed processes and lapsed leases (a writer
     /// tidying up, as it removes what killed writers left).
     pub fn remove_dead_holds(&self) -> CoreResult<()> {
-        self.live_holds(&this_machine()).map(|_| ())
+        self.live_holds(&this_machine(), true).map(|_| ())
+    }
+
+    /// Who holds the repository now (for `info`); writes nothing.
+    pub fn holds(&self) -> CoreResult<Vec<Hold>> {
+        self.live_holds(&this_machine(), false)
     }
 
     /// Extends the lease of the hold `owner` (publishing it again if a
@@ -203,6 +209,9 @@ mod tests {
         assert!(err.message.contains("being read by") && err.message.contains("and 1 more"), "{}", err.message);
         // The refused hold was withdrawn: only the readers' remain.
         assert_eq!(repo.storage.list(HOLDS_PREFIX).unwrap().len(), 2);
+        let held: Vec<_> = repo.holds().unwrap().into_iter().map(|h| (h.kind, h.operation)).collect();
+        assert_eq!(held.len(), 2);
+        assert!(held.contains(&(Kind::Shared, "verify".into())), "{held:?}");
         repo.release_hold(&a).unwrap();
         repo.renew_hold(&b).unwrap();
         assert_eq!(repo.acquire_hold(Kind::Exclusive, "expire").unwrap_err().code, "ERR_REPO_LOCKED");
