@@ -123,7 +123,7 @@ describe('repository CLI and concurrency', () => {
     expect(cli('verify', '--repo', repo).code).toBe(0);
     expect(cli('expire', '--repo', repo, '--retain-full', '1', '--dry-run').stdout).toMatch(/would remove 0 backups/);
     expect(cli('backup', data, 'somewhere', '--repo', repo).code).toBe(2);
-    expect(cli('restore', '--repo', repo, dest, '--as-of', 'not-a-time').code).toBe(1);
+    expect(cli('restore', '--repo', repo, dest, '--as-of', 'not-a-time').code).toBe(2); // a usage error
   });
 
   it.each([1, 2] as const)(

@@ -26,8 +26,25 @@ async function loadJson(argv: string[]): Promise<void> {
   if (argv.includes('--json')) formatJson = (await import('./json.js')).formatJson;
 }
 
+/**
+ * JSON keys are snake_case in every command, as in manifests and the catalog
+ * (`source_lsn`); the camelCase keys some commands printed before 0.1.1
+ * (`sourceLsn`) stay beside them as aliases for one release.
+ */
+function snakeKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(snakeKeys);
+  if (value === null || typeof value !== 'object' || Object.getPrototypeOf(value) !== Object.prototype) return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) {
+    const converted = snakeKeys(v);
+    out[key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)] = converted;
+    out[key] = converted;
+  }
+  return out;
+}
+
 function print(json: boolean, value: unknown, line: string): void {
-  process.stdout.write(json ? `${formatJson!(value)}\n` : `${line}\n`);
+  process.stdout.write(json ? `${formatJson!(snakeKeys(value))}\n` : `${line}\n`);
 }
 
 /** What a delta restore compared, rewrote and removed. */
@@ -75,30 +92,8 @@ interface Common {
 /** A progress bar on stderr for a terminal; nothing with --json, --quiet or off a TTY. */
 async function progressFor(opts: Common): Promise<OperationOptions['onProgress']> {
   if (opts.json || opts.quiet || !process.stderr.isTTY) return undefined;
-  const { SingleBar, Presets } = await import('cli-progress');
-  const bar = new SingleBar(
-    {
-      format: '{bar} {percentage}% | {done}/{all} | {speed}/s | ETA {eta_formatted}',
-      stream: process.stderr,
-      hideCursor: true,
-    },
-    Presets.shades_classic,
-  );
-  const started = Date.now();
-  let running = false;
-  return (e: ProgressEvent) => {
-    const total = Number(e.bytesTotal);
-    if (!running)
-      bar.start(total, 0, { done: formatBytes(0n), all: formatBytes(e.bytesTotal), speed: formatBytes(0n) });
-    running = true;
-    const secs = Math.max((Date.now() - started) / 1000, 0.001);
-    bar.update(Number(e.bytesDone), {
-      done: formatBytes(e.bytesDone),
-      all: formatBytes(e.bytesTotal),
-      speed: formatBytes(BigInt(Math.round(Number(e.bytesDone) / secs))),
-    });
-    if (e.filesDone === e.filesTotal) bar.stop();
-  };
+  progressBarModule = await import('./progress-bar.js');
+  return progressBarModule.progressBar();
 }
 
 // Ctrl-C aborts the running operation cleanly (nothing half-written is left).
@@ -110,12 +105,15 @@ async function operation(opts: Common): Promise<OperationOptions> {
 }
 
 function usage(message: string): never {
-  throw new CommanderError(2, 'powdb-backup.usage', `error: ${message}`);
+  throw new CommanderError(2, 'powdb-backup.usage', `error: ${message} (see 'powdb-backup <command> --help')`);
 }
 
 function recordLine(r: BackupRecord): string {
   const on = r.parent ? ` on ${r.parent}` : '';
-  return `${r.id} (${r.type}${on}): ${plural(r.files, 'file')}, ${formatBytes(r.logical_bytes)} of data, ${formatBytes(r.stored_bytes)} stored, ${plural(r.pages, 'page')}, LSN ${r.source_lsn}`;
+  const from = r.source
+    ? `, from ${r.source.host}:${r.source.path}${r.source.database_id ? ` (database ${r.source.database_id})` : ''}`
+    : '';
+  return `${r.id} (${r.type}${on}): ${plural(r.files, 'file')}, ${formatBytes(r.logical_bytes)} of data, ${formatBytes(r.stored_bytes)} stored, ${plural(r.pages, 'page')}, LSN ${r.source_lsn}${from}`;
 }
 
 function totalsLine(t: RepositoryTotals): string {
@@ -148,7 +146,7 @@ function archiveLines(lineages: ArchiveLineage[]): string {
 
 function infoTable(records: BackupRecord[]): string {
   if (records.length === 0) return 'no backups yet';
-  const rows = [['id', 'type', 'parent', 'LSN', 'created', 'logical', 'stored', 'files', 'pages']];
+  const rows = [['id', 'type', 'parent', 'LSN', 'created', 'logical', 'stored', 'files', 'pages', 'source']];
   for (const r of records) {
     rows.push([
       r.id,
@@ -160,6 +158,7 @@ function infoTable(records: BackupRecord[]): string {
       formatBytes(r.stored_bytes),
       String(r.files),
       String(r.pages),
+      r.source ? `${r.source.host}:${r.source.path}` : '-',
     ]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
@@ -179,7 +178,7 @@ function buildProgram(): Command {
     // Handled in main() before parsing: the native addon loads only to answer it.
     .option('-V, --version', 'print the package and native addon versions')
     .exitOverride()
-    .showHelpAfterError();
+    .showHelpAfterError("(see 'powdb-backup <command> --help')");
   const common = (cmd: Command) =>
     cmd.option('--json', 'print one JSON document on stdout (LSNs exact)').option('--quiet', 'no progress bar');
 
@@ -198,6 +197,10 @@ function buildProgram(): Command {
         collect,
       )
       .option('--repo <repo>', 'store the backup in this repository, which picks its base')
+      .option(
+        '--same-database',
+        'with --repo: back up although the path, host or LSN differ from the newest backup (the database moved, or was restored and written to)',
+      )
       .addOption(
         new Option(
           '--type <type>',
@@ -213,18 +216,19 @@ function buildProgram(): Command {
     async (
       dataDir: string,
       dest: string | undefined,
-      opts: Common & { base?: string[]; repo?: string; type?: BackupType },
+      opts: Common & { base?: string[]; repo?: string; type?: BackupType; sameDatabase?: boolean },
     ) => {
       const run = await operation(opts);
       if (opts.repo) {
         if (dest || opts.base) usage('--repo picks the destination and the base: give neither <dest> nor --base');
         const record = await (
           await openRepository(opts.repo, opts)
-        ).backup(dataDir, { ...run, type: opts.type ?? 'incr' });
+        ).backup(dataDir, { ...run, type: opts.type ?? 'incr', sameDatabase: Boolean(opts.sameDatabase) });
         return print(Boolean(opts.json), record, `backup ${recordLine(record)}`);
       }
       if (!dest) usage('missing <dest> (or --repo)');
       if (opts.type) usage('--type goes with --repo');
+      if (opts.sameDatabase) usage('--same-database goes with --repo');
       if (!opts.base) {
         const { fullBackup } = await import('./backup.js');
         const m = await fullBackup(dataDir, dest, run);
@@ -286,8 +290,13 @@ function buildProgram(): Command {
         const replay = r.replay
           ? `, then the archived WAL to LSN ${r.replay.cut_lsn} (LSNs ${r.replay.base_lsn + 1n}-${r.replay.cut_lsn}: ${plural(Number(r.replay.units), 'record')} from ${plural(r.replay.segments, 'segment')}, for target ${r.replay.target_lsn}; the first open of the directory replays them)`
           : '';
-        const notes = (r.replay?.notes ?? []).map((n) => `\nnote: ${n}`).join('');
-        const line = `restored ${r.applied.at(-1)} (applied ${r.applied.join(', ')}): ${plural(r.files, 'file')}, ${formatBytes(r.bytes)}, LSN ${r.replay?.base_lsn ?? r.sourceLsn}${replay}${syncNote(r.sync)} -> ${first}${deltaNote(r.delta)}${notes}`;
+        const notes = [...(r.replay?.notes ?? []), ...(r.target?.note ? [r.target.note] : [])]
+          .map((n) => `\nnote: ${n}`)
+          .join('');
+        const target = r.target
+          ? `target ${r.target.asked}${r.target.time ? ` = ${r.target.time} (UTC)` : ''}: backup ${r.target.backup} (taken ${r.target.backup_created}, LSN ${r.target.backup_lsn}), LSN reached ${r.target.lsn}\n`
+          : '';
+        const line = `${target}restored ${r.applied.at(-1)} (applied ${r.applied.join(', ')}): ${plural(r.files, 'file')}, ${formatBytes(r.bytes)}, LSN ${r.replay?.base_lsn ?? r.sourceLsn}${replay}${syncNote(r.sync)} -> ${first}${deltaNote(r.delta)}${notes}`;
         return print(Boolean(opts.json), r, line);
       }
       if (!first || !second) usage('missing <backupDir> <dest> (or --repo <repo> <dest>)');
@@ -419,8 +428,26 @@ function verifySummary(report: VerifyReport): string {
   return lines.join('\n');
 }
 
-/** Runs the CLI; resolves to the exit code (0 ok, 1 failure, 2 usage error). */
+/** Exit codes: 0 ok, 1 failure, 2 usage error, 130 interrupted (Ctrl-C). */
+const EXIT_INTERRUPTED = 130;
+/** How long a Ctrl-C waits for the operation to wind down cleanly before the process ends anyway. */
+const ABORT_GRACE_MS = 5000;
+
+/** Codes of a command line asking for something impossible: exit 2, like commander's own. */
+const USAGE_CODES = new Set(['ERR_USAGE', 'ERR_INVALID_ARG']);
+
+function fail(json: boolean, code: string, message: string): void {
+  progressBarModule?.stopProgressBar();
+  process.stderr.write(`error [${code}]: ${message}\n`);
+  if (json) print(true, { error: { code, message } }, '');
+}
+
+/** Loaded with the first bar, so that every exit can stop it. */
+let progressBarModule: typeof import('./progress-bar.js') | undefined;
+
+/** Runs the CLI; resolves to the exit code (0 ok, 1 failure, 2 usage error, 130 interrupted). */
 export async function main(argv: string[]): Promise<number> {
+  const json = argv.includes('--json');
   try {
     process.exitCode = 0;
     if (argv.length === 1 && (argv[0] === '-V' || argv[0] === '--version')) {
@@ -430,11 +457,12 @@ export async function main(argv: string[]): Promise<number> {
     }
     await loadJson(argv);
     await buildProgram().parseAsync(argv, { from: 'user' });
+    progressBarModule?.stopProgressBar();
     return Number(process.exitCode ?? 0);
   } catch (err) {
     // With --json, scripts read the failure from stdout too: { "error": { "code", "message" } }.
-    const json = argv.includes('--json');
     if (err instanceof CommanderError) {
+      progressBarModule?.stopProgressBar();
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0) return 0;
       if (err.code === 'powdb-backup.usage') process.stderr.write(`${err.message}\n`);
       if (json) print(true, { error: { code: 'ERR_USAGE', message: err.message.replace(/^error: /, '') } }, '');
@@ -442,11 +470,41 @@ export async function main(argv: string[]): Promise<number> {
     }
     const { toBackupError } = await import('./errors.js');
     const e = toBackupError(err);
-    process.stderr.write(`error [${e.code}]: ${e.message}\n`);
-    if (json) print(true, { error: { code: e.code, message: e.message } }, '');
-    return 1;
+    if (e.code === 'ERR_ABORTED' && interrupted.signal.aborted) {
+      fail(json, e.code, 'interrupted (Ctrl-C): stopped cleanly, nothing half-done was left');
+      return EXIT_INTERRUPTED;
+    }
+    if (!USAGE_CODES.has(e.code)) {
+      fail(json, e.code, e.message);
+      return 1;
+    }
+    fail(json, e.code, `${e.message} (see 'powdb-backup <command> --help')`);
+    return 2;
   }
 }
 
-process.once('SIGINT', () => interrupted.abort());
-process.exitCode = await main(process.argv.slice(2));
+/** Ends the process now: a second Ctrl-C, or an operation that did not stop within the grace time. */
+function exitInterrupted(): never {
+  fail(argv().includes('--json'), 'ERR_ABORTED', 'interrupted (Ctrl-C)');
+  process.exit(EXIT_INTERRUPTED);
+}
+const argv = () => process.argv.slice(2);
+
+// One Ctrl-C aborts the running operation (it stops at its next chunk and leaves nothing
+// half-done, as after a crash); if it has not ended within the grace time, or on a
+// second Ctrl-C, the process ends at once: a crash is safe too, a hang is not.
+process.on('SIGINT', () => {
+  if (interrupted.signal.aborted) exitInterrupted();
+  interrupted.abort();
+  setTimeout(exitInterrupted, ABORT_GRACE_MS).unref();
+});
+// Warnings (a hold that could not be written, an unreadable backup) are one line, not Node's format.
+process.removeAllListeners('warning');
+process.on('warning', (w) => {
+  if (progressBarModule) progressBarModule.writeOverBar(`warning: ${w.message}\n`);
+  else process.stderr.write(`warning: ${w.message}\n`);
+});
+const code = await main(argv());
+process.exitCode = code;
+// Nothing of ours stays open after main; if a library's handle did, the process would hang.
+setTimeout(() => process.exit(code), 1000).unref();

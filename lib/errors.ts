@@ -42,6 +42,17 @@ export type BackupErrorCode =
   | 'ERR_STORE_NO_BUCKET'
   | 'ERR_STORE_DENIED'
   | 'ERR_STORE_THROTTLED'
+  | 'ERR_STORE'
+  | 'ERR_ARCHIVE_GAP'
+  | 'ERR_BEYOND_ARCHIVE'
+  | 'ERR_REPLAY_UNSAFE'
+  | 'ERR_SYNC_OVERFLOW'
+  | 'ERR_NOT_SYNC_ENABLED'
+  | 'ERR_BAD_SEGMENT'
+  | 'ERR_OTHER_DATABASE'
+  | 'ERR_LSN_BACKWARDS'
+  | 'ERR_REPO_CLOSED'
+  | 'ERR_USAGE'
   | (string & {});
 
 /** Every failure of this package: a message naming the file and a stable `code`. */

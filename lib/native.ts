@@ -345,7 +345,7 @@ export const native = {
   cancel: (id: number) => addon.cancel(id),
   /** Bytes processed so far by the running jobs of token `id` (an atomic load). */
   progressBytes: (id: number) => addon.progressBytes(id),
-  /** Calls `listener` each time the jobs of token `id` have processed another 64 MiB (never keeps Node alive). */
+  /** Calls `listener` each time the jobs of token `id` have processed another 8 MiB (never keeps Node alive). */
   watchProgress: (id: number, listener: () => void) => addon.watchProgress(id, listener),
   releaseCancelToken: (id: number) => addon.releaseCancelToken(id),
 };

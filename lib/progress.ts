@@ -2,7 +2,7 @@ import { native } from './native.js';
 
 /**
  * Progress of a backup, restore or verify: sent after each file, and inside
- * files at least every 64 MiB processed. Counts never decrease, never exceed
+ * files at least every 8 MiB processed. Counts never decrease, never exceed
  * the totals, and the last event is exactly at the totals.
  */
 export interface ProgressEvent {
@@ -27,7 +27,7 @@ export interface OperationOptions {
   concurrency?: number;
   /**
    * Called after each file, in completion order, and inside files at least
-   * every 64 MiB processed; counts only grow and end at the totals.
+   * every 8 MiB processed; counts only grow and end at the totals.
    */
   onProgress?: (event: ProgressEvent) => void;
   /**
@@ -40,7 +40,7 @@ export interface OperationOptions {
 /**
  * Counts finished files and bytes and reports them through `onProgress`;
  * with the operation's native token, also the bytes its running jobs have
- * processed, each time the native side has processed another 64 MiB.
+ * processed, each time the native side has processed another 8 MiB.
  */
 export class Progress {
   private filesDone = 0;

@@ -5,7 +5,13 @@ import { parseJson } from './json.js';
 import { RepositoryBase } from './repo/base.js';
 import { LEGACY_MARKER, LegacyRepository } from './repo/legacy.js';
 import type { StoreOptions } from './native.js';
-import { PackedRepository, isObjectStore, type InitOptions, type OpenOptions } from './repo/packed.js';
+import {
+  PackedRepository,
+  assertKnownScheme,
+  isObjectStore,
+  type InitOptions,
+  type OpenOptions,
+} from './repo/packed.js';
 
 export type { BackupRecord, BackupType, ExpireOptions, ExpireResult, RepositoryTotals } from './repo/base.js';
 export type { InitOptions, OpenOptions } from './repo/packed.js';
@@ -30,6 +36,7 @@ export const Repository = {
    * (format 2 only): format 2 unless `format: 1`.
    */
   async init(dir: string, options: InitOptions & StoreOptions = {}): Promise<Repository> {
+    assertKnownScheme(dir);
     if (options.format === 1) {
       if (isObjectStore(dir)) throw new BackupError('ERR_INVALID_ARG', 'format 1 repositories are local directories');
       return LegacyRepository.init(dir);
@@ -39,6 +46,7 @@ export const Repository = {
 
   /** Opens a repository of either format (object storage: format 2). */
   async open(dir: string, options: OpenOptions & StoreOptions = {}): Promise<Repository> {
+    assertKnownScheme(dir);
     if (isObjectStore(dir)) return PackedRepository.open(dir, options);
     const marker = await legacyMarker(dir);
     if (marker === null) return PackedRepository.open(dir, options);

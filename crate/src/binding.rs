@@ -99,7 +99,7 @@ pub fn progress_bytes(id: u32) -> BigInt {
 }
 
 /// Calls `listener` (on the JS thread, never keeping the process alive) each
-/// time the jobs of token `id` have processed another 64 MiB in all.
+/// time the jobs of token `id` have processed another 8 MiB in all.
 #[napi]
 pub fn watch_progress(id: u32, listener: ThreadsafeFunction<(), Unknown<'static>, (), Status, false, true>) {
     if let Some(operation) = operation(id) {

@@ -21,7 +21,12 @@ import {
   type ExpireResult,
   type RepositoryTotals,
   type RestoreAsOf,
+  type RepositoryBackupOptions,
+  type RepositoryRestoreResult,
+  resolvedTarget,
 } from './base.js';
+import { assertSameSource, currentSource } from './source.js';
+import { readSyncIdentity } from '../sync.js';
 
 /** Marks a directory as a format-1 repository. */
 export const LEGACY_MARKER = 'powdb-backup-repo.json';
@@ -126,18 +131,21 @@ export class LegacyRepository extends RepositoryBase {
     return withRepoLock(this.dir, work);
   }
 
-  async backup(dataDir: string, options: BackupOptions & { type?: BackupType } = {}): Promise<BackupRecord> {
+  async backup(dataDir: string, options: RepositoryBackupOptions = {}): Promise<BackupRecord> {
     return this.exclusively(async () => {
       await this.removeExpiring();
       const records = await this.list();
+      const origin = await currentSource(dataDir, (await readSyncIdentity(dataDir))?.database_id);
+      assertSameSource(records, origin, undefined, options.sameDatabase);
       const { type, parent } = nextBackup(records, options.type);
       const at = new Date();
       const id = newBackupId(records, at, type);
       const dest = this.path(id);
-      const sidecar = (m: BackupManifest | IncrementManifest) => ({
-        name: RECORD,
-        text: formatJson(recordOf(id, type, parent?.id ?? null, at, m)),
-      });
+      // Written just before the manifest: a refusal here publishes nothing.
+      const sidecar = (m: BackupManifest | IncrementManifest) => {
+        assertSameSource(records, origin, m.source_lsn, options.sameDatabase);
+        return { name: RECORD, text: formatJson({ ...recordOf(id, type, parent?.id ?? null, at, m), source: origin }) };
+      };
       if (!parent) await fullBackup(dataDir, dest, { ...options, sidecar });
       else {
         const base = this.chain(records, parent.id).map((r) => this.path(r.id));
@@ -147,12 +155,15 @@ export class LegacyRepository extends RepositoryBase {
     });
   }
 
-  async restore(dest: string, options: RestoreAsOf = {}): Promise<RestoreResult & { applied: string[] }> {
+  async restore(dest: string, options: RestoreAsOf = {}): Promise<RepositoryRestoreResult> {
     const records = await this.list();
-    const chain = this.chain(records, this.pick(records, options.asOf).id);
+    const picked = this.pick(records, options.asOf);
+    const chain = this.chain(records, picked.id);
     const [full, ...increments] = chain.map((r) => this.path(r.id));
     const result = await restoreChain(full!, increments, dest, options);
-    return { ...result, applied: chain.map((r) => r.id) };
+    const ids = new Set(records.map((r) => r.id));
+    const target = resolvedTarget(options.asOf, picked, result.sourceLsn, false, ids);
+    return { ...result, applied: chain.map((r) => r.id), ...(target ? { target } : {}) };
   }
 
   /**

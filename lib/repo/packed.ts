@@ -31,6 +31,10 @@ import {
   type ExpireResult,
   type RepositoryTotals,
   type RestoreAsOf,
+  type RepositoryBackupOptions,
+  type RepositoryRestoreResult,
+  parseTime,
+  resolvedTarget,
 } from './base.js';
 import { withRepoLock } from './legacy.js';
 import { LEASE_RENEW_MS, describeHold, withHold } from './holds.js';
@@ -49,6 +53,7 @@ import { TEMP_PREFIX, isFreshDestination, restoreInPlace, type InPlaceFile } fro
 import { assertDeltaFits } from '../restore.js';
 import { compareSnapshotWithSource } from './source-compare.js';
 import { SNAPSHOTS, SNAPSHOT_VERSION, formatSnapshot, parseSnapshot, type Snapshot } from './snapshot.js';
+import { assertSameSource, currentSource } from './source.js';
 import {
   applySyncMode,
   assertNoOverflow,
@@ -95,6 +100,17 @@ const passwordFrom = (given?: string) => given ?? process.env.POWDB_BACKUP_PASSW
 
 /** A repository on S3-compatible object storage rather than in a directory. */
 export const isObjectStore = (location: string) => location.startsWith('s3://');
+
+/** Refuses a URL of a store this package does not speak (`gs://x` must not become a local directory `gs:`). */
+export function assertKnownScheme(location: string): void {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(location)?.[1];
+  if (scheme !== undefined && scheme !== 's3') {
+    throw new BackupError(
+      'ERR_INVALID_ARG',
+      `${location}: repositories are local directories or s3://<bucket>/<prefix> (any S3-compatible store, with --endpoint); ${scheme}:// is not supported`,
+    );
+  }
+}
 /** The writer lock and the readers' and removers' holds: not backup data. */
 const isLock = (key: string) => key === 'LOCK' || key.startsWith('locks/');
 const store = (o: StoreOptions): StoreOptions | undefined =>
@@ -135,28 +151,37 @@ export class PackedRepository extends RepositoryBase {
 
   static async init(dir: string, options: InitOptions & StoreOptions = {}): Promise<PackedRepository> {
     const remote = isObjectStore(dir);
-    if (!remote) {
-      await mkdir(dir, { recursive: true, mode: 0o700 });
-      if ((await readdir(dir)).length > 0) {
-        throw new BackupError('ERR_DEST_NOT_EMPTY', `repository directory ${dir} is not empty`);
-      }
-    }
+    // Checked before anything is created: a refused init leaves nothing behind.
     const password = options.encrypt ? passwordFrom(options.password) : undefined;
     if (options.encrypt && !password) {
-      throw new BackupError('ERR_PASSWORD_REQUIRED', 'an encrypted repository needs a password');
+      throw new BackupError(
+        'ERR_PASSWORD_REQUIRED',
+        'an encrypted repository needs a password, and it cannot be empty',
+      );
     }
     const location = remote ? dir : resolve(dir);
-    const handle = await repoNative.init(
-      location,
-      options.compression ?? 'zstd',
-      password,
-      options.kdf,
-      store(options),
-    );
-    return new PackedRepository(location, handle, password);
+    // The first directory mkdir created (parents included), removed again if init fails.
+    const created = remote ? undefined : await mkdir(dir, { recursive: true, mode: 0o700 });
+    if (!remote && (await readdir(dir)).length > 0) {
+      throw new BackupError('ERR_DEST_NOT_EMPTY', `repository directory ${dir} is not empty`);
+    }
+    try {
+      const handle = await repoNative.init(
+        location,
+        options.compression ?? 'zstd',
+        password,
+        options.kdf,
+        store(options),
+      );
+      return new PackedRepository(location, handle, password);
+    } catch (err) {
+      if (created !== undefined) await rm(created, { recursive: true, force: true });
+      throw err;
+    }
   }
 
   static async open(dir: string, options: OpenOptions & StoreOptions = {}): Promise<PackedRepository> {
+    assertKnownScheme(dir);
     const password = passwordFrom(options.password);
     const location = isObjectStore(dir) ? dir : resolve(dir);
     const handle = await repoNative.open(location, password, store(options));
@@ -175,8 +200,18 @@ export class PackedRepository extends RepositoryBase {
     return this.handle.encryption !== 'none';
   }
 
+  private closed = false;
+
   override close(): void {
+    if (this.closed) return;
+    this.closed = true;
     repoNative.close(this.handle.handle);
+    // Every later call fails with a code of its own, instead of the addon's bare "InvalidArg".
+    Object.defineProperty(this.handle, 'handle', {
+      get: () => {
+        throw new BackupError('ERR_REPO_CLOSED', `repository ${this.dir} was closed: open it again (Repository.open)`);
+      },
+    });
   }
 
   async snapshot(id: string): Promise<Snapshot> {
@@ -224,7 +259,7 @@ export class PackedRepository extends RepositoryBase {
     const { readable, unreadable } = await this.readSnapshots();
     const picked = this.pick(sortRecords(readable.map((s) => s.record)), asOf);
     const targetTime =
-      asOf instanceof Date ? asOf.getTime() : typeof asOf === 'string' && !/^\d+$/.test(asOf) ? Date.parse(asOf) : NaN;
+      asOf instanceof Date ? asOf.getTime() : typeof asOf === 'string' && !/^\d+$/.test(asOf) ? parseTime(asOf)! : NaN;
     for (const r of unreadable) {
       const taken = idTime(r.id);
       const older = taken !== undefined && taken + 1000 <= Date.parse(picked.created);
@@ -294,7 +329,7 @@ export class PackedRepository extends RepositoryBase {
    * visible only once whole. `type` and `parent` record where it stands in
    * the catalog; any backup restores on its own.
    */
-  async backup(dataDir: string, options: BackupOptions & { type?: BackupType } & As = {}): Promise<BackupRecord> {
+  async backup(dataDir: string, options: RepositoryBackupOptions & As = {}): Promise<BackupRecord> {
     return this.exclusively(() =>
       cancellable(options.signal, async (cancel) => {
         await repoNative.settleUnindexed(this.handle.handle);
@@ -310,6 +345,9 @@ export class PackedRepository extends RepositoryBase {
           : nextBackup(records, options.type);
         // A new sync lineage (sync enabled, or a forked copy backed up here) starts a new chain.
         const identity = await readSyncIdentity(dataDir);
+        const origin = await currentSource(dataDir, identity?.database_id);
+        const sameDatabase = options.sameDatabase || options.as !== undefined; // a migration carries records over
+        assertSameSource(records, origin, undefined, sameDatabase);
         const parentSync = readable.find((s) => s.record.id === parent?.id)?.sync?.identity;
         if (parent && !sameLineage(parentSync, identity)) {
           assertSameLineage(
@@ -366,6 +404,7 @@ export class PackedRepository extends RepositoryBase {
             crashPoint('packs-committed');
             const heapPages = source.files.reduce((n, f, i) => (f.paged ? n + stored[i]!.len / PAGE : n), 0n);
             const sourceLsn = stored.reduce((max, s) => (s.maxLsn > max ? s.maxLsn : max), source.catalogLsn);
+            assertSameSource(records, origin, sourceLsn, sameDatabase);
             const catalog = source.files.find((f) => f.name === 'catalog.bin');
             const catalogHash = source.sync && catalog && (await native.hashFile(catalog.path)).blake3Hex;
             const record: BackupRecord = {
@@ -380,6 +419,7 @@ export class PackedRepository extends RepositoryBase {
               pages: Number(heapPages),
               logical_bytes: stored.reduce((sum, s) => sum + s.len, 0n),
               stored_bytes: commit.storedBytes,
+              source: origin,
             };
             const snapshot: Snapshot = {
               snapshot_version: SNAPSHOT_VERSION,
@@ -442,7 +482,10 @@ export class PackedRepository extends RepositoryBase {
    * ERR_SYNC_OVERFLOW, after archiving, when `wal.log` holds a record that
    * powdb-sync cannot archive (history stops there).
    */
-  async archive(dataDir: string, options: OperationOptions & { lockWaitMs?: number } = {}): Promise<ArchiveResult> {
+  override async archive(
+    dataDir: string,
+    options: OperationOptions & { lockWaitMs?: number } = {},
+  ): Promise<ArchiveResult> {
     const identity = await readSyncIdentity(dataDir);
     if (!identity) {
       throw new BackupError(
@@ -491,17 +534,11 @@ export class PackedRepository extends RepositoryBase {
     return { ...base, ...(archive.length > 0 ? { archive } : {}), ...(holds.length > 0 ? { holds } : {}) };
   }
 
-  async restore(
-    dest: string,
-    options: RestoreAsOf = {},
-  ): Promise<RestoreResult & { applied: string[]; replay?: ReplaySummary }> {
+  async restore(dest: string, options: RestoreAsOf = {}): Promise<RepositoryRestoreResult> {
     return this.reading('restore', () => this.restoreHeld(dest, options));
   }
 
-  private async restoreHeld(
-    dest: string,
-    options: RestoreAsOf,
-  ): Promise<RestoreResult & { applied: string[]; replay?: ReplaySummary }> {
+  private async restoreHeld(dest: string, options: RestoreAsOf): Promise<RepositoryRestoreResult> {
     await repoNative.refresh(this.handle.handle);
     const { readable, unreadable } = await this.readSnapshots();
     const archive = readable.some((s) => s.sync) ? await this.wal.records() : [];
@@ -512,11 +549,15 @@ export class PackedRepository extends RepositoryBase {
     const mode = options.syncMode ?? 'strip';
     assertSyncModeFits(snapshot.sync, mode);
     const newestArchived = lineageOf(snapshot, archive).at(-1)?.end_lsn;
+    const withTarget = (r: RepositoryRestoreResult): RepositoryRestoreResult => {
+      const target = resolvedTarget(options.asOf, record, r.sourceLsn, r.replay !== undefined, new Set(ids));
+      return target ? { ...r, target } : r;
+    };
     if (options.delta && !(await isFreshDestination(dest))) {
       assertDeltaFits(options);
-      return this.restoreInPlace(dest, snapshot, plan?.replay, options);
+      return withTarget(await this.restoreInPlace(dest, snapshot, plan?.replay, options));
     }
-    return cancellable(options.signal, (cancel) =>
+    const result = await cancellable(options.signal, (cancel) =>
       buildAtomically(dest, 'restore', async (staging) => {
         const replay = plan?.replay && (await this.prepareReplay(plan.replay, record, staging, cancel.token));
         const reached = replay?.cut.lsn ?? record.source_lsn;
@@ -553,6 +594,7 @@ export class PackedRepository extends RepositoryBase {
         };
       }),
     );
+    return withTarget(result);
   }
 
   /**
@@ -565,7 +607,7 @@ export class PackedRepository extends RepositoryBase {
     snapshot: Snapshot,
     replay: PitrPlan | undefined,
     options: RestoreAsOf,
-  ): Promise<RestoreResult & { applied: string[]; replay?: ReplaySummary }> {
+  ): Promise<RepositoryRestoreResult> {
     const handle = this.handle.handle;
     const files: InPlaceFile[] = snapshot.files.map((f) => ({
       name: f.name,
@@ -663,7 +705,7 @@ export class PackedRepository extends RepositoryBase {
    * Writes backup `asOf` (default: the newest) as a plain full backup in the
    * reference format (manifest.json, files, BLAKE3) into `dest`.
    */
-  async export(dest: string, options: RestoreAsOf = {}): Promise<{ id: string; manifest: BackupManifest }> {
+  override async export(dest: string, options: RestoreAsOf = {}): Promise<{ id: string; manifest: BackupManifest }> {
     return this.reading('export', () => this.exportHeld(dest, options));
   }
 
@@ -837,17 +879,26 @@ export class PackedRepository extends RepositoryBase {
    * from the packs' own headers (every intact chunk is kept): what to run
    * when backups are refused because an index is damaged.
    */
-  async repair(): Promise<RepairResult> {
+  override async repair(): Promise<RepairResult> {
     return this.exclusively(() => repoNative.repairIndex(this.handle.handle));
   }
 
+  private assertEncrypted(): void {
+    if (!this.encrypted)
+      throw new BackupError(
+        'ERR_NOT_ENCRYPTED',
+        `repository ${this.dir} is not encrypted: it has no keys or passwords`,
+      );
+  }
+
   /** Adds a password; returns the new key's id. */
-  async addKey(newPassword: string, kdf?: KdfParams): Promise<string> {
-    if (!this.encrypted) throw new BackupError('ERR_NOT_ENCRYPTED', `repository ${this.dir} is not encrypted`);
+  override async addKey(newPassword: string, kdf?: KdfParams): Promise<string> {
+    this.assertEncrypted();
     return repoNative.keyAdd(this.handle.handle, this.password!, newPassword, kdf);
   }
 
-  async listKeys(): Promise<{ id: string; created: string; current: boolean }[]> {
+  override async listKeys(): Promise<{ id: string; created: string; current: boolean }[]> {
+    this.assertEncrypted();
     const keys = await repoNative.keyList(this.handle.handle);
     return keys.map((k) => ({
       id: k.id,
@@ -857,7 +908,8 @@ export class PackedRepository extends RepositoryBase {
   }
 
   /** Removes a key (never the last one). */
-  async removeKey(id: string): Promise<void> {
+  override async removeKey(id: string): Promise<void> {
+    this.assertEncrypted();
     await this.exclusively(() => repoNative.keyRemove(this.handle.handle, id));
   }
 }

@@ -4,6 +4,7 @@ import { formatJson, parseJsonAs } from '../json.js';
 import { isPlainName } from '../names.js';
 import { syncBlockProblem, syncBlockSchema, type SyncBlock } from '../sync.js';
 import type { BackupRecord } from './base.js';
+import { sourceSchema } from './source.js';
 
 /**
  * A format-2 backup (`snapshots/<id>`, sealed): its catalog record and what
@@ -54,6 +55,7 @@ const recordSchema = v.object({
   pages: count,
   logical_bytes: u64,
   stored_bytes: u64,
+  source: v.optional(sourceSchema),
 });
 
 const schema = v.object({

@@ -13,8 +13,9 @@ use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-/// The listener is told each time this many more bytes are processed.
-pub const STEP: u64 = 64 << 20;
+/// The listener is told each time this many more bytes are processed: often
+/// enough that a bar and its ETA move on slow (compressed, remote) runs.
+pub const STEP: u64 = 8 << 20;
 
 /// Called from the thread that crossed a step; must not block.
 pub type Listener = Box<dyn Fn() + Send + Sync>;
@@ -173,7 +174,7 @@ mod tests {
                 s.spawn(|| with(token, || advance(2)));
             });
             assert_eq!((op.running_bytes(), steps.load(Ordering::Relaxed)), (STEP + 1, 1));
-            run_job(Some(op.clone()), || (0..3 * 64).for_each(|_| advance(1 << 20))); // 1 MiB chunks
+            run_job(Some(op.clone()), || (0..3 * (STEP >> 20)).for_each(|_| advance(1 << 20))); // 1 MiB chunks
             assert_eq!((op.running_bytes(), steps.load(Ordering::Relaxed)), (STEP + 1, 4));
         });
         assert_eq!(op.running_bytes(), 0);

@@ -89,6 +89,9 @@ struct Shared {
     conditional: std::sync::OnceLock<bool>,
     /// Credentials in use, never to appear in a message.
     secrets: Vec<String>,
+    /// Credentials were given (environment, profile, web identity, container):
+    /// a refusal without them means none were found.
+    named_credentials: bool,
 }
 
 /// Deferred uploads running in the background: at most `transfers` at once
@@ -145,12 +148,27 @@ impl ObjectStoreDir {
             .or_else(|| set("AWS_ENDPOINT"))
             .or(profile.endpoint_url);
         if let Some(endpoint) = &endpoint {
+            // object_store refuses plain HTTP with a bare "builder error" at the first request.
+            let allowed = set("AWS_ALLOW_HTTP").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            if endpoint.to_ascii_lowercase().starts_with("http://") && !allowed {
+                return Err(CoreError::new(
+                    "ERR_INVALID_ARG",
+                    format!("endpoint {endpoint} is plain HTTP, which sends requests unencrypted: set AWS_ALLOW_HTTP=true to allow it (a server on this machine or a trusted network), or use https://"),
+                ));
+            }
             builder = builder.with_endpoint(endpoint);
         }
         if set("AWS_REGION").is_none() && set("AWS_DEFAULT_REGION").is_none() {
             builder = builder.with_region(profile.region.as_deref().unwrap_or("us-east-1"));
         }
         let endpoint = endpoint.unwrap_or_else(|| "AWS S3".into());
+        // Without keys in the environment or a profile, object_store asks the
+        // instance metadata service, whose refusal off EC2 reads "access denied".
+        let named_credentials = set("AWS_ACCESS_KEY_ID").is_some()
+            || secrets.len() >= 2
+            || ["AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"]
+                .iter()
+                .any(|v| set(v).is_some());
         let scrub = |text: &str| scrub(text, &secrets);
         let location = if config.prefix.is_empty() {
             format!("s3://{}", config.bucket)
@@ -179,6 +197,7 @@ impl ObjectStoreDir {
                 prefix,
                 location,
                 endpoint,
+                named_credentials,
                 conditional: if config.conditional_writes {
                     std::sync::OnceLock::new()
                 } else {
@@ -366,6 +385,17 @@ impl Shared {
                 _ => ("ERR_STORE", text),
             }
         };
+        if !self.named_credentials && matches!(code, "ERR_STORE_DENIED" | "ERR_STORE_AUTH" | "ERR_STORE") {
+            return CoreError::new(
+                "ERR_STORE_AUTH",
+                format!(
+                    "{what} {key} in {} (endpoint {}): no S3 credentials were found: none in the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), none in ~/.aws/credentials or ~/.aws/config (profile {}), and the instance metadata service gave none; set one of them ({why})",
+                    self.location,
+                    self.endpoint,
+                    std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into())
+                ),
+            );
+        }
         CoreError::new(
             code,
             format!(

@@ -1,0 +1,125 @@
+// The promises the README makes to scripts and API users: stable error codes
+// (every one thrown is declared), exit codes, one JSON key style, API types,
+// and refusals that leave nothing behind.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { BackupError, Repository } from '../index.js';
+import { parseJson } from '../lib/json.js';
+import { CLI, ROOT, cli, makeDb, rejectsWith, tmp } from './helpers.js';
+
+/** Every file under `dir` whose name ends with `ext`. */
+function sources(dir: string, ext: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith(ext))
+    .map((f) => join(dir, f));
+}
+
+describe('error codes', () => {
+  it('every code the package throws is declared in BackupErrorCode', () => {
+    const thrown = new Set<string>();
+    for (const file of [...sources(join(ROOT, 'lib'), '.ts'), ...sources(join(ROOT, 'crate', 'src'), '.rs')]) {
+      for (const m of readFileSync(file, 'utf8').matchAll(/["'`](ERR_[A-Z0-9_]+)/g)) thrown.add(m[1]!);
+    }
+    const errors = readFileSync(join(ROOT, 'lib', 'errors.ts'), 'utf8');
+    const declared = new Set([...errors.matchAll(/\| '(ERR_[A-Z0-9_]+)'/g)].map((m) => m[1]!));
+    expect(thrown.size).toBeGreaterThan(30);
+    expect([...thrown].filter((c) => !declared.has(c)).sort()).toEqual([]);
+  });
+
+  it('a closed repository fails with a BackupError of its own code', async () => {
+    const repo = await Repository.init(join(tmp(), 'repo'));
+    repo.close();
+    repo.close(); // twice is harmless
+    const e = await rejectsWith(repo.list(), 'ERR_REPO_CLOSED');
+    expect(e).toBeInstanceOf(BackupError);
+  });
+
+  it('Repository.open() has every method the README calls; format 1 refuses the format-2 ones by code', async () => {
+    // The types: compiled by tsc against the package's own declarations.
+    const tsc = spawnSync(
+      process.execPath,
+      [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, '__test__', 'types')],
+      { encoding: 'utf8' },
+    );
+    expect(tsc.stdout + tsc.stderr).toBe('');
+    expect(tsc.status).toBe(0);
+    const legacy = await Repository.open((await Repository.init(join(tmp(), 'old'), { format: 1 })).dir);
+    const e = await rejectsWith(legacy.export(join(tmp(), 'x')), 'ERR_UNSUPPORTED_FORMAT');
+    expect(e.message).toContain('powdb-backup migrate');
+    await rejectsWith(legacy.listKeys(), 'ERR_UNSUPPORTED_FORMAT');
+  });
+});
+
+describe('the command line contract', () => {
+  it('usage errors and invalid option values exit 2 with one line and a pointer to --help', () => {
+    const data = makeDb('new', 10);
+    const repo = join(tmp(), 'repo');
+    expect(cli('init', repo).code).toBe(0);
+    const cases = [
+      ['backup'],
+      ['backup', data, '--repo', repo, '--concurrency', '99'],
+      ['restore', '--repo', repo, join(tmp(), 'x'), '--as-of', 'yesterday-ish'],
+      ['expire', '--repo', repo, '--retain-full', 'many'],
+      ['init', 'gs://bucket/x'],
+    ];
+    for (const args of cases) {
+      const r = cli(...args);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+      const lines = r.stderr.trimEnd().split('\n');
+      expect(lines.length, r.stderr).toBeLessThanOrEqual(2);
+      expect(r.stderr).toContain('--help');
+    }
+  });
+
+  it('init refuses unknown URL schemes and empty passwords, leaving nothing behind', () => {
+    const cwd = tmp();
+    const gs = spawnSync(process.execPath, [CLI, 'init', 'gs://bucket/x'], { cwd, encoding: 'utf8' });
+    expect(gs.stderr).toContain('gs:// is not supported');
+    expect(readdirSync(cwd)).toEqual([]);
+
+    const empty = join(cwd, 'empty-password');
+    writeFileSync(empty, '');
+    const repo = join(cwd, 'repo');
+    const r = cli('init', repo, '--encrypt', '--password-file', empty);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('ERR_PASSWORD_REQUIRED');
+    expect(existsSync(repo)).toBe(false);
+  });
+
+  it('key list on a plain repository is ERR_NOT_ENCRYPTED', () => {
+    const repo = join(tmp(), 'repo');
+    expect(cli('init', repo).code).toBe(0);
+    const r = cli('key', 'list', '--repo', repo);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error \[ERR_NOT_ENCRYPTED\]/);
+    expect(r.stdout).toBe('');
+  });
+
+  it('JSON keys are snake_case in every command, with the older camelCase ones kept as aliases', () => {
+    const data = makeDb('new', 10);
+    const repo = join(tmp(), 'repo');
+    expect(cli('init', repo).code).toBe(0);
+    const backup = parseJson(cli('backup', data, '--repo', repo, '--json').stdout) as Record<string, unknown>;
+    const restored = parseJson(cli('restore', '--repo', repo, join(tmp(), 'r'), '--json').stdout) as Record<
+      string,
+      unknown
+    >;
+    expect(restored.source_lsn).toBe(backup.source_lsn);
+    expect(restored.sourceLsn).toBe(backup.source_lsn);
+  });
+
+  it('warnings are one line of their own, not Node’s warning format', () => {
+    const data = makeDb('new', 10);
+    const repo = join(tmp(), 'repo');
+    expect(cli('init', repo).code).toBe(0);
+    expect(cli('backup', data, '--repo', repo).code).toBe(0);
+    const [snapshot] = readdirSync(join(repo, 'snapshots'));
+    writeFileSync(join(repo, 'snapshots', snapshot!), 'damaged');
+    const r = cli('backup', data, '--repo', repo, '--type', 'full');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(new RegExp(`^warning: backup ${snapshot} cannot be read .*; run verify\\n$`));
+    expect(r.stderr).not.toContain('(node:');
+  });
+});
