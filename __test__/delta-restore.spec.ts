@@ -152,6 +152,45 @@ describe('delta restore and a live server (engine new)', () => {
   });
 });
 
+/** The state letter of process `pid` (R, S, Z, ...) from /proc/<pid>/stat. */
+const procState = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ').at(-1)!.slice(0, 1);
+
+describe('a delta restore rerun right after a kill -9 (engine new)', () => {
+  it('is not refused by the LOCK of the killed run while that is a zombie, and a live server still refuses it', async () => {
+    const { full, inc, plain } = await chainAndPlain('new');
+    const dest = join(tmp(), 'standby');
+    await restoreChain(full, [], dest);
+    const args = [CLI, 'restore', full, dest, '--apply', inc, '--delta', '--quiet'];
+    const env = { ...process.env, POWDB_BACKUP_CRASH_AT: 'delta-marked:1' };
+    // No await from here to the rerun: node reaps a child only from its event
+    // loop, so the killed run stays a zombie while its PID is in LOCK.
+    const killed = spawn(process.execPath, args, { env, stdio: 'ignore' });
+    const nap = new Int32Array(new SharedArrayBuffer(4));
+    const deadline = Date.now() + 60_000;
+    while (procState(killed.pid!) !== 'Z') {
+      expect(Date.now(), 'the killed run never became a zombie').toBeLessThan(deadline);
+      Atomics.wait(nap, 0, 0, 10);
+    }
+    expect(readFileSync(join(dest, 'LOCK'), 'utf8')).toBe(String(killed.pid));
+    const rerun = spawnSync(process.execPath, args, { encoding: 'utf8' });
+    expect(procState(killed.pid!)).toBe('Z');
+    expect(rerun.stderr).not.toMatch(/ERR_LOCKED/);
+    expect(rerun.status, rerun.stderr).toBe(0);
+    await once(killed, 'exit');
+    expect(dataHashes(dest)).toEqual(dataHashes(plain));
+
+    // A live server still holds it: the engine's own LOCK.
+    const server = spawn(FIXTURE, ['hold', dest, '--gen', 'new'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    await once(createInterface({ input: server.stdout! }), 'line');
+    try {
+      await rejectsWith(restoreChain(full, [inc], dest, { delta: true }), 'ERR_LOCKED');
+    } finally {
+      server.kill('SIGKILL');
+      await once(server, 'exit');
+    }
+  }, 120_000);
+});
+
 /** A delta restore to kill: the CLI arguments, a stale copy to run it on, and the plain result. */
 interface KillCase {
   args: (dest: string) => string[];

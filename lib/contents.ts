@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import * as v from 'valibot';
 import { BackupError } from './errors.js';
 import { formatJson, parseJson } from './json.js';
@@ -131,4 +133,22 @@ export async function readContents(
     throw err;
   }
   return parseContents(text, file, manifest);
+}
+
+/**
+ * The error for a backup directory without `contents.json` that should have
+ * one, else null. Every backup and increment this tool writes holds
+ * `contents.json` and a `<heap>.pagemap` beside each page-aligned heap; the
+ * reference crate copies only the database's own files, whose names never end
+ * in `.pagemap` (table names have no dots), and no `contents.json`. So a
+ * directory holding a map lost its `contents.json`. One of ours without any
+ * map (a database without heaps) cannot be told from the reference's.
+ */
+export async function contentsMissing(dir: string): Promise<BackupError | null> {
+  const names = await readdir(dir);
+  if (names.includes(CONTENTS_FILE) || !names.some((n) => n.endsWith(MAP_SUFFIX))) return null;
+  return new BackupError(
+    'ERR_MISSING_FILE',
+    `${CONTENTS_FILE} is missing from ${dir} (backup is corrupt): a backup holding content maps is always written with one`,
+  );
 }

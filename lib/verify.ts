@@ -1,8 +1,17 @@
 import { join } from 'node:path';
 import { cancellable } from './abort.js';
-import { chainState, finalFiles, histories, readChain, storedMap, type Chain, type ChainState } from './chain.js';
+import {
+  chainState,
+  finalFiles,
+  histories,
+  mapLayer,
+  readChain,
+  storedMap,
+  type Chain,
+  type ChainState,
+} from './chain.js';
 import { compareWithSource } from './compare.js';
-import { CONTENTS_FILE } from './contents.js';
+import { CONTENTS_FILE, contentsMissing, type Contents } from './contents.js';
 import { toBackupError } from './errors.js';
 import { INCREMENT_FILE, MANIFEST_FILE, type FileEntry, type IncrementManifest } from './manifest.js';
 import { isHeap } from './names.js';
@@ -67,16 +76,62 @@ function problem(err: unknown, file: string): VerifyProblem {
   return { code: e.code, message: e.message, file };
 }
 
-/** Every artifact of the chain, manifest order; a heap's final whole copy is checked against its map. */
+/** The content map of heap `name` that the backup in `dir` recorded, if any. */
+function ownMap(dir: string, contents: Contents | null, name: string): RestoreLayer | undefined {
+  const map = contents?.files.find((f) => f.name === name)?.map;
+  return map && mapLayer(dir, map);
+}
+
+/**
+ * Every artifact of the chain, element by element in manifest order. A heap's
+ * final whole copy is checked against the chain's newest content map, any
+ * other whole heap copy against the map of its own backup (as verifying that
+ * backup alone does), and every map checked by neither, nor by the assembled
+ * heaps' check, on its own length and BLAKE3: each backup's maps are read
+ * when it is restored alone or serves as the base of an increment.
+ */
 function artifactChecks(chain: Chain, state: ChainState): FileCheck[] {
-  const files = chain.full.files.map((f) => wholeCheck(chain.fullDir, f, 'backup', chain.full.source_lsn));
-  for (const { dir, manifest } of chain.increments) files.push(...incrementChecks(dir, manifest));
+  const elements = [
+    {
+      dir: chain.fullDir,
+      contents: chain.fullContents,
+      artifact: 'backup' as const,
+      files: chain.full.files.map((f) => wholeCheck(chain.fullDir, f, 'backup', chain.full.source_lsn)),
+    },
+    ...chain.increments.map(({ dir, manifest, contents }) => ({
+      dir,
+      contents,
+      artifact: 'increment' as const,
+      files: incrementChecks(dir, manifest),
+    })),
+  ];
+  const files = elements.flatMap((e) => e.files);
   const finalCopies = new Map<string, FileCheck>();
   for (const f of files) if (f.kind !== 'delta') finalCopies.set(f.expected.name, f);
   for (const { manifest } of chain.increments)
     for (const c of manifest.changed) if ('Pages' in c) finalCopies.delete(c.Pages.name);
   for (const [name, check] of finalCopies) if (check.kind === 'heap') check.map = storedMap(state, name);
-  return files;
+  for (const e of elements)
+    for (const f of e.files) if (f.kind === 'heap' && !f.map) f.map = ownMap(e.dir, e.contents, f.expected.name);
+  const checked = new Set(files.flatMap((f) => (f.map ? [f.map.path] : [])));
+  for (const name of state.lengths.keys()) {
+    const map = storedMap(state, name);
+    if (map) checked.add(map.path);
+  }
+  return elements.flatMap((e) => {
+    const maps = (e.contents?.files ?? []).flatMap((f) => (f.map ? [f.map] : []));
+    const unchecked = maps.filter((m) => !checked.has(join(e.dir, m.name)));
+    return [
+      ...e.files,
+      ...unchecked.map((m): FileCheck => ({
+        path: join(e.dir, m.name),
+        expected: { name: m.name, len: m.len, blake3Hex: m.blake3_hex },
+        artifact: e.artifact,
+        kind: 'whole',
+        maxLsn: 0n,
+      })),
+    ];
+  });
 }
 
 /**
@@ -141,6 +196,11 @@ export async function verifyChain(
   try {
     chain = await readChain(fullDir, incrementDirs);
     const { full } = chain;
+    const elements = [{ dir: fullDir, contents: chain.fullContents }, ...chain.increments];
+    for (const { dir, contents } of elements) {
+      const missing = contents ? null : await contentsMissing(dir);
+      if (missing) errors.push(problem(missing, join(dir, CONTENTS_FILE)));
+    }
     checks.push(`${fullDir}: ${MANIFEST_FILE} format 1, ${full.files.length} files, source LSN ${full.source_lsn}`);
     let running = full.source_lsn;
     for (const { dir, manifest: m } of chain.increments) {
@@ -162,9 +222,15 @@ export async function verifyChain(
       const { identity, catalog_blake3_hex } = state.sync;
       const where = state.contents?.dir ?? chain.increments.at(-1)?.dir ?? fullDir;
       if (state.wholeHashes.get('catalog.bin') === catalog_blake3_hex) {
-        checks.push(`${where}: sync block of database ${identity.database_id} generation ${identity.primary_generation}; catalog.bin matches it`);
+        checks.push(
+          `${where}: sync block of database ${identity.database_id} generation ${identity.primary_generation}; catalog.bin matches it`,
+        );
       } else {
-        errors.push({ code: 'ERR_INTEGRITY', message: 'catalog.bin does not match the sync block of the backup', file: where });
+        errors.push({
+          code: 'ERR_INTEGRITY',
+          message: 'catalog.bin does not match the sync block of the backup',
+          file: where,
+        });
       }
     }
   }

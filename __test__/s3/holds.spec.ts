@@ -68,8 +68,13 @@ afterEach(() => {
 /** A restore in another process, stopped while it holds the repository (see hold-child.mjs). */
 async function pausedReader(place: Place, location: string) {
   const dest = join(tmp(), 'restored');
+  return { dest, ...(await paused(place, [location, dest])) };
+}
+
+/** An operation of hold-child.mjs in another process, stopped at its first progress event. */
+async function paused(place: Place, args: string[]) {
   const go = join(tmp(), 'go');
-  const child = spawn(process.execPath, [CHILD, location, dest, go], {
+  const child = spawn(process.execPath, [CHILD, ...args, go], {
     env: { ...process.env, ...place.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -83,11 +88,10 @@ async function pausedReader(place: Place, location: string) {
       out += d;
       if (out.includes('reading\n')) resolve();
     });
-    child.on('exit', (code) => reject(new Error(`the reader exited (${code}) before reading: ${err}`)));
+    child.on('exit', (code) => reject(new Error(`the child exited (${code}) before reading: ${err}`)));
   });
   return {
     pid: child.pid!,
-    dest,
     finish: async () => {
       writeFileSync(go, '');
       expect(await exited, err).toBe(0);
@@ -183,6 +187,46 @@ describe.each([local, ...onS3].map((p) => [p.name, p] as const))('holds on %s', 
     await repo.restore(dest);
     expect(dataHashes(dest)).toEqual(dataHashes(data));
     expect(await holdsOf(place, location)).toEqual([]);
+    repo.close();
+  });
+});
+
+// The writer lock on object storage is a leased LOCK object (crate/src/core/repo/lease.rs).
+describe.each(onS3.map((p) => [p.name, p] as const))('the writer lock on %s', (_name, place) => {
+  it('is taken over at once from a killed backup of this machine, and refused while its holder lives', async () => {
+    Object.assign(process.env, place.env);
+    const data = makeDb('new', 1500, '--index');
+    const location = place.location('lease-killed');
+    const repo = await PackedRepository.init(location);
+    await repo.backup(data);
+    insertRows('new', data, 1500, 200);
+
+    const writer = await paused(place, ['backup', location, data]);
+    expect(await place.keys(location)).toContain('LOCK');
+    const refused = await rejectsWith(repo.backup(data), 'ERR_REPO_LOCKED');
+    expect(refused.message).toMatch(new RegExp(`in use by another backup or expire \\(host [^,]+, pid ${writer.pid},`));
+    await writer.kill();
+    expect(await place.keys(location)).toContain('LOCK'); // its lease runs for minutes yet
+
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      await repo.backup(data);
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings.join('\n')).toMatch(
+      new RegExp(
+        `took over the lock of .* left by a writer that stopped \\(host [^,]+, pid ${writer.pid}, its process is gone\\)`,
+      ),
+    );
+    expect(await place.keys(location)).not.toContain('LOCK');
+    expect(await repo.list()).toHaveLength(2);
+    const dest = join(tmp(), 'restored');
+    await repo.restore(dest);
+    expect(dataHashes(dest)).toEqual(dataHashes(data));
     repo.close();
   });
 });

@@ -37,11 +37,54 @@ fn read_pid(file: &mut File) -> Option<u32> {
     text.trim().parse().ok()
 }
 
-/// Whether a process exists: `kill(pid, 0)` succeeds or is refused with EPERM.
+/// Whether a process runs: `kill(pid, 0)` succeeds or is refused with EPERM,
+/// and it is not on its way out. A killed process keeps its PID as a zombie
+/// until its parent reaps it, and `kill` still finds it then.
 pub fn is_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    let Ok(id) = libc::pid_t::try_from(pid) else { return false };
     // SAFETY: signal 0 sends nothing; kill only checks that the process exists.
-    unsafe { libc::kill(pid, 0) == 0 || *libc::__errno_location() == libc::EPERM }
+    let exists = unsafe { libc::kill(id, 0) == 0 || *libc::__errno_location() == libc::EPERM };
+    exists && !is_exiting(pid)
+}
+
+/// PF_EXITING in the flags of /proc/<pid>/stat: set once the process has
+/// begun to exit (a SIGKILL delivered), before it turns into a zombie.
+const PF_EXITING: u64 = 0x4;
+
+/// A zombie (Z), dead (X, x), or exiting process, by /proc/<pid>/stat.
+/// Where that cannot be read, nothing says it is exiting.
+fn is_exiting(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    // The name in parentheses may hold spaces and parentheses: fields follow the last ')'.
+    let Some((_, rest)) = stat.rsplit_once(')') else { return false };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let state = fields.first().copied().unwrap_or("");
+    let flags: u64 = fields.get(6).and_then(|f| f.parse().ok()).unwrap_or(0);
+    matches!(state, "Z" | "X" | "x") || flags & PF_EXITING != 0
+}
+
+/// How long to wait for an exiting holder's flock to go: a killed process
+/// drops its descriptors only once every thread has stopped.
+const EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Takes the flock, waiting while the LOCK names a process that is exiting.
+fn flock(file: &mut File, dir: &Path, path: &Path) -> CoreResult<()> {
+    let deadline = std::time::Instant::now() + EXIT_WAIT;
+    loop {
+        // SAFETY: flock only reads the descriptor, which `file` keeps open.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(CoreError::io("lock", path, err));
+        }
+        let owner = read_pid(file);
+        if owner.is_none_or(is_alive) || std::time::Instant::now() >= deadline {
+            return Err(locked_by(dir, owner));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 impl WriterLock {
@@ -57,15 +100,12 @@ impl WriterLock {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)
             .map_err(|e| CoreError::io("open", &path, e))?;
-        // SAFETY: flock only reads the descriptor, which `file` keeps open.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                return Err(locked_by(dir, read_pid(&mut file)));
-            }
-            return Err(CoreError::io("lock", &path, err));
-        }
-        // Engines that predate flock admit by PID alone: respect a live one.
+        flock(&mut file, dir, &path)?;
+        // Engines from before flock admit by PID alone (kill(pid, 0)), so a
+        // free flock does not prove the directory free: a live PID in LOCK may
+        // be such a server. A PID this tool or a flocking engine wrote never
+        // stops us here (the holder's flock would have), unless reused; an
+        // exiting or zombie process holds nothing any more.
         let me = std::process::id();
         if let Some(owner) = read_pid(&mut file).filter(|&p| p != me && is_alive(p)) {
             return Err(locked_by(dir, Some(owner)));
@@ -124,6 +164,29 @@ mod tests {
         std::fs::write(dir.path(LOCK_FILE), dead.to_string()).unwrap();
         let lock = WriterLock::acquire(&dir.path("")).unwrap();
         assert_eq!(std::fs::read_to_string(dir.path(LOCK_FILE)).unwrap(), std::process::id().to_string());
+        drop(lock);
+    }
+
+    #[test]
+    fn takes_over_a_lock_naming_a_zombie() {
+        let dir = TempDir::new();
+        // Not waited for: it stays a zombie, which `kill(pid, 0)` still finds.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let zombie = child.id();
+        let stat = format!("/proc/{zombie}/stat");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !std::fs::read_to_string(&stat).unwrap().rsplit_once(')').unwrap().1.trim_start().starts_with('Z') {
+            assert!(std::time::Instant::now() < deadline, "{zombie} never became a zombie");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::fs::write(dir.path(LOCK_FILE), zombie.to_string()).unwrap();
+        let taken = WriterLock::acquire(&dir.path(""));
+        child.wait().unwrap();
+        let lock = taken.unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path(LOCK_FILE)).unwrap(),
+            std::process::id().to_string()
+        );
         drop(lock);
     }
 

@@ -7,10 +7,9 @@
 //! plain objects behind the storage interface, so the same protocol runs on a
 //! local directory and an object store; each carries a lease, renewed while
 //! its operation runs, so one left by a killed process stops mattering.
-use super::lease::{now, LEASE_SECS};
+use super::lease::{holder_is_live, now, this_machine, LEASE_SECS};
 use super::Repo;
 use crate::core::error::{CoreError, CoreResult};
-use crate::core::lock::is_alive;
 use serde::{Deserialize, Serialize};
 
 pub const HOLDS_PREFIX: &str = "locks/";
@@ -38,18 +37,6 @@ pub struct Hold {
     pub expires_unix_secs: u64,
 }
 
-/// This boot of this kernel and this PID namespace: a PID means the same
-/// process only where both match (a container on the same host does not).
-/// Empty where they cannot be read: then no PID is ever checked.
-fn this_machine() -> String {
-    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
-    let pid_ns = std::fs::read_link("/proc/self/ns/pid").map(|p| p.to_string_lossy().into_owned());
-    match (boot.trim(), pid_ns) {
-        ("", _) | (_, Err(_)) => String::new(),
-        (boot, Ok(ns)) => format!("{boot}/{ns}"),
-    }
-}
-
 fn key_of(owner: &str) -> String {
     format!("{HOLDS_PREFIX}{owner}")
 }
@@ -58,8 +45,7 @@ impl Hold {
     /// Whether it still counts: its lease runs, and its process lives when
     /// that can be checked from here.
     pub fn is_live(&self, here: &str) -> bool {
-        let checkable = !here.is_empty() && self.machine == here;
-        self.expires_unix_secs > now() && (!checkable || is_alive(self.pid))
+        holder_is_live(&self.machine, self.pid, self.expires_unix_secs, here)
     }
 
     fn describe(&self) -> String {

@@ -1,9 +1,11 @@
 //! The writer lock of a repository on object storage, where there is no
 //! `flock`: a `LOCK` object created only if absent, naming its owner, host and
 //! the end of its lease. The holder renews the lease while it works; a lock
-//! whose lease has run out belongs to a writer that died and is taken over.
+//! whose lease has run out, or whose holder is a dead process of this
+//! machine, belongs to a writer that died and is taken over.
 use super::Repo;
 use crate::core::error::{CoreError, CoreResult};
+use crate::core::lock::is_alive;
 use serde::{Deserialize, Serialize};
 
 pub const LOCK_KEY: &str = "LOCK";
@@ -18,8 +20,18 @@ pub struct Lease {
     /// Random: tells this holder from any other.
     pub owner: String,
     pub host: String,
+    /// The kernel boot and PID namespace of `pid` (see `this_machine`);
+    /// empty in leases of earlier releases, which then lapse by expiry only.
+    #[serde(default)]
+    pub machine: String,
     pub pid: u32,
     pub expires_unix_secs: u64,
+}
+
+impl Lease {
+    fn is_live(&self, here: &str) -> bool {
+        holder_is_live(&self.machine, self.pid, self.expires_unix_secs, here)
+    }
 }
 
 pub fn now() -> u64 {
@@ -27,6 +39,25 @@ pub fn now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// This boot of this kernel and this PID namespace: a PID means the same
+/// process only where both match (a container on the same host does not).
+/// Empty where they cannot be read: then no PID is ever checked.
+pub fn this_machine() -> String {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let pid_ns = std::fs::read_link("/proc/self/ns/pid").map(|p| p.to_string_lossy().into_owned());
+    match (boot.trim(), pid_ns) {
+        ("", _) | (_, Err(_)) => String::new(),
+        (boot, Ok(ns)) => format!("{boot}/{ns}"),
+    }
+}
+
+/// Whether a lease (the writer lock's or a hold's) still counts: it has not
+/// run out, and its process lives when that can be checked from `here`.
+pub fn holder_is_live(machine: &str, pid: u32, expires_unix_secs: u64, here: &str) -> bool {
+    let checkable = !here.is_empty() && machine == here;
+    expires_unix_secs > now() && (!checkable || is_alive(pid))
 }
 
 pub fn host() -> String {
@@ -41,6 +72,7 @@ impl Repo {
             Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).unwrap_or(Lease {
                 owner: "unreadable".into(),
                 host: "?".into(),
+                machine: String::new(),
                 pid: 0,
                 expires_unix_secs: 0,
             }))),
@@ -64,9 +96,11 @@ impl Repo {
 
     /// Takes the writer lock; returns a notice when it took over a stale one.
     pub fn acquire_lease(&self) -> CoreResult<Option<String>> {
+        let here = this_machine();
         let mine = Lease {
             owner: super::writer::new_name(),
             host: host(),
+            machine: here.clone(),
             pid: std::process::id(),
             expires_unix_secs: now() + LEASE_SECS,
         };
@@ -85,16 +119,23 @@ impl Repo {
             let Some(held) = self.read_lease()? else {
                 continue;
             };
-            if held.expires_unix_secs > now() {
+            if held.is_live(&here) {
                 return Err(self.locked_by(&held));
             }
+            let why = match now().checked_sub(held.expires_unix_secs) {
+                Some(ago) => format!("lease ended {ago} s ago"),
+                None => "its process is gone".to_string(),
+            };
             notice = Some(format!(
-                "took over the lock of {} left by a writer that stopped (host {}, pid {}, lease ended {} s ago)",
+                "took over the lock of {} left by a writer that stopped (host {}, pid {}, {why})",
                 self.location(),
                 held.host,
                 held.pid,
-                now().saturating_sub(held.expires_unix_secs)
             ));
+            // Racing takers of a stale lock may each delete what another just
+            // wrote: `put_new` (or `confirm_created`) lets one through, and a
+            // writer whose lock was replaced finds out at its next renewal
+            // (backup and expire renew right before they publish).
             self.storage.delete(LOCK_KEY)?;
         }
         let held = self.read_lease()?.unwrap_or(mine);
@@ -154,5 +195,96 @@ impl Repo {
             Some(held) if held.owner == mine.owner => self.storage.delete(LOCK_KEY),
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::repo::config::Compression;
+    use crate::core::repo::keys::KdfParams;
+    use crate::core::repo::open::{init, InitOptions};
+    use crate::core::repo::storage::LocalDir;
+    use crate::core::test_support::TempDir;
+
+    fn new_repo() -> (TempDir, Repo) {
+        let dir = TempDir::new();
+        std::fs::create_dir(dir.path("repo")).unwrap();
+        let kdf = KdfParams {
+            m_kib: 64,
+            t: 1,
+            p: 1,
+        };
+        let options = InitOptions {
+            compression: Compression::None,
+            password: None,
+            kdf,
+        };
+        let repo = init(Box::new(LocalDir::new(dir.path("repo"))), options).unwrap();
+        (dir, repo)
+    }
+
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    fn plant(repo: &Repo, text: &str) {
+        repo.storage.delete(LOCK_KEY).unwrap();
+        repo.storage.put_new(LOCK_KEY, text.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn a_running_lease_of_a_dead_process_here_is_taken_over_at_once() {
+        let (_dir, repo) = new_repo();
+        let until = now() + LEASE_SECS;
+        let lease = |machine: &str, pid: u32| {
+            let held = Lease {
+                owner: "o".repeat(64),
+                host: "h".into(),
+                machine: machine.into(),
+                pid,
+                expires_unix_secs: until,
+            };
+            serde_json::to_string(&held).unwrap()
+        };
+        // A live holder here, a dead one on another machine, and a dead one in
+        // a lease of an earlier release (no machine): each still holds.
+        let mut live = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let earlier = format!(
+            r#"{{"owner":"{}","host":"h","pid":{},"expires_unix_secs":{until}}}"#,
+            "o".repeat(64),
+            dead_pid()
+        );
+        for text in [
+            lease(&this_machine(), live.id()),
+            lease("another-boot/pid:[1]", dead_pid()),
+            earlier,
+        ] {
+            plant(&repo, &text);
+            let err = repo.acquire_lease().unwrap_err();
+            assert_eq!(err.code, "ERR_REPO_LOCKED", "{text}");
+            assert!(err.message.contains("(host h, pid "), "{}", err.message);
+        }
+        live.kill().unwrap();
+        live.wait().unwrap();
+
+        plant(&repo, &lease(&this_machine(), dead_pid()));
+        let notice = repo
+            .acquire_lease()
+            .unwrap()
+            .expect("a takeover is noticed");
+        assert!(notice.contains("its process is gone"), "{notice}");
+        let held: Lease = serde_json::from_slice(&repo.storage.get(LOCK_KEY).unwrap()).unwrap();
+        assert_eq!(
+            (held.pid, held.machine),
+            (std::process::id(), this_machine())
+        );
+        repo.release_lease().unwrap();
     }
 }
