@@ -335,7 +335,8 @@ function buildProgram(): Command {
         const { verifyChain } = await import('./verify.js');
         reports = [{ report: await verifyChain(backupDir, opts.apply ?? [], options) }];
       }
-      const json = opts.repo ? { ok: reports.every((r) => r.report.ok), chains: reports } : reports[0]!.report;
+      const verdict = opts.repo ? repositoryVerdict(reports, opts.repo) : undefined;
+      const json = verdict ? { ok: reports.every((r) => r.report.ok), verdict, chains: reports } : reports[0]!.report;
       print(
         Boolean(opts.json),
         json,
@@ -346,7 +347,7 @@ function buildProgram(): Command {
                 ? `${r.id === 'repository' ? 'repository' : r.id === 'archive' ? 'WAL archive' : `backup ${r.id}`}:\n`
                 : '') + verifySummary(r.report),
           )
-          .join('\n'),
+          .join('\n') + (verdict ? `\n${verdict.line}` : ''),
       );
       if (reports.some((r) => !r.report.ok)) process.exitCode = 1;
     },
@@ -404,13 +405,34 @@ function buildProgram(): Command {
       r,
       `${verb} ${plural(r.removed.length, 'backup')}${r.removed.length ? `: ${r.removed.join(', ')}` : ''}; kept ${r.kept.length}` +
         (r.pruned
-          ? `; pruned ${plural(r.pruned.blobsRemoved, 'chunk')}, ${plural(r.pruned.packsRemoved, 'pack')} removed ` +
-            `(${r.pruned.packsRepacked} repacked), ${formatBytes(r.pruned.bytesFreed > 0n ? r.pruned.bytesFreed : 0n)} freed`
+          ? `; ${opts.dryRun ? 'would prune' : 'pruned'} ${plural(r.pruned.blobsRemoved, 'chunk')}, ${plural(r.pruned.packsRemoved, 'pack')} removed ` +
+            `(${r.pruned.packsRepacked} repacked), ${formatBytes(r.pruned.bytesFreed > 0n ? r.pruned.bytesFreed : 0n)} ${opts.dryRun ? 'would be freed' : 'freed'}`
           : ''),
     );
   });
 
   return program;
+}
+
+/** One verdict over a repository's verify: how many backups restore, which do not, what to do next. */
+function repositoryVerdict(reports: { id?: string; report: VerifyReport }[], repo: string) {
+  const backups = reports.filter((r) => r.id !== 'repository' && r.id !== 'archive');
+  const damaged = backups.filter((r) => !r.report.ok).map((r) => r.id!);
+  const store = reports.find((r) => r.id === 'repository')?.report.ok !== false;
+  const archive = reports.find((r) => r.id === 'archive')?.report.ok !== false;
+  const restorable = backups.length - damaged.length;
+  const next =
+    damaged.length > 0 || !store
+      ? `next: powdb-backup repair --repo ${repo}, then a new backup, then verify again (README: When something goes wrong)`
+      : !archive
+        ? 'next: the WAL archive has problems (see above): restores that replay past them fail; run archive again from the database'
+        : undefined;
+  const line =
+    `verdict: ${restorable} of ${plural(backups.length, 'backup')} restorable` +
+    (damaged.length ? `; damaged: ${damaged.join(', ')}` : '') +
+    (!store && damaged.length === 0 ? '; the repository has damage no backup needs' : '') +
+    (next ? `; ${next}` : '');
+  return { restorable, backups: backups.length, damaged, ...(next ? { next } : {}), line };
 }
 
 function verifySummary(report: VerifyReport): string {

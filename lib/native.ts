@@ -114,7 +114,7 @@ interface NativeAddon {
     cancel?: number,
   ): Promise<CompareResult>;
   repoCheck(handle: number, backups: CheckBackup[], cancel?: number): Promise<CheckResult>;
-  repoPrune(handle: number, lists: string[], cancel?: number): Promise<PruneStats>;
+  repoPrune(handle: number, lists: string[], cancel?: number, dryRun?: boolean): Promise<PruneStats>;
   repoKeyAdd(handle: number, current: string, password: string, kdf?: KdfParams): Promise<string>;
   repoKeyList(handle: number): Promise<KeyEntry[]>;
   repoKeyRemove(handle: number, id: string): Promise<void>;
@@ -398,7 +398,9 @@ export const repoNative = {
     withCodes(addon.repoCompareFile(handle, lists, len, source, heap, cancel)),
   check: (handle: number, backups: CheckBackup[], cancel?: number) =>
     withCodes(addon.repoCheck(handle, backups, cancel)),
-  prune: (handle: number, lists: string[], cancel?: number) => withCodes(addon.repoPrune(handle, lists, cancel)),
+  /** With `dryRun`, only what the prune would free. */
+  prune: (handle: number, lists: string[], cancel?: number, dryRun = false) =>
+    withCodes(addon.repoPrune(handle, lists, cancel, dryRun)),
   keyAdd: (handle: number, current: string, password: string, kdf?: KdfParams) =>
     withCodes(addon.repoKeyAdd(handle, current, password, kdf)),
   keyList: (handle: number) => withCodes(addon.repoKeyList(handle)),

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BackupError } from './errors.js';
@@ -48,6 +49,12 @@ export const Repository = {
   async open(dir: string, options: OpenOptions & StoreOptions = {}): Promise<Repository> {
     assertKnownScheme(dir);
     if (isObjectStore(dir)) return PackedRepository.open(dir, options);
+    if (!existsSync(dir)) {
+      throw new BackupError(
+        'ERR_NOT_A_REPO',
+        `repository ${dir} does not exist: create it with powdb-backup init ${dir}`,
+      );
+    }
     const marker = await legacyMarker(dir);
     if (marker === null) return PackedRepository.open(dir, options);
     if (marker.format !== 1n) {

@@ -52,7 +52,7 @@ async function checkDestination(dest: string, what: string): Promise<void> {
   if (!st.isDirectory() || (await readdir(dest)).length > 0) {
     throw new BackupError(
       'ERR_DEST_NOT_EMPTY',
-      `${what} destination ${dest} is not empty; ${what} requires a fresh or empty directory`,
+      `${what} destination ${dest} is not empty; ${what} requires a fresh or empty directory${what === 'restore' ? ' (to restore into an existing data directory of the same database, rewriting only what differs, add --delta)' : ''}`,
     );
   }
 }
@@ -100,7 +100,7 @@ export async function buildAtomically<T>(
     if (error.code === 'ENOTEMPTY' || error.code === 'EEXIST') {
       throw new BackupError(
         'ERR_DEST_NOT_EMPTY',
-        `${what} destination ${dest} is not empty; ${what} requires a fresh or empty directory`,
+        `${what} destination ${dest} is not empty; ${what} requires a fresh or empty directory${what === 'restore' ? ' (to restore into an existing data directory of the same database, rewriting only what differs, add --delta)' : ''}`,
       );
     }
     throw error;

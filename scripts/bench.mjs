@@ -509,7 +509,9 @@ async function benchS3(mib, server, rclone) {
       await step();
     if (!skipped) {
       samples.increment.push(
-        await sampleAsync(ours('backup', changed, '--repo', repo, ...endpoint), ourEnv, () => warmAsync(changed)),
+        await sampleAsync(ours('backup', changed, '--repo', repo, '--same-database', ...endpoint), ourEnv, () =>
+          warmAsync(changed),
+        ),
       );
     }
     const info = await runAsync(process.execPath, ours('info', '--repo', repo, ...endpoint, '--json').slice(1), ourEnv);
@@ -812,7 +814,7 @@ function benchDisk(mib) {
   s = alternate([
     {
       name: 'ours',
-      argv: ours('backup', changed, '--repo', incRepo),
+      argv: ours('backup', changed, '--repo', incRepo, '--same-database'), // a changed copy of the database
       prepare: () => (fresh(incRepo), run('cp', ['-a', tmpl, incRepo]), warm(changed)),
     },
     readHashSide(changedFiles, () => warm(changed)),
@@ -850,7 +852,7 @@ function benchDisk(mib) {
   runOurs('restore', base, old);
   const repoD = at('repo-delta');
   run('cp', ['-a', tmpl, repoD]);
-  runOurs('backup', upd, '--repo', repoD);
+  runOurs('backup', upd, '--repo', repoD, '--same-database'); // a changed copy of the database
   const oldR = at('old-repo');
   runOurs('restore', '--repo', tmpl, oldR);
   const deltas = [];

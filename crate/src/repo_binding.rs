@@ -9,7 +9,7 @@ use crate::core::repo::config::Compression;
 use crate::core::repo::keys::{BlobId, KdfParams, DEFAULT_KDF};
 use crate::core::repo::load::{compare_file, restore_file};
 use crate::core::repo::open::{self, key_files, InitOptions};
-use crate::core::repo::prune::prune;
+use crate::core::repo::prune::{estimate, prune};
 use crate::core::repo::storage::{for_location, StoreOptions};
 use crate::core::repo::hints::Parent;
 use crate::core::repo::holds;
@@ -635,18 +635,20 @@ pub struct PruneResult {
     pub bytes_freed: i64,
 }
 
-/// Removes every blob that none of `lists` (the retained backups' lists) uses.
+/// Removes every blob that none of `lists` (the retained backups' lists) uses;
+/// with `dry_run`, only says what that would free.
 #[napi(ts_return_type = "Promise<PruneResult>")]
 pub fn repo_prune(
     handle: u32,
     lists: Vec<String>,
     cancel: Option<u32>,
+    dry_run: Option<bool>,
 ) -> Result<AsyncTask<Job<crate::core::repo::prune::PruneStats, PruneResult>>> {
     let repo = repo(handle)?;
     let lists = ids(&lists)?;
     Ok(job(
         cancel,
-        move || prune(&repo, &lists),
+        move || if dry_run == Some(true) { estimate(&repo, &lists) } else { prune(&repo, &lists) },
         |s| PruneResult {
             packs_removed: s.packs_removed as u32,
             packs_repacked: s.packs_repacked as u32,

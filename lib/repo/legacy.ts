@@ -223,9 +223,10 @@ export async function withRepoLock<T>(dir: string, work: () => Promise<T>): Prom
     lock = await native.acquireLock(dir);
   } catch (err) {
     if ((err as BackupError).code !== 'ERR_LOCKED') throw err;
+    const holder = /process (\d+)/.exec((err as Error).message)?.[1];
     throw new BackupError(
       'ERR_REPO_LOCKED',
-      `repository ${dir} is in use by another backup or expire; try again when it ends`,
+      `repository ${dir} is in use by another backup, expire or repair${holder ? ` (process ${holder} on this machine)` : ''}; try again when it ends`,
     );
   }
   try {

@@ -12,6 +12,7 @@ import {
   repoNative,
   type KdfParams,
   type RepairResult,
+  type PruneStats,
   type RepoHandle,
   type StoreOptions,
 } from '../native.js';
@@ -100,6 +101,23 @@ const passwordFrom = (given?: string) => given ?? process.env.POWDB_BACKUP_PASSW
 
 /** A repository on S3-compatible object storage rather than in a directory. */
 export const isObjectStore = (location: string) => location.startsWith('s3://');
+
+/** The lists that backups and archived segments use: what a prune keeps. */
+function usedLists(snapshots: Snapshot[], archive: { lists: string[] }[]): string[] {
+  return [
+    ...new Set([
+      ...snapshots.flatMap((s) => s.files.flatMap((f) => [...f.lists, ...(f.hints ?? [])])),
+      ...archive.flatMap((r) => r.lists),
+    ]),
+  ];
+}
+
+const prunedOf = (p: PruneStats): NonNullable<ExpireResult['pruned']> => ({
+  packsRemoved: p.packsRemoved,
+  packsRepacked: p.packsRepacked,
+  blobsRemoved: p.blobsRemoved,
+  bytesFreed: BigInt(p.bytesFreed),
+});
 
 /** Refuses a URL of a store this package does not speak (`gs://x` must not become a local directory `gs:`). */
 export function assertKnownScheme(location: string): void {
@@ -794,7 +812,12 @@ export class PackedRepository extends RepositoryBase {
         const errors: VerifyProblem[] = b.problems.map((p) => ({ ...p, file: p.message.split(':')[0]! }));
         return {
           id: b.id,
-          report: { ok: errors.length === 0, checks: [`${files} files: every chunk present and intact`], errors },
+          // Said only of a backup without problems: never "intact" beside a failure.
+          report: {
+            ok: errors.length === 0,
+            checks: errors.length ? [] : [`${files} files: every chunk present and intact`],
+            errors,
+          },
         };
       });
       const archive = options.id ? undefined : await this.wal.verify(cancel.token);
@@ -820,7 +843,12 @@ export class PackedRepository extends RepositoryBase {
     };
     if (options.dryRun) {
       const { records, kept, removed } = await plan();
-      return { removed, kept: records.filter((r) => kept.has(r.id)).map((r) => r.id) };
+      // What the prune would free if these backups went (the WAL archive's segments kept).
+      const staying = (await this.snapshotIds()).filter((id) => !removed.includes(id));
+      const remaining = await Promise.all(staying.map((id) => this.snapshot(id)));
+      const archive = await this.wal.records();
+      const p = await repoNative.prune(this.handle.handle, usedLists(remaining, archive), undefined, true);
+      return { removed, kept: records.filter((r) => kept.has(r.id)).map((r) => r.id), pruned: prunedOf(p) };
     }
     // No reader may be reading what is about to go: expire fails while one does (holds.ts).
     const removing = (work: () => Promise<ExpireResult>) =>
@@ -852,23 +880,12 @@ export class PackedRepository extends RepositoryBase {
         const expired = new Set(expiredRecords(archive, bases));
         for (const r of expired) await repoNative.deleteObject(this.handle.handle, keyOf(r));
         const live = archive.filter((r) => !expired.has(r));
-        const lists = [
-          ...new Set([
-            ...remaining.flatMap((s) => s.files.flatMap((f) => [...f.lists, ...(f.hints ?? [])])),
-            ...live.flatMap((r) => r.lists),
-          ]),
-        ];
-        const p = await repoNative.prune(this.handle.handle, lists, cancel.token);
+        const p = await repoNative.prune(this.handle.handle, usedLists(remaining, live), cancel.token);
         return {
           removed,
           kept: records.filter((r) => kept.has(r.id)).map((r) => r.id),
           archiveRemoved: [...expired].map((r) => r.file),
-          pruned: {
-            packsRemoved: p.packsRemoved,
-            packsRepacked: p.packsRepacked,
-            blobsRemoved: p.blobsRemoved,
-            bytesFreed: BigInt(p.bytesFreed),
-          },
+          pruned: prunedOf(p),
         };
       }),
     );

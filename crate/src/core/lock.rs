@@ -20,14 +20,20 @@ pub struct WriterLock {
 }
 
 fn locked_by(dir: &Path, pid: Option<u32>) -> CoreError {
-    let owner = pid.map_or_else(|| "another process".to_string(), |p| format!("live process {p}"));
-    CoreError::new(
-        "ERR_LOCKED",
-        format!(
-            "{} is in use: its LOCK is held by {owner}. Stop the PowDB server cleanly, then back up.",
-            dir.display()
+    let (owner, next) = match pid {
+        Some(p) if is_powdb_backup(p) => (
+            format!("powdb-backup itself (process {p}: another backup or restore of this directory)"),
+            "wait for it to end, then try again",
         ),
-    )
+        Some(p) => (format!("live process {p}"), "stop the PowDB server cleanly (or whatever process that is), then try again"),
+        None => ("another process".to_string(), "stop the PowDB server cleanly, then try again"),
+    };
+    CoreError::new("ERR_LOCKED", format!("{} is in use: its LOCK is held by {owner}; {next}", dir.display()))
+}
+
+/// Whether process `pid` has this package's native library loaded (its memory map names it).
+fn is_powdb_backup(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/maps")).is_ok_and(|maps| maps.contains("powdb_backup"))
 }
 
 fn read_pid(file: &mut File) -> Option<u32> {

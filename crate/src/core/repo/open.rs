@@ -82,18 +82,14 @@ pub fn read_config(storage: &dyn Storage) -> CoreResult<Config> {
         // A store that cannot be reached or refuses us says nothing about the repository.
         code if code.starts_with("ERR_STORE") => e,
         code => {
-            let why = if code == "ERR_MISSING_FILE" {
-                "no config".to_string()
-            } else {
-                e.message
-            };
-            CoreError::new(
-                "ERR_NOT_A_REPO",
-                format!(
-                    "{} is not a powdb-backup repository ({why})",
-                    storage.location()
+            let location = storage.location();
+            let message = match code {
+                "ERR_MISSING_FILE" => format!(
+                    "{location} is not a powdb-backup repository (no config): create one with `powdb-backup init`, or check the path"
                 ),
-            )
+                _ => format!("{location} is not a powdb-backup repository ({})", e.message),
+            };
+            CoreError::new("ERR_NOT_A_REPO", message)
         }
     })?;
     Config::parse(&bytes, &storage.location())

@@ -39,9 +39,17 @@ fn used_blobs(repo: &Repo, lists: &[BlobId]) -> CoreResult<HashSet<BlobId>> {
     Ok(used)
 }
 
-/// Keeps exactly the blobs of `keep_lists` (the lists of every retained backup).
-pub fn prune(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<PruneStats> {
-    repo.settle_unindexed()?;
+/// What a prune would do: packs to keep (with their kept entries), remove whole, or repack.
+struct Plan {
+    kept: Vec<PackRecord>,
+    doomed: Vec<String>,
+    repack: Vec<PackRecord>,
+    old_indexes: Vec<String>,
+    sizes: std::collections::HashMap<String, u64>,
+    stats: PruneStats,
+}
+
+fn plan(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<Plan> {
     let used = used_blobs(repo, keep_lists)?;
     let indexes = read_all(repo.storage.as_ref(), &repo.keys)?;
     let mut records = Vec::new();
@@ -88,6 +96,25 @@ pub fn prune(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<PruneStats> {
             });
         }
     }
+    Ok(Plan { kept, doomed, repack, old_indexes, sizes, stats })
+}
+
+/// What `prune` would free, reading only the lists and indexes (an expire's dry run):
+/// the packs it would remove or repack, less what repacking writes again.
+pub fn estimate(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<PruneStats> {
+    let Plan { doomed, repack, sizes, mut stats, .. } = plan(repo, keep_lists)?;
+    let size = |key: &String| sizes.get(key).copied().unwrap_or(0) as i64;
+    let rewritten: i64 = repack.iter().flat_map(|r| &r.entries).map(|e| e.stored_len as i64).sum();
+    stats.bytes_freed = doomed.iter().chain(repack.iter().map(|r| &r.key)).map(size).sum::<i64>() - rewritten;
+    stats.packs_removed = (doomed.len() + repack.len()) as u64;
+    stats.packs_repacked = repack.len() as u64;
+    Ok(stats)
+}
+
+/// Keeps exactly the blobs of `keep_lists` (the lists of every retained backup).
+pub fn prune(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<PruneStats> {
+    repo.settle_unindexed()?;
+    let Plan { mut kept, doomed, repack, old_indexes, sizes, mut stats } = plan(repo, keep_lists)?;
     if doomed.is_empty() && repack.is_empty() && old_indexes.len() <= 1 {
         return Ok(stats);
     }
