@@ -4,7 +4,15 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, 
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
-import { PackedRepository, Repository, fullBackup, incrementalBackup, restore, verifyBackup, type ProgressEvent } from '../index.js';
+import {
+  PackedRepository,
+  Repository,
+  fullBackup,
+  incrementalBackup,
+  restore,
+  verifyBackup,
+  type ProgressEvent,
+} from '../index.js';
 import { FIXTURE, GENS, fixture, insertRows, makeDb, rejectsWith, report, tmp } from './helpers.js';
 
 /** Nothing but `expected` is left in the parent of a failed destination. */
@@ -36,10 +44,19 @@ describe.each(GENS)('refusing unsafe sources and destinations (engine %s)', (gen
     const identity = join(data, '.powdb-sync', 'identity.json');
     const cases: [string, string][] = [
       ['{}', 'format_version'],
-      ['{"format_version": 1, "database_id": "00000000000000000000000000000000", "primary_generation": 1, "created_unix_secs": 1}', 'non-zero'],
+      [
+        '{"format_version": 1, "database_id": "00000000000000000000000000000000", "primary_generation": 1, "created_unix_secs": 1}',
+        'non-zero',
+      ],
       ['{"format_version": 1, "database_id": "abc", "primary_generation": 1, "created_unix_secs": 1}', '32 hex'],
-      ['{"format_version": 2, "database_id": "0123456789abcdef0123456789abcdef", "primary_generation": 1, "created_unix_secs": 1}', 'format 2'],
-      ['{"format_version": 1, "database_id": "0123456789abcdef0123456789abcdef", "primary_generation": 0, "created_unix_secs": 1}', 'generation'],
+      [
+        '{"format_version": 2, "database_id": "0123456789abcdef0123456789abcdef", "primary_generation": 1, "created_unix_secs": 1}',
+        'format 2',
+      ],
+      [
+        '{"format_version": 1, "database_id": "0123456789abcdef0123456789abcdef", "primary_generation": 0, "created_unix_secs": 1}',
+        'generation',
+      ],
     ];
     for (const [text, why] of cases) {
       writeFileSync(identity, text);
@@ -240,9 +257,7 @@ describe('progress inside large files', () => {
     const full = join(root, 'full');
     const plain = [
       await run('backup', (onProgress) => fullBackup(data, full, { onProgress })),
-      await run('incremental backup', (onProgress) =>
-        incrementalBackup(data, full, join(root, 'inc'), { onProgress }),
-      ),
+      await run('incremental backup', (onProgress) => incrementalBackup(data, full, join(root, 'inc'), { onProgress })),
       await run('restore', (onProgress) => restore(full, join(root, 'r'), { onProgress })),
       await run('verify', (onProgress) => verifyBackup(full, { onProgress })),
     ];

@@ -5,7 +5,16 @@
 // (read back by the reference crate), migration from format 1, and the CLI.
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { copyFileSync, cpSync, existsSync, readFileSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
@@ -52,7 +61,8 @@ delete process.env.POWDB_BACKUP_PASSWORD;
 function dataFiles(dir: string): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
   for (const name of readdirSync(dir).sort()) {
-    if (['manifest.json', 'increment.json', 'contents.json', 'LOCK'].includes(name) || name.endsWith('.pagemap')) continue;
+    if (['manifest.json', 'increment.json', 'contents.json', 'LOCK'].includes(name) || name.endsWith('.pagemap'))
+      continue;
     out.set(name, readFileSync(join(dir, name)));
   }
   return out;
@@ -189,7 +199,9 @@ describe.each(GENS)('repository format 2 (engine %s)', (gen) => {
     const detail = { stored, changedHeapBytes, runBytes, idxChanged: idxBlocks.length * PAGE, idx: idx1.length };
     console.log(`dedup (${gen}): ${JSON.stringify(detail)}`);
     expect(inc.type).toBe('incr');
-    expect(inc.logical_bytes).toBe(full.logical_bytes + BigInt(heap1.length - heap0.length + idx1.length - idx0.length));
+    expect(inc.logical_bytes).toBe(
+      full.logical_bytes + BigInt(heap1.length - heap0.length + idx1.length - idx0.length),
+    );
     expect(stored).toBeLessThan(idx1.length / 5);
     expect(stored).toBeGreaterThanOrEqual(runBytes);
     expect(stored).toBeLessThan(3 * (changedHeapBytes + idxBlocks.length * PAGE));
@@ -238,7 +250,9 @@ describe.each(GENS)('repository format 2 (engine %s)', (gen) => {
     expect((await repo.list()).map((r) => r.id)).toEqual(records.map((r) => r.id));
 
     for (const { record, plain, counts: expected } of moments) {
-      const logical = [...dataFiles(plain).entries()].filter(([n]) => n !== 'wal.log').reduce((s, [, b]) => s + b.length, 0);
+      const logical = [...dataFiles(plain).entries()]
+        .filter(([n]) => n !== 'wal.log')
+        .reduce((s, [, b]) => s + b.length, 0);
       expect(record.logical_bytes).toBe(BigInt(logical));
       const dest = join(tmp(), 'r');
       const r = await repo.restore(dest, { asOf: record.id });
@@ -338,7 +352,11 @@ describe.each(GENS)('repository format 2 (engine %s)', (gen) => {
     expect(second.removed).toEqual([f2.id]);
     expect(second.pruned!.bytesFreed).toBeGreaterThan(0n);
     const left = bytesUnder(join(dir, 'data'));
-    console.log(`prune (${gen}): data/ ${all} -> ${afterFirst} -> ${left} bytes; stored f1 ${f1.stored_bytes} f2 ${f2.stored_bytes} f3 ${f3.stored_bytes}`, first.pruned, second.pruned);
+    console.log(
+      `prune (${gen}): data/ ${all} -> ${afterFirst} -> ${left} bytes; stored f1 ${f1.stored_bytes} f2 ${f2.stored_bytes} f3 ${f3.stored_bytes}`,
+      first.pruned,
+      second.pruned,
+    );
     expect(left).toBeLessThan(afterFirst * 0.6);
     expect(left).toBeGreaterThan(Number(f3.stored_bytes) * 0.8);
     expect(left).toBeLessThan(Number(f3.stored_bytes) * 1.1 + (16 << 10)); // nothing but what f3 uses
@@ -404,7 +422,13 @@ describe.each(GENS)('repository format 2 (engine %s)', (gen) => {
     repository.close();
     const repo = packed(await Repository.open(newDir, { password: PASSWORD }));
     expect(repo.encrypted).toBe(encrypt);
-    const pick = (r: BackupRecord) => ({ id: r.id, type: r.type, parent: r.parent, created: r.created, lsn: r.source_lsn });
+    const pick = (r: BackupRecord) => ({
+      id: r.id,
+      type: r.type,
+      parent: r.parent,
+      created: r.created,
+      lsn: r.source_lsn,
+    });
     expect((await repo.list()).map(pick)).toEqual(oldRecords.map(pick));
 
     const expected = [2000, 2500, 2500];
@@ -560,24 +584,78 @@ async function twoBackups(mode: Mode, { nextSecond = false } = {}) {
   // The scenario needs one pack and one index per backup.
   expect([packsA.length, packsB.length, indexA.length, indexB.length]).toEqual([1, 1, 1, 1]);
   const open = () => PackedRepository.open(dir, mode === 'encrypted' ? { password: PASSWORD } : {});
-  return { dir, a, b, plain: { [a.id]: plainA, [b.id]: plainB }, packA: packsA[0]!, packB: packsB[0]!, indexA: indexA[0]!, indexB: indexB[0]!, open };
+  return {
+    dir,
+    a,
+    b,
+    plain: { [a.id]: plainA, [b.id]: plainB },
+    packA: packsA[0]!,
+    packB: packsB[0]!,
+    indexA: indexA[0]!,
+    indexB: indexB[0]!,
+    open,
+  };
 }
 
 /** `hits`: the backups the damage must break ('' for none: then only the repository report fails). */
-const DAMAGE: { name: string; damage: (t: Awaited<ReturnType<typeof twoBackups>>) => void; hits: '' | 'A' | 'B' | 'AB' }[] = [
-  { name: 'a byte flipped in a pack', hits: 'A', damage: (t) => flipByte(join(t.dir, t.packA), (n) => Math.floor(n / 3)) },
-  { name: 'a byte flipped in an index object', hits: 'B', damage: (t) => flipByte(join(t.dir, t.indexB), (n) => Math.floor(n / 2)) },
-  { name: 'a byte flipped in a snapshot', hits: 'B', damage: (t) => flipByte(join(t.dir, 'snapshots', t.b.id), (n) => Math.floor(n / 2)) },
-  { name: 'a truncated pack', hits: 'B', damage: (t) => rewrite(join(t.dir, t.packB), (b) => b.subarray(0, Math.floor(b.length / 2))) },
+const DAMAGE: {
+  name: string;
+  damage: (t: Awaited<ReturnType<typeof twoBackups>>) => void;
+  hits: '' | 'A' | 'B' | 'AB';
+}[] = [
+  {
+    name: 'a byte flipped in a pack',
+    hits: 'A',
+    damage: (t) => flipByte(join(t.dir, t.packA), (n) => Math.floor(n / 3)),
+  },
+  {
+    name: 'a byte flipped in an index object',
+    hits: 'B',
+    damage: (t) => flipByte(join(t.dir, t.indexB), (n) => Math.floor(n / 2)),
+  },
+  {
+    name: 'a byte flipped in a snapshot',
+    hits: 'B',
+    damage: (t) => flipByte(join(t.dir, 'snapshots', t.b.id), (n) => Math.floor(n / 2)),
+  },
+  {
+    name: 'a truncated pack',
+    hits: 'B',
+    damage: (t) => rewrite(join(t.dir, t.packB), (b) => b.subarray(0, Math.floor(b.length / 2))),
+  },
   { name: 'a deleted pack', hits: 'B', damage: (t) => unlinkSync(join(t.dir, t.packB)) },
-  { name: 'a pack copied over another', hits: 'B', damage: (t) => rewrite(join(t.dir, t.packB), () => readFileSync(join(t.dir, t.packA))) },
+  {
+    name: 'a pack copied over another',
+    hits: 'B',
+    damage: (t) => rewrite(join(t.dir, t.packB), () => readFileSync(join(t.dir, t.packA))),
+  },
   { name: 'two packs swapped', hits: 'AB', damage: (t) => swap(join(t.dir, t.packA), join(t.dir, t.packB)) },
-  { name: 'a truncated index object', hits: 'B', damage: (t) => rewrite(join(t.dir, t.indexB), (b) => b.subarray(0, b.length - 7)) },
+  {
+    name: 'a truncated index object',
+    hits: 'B',
+    damage: (t) => rewrite(join(t.dir, t.indexB), (b) => b.subarray(0, b.length - 7)),
+  },
   { name: 'two index objects swapped', hits: 'AB', damage: (t) => swap(join(t.dir, t.indexA), join(t.dir, t.indexB)) },
-  { name: 'an index object duplicated under another name', hits: '', damage: (t) => copyFileSync(join(t.dir, t.indexB), join(t.dir, 'index', 'f'.repeat(64))) },
-  { name: 'a truncated snapshot', hits: 'B', damage: (t) => rewrite(join(t.dir, 'snapshots', t.b.id), (b) => b.subarray(0, b.length - 1)) },
-  { name: 'a snapshot copied over another', hits: 'B', damage: (t) => rewrite(join(t.dir, 'snapshots', t.b.id), () => readFileSync(join(t.dir, 'snapshots', t.a.id))) },
-  { name: 'two snapshots swapped', hits: 'AB', damage: (t) => swap(join(t.dir, 'snapshots', t.a.id), join(t.dir, 'snapshots', t.b.id)) },
+  {
+    name: 'an index object duplicated under another name',
+    hits: '',
+    damage: (t) => copyFileSync(join(t.dir, t.indexB), join(t.dir, 'index', 'f'.repeat(64))),
+  },
+  {
+    name: 'a truncated snapshot',
+    hits: 'B',
+    damage: (t) => rewrite(join(t.dir, 'snapshots', t.b.id), (b) => b.subarray(0, b.length - 1)),
+  },
+  {
+    name: 'a snapshot copied over another',
+    hits: 'B',
+    damage: (t) => rewrite(join(t.dir, 'snapshots', t.b.id), () => readFileSync(join(t.dir, 'snapshots', t.a.id))),
+  },
+  {
+    name: 'two snapshots swapped',
+    hits: 'AB',
+    damage: (t) => swap(join(t.dir, 'snapshots', t.a.id), join(t.dir, 'snapshots', t.b.id)),
+  },
 ];
 
 function swap(a: string, b: string): void {
@@ -587,32 +665,36 @@ function swap(a: string, b: string): void {
 }
 
 describe.each(['plain', 'encrypted'] as Mode[])('damage to a %s repository', (mode) => {
-  it.each(DAMAGE)('$name: verify names the backups it breaks, their restore is refused, the others restore', async (c) => {
-    const t = await twoBackups(mode);
-    c.damage(t);
-    const repo = await t.open();
-    const hits = [...c.hits].map((h) => (h === 'A' ? t.a.id : t.b.id));
-    const results = await repo.verify();
-    const bad = results.filter((v) => !v.report.ok && v.id !== 'repository').map((v) => v.id);
-    // Dedup: B also uses chunks of A's pack, so damage there may break B as well.
-    for (const id of hits) expect(bad).toContain(id);
-    if (hits.length === 0) expect(bad).toEqual([]);
-    for (const v of results.filter((v) => !v.report.ok)) {
-      expect(v.report.errors.length).toBeGreaterThan(0);
-      for (const e of v.report.errors) expect(['ERR_INTEGRITY', 'ERR_MISSING_FILE', 'ERR_BAD_MANIFEST']).toContain(e.code);
-    }
-    if (!c.name.includes('snapshot')) expect(results.find((v) => v.id === 'repository')?.report.ok).toBe(false);
-
-    // verify and restore agree, backup by backup.
-    for (const record of [t.a, t.b]) {
-      if (bad.includes(record.id)) {
-        await expectRestoreRefused(repo, record.id, ['ERR_INTEGRITY', 'ERR_MISSING_FILE', 'ERR_BAD_MANIFEST']);
-      } else if (!c.name.includes('snapshot')) {
-        expectSameFiles(await restored(repo, record.id), t.plain[record.id]!);
+  it.each(DAMAGE)(
+    '$name: verify names the backups it breaks, their restore is refused, the others restore',
+    async (c) => {
+      const t = await twoBackups(mode);
+      c.damage(t);
+      const repo = await t.open();
+      const hits = [...c.hits].map((h) => (h === 'A' ? t.a.id : t.b.id));
+      const results = await repo.verify();
+      const bad = results.filter((v) => !v.report.ok && v.id !== 'repository').map((v) => v.id);
+      // Dedup: B also uses chunks of A's pack, so damage there may break B as well.
+      for (const id of hits) expect(bad).toContain(id);
+      if (hits.length === 0) expect(bad).toEqual([]);
+      for (const v of results.filter((v) => !v.report.ok)) {
+        expect(v.report.errors.length).toBeGreaterThan(0);
+        for (const e of v.report.errors)
+          expect(['ERR_INTEGRITY', 'ERR_MISSING_FILE', 'ERR_BAD_MANIFEST']).toContain(e.code);
       }
-    }
-    repo.close();
-  });
+      if (!c.name.includes('snapshot')) expect(results.find((v) => v.id === 'repository')?.report.ok).toBe(false);
+
+      // verify and restore agree, backup by backup.
+      for (const record of [t.a, t.b]) {
+        if (bad.includes(record.id)) {
+          await expectRestoreRefused(repo, record.id, ['ERR_INTEGRITY', 'ERR_MISSING_FILE', 'ERR_BAD_MANIFEST']);
+        } else if (!c.name.includes('snapshot')) {
+          expectSameFiles(await restored(repo, record.id), t.plain[record.id]!);
+        }
+      }
+      repo.close();
+    },
+  );
 
   it('a lost index object: verify names what it breaks; the next writer indexes its packs again and all restores', async () => {
     const t = await twoBackups(mode);
@@ -732,7 +814,8 @@ describe('format and writers', () => {
     const won = settled.filter((s) => s.status === 'fulfilled').length;
     console.log(`in-process race: ${won} of 2 backups got the lock`);
     expect(won).toBeGreaterThanOrEqual(1);
-    for (const s of settled) if (s.status === 'rejected') expect((s.reason as { code: string }).code).toBe('ERR_REPO_LOCKED');
+    for (const s of settled)
+      if (s.status === 'rejected') expect((s.reason as { code: string }).code).toBe('ERR_REPO_LOCKED');
     other.close();
     repo.close();
     const fresh = await PackedRepository.open(dir);
@@ -742,7 +825,7 @@ describe('format and writers', () => {
     fresh.close();
   });
 
-  it('a handle opened before another writer\'s backup restores and verifies that backup', async () => {
+  it("a handle opened before another writer's backup restores and verifies that backup", async () => {
     const data = makeDb('new', 2000, '--index');
     const dir = join(tmp(), 'repo');
     const reader = await PackedRepository.init(dir);
@@ -761,7 +844,8 @@ describe('format and writers', () => {
     const data = makeDb('new', 40_000, '--index');
     const dir = join(tmp(), 'repo');
     (await PackedRepository.init(dir)).close();
-    const start = () => spawn(process.execPath, [CLI, 'backup', data, '--repo', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const start = () =>
+      spawn(process.execPath, [CLI, 'backup', data, '--repo', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     const results = await Promise.all(
       [start(), start()].map(async (child) => {
         let stderr = '';
@@ -816,7 +900,12 @@ describe('repository format 2 from the CLI', () => {
       expect(typeof b.stored_bytes).toBe('bigint');
       expect(b.logical_bytes).toBeGreaterThan(0n);
     }
-    expect(parsed.totals).toMatchObject({ format: 2n, encryption: 'xchacha20-poly1305', compression: 'zstd:1', backups: 2n });
+    expect(parsed.totals).toMatchObject({
+      format: 2n,
+      encryption: 'xchacha20-poly1305',
+      compression: 'zstd:1',
+      backups: 2n,
+    });
     expect(parsed.totals.logical_bytes).toBe(parsed.backups.reduce((s, b) => s + b.logical_bytes, 0n));
     expect(parsed.totals.stored_bytes).toBe(BigInt(bytesUnder(dir)));
 
@@ -826,7 +915,15 @@ describe('repository format 2 from the CLI', () => {
     expectSameFiles(dest, await plainNow(data));
     expect(report('new', dest).T!.count).toBe(1600);
 
-    const wrong = run({ POWDB_BACKUP_PASSWORD: 'cli secreT' }, 'restore', '--repo', dir, join(tmp(), 'w'), '--as-of', first.id);
+    const wrong = run(
+      { POWDB_BACKUP_PASSWORD: 'cli secreT' },
+      'restore',
+      '--repo',
+      dir,
+      join(tmp(), 'w'),
+      '--as-of',
+      first.id,
+    );
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/password opens none/);
     const missing = run({ POWDB_BACKUP_PASSWORD: undefined }, 'info', '--repo', dir);

@@ -116,7 +116,11 @@ export async function fullBackup(dataDir: string, dest: string, options: BackupO
           ),
         );
         await assertUnchanged(source);
-        const files = source.files.map((f, i) => ({ name: f.name, len: copies[i]!.len, blake3_hex: copies[i]!.blake3Hex }));
+        const files = source.files.map((f, i) => ({
+          name: f.name,
+          len: copies[i]!.len,
+          blake3_hex: copies[i]!.blake3Hex,
+        }));
         const sourceLsn = maxOf([source.catalogLsn, ...copies.map((c) => c.maxPageLsn)]);
         const manifest: BackupManifest = {
           format_version: FORMAT_VERSION,
@@ -252,7 +256,11 @@ export async function incrementalBackup(
   const chain = await baseChain(base);
   return cancellable(options.signal, (cancel) =>
     withDataDir(dataDir, (source) => {
-      assertSameLineage(chain.state.sync?.identity, source.sync, 'sync identity changed between base and incremental backup');
+      assertSameLineage(
+        chain.state.sync?.identity,
+        source.sync,
+        'sync identity changed between base and incremental backup',
+      );
       return buildAtomically(dest, 'backup', async (staging) => {
         const changes = await forEachFile(source, options, cancel, (f) => fileChange(f, chain, staging, cancel.token));
         await assertUnchanged(source);

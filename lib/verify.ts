@@ -162,9 +162,15 @@ export async function verifyChain(
       const { identity, catalog_blake3_hex } = state.sync;
       const where = state.contents?.dir ?? chain.increments.at(-1)?.dir ?? fullDir;
       if (state.wholeHashes.get('catalog.bin') === catalog_blake3_hex) {
-        checks.push(`${where}: sync block of database ${identity.database_id} generation ${identity.primary_generation}; catalog.bin matches it`);
+        checks.push(
+          `${where}: sync block of database ${identity.database_id} generation ${identity.primary_generation}; catalog.bin matches it`,
+        );
       } else {
-        errors.push({ code: 'ERR_INTEGRITY', message: 'catalog.bin does not match the sync block of the backup', file: where });
+        errors.push({
+          code: 'ERR_INTEGRITY',
+          message: 'catalog.bin does not match the sync block of the backup',
+          file: where,
+        });
       }
     }
   }
