@@ -722,7 +722,12 @@ describe.each(['plain', 'encrypted'] as Mode[])('damage to a %s repository', (mo
     const env = { ...process.env, POWDB_BACKUP_PASSWORD: mode === 'encrypted' ? PASSWORD : undefined };
     const r = spawnSync(process.execPath, [CLI, 'repair', '--repo', t.dir, '--json'], { encoding: 'utf8', env });
     expect(r.status, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ indexes_removed: 1, packs_indexed: 1, packs_removed: 0 });
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      indexes_removed: 1,
+      packs_indexed: 1,
+      packs_removed: 0,
+      packs_damaged: 0,
+    });
     expect((await repo.verify()).filter((v) => !v.report.ok)).toEqual([]);
     for (const record of [t.a, t.b]) expectSameFiles(await restored(repo, record.id), t.plain[record.id]!);
     await repo.backup(data, { sameDatabase: true });

@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { formatBytes, plural } from './format.js';
 import { givenPassword, promptHidden } from './password.js';
+import type { RepairResult } from './native.js';
 import type { OperationOptions } from './progress.js';
 import type { PackedRepository, Repository } from './repository.js';
 
@@ -213,17 +214,14 @@ export function repositoryCommands(program: Command, kit: CliKit): void {
       program
         .command('repair')
         .description(
-          'rebuild a damaged index from the packs themselves: damaged index objects are removed and their packs indexed anew',
+          'after verify reports damage: rebuild damaged index objects from the packs, drop damaged and missing chunks from the index (the intact chunks of a damaged pack are kept in new packs), and name the backups that need chunks that are gone; then run a backup to store them again',
         )
         .requiredOption('--repo <repo>', 'the repository'),
     ),
   ).action(async (opts: Common & PasswordOpts & { repo: string }) => {
-    const r = await (await packed(opts.repo, opts, usage)).repair();
-    print(
-      Boolean(opts.json),
-      r,
-      `removed ${plural(r.indexesRemoved, 'damaged index object')}, indexed ${plural(r.packsIndexed, 'pack')} anew, removed ${plural(r.packsRemoved, 'pack')} with nothing intact`,
-    );
+    const { signal } = await operation(opts);
+    const r = await (await packed(opts.repo, opts, usage)).repair({ signal });
+    print(Boolean(opts.json), r, repairSummary(r));
   });
 
   const key = program.command('key').description("manage an encrypted repository's passwords");
@@ -258,4 +256,33 @@ export function repositoryCommands(program: Command, kit: CliKit): void {
     await (await packed(opts.repo, opts, usage)).removeKey(id);
     print(Boolean(opts.json), { removed: id }, `removed key ${id}`);
   });
+}
+
+function repairSummary(r: RepairResult): string {
+  const lines: string[] = [];
+  if (r.indexesRemoved + r.packsIndexed > 0 || r.packsRemoved > r.packsDamaged) {
+    lines.push(
+      `removed ${plural(r.indexesRemoved, 'damaged index object')}, indexed ${plural(r.packsIndexed, 'pack')} anew`,
+    );
+  }
+  if (r.packsDamaged > 0) {
+    lines.push(
+      `${plural(r.packsDamaged, 'damaged or missing pack')} removed from the index and the repository; ` +
+        `${plural(r.chunksSalvaged, 'intact chunk')} kept in ${plural(r.packsWritten, 'new pack')}, ${plural(r.chunksLost, 'chunk')} lost`,
+    );
+  } else if (lines.length === 0) {
+    lines.push('nothing was damaged; nothing changed');
+  }
+  if (r.damageRecordsCleared > 0) lines.push(`cleared ${plural(r.damageRecordsCleared, 'damage record')}`);
+  for (const b of r.backups) {
+    const files = b.files.map((f) => `${f.name} (${plural(f.chunksMissing, 'chunk')})`).join(', ');
+    lines.push(`backup ${b.id} needs chunks that are gone: ${files}`);
+  }
+  if (r.backups.length > 0) {
+    lines.push(
+      'these backups are kept: they cannot be restored until a backup of a source that still holds the same content stores those chunks again',
+    );
+  }
+  if (r.chunksLost > 0) lines.push('run a backup now: it stores the lost chunks again from its source');
+  return lines.join('\n');
 }

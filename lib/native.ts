@@ -80,7 +80,7 @@ interface NativeAddon {
   repoSettleUnindexed(handle: number): Promise<number>;
   repoRefresh(handle: number): Promise<void>;
   repoConditionalWrites(handle: number): Promise<boolean | null>;
-  repoRepairIndex(handle: number): Promise<RepairResult>;
+  repoRepair(handle: number, backups: CheckBackup[], cancel?: number): Promise<RepairResult>;
   repoRestoreFile(
     handle: number,
     lists: string[],
@@ -201,6 +201,10 @@ export interface CheckResult {
   packs: bigint;
   blobs: bigint;
   bytes: bigint;
+  /** Damaged locations this check recorded in the repository. */
+  damageRecorded: number;
+  /** Why the damage found could not be recorded (a read-only repository). */
+  warning?: string | null;
 }
 
 export interface PruneStats {
@@ -212,9 +216,24 @@ export interface PruneStats {
 }
 
 export interface RepairResult {
+  /** Index objects that failed their seal, removed (their packs indexed anew). */
   indexesRemoved: number;
+  /** Packs no index listed, indexed anew with their intact chunks. */
   packsIndexed: number;
+  /** Packs removed: damaged or missing ones, and unlisted ones with nothing intact. */
   packsRemoved: number;
+  /** Packs found damaged or missing. */
+  packsDamaged: number;
+  /** Intact chunks of damaged packs copied into new packs. */
+  chunksSalvaged: number;
+  /** Chunks of which no intact copy is left: dropped from the index. */
+  chunksLost: number;
+  /** New packs holding the salvaged chunks. */
+  packsWritten: number;
+  /** Damage records (written by verify) dealt with and removed. */
+  damageRecordsCleared: number;
+  /** The backups that need chunks that are gone, and their files that do; kept (see `repair`). */
+  backups: { id: string; files: { name: string; chunksMissing: number }[] }[];
 }
 
 export interface KeyEntry {
@@ -376,7 +395,8 @@ export const repoNative = {
   settleUnindexed: (handle: number) => withCodes(addon.repoSettleUnindexed(handle)),
   refresh: (handle: number) => withCodes(addon.repoRefresh(handle)),
   conditionalWrites: (handle: number): Promise<boolean | null> => withCodes(addon.repoConditionalWrites(handle)),
-  repairIndex: (handle: number) => withCodes(addon.repoRepairIndex(handle)),
+  repair: (handle: number, backups: CheckBackup[], cancel?: number) =>
+    withCodes(addon.repoRepair(handle, backups, cancel)),
   restoreFile: (handle: number, lists: string[], len: bigint, dest: string, hash: boolean, cancel?: number) =>
     withCodes(addon.repoRestoreFile(handle, lists, len, dest, hash, cancel)),
   /** Restores several files at once, reading each pack's chunks for all of them together; with `hash`, their BLAKE3s. */

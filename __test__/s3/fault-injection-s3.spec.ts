@@ -749,7 +749,12 @@ const DAMAGE: {
         const refused = repo.backup(c.d.data);
         await expect(refused).rejects.toThrow(/powdb-backup repair --repo/);
         await rejectsWith(refused, 'ERR_INTEGRITY');
-        expect(await repo.repair()).toEqual({ indexesRemoved: 1, packsIndexed: 1, packsRemoved: 0 });
+        expect(await repo.repair()).toMatchObject({
+          indexesRemoved: 1,
+          packsIndexed: 1,
+          packsRemoved: 0,
+          packsDamaged: 0,
+        });
         expect((await repo.verify()).filter((r) => !r.report.ok)).toEqual([]);
         for (const id of [c.d.a.id, c.d.b.id]) await expectRestores(repo, id, c.d.plain[id]!);
       } finally {

@@ -8,7 +8,18 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PackedRepository, Repository, fullBackup, verifyBackup } from '../../index.js';
 import { s3Request } from '../../scripts/s3/servers.mjs';
-import { CLI, dataHashes, dump, insertRows, makeDb, rejectsWith, report, segments, syncEnable, tmp } from '../helpers.js';
+import {
+  CLI,
+  dataHashes,
+  dump,
+  insertRows,
+  makeDb,
+  rejectsWith,
+  report,
+  segments,
+  syncEnable,
+  tmp,
+} from '../helpers.js';
 import { envFor, freshPrefix, listKeys, parseS3Url, s3Targets, type S3Target } from './targets.js';
 
 const KDF = { mKib: 64, t: 1, p: 1 };
@@ -275,7 +286,7 @@ describe.each(targets.map((t) => [t.name, t] as const))('a repository on %s', (_
     repo.close();
   });
 
-  it('archives a sync-enabled directory\'s WAL beside its backups and restores to any archived LSN', async () => {
+  it("archives a sync-enabled directory's WAL beside its backups and restores to any archived LSN", async () => {
     useTarget(target);
     const url = freshPrefix(target, 'pitr');
     const data = makeDb('new', 200, '--index');

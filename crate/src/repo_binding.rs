@@ -6,13 +6,15 @@
 use crate::binding::{job, u64_arg, Job};
 use crate::core::repo::check::{check_backup, check_packs};
 use crate::core::repo::config::Compression;
+use crate::core::repo::damage;
+use crate::core::repo::hints::Parent;
+use crate::core::repo::holds;
 use crate::core::repo::keys::{BlobId, KdfParams, DEFAULT_KDF};
 use crate::core::repo::load::{compare_file, restore_file};
 use crate::core::repo::open::{self, key_files, InitOptions};
 use crate::core::repo::prune::{estimate, prune};
+use crate::core::repo::repair::{missing_chunks, repair};
 use crate::core::repo::storage::{for_location, StoreOptions};
-use crate::core::repo::hints::Parent;
-use crate::core::repo::holds;
 use crate::core::repo::store::{store_file, FileOptions};
 use crate::core::repo::unpack::{restore_files, Target};
 use crate::core::repo::{hex, parse_id, Repo};
@@ -189,14 +191,27 @@ pub fn repo_lease_release(handle: u32) -> Result<AsyncTask<Job<(), ()>>> {
 /// `operation`; resolves to its owner, or fails with ERR_REPO_LOCKED when a
 /// live hold of the other kind exists (see core/repo/holds.rs).
 #[napi(ts_return_type = "Promise<string>")]
-pub fn repo_hold_acquire(handle: u32, kind: String, operation: String) -> Result<AsyncTask<Job<String, String>>> {
+pub fn repo_hold_acquire(
+    handle: u32,
+    kind: String,
+    operation: String,
+) -> Result<AsyncTask<Job<String, String>>> {
     let repo = repo(handle)?;
     let kind = match kind.as_str() {
         "shared" => holds::Kind::Shared,
         "exclusive" => holds::Kind::Exclusive,
-        other => return Err(Error::new(Status::InvalidArg, format!("ERR_INVALID_ARG: hold kind {other}"))),
+        other => {
+            return Err(Error::new(
+                Status::InvalidArg,
+                format!("ERR_INVALID_ARG: hold kind {other}"),
+            ))
+        }
     };
-    Ok(job(None, move || repo.acquire_hold(kind, &operation), |o| o))
+    Ok(job(
+        None,
+        move || repo.acquire_hold(kind, &operation),
+        |o| o,
+    ))
 }
 
 /// A live hold, for `info`.
@@ -213,20 +228,24 @@ pub struct HoldInfo {
 #[napi(ts_return_type = "Promise<HoldInfo[]>")]
 pub fn repo_holds(handle: u32) -> Result<AsyncTask<Job<Vec<holds::Hold>, Vec<HoldInfo>>>> {
     let repo = repo(handle)?;
-    Ok(job(None, move || repo.holds(), |list| {
-        list.into_iter()
-            .map(|h| HoldInfo {
-                kind: match h.kind {
-                    holds::Kind::Shared => "shared".into(),
-                    holds::Kind::Exclusive => "exclusive".into(),
-                },
-                operation: h.operation,
-                host: h.host,
-                pid: h.pid,
-                expires_unix_secs: h.expires_unix_secs as i64,
-            })
-            .collect()
-    }))
+    Ok(job(
+        None,
+        move || repo.holds(),
+        |list| {
+            list.into_iter()
+                .map(|h| HoldInfo {
+                    kind: match h.kind {
+                        holds::Kind::Shared => "shared".into(),
+                        holds::Kind::Exclusive => "exclusive".into(),
+                    },
+                    operation: h.operation,
+                    host: h.host,
+                    pid: h.pid,
+                    expires_unix_secs: h.expires_unix_secs as i64,
+                })
+                .collect()
+        },
+    ))
 }
 
 /// Extends a hold's lease.
@@ -344,12 +363,23 @@ pub fn repo_store_file(
     cancel: Option<u32>,
 ) -> Result<AsyncTask<Job<crate::core::repo::store::StoredFile, StoredFileResult>>> {
     let repo = repo(handle)?;
-    let parent = parent.map(|p| Ok::<_, napi::Error>((ids(&p.lists)?, ids(&p.hints)?))).transpose()?;
+    let parent = parent
+        .map(|p| Ok::<_, napi::Error>((ids(&p.lists)?, ids(&p.hints)?)))
+        .transpose()?;
     Ok(job(
         cancel,
         move || {
-            let parent = parent.and_then(|(lists, hints)| Parent::load(&repo, &lists, &hints, !heap));
-            store_file(&repo, &PathBuf::from(path), &FileOptions { heap, parent, hints })
+            let parent =
+                parent.and_then(|(lists, hints)| Parent::load(&repo, &lists, &hints, !heap));
+            store_file(
+                &repo,
+                &PathBuf::from(path),
+                &FileOptions {
+                    heap,
+                    parent,
+                    hints,
+                },
+            )
         },
         |s| StoredFileResult {
             len: s.len,
@@ -401,22 +431,72 @@ pub struct RepairResult {
     pub indexes_removed: u32,
     pub packs_indexed: u32,
     pub packs_removed: u32,
+    pub packs_damaged: u32,
+    pub chunks_salvaged: u32,
+    pub chunks_lost: u32,
+    pub packs_written: u32,
+    pub damage_records_cleared: u32,
+    /// The backups that need chunks no pack holds any more.
+    pub backups: Vec<BackupLoss>,
 }
 
-/// Drops damaged index objects and indexes their packs anew; call holding the writer lock.
+#[napi(object, object_from_js = false)]
+pub struct BackupLoss {
+    pub id: String,
+    pub files: Vec<FileLoss>,
+}
+
+#[napi(object, object_from_js = false)]
+pub struct FileLoss {
+    pub name: String,
+    pub chunks_missing: u32,
+}
+
+/// Rebuilds damaged index objects, drops damaged and missing chunks from the
+/// index (salvaging the intact ones of damaged packs), then names the files
+/// of `backups` that need chunks that are gone. Call holding the writer lock
+/// and an exclusive hold.
 #[napi(ts_return_type = "Promise<RepairResult>")]
-pub fn repo_repair_index(
+pub fn repo_repair(
     handle: u32,
-) -> Result<AsyncTask<Job<crate::core::repo::writer::Repaired, RepairResult>>> {
+    backups: Vec<CheckBackup>,
+    cancel: Option<u32>,
+) -> Result<AsyncTask<Job<RepairResult, RepairResult>>> {
     let repo = repo(handle)?;
+    let backups = backup_files(backups)?;
     Ok(job(
-        None,
-        move || repo.repair_index(),
-        |r| RepairResult {
-            indexes_removed: r.indexes_removed as u32,
-            packs_indexed: r.packs_indexed as u32,
-            packs_removed: r.packs_removed as u32,
+        cancel,
+        move || {
+            let s = repair(&repo)?;
+            let mut losses = Vec::new();
+            for (id, files) in &backups {
+                let files: Vec<FileLoss> = missing_chunks(&repo, files)?
+                    .into_iter()
+                    .map(|(name, n)| FileLoss {
+                        name,
+                        chunks_missing: n as u32,
+                    })
+                    .collect();
+                if !files.is_empty() {
+                    losses.push(BackupLoss {
+                        id: id.clone(),
+                        files,
+                    });
+                }
+            }
+            Ok(RepairResult {
+                indexes_removed: s.indexes_removed as u32,
+                packs_indexed: s.packs_indexed as u32,
+                packs_removed: s.packs_removed as u32,
+                packs_damaged: s.packs_damaged as u32,
+                chunks_salvaged: s.blobs_salvaged as u32,
+                chunks_lost: s.blobs_lost as u32,
+                packs_written: s.packs_written as u32,
+                damage_records_cleared: s.records_cleared as u32,
+                backups: losses,
+            })
         },
+        |r| r,
     ))
 }
 
@@ -493,13 +573,25 @@ pub fn repo_restore_files(
     let repo = repo(handle)?;
     let files = files
         .into_iter()
-        .map(|f| Ok((ids(&f.lists)?, u64_arg("len", &f.len)?, PathBuf::from(f.dest))))
+        .map(|f| {
+            Ok((
+                ids(&f.lists)?,
+                u64_arg("len", &f.len)?,
+                PathBuf::from(f.dest),
+            ))
+        })
         .collect::<Result<Vec<_>>>()?;
     Ok(job(
         cancel,
         move || {
-            let targets: Vec<Target> =
-                files.iter().map(|(lists, len, dest)| Target { lists, len: *len, dest }).collect();
+            let targets: Vec<Target> = files
+                .iter()
+                .map(|(lists, len, dest)| Target {
+                    lists,
+                    len: *len,
+                    dest,
+                })
+                .collect();
             restore_files(&repo, &targets, hash)
         },
         |hashes| hashes,
@@ -570,9 +662,27 @@ pub struct CheckResult {
     pub packs: u64,
     pub blobs: u64,
     pub bytes: u64,
+    /// Damaged locations recorded by this check (see damage.rs).
+    pub damage_recorded: u32,
+    /// Why the damage found could not be recorded (a read-only repository).
+    pub warning: Option<String>,
 }
 
 type Files = Vec<(String, Vec<BlobId>)>;
+
+fn backup_files(backups: Vec<CheckBackup>) -> Result<Vec<(String, Files)>> {
+    backups
+        .into_iter()
+        .map(|b| {
+            let files = b
+                .files
+                .into_iter()
+                .map(|f| Ok((f.name, ids(&f.lists)?)))
+                .collect::<Result<Files>>()?;
+            Ok((b.id, files))
+        })
+        .collect()
+}
 
 fn to_problem(p: crate::core::repo::check::Problem) -> Problem {
     Problem {
@@ -589,21 +699,17 @@ pub fn repo_check(
     cancel: Option<u32>,
 ) -> Result<AsyncTask<Job<CheckResult, CheckResult>>> {
     let repo = repo(handle)?;
-    let backups: Vec<(String, Files)> = backups
-        .into_iter()
-        .map(|b| {
-            let files = b
-                .files
-                .into_iter()
-                .map(|f| Ok((f.name, ids(&f.lists)?)))
-                .collect::<Result<Files>>()?;
-            Ok((b.id, files))
-        })
-        .collect::<Result<_>>()?;
+    let backups = backup_files(backups)?;
     Ok(job(
         cancel,
         move || {
             let packs = check_packs(&repo)?;
+            // Recorded, the damage keeps the next backup from deduplicating against it.
+            let (damage_recorded, warning) = match damage::record(&repo, &packs.damage) {
+                Ok(n) => (n as u32, None),
+                Err(e) => (0, Some(format!("the damage found could not be recorded in the repository ({e}); backups may still use the damaged chunks until it is")),),
+            };
+            repo.reload_index()?;
             let per_backup = backups
                 .iter()
                 .map(|(id, files)| BackupProblems {
@@ -620,6 +726,8 @@ pub fn repo_check(
                 packs: packs.packs,
                 blobs: packs.blobs,
                 bytes: packs.bytes,
+                damage_recorded,
+                warning,
             })
         },
         |r| r,

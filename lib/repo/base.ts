@@ -260,7 +260,7 @@ export abstract class RepositoryBase {
     return this.formatTwoOnly('export');
   }
   /** Rebuilds the index from the packs (format 2). */
-  async repair(): Promise<RepairResult> {
+  async repair(_options?: Pick<OperationOptions, 'signal'>): Promise<RepairResult> {
     return this.formatTwoOnly('index to repair');
   }
   /** Adds a password to an encrypted repository; returns its key id (format 2). */

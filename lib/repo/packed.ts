@@ -797,8 +797,14 @@ export class PackedRepository extends RepositoryBase {
       const packsRead = await packProgress(this.handle.handle, options, cancel.token);
       const result = await repoNative.check(this.handle.handle, backups, cancel.token);
       packsRead?.();
+      if (result.warning) process.emitWarning(`${this.dir}: ${result.warning}`, 'PowdbBackupWarning');
       const damage = result.problems.filter((p) => !p.code.startsWith('NOTE_'));
       const notes = result.problems.filter((p) => p.code.startsWith('NOTE_')).map((p) => p.message);
+      if (result.damageRecorded > 0) {
+        notes.push(
+          `recorded ${result.damageRecorded} damaged chunk location(s): new backups store those chunks again from their source; \`repair\` drops them and keeps what is intact`,
+        );
+      }
       const repository = {
         id: 'repository',
         report: {
@@ -892,12 +898,28 @@ export class PackedRepository extends RepositoryBase {
   }
 
   /**
-   * Removes index objects that fail their seal and indexes their packs anew
-   * from the packs' own headers (every intact chunk is kept): what to run
-   * when backups are refused because an index is damaged.
+   * Rebuilds damaged index objects from the packs, then reads every pack as
+   * verify does and drops damaged and missing chunks from the index: the
+   * intact chunks of a damaged pack are copied into new packs before it is
+   * removed, and the next backup stores the lost chunks again from its
+   * source. Backups that need chunks that are gone are named and kept (a
+   * later backup of a source that still holds the same content makes them
+   * whole again). Readers are kept out while it runs, as during expire.
    */
-  override async repair(): Promise<RepairResult> {
-    return this.exclusively(() => repoNative.repairIndex(this.handle.handle));
+  override async repair(options: Pick<OperationOptions, 'signal'> = {}): Promise<RepairResult> {
+    return this.exclusively(() =>
+      withHold(this.handle.handle, this.dir, 'exclusive', 'repair', () =>
+        cancellable(options.signal, async (cancel) => {
+          // Restores need only a backup's lists (its change hints are advisory).
+          const { readable } = await this.readSnapshots();
+          const backups = sortRecords(readable.map((s) => s.record)).map((r) => ({
+            id: r.id,
+            files: readable.find((s) => s.record.id === r.id)!.files.map((f) => ({ name: f.name, lists: f.lists })),
+          }));
+          return repoNative.repair(this.handle.handle, backups, cancel.token);
+        }),
+      ),
+    );
   }
 
   private assertEncrypted(): void {

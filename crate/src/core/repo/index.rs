@@ -4,6 +4,7 @@
 //! replaces them all by one. Sealed with the object's key as context.
 use super::keys::{BlobId, Keys};
 use super::pack::{decode_entries, Entry, ENTRY_LEN};
+use super::damage;
 use super::storage::Storage;
 use crate::core::error::{CoreError, CoreResult};
 
@@ -108,9 +109,14 @@ pub struct Index {
     /// Index objects that could not be read: readers go on without them (the
     /// backups they serve fail by name); nothing may be deleted while any is.
     pub damaged: Vec<CoreError>,
+    /// Blobs left out because every location listed is recorded as damaged
+    /// (sorted), so that a restore can say so rather than "missing".
+    lost: Vec<BlobId>,
 }
 
 impl Index {
+    /// Every index object, less the locations damage records name: a damaged
+    /// copy never wins over a good one, and a chunk with no good copy is absent.
     pub fn load(storage: &dyn Storage, keys: &Keys) -> CoreResult<Index> {
         let mut index = Index::default();
         let mut records = Vec::new();
@@ -120,8 +126,28 @@ impl Index {
                 Err(e) => index.damaged.push(e),
             }
         }
+        let (_, damage) = damage::read_all(storage, keys)?;
+        let mut dropped = Vec::new();
+        for record in records.iter_mut().filter(|r| damage.contains_key(&r.key)) {
+            record.entries.retain(|e| {
+                let bad = damage::is_damaged(&damage, &record.key, &e.id);
+                if bad {
+                    dropped.push(e.id);
+                }
+                !bad
+            });
+        }
         index.extend(&records);
+        dropped.retain(|id| !index.contains(id));
+        dropped.sort();
+        dropped.dedup();
+        index.lost = dropped;
         Ok(index)
+    }
+
+    /// Whether `id` is absent because its only copies are damaged.
+    pub fn is_lost(&self, id: &BlobId) -> bool {
+        !self.contains(id) && self.lost.binary_search(id).is_ok()
     }
 
     /// Adds packs (their blobs lose to locations already known).

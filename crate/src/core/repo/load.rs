@@ -1,6 +1,7 @@
 //! Restoring a file from the repository: its chunks fetched in ranges (the
 //! chunks of one file mostly lie side by side in a pack), opened and checked
 //! on all cores, and written in order.
+use super::index::Index;
 use super::keys::BlobId;
 use super::pack::{Entry, PACK_TARGET};
 use super::store::{read_list, ChunkRef};
@@ -101,7 +102,7 @@ fn locate(repo: &Repo, refs: &[ChunkRef], plan: FetchPlan) -> CoreResult<(Vec<Ra
     let mut ranges: Vec<Range> = Vec::new();
     let mut total = 0u64;
     for (at, (id, len)) in refs.iter().enumerate() {
-        let (pack, entry) = index.get(id).ok_or_else(|| missing_blob(repo, id))?;
+        let (pack, entry) = index.get(id).ok_or_else(|| missing_blob(repo, &index, id))?;
         if entry.raw_len != *len {
             return Err(CoreError::new(
                 "ERR_INTEGRITY",
@@ -123,7 +124,10 @@ fn locate(repo: &Repo, refs: &[ChunkRef], plan: FetchPlan) -> CoreResult<(Vec<Ra
     Ok((ranges, refs.len()))
 }
 
-pub fn missing_blob(repo: &Repo, id: &BlobId) -> CoreError {
+pub fn missing_blob(repo: &Repo, index: &Index, id: &BlobId) -> CoreError {
+    if index.is_lost(id) {
+        return super::damage::damaged_blob(repo, id);
+    }
     CoreError::new(
         "ERR_MISSING_FILE",
         format!(

@@ -5,6 +5,7 @@
 pub mod cdc;
 pub mod check;
 pub mod config;
+pub mod damage;
 pub mod hints;
 pub mod holds;
 pub mod index;
@@ -15,6 +16,7 @@ pub mod open;
 pub mod pack;
 pub mod patch;
 pub mod prune;
+pub mod repair;
 pub mod storage;
 pub mod store;
 pub mod unpack;
@@ -210,7 +212,11 @@ impl Repo {
     }
 
     fn locate_blob(&self, id: &BlobId) -> CoreResult<(String, Entry)> {
-        self.index().get(id).map(|(p, e)| (p.to_string(), e)).ok_or_else(|| {
+        let index = self.index();
+        index.get(id).map(|(p, e)| (p.to_string(), e)).ok_or_else(|| {
+            if index.is_lost(id) {
+                return damage::damaged_blob(self, id);
+            }
             CoreError::new(
                 "ERR_MISSING_FILE",
                 format!("blob {} is not in the repository's index", short(id)),

@@ -16,7 +16,7 @@ pub const KIND_DATA: u8 = 0;
 pub const KIND_LIST: u8 = 1;
 
 /// One blob of a pack.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Entry {
     pub id: BlobId,
     pub kind: u8,

@@ -32,6 +32,10 @@ pub struct PruneStats {
 fn used_blobs(repo: &Repo, lists: &[BlobId]) -> CoreResult<HashSet<BlobId>> {
     let mut used = HashSet::new();
     for list in lists {
+        // A list no index holds (lost to damage, see repair.rs) names nothing that can be kept.
+        if !repo.knows(list) {
+            continue;
+        }
         if used.insert(*list) {
             used.extend(read_list(repo, list)?.into_iter().map(|(id, _)| id));
         }
@@ -57,6 +61,13 @@ fn plan(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<Plan> {
     for (key, packs) in indexes {
         records.extend(packs?);
         old_indexes.push(key);
+    }
+    // Locations recorded as damaged are not kept (as the index leaves them out): a good copy wins.
+    let (_, damage) = super::damage::read_all(repo.storage.as_ref(), &repo.keys)?;
+    for record in records.iter_mut().filter(|r| damage.contains_key(&r.key)) {
+        record
+            .entries
+            .retain(|e| !super::damage::is_damaged(&damage, &record.key, &e.id));
     }
     let sizes: std::collections::HashMap<String, u64> = repo
         .storage

@@ -419,3 +419,93 @@ fn a_restore_reads_each_byte_of_a_pack_at_most_once() {
         }
     }
 }
+
+/// Replaces the object `key` of the local repository with `change(bytes)`.
+fn damage_object(dir: &TempDir, key: &str, change: impl FnOnce(&mut Vec<u8>)) {
+    let path = dir.path("repo").join(key);
+    let mut raw = std::fs::read(&path).unwrap();
+    change(&mut raw);
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, &raw).unwrap();
+}
+
+#[test]
+fn recorded_damage_is_stored_again_by_the_next_backup_and_repair_drops_it() {
+    use super::damage;
+    use super::repair::repair;
+    for password in [None, Some("pw")] {
+        let dir = TempDir::new();
+        let repo = repo(&dir, password);
+        let data = bytes(9, 4096 * 64);
+        let lists = round_trip(&dir, &repo, "T.heap", &data, true);
+        let pack = repo.storage.list("data/").unwrap().remove(0).key;
+        damage_object(&dir, &pack, |raw| raw[1000] ^= 0x10);
+        let found = check_packs(&repo).unwrap();
+        let damaged: Vec<BlobId> = found.damage[&pack].iter().copied().collect();
+        assert!(!damaged.is_empty() && found.bad.len() == damaged.len(), "{found:?}");
+        assert_eq!(damage::record(&repo, &found.damage).unwrap(), damaged.len() as u64);
+        assert_eq!(damage::record(&repo, &found.damage).unwrap(), 0, "recorded once");
+
+        // The next backup of the same content stores the damaged chunks again, and the new copy wins.
+        let repo = reopen(&dir, password);
+        assert!(damaged.iter().all(|id| !repo.knows(id)));
+        let src = dir.write("T.heap", &data);
+        let again = store_file(&repo, &src, &plain(true)).unwrap();
+        assert_eq!(again.new_chunks, damaged.len() as u64);
+        repo.commit().unwrap();
+        let repo = reopen(&dir, password);
+        assert!(damaged.iter().all(|id| repo.index().get(id).unwrap().0 != pack));
+        let out = dir.path("old.restored");
+        restore_file(&repo, &lists, data.len() as u64, &out, false).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), data, "the older backup heals too");
+
+        // Repair keeps the intact chunks of the damaged pack, then removes it and the records.
+        let stats = repair(&repo).unwrap();
+        assert_eq!((stats.packs_damaged, stats.packs_removed, stats.blobs_lost), (1, 1, 0), "{stats:?}");
+        assert_eq!(stats.records_cleared, 1);
+        assert!(repo.storage.get(&pack).is_err());
+        assert!(repo.storage.list("damage/").unwrap().is_empty());
+        let clean = check_packs(&repo).unwrap();
+        assert!(clean.problems.is_empty(), "{:?}", clean.problems);
+        let out = dir.path("repaired.restored");
+        restore_file(&repo, &lists, data.len() as u64, &out, false).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), data);
+        assert_eq!(repair(&repo).unwrap(), super::repair::RepairStats::default(), "nothing left to do");
+    }
+}
+
+#[test]
+fn repair_drops_a_missing_pack_and_names_the_files_that_need_it() {
+    use super::repair::{missing_chunks, repair};
+    let dir = TempDir::new();
+    let repo = repo(&dir, None);
+    let a = bytes(10, 4096 * 64);
+    let b = bytes(11, 4096 * 64);
+    let lists_a = round_trip(&dir, &repo, "A.heap", &a, true);
+    let before: HashSet<String> = repo.storage.list("data/").unwrap().into_iter().map(|o| o.key).collect();
+    let lists_b = round_trip(&dir, &repo, "B.heap", &b, true);
+    let pack_b = repo.storage.list("data/").unwrap().into_iter().find(|o| !before.contains(&o.key)).unwrap().key;
+    repo.storage.delete(&pack_b).unwrap();
+    // A truncated pack: its header is gone, the blobs before the cut are intact and kept.
+    let pack_a = before.iter().next().unwrap().clone();
+    let len = repo.storage.get(&pack_a).unwrap().len();
+    damage_object(&dir, &pack_a, |raw| raw.truncate(len - 20));
+
+    let stats = repair(&repo).unwrap();
+    assert_eq!((stats.packs_damaged, stats.packs_removed, stats.packs_written), (2, 2, 1), "{stats:?}");
+    assert!(stats.blobs_lost > 0 && stats.blobs_salvaged > 0, "{stats:?}");
+    let files = vec![("A.heap".to_string(), lists_a.clone()), ("B.heap".to_string(), lists_b.clone())];
+    let missing = missing_chunks(&repo, &files).unwrap();
+    assert_eq!(missing.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["B.heap"]);
+    assert!(check_packs(&repo).unwrap().problems.is_empty());
+    let out = dir.path("a.restored");
+    restore_file(&repo, &lists_a, a.len() as u64, &out, false).unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), a);
+    assert_eq!(restore_file(&repo, &lists_b, b.len() as u64, &dir.path("b.lost"), false).unwrap_err().code, "ERR_MISSING_FILE");
+    // B's content backed up again: the old backup restores once more.
+    let src = dir.write("B.heap", &b);
+    store_file(&repo, &src, &plain(true)).unwrap();
+    repo.commit().unwrap();
+    restore_file(&repo, &lists_b, b.len() as u64, &dir.path("b.healed"), false).unwrap();
+    assert!(missing_chunks(&repo, &files).unwrap().is_empty());
+}

@@ -124,7 +124,7 @@ fn plan_segment(
             CoreError::new("ERR_INTEGRITY", format!("chunk list {} is malformed", short(list)))
         })?;
         for (id, len) in refs {
-            let (pack, entry) = index.get(&id).ok_or_else(|| missing_blob(repo, &id))?;
+            let (pack, entry) = index.get(&id).ok_or_else(|| missing_blob(repo, &index, &id))?;
             if entry.raw_len != len {
                 return Err(CoreError::new("ERR_INTEGRITY", format!("chunk {} has the wrong length", short(&id))));
             }
