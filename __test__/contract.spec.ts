@@ -2,7 +2,7 @@
 // (every one thrown is declared), exit codes, one JSON key style, API types,
 // and refusals that leave nothing behind.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BackupError, Repository } from '../index.js';
@@ -121,5 +121,72 @@ describe('the command line contract', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(new RegExp(`^warning: backup ${snapshot} cannot be read .*; run verify\\n$`));
     expect(r.stderr).not.toContain('(node:');
+  });
+});
+
+describe('messages that say what to do next', () => {
+  it('a missing repository suggests init; a non-empty restore destination mentions --delta', () => {
+    const missing = join(tmp(), 'nowhere');
+    const info = cli('info', '--repo', missing);
+    expect(info.code).toBe(1);
+    expect(info.stderr).toContain(`repository ${missing} does not exist: create it with powdb-backup init ${missing}`);
+
+    const data = makeDb('new', 10);
+    const repo = join(tmp(), 'repo');
+    expect(cli('init', repo).code).toBe(0);
+    expect(cli('backup', data, '--repo', repo).code).toBe(0);
+    const full = cli('restore', '--repo', repo, data);
+    expect(full.stderr).toMatch(/^error \[ERR_DEST_NOT_EMPTY\]: .*add --delta\)\n$/);
+  });
+
+  it('verify ends with one verdict, and never calls a damaged backup intact', () => {
+    const data = makeDb('new', 2000, '--index');
+    const repo = join(tmp(), 'repo');
+    expect(cli('init', repo, '--compression', 'none').code).toBe(0);
+    const b = parseJson(cli('backup', data, '--repo', repo, '--json').stdout) as { id: string };
+    const healthy = cli('verify', '--repo', repo);
+    expect(healthy.code).toBe(0);
+    expect(healthy.stdout.trimEnd().split('\n').at(-1)).toBe('verdict: 1 of 1 backup restorable');
+
+    const packs = join(repo, 'data');
+    const pack = readdirSync(packs, { recursive: true, encoding: 'utf8' })
+      .map((p) => join(packs, p))
+      .find((p) => statSync(p).isFile())!;
+    const bytes = readFileSync(pack);
+    const at = bytes.length >> 1;
+    bytes[at] = bytes[at]! ^ 0x5a;
+    writeFileSync(pack, bytes);
+    const damaged = cli('verify', '--repo', repo);
+    expect(damaged.code).toBe(1);
+    const lines = damaged.stdout.trimEnd().split('\n');
+    expect(lines.at(-1)).toBe(
+      `verdict: 0 of 1 backup restorable; damaged: ${b.id}; next: powdb-backup repair --repo ${repo}, then a new backup, then verify again (README: When something goes wrong)`,
+    );
+    expect(damaged.stdout).not.toContain('every chunk present and intact');
+  });
+
+  it('expire --dry-run says how much the prune would free, and frees nothing', () => {
+    const data = makeDb('new', 3000, '--pad', '200');
+    const repo = join(tmp(), 'repo');
+    expect(cli('init', repo).code).toBe(0);
+    expect(cli('backup', data, '--repo', repo).code).toBe(0);
+    const other = makeDb('new', 3000, '--pad', '300');
+    expect(cli('backup', other, '--repo', repo, '--type', 'full', '--same-database').code).toBe(0);
+    const files = () => readdirSync(repo, { recursive: true }).length;
+    const before = files();
+    const dry = cli('expire', '--repo', repo, '--retain-full', '1', '--dry-run', '--json');
+    expect(dry.code, dry.stderr).toBe(0);
+    const r = parseJson(dry.stdout) as { removed: string[]; pruned: { bytes_freed: bigint } };
+    expect(r.removed).toHaveLength(1);
+    expect(r.pruned.bytes_freed).toBeGreaterThan(0n);
+    expect(files()).toBe(before);
+    const text = cli('expire', '--repo', repo, '--retain-full', '1', '--dry-run').stdout;
+    expect(text).toMatch(/would prune .* would be freed/);
+    const real = parseJson(cli('expire', '--repo', repo, '--retain-full', '1', '--json').stdout) as {
+      pruned: { bytes_freed: bigint };
+    };
+    // The estimate leaves out the index the prune rewrites and the headers of repacked packs.
+    const [estimate, freed] = [Number(r.pruned.bytes_freed), Number(real.pruned.bytes_freed)];
+    expect(Math.abs(estimate - freed)).toBeLessThan(estimate * 0.05 + 65536);
   });
 });
