@@ -26,6 +26,10 @@ describe('error codes', () => {
     const declared = new Set([...errors.matchAll(/\| '(ERR_[A-Z0-9_]+)'/g)].map((m) => m[1]!));
     expect(thrown.size).toBeGreaterThan(30);
     expect([...thrown].filter((c) => !declared.has(c)).sort()).toEqual([]);
+    // The README's "When something goes wrong" gives each a remedy.
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const remedies = readme.slice(readme.indexOf('## When something goes wrong'));
+    expect([...declared].filter((c) => !remedies.includes(`\`${c}\``)).sort()).toEqual([]);
   });
 
   it('a closed repository fails with a BackupError of its own code', async () => {

@@ -8,8 +8,8 @@
 // rclone; disk: ours as a percentage of the machine's ceilings, `cp -r` +
 // `sync` and read + hash, CLI start-up and delta restore; at 1024 MiB unless
 // --sizes is given); --smoke runs 64 MiB once and checks that restores are
-// correct, without judging times; --readme rewrites the README's tables of
-// the parts that ran.
+// correct, without judging times; --readme rewrites the tables of the parts
+// that ran in docs/benchmarks.md (linked from the README).
 import { execFile, execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -1027,7 +1027,7 @@ if (part('disk')) {
 for (const text of Object.values(reports)) console.log(`${text}\n`);
 if (opts.smoke) console.log('bench smoke: completed; the chain restore was opened by the engine with every row');
 if (opts.readme) {
-  const readme = join(root, 'README.md');
+  const readme = join(root, 'docs', 'benchmarks.md');
   let text = readFileSync(readme, 'utf8');
   for (const [name, report] of Object.entries(reports)) {
     text = text.replace(
