@@ -57,3 +57,11 @@ pub fn whole_layer(dir: &TempDir, name: &str, bytes: &[u8]) -> super::restore::L
         kind: super::restore::LayerKind::Whole,
     }
 }
+
+/// The PID of a process that has exited and been reaped (until the PID is reused).
+pub fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}

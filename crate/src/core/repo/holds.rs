@@ -163,26 +163,13 @@ impl Repo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::repo::config::Compression;
-    use crate::core::repo::keys::KdfParams;
-    use crate::core::repo::open::{init, InitOptions};
-    use crate::core::repo::storage::LocalDir;
-    use crate::core::test_support::TempDir;
+    use crate::core::test_support::{dead_pid, TempDir};
 
+    /// A plain repository in a scratch directory.
     fn new_repo() -> (TempDir, Repo) {
         let dir = TempDir::new();
-        std::fs::create_dir(dir.path("repo")).unwrap();
-        let kdf = KdfParams { m_kib: 64, t: 1, p: 1 };
-        let options = InitOptions { compression: Compression::None, password: None, kdf };
-        let repo = init(Box::new(LocalDir::new(dir.path("repo"))), options).unwrap();
+        let repo = crate::core::repo::tests::repo(&dir, None);
         (dir, repo)
-    }
-
-    fn dead_pid() -> u32 {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        child.wait().unwrap();
-        pid
     }
 
     #[test]

@@ -240,4 +240,4 @@ pub fn parse_id(text: &str) -> CoreResult<BlobId> {
         .ok_or_else(|| CoreError::new("ERR_INVALID_ARG", format!("{text:?} is not a blob id")))
 }
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

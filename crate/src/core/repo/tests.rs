@@ -16,7 +16,7 @@ use std::collections::HashSet;
 
 const FAST: KdfParams = KdfParams { m_kib: 64, t: 1, p: 1 };
 
-fn repo(dir: &TempDir, password: Option<&str>) -> Repo {
+pub(crate) fn repo(dir: &TempDir, password: Option<&str>) -> Repo {
     std::fs::create_dir(dir.path("repo")).unwrap();
     let options = InitOptions { compression: Compression::Zstd(1), password, kdf: FAST };
     init(Box::new(LocalDir::new(dir.path("repo"))), options).unwrap()
