@@ -194,3 +194,25 @@ describe('messages that say what to do next', () => {
     expect(Math.abs(estimate - freed)).toBeLessThan(estimate * 0.05 + 65536);
   });
 });
+
+describe('info after a prune', () => {
+  it('shows what each kept backup holds, not only the little it added when taken', () => {
+    const data = makeDb('new', 3000, '--pad', '200');
+    const repo = join(tmp(), 'repo');
+    expect(cli('init', repo).code).toBe(0);
+    expect(cli('backup', data, '--repo', repo).code).toBe(0);
+    // Nothing changed: the second full backup adds (next to) nothing, then the first one goes.
+    expect(cli('backup', data, '--repo', repo, '--type', 'full').code).toBe(0);
+    expect(cli('expire', '--repo', repo, '--retain-full', '1').code).toBe(0);
+    const info = parseJson(cli('info', '--repo', repo, '--json').stdout) as {
+      backups: { stored_bytes: bigint; held_bytes: bigint }[];
+      totals: { stored_bytes: bigint };
+    };
+    expect(info.backups).toHaveLength(1);
+    const [kept] = info.backups;
+    expect(kept!.held_bytes).toBeGreaterThan(kept!.stored_bytes * 10n);
+    expect(kept!.held_bytes * 2n).toBeGreaterThan(info.totals.stored_bytes);
+    expect(kept!.held_bytes).toBeLessThanOrEqual(info.totals.stored_bytes);
+    expect(cli('info', '--repo', repo).stdout.split('\n')[0]).toMatch(/ added +holds /);
+  });
+});

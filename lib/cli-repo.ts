@@ -6,7 +6,7 @@ import { formatBytes, plural } from './format.js';
 import { givenPassword, promptHidden } from './password.js';
 import type { RepairResult } from './native.js';
 import type { OperationOptions } from './progress.js';
-import type { PackedRepository, Repository } from './repository.js';
+import type { Repository } from './repository.js';
 
 /** The repository modules, loaded when a command first needs them (start-up stays small). */
 const repositories = () => import('./repository.js');
@@ -78,13 +78,6 @@ async function newPassword(file: string | undefined, envName: string, what: stri
   return first;
 }
 
-async function packed(dir: string, opts: PasswordOpts, usage: CliKit['usage']): Promise<PackedRepository> {
-  const repo = await openRepository(dir, opts);
-  const { PackedRepository } = await repositories();
-  if (!(repo instanceof PackedRepository)) usage(`${dir} is a format-1 repository: run powdb-backup migrate first`);
-  return repo;
-}
-
 export function repositoryCommands(program: Command, kit: CliKit): void {
   const { common, print, usage, operation } = kit;
   const initOptions = (cmd: Command) =>
@@ -140,7 +133,7 @@ export function repositoryCommands(program: Command, kit: CliKit): void {
       '\nExample:\n  powdb-backup export --repo ./backups ./full-for-reference --as-of 2026-11-23T10:00:00Z',
     ),
   ).action(async (dest: string, opts: Common & PasswordOpts & { repo: string; asOf?: string }) => {
-    const repo = await packed(opts.repo, opts, usage);
+    const repo = await openRepository(opts.repo, opts);
     const r = await repo.export(dest, { ...(await operation(opts)), asOf: opts.asOf });
     const bytes = r.manifest.files.reduce((s, f) => s + f.len, 0n);
     print(
@@ -171,7 +164,7 @@ export function repositoryCommands(program: Command, kit: CliKit): void {
     ),
   ).action(async (dataDir: string, opts: Common & PasswordOpts & { repo: string; lockWait?: number }) => {
     if (opts.lockWait !== undefined && !(opts.lockWait >= 0)) usage('--lock-wait is a number of seconds');
-    const repo = await packed(opts.repo, opts, usage);
+    const repo = await openRepository(opts.repo, opts);
     const r = await repo.archive(dataDir, {
       ...(await operation(opts)),
       ...(opts.lockWait === undefined ? {} : { lockWaitMs: opts.lockWait * 1000 }),
@@ -220,7 +213,7 @@ export function repositoryCommands(program: Command, kit: CliKit): void {
     ),
   ).action(async (opts: Common & PasswordOpts & { repo: string }) => {
     const { signal } = await operation(opts);
-    const r = await (await packed(opts.repo, opts, usage)).repair({ signal });
+    const r = await (await openRepository(opts.repo, opts)).repair({ signal });
     print(Boolean(opts.json), r, repairSummary(r));
   });
 
@@ -228,7 +221,7 @@ export function repositoryCommands(program: Command, kit: CliKit): void {
   common(
     repoAccess(key.command('list').description('list the keys').requiredOption('--repo <repo>', 'the repository')),
   ).action(async (opts: Common & PasswordOpts & { repo: string }) => {
-    const keys = await (await packed(opts.repo, opts, usage)).listKeys();
+    const keys = await (await openRepository(opts.repo, opts)).listKeys();
     print(Boolean(opts.json), { keys }, keys.map((k) => `${k.current ? '*' : ' '} ${k.id}  ${k.created}`).join('\n'));
   });
   common(
@@ -240,7 +233,7 @@ export function repositoryCommands(program: Command, kit: CliKit): void {
         .option('--new-password-file <file>', 'the new password (else POWDB_BACKUP_NEW_PASSWORD, else a prompt)'),
     ),
   ).action(async (opts: Common & PasswordOpts & { repo: string; newPasswordFile?: string }) => {
-    const repo = await packed(opts.repo, opts, usage);
+    const repo = await openRepository(opts.repo, opts);
     const id = await repo.addKey(await newPassword(opts.newPasswordFile, 'POWDB_BACKUP_NEW_PASSWORD', 'new password'));
     print(Boolean(opts.json), { id }, `added key ${id}`);
   });
@@ -253,7 +246,7 @@ export function repositoryCommands(program: Command, kit: CliKit): void {
         .argument('<id>', 'the key id (see key list)'),
     ),
   ).action(async (id: string, opts: Common & PasswordOpts & { repo: string }) => {
-    await (await packed(opts.repo, opts, usage)).removeKey(id);
+    await (await openRepository(opts.repo, opts)).removeKey(id);
     print(Boolean(opts.json), { removed: id }, `removed key ${id}`);
   });
 }

@@ -146,7 +146,7 @@ function archiveLines(lineages: ArchiveLineage[]): string {
 
 function infoTable(records: BackupRecord[]): string {
   if (records.length === 0) return 'no backups yet';
-  const rows = [['id', 'type', 'parent', 'LSN', 'created', 'logical', 'stored', 'files', 'pages', 'source']];
+  const rows = [['id', 'type', 'parent', 'LSN', 'created', 'logical', 'added', 'holds', 'files', 'pages', 'source']];
   for (const r of records) {
     rows.push([
       r.id,
@@ -156,6 +156,7 @@ function infoTable(records: BackupRecord[]): string {
       r.created,
       formatBytes(r.logical_bytes),
       formatBytes(r.stored_bytes),
+      r.held_bytes === undefined ? '-' : formatBytes(r.held_bytes),
       String(r.files),
       String(r.pages),
       r.source ? `${r.source.host}:${r.source.path}` : '-',
@@ -326,16 +327,19 @@ function buildProgram(): Command {
       opts: Common & { apply?: string[]; repo?: string; id?: string; source?: string },
     ) => {
       let reports: { id?: string; report: VerifyReport }[];
+      let format: 1 | 2 = 2;
       const options = { ...(await operation(opts)), ...(opts.source === undefined ? {} : { source: opts.source }) };
       if (opts.repo) {
         if (backupDir || opts.apply) usage('with --repo give no <backupDir> or --apply');
-        reports = await (await openRepository(opts.repo, opts)).verify({ ...options, id: opts.id });
+        const repo = await openRepository(opts.repo, opts);
+        format = repo.format;
+        reports = await repo.verify({ ...options, id: opts.id });
       } else {
         if (!backupDir) usage('missing <backupDir> (or --repo)');
         const { verifyChain } = await import('./verify.js');
         reports = [{ report: await verifyChain(backupDir, opts.apply ?? [], options) }];
       }
-      const verdict = opts.repo ? repositoryVerdict(reports, opts.repo) : undefined;
+      const verdict = opts.repo ? repositoryVerdict(reports, opts.repo, format) : undefined;
       const json = verdict ? { ok: reports.every((r) => r.report.ok), verdict, chains: reports } : reports[0]!.report;
       print(
         Boolean(opts.json),
@@ -415,7 +419,7 @@ function buildProgram(): Command {
 }
 
 /** One verdict over a repository's verify: how many backups restore, which do not, what to do next. */
-function repositoryVerdict(reports: { id?: string; report: VerifyReport }[], repo: string) {
+function repositoryVerdict(reports: { id?: string; report: VerifyReport }[], repo: string, format: 1 | 2) {
   const backups = reports.filter((r) => r.id !== 'repository' && r.id !== 'archive');
   const damaged = backups.filter((r) => !r.report.ok).map((r) => r.id!);
   const store = reports.find((r) => r.id === 'repository')?.report.ok !== false;
@@ -423,7 +427,9 @@ function repositoryVerdict(reports: { id?: string; report: VerifyReport }[], rep
   const restorable = backups.length - damaged.length;
   const next =
     damaged.length > 0 || !store
-      ? `next: powdb-backup repair --repo ${repo}, then a new backup, then verify again (README: When something goes wrong)`
+      ? format === 1
+        ? 'next: restore another backup, and take a new full backup (--type full); a format-1 repository cannot be repaired (migrate converts it)'
+        : `next: powdb-backup repair --repo ${repo}, then a new backup, then verify again (README: When something goes wrong)`
       : !archive
         ? 'next: the WAL archive has problems (see above): restores that replay past them fail; run archive again from the database'
         : undefined;

@@ -79,6 +79,7 @@ interface NativeAddon {
   repoAbandon(handle: number): void;
   repoSettleUnindexed(handle: number): Promise<number>;
   repoRefresh(handle: number): Promise<void>;
+  repoHeldBytes(handle: number, lists: string[]): Promise<bigint>;
   repoConditionalWrites(handle: number): Promise<boolean | null>;
   repoRepair(handle: number, backups: CheckBackup[], cancel?: number): Promise<RepairResult>;
   repoRestoreFile(
@@ -394,6 +395,8 @@ export const repoNative = {
   abandon: (handle: number) => addon.repoAbandon(handle),
   settleUnindexed: (handle: number) => withCodes(addon.repoSettleUnindexed(handle)),
   refresh: (handle: number) => withCodes(addon.repoRefresh(handle)),
+  /** Stored bytes of the chunks and lists that `lists` use (shared ones included). */
+  heldBytes: (handle: number, lists: string[]) => withCodes(addon.repoHeldBytes(handle, lists)),
   conditionalWrites: (handle: number): Promise<boolean | null> => withCodes(addon.repoConditionalWrites(handle)),
   repair: (handle: number, backups: CheckBackup[], cancel?: number) =>
     withCodes(addon.repoRepair(handle, backups, cancel)),

@@ -12,7 +12,7 @@ use crate::core::repo::holds;
 use crate::core::repo::keys::{BlobId, KdfParams, DEFAULT_KDF};
 use crate::core::repo::load::{compare_file, restore_file};
 use crate::core::repo::open::{self, key_files, InitOptions};
-use crate::core::repo::prune::{estimate, prune};
+use crate::core::repo::prune::{estimate, held_bytes, prune};
 use crate::core::repo::repair::{missing_chunks, repair};
 use crate::core::repo::storage::{for_location, StoreOptions};
 use crate::core::repo::store::{store_file, FileOptions};
@@ -518,6 +518,14 @@ pub fn repo_conditional_writes(handle: u32) -> Result<AsyncTask<Job<Option<bool>
 pub fn repo_refresh(handle: u32) -> Result<AsyncTask<Job<(), ()>>> {
     let repo = repo(handle)?;
     Ok(job(None, move || repo.reload_index(), |()| ()))
+}
+
+/// Stored bytes of the chunks and lists that `lists` use: what one backup holds.
+#[napi(ts_return_type = "Promise<bigint>")]
+pub fn repo_held_bytes(handle: u32, lists: Vec<String>) -> Result<AsyncTask<Job<u64, BigInt>>> {
+    let repo = repo(handle)?;
+    let lists = ids(&lists)?;
+    Ok(job(None, move || held_bytes(&repo, &lists), BigInt::from))
 }
 
 /// Settles what killed writers left (indexes their intact packs, removes

@@ -33,6 +33,12 @@ export interface BackupRecord {
   stored_bytes: bigint;
   /** The database it was taken of (absent in backups of releases before 0.1.1). */
   source?: BackupSource;
+  /**
+   * (`info`, format 2) Stored bytes of every chunk the backup uses, shared ones
+   * included: what it holds in the repository now. `stored_bytes` is what it
+   * added when taken, which after a prune can be next to nothing.
+   */
+  held_bytes?: bigint;
 }
 
 /** A backup into a repository: its catalog type, and whether a changed source is the same database. */

@@ -547,6 +547,12 @@ export class PackedRepository extends RepositoryBase {
 
   override async info(id?: string) {
     const base = await super.info(id);
+    base.backups = await Promise.all(
+      base.backups.map(async (r) => {
+        const lists = (await this.snapshot(r.id)).files.flatMap((f) => [...f.lists, ...(f.hints ?? [])]);
+        return { ...r, held_bytes: await repoNative.heldBytes(this.handle.handle, lists) };
+      }),
+    );
     const archive = await this.archiveInfo();
     const holds = (await repoNative.holds(this.handle.handle)).map(describeHold);
     return { ...base, ...(archive.length > 0 ? { archive } : {}), ...(holds.length > 0 ? { holds } : {}) };

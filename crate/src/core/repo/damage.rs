@@ -4,6 +4,7 @@
 //! instead of deduplicating against a copy that cannot be read, and a
 //! restore takes the new copy. `repair` removes them once it has dealt
 //! with the packs. Sealed with the object's key as context, like an index.
+use super::index::{decode_packs, encode_pack_head};
 use super::keys::{BlobId, Keys, ID_LEN};
 use super::storage::Storage;
 use super::writer::new_name;
@@ -25,37 +26,19 @@ pub fn encode(damage: &Damage) -> Vec<u8> {
     for (key, ids) in packs {
         let mut ids: Vec<&BlobId> = ids.iter().collect();
         ids.sort();
-        out.extend_from_slice(&(key.len() as u16).to_le_bytes());
-        out.extend_from_slice(key.as_bytes());
-        out.extend_from_slice(&(ids.len() as u32).to_le_bytes());
+        encode_pack_head(&mut out, key, ids.len());
         ids.into_iter().for_each(|id| out.extend_from_slice(id));
     }
     out
 }
 
 pub fn decode(raw: &[u8]) -> Option<Damage> {
-    if raw.get(..MAGIC.len())? != MAGIC {
-        return None;
-    }
-    let mut at = MAGIC.len();
-    let mut take = |n: usize| {
-        let part = raw.get(at..at + n)?;
-        at += n;
-        Some(part)
-    };
     let mut damage = Damage::new();
-    for _ in 0..u32::from_le_bytes(take(4)?.try_into().ok()?) {
-        let key_len = u16::from_le_bytes(take(2)?.try_into().ok()?) as usize;
-        let key = std::str::from_utf8(take(key_len)?).ok()?.to_string();
-        let n = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
-        let ids = take(n.checked_mul(ID_LEN)?)?;
+    for (key, ids) in decode_packs(raw, MAGIC, ID_LEN)? {
         let set = damage.entry(key).or_default();
-        set.extend(
-            ids.chunks_exact(ID_LEN)
-                .map(|id| BlobId::try_from(id).expect("32 bytes")),
-        );
+        set.extend(ids.chunks_exact(ID_LEN).map(|id| BlobId::try_from(id).expect("32 bytes")));
     }
-    (at == raw.len()).then_some(damage)
+    Some(damage)
 }
 
 /// Every damage record: their keys and the locations they name together.

@@ -23,21 +23,39 @@ pub fn encode(packs: &[PackRecord]) -> Vec<u8> {
     let mut out = MAGIC.to_vec();
     out.extend_from_slice(&(packs.len() as u32).to_le_bytes());
     for pack in packs {
-        out.extend_from_slice(&(pack.key.len() as u16).to_le_bytes());
-        out.extend_from_slice(pack.key.as_bytes());
-        out.extend_from_slice(&(pack.entries.len() as u32).to_le_bytes());
+        encode_pack_head(&mut out, &pack.key, pack.entries.len());
         pack.entries.iter().for_each(|e| e.encode(&mut out));
     }
     out
 }
 
 pub fn decode(raw: &[u8]) -> Option<Vec<PackRecord>> {
-    if raw.get(..MAGIC.len())? != MAGIC {
+    decode_packs(raw, MAGIC, ENTRY_LEN)?
+        .into_iter()
+        .map(|(key, items)| {
+            let entries = decode_entries(items, u32::MAX as u64)?;
+            key.starts_with(DATA_PREFIX).then_some(PackRecord { key, entries })
+        })
+        .collect()
+}
+
+/// The layout an index and a damage record share: a magic, a u32 count of
+/// packs, then each pack's key (u16 length, UTF-8) and `n` (u32) items.
+pub(super) fn encode_pack_head(out: &mut Vec<u8>, key: &str, items: usize) {
+    out.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(&(items as u32).to_le_bytes());
+}
+
+/// Each pack's key and the bytes of its items (`item_len` each); None when
+/// `raw` is not exactly that layout after `magic`.
+pub(super) fn decode_packs<'a>(raw: &'a [u8], magic: &[u8], item_len: usize) -> Option<Vec<(String, &'a [u8])>> {
+    if raw.get(..magic.len())? != magic {
         return None;
     }
-    let mut at = MAGIC.len();
+    let mut at = magic.len();
     let mut take = |n: usize| {
-        let part = raw.get(at..at + n)?;
+        let part = raw.get(at..at.checked_add(n)?)?;
         at += n;
         Some(part)
     };
@@ -46,12 +64,8 @@ pub fn decode(raw: &[u8]) -> Option<Vec<PackRecord>> {
     for _ in 0..count {
         let key_len = u16::from_le_bytes(take(2)?.try_into().ok()?) as usize;
         let key = std::str::from_utf8(take(key_len)?).ok()?.to_string();
-        if !key.starts_with(DATA_PREFIX) {
-            return None;
-        }
         let n = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
-        let entries = decode_entries(take(n.checked_mul(ENTRY_LEN)?)?, u32::MAX as u64)?;
-        packs.push(PackRecord { key, entries });
+        packs.push((key, take(n.checked_mul(item_len)?)?));
     }
     (at == raw.len()).then_some(packs)
 }

@@ -43,6 +43,15 @@ fn used_blobs(repo: &Repo, lists: &[BlobId]) -> CoreResult<HashSet<BlobId>> {
     Ok(used)
 }
 
+/// Stored bytes of every blob the backups made of `lists` use (shared ones
+/// included): what one backup holds in the repository, whatever it added
+/// when it was taken (after a prune, often nothing of its own).
+pub fn held_bytes(repo: &Repo, lists: &[BlobId]) -> CoreResult<u64> {
+    let used = used_blobs(repo, lists)?;
+    let index = repo.index();
+    Ok(used.iter().filter_map(|id| index.get(id)).map(|(_, e)| e.stored_len as u64).sum())
+}
+
 /// What a prune would do: packs to keep (with their kept entries), remove whole, or repack.
 struct Plan {
     kept: Vec<PackRecord>,
