@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import * as v from 'valibot';
 import { BackupError } from './errors.js';
 import { formatJson, parseJson } from './json.js';

@@ -1,13 +1,13 @@
 import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { fullBackup, incrementalBackup, type BackupOptions } from '../backup.js';
+import { fullBackup, incrementalBackup } from '../backup.js';
 import { CONTENTS_FILE } from '../contents.js';
 import { crashPoint } from '../crashpoint.js';
 import { BackupError } from '../errors.js';
 import { formatJson, parseJson } from '../json.js';
 import { storedSize, type BackupManifest, type IncrementManifest } from '../manifest.js';
 import { native } from '../native.js';
-import { restoreChain, type RestoreResult } from '../restore.js';
+import { restoreChain } from '../restore.js';
 import { writeFileDurably } from '../staging.js';
 import { verifyChain, type VerifyOptions, type VerifyReport } from '../verify.js';
 import {

@@ -2,7 +2,7 @@ import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cancellable } from '../abort.js';
-import { sourceSyncBlock, type BackupOptions } from '../backup.js';
+import { sourceSyncBlock } from '../backup.js';
 import { crashPoint } from '../crashpoint.js';
 import { assertUnchanged, manifestCatalogVersion, withDataDir } from '../datadir.js';
 import { BackupError } from '../errors.js';
@@ -18,7 +18,6 @@ import {
 } from '../native.js';
 import { DEFAULT_CONCURRENCY, mapLimit } from '../pool.js';
 import { Progress, type OperationOptions } from '../progress.js';
-import type { RestoreResult } from '../restore.js';
 import { buildAtomically, writeFileDurably } from '../staging.js';
 import type { VerifyOptions, VerifyProblem, VerifyReport } from '../verify.js';
 import {
@@ -27,7 +26,6 @@ import {
   nextBackup,
   sortRecords,
   type BackupRecord,
-  type BackupType,
   type ExpireOptions,
   type ExpireResult,
   type RepositoryTotals,

@@ -1,0 +1,73 @@
+// `backup`: a data directory into a repository, or into a new backup directory (full, or an increment on --base).
+import { Option, type Command } from 'commander';
+import {
+  common,
+  repoAccess,
+  openRepository,
+  print,
+  usage,
+  operation,
+  collect,
+  type Common,
+  type RepoOpts,
+} from '../kit.js';
+import { fullSummary, incrementSummary, recordLine } from '../describe.js';
+import type { BackupType } from '../../repository.js';
+
+export function register(program: Command): void {
+  common(
+    repoAccess(program.command('backup'))
+      .description(
+        'back up a checkpointed data directory: into a repository, or to <dest> (full, or incremental on --base)',
+      )
+      .argument('<dataDir>', 'PowDB data directory (the server must be stopped cleanly)')
+      .argument('[dest]', 'new backup directory (must not exist or be empty); not with --repo')
+      .option(
+        '--base <backupDir>',
+        'full backup, then each increment in order, that this increment builds on (repeatable)',
+        collect,
+      )
+      .option('--repo <repo>', 'store the backup in this repository, which picks its base')
+      .option(
+        '--same-database',
+        'with --repo: back up although the path, host or LSN differ from the newest backup (the database moved, or was restored and written to)',
+      )
+      .addOption(
+        new Option(
+          '--type <type>',
+          'with --repo: full, incr (on the newest backup) or diff (on the newest full)',
+        ).choices(['full', 'incr', 'diff']),
+      )
+      .addHelpText(
+        'after',
+        '\nExamples:\n  powdb-backup backup ./data --repo ./backups --type full\n  powdb-backup backup ./data --repo ./backups\n' +
+          '  powdb-backup backup ./data ./backups/full\n  powdb-backup backup ./data ./backups/inc1 --base ./backups/full',
+      ),
+  ).action(
+    async (
+      dataDir: string,
+      dest: string | undefined,
+      opts: Common & RepoOpts & { base?: string[]; repo?: string; type?: BackupType; sameDatabase?: boolean },
+    ) => {
+      const run = await operation(opts);
+      if (opts.repo) {
+        if (dest || opts.base) usage('--repo picks the destination and the base: give neither <dest> nor --base');
+        const record = await (
+          await openRepository(opts.repo, opts)
+        ).backup(dataDir, { ...run, type: opts.type ?? 'incr', sameDatabase: Boolean(opts.sameDatabase) });
+        return print(Boolean(opts.json), record, `backup ${recordLine(record)}`);
+      }
+      if (!dest) usage('missing <dest> (or --repo)');
+      if (opts.type) usage('--type goes with --repo');
+      if (opts.sameDatabase) usage('--same-database goes with --repo');
+      if (!opts.base) {
+        const { fullBackup } = await import('../../backup.js');
+        const m = await fullBackup(dataDir, dest, run);
+        return print(Boolean(opts.json), { kind: 'full', dest, manifest: m }, fullSummary(m, dest));
+      }
+      const { incrementalBackup } = await import('../../backup.js');
+      const m = await incrementalBackup(dataDir, opts.base, dest, run);
+      print(Boolean(opts.json), { kind: 'incremental', dest, manifest: m }, incrementSummary(m, dest));
+    },
+  );
+}

@@ -1,0 +1,35 @@
+// `expire`: retention, then the prune of what no kept backup uses.
+import type { Command } from 'commander';
+import { formatBytes, plural } from '../../format.js';
+import { common, repoAccess, openRepository, print, interrupted, type Common, type RepoOpts } from '../kit.js';
+
+export function register(program: Command): void {
+  common(
+    repoAccess(program.command('expire'))
+      .description('remove old backups, never one that a retained backup depends on')
+      .requiredOption('--repo <repo>', 'the repository')
+      .requiredOption('--retain-full <n>', 'keep the newest N full backups and everything built on them', (v) =>
+        Number(v),
+      )
+      .option('--retain-days <days>', 'also keep every backup younger than this, with its chain', (v) => Number(v))
+      .option('--dry-run', 'list what would be removed, remove nothing')
+      .addHelpText(
+        'after',
+        '\nExamples:\n  powdb-backup expire --repo ./backups --retain-full 2 --dry-run\n  powdb-backup expire --repo ./backups --retain-full 1 --retain-days 7',
+      ),
+  ).action(
+    async (opts: Common & RepoOpts & { repo: string; retainFull: number; retainDays?: number; dryRun?: boolean }) => {
+      const r = await (await openRepository(opts.repo, opts)).expire({ ...opts, signal: interrupted.signal });
+      const verb = opts.dryRun ? 'would remove' : 'removed';
+      print(
+        Boolean(opts.json),
+        r,
+        `${verb} ${plural(r.removed.length, 'backup')}${r.removed.length ? `: ${r.removed.join(', ')}` : ''}; kept ${r.kept.length}` +
+          (r.pruned
+            ? `; ${opts.dryRun ? 'would prune' : 'pruned'} ${plural(r.pruned.blobsRemoved, 'chunk')}, ${plural(r.pruned.packsRemoved, 'pack')} removed ` +
+              `(${r.pruned.packsRepacked} repacked), ${formatBytes(r.pruned.bytesFreed > 0n ? r.pruned.bytesFreed : 0n)} ${opts.dryRun ? 'would be freed' : 'freed'}`
+            : ''),
+      );
+    },
+  );
+}

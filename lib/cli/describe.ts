@@ -1,0 +1,177 @@
+// What the CLI prints: one-line summaries and tables of results (plain text;
+// --json prints the results themselves).
+import { formatBytes, plural } from '../format.js';
+import type { BackupManifest, IncrementManifest } from '../manifest.js';
+import type { RepairResult } from '../native.js';
+import type { BackupRecord, RepositoryTotals } from '../repository.js';
+import type { SyncOutcome } from '../sync.js';
+import type { ArchiveLineage } from '../repo/archive.js';
+import type { DeltaSummary } from '../inplace.js';
+import type { VerifyReport } from '../verify.js';
+
+/** What a delta restore compared, rewrote and removed. */
+export function deltaNote(d: DeltaSummary | undefined): string {
+  if (!d) return '';
+  return (
+    `\nin place: compared ${plural(d.filesCompared, 'file')} (${d.pagesCompared} heap pages), ` +
+    `rewrote ${plural(d.filesRewritten, 'file')} (${d.pagesRewritten} pages, ${formatBytes(d.bytesWritten)} written), ` +
+    `removed ${plural(d.filesRemoved, 'file')}`
+  );
+}
+
+/** What a restore did with the sync identity, for its summary line. */
+export function syncNote(sync: SyncOutcome | undefined): string {
+  if (!sync) return '';
+  if (sync.mode === 'strip') return ', sync identity stripped';
+  return `, sync identity ${sync.mode === 'preserve' ? 'preserved' : 'forked'} (${sync.identity!.database_id})`;
+}
+
+export function fullSummary(m: BackupManifest, dest: string): string {
+  const bytes = m.files.reduce((sum, f) => sum + f.len, 0n);
+  return `full backup: ${plural(m.files.length, 'file')}, ${formatBytes(bytes)}, source LSN ${m.source_lsn} -> ${dest}`;
+}
+
+export function incrementSummary(m: IncrementManifest, dest: string): string {
+  let bytes = 0n;
+  let pages = 0;
+  for (const c of m.changed) {
+    if ('Whole' in c) bytes += c.Whole.len;
+    else [bytes, pages] = [bytes + c.Pages.delta_len, pages + c.Pages.page_indices.length];
+  }
+  return (
+    `incremental backup: ${plural(m.changed.length, 'changed file')} (${plural(pages, 'page')}), ` +
+    `${formatBytes(bytes)}, LSN ${m.base_source_lsn} -> ${m.source_lsn} -> ${dest}`
+  );
+}
+
+export function recordLine(r: BackupRecord): string {
+  const on = r.parent ? ` on ${r.parent}` : '';
+  const from = r.source
+    ? `, from ${r.source.host}:${r.source.path}${r.source.database_id ? ` (database ${r.source.database_id})` : ''}`
+    : '';
+  return `${r.id} (${r.type}${on}): ${plural(r.files, 'file')}, ${formatBytes(r.logical_bytes)} of data, ${formatBytes(r.stored_bytes)} stored, ${plural(r.pages, 'page')}, LSN ${r.source_lsn}${from}`;
+}
+
+export function totalsLine(t: RepositoryTotals): string {
+  const ratio = t.stored_bytes > 0n ? ` (${(Number(t.logical_bytes) / Number(t.stored_bytes)).toFixed(1)}x)` : '';
+  return (
+    `format ${t.format}, compression ${t.compression}, encryption ${t.encryption}: ` +
+    `${plural(t.backups, 'backup')}, ${formatBytes(t.logical_bytes)} of data in ${formatBytes(t.stored_bytes)} stored${ratio}` +
+    (t.conditional_writes === false
+      ? '\nthe store ignores conditional writes: each write is checked first; unique names and the writer lock protect the repository'
+      : t.conditional_writes === null
+        ? '\nwhether the store honours conditional writes is unknown: these credentials cannot write'
+        : '')
+  );
+}
+
+/** The WAL archive of each lineage: its LSN ranges, gaps and times. */
+export function archiveLines(lineages: ArchiveLineage[]): string {
+  return lineages
+    .map(
+      (l) =>
+        `WAL archive of database ${l.database_id} generation ${l.primary_generation}: ${plural(l.segments, 'segment')}, ${formatBytes(l.bytes)}, ` +
+        l.ranges
+          .map((r) => `LSNs ${r.start_lsn}-${r.end_lsn} (archived ${r.first_archived} to ${r.last_archived})`)
+          .join(', ') +
+        (l.newest_boundary === null ? '' : `; restorable up to LSN ${l.newest_boundary}`) +
+        l.gaps.map((g) => `\n  GAP: no archived LSNs ${g.after_lsn + 1n}-${g.next_lsn - 1n}`).join(''),
+    )
+    .join('\n');
+}
+
+export function infoTable(records: BackupRecord[]): string {
+  if (records.length === 0) return 'no backups yet';
+  const rows = [['id', 'type', 'parent', 'LSN', 'created', 'logical', 'added', 'holds', 'files', 'pages', 'source']];
+  for (const r of records) {
+    rows.push([
+      r.id,
+      r.type,
+      r.parent ?? '-',
+      String(r.source_lsn),
+      r.created,
+      formatBytes(r.logical_bytes),
+      formatBytes(r.stored_bytes),
+      r.held_bytes === undefined ? '-' : formatBytes(r.held_bytes),
+      String(r.files),
+      String(r.pages),
+      r.source ? `${r.source.host}:${r.source.path}` : '-',
+    ]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  return rows
+    .map((row) =>
+      row
+        .map((cell, i) => cell.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+/** One verdict over a repository's verify: how many backups restore, which do not, what to do next. */
+export function repositoryVerdict(reports: { id?: string; report: VerifyReport }[], repo: string, format: 1 | 2) {
+  const backups = reports.filter((r) => r.id !== 'repository' && r.id !== 'archive');
+  const damaged = backups.filter((r) => !r.report.ok).map((r) => r.id!);
+  const store = reports.find((r) => r.id === 'repository')?.report.ok !== false;
+  const archive = reports.find((r) => r.id === 'archive')?.report.ok !== false;
+  const restorable = backups.length - damaged.length;
+  const next =
+    damaged.length > 0 || !store
+      ? format === 1
+        ? 'next: restore another backup, and take a new full backup (--type full); a format-1 repository cannot be repaired (migrate converts it)'
+        : `next: powdb-backup repair --repo ${repo}, then a new backup, then verify again (README: When something goes wrong)`
+      : !archive
+        ? 'next: the WAL archive has problems (see above): restores that replay past them fail; run archive again from the database'
+        : undefined;
+  const line =
+    `verdict: ${restorable} of ${plural(backups.length, 'backup')} restorable` +
+    (damaged.length ? `; damaged: ${damaged.join(', ')}` : '') +
+    (!store && damaged.length === 0 ? '; the repository has damage no backup needs' : '') +
+    (next ? `; ${next}` : '');
+  return { restorable, backups: backups.length, damaged, ...(next ? { next } : {}), line };
+}
+
+export function verifySummary(report: VerifyReport): string {
+  const lines = [
+    ...report.checks.map((c) => `ok    ${c}`),
+    ...report.errors.map((e) => `FAIL  [${e.code}] ${e.message}`),
+  ];
+  const first = report.errors[0];
+  const page = report.errors.find((e) => e.file === first?.file && e.page !== undefined)?.page;
+  lines.push(
+    first
+      ? `verify found ${plural(report.errors.length, 'problem')}; first in ${first.file}${page === undefined ? '' : ` page ${page}`}`
+      : `verified: no problems (${plural(report.checks.length, 'check')})`,
+  );
+  return lines.join('\n');
+}
+
+export function repairSummary(r: RepairResult): string {
+  const lines: string[] = [];
+  if (r.indexesRemoved + r.packsIndexed > 0 || r.packsRemoved > r.packsDamaged) {
+    lines.push(
+      `removed ${plural(r.indexesRemoved, 'damaged index object')}, indexed ${plural(r.packsIndexed, 'pack')} anew`,
+    );
+  }
+  if (r.packsDamaged > 0) {
+    lines.push(
+      `${plural(r.packsDamaged, 'damaged or missing pack')} removed from the index and the repository; ` +
+        `${plural(r.chunksSalvaged, 'intact chunk')} kept in ${plural(r.packsWritten, 'new pack')}, ${plural(r.chunksLost, 'chunk')} lost`,
+    );
+  } else if (lines.length === 0) {
+    lines.push('nothing was damaged; nothing changed');
+  }
+  if (r.damageRecordsCleared > 0) lines.push(`cleared ${plural(r.damageRecordsCleared, 'damage record')}`);
+  for (const b of r.backups) {
+    const files = b.files.map((f) => `${f.name} (${plural(f.chunksMissing, 'chunk')})`).join(', ');
+    lines.push(`backup ${b.id} needs chunks that are gone: ${files}`);
+  }
+  if (r.backups.length > 0) {
+    lines.push(
+      'these backups are kept: they cannot be restored until a backup of a source that still holds the same content stores those chunks again',
+    );
+  }
+  if (r.chunksLost > 0) lines.push('run a backup now: it stores the lost chunks again from its source');
+  return lines.join('\n');
+}
