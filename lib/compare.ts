@@ -3,7 +3,7 @@ import { histories, type Chain, type ChainState } from './chain.js';
 import { withDataDir } from './datadir.js';
 import { toBackupError } from './errors.js';
 import { native } from './native.js';
-import type { VerifyProblem } from './verify.js';
+import type { VerifyProblem } from './report.js';
 
 /** A difference between a backup and a data directory, on a file or one of its pages. */
 export function differs(file: string, message: string, page?: number): VerifyProblem {

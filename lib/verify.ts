@@ -18,21 +18,9 @@ import { isHeap } from './names.js';
 import { native, type ContentKind, type RestoreLayer } from './native.js';
 import { DEFAULT_CONCURRENCY, mapLimit } from './pool.js';
 import { Progress, type OperationOptions } from './progress.js';
+import type { VerifyProblem, VerifyReport } from './report.js';
 
-/** One problem `verify` found; `page` is the heap page it concerns. */
-export interface VerifyProblem {
-  code: string;
-  message: string;
-  file: string;
-  page?: number;
-}
-
-/** What `verify` checked (`checks`, human lines) and found (`errors`, in chain and manifest order). */
-export interface VerifyReport {
-  ok: boolean;
-  checks: string[];
-  errors: VerifyProblem[];
-}
+export type { VerifyProblem, VerifyReport } from './report.js';
 
 /** A file to check: where it is, what its manifest says, and how to read it. */
 interface FileCheck {

@@ -1,5 +1,6 @@
 import { BackupError } from '../errors.js';
-import { sortRecords, parseTarget, type RestoreAsOf } from './base.js';
+import { sortRecords } from './record.js';
+import { parseTarget, type RestoreAsOf } from './target.js';
 import type { ArchivedSegment } from './archive.js';
 import type { Snapshot } from './snapshot.js';
 

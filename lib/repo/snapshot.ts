@@ -3,7 +3,7 @@ import { BackupError } from '../errors.js';
 import { formatJson, parseJsonAs } from '../json.js';
 import { isPlainName } from '../names.js';
 import { syncBlockProblem, syncBlockSchema, type SyncBlock } from '../sync.js';
-import type { BackupRecord } from './base.js';
+import type { BackupRecord } from './record.js';
 import { sourceSchema } from './source.js';
 
 /**

@@ -8,16 +8,9 @@ import { realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import * as v from 'valibot';
 import { BackupError } from '../errors.js';
-import type { BackupRecord } from './base.js';
+import type { BackupRecord, BackupSource } from './record.js';
 
-/** The database a backup was taken of. */
-export interface BackupSource {
-  host: string;
-  /** The data directory, resolved (symlinks followed). */
-  path: string;
-  /** A sync-enabled database's id (`.powdb-sync/identity.json`): it survives a move to another path or host. */
-  database_id?: string;
-}
+export type { BackupSource } from './record.js';
 
 export const sourceSchema = v.object({
   host: v.string(),
