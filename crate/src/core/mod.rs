@@ -8,6 +8,7 @@ pub mod digest;
 pub mod error;
 pub mod fsio;
 pub mod heapdiff;
+pub mod layer;
 pub mod lock;
 pub mod page;
 pub mod pagemap;

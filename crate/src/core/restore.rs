@@ -5,39 +5,15 @@
 //! Every layer, superseded ones included, is checked against its BLAKE3, so a
 //! restore that succeeds vouches for the whole chain.
 use super::delta::{bad_delta, check_spec, DeltaSpec};
-use super::digest::{hash_chunk, Expected};
+use super::digest::hash_chunk;
 use super::error::{CoreError, CoreResult};
 use super::fsio::{self, Sink};
 use super::page::{PAGE_SIZE, RECORD_SIZE};
 use super::pagemap::{check_map, page_hash, HeapShape, MapReader, PageHash, ZERO_PAGE};
 use super::verify::{verify_artifact, Content};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// How a chain element carries a file.
-#[derive(Debug, Clone)]
-pub enum LayerKind {
-    Whole,
-    Pages(DeltaSpec),
-}
-
-/// One element of a file's history: a whole copy or a delta, with what its
-/// manifest promises (`name` is the manifest's name for the copy or delta).
-#[derive(Debug, Clone)]
-pub struct Layer {
-    pub path: PathBuf,
-    pub name: String,
-    pub len: u64,
-    pub blake3_hex: String,
-    /// "backup" or "increment", for messages.
-    pub artifact: String,
-    pub kind: LayerKind,
-}
-
-impl Layer {
-    pub fn expected(&self) -> Expected<'_> {
-        Expected { name: &self.name, len: self.len, blake3_hex: &self.blake3_hex, artifact: &self.artifact }
-    }
-}
+pub use super::layer::{final_len, Layer, LayerKind};
 
 /// Pages already written, by index.
 struct Bitmap(Vec<u64>);
@@ -181,20 +157,6 @@ fn copy_unwritten(layer: &Layer, out: &mut dyn PageSink, written: &Bitmap) -> Co
     })?;
     expected.check_len(offset)?;
     expected.check_hash(hasher.finalize().to_hex().as_ref())
-}
-
-/// The file's length after `layers`: the newest whole copy's, extended to
-/// the largest `total_pages` of later deltas.
-pub fn final_len(layers: &[Layer]) -> u64 {
-    let base_at = layers.iter().rposition(|l| matches!(l.kind, LayerKind::Whole));
-    layers[base_at.unwrap_or(0)..]
-        .iter()
-        .map(|l| match &l.kind {
-            LayerKind::Pages(spec) => spec.total_pages as u64 * PAGE_SIZE as u64,
-            LayerKind::Whole => l.len,
-        })
-        .max()
-        .unwrap_or(0)
 }
 
 /// Puts the result of `layers` (a file's history in chain order) into `out`

@@ -7,7 +7,7 @@ use super::error::{CoreError, CoreResult};
 use super::fsio;
 use super::page::{page_problem, PAGE_SIZE, RECORD_SIZE};
 use super::pagemap::{check_map, page_hash, HeapShape, MapReader};
-use super::restore::Layer;
+use super::layer::Layer;
 use std::path::Path;
 
 /// How a file's content is checked beyond its hash.
@@ -256,7 +256,7 @@ mod tests {
                 len: digest.len,
                 blake3_hex: digest.blake3_hex,
                 artifact: "backup".into(),
-                kind: crate::core::restore::LayerKind::Whole,
+                kind: crate::core::layer::LayerKind::Whole,
             };
             let content = Content::Heap { max_lsn: 1, map: Some(map) };
             let result = verify_artifact(&path, &expected("T.heap", &heap, &mut hex), &content).unwrap();

@@ -6,7 +6,7 @@ use super::damage::Damage;
 use super::index::{read_all, DATA_PREFIX};
 use super::keys::BlobId;
 use super::pack::{self, Entry};
-use super::store::read_list;
+use super::lists::read_list;
 use super::{short, Repo};
 use crate::core::error::{CoreError, CoreResult};
 use rayon::prelude::*;

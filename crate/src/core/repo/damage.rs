@@ -4,10 +4,10 @@
 //! instead of deduplicating against a copy that cannot be read, and a
 //! restore takes the new copy. `repair` removes them once it has dealt
 //! with the packs. Sealed with the object's key as context, like an index.
-use super::index::{decode_packs, encode_pack_head};
+use super::packlist::{decode_packs, encode_pack_head};
 use super::keys::{BlobId, Keys, ID_LEN};
 use super::storage::Storage;
-use super::writer::new_name;
+use super::keys::new_name;
 use super::Repo;
 use crate::core::error::{CoreError, CoreResult};
 use std::collections::{HashMap, HashSet};

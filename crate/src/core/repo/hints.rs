@@ -9,7 +9,7 @@
 //! chunk is hashed for its id, as before.
 use super::keys::BlobId;
 use super::pack::KIND_DATA;
-use super::store::{decode_list, store_lists, ChunkRef, LIST_ENTRIES};
+use super::lists::{decode_list, store_lists, ChunkRef, LIST_ENTRIES};
 use super::Repo;
 use crate::core::error::CoreResult;
 use std::collections::HashMap;

@@ -60,7 +60,7 @@ impl Repo {
     pub fn acquire_hold(&self, kind: Kind, operation: &str) -> CoreResult<String> {
         let here = this_machine();
         let mine = Hold {
-            owner: super::writer::new_name(),
+            owner: super::keys::new_name(),
             kind,
             operation: operation.to_string(),
             host: super::lease::host(),

@@ -22,6 +22,15 @@ pub struct Keys {
     id_key: [u8; 32],
 }
 
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A new object name: random, so concurrent or repeated writers never collide.
+pub fn new_name() -> String {
+    hex(&random_bytes::<32>())
+}
+
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
     getrandom::getrandom(&mut out).expect("the OS random source works");
@@ -154,10 +163,6 @@ pub struct KeyFile {
     pub salt_hex: String,
     pub wrapped_hex: String,
     pub created_unix_secs: u64,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub fn unhex(text: &str) -> Option<Vec<u8>> {

@@ -98,7 +98,7 @@ impl Repo {
     pub fn acquire_lease(&self) -> CoreResult<Option<String>> {
         let here = this_machine();
         let mine = Lease {
-            owner: super::writer::new_name(),
+            owner: super::keys::new_name(),
             host: host(),
             machine: here.clone(),
             pid: std::process::id(),

@@ -4,7 +4,7 @@
 use super::index::Index;
 use super::keys::BlobId;
 use super::pack::{Entry, PACK_TARGET};
-use super::store::{read_list, ChunkRef};
+use super::lists::{read_list, ChunkRef};
 use super::{short, Repo};
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::fsio::{create_new, Sink};

@@ -11,9 +11,11 @@ pub mod holds;
 pub mod index;
 pub mod keys;
 pub mod lease;
+pub mod lists;
 pub mod load;
 pub mod open;
 pub mod pack;
+pub mod packlist;
 pub mod patch;
 pub mod prune;
 pub mod repair;
@@ -225,9 +227,7 @@ impl Repo {
     }
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use keys::hex;
 
 /// A blob id for messages.
 pub fn short(id: &BlobId) -> String {

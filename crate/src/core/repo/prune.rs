@@ -8,8 +8,8 @@
 use super::index::{self, read_all, PackRecord, INDEX_PREFIX};
 use super::keys::BlobId;
 use super::pack::{Entry, PackBuilder, PACK_TARGET};
-use super::store::read_list;
-use super::writer::new_name;
+use super::lists::read_list;
+use super::keys::new_name;
 use super::Repo;
 use crate::core::crashpoint;
 use crate::core::error::{CoreError, CoreResult};

@@ -10,7 +10,7 @@ use super::keys::BlobId;
 use super::load::{fetch_plan, fetch_window, missing_blob, pipeline, wrong_length};
 use super::load::{Batch, FetchPlan, Place, Range, Window};
 use super::pack::Entry;
-use super::store::decode_list;
+use super::lists::decode_list;
 use super::{short, Repo};
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::digest::hash_chunk;

@@ -4,9 +4,9 @@
 //! `settle_unindexed` (run by the next writer) indexes what a killed writer
 //! left, for prune to keep or drop.
 use super::index::{self, PackRecord, DATA_PREFIX, INDEX_PREFIX};
-use super::keys::{random_bytes, BlobId};
+use super::keys::{new_name, BlobId};
 use super::pack::{self, Entry, PackBuilder, PACK_TARGET};
-use super::{hex, Repo};
+use super::Repo;
 use crate::core::error::CoreResult;
 use std::collections::HashSet;
 
@@ -48,11 +48,6 @@ pub struct Repaired {
     pub indexes_removed: u64,
     pub packs_indexed: u64,
     pub packs_removed: u64,
-}
-
-/// A new object name: random, so concurrent or repeated writers never collide.
-pub fn new_name() -> String {
-    hex(&random_bytes::<32>())
 }
 
 fn pack_key(name: &str) -> String {

@@ -221,7 +221,7 @@ impl ObjectStoreDir {
             return Ok(*known);
         }
         let shared = &self.shared;
-        let key = format!("{PROBE_PREFIX}{}", super::super::writer::new_name());
+        let key = format!("{PROBE_PREFIX}{}", super::super::keys::new_name());
         let honoured = block_on(async {
             shared
                 .create(&key, PutPayload::from_static(b"1"), true)
