@@ -49,17 +49,12 @@ pub(crate) fn job<T: Send + 'static, J>(
 where
     J: ToNapiValue + TypeName,
 {
-    AsyncTask::new(Job {
-        work: Some(Box::new(work)),
-        operation: cancel.and_then(operation),
-        to_js,
-    })
+    AsyncTask::new(Job { work: Some(Box::new(work)), operation: cancel.and_then(operation), to_js })
 }
 
 /// Cancellation tokens handed to JS by id: one operation's abort flag and progress.
-static TOKENS: std::sync::LazyLock<
-    std::sync::Mutex<std::collections::HashMap<u32, Arc<cancel::Operation>>>,
-> = std::sync::LazyLock::new(Default::default);
+static TOKENS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<u32, Arc<cancel::Operation>>>> =
+    std::sync::LazyLock::new(Default::default);
 static NEXT_TOKEN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
 
 /// A new cancellation token for the operations of one call (no I/O).
@@ -72,10 +67,7 @@ pub fn native_version() -> String {
 #[napi]
 pub fn create_cancel_token() -> u32 {
     let id = NEXT_TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    TOKENS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(id, Default::default());
+    TOKENS.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Default::default());
     id
 }
 
@@ -119,10 +111,7 @@ pub fn release_cancel_token(id: u32) {
 pub(crate) fn u64_arg(what: &str, value: &BigInt) -> Result<u64> {
     match value.get_u64() {
         (false, v, true) => Ok(v),
-        _ => Err(Error::new(
-            Status::InvalidArg,
-            format!("ERR_INVALID_ARG: {what} must be a u64 bigint"),
-        )),
+        _ => Err(Error::new(Status::InvalidArg, format!("ERR_INVALID_ARG: {what} must be a u64 bigint"))),
     }
 }
 
@@ -134,10 +123,7 @@ pub struct HashResult {
 
 impl From<FileDigest> for HashResult {
     fn from(d: FileDigest) -> Self {
-        HashResult {
-            len: d.len,
-            blake3_hex: d.blake3_hex,
-        }
+        HashResult { len: d.len, blake3_hex: d.blake3_hex }
     }
 }
 
@@ -186,22 +172,14 @@ impl From<DeltaOutcome> for DeltaResult {
             delta_len: d.delta_len,
             blake3_hex: d.blake3_hex,
         });
-        DeltaResult {
-            delta,
-            max_page_lsn: o.max_page_lsn,
-            map: HashResult::from(o.map),
-        }
+        DeltaResult { delta, max_page_lsn: o.max_page_lsn, map: HashResult::from(o.map) }
     }
 }
 
 /// BLAKE3 and length of a file, streamed.
 #[napi(ts_return_type = "Promise<HashResult>")]
 pub fn hash_file(path: String, cancel: Option<u32>) -> AsyncTask<Job<FileDigest, HashResult>> {
-    job(
-        cancel,
-        move || core_hash_file(&PathBuf::from(path)),
-        HashResult::from,
-    )
+    job(cancel, move || core_hash_file(&PathBuf::from(path)), HashResult::from)
 }
 
 /// Copies `src` to the new file `dst` (0600, fsynced) while hashing it; with
@@ -248,12 +226,7 @@ pub fn write_delta(
         move || {
             with_base_map(&base_map, |map| {
                 let base = Base { lsn: base_lsn, map };
-                core_write_delta(
-                    &PathBuf::from(heap),
-                    &PathBuf::from(delta_path),
-                    base,
-                    &PathBuf::from(map_path),
-                )
+                core_write_delta(&PathBuf::from(heap), &PathBuf::from(delta_path), base, &PathBuf::from(map_path))
             })
         },
         DeltaResult::from,
@@ -274,12 +247,9 @@ impl MapSourceArg {
         match (self.heap, self.map, self.layers) {
             (Some(heap), None, None) => Ok(MapSource::Heap(PathBuf::from(heap))),
             (None, Some(map), None) => Ok(MapSource::Stored(map.into_layer()?)),
-            (None, None, Some(layers)) => Ok(MapSource::Layers(
-                layers
-                    .into_iter()
-                    .map(RestoreLayer::into_layer)
-                    .collect::<Result<_>>()?,
-            )),
+            (None, None, Some(layers)) => {
+                Ok(MapSource::Layers(layers.into_iter().map(RestoreLayer::into_layer).collect::<Result<_>>()?))
+            }
             _ => Err(Error::new(
                 Status::InvalidArg,
                 "ERR_INVALID_ARG: a map source is one of heap, map or layers".to_string(),
@@ -310,9 +280,7 @@ impl From<HeapDiff> for HeapDiffResult {
             b_pages: d.b_pages,
             differing: d.differing,
             differing_count: d.differing_count,
-            shape_problem: d
-                .shape_problem
-                .map(|(page, message)| ShapeProblem { page, message }),
+            shape_problem: d.shape_problem.map(|(page, message)| ShapeProblem { page, message }),
         }
     }
 }
@@ -327,11 +295,7 @@ pub fn diff_heaps(
 ) -> Result<AsyncTask<Job<HeapDiff, HeapDiffResult>>> {
     let a = a.into_source()?;
     let b = b.map(MapSourceArg::into_source).transpose()?;
-    Ok(job(
-        cancel,
-        move || core_diff(&a, b.as_ref()),
-        HeapDiffResult::from,
-    ))
+    Ok(job(cancel, move || core_diff(&a, b.as_ref()), HeapDiffResult::from))
 }
 
 /// One element of a file's history, as the chain's manifests describe it:
@@ -382,16 +346,9 @@ pub fn restore_file(
     map: Option<RestoreLayer>,
     cancel: Option<u32>,
 ) -> Result<AsyncTask<Job<(), ()>>> {
-    let layers = layers
-        .into_iter()
-        .map(RestoreLayer::into_layer)
-        .collect::<Result<Vec<_>>>()?;
+    let layers = layers.into_iter().map(RestoreLayer::into_layer).collect::<Result<Vec<_>>>()?;
     let map = map.map(RestoreLayer::into_layer).transpose()?;
-    Ok(job(
-        cancel,
-        move || core_restore_file(&PathBuf::from(target), &layers, map.as_ref()),
-        |()| (),
-    ))
+    Ok(job(cancel, move || core_restore_file(&PathBuf::from(target), &layers, map.as_ref()), |()| ()))
 }
 
 /// Writer locks held for JS, by handle: a lock lives until `releaseLock`.
@@ -406,10 +363,7 @@ pub fn acquire_lock(dir: String) -> AsyncTask<Job<u32, u32>> {
         move || {
             let lock = WriterLock::acquire(&PathBuf::from(dir))?;
             let id = NEXT_LOCK.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            LOCKS
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push((id, lock));
+            LOCKS.lock().unwrap_or_else(|p| p.into_inner()).push((id, lock));
             Ok(id)
         },
         |id| id,
@@ -423,10 +377,7 @@ pub fn release_lock(id: u32) -> AsyncTask<Job<(), ()>> {
         None,
         move || {
             let mut locks = LOCKS.lock().unwrap_or_else(|p| p.into_inner());
-            let held = locks
-                .iter()
-                .position(|(i, _)| *i == id)
-                .map(|at| locks.swap_remove(at));
+            let held = locks.iter().position(|(i, _)| *i == id).map(|at| locks.swap_remove(at));
             drop(locks);
             drop(held); // WriterLock's Drop does the release I/O here, off the JS thread.
             Ok(())
@@ -477,12 +428,7 @@ pub fn verify_file(
             };
             Content::Delta { spec, max_lsn }
         }
-        other => {
-            return Err(Error::new(
-                Status::InvalidArg,
-                format!("ERR_INVALID_ARG: unknown kind {other}"),
-            ))
-        }
+        other => return Err(Error::new(Status::InvalidArg, format!("ERR_INVALID_ARG: unknown kind {other}"))),
     };
     let map = map.map(RestoreLayer::into_layer).transpose()?;
     let content = match content {
@@ -492,23 +438,9 @@ pub fn verify_file(
     Ok(job(
         cancel,
         move || {
-            let expected = Expected {
-                name: &name,
-                len,
-                blake3_hex: &blake3_hex,
-                artifact: &artifact,
-            };
+            let expected = Expected { name: &name, len, blake3_hex: &blake3_hex, artifact: &artifact };
             verify_artifact(&PathBuf::from(path), &expected, &content)
         },
-        |found| {
-            found
-                .into_iter()
-                .map(|f| VerifyFinding {
-                    code: f.code,
-                    message: f.message,
-                    page: f.page,
-                })
-                .collect()
-        },
+        |found| found.into_iter().map(|f| VerifyFinding { code: f.code, message: f.message, page: f.page }).collect(),
     ))
 }

@@ -1,10 +1,10 @@
 #![cfg_attr(test, allow(dead_code))] // napi-derive compiles registration out of test builds
 //! Delta restore (restore in place) of chain files, off the JS thread.
 use crate::binding::{job, u64_arg, Job, RestoreLayer};
-use crate::core::repo::patch::{patch_file, RepoPatch};
-use crate::repo_binding::{ids, repo};
 use crate::core::heapdiff::MapSource;
 use crate::core::patch::{patch_heap as core_patch_heap, PatchOutcome};
+use crate::core::repo::patch::{patch_file, RepoPatch};
+use crate::repo_binding::{ids, repo};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::path::PathBuf;
@@ -18,7 +18,11 @@ pub struct PatchResult {
 
 impl From<PatchOutcome> for PatchResult {
     fn from(o: PatchOutcome) -> Self {
-        PatchResult { pages_compared: o.pages_compared, pages_rewritten: o.pages_rewritten, bytes_written: o.bytes_written }
+        PatchResult {
+            pages_compared: o.pages_compared,
+            pages_rewritten: o.pages_rewritten,
+            bytes_written: o.bytes_written,
+        }
     }
 }
 

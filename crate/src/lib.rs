@@ -2,8 +2,8 @@
 //!
 //! `core` is plain Rust with no Node dependency (tested with `cargo test`);
 //! `binding` is the thin napi-rs layer that runs it off the JS thread.
-pub mod core;
 mod binding;
+pub mod core;
+mod inplace_binding;
 mod repo_binding;
 mod wal_binding;
-mod inplace_binding;

@@ -70,11 +70,11 @@ pub fn wal_cut(
     let after = u64_arg("afterLsn", &after_lsn)?;
     let target = u64_arg("targetLsn", &target_lsn)?;
     let paths: Vec<PathBuf> = segments.into_iter().map(PathBuf::from).collect();
-    Ok(job(cancel, move || cut_at_or_before(&paths, after, target), |c| WalCutResult {
-        lsn: c.lsn,
-        add_column: c.add_column,
-        safe: c.safe,
-    }))
+    Ok(job(
+        cancel,
+        move || cut_at_or_before(&paths, after, target),
+        |c| WalCutResult { lsn: c.lsn, add_column: c.add_column, safe: c.safe },
+    ))
 }
 
 #[napi(object, object_from_js = false)]
@@ -117,7 +117,9 @@ type Found = Option<(u64, u8)>;
 /// The first record of `wal.log` that powdb-sync 0.29 cannot archive, if any.
 #[napi(ts_return_type = "Promise<OverflowRecord | null>")]
 pub fn wal_overflow_record(path: String) -> AsyncTask<Job<Found, Option<OverflowRecord>>> {
-    job(None, move || first_overflow_record(&PathBuf::from(path)), |found| {
-        found.map(|(lsn, kind)| OverflowRecord { lsn, kind: kind.into() })
-    })
+    job(
+        None,
+        move || first_overflow_record(&PathBuf::from(path)),
+        |found| found.map(|(lsn, kind)| OverflowRecord { lsn, kind: kind.into() }),
+    )
 }

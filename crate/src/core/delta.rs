@@ -319,10 +319,7 @@ pub(crate) fn check_spec(spec: &DeltaSpec, delta_name: &str, target: &Path) -> C
 pub(crate) fn bad_delta(target: &Path, len: u64, count: usize, expected: u64) -> CoreError {
     CoreError::new(
         "ERR_BAD_DELTA",
-        format!(
-            "delta for {} has length {len} but {count} page records expected {expected}",
-            target.display()
-        ),
+        format!("delta for {} has length {len} but {count} page records expected {expected}", target.display()),
     )
 }
 
@@ -340,7 +337,11 @@ pub(crate) mod tests {
     }
 
     fn changed_after_50(i: usize) -> u64 {
-        if i % 100 == 7 { 60 + i as u64 } else { 50 }
+        if i % 100 == 7 {
+            60 + i as u64
+        } else {
+            50
+        }
     }
 
     #[test]
@@ -349,7 +350,13 @@ pub(crate) mod tests {
         let heap = pages(400, changed_after_50);
         let base_map = map_of(&pages(400, |_| 50));
         let src = dir.write("T.heap", &heap);
-        let out = write_delta(&src, &dir.path("T.heap.delta"), Base { lsn: 50, map: BaseMap::Computed(&base_map) }, &dir.path("m")).unwrap();
+        let out = write_delta(
+            &src,
+            &dir.path("T.heap.delta"),
+            Base { lsn: 50, map: BaseMap::Computed(&base_map) },
+            &dir.path("m"),
+        )
+        .unwrap();
         let spec = out.delta.unwrap();
         assert_eq!(spec.page_indices, vec![7, 107, 207, 307]);
         assert_eq!(spec.total_pages, 400);
@@ -377,10 +384,13 @@ pub(crate) mod tests {
         let base = Base { lsn: 9, map: BaseMap::Stored { path: &dir.path("base.map"), pages: 700 } };
         let out = write_delta(&src, &dir.path("d"), base, &dir.path("m")).unwrap();
         assert_eq!(out.delta.unwrap().page_indices, vec![1, 300, 699]); // zero pages past the base's end match
-        assert_eq!(read(&dir.path("m")), read(&{
-            crate::core::pagemap::write_map(&dir.path("expected"), &map_of(&big)).unwrap();
-            dir.path("expected")
-        }));
+        assert_eq!(
+            read(&dir.path("m")),
+            read(&{
+                crate::core::pagemap::write_map(&dir.path("expected"), &map_of(&big)).unwrap();
+                dir.path("expected")
+            })
+        );
         assert!(stored.len > 0);
     }
 
@@ -392,7 +402,9 @@ pub(crate) mod tests {
         new[3 * PAGE_SIZE + 100] ^= 1; // an update the engine did not stamp
         new[..4].copy_from_slice(&7u32.to_le_bytes()); // page 0: header rewritten, LSN 0 kept
         let src = dir.write("T.heap", &new);
-        let out = write_delta(&src, &dir.path("d"), Base { lsn: 9, map: BaseMap::Computed(&map_of(&old)) }, &dir.path("m")).unwrap();
+        let out =
+            write_delta(&src, &dir.path("d"), Base { lsn: 9, map: BaseMap::Computed(&map_of(&old)) }, &dir.path("m"))
+                .unwrap();
         assert_eq!(out.delta.unwrap().page_indices, vec![0, 3]);
     }
 
@@ -401,7 +413,9 @@ pub(crate) mod tests {
         let dir = TempDir::new();
         let heap = pages(10, |_| 5);
         let src = dir.write("T.heap", &heap);
-        let out = write_delta(&src, &dir.path("d"), Base { lsn: 5, map: BaseMap::Computed(&map_of(&heap)) }, &dir.path("m")).unwrap();
+        let out =
+            write_delta(&src, &dir.path("d"), Base { lsn: 5, map: BaseMap::Computed(&map_of(&heap)) }, &dir.path("m"))
+                .unwrap();
         assert_eq!(out.delta, None);
         assert_eq!(out.max_page_lsn, 5);
         assert!(!dir.path("d").exists());
@@ -409,7 +423,9 @@ pub(crate) mod tests {
         let mut grown = heap.clone();
         grown.resize(12 * PAGE_SIZE, 0);
         let src = dir.write("T.heap", &grown);
-        let out = write_delta(&src, &dir.path("d"), Base { lsn: 5, map: BaseMap::Computed(&map_of(&heap)) }, &dir.path("m2")).unwrap();
+        let out =
+            write_delta(&src, &dir.path("d"), Base { lsn: 5, map: BaseMap::Computed(&map_of(&heap)) }, &dir.path("m2"))
+                .unwrap();
         let spec = out.delta.unwrap();
         assert_eq!((spec.total_pages, spec.page_indices), (12, vec![11]));
     }
@@ -418,7 +434,8 @@ pub(crate) mod tests {
     fn refuses_a_heap_that_is_not_page_aligned() {
         let dir = TempDir::new();
         let src = dir.write("T.heap", &[0u8; 5000]);
-        let err = write_delta(&src, &dir.path("d"), Base { lsn: 0, map: BaseMap::Computed(&[]) }, &dir.path("m")).unwrap_err();
+        let err = write_delta(&src, &dir.path("d"), Base { lsn: 0, map: BaseMap::Computed(&[]) }, &dir.path("m"))
+            .unwrap_err();
         assert_eq!(err.code, "ERR_NOT_PAGED");
     }
 }

@@ -43,10 +43,7 @@ impl Expected<'_> {
         }
         Err(CoreError::new(
             "ERR_INTEGRITY",
-            format!(
-                "integrity check failed for {}: blake3 mismatch ({} is corrupt)",
-                self.name, self.artifact
-            ),
+            format!("integrity check failed for {}: blake3 mismatch ({} is corrupt)", self.name, self.artifact),
         ))
     }
 }

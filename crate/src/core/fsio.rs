@@ -64,11 +64,7 @@ pub fn buffer(len: usize) -> Buffer {
 
 /// Opens a file for reading, refusing to follow a symlink at the last component.
 pub fn open_read(path: &Path) -> CoreResult<File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| refuse_symlink(path, e))
+    OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path).map_err(|e| refuse_symlink(path, e))
 }
 
 /// With O_NOFOLLOW, ELOOP means the last component is a symlink.
@@ -138,11 +134,7 @@ pub fn for_each_chunk(path: &Path, f: impl FnMut(&[u8]) -> CoreResult<()>) -> Co
 }
 
 /// As `for_each_chunk`, with chunks of `chunk` bytes.
-pub fn for_each_chunk_of(
-    path: &Path,
-    chunk: usize,
-    mut f: impl FnMut(&[u8]) -> CoreResult<()>,
-) -> CoreResult<u64> {
+pub fn for_each_chunk_of(path: &Path, chunk: usize, mut f: impl FnMut(&[u8]) -> CoreResult<()>) -> CoreResult<u64> {
     let mut file = open_read(path)?;
     let mut buf = buffer(chunk);
     let mut total = 0u64;

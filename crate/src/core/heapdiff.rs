@@ -1,9 +1,9 @@
 //! Content maps from any source, and page-by-page comparison of two heaps:
 //! a data directory's heap, a backup's stored map, or a chain's layers.
+use super::delta::BaseMap;
 use super::error::{CoreError, CoreResult};
 use super::fsio;
 use super::page::PAGE_SIZE;
-use super::delta::BaseMap;
 use super::pagemap::{check_map, page_hash, read_map, HeapShape, PageHash};
 use super::restore::{map_of_layers, Layer};
 use std::path::PathBuf;

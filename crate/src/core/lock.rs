@@ -25,7 +25,9 @@ fn locked_by(dir: &Path, pid: Option<u32>) -> CoreError {
             format!("powdb-backup itself (process {p}: another backup or restore of this directory)"),
             "wait for it to end, then try again",
         ),
-        Some(p) => (format!("live process {p}"), "stop the PowDB server cleanly (or whatever process that is), then try again"),
+        Some(p) => {
+            (format!("live process {p}"), "stop the PowDB server cleanly (or whatever process that is), then try again")
+        }
         None => ("another process".to_string(), "stop the PowDB server cleanly, then try again"),
     };
     CoreError::new("ERR_LOCKED", format!("{} is in use: its LOCK is held by {owner}; {next}", dir.display()))
@@ -196,10 +198,7 @@ mod tests {
         let taken = WriterLock::acquire(&dir.path(""));
         child.wait().unwrap();
         let lock = taken.unwrap();
-        assert_eq!(
-            std::fs::read_to_string(dir.path(LOCK_FILE)).unwrap(),
-            std::process::id().to_string()
-        );
+        assert_eq!(std::fs::read_to_string(dir.path(LOCK_FILE)).unwrap(), std::process::id().to_string());
         drop(lock);
     }
 

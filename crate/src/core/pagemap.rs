@@ -211,7 +211,8 @@ mod tests {
         hash_pages(&heap, &mut hashes);
         let digest = write_map(&dir.path("m"), &hashes).unwrap();
         assert_eq!(digest.len, 16 + 300 * 16);
-        let expected = Expected { name: "T.heap.pagemap", len: digest.len, blake3_hex: &digest.blake3_hex, artifact: "backup" };
+        let expected =
+            Expected { name: "T.heap.pagemap", len: digest.len, blake3_hex: &digest.blake3_hex, artifact: "backup" };
         assert_eq!(read_map(&dir.path("m"), &expected).unwrap(), hashes);
 
         let mut bytes = std::fs::read(dir.path("m")).unwrap();

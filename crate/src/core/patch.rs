@@ -90,7 +90,10 @@ pub fn patch_heap(dest: &Path, layers: &[Layer], map: &MapSource) -> CoreResult<
     if hashes.len() as u64 * PAGE_SIZE as u64 != len {
         return Err(CoreError::new(
             "ERR_INTEGRITY",
-            format!("integrity check failed for {}: its content map does not match its length (backup is corrupt)", dest.display()),
+            format!(
+                "integrity check failed for {}: its content map does not match its length (backup is corrupt)",
+                dest.display()
+            ),
         ));
     }
     if !dest.exists() {
@@ -132,7 +135,6 @@ mod tests {
     use crate::core::delta::tests::map_of;
     use crate::core::test_support::{pages, read, whole_layer as whole, TempDir};
 
-
     #[test]
     fn only_differing_pages_are_written_and_the_result_equals_the_backup() {
         let dir = TempDir::new();
@@ -146,7 +148,10 @@ mod tests {
         }
         let dest = dir.write("T.heap", &stale);
         let out = patch_heap(&dest, &layers, &map).unwrap();
-        assert_eq!(out, PatchOutcome { pages_compared: 290, pages_rewritten: 13, bytes_written: 13 * PAGE_SIZE as u64 });
+        assert_eq!(
+            out,
+            PatchOutcome { pages_compared: 290, pages_rewritten: 13, bytes_written: 13 * PAGE_SIZE as u64 }
+        );
         assert!(read(&dest) == backup);
         // Longer than the backup: cut to its length, nothing else written.
         let mut longer = backup.clone();

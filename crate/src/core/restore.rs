@@ -225,7 +225,9 @@ fn check_against_map(target: &Path, map: &Layer) -> CoreResult<()> {
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     Err(CoreError::new(
         "ERR_INTEGRITY",
-        format!("integrity check failed for {name}: page {page} differs from the backup's content map (backup is corrupt)"),
+        format!(
+            "integrity check failed for {name}: page {page} differs from the backup's content map (backup is corrupt)"
+        ),
     ))
 }
 
@@ -235,7 +237,6 @@ mod tests {
     use crate::core::delta::tests::map_of;
     use crate::core::delta::{write_delta, Base, BaseMap};
     use crate::core::test_support::{pages, read, whole_layer as whole, TempDir};
-
 
     /// A delta of the pages of `new` that differ from `old`.
     fn delta(dir: &TempDir, name: &str, new: &[u8], old: &[u8], base_lsn: u64) -> Layer {
@@ -269,7 +270,15 @@ mod tests {
     fn generations() -> [Vec<u8>; 3] {
         let v0 = pages(300, |_| 10);
         let v1 = pages(350, |i| if i % 7 == 0 || i >= 300 { 20 } else { 10 });
-        let mut v2 = pages(350, |i| if i % 5 == 0 { 30 } else if i % 7 == 0 || i >= 300 { 20 } else { 10 });
+        let mut v2 = pages(350, |i| {
+            if i % 5 == 0 {
+                30
+            } else if i % 7 == 0 || i >= 300 {
+                20
+            } else {
+                10
+            }
+        });
         v2[5 * PAGE_SIZE + 100] = 0xAB; // page 5 differs in content as well as LSN
         [v0, v1, v2]
     }
@@ -317,7 +326,10 @@ mod tests {
         assert_eq!(attempt(DeltaSpec { total_pages: 200, ..spec.clone() }).code, "ERR_BAD_MANIFEST");
         let unsorted = vec![14, 7, 21];
         let unsorted_len = 3 * RECORD_SIZE as u64;
-        assert_eq!(attempt(DeltaSpec { page_indices: unsorted, delta_len: unsorted_len, ..spec.clone() }).code, "ERR_BAD_MANIFEST");
+        assert_eq!(
+            attempt(DeltaSpec { page_indices: unsorted, delta_len: unsorted_len, ..spec.clone() }).code,
+            "ERR_BAD_MANIFEST"
+        );
         let err = attempt(DeltaSpec { delta_len: spec.delta_len + 1, ..spec.clone() });
         assert_eq!(err.code, "ERR_BAD_DELTA");
         assert!(err.message.contains("page records expected"), "{}", err.message);

@@ -5,9 +5,9 @@ use super::delta::{bad_delta, DeltaSpec};
 use super::digest::{hash_chunk, Expected};
 use super::error::{CoreError, CoreResult};
 use super::fsio;
+use super::layer::Layer;
 use super::page::{page_problem, PAGE_SIZE, RECORD_SIZE};
 use super::pagemap::{check_map, page_hash, HeapShape, MapReader};
-use super::layer::Layer;
 use std::path::Path;
 
 /// How a file's content is checked beyond its hash.
@@ -16,11 +16,17 @@ pub enum Content {
     Whole,
     /// A heap copied whole: every page checked, LSNs at most `max_lsn`, and
     /// each page's hash against the backup's content map when given.
-    Heap { max_lsn: u64, map: Option<Layer> },
+    Heap {
+        max_lsn: u64,
+        map: Option<Layer>,
+    },
     /// `catalog.bin`: magic, version, trailing CRC-32.
     Catalog,
     /// A delta: records match the manifest's pages; pages checked as in a heap.
-    Delta { spec: DeltaSpec, max_lsn: u64 },
+    Delta {
+        spec: DeltaSpec,
+        max_lsn: u64,
+    },
 }
 
 /// One problem found in a file; `page` is the heap page it concerns.
@@ -234,10 +240,17 @@ mod tests {
         let mut hex = String::new();
         let heap = pages(600, |i| i as u64);
         let path = dir.write("T.heap", &heap);
-        assert_eq!(verify_artifact(&path, &expected("T.heap", &heap, &mut hex), &Content::Heap { max_lsn: 599, map: None }).unwrap(), vec![]);
+        assert_eq!(
+            verify_artifact(&path, &expected("T.heap", &heap, &mut hex), &Content::Heap { max_lsn: 599, map: None })
+                .unwrap(),
+            vec![]
+        );
         let cat = catalog(5);
         let path = dir.write("catalog.bin", &cat);
-        assert_eq!(verify_artifact(&path, &expected("catalog.bin", &cat, &mut hex), &Content::Catalog).unwrap(), vec![]);
+        assert_eq!(
+            verify_artifact(&path, &expected("catalog.bin", &cat, &mut hex), &Content::Catalog).unwrap(),
+            vec![]
+        );
     }
 
     #[test]
@@ -249,7 +262,8 @@ mod tests {
         let mut other = heap.clone();
         other[42 * PAGE_SIZE + 7] ^= 1;
         for (source, found) in [(&heap, vec![]), (&other, vec![("ERR_INTEGRITY".to_string(), Some(42))])] {
-            let digest = crate::core::pagemap::write_map(&dir.path("m"), &crate::core::delta::tests::map_of(source)).unwrap();
+            let digest =
+                crate::core::pagemap::write_map(&dir.path("m"), &crate::core::delta::tests::map_of(source)).unwrap();
             let map = Layer {
                 path: dir.path("m"),
                 name: "T.heap.pagemap".into(),
@@ -271,7 +285,9 @@ mod tests {
         let mut hex = String::new();
         let heap = pages(600, |i| if i == 444 { 1000 } else { 1 });
         let path = dir.write("T.heap", &heap);
-        let found = verify_artifact(&path, &expected("T.heap", &heap, &mut hex), &Content::Heap { max_lsn: 999, map: None }).unwrap();
+        let found =
+            verify_artifact(&path, &expected("T.heap", &heap, &mut hex), &Content::Heap { max_lsn: 999, map: None })
+                .unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!((found[0].code.as_str(), found[0].page), ("ERR_PAGE_LSN", Some(444)));
     }
@@ -282,8 +298,22 @@ mod tests {
         let mut hex = String::new();
         for (bytes, what) in [
             (catalog(9), "unsupported catalog version: 9"),
-            ({ let mut c = catalog(5); c[0] = b'X'; c }, "bad catalog magic"),
-            ({ let mut c = catalog(5); c[1000] ^= 1; c }, "catalog CRC32 mismatch"),
+            (
+                {
+                    let mut c = catalog(5);
+                    c[0] = b'X';
+                    c
+                },
+                "bad catalog magic",
+            ),
+            (
+                {
+                    let mut c = catalog(5);
+                    c[1000] ^= 1;
+                    c
+                },
+                "catalog CRC32 mismatch",
+            ),
         ] {
             let path = dir.write("catalog.bin", &bytes);
             let found = verify_artifact(&path, &expected("catalog.bin", &bytes, &mut hex), &Content::Catalog).unwrap();
@@ -299,11 +329,15 @@ mod tests {
         let base_map = crate::core::delta::tests::map_of(&pages(300, |_| 10));
         let base = crate::core::delta::Base { lsn: 10, map: crate::core::delta::BaseMap::Computed(&base_map) };
         let spec = write_delta(&src, &dir.path("d"), base, &dir.path("m")).unwrap().delta.unwrap();
-        let exp = Expected { name: "T.heap.delta", len: spec.delta_len, blake3_hex: &spec.blake3_hex, artifact: "increment" };
+        let exp =
+            Expected { name: "T.heap.delta", len: spec.delta_len, blake3_hex: &spec.blake3_hex, artifact: "increment" };
         let content = Content::Delta { spec: spec.clone(), max_lsn: 80 };
         assert_eq!(verify_artifact(&dir.path("d"), &exp, &content).unwrap(), vec![]);
 
-        let shifted = Content::Delta { spec: DeltaSpec { page_indices: vec![0, 51, 100, 150, 200, 250], ..spec.clone() }, max_lsn: 80 };
+        let shifted = Content::Delta {
+            spec: DeltaSpec { page_indices: vec![0, 51, 100, 150, 200, 250], ..spec.clone() },
+            max_lsn: 80,
+        };
         let found = verify_artifact(&dir.path("d"), &exp, &shifted).unwrap();
         assert_eq!(found[0].code, "ERR_BAD_DELTA");
 

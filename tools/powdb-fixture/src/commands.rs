@@ -33,74 +33,35 @@ pub fn run<D: Db>(command: &Command) -> Result<Option<Value>> {
         Command::Report { dir, ids } => report::<D>(dir, *ids)?,
         Command::Hold { dir } => return hold::<D>(dir).map(|()| None),
         Command::Bulk { dir, mib, pad } => bulk::<D>(dir, *mib, *pad)?,
-        Command::Workload {
-            dir,
-            seed,
-            ops,
-            skip,
-        } => workload::run::<D>(dir, *seed, *ops, skip)?,
+        Command::Workload { dir, seed, ops, skip } => workload::run::<D>(dir, *seed, *ops, skip)?,
         Command::Dump { dir } => dump::run::<D>(dir)?,
         Command::Delete { dir, table, every } => single::<D>(dir, |db| {
             let targets = every_kth(db, table, *every)?;
             ops::delete_rows(db, table, &targets)
         })?,
-        Command::Grow {
-            dir,
-            table,
-            every,
-            bytes,
-        } => single::<D>(dir, |db| {
+        Command::Grow { dir, table, every, bytes } => single::<D>(dir, |db| {
             let targets = every_kth(db, table, *every)?;
             ops::set_string(db, table, "name", &targets, *bytes, "grow")
         })?,
-        Command::Big {
-            dir,
-            table,
-            id,
-            bytes,
-        } => single::<D>(dir, |db| {
-            ops::insert_big(db, table, *id, "name", *bytes, &mut Prng::new(0))
-        })?,
-        Command::CreateIndex { dir, table, column } => {
-            single::<D>(dir, |db| ops::create_index(db, table, column))?
+        Command::Big { dir, table, id, bytes } => {
+            single::<D>(dir, |db| ops::insert_big(db, table, *id, "name", *bytes, &mut Prng::new(0)))?
         }
-        Command::AddColumn {
-            dir,
-            table,
-            column,
-            ty,
-        } => single::<D>(dir, |db| {
+        Command::CreateIndex { dir, table, column } => single::<D>(dir, |db| ops::create_index(db, table, column))?,
+        Command::AddColumn { dir, table, column, ty } => single::<D>(dir, |db| {
             let ty = match ty {
                 NewColumnType::Int => ColType::Int,
                 NewColumnType::Str => ColType::Str,
             };
             ops::add_column(db, table, column, ty)
         })?,
-        Command::DropColumn { dir, table, column } => {
-            single::<D>(dir, |db| ops::drop_column(db, table, column))?
+        Command::DropColumn { dir, table, column } => single::<D>(dir, |db| ops::drop_column(db, table, column))?,
+        Command::Recreate { dir, table, rows, pad } => {
+            single::<D>(dir, |db| ops::recreate(db, table, *rows, *pad, &mut Prng::new(0)))?
         }
-        Command::Recreate {
-            dir,
-            table,
-            rows,
-            pad,
-        } => single::<D>(dir, |db| {
-            ops::recreate(db, table, *rows, *pad, &mut Prng::new(0))
-        })?,
         Command::Sweep { dir } => single::<D>(dir, ops::sweep)?,
         Command::SyncEnable { dir } => sync::enable::<D>(dir)?,
         Command::Segments { dir, units } => sync::segments(dir, *units)?,
-        Command::Tx {
-            dir,
-            table,
-            from,
-            count,
-            pad,
-            update_every,
-            delete_every,
-            rollback,
-            crash,
-        } => {
+        Command::Tx { dir, table, from, count, pad, update_every, delete_every, rollback, crash } => {
             let end = match (rollback, crash) {
                 (true, _) => TxEnd::Rollback,
                 (_, true) => TxEnd::Crash,
@@ -136,10 +97,7 @@ fn single<D: Db>(dir: &Path, op: impl FnOnce(&mut D) -> Result<Done>) -> Result<
 /// Rows 0, K, 2K, ... of `table` in scan order.
 fn every_kth<D: Db>(db: &D, table: &str, every: u64) -> Result<Vec<Scanned<D::Rid>>> {
     let every = every.max(1) as usize;
-    Ok(rows::scan_all(db, table)?
-        .into_iter()
-        .step_by(every)
-        .collect())
+    Ok(rows::scan_all(db, table)?.into_iter().step_by(every).collect())
 }
 
 /// Creates `table` in `db` (fresh for `create`, existing for `add-table`)
@@ -266,9 +224,7 @@ fn tx<D: Db>(dir: &Path, work: &TxWork, end: TxEnd) -> Result<Value> {
     // Its rows are `FixtureRow`s: refuse any other shape before BEGIN (an
     // altered table would get rows of the wrong width).
     if db.columns(table)? != fixture_columns() {
-        return Err(
-            format!("table {table} does not have the fixture shape (id, name, score)").into(),
-        );
+        return Err(format!("table {table} does not have the fixture shape (id, name, score)").into());
     }
     let mut rows = Vec::new();
     db.for_each_row(table, &mut |rid, row| rows.push((rid, row)))?;
@@ -287,11 +243,7 @@ fn tx<D: Db>(dir: &Path, work: &TxWork, end: TxEnd) -> Result<Value> {
     }
     let mut deleted = 0u64;
     if let Some(every) = work.delete_every {
-        let targets: Vec<D::Rid> = rids
-            .iter()
-            .copied()
-            .step_by(every.max(1) as usize)
-            .collect();
+        let targets: Vec<D::Rid> = rids.iter().copied().step_by(every.max(1) as usize).collect();
         deleted = db.delete_rows(table, &targets)?;
     }
     for id in work.inserts.clone() {

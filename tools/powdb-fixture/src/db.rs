@@ -23,11 +23,7 @@ impl FixtureRow {
         if name.len() < pad {
             name.extend(std::iter::repeat_n('x', pad - name.len()));
         }
-        FixtureRow {
-            id,
-            name,
-            score: Some(id * 7 % 1000),
-        }
+        FixtureRow { id, name, score: Some(id * 7 % 1000) }
     }
 }
 
@@ -58,9 +54,7 @@ pub struct Caps {
 /// 0.29 engine itself decides on exactly this file (it refuses a plain
 /// checkpoint or recovery that would truncate a non-empty WAL).
 pub fn sync_enabled(dir: &Path) -> bool {
-    dir.join(powdb_sync::SYNC_STATE_DIR)
-        .join(powdb_sync::IDENTITY_FILE)
-        .exists()
+    dir.join(powdb_sync::SYNC_STATE_DIR).join(powdb_sync::IDENTITY_FILE).exists()
 }
 
 /// One index of a table, as `dump` lists it.
@@ -93,8 +87,7 @@ pub trait Db: Sized {
     fn update(&mut self, table: &str, rid: Self::Rid, row: &FixtureRow) -> io::Result<Self::Rid>;
     fn drop_table(&mut self, table: &str) -> io::Result<()>;
     /// Visit every row of `table` in scan order.
-    fn for_each_row(&self, table: &str, f: &mut dyn FnMut(Self::Rid, FixtureRow))
-        -> io::Result<()>;
+    fn for_each_row(&self, table: &str, f: &mut dyn FnMut(Self::Rid, FixtureRow)) -> io::Result<()>;
     fn tables(&self) -> Vec<String>;
     fn max_lsn(&self) -> u64;
     /// End of a statement: make the WAL durable the way the engine's own
@@ -212,25 +205,13 @@ macro_rules! engine_db {
                 std::fs::create_dir_all(dir)?;
                 let lock = lock(dir)?;
                 let cat = Catalog::create(dir)?;
-                Ok(Db {
-                    cat,
-                    _lock: Some(lock),
-                    read_only: false,
-                    sync: false,
-                    closed: false,
-                })
+                Ok(Db { cat, _lock: Some(lock), read_only: false, sync: false, closed: false })
             }
 
             fn open(dir: &Path) -> io::Result<Self> {
                 let lock = lock(dir)?;
                 let (cat, sync) = open_catalog(dir)?;
-                Ok(Db {
-                    cat,
-                    _lock: Some(lock),
-                    read_only: false,
-                    sync,
-                    closed: false,
-                })
+                Ok(Db { cat, _lock: Some(lock), read_only: false, sync, closed: false })
             }
 
             fn create_table(&mut self, table: &str) -> io::Result<()> {
@@ -253,11 +234,7 @@ macro_rules! engine_db {
                 self.cat.drop_table(table)
             }
 
-            fn for_each_row(
-                &self,
-                table: &str,
-                f: &mut dyn FnMut(RowId, FixtureRow),
-            ) -> io::Result<()> {
+            fn for_each_row(&self, table: &str, f: &mut dyn FnMut(RowId, FixtureRow)) -> io::Result<()> {
                 for item in self.cat.scan(table)? {
                     let (rid, row) = scan_item(item)?;
                     f(rid, from_row(table, row)?);
@@ -266,11 +243,7 @@ macro_rules! engine_db {
             }
 
             fn tables(&self) -> Vec<String> {
-                self.cat
-                    .list_tables()
-                    .into_iter()
-                    .map(String::from)
-                    .collect()
+                self.cat.list_tables().into_iter().map(String::from).collect()
             }
 
             fn max_lsn(&self) -> u64 {
@@ -315,13 +288,9 @@ macro_rules! engine_db {
 
             fn open_snapshot(dir: &Path) -> io::Result<Self> {
                 match open_snapshot(dir)? {
-                    Some(cat) => Ok(Db {
-                        cat,
-                        _lock: None,
-                        read_only: true,
-                        sync: crate::db::sync_enabled(dir),
-                        closed: false,
-                    }),
+                    Some(cat) => {
+                        Ok(Db { cat, _lock: None, read_only: true, sync: crate::db::sync_enabled(dir), closed: false })
+                    }
                     None => Self::open(dir),
                 }
             }
@@ -331,11 +300,7 @@ macro_rules! engine_db {
                 Ok(schema
                     .columns
                     .iter()
-                    .map(|c| Column {
-                        name: c.name.clone(),
-                        ty: to_type(c.type_id),
-                        required: c.required,
-                    })
+                    .map(|c| Column { name: c.name.clone(), ty: to_type(c.type_id), required: c.required })
                     .collect())
             }
 
@@ -344,10 +309,7 @@ macro_rules! engine_db {
                 for (position, c) in columns.iter().enumerate() {
                     defs.push(column_def(c, position)?);
                 }
-                self.cat.create_table(Schema {
-                    table_name: table.to_string(),
-                    columns: defs,
-                })
+                self.cat.create_table(Schema { table_name: table.to_string(), columns: defs })
             }
 
             fn insert_row(&mut self, table: &str, row: &[Val]) -> io::Result<RowId> {
@@ -387,14 +349,8 @@ macro_rules! engine_db {
             }
 
             fn add_column(&mut self, table: &str, column: &Column) -> io::Result<()> {
-                let position = self
-                    .cat
-                    .schema(table)
-                    .ok_or_else(|| not_found(table))?
-                    .columns
-                    .len();
-                self.cat
-                    .alter_table_add_column(table, column_def(column, position)?)
+                let position = self.cat.schema(table).ok_or_else(|| not_found(table))?.columns.len();
+                self.cat.alter_table_add_column(table, column_def(column, position)?)
             }
 
             fn drop_column(&mut self, table: &str, column: &str) -> io::Result<()> {
@@ -407,10 +363,7 @@ macro_rules! engine_db {
         }
 
         fn not_found(table: &str) -> io::Error {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("table '{table}' not found"),
-            )
+            io::Error::new(io::ErrorKind::NotFound, format!("table '{table}' not found"))
         }
 
         fn column_def(c: &Column, position: usize) -> io::Result<ColumnDef> {
@@ -429,10 +382,7 @@ macro_rules! engine_db {
         // Used by the conversions of a generation lacking a type (0.4.7: Json).
         #[allow(dead_code)]
         fn unsupported(what: &str) -> io::Error {
-            io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!("{what} does not exist in {}", CAPS.name),
-            )
+            io::Error::new(io::ErrorKind::Unsupported, format!("{what} does not exist in {}", CAPS.name))
         }
 
         fn schema(table: &str) -> Schema {
@@ -453,11 +403,7 @@ macro_rules! engine_db {
         }
 
         fn to_row(row: &FixtureRow) -> Row {
-            vec![
-                Value::Int(row.id),
-                Value::Str(row.name.clone()),
-                row.score.map_or(Value::Empty, Value::Int),
-            ]
+            vec![Value::Int(row.id), Value::Str(row.name.clone()), row.score.map_or(Value::Empty, Value::Int)]
         }
 
         fn from_row(table: &str, row: Row) -> io::Result<FixtureRow> {
@@ -667,10 +613,7 @@ pub mod new {
     /// `create` returns a plain one): sync-aware when the identity exists.
     fn open_catalog(dir: &Path) -> io::Result<(Catalog, bool)> {
         match sync_identity(dir)? {
-            Some(identity) => Ok((
-                Catalog::open_with_wal_archive(dir, archive_hook(identity))?,
-                true,
-            )),
+            Some(identity) => Ok((Catalog::open_with_wal_archive(dir, archive_hook(identity))?, true)),
             None => Ok((Catalog::open(dir)?, false)),
         }
     }
@@ -733,9 +676,7 @@ pub mod new {
             .into_iter()
             .map(|m| match m.source {
                 IndexKeySource::Column { column } => IndexName::Column(column),
-                IndexKeySource::Expression { canonical_text, .. } => {
-                    IndexName::Expression(canonical_text)
-                }
+                IndexKeySource::Expression { canonical_text, .. } => IndexName::Expression(canonical_text),
             })
             .collect()
     }

@@ -34,10 +34,8 @@ pub fn run<D: Db>(dir: &Path) -> Result<Value> {
 fn table_dump<D: Db>(db: &D, dir: &Path, table: &str) -> Result<Value> {
     let columns = db.columns(table)?;
     let rows = scan_all(db, table)?;
-    let schema: Vec<Value> = columns
-        .iter()
-        .map(|c| json!({"name": c.name, "type": c.ty.name(), "required": c.required}))
-        .collect();
+    let schema: Vec<Value> =
+        columns.iter().map(|c| json!({"name": c.name, "type": c.ty.name(), "required": c.required})).collect();
     let mut indexes = Vec::new();
     let mut problems = Vec::new();
     for index in db.indexes(table) {
@@ -108,9 +106,7 @@ fn check_index<D: Db>(
     problems: &mut Vec<String>,
 ) -> Result<()> {
     let Some(pos) = position(columns, column) else {
-        problems.push(format!(
-            "{table}.{column}: index on a column the schema does not have"
-        ));
+        problems.push(format!("{table}.{column}: index on a column the schema does not have"));
         return Ok(());
     };
     let mut valued = 0usize;
@@ -135,9 +131,8 @@ fn check_index<D: Db>(
     // MAX_PROBLEMS) may only begin to show.
     if let Some(entries) = db.index_entries(table, column) {
         if entries != valued {
-            problems.push(format!(
-                "{table}.{column}: index holds {entries} entries, the table {valued} rows with a value"
-            ));
+            problems
+                .push(format!("{table}.{column}: index holds {entries} entries, the table {valued} rows with a value"));
         }
     }
     problems.append(&mut missing);

@@ -41,10 +41,7 @@ pub struct HeapInfo {
 pub fn inspect(path: &Path) -> io::Result<HeapInfo> {
     let mut file = File::open(path)?;
     let mut page = [0u8; PAGE_SIZE];
-    let mut info = HeapInfo {
-        format: None,
-        overflow_pages: 0,
-    };
+    let mut info = HeapInfo { format: None, overflow_pages: 0 };
     let mut index = 0u64;
     while read_page(&mut file, &mut page)? {
         if index == 0 {

@@ -23,9 +23,7 @@ pub struct Done {
 }
 
 fn done(desc: String, json: Value) -> Done {
-    let Value::Object(json) = json else {
-        unreachable!("op results are JSON objects")
-    };
+    let Value::Object(json) = json else { unreachable!("op results are JSON objects") };
     Done { desc, json }
 }
 
@@ -38,13 +36,7 @@ pub fn storable<D: Db>(db: &D, row: &[Val]) -> bool {
 
 /// Inserts `count` new rows with ids after the table's largest, each padded
 /// to a random length in `pads`.
-pub fn insert_rows<D: Db>(
-    db: &mut D,
-    table: &str,
-    count: u64,
-    pads: (usize, usize),
-    rng: &mut Prng,
-) -> Result<Done> {
+pub fn insert_rows<D: Db>(db: &mut D, table: &str, count: u64, pads: (usize, usize), rng: &mut Prng) -> Result<Done> {
     let columns = db.columns(table)?;
     let first = rows::next_id(&columns, &rows::scan_all(db, table)?);
     for id in first..first + count as i64 {
@@ -58,10 +50,7 @@ pub fn insert_rows<D: Db>(
     db.commit()?;
     let last = first + count as i64 - 1;
     Ok(done(
-        format!(
-            "insert {count} rows into {table} (ids {first}..={last}, pad {}..{})",
-            pads.0, pads.1
-        ),
+        format!("insert {count} rows into {table} (ids {first}..={last}, pad {}..{})", pads.0, pads.1),
         json!({"inserted": count, "first_id": first}),
     ))
 }
@@ -70,11 +59,7 @@ pub fn insert_rows<D: Db>(
 /// every row keeps its size and its page: an Int column other than `id`
 /// (score + 1, Empty becomes 0; Empty and set cells take the same room), else
 /// the last byte of a non-empty string.
-pub fn update_in_place<D: Db>(
-    db: &mut D,
-    table: &str,
-    targets: &[Scanned<D::Rid>],
-) -> Result<Done> {
+pub fn update_in_place<D: Db>(db: &mut D, table: &str, targets: &[Scanned<D::Rid>]) -> Result<Done> {
     let columns = db.columns(table)?;
     let Some(col) = in_place_column(&columns) else {
         return Err(format!("table {table} has no column to update in place").into());
@@ -95,13 +80,7 @@ pub fn update_in_place<D: Db>(
         updated += 1;
     }
     db.commit()?;
-    Ok(done(
-        format!(
-            "update {updated} rows of {table} in place ({})",
-            columns[col].name
-        ),
-        json!({"updated": updated}),
-    ))
+    Ok(done(format!("update {updated} rows of {table} in place ({})", columns[col].name), json!({"updated": updated})))
 }
 
 /// The column `update_in_place` changes: an Int other than `id` (`score`
@@ -109,11 +88,7 @@ pub fn update_in_place<D: Db>(
 pub fn in_place_column(columns: &[Column]) -> Option<usize> {
     position(columns, "score")
         .filter(|&i| columns[i].ty == ColType::Int)
-        .or_else(|| {
-            columns
-                .iter()
-                .position(|c| c.ty == ColType::Int && c.name != "id")
-        })
+        .or_else(|| columns.iter().position(|c| c.ty == ColType::Int && c.name != "id"))
         .or_else(|| columns.iter().position(|c| c.ty == ColType::Str))
 }
 
@@ -141,10 +116,7 @@ pub fn set_string<D: Db>(
             Val::Int(id) => Some(id),
             _ => None,
         });
-        let prefix = format!(
-            "{what}-{}-",
-            id.map_or(String::from("x"), |i| i.to_string())
-        );
+        let prefix = format!("{what}-{}-", id.map_or(String::from("x"), |i| i.to_string()));
         row[col] = Val::Str(text(&prefix, bytes, 'g'));
         if !storable(&*db, &row) {
             skipped += 1;
@@ -156,29 +128,16 @@ pub fn set_string<D: Db>(
         updated += 1;
     }
     db.commit()?;
-    let skip_note = if skipped > 0 {
-        format!(", {skipped} too big skipped")
-    } else {
-        String::new()
-    };
+    let skip_note = if skipped > 0 { format!(", {skipped} too big skipped") } else { String::new() };
     Ok(done(
-        format!(
-            "{what} {updated} rows of {table}: {column} to {bytes} bytes ({relocated} relocated{skip_note})"
-        ),
+        format!("{what} {updated} rows of {table}: {column} to {bytes} bytes ({relocated} relocated{skip_note})"),
         json!({"updated": updated, "relocated": relocated, "skipped": skipped}),
     ))
 }
 
 /// Inserts one row with id `id` whose `column` is `bytes` long: past a page
 /// on 0.29 it spills into an overflow chain (heap superblock 2 -> 3).
-pub fn insert_big<D: Db>(
-    db: &mut D,
-    table: &str,
-    id: i64,
-    column: &str,
-    bytes: usize,
-    rng: &mut Prng,
-) -> Result<Done> {
+pub fn insert_big<D: Db>(db: &mut D, table: &str, id: i64, column: &str, bytes: usize, rng: &mut Prng) -> Result<Done> {
     let columns = db.columns(table)?;
     let col = position(&columns, column)
         .filter(|&i| columns[i].ty == ColType::Str)
@@ -199,20 +158,14 @@ pub fn insert_big<D: Db>(
     }
     db.insert_row(table, &row)?;
     db.commit()?;
-    Ok(done(
-        format!("insert a big row into {table} (id {id}, {column} {bytes} bytes)"),
-        json!({"inserted": 1}),
-    ))
+    Ok(done(format!("insert a big row into {table} (id {id}, {column} {bytes} bytes)"), json!({"inserted": 1})))
 }
 
 pub fn delete_rows<D: Db>(db: &mut D, table: &str, targets: &[Scanned<D::Rid>]) -> Result<Done> {
     let rids: Vec<D::Rid> = targets.iter().map(|t| t.rid).collect();
     let deleted = db.delete_rows(table, &rids)?;
     db.commit()?;
-    Ok(done(
-        format!("delete {deleted} rows from {table}"),
-        json!({"deleted": deleted}),
-    ))
+    Ok(done(format!("delete {deleted} rows from {table}"), json!({"deleted": deleted})))
 }
 
 /// Creates `table` with `columns`, fills it with ids `0..rows`, then indexes
@@ -238,15 +191,8 @@ pub fn create_table<D: Db>(
     for column in indexes {
         db.create_index(table, column)?;
     }
-    let index_note = if indexes.is_empty() {
-        String::new()
-    } else {
-        format!(", indexed on {}", indexes.join(","))
-    };
-    Ok(done(
-        format!("create table {table} with {rows} rows (pad {pad}{index_note})"),
-        json!({"rows": rows}),
-    ))
+    let index_note = if indexes.is_empty() { String::new() } else { format!(", indexed on {}", indexes.join(",")) };
+    Ok(done(format!("create table {table} with {rows} rows (pad {pad}{index_note})"), json!({"rows": rows})))
 }
 
 pub fn drop_table<D: Db>(db: &mut D, table: &str) -> Result<Done> {
@@ -258,13 +204,7 @@ pub fn drop_table<D: Db>(db: &mut D, table: &str) -> Result<Done> {
 /// Drops `table` and creates it again with the same columns and column
 /// indexes, holding ids `0..rows`: a smaller or larger heap under the same
 /// name.
-pub fn recreate<D: Db>(
-    db: &mut D,
-    table: &str,
-    rows: u64,
-    pad: usize,
-    rng: &mut Prng,
-) -> Result<Done> {
+pub fn recreate<D: Db>(db: &mut D, table: &str, rows: u64, pad: usize, rng: &mut Prng) -> Result<Done> {
     let columns = db.columns(table)?;
     let indexes = column_indexes(db, table);
     let before = rows::scan_all(db, table)?.len();
@@ -303,15 +243,11 @@ pub fn create_index<D: Db>(db: &mut D, table: &str, column: &str) -> Result<Done
 pub fn add_column<D: Db>(db: &mut D, table: &str, column: &str, ty: ColType) -> Result<Done> {
     db.add_column(table, &Column::new(column, ty, false))?;
     db.commit()?;
-    Ok(done(
-        format!("alter {table} add column {column} {}", ty.name()),
-        json!({}),
-    ))
+    Ok(done(format!("alter {table} add column {column} {}", ty.name()), json!({})))
 }
 
 pub fn drop_column<D: Db>(db: &mut D, table: &str, column: &str) -> Result<Done> {
-    if !D::CAPS.drop_column_keeps_indexes
-        && !drop_column_safe(&db.columns(table)?, &column_indexes(db, table), column)
+    if !D::CAPS.drop_column_keeps_indexes && !drop_column_safe(&db.columns(table)?, &column_indexes(db, table), column)
     {
         return Err(format!(
             "refusing to drop {table}.{column} on {}: it rebuilds indexes at stale column positions \
@@ -322,10 +258,7 @@ pub fn drop_column<D: Db>(db: &mut D, table: &str, column: &str) -> Result<Done>
     }
     db.drop_column(table, column)?;
     db.commit()?;
-    Ok(done(
-        format!("alter {table} drop column {column}"),
-        json!({}),
-    ))
+    Ok(done(format!("alter {table} drop column {column}"), json!({})))
 }
 
 /// For 0.4.7: dropping `column` leaves every index's position valid only
@@ -334,10 +267,7 @@ pub fn drop_column_safe(columns: &[Column], indexes: &[String], column: &str) ->
     let Some(pos) = position(columns, column) else {
         return false;
     };
-    indexes
-        .iter()
-        .filter_map(|i| position(columns, i))
-        .all(|i| i < pos)
+    indexes.iter().filter_map(|i| position(columns, i)).all(|i| i < pos)
 }
 
 pub fn sweep<D: Db>(db: &mut D) -> Result<Done> {
@@ -345,8 +275,5 @@ pub fn sweep<D: Db>(db: &mut D) -> Result<Done> {
         return Err(format!("{} has no overflow sweep", D::CAPS.name).into());
     };
     db.commit()?;
-    Ok(done(
-        format!("sweep overflow pages: {reclaimed} reclaimed"),
-        json!({"reclaimed": reclaimed}),
-    ))
+    Ok(done(format!("sweep overflow pages: {reclaimed} reclaimed"), json!({"reclaimed": reclaimed})))
 }

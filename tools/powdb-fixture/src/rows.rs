@@ -38,9 +38,7 @@ pub fn next_id<R>(columns: &[Column], rows: &[Scanned<R>]) -> i64 {
 
 /// Where the Int `id` column is, if the table has one.
 pub fn id_position(columns: &[Column]) -> Option<usize> {
-    columns
-        .iter()
-        .position(|c| c.name == "id" && c.ty == ColType::Int)
+    columns.iter().position(|c| c.name == "id" && c.ty == ColType::Int)
 }
 
 /// The row with id `id` for `columns`. `pad` sizes `name` like

@@ -19,11 +19,7 @@ use crate::db::{self, Db};
 /// identity (`created` false).
 pub fn enable<D: Db>(dir: &Path) -> Result<Value> {
     if !D::CAPS.sync {
-        return Err(format!(
-            "{} has no sync (retained WAL segments): sync-enable needs --gen new",
-            D::CAPS.name
-        )
-        .into());
+        return Err(format!("{} has no sync (retained WAL segments): sync-enable needs --gen new", D::CAPS.name).into());
     }
     let existed = db::sync_enabled(dir);
     let mut db = open::<D>(dir)?;
@@ -63,18 +59,13 @@ pub fn segments(dir: &Path, with_units: bool) -> Result<Value> {
     let mut previous_end: Option<u64> = None;
     let mut total_units = 0usize;
     for file in &files {
-        let segment = powdb_sync::read_segment_file(&file.path)
-            .map_err(|e| format!("{}: {e}", file.path.display()))?;
+        let segment = powdb_sync::read_segment_file(&file.path).map_err(|e| format!("{}: {e}", file.path.display()))?;
         if previous_end.is_some_and(|end| segment.start_lsn != end + 1) {
             contiguous = false;
         }
         previous_end = Some(segment.end_lsn);
         total_units += segment.units.len();
-        let name = file
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = file.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let mut entry = json!({
             "file": name,
             "start_lsn": segment.start_lsn,
@@ -86,11 +77,8 @@ pub fn segments(dir: &Path, with_units: bool) -> Result<Value> {
             "catalog_version": segment.identity.catalog_version,
         });
         if with_units {
-            let records: Vec<Value> = segment
-                .units
-                .iter()
-                .map(|u| json!({"lsn": u.lsn, "tx_id": u.tx_id, "type": u.record_type}))
-                .collect();
+            let records: Vec<Value> =
+                segment.units.iter().map(|u| json!({"lsn": u.lsn, "tx_id": u.tx_id, "type": u.record_type})).collect();
             entry["records"] = Value::Array(records);
         }
         segments.push(entry);

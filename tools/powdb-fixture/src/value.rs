@@ -56,11 +56,7 @@ pub struct Column {
 
 impl Column {
     pub fn new(name: &str, ty: ColType, required: bool) -> Column {
-        Column {
-            name: name.to_string(),
-            ty,
-            required,
-        }
+        Column { name: name.to_string(), ty, required }
     }
 }
 

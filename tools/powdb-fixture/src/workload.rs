@@ -187,11 +187,7 @@ fn try_op<D: Db>(kind: Kind, db: &mut D, rng: &mut Prng, skip: &Skip) -> Result<
     }
     let table = rng.pick(&tables).clone();
     let columns = db.columns(&table)?;
-    let str_columns: Vec<String> = columns
-        .iter()
-        .filter(|c| c.ty == ColType::Str)
-        .map(|c| c.name.clone())
-        .collect();
+    let str_columns: Vec<String> = columns.iter().filter(|c| c.ty == ColType::Str).map(|c| c.name.clone()).collect();
     let done = match kind {
         Kind::Insert => {
             let count = rng.range(1, 300);
@@ -255,11 +251,7 @@ fn try_op<D: Db>(kind: Kind, db: &mut D, rng: &mut Prng, skip: &Skip) -> Result<
         }
         Kind::Recreate => {
             let n = rows::scan_all(db, &table)?.len() as u64;
-            let rows = if rng.chance(50) {
-                rng.below(n / 2 + 1)
-            } else {
-                n + rng.range(50, n.min(2000) + 300)
-            };
+            let rows = if rng.chance(50) { rng.below(n / 2 + 1) } else { n + rng.range(50, n.min(2000) + 300) };
             let pad = rng.range(10, 200) as usize;
             ops::recreate(db, &table, rows, pad, rng)?
         }
@@ -281,17 +273,11 @@ fn try_op<D: Db>(kind: Kind, db: &mut D, rng: &mut Prng, skip: &Skip) -> Result<
             if columns.len() >= MAX_COLUMNS {
                 return Ok(None);
             }
-            let name = (0..20)
-                .map(|_| format!("c{}", rng.below(1000)))
-                .find(|n| position(&columns, n).is_none());
+            let name = (0..20).map(|_| format!("c{}", rng.below(1000))).find(|n| position(&columns, n).is_none());
             let Some(name) = name else {
                 return Ok(None);
             };
-            let ty = if rng.chance(50) {
-                ColType::Int
-            } else {
-                ColType::Str
-            };
+            let ty = if rng.chance(50) { ColType::Int } else { ColType::Str };
             if skip.column(ty) {
                 return Ok(None);
             }
@@ -307,10 +293,7 @@ fn try_op<D: Db>(kind: Kind, db: &mut D, rng: &mut Prng, skip: &Skip) -> Result<
             let candidates: Vec<String> = columns
                 .iter()
                 .filter(|c| c.name != "id")
-                .filter(|c| {
-                    D::CAPS.drop_column_keeps_indexes
-                        || ops::drop_column_safe(&columns, &indexed, &c.name)
-                })
+                .filter(|c| D::CAPS.drop_column_keeps_indexes || ops::drop_column_safe(&columns, &indexed, &c.name))
                 .map(|c| c.name.clone())
                 .collect();
             if candidates.is_empty() {
@@ -348,11 +331,7 @@ fn some_rows<R>(rows: Vec<Scanned<R>>, few: u64, rng: &mut Prng) -> Option<Vec<S
     if n == 0 {
         return None;
     }
-    let k = if rng.chance(70) {
-        rng.range(1, few.min(n))
-    } else {
-        (n * rng.range(10, 70) / 100).max(1)
-    };
+    let k = if rng.chance(70) { rng.range(1, few.min(n)) } else { (n * rng.range(10, 70) / 100).max(1) };
     let picked = rng.sample_indices(rows.len(), k as usize);
     Some(take(rows, &picked))
 }
@@ -360,9 +339,5 @@ fn some_rows<R>(rows: Vec<Scanned<R>>, few: u64, rng: &mut Prng) -> Option<Vec<S
 /// The rows at ascending `indices`.
 fn take<R>(rows: Vec<Scanned<R>>, indices: &[usize]) -> Vec<Scanned<R>> {
     let mut wanted = indices.iter().peekable();
-    rows.into_iter()
-        .enumerate()
-        .filter(|(i, _)| wanted.next_if_eq(&i).is_some())
-        .map(|(_, r)| r)
-        .collect()
+    rows.into_iter().enumerate().filter(|(i, _)| wanted.next_if_eq(&i).is_some()).map(|(_, r)| r).collect()
 }

@@ -37,21 +37,11 @@ fn run(command: &Command, gen: Gen) -> Result<serde_json::Value, (u8, String)> {
             Gen::Old => old::full(data_dir, dest),
             Gen::New => new::full(data_dir, dest),
         },
-        Command::Incr {
-            data_dir,
-            dest,
-            base,
-            apply,
-        } => match gen {
+        Command::Incr { data_dir, dest, base, apply } => match gen {
             Gen::Old => old::incr(data_dir, dest, base, apply),
             Gen::New => new::incr(data_dir, dest, base, apply),
         },
-        Command::Restore {
-            backup_dir,
-            dest,
-            apply,
-            sync_mode,
-        } => match gen {
+        Command::Restore { backup_dir, dest, apply, sync_mode } => match gen {
             Gen::Old if *sync_mode != SyncMode::Strip => {
                 return Err((3, "sync modes other than strip need --gen new".into()))
             }

@@ -127,12 +127,7 @@ pub fn restore_old(backup_dir: &Path, dest: &Path, apply: &[PathBuf]) -> io::Res
 }
 
 /// `restore_with_sync_mode` / `restore_chain_with_sync_mode` (0.29).
-pub fn restore_new(
-    backup_dir: &Path,
-    dest: &Path,
-    apply: &[PathBuf],
-    mode: SyncMode,
-) -> io::Result<Value> {
+pub fn restore_new(backup_dir: &Path, dest: &Path, apply: &[PathBuf], mode: SyncMode) -> io::Result<Value> {
     use backup_new::RestoreSyncMode;
     let (sync_mode, name) = match mode {
         SyncMode::Strip => (RestoreSyncMode::StripSyncIdentity, "strip"),
@@ -155,13 +150,6 @@ pub fn verify_new(backup_dir: &Path) -> io::Result<Value> {
     if report.ok {
         return serde_json::to_value(&report).map_err(io::Error::other);
     }
-    let findings: Vec<String> = report
-        .errors
-        .iter()
-        .map(|e| format!("{}: {}", e.code, e.message))
-        .collect();
-    Err(io::Error::other(format!(
-        "verify failed: {}",
-        findings.join("; ")
-    )))
+    let findings: Vec<String> = report.errors.iter().map(|e| format!("{}: {}", e.code, e.message)).collect();
+    Err(io::Error::other(format!("verify failed: {}", findings.join("; "))))
 }

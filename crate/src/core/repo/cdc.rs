@@ -96,7 +96,14 @@ pub fn for_each_round(
 
 /// The true cut points after `start` (itself a cut) up to the last one
 /// certain before `limit` (or the file's end when `limit` is the file's length).
-fn round(params: Params, source: &Source, start: u64, limit: u64, split: Split, parent: Option<&Parent>) -> CoreResult<Vec<u64>> {
+fn round(
+    params: Params,
+    source: &Source,
+    start: u64,
+    limit: u64,
+    split: Split,
+    parent: Option<&Parent>,
+) -> CoreResult<Vec<u64>> {
     let segments = (limit - start).div_ceil(split.segment).clamp(1, split.threads as u64);
     let span = (limit - start).div_ceil(segments);
     let overlap = split.overlap_chunks * params.max as u64;
@@ -180,7 +187,14 @@ fn cut_range(params: Params, source: &Source, from: u64, to: u64, parent: Option
         read_at(source, &mut buf[..len], at)?;
         let window = &buf[..len];
         let last = at + len as u64 == to;
-        let chunker = FastCDC::with_level_and_seed(window, params.min, params.avg, params.max, Normalization::Level1, params.seed);
+        let chunker = FastCDC::with_level_and_seed(
+            window,
+            params.min,
+            params.avg,
+            params.max,
+            Normalization::Level1,
+            params.seed,
+        );
         let mut offset = 0;
         while offset < len {
             let pos = at + offset as u64;
@@ -229,8 +243,19 @@ mod tests {
     const PARAMS: Params = Params { min: 2 << 10, avg: 8 << 10, max: 32 << 10, seed: 0x5eed };
 
     fn sequential(data: &[u8]) -> Vec<u64> {
-        let cdc = StreamCDC::with_level_and_seed(data, PARAMS.min, PARAMS.avg, PARAMS.max, Normalization::Level1, PARAMS.seed);
-        cdc.map(|c| { let c = c.unwrap(); c.offset + c.length as u64 }).collect()
+        let cdc = StreamCDC::with_level_and_seed(
+            data,
+            PARAMS.min,
+            PARAMS.avg,
+            PARAMS.max,
+            Normalization::Level1,
+            PARAMS.seed,
+        );
+        cdc.map(|c| {
+            let c = c.unwrap();
+            c.offset + c.length as u64
+        })
+        .collect()
     }
 
     fn parallel(path: &Path, len: u64, split: Split, parent: Option<&Parent>) -> Vec<u64> {
@@ -273,9 +298,15 @@ mod tests {
             let bytes = data(seed, len);
             let path = dir.write(&format!("f{seed}"), &bytes);
             let want = sequential(&bytes);
-            for (threads, segment, overlap) in [(1, SEGMENT, 16), (2, 1 << 20, 16), (5, 300 << 10, 16), (3, 200 << 10, 1), (4, 256 << 10, 0)] {
+            for (threads, segment, overlap) in
+                [(1, SEGMENT, 16), (2, 1 << 20, 16), (5, 300 << 10, 16), (3, 200 << 10, 1), (4, 256 << 10, 0)]
+            {
                 let split = Split { threads, segment, overlap_chunks: overlap };
-                assert_eq!(parallel(&path, len as u64, split, None), want, "len {len}, {threads} threads, segment {segment}, overlap {overlap}");
+                assert_eq!(
+                    parallel(&path, len as u64, split, None),
+                    want,
+                    "len {len}, {threads} threads, segment {segment}, overlap {overlap}"
+                );
             }
         }
     }

@@ -5,8 +5,8 @@
 use super::damage::Damage;
 use super::index::{read_all, DATA_PREFIX};
 use super::keys::BlobId;
-use super::pack::{self, Entry};
 use super::lists::read_list;
+use super::pack::{self, Entry};
 use super::{short, Repo};
 use crate::core::error::{CoreError, CoreResult};
 use rayon::prelude::*;
@@ -57,7 +57,12 @@ pub(super) fn check_pack(repo: &Repo, key: &str, listed: &[Entry]) -> OnePack {
         Ok(bytes) => bytes,
         Err(e) => {
             let missing = e.code == "ERR_MISSING_FILE";
-            return OnePack { problems: vec![e.into()], damaged: if missing { all() } else { Vec::new() }, unread: !missing, size: 0 };
+            return OnePack {
+                problems: vec![e.into()],
+                damaged: if missing { all() } else { Vec::new() },
+                unread: !missing,
+                size: 0,
+            };
         }
     };
     let mut out = OnePack { problems: Vec::new(), damaged: Vec::new(), unread: false, size: bytes.len() as u64 };
@@ -208,10 +213,8 @@ pub fn check_backup(repo: &Repo, files: &[(String, Vec<BlobId>)], bad: &HashSet<
             });
         }
         if damaged > 0 {
-            problems.push(Problem {
-                code: "ERR_INTEGRITY".into(),
-                message: format!("{name}: {damaged} chunk(s) damaged"),
-            });
+            problems
+                .push(Problem { code: "ERR_INTEGRITY".into(), message: format!("{name}: {damaged} chunk(s) damaged") });
         }
     }
     problems

@@ -17,7 +17,8 @@ pub struct Chunking {
     pub cdc_max: u32,
 }
 
-pub const DEFAULT_CHUNKING: Chunking = Chunking { heap_run_pages: 16, cdc_min: 8 << 10, cdc_avg: 32 << 10, cdc_max: 128 << 10 };
+pub const DEFAULT_CHUNKING: Chunking =
+    Chunking { heap_run_pages: 16, cdc_min: 8 << 10, cdc_avg: 32 << 10, cdc_max: 128 << 10 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -28,7 +29,10 @@ pub enum Compression {
 impl Compression {
     pub fn parse(text: &str) -> CoreResult<Compression> {
         let bad = || {
-            CoreError::new("ERR_INVALID_ARG", format!("compression {text:?} is neither none nor zstd[:level] (level 1-19)"))
+            CoreError::new(
+                "ERR_INVALID_ARG",
+                format!("compression {text:?} is neither none nor zstd[:level] (level 1-19)"),
+            )
         };
         match text.split_once(':') {
             None if text == "none" => Ok(Compression::None),

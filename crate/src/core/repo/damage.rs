@@ -4,10 +4,10 @@
 //! instead of deduplicating against a copy that cannot be read, and a
 //! restore takes the new copy. `repair` removes them once it has dealt
 //! with the packs. Sealed with the object's key as context, like an index.
-use super::packlist::{decode_packs, encode_pack_head};
-use super::keys::{BlobId, Keys, ID_LEN};
-use super::storage::Storage;
 use super::keys::new_name;
+use super::keys::{BlobId, Keys, ID_LEN};
+use super::packlist::{decode_packs, encode_pack_head};
+use super::storage::Storage;
 use super::Repo;
 use crate::core::error::{CoreError, CoreResult};
 use std::collections::{HashMap, HashSet};
@@ -50,10 +50,7 @@ pub fn read_all(storage: &dyn Storage, keys: &Keys) -> CoreResult<(Vec<String>, 
     for object in storage.list(DAMAGE_PREFIX)? {
         let sealed = storage.get(&object.key)?;
         let what = format!("damage record {}", object.key);
-        let opened = keys
-            .open(&sealed, object.key.as_bytes(), &what)
-            .ok()
-            .and_then(|p| decode(&p));
+        let opened = keys.open(&sealed, object.key.as_bytes(), &what).ok().and_then(|p| decode(&p));
         if let Some(found) = opened {
             for (pack, ids) in found {
                 damage.entry(pack).or_default().extend(ids);

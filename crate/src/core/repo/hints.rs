@@ -8,8 +8,8 @@
 //! advisory: a parent without them, or with unreadable ones, means every
 //! chunk is hashed for its id, as before.
 use super::keys::BlobId;
-use super::pack::KIND_DATA;
 use super::lists::{decode_list, store_lists, ChunkRef, LIST_ENTRIES};
+use super::pack::KIND_DATA;
 use super::Repo;
 use crate::core::error::CoreResult;
 use std::collections::HashMap;

@@ -2,10 +2,10 @@
 //! finds unchanged content and a restore finds its chunks without reading
 //! pack headers. Each backup adds one index for the packs it wrote; prune
 //! replaces them all by one. Sealed with the object's key as context.
-use super::keys::{BlobId, Keys};
-use super::packlist::{decode_packs, encode_pack_head};
-use super::pack::{decode_entries, Entry, ENTRY_LEN};
 use super::damage;
+use super::keys::{BlobId, Keys};
+use super::pack::{decode_entries, Entry, ENTRY_LEN};
+use super::packlist::{decode_packs, encode_pack_head};
 use super::storage::Storage;
 use crate::core::error::{CoreError, CoreResult};
 
@@ -49,10 +49,14 @@ fn read_one(storage: &dyn Storage, keys: &Keys, key: &str) -> CoreResult<Vec<Pac
 
 /// Reads every index object: `(index key, its packs or why it cannot be read)`.
 pub fn read_all(storage: &dyn Storage, keys: &Keys) -> CoreResult<Vec<(String, CoreResult<Vec<PackRecord>>)>> {
-    Ok(storage.list(INDEX_PREFIX)?.into_iter().map(|o| {
-        let packs = read_one(storage, keys, &o.key);
-        (o.key, packs)
-    }).collect())
+    Ok(storage
+        .list(INDEX_PREFIX)?
+        .into_iter()
+        .map(|o| {
+            let packs = read_one(storage, keys, &o.key);
+            (o.key, packs)
+        })
+        .collect())
 }
 
 /// Where a blob is (its id is the key beside it).
@@ -68,7 +72,14 @@ pub struct Location {
 
 impl Location {
     fn of(pack: u32, e: &Entry) -> Location {
-        Location { pack, offset: e.offset, stored_len: e.stored_len, raw_len: e.raw_len, kind: e.kind, compressed: e.compressed }
+        Location {
+            pack,
+            offset: e.offset,
+            stored_len: e.stored_len,
+            raw_len: e.raw_len,
+            kind: e.kind,
+            compressed: e.compressed,
+        }
     }
 
     pub fn entry(&self, id: &BlobId) -> Entry {

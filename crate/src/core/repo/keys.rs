@@ -185,11 +185,23 @@ fn derive(password: &str, salt: &[u8], params: KdfParams) -> CoreResult<XChaCha2
 }
 
 /// Wraps `master` with `password`; `repo_id` binds the key file to its repository.
-pub fn wrap(master: &[u8; MASTER_LEN], password: &str, repo_id: &str, params: KdfParams, now: u64) -> CoreResult<KeyFile> {
+pub fn wrap(
+    master: &[u8; MASTER_LEN],
+    password: &str,
+    repo_id: &str,
+    params: KdfParams,
+    now: u64,
+) -> CoreResult<KeyFile> {
     let salt: [u8; 16] = random_bytes();
     let kek = derive(password, &salt, params)?;
     let wrapped = encrypt(&kek, master, repo_id.as_bytes());
-    Ok(KeyFile { kdf: "argon2id".into(), params, salt_hex: hex(&salt), wrapped_hex: hex(&wrapped), created_unix_secs: now })
+    Ok(KeyFile {
+        kdf: "argon2id".into(),
+        params,
+        salt_hex: hex(&salt),
+        wrapped_hex: hex(&wrapped),
+        created_unix_secs: now,
+    })
 }
 
 /// The master key, if `password` opens this key file.

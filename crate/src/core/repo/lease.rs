@@ -35,10 +35,7 @@ impl Lease {
 }
 
 pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// This boot of this kernel and this PID namespace: a PID means the same
@@ -61,9 +58,7 @@ pub fn holder_is_live(machine: &str, pid: u32, expires_unix_secs: u64, here: &st
 }
 
 pub fn host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "?".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "?".into())
 }
 
 impl Repo {
@@ -153,10 +148,7 @@ impl Repo {
         match self.read_lease()? {
             Some(held) if held.owner == mine.owner => Ok(()),
             Some(other) => Err(self.locked_by(&other)),
-            None => Err(CoreError::new(
-                "ERR_REPO_LOCKED",
-                format!("the lock of {} vanished", self.location()),
-            )),
+            None => Err(CoreError::new("ERR_REPO_LOCKED", format!("the lock of {} vanished", self.location()))),
         }
     }
 
@@ -164,26 +156,15 @@ impl Repo {
     pub fn renew_lease(&self) -> CoreResult<()> {
         let mut guard = self.lease.lock().unwrap_or_else(|p| p.into_inner());
         let Some(mine) = guard.as_mut() else {
-            return Err(CoreError::new(
-                "ERR_INVALID_ARG",
-                "the repository lock is not held",
-            ));
+            return Err(CoreError::new("ERR_INVALID_ARG", "the repository lock is not held"));
         };
         match self.read_lease()? {
             Some(held) if held.owner == mine.owner => {}
             Some(other) => return Err(self.locked_by(&other)),
-            None => {
-                return Err(CoreError::new(
-                    "ERR_REPO_LOCKED",
-                    format!("the lock of {} vanished", self.location()),
-                ))
-            }
+            None => return Err(CoreError::new("ERR_REPO_LOCKED", format!("the lock of {} vanished", self.location()))),
         }
         mine.expires_unix_secs = now() + LEASE_SECS;
-        self.storage.put_replace(
-            LOCK_KEY,
-            &serde_json::to_vec(&*mine).expect("a lease serializes"),
-        )
+        self.storage.put_replace(LOCK_KEY, &serde_json::to_vec(&*mine).expect("a lease serializes"))
     }
 
     /// Gives the lock up (only if it is still ours).
@@ -231,20 +212,10 @@ mod tests {
         };
         // A live holder here, a dead one on another machine, and a dead one in
         // a lease of an earlier release (no machine): each still holds.
-        let mut live = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .unwrap();
-        let earlier = format!(
-            r#"{{"owner":"{}","host":"h","pid":{},"expires_unix_secs":{until}}}"#,
-            "o".repeat(64),
-            dead_pid()
-        );
-        for text in [
-            lease(&this_machine(), live.id()),
-            lease("another-boot/pid:[1]", dead_pid()),
-            earlier,
-        ] {
+        let mut live = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let earlier =
+            format!(r#"{{"owner":"{}","host":"h","pid":{},"expires_unix_secs":{until}}}"#, "o".repeat(64), dead_pid());
+        for text in [lease(&this_machine(), live.id()), lease("another-boot/pid:[1]", dead_pid()), earlier] {
             plant(&repo, &text);
             let err = repo.acquire_lease().unwrap_err();
             assert_eq!(err.code, "ERR_REPO_LOCKED", "{text}");
@@ -254,16 +225,10 @@ mod tests {
         live.wait().unwrap();
 
         plant(&repo, &lease(&this_machine(), dead_pid()));
-        let notice = repo
-            .acquire_lease()
-            .unwrap()
-            .expect("a takeover is noticed");
+        let notice = repo.acquire_lease().unwrap().expect("a takeover is noticed");
         assert!(notice.contains("its process is gone"), "{notice}");
         let held: Lease = serde_json::from_slice(&repo.storage.get(LOCK_KEY).unwrap()).unwrap();
-        assert_eq!(
-            (held.pid, held.machine),
-            (std::process::id(), this_machine())
-        );
+        assert_eq!((held.pid, held.machine), (std::process::id(), this_machine()));
         repo.release_lease().unwrap();
     }
 }

@@ -41,7 +41,6 @@ pub fn decode_list(raw: &[u8]) -> Option<Vec<ChunkRef>> {
 /// Reads a list blob.
 pub fn read_list(repo: &Repo, id: &BlobId) -> CoreResult<Vec<ChunkRef>> {
     let raw = repo.read_blob(id)?;
-    decode_list(&raw).ok_or_else(|| {
-        CoreError::new("ERR_INTEGRITY", format!("chunk list {} is malformed", super::short(id)))
-    })
+    decode_list(&raw)
+        .ok_or_else(|| CoreError::new("ERR_INTEGRITY", format!("chunk list {} is malformed", super::short(id))))
 }

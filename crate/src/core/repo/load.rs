@@ -3,8 +3,8 @@
 //! on all cores, and written in order.
 use super::index::Index;
 use super::keys::BlobId;
-use super::pack::{Entry, PACK_TARGET};
 use super::lists::{read_list, ChunkRef};
+use super::pack::{Entry, PACK_TARGET};
 use super::{short, Repo};
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::fsio::{create_new, Sink};
@@ -65,7 +65,13 @@ pub(super) struct Window {
 
 impl Range {
     pub fn new(pack: &str, entry: Entry) -> Range {
-        Range { pack: pack.to_string(), start: entry.offset as u64, end: entry.end(), entries: vec![entry], places: Vec::new() }
+        Range {
+            pack: pack.to_string(),
+            start: entry.offset as u64,
+            end: entry.end(),
+            entries: vec![entry],
+            places: Vec::new(),
+        }
     }
 
     /// Whether one read of this range can bring `entry` too (same pack):
@@ -73,7 +79,9 @@ impl Range {
     /// through a gap of at most `max_gap`, within `max_range` in all.
     pub fn reaches(&self, entry: &Entry, plan: FetchPlan) -> bool {
         let offset = entry.offset as u64;
-        offset >= self.start && offset <= self.end + plan.max_gap && self.end.max(entry.end()) - self.start <= plan.max_range
+        offset >= self.start
+            && offset <= self.end + plan.max_gap
+            && self.end.max(entry.end()) - self.start <= plan.max_range
     }
 
     pub fn take(&mut self, entry: Entry) {
@@ -104,10 +112,7 @@ fn locate(repo: &Repo, refs: &[ChunkRef], plan: FetchPlan) -> CoreResult<(Vec<Ra
     for (at, (id, len)) in refs.iter().enumerate() {
         let (pack, entry) = index.get(id).ok_or_else(|| missing_blob(repo, &index, id))?;
         if entry.raw_len != *len {
-            return Err(CoreError::new(
-                "ERR_INTEGRITY",
-                format!("chunk {} has the wrong length", short(id)),
-            ));
+            return Err(CoreError::new("ERR_INTEGRITY", format!("chunk {} has the wrong length", short(id))));
         }
         match ranges.last_mut() {
             Some(r) if r.pack == pack && r.reaches(&entry, plan) => {
@@ -130,11 +135,7 @@ pub fn missing_blob(repo: &Repo, index: &Index, id: &BlobId) -> CoreError {
     }
     CoreError::new(
         "ERR_MISSING_FILE",
-        format!(
-            "chunk {} is missing from repository {} (no index lists it)",
-            short(id),
-            repo.location()
-        ),
+        format!("chunk {} is missing from repository {} (no index lists it)", short(id), repo.location()),
     )
 }
 
@@ -219,18 +220,10 @@ fn open_windows(
                 slots.push(slot);
                 rest = tail;
             }
-            let opened = batch
-                .par_iter()
-                .zip(slots)
-                .try_for_each(|((r, bytes, e), slot)| {
-                    let from = (e.offset as u64 - r.start) as usize;
-                    repo.decode_blob_into(
-                        e,
-                        &bytes[from..from + e.stored_len as usize],
-                        &r.pack,
-                        slot,
-                    )
-                });
+            let opened = batch.par_iter().zip(slots).try_for_each(|((r, bytes, e), slot)| {
+                let from = (e.offset as u64 - r.start) as usize;
+                repo.decode_blob_into(e, &bytes[from..from + e.stored_len as usize], &r.pack, slot)
+            });
             let failed = opened.is_err();
             if batches.send(opened.map(|()| Batch { data: out, places })).is_err() || failed {
                 return;
@@ -242,11 +235,7 @@ fn open_windows(
 /// Calls `visit` with the content of `chunks` (a file's lists, or chosen
 /// chunks), in order, a batch of chunks at a time (each chunk checked against its id); returns
 /// the bytes visited.
-pub fn for_each_chunk(
-    repo: &Repo,
-    chunks: Chunks,
-    mut visit: impl FnMut(&[u8]) -> CoreResult<()>,
-) -> CoreResult<u64> {
+pub fn for_each_chunk(repo: &Repo, chunks: Chunks, mut visit: impl FnMut(&[u8]) -> CoreResult<()>) -> CoreResult<u64> {
     pipeline(repo, |windows| fetch_windows(repo, chunks, windows), |batch| visit(&batch.data))
 }
 
@@ -269,9 +258,7 @@ pub(super) fn pipeline(
     std::thread::scope(|scope| {
         let fetch_token = token.clone();
         scope.spawn(move || crate::core::cancel::with(fetch_token, || fetch(&windows)));
-        scope.spawn(move || {
-            crate::core::cancel::with(token, || open_windows(repo, fetched, &batches, &spare))
-        });
+        scope.spawn(move || crate::core::cancel::with(token, || open_windows(repo, fetched, &batches, &spare)));
         let mut done = 0u64;
         for batch in received {
             let batch = batch?;
@@ -285,21 +272,12 @@ pub(super) fn pipeline(
 }
 
 pub(super) fn wrong_length(what: &str, got: u64, len: u64) -> CoreError {
-    CoreError::new(
-        "ERR_INTEGRITY",
-        format!("{what} restored as {got} bytes but its backup says {len}"),
-    )
+    CoreError::new("ERR_INTEGRITY", format!("{what} restored as {got} bytes but its backup says {len}"))
 }
 
 /// Writes the file made of `lists` to the new file `dest` (fsynced), checking
 /// every chunk and the length; with `hash`, returns its BLAKE3.
-pub fn restore_file(
-    repo: &Repo,
-    lists: &[BlobId],
-    len: u64,
-    dest: &Path,
-    hash: bool,
-) -> CoreResult<Option<String>> {
+pub fn restore_file(repo: &Repo, lists: &[BlobId], len: u64, dest: &Path, hash: bool) -> CoreResult<Option<String>> {
     let mut sink = Sink::new(create_new(dest)?, dest);
     let mut hasher = hash.then(blake3::Hasher::new);
     let written = for_each_chunk(repo, Chunks::Lists(lists), |data| {
@@ -330,23 +308,11 @@ const LISTED_PAGES: usize = 100;
 
 /// Compares the file made of `lists` with `source` without writing anything;
 /// a heap page by page, any other file as a whole.
-pub fn compare_file(
-    repo: &Repo,
-    lists: &[BlobId],
-    len: u64,
-    source: &Path,
-    heap: bool,
-) -> CoreResult<Comparison> {
+pub fn compare_file(repo: &Repo, lists: &[BlobId], len: u64, source: &Path, heap: bool) -> CoreResult<Comparison> {
     use std::os::unix::fs::FileExt;
     let file = std::fs::File::open(source).map_err(|e| CoreError::io("open", source, e))?;
-    let source_len = file
-        .metadata()
-        .map_err(|e| CoreError::io("stat", source, e))?
-        .len();
-    let mut out = Comparison {
-        source_len,
-        ..Comparison::default()
-    };
+    let source_len = file.metadata().map_err(|e| CoreError::io("stat", source, e))?.len();
+    let mut out = Comparison { source_len, ..Comparison::default() };
     let mut differ = |page: u64| {
         if out.differing.len() < LISTED_PAGES {
             out.differing.push(page);
@@ -359,8 +325,7 @@ pub fn compare_file(
     let read = for_each_chunk(repo, Chunks::Lists(lists), |ours| {
         theirs.resize(ours.len(), 0);
         let n = ours.len().min(source_len.saturating_sub(at) as usize);
-        file.read_exact_at(&mut theirs[..n], at)
-            .map_err(|e| CoreError::io("read", source, e))?;
+        file.read_exact_at(&mut theirs[..n], at).map_err(|e| CoreError::io("read", source, e))?;
         theirs[n..].fill(0);
         if heap {
             for (i, (a, b)) in ours.chunks(PAGE).zip(theirs.chunks(PAGE)).enumerate() {

@@ -72,16 +72,9 @@ fn zstd_compress(level: i32, data: &[u8]) -> Vec<u8> {
     COMPRESSOR.with(|cell| {
         let mut cell = cell.borrow_mut();
         if cell.as_ref().is_none_or(|(l, _)| *l != level) {
-            *cell = Some((
-                level,
-                zstd::bulk::Compressor::new(level).expect("zstd level checked"),
-            ));
+            *cell = Some((level, zstd::bulk::Compressor::new(level).expect("zstd level checked")));
         }
-        cell.as_mut()
-            .expect("set above")
-            .1
-            .compress(data)
-            .expect("zstd compresses to a Vec")
+        cell.as_mut().expect("set above").1.compress(data).expect("zstd compresses to a Vec")
     })
 }
 
@@ -121,8 +114,7 @@ impl Repo {
     /// Reads and opens a small sealed object (snapshot, catalog record).
     pub fn read_object(&self, key: &str) -> CoreResult<Vec<u8>> {
         let sealed = self.storage.get(key)?;
-        self.keys
-            .open(&sealed, key.as_bytes(), &format!("repository object {key}"))
+        self.keys.open(&sealed, key.as_bytes(), &format!("repository object {key}"))
     }
 
     /// Seals and publishes a small object; it must not exist yet.
@@ -156,25 +148,14 @@ impl Repo {
     }
 
     /// As `decode_blob`, into `out` (exactly `raw_len` bytes long).
-    pub fn decode_blob_into(
-        &self,
-        entry: &Entry,
-        stored: &[u8],
-        pack: &str,
-        out: &mut [u8],
-    ) -> CoreResult<()> {
+    pub fn decode_blob_into(&self, entry: &Entry, stored: &[u8], pack: &str, out: &mut [u8]) -> CoreResult<()> {
         let what = || format!("blob {} in pack {pack}", short(&entry.id));
         let opened = self.keys.open_blob(stored, &entry.id, &what())?;
         let body: &[u8] = opened.as_deref().unwrap_or(stored);
-        let mismatch =
-            || CoreError::new("ERR_INTEGRITY", format!("{} does not match its id", what()));
+        let mismatch = || CoreError::new("ERR_INTEGRITY", format!("{} does not match its id", what()));
         if entry.compressed {
-            let len = zstd_decompress(body, out).map_err(|e| {
-                CoreError::new(
-                    "ERR_INTEGRITY",
-                    format!("{} does not decompress: {e}", what()),
-                )
-            })?;
+            let len = zstd_decompress(body, out)
+                .map_err(|e| CoreError::new("ERR_INTEGRITY", format!("{} does not decompress: {e}", what())))?;
             if len != out.len() {
                 return Err(mismatch());
             }
@@ -192,25 +173,17 @@ impl Repo {
     /// Reads one blob by id.
     pub fn read_blob(&self, id: &BlobId) -> CoreResult<Vec<u8>> {
         let (pack, entry) = self.locate_blob(id)?;
-        let stored =
-            self.storage
-                .get_range(&pack, entry.offset as u64, entry.stored_len as usize)?;
+        let stored = self.storage.get_range(&pack, entry.offset as u64, entry.stored_len as usize)?;
         self.decode_blob(&entry, &stored, &pack)
     }
 
     /// Reads several blobs at once (an object store's requests in flight together).
     pub fn read_blobs(&self, ids: &[BlobId]) -> CoreResult<Vec<Vec<u8>>> {
         let located = ids.iter().map(|id| self.locate_blob(id)).collect::<CoreResult<Vec<_>>>()?;
-        let reads: Vec<(&str, u64, usize)> = located
-            .iter()
-            .map(|(pack, e)| (pack.as_str(), e.offset as u64, e.stored_len as usize))
-            .collect();
+        let reads: Vec<(&str, u64, usize)> =
+            located.iter().map(|(pack, e)| (pack.as_str(), e.offset as u64, e.stored_len as usize)).collect();
         let stored = self.storage.get_ranges(&reads)?;
-        located
-            .iter()
-            .zip(stored)
-            .map(|((pack, entry), bytes)| self.decode_blob(entry, &bytes, pack))
-            .collect()
+        located.iter().zip(stored).map(|((pack, entry), bytes)| self.decode_blob(entry, &bytes, pack)).collect()
     }
 
     fn locate_blob(&self, id: &BlobId) -> CoreResult<(String, Entry)> {
@@ -219,10 +192,7 @@ impl Repo {
             if index.is_lost(id) {
                 return damage::damaged_blob(self, id);
             }
-            CoreError::new(
-                "ERR_MISSING_FILE",
-                format!("blob {} is not in the repository's index", short(id)),
-            )
+            CoreError::new("ERR_MISSING_FILE", format!("blob {} is not in the repository's index", short(id)))
         })
     }
 }

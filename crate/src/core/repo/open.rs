@@ -1,7 +1,6 @@
 //! Creating and opening repositories, and their password keys.
 use super::config::{
-    Compression, Config, CONFIG_KEY, DEFAULT_CHUNKING, ENCRYPTION_NONE, ENCRYPTION_XCHACHA, FORMAT,
-    KIND,
+    Compression, Config, CONFIG_KEY, DEFAULT_CHUNKING, ENCRYPTION_NONE, ENCRYPTION_XCHACHA, FORMAT, KIND,
 };
 use super::keys::{self, random_bytes, KdfParams, KeyFile, Keys, MASTER_LEN};
 use super::storage::Storage;
@@ -11,10 +10,7 @@ use crate::core::error::{CoreError, CoreResult};
 pub const KEYS_PREFIX: &str = "keys/";
 
 fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// How to create a repository.
@@ -36,10 +32,7 @@ fn write_key(storage: &dyn Storage, file: &KeyFile) -> CoreResult<String> {
 /// killed init leaves no repository (and can be removed and rerun).
 pub fn init(storage: Box<dyn Storage>, options: InitOptions) -> CoreResult<Repo> {
     if !storage.list(KEYS_PREFIX)?.is_empty() || storage.get(CONFIG_KEY).is_ok() {
-        return Err(CoreError::new(
-            "ERR_DEST_NOT_EMPTY",
-            format!("{} already holds a repository", storage.location()),
-        ));
+        return Err(CoreError::new("ERR_DEST_NOT_EMPTY", format!("{} already holds a repository", storage.location())));
     }
     let id = hex(&random_bytes::<16>());
     let (keys, key_id, id_key_hex) = match options.password {
@@ -60,19 +53,11 @@ pub fn init(storage: Box<dyn Storage>, options: InitOptions) -> CoreResult<Repo>
         id,
         created_unix_secs: now(),
         compression: options.compression.name(),
-        encryption: if keys.is_encrypted() {
-            ENCRYPTION_XCHACHA
-        } else {
-            ENCRYPTION_NONE
-        }
-        .into(),
+        encryption: if keys.is_encrypted() { ENCRYPTION_XCHACHA } else { ENCRYPTION_NONE }.into(),
         chunking: DEFAULT_CHUNKING,
         id_key_hex,
     };
-    storage.put_new(
-        CONFIG_KEY,
-        &serde_json::to_vec_pretty(&config).expect("config serializes"),
-    )?;
+    storage.put_new(CONFIG_KEY, &serde_json::to_vec_pretty(&config).expect("config serializes"))?;
     Ok(Repo::new(storage, config, keys, key_id))
 }
 
@@ -111,9 +96,8 @@ pub fn key_files(storage: &dyn Storage) -> CoreResult<Vec<(String, KeyFile)>> {
         .into_iter()
         .map(|o| {
             let id = o.key[KEYS_PREFIX.len()..].to_string();
-            let file = serde_json::from_slice(&storage.get(&o.key)?).map_err(|e| {
-                CoreError::new("ERR_BAD_KEY_FILE", format!("{KEYS_PREFIX}{id} is malformed: {e}"))
-            })?;
+            let file = serde_json::from_slice(&storage.get(&o.key)?)
+                .map_err(|e| CoreError::new("ERR_BAD_KEY_FILE", format!("{KEYS_PREFIX}{id} is malformed: {e}")))?;
             Ok((id, file))
         })
         .collect()
@@ -129,19 +113,11 @@ pub fn open(storage: Box<dyn Storage>, password: Option<&str>) -> CoreResult<Rep
                 .as_deref()
                 .and_then(keys::unhex)
                 .and_then(|k| <[u8; 32]>::try_from(k).ok())
-                .ok_or_else(|| {
-                    CoreError::new(
-                        "ERR_NOT_A_REPO",
-                        "the repository config has no valid id key",
-                    )
-                })?;
+                .ok_or_else(|| CoreError::new("ERR_NOT_A_REPO", "the repository config has no valid id key"))?;
             if !storage.list(KEYS_PREFIX)?.is_empty() {
                 return Err(CoreError::new(
                     "ERR_INTEGRITY",
-                    format!(
-                        "{} says it is not encrypted but holds keys: its config was altered",
-                        storage.location()
-                    ),
+                    format!("{} says it is not encrypted but holds keys: its config was altered", storage.location()),
                 ));
             }
             Repo::new(storage, config, Keys::plain(id_key), None)
@@ -174,10 +150,7 @@ pub fn open(storage: Box<dyn Storage>, password: Option<&str>) -> CoreResult<Rep
             Repo::new(storage, config, Keys::encrypted(&master), Some(key_id))
         }
         other => {
-            return Err(CoreError::new(
-                "ERR_UNSUPPORTED_FORMAT",
-                format!("unknown repository encryption {other:?}"),
-            ));
+            return Err(CoreError::new("ERR_UNSUPPORTED_FORMAT", format!("unknown repository encryption {other:?}")));
         }
     };
     repo.reload_index()?;
@@ -192,10 +165,7 @@ impl Repo {
                 return Ok(master);
             }
         }
-        Err(CoreError::new(
-            "ERR_BAD_PASSWORD",
-            "the current password opens none of the repository's keys",
-        ))
+        Err(CoreError::new("ERR_BAD_PASSWORD", "the current password opens none of the repository's keys"))
     }
 
     /// Adds a password: the master key wrapped anew. Needs a current password.
@@ -215,10 +185,7 @@ impl Repo {
     pub fn remove_key(&self, id: &str) -> CoreResult<()> {
         let files = key_files(self.storage.as_ref())?;
         if !files.iter().any(|(k, _)| k == id) {
-            return Err(CoreError::new(
-                "ERR_NO_KEY",
-                format!("repository {} has no key {id}", self.location()),
-            ));
+            return Err(CoreError::new("ERR_NO_KEY", format!("repository {} has no key {id}", self.location())));
         }
         if files.len() == 1 {
             return Err(CoreError::new(

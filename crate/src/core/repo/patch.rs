@@ -4,11 +4,11 @@
 //! (the destination's runs hashed into chunk ids) and patched in place; any
 //! other file is cut by the repository's own chunker, and when it differs it
 //! is rebuilt beside it from its own chunks and the fetched ones.
-use super::keys::BlobId;
-use super::load::{for_each_chunk, Chunks};
 use super::cdc::{for_each_round, read_at, Params, Source, Split};
 use super::hints::{fast_hash, Parent};
+use super::keys::BlobId;
 use super::lists::{read_list, ChunkRef};
+use super::load::{for_each_chunk, Chunks};
 use super::Repo;
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::fsio::{self, create_new};
@@ -47,7 +47,11 @@ fn chunks_of(repo: &Repo, lists: &[BlobId]) -> CoreResult<Vec<(ChunkRef, u64)>> 
 }
 
 /// Fetches `wanted` (in file order) and writes each chunk where `place` says.
-fn fetch_into(repo: &Repo, wanted: &[(ChunkRef, u64)], mut place: impl FnMut(&[u8], u64) -> CoreResult<()>) -> CoreResult<u64> {
+fn fetch_into(
+    repo: &Repo,
+    wanted: &[(ChunkRef, u64)],
+    mut place: impl FnMut(&[u8], u64) -> CoreResult<()>,
+) -> CoreResult<u64> {
     let refs: Vec<ChunkRef> = wanted.iter().map(|(r, _)| *r).collect();
     let mut next = 0usize;
     for_each_chunk(repo, Chunks::Refs(&refs), |mut data| {
@@ -76,7 +80,13 @@ fn wrong_length(path: &Path, got: u64, len: u64) -> CoreError {
 }
 
 /// A heap: its runs compared with the destination's, differing runs fetched, and their differing pages written in place.
-fn patch_heap(repo: &Repo, chunks: &[(ChunkRef, u64)], len: u64, dest: &Path, known: Option<&Parent>) -> CoreResult<RepoPatch> {
+fn patch_heap(
+    repo: &Repo,
+    chunks: &[(ChunkRef, u64)],
+    len: u64,
+    dest: &Path,
+    known: Option<&Parent>,
+) -> CoreResult<RepoPatch> {
     if !dest.exists() {
         create_new(dest)?;
     }
@@ -150,7 +160,14 @@ fn patch_heap(repo: &Repo, chunks: &[(ChunkRef, u64)], len: u64, dest: &Path, kn
 /// destination's own chunks where it has them and fetched ones elsewhere.
 /// With the backup's change hints, the destination's pieces are known by
 /// their XXH3 and the chunker follows the backup's chunks where they match.
-fn patch_whole(repo: &Repo, chunks: &[(ChunkRef, u64)], len: u64, dest: &Path, temp: &Path, known: Option<&Parent>) -> CoreResult<RepoPatch> {
+fn patch_whole(
+    repo: &Repo,
+    chunks: &[(ChunkRef, u64)],
+    len: u64,
+    dest: &Path,
+    temp: &Path,
+    known: Option<&Parent>,
+) -> CoreResult<RepoPatch> {
     let mut local: HashMap<BlobId, u64> = HashMap::new();
     let mut same = true;
     let mut dest_len = 0u64;
@@ -174,7 +191,9 @@ fn patch_whole(repo: &Repo, chunks: &[(ChunkRef, u64)], len: u64, dest: &Path, t
                     Some(k) => k.position(fast_hash(piece), piece.len()).and_then(|i| k.id(i)),
                     None => Some(repo.keys.id(piece)),
                 };
-                same &= id.is_some_and(|id| chunks.get(at).is_some_and(|((want, l), _)| *want == id && *l as usize == piece.len()));
+                same &= id.is_some_and(|id| {
+                    chunks.get(at).is_some_and(|((want, l), _)| *want == id && *l as usize == piece.len())
+                });
                 if let Some(id) = id {
                     local.entry(id).or_insert(from);
                 }

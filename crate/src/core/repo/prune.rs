@@ -6,10 +6,10 @@
 //! them as unused or duplicate); after (2), stale indexes only
 //! duplicate entries and the next prune finishes the work.
 use super::index::{self, read_all, PackRecord, INDEX_PREFIX};
-use super::keys::BlobId;
-use super::pack::{Entry, PackBuilder, PACK_TARGET};
-use super::lists::read_list;
 use super::keys::new_name;
+use super::keys::BlobId;
+use super::lists::read_list;
+use super::pack::{Entry, PackBuilder, PACK_TARGET};
 use super::Repo;
 use crate::core::crashpoint;
 use crate::core::error::{CoreError, CoreResult};
@@ -74,16 +74,10 @@ fn plan(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<Plan> {
     // Locations recorded as damaged are not kept (as the index leaves them out): a good copy wins.
     let (_, damage) = super::damage::read_all(repo.storage.as_ref(), &repo.keys)?;
     for record in records.iter_mut().filter(|r| damage.contains_key(&r.key)) {
-        record
-            .entries
-            .retain(|e| !super::damage::is_damaged(&damage, &record.key, &e.id));
+        record.entries.retain(|e| !super::damage::is_damaged(&damage, &record.key, &e.id));
     }
-    let sizes: std::collections::HashMap<String, u64> = repo
-        .storage
-        .list(super::index::DATA_PREFIX)?
-        .into_iter()
-        .map(|o| (o.key, o.size))
-        .collect();
+    let sizes: std::collections::HashMap<String, u64> =
+        repo.storage.list(super::index::DATA_PREFIX)?.into_iter().map(|o| (o.key, o.size)).collect();
     let mut placed: HashSet<BlobId> = HashSet::new();
     let mut seen_packs: HashSet<String> = HashSet::new();
     let mut kept: Vec<PackRecord> = Vec::new();
@@ -94,10 +88,8 @@ fn plan(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<Plan> {
         if !seen_packs.insert(record.key.clone()) {
             continue; // listed by two indexes (a prune killed after step 2)
         }
-        let (keep, drop): (Vec<&Entry>, Vec<&Entry>) = record
-            .entries
-            .iter()
-            .partition(|e| used.contains(&e.id) && placed.insert(e.id));
+        let (keep, drop): (Vec<&Entry>, Vec<&Entry>) =
+            record.entries.iter().partition(|e| used.contains(&e.id) && placed.insert(e.id));
         let size = sizes.get(&record.key).copied().unwrap_or(0);
         let unused: u64 = drop.iter().map(|e| e.stored_len as u64).sum();
         if keep.is_empty() {
@@ -105,15 +97,9 @@ fn plan(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<Plan> {
             doomed.push(record.key);
         } else if unused * 100 >= size.max(1) * REPACK_UNUSED_PERCENT {
             stats.blobs_removed += drop.len() as u64;
-            repack.push(PackRecord {
-                key: record.key,
-                entries: keep.into_iter().copied().collect(),
-            });
+            repack.push(PackRecord { key: record.key, entries: keep.into_iter().copied().collect() });
         } else {
-            kept.push(PackRecord {
-                key: record.key,
-                entries: keep.into_iter().copied().collect(),
-            });
+            kept.push(PackRecord { key: record.key, entries: keep.into_iter().copied().collect() });
         }
     }
     Ok(Plan { kept, doomed, repack, old_indexes, sizes, stats })
@@ -157,14 +143,9 @@ pub fn prune(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<PruneStats> {
         crate::core::cancel::check()?;
         let bytes = repo.storage.get(&record.key)?;
         for e in &record.entries {
-            let stored = bytes
-                .get(e.offset as usize..e.end() as usize)
-                .ok_or_else(|| {
-                    CoreError::new(
-                        "ERR_INTEGRITY",
-                        format!("pack {} is shorter than its index says", record.key),
-                    )
-                })?;
+            let stored = bytes.get(e.offset as usize..e.end() as usize).ok_or_else(|| {
+                CoreError::new("ERR_INTEGRITY", format!("pack {} is shorter than its index says", record.key))
+            })?;
             repo.decode_blob(e, stored, &record.key)?; // never copy damage forward
             builder.add(e.id, e.kind, e.compressed, e.raw_len, stored);
             if builder.len() >= PACK_TARGET {

@@ -10,10 +10,10 @@
 use super::check::{check_listed, listed_packs, Problem};
 use super::damage::{self, Damage};
 use super::index::{self, read_all, PackRecord, DATA_PREFIX, INDEX_PREFIX};
-use super::keys::BlobId;
-use super::pack::{PackBuilder, PACK_TARGET};
-use super::lists::read_list;
 use super::keys::new_name;
+use super::keys::BlobId;
+use super::lists::read_list;
+use super::pack::{PackBuilder, PACK_TARGET};
 use super::Repo;
 use crate::core::crashpoint;
 use crate::core::error::{CoreError, CoreResult};
@@ -58,27 +58,13 @@ pub fn repair(repo: &Repo) -> CoreResult<RepairStats> {
     for (key, one) in check_listed(repo, &packs)? {
         if one.unread {
             // Not known to be damaged: nothing may be dropped on a failed read.
-            let p = one
-                .problems
-                .into_iter()
-                .next()
-                .expect("an unread pack has its error");
-            return Err(CoreError::new(
-                &p.code,
-                format!("repair could not read pack {key}: {}", p.message),
-            ));
+            let p = one.problems.into_iter().next().expect("an unread pack has its error");
+            return Err(CoreError::new(&p.code, format!("repair could not read pack {key}: {}", p.message)));
         }
         let damaged: HashSet<BlobId> = one.damaged.into_iter().collect();
-        let intact: Vec<_> = packs[&key]
-            .iter()
-            .filter(|e| !damaged.contains(&e.id))
-            .copied()
-            .collect();
+        let intact: Vec<_> = packs[&key].iter().filter(|e| !damaged.contains(&e.id)).copied().collect();
         good.extend(intact.iter().map(|e| e.id));
-        let record = PackRecord {
-            key: key.clone(),
-            entries: intact,
-        };
+        let record = PackRecord { key: key.clone(), entries: intact };
         if one.problems.is_empty() {
             healthy.push(record);
         } else {
@@ -88,11 +74,7 @@ pub fn repair(repo: &Repo) -> CoreResult<RepairStats> {
     }
     let (records, _) = damage::read_all(repo.storage.as_ref(), &repo.keys)?;
     stats.packs_damaged = broken.len() as u64;
-    let lost: HashSet<&BlobId> = damage
-        .values()
-        .flatten()
-        .filter(|id| !good.contains(*id))
-        .collect();
+    let lost: HashSet<&BlobId> = damage.values().flatten().filter(|id| !good.contains(*id)).collect();
     stats.blobs_lost = lost.len() as u64;
     if broken.is_empty() {
         clear_records(repo, &records, &mut stats)?;
@@ -102,32 +84,20 @@ pub fn repair(repo: &Repo) -> CoreResult<RepairStats> {
     damage::record(repo, &damage)?;
     crashpoint::hit("repair-damage-recorded");
     // (2) a blob a healthy pack also holds is not copied.
-    let mut held: HashSet<BlobId> = healthy
-        .iter()
-        .flat_map(|r| r.entries.iter().map(|e| e.id))
-        .collect();
+    let mut held: HashSet<BlobId> = healthy.iter().flat_map(|r| r.entries.iter().map(|e| e.id)).collect();
     let mut written: Vec<PackRecord> = Vec::new();
     let mut builder = PackBuilder::with_capacity();
     for record in &broken {
         crate::core::cancel::check()?;
-        let wanted: Vec<_> = record
-            .entries
-            .iter()
-            .filter(|e| held.insert(e.id))
-            .collect();
+        let wanted: Vec<_> = record.entries.iter().filter(|e| held.insert(e.id)).collect();
         if wanted.is_empty() {
             continue;
         }
         let bytes = repo.storage.get(&record.key)?;
         for e in wanted {
-            let stored = bytes
-                .get(e.offset as usize..e.end() as usize)
-                .ok_or_else(|| {
-                    CoreError::new(
-                        "ERR_INTEGRITY",
-                        format!("pack {} changed while it was repaired", record.key),
-                    )
-                })?;
+            let stored = bytes.get(e.offset as usize..e.end() as usize).ok_or_else(|| {
+                CoreError::new("ERR_INTEGRITY", format!("pack {} changed while it was repaired", record.key))
+            })?;
             repo.decode_blob(e, stored, &record.key)?; // never copy damage forward
             builder.add(e.id, e.kind, e.compressed, e.raw_len, stored);
             stats.blobs_salvaged += 1;
@@ -142,15 +112,9 @@ pub fn repair(repo: &Repo) -> CoreResult<RepairStats> {
     stats.packs_written = written.len() as u64;
     repo.storage.sync_published()?;
     // (3)
-    let old_indexes: Vec<String> = read_all(repo.storage.as_ref(), &repo.keys)?
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
+    let old_indexes: Vec<String> = read_all(repo.storage.as_ref(), &repo.keys)?.into_iter().map(|(k, _)| k).collect();
     healthy.extend(written);
-    repo.write_object(
-        &format!("{INDEX_PREFIX}{}", new_name()),
-        &index::encode(&healthy),
-    )?;
+    repo.write_object(&format!("{INDEX_PREFIX}{}", new_name()), &index::encode(&healthy))?;
     crashpoint::hit("repair-index-written");
     // (4), (5)
     for key in old_indexes {
@@ -186,10 +150,7 @@ fn clear_records(repo: &Repo, records: &[String], stats: &mut RepairStats) -> Co
 
 /// The files of a backup (name and lists) that need chunks the index does
 /// not hold: `(file name, chunks missing)`.
-pub fn missing_chunks(
-    repo: &Repo,
-    files: &[(String, Vec<BlobId>)],
-) -> CoreResult<Vec<(String, u64)>> {
+pub fn missing_chunks(repo: &Repo, files: &[(String, Vec<BlobId>)]) -> CoreResult<Vec<(String, u64)>> {
     let mut out = Vec::new();
     for (name, lists) in files {
         let mut missing = 0u64;
@@ -198,10 +159,7 @@ pub fn missing_chunks(
                 missing += 1; // the list itself: which chunks it named is lost with it
                 continue;
             }
-            missing += read_list(repo, list)?
-                .iter()
-                .filter(|(id, _)| !repo.knows(id))
-                .count() as u64;
+            missing += read_list(repo, list)?.iter().filter(|(id, _)| !repo.knows(id)).count() as u64;
         }
         if missing > 0 {
             out.push((name.clone(), missing));

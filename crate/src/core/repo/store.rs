@@ -1,13 +1,13 @@
 //! Backing a file up into the repository: cut into chunks (heaps into
 //! page-aligned runs, other files by content), each stored once; the file
 //! becomes a short list of list blobs naming its chunks in order.
+use super::cdc::{for_each_round, read_at, Params, Source, Split};
+use super::hints::{fast_hash, store_hints, FastHash, Parent};
 use super::keys::BlobId;
 use super::lists::{store_lists, ChunkRef};
 use super::pack::KIND_DATA;
-use super::hints::{fast_hash, store_hints, FastHash, Parent};
 use super::Repo;
 use crate::core::error::{CoreError, CoreResult};
-use super::cdc::{for_each_round, read_at, Params, Source, Split};
 use crate::core::fsio::{buffer, for_each_chunk_of, open_read};
 use crate::core::page::{max_page_lsn, PAGE_SIZE};
 use rayon::prelude::*;
@@ -69,7 +69,8 @@ fn store_batch(
                 .map(|c| {
                     let hash = fast_hash(c.data);
                     let len = c.data.len();
-                    let id = if options.heap { parent.at(repo, c.index, hash, len) } else { parent.find(repo, hash, len) };
+                    let id =
+                        if options.heap { parent.at(repo, c.index, hash, len) } else { parent.find(repo, hash, len) };
                     id.map(|id| (id, None, hash))
                 })
                 .collect();
@@ -113,32 +114,38 @@ pub fn store_file(repo: &Repo, path: &Path, options: &FileOptions) -> CoreResult
         let source = Source { file: &file, path, len };
         let params = Params::of(repo);
         let mut buf = buffer(BATCH.max(chunking.cdc_max as usize));
-        for_each_round(params, &source, Split::on(rayon::current_num_threads()), options.parent.as_ref(), |start, cuts| {
-            // Batches of whole chunks, up to BATCH bytes each (or one larger chunk).
-            let mut from = start;
-            let mut next = 0;
-            while next < cuts.len() {
-                let first = next;
-                next += 1;
-                while next < cuts.len() && cuts[next] - from <= BATCH as u64 {
+        for_each_round(
+            params,
+            &source,
+            Split::on(rayon::current_num_threads()),
+            options.parent.as_ref(),
+            |start, cuts| {
+                // Batches of whole chunks, up to BATCH bytes each (or one larger chunk).
+                let mut from = start;
+                let mut next = 0;
+                while next < cuts.len() {
+                    let first = next;
                     next += 1;
+                    while next < cuts.len() && cuts[next] - from <= BATCH as u64 {
+                        next += 1;
+                    }
+                    let bytes = &mut buf[..(cuts[next - 1] - from) as usize];
+                    read_at(&source, bytes, from)?;
+                    let mut at = from;
+                    let chunks: Vec<Cut> = (first..next)
+                        .map(|i| {
+                            let data = &bytes[(at - from) as usize..(cuts[i] - from) as usize];
+                            at = cuts[i];
+                            Cut { index: refs.len() + i - first, data }
+                        })
+                        .collect();
+                    store_batch(repo, options, &chunks, &mut out, &mut refs, &mut hashes)?;
+                    crate::core::cancel::advance(bytes.len() as u64);
+                    from = cuts[next - 1];
                 }
-                let bytes = &mut buf[..(cuts[next - 1] - from) as usize];
-                read_at(&source, bytes, from)?;
-                let mut at = from;
-                let chunks: Vec<Cut> = (first..next)
-                    .map(|i| {
-                        let data = &bytes[(at - from) as usize..(cuts[i] - from) as usize];
-                        at = cuts[i];
-                        Cut { index: refs.len() + i - first, data }
-                    })
-                    .collect();
-                store_batch(repo, options, &chunks, &mut out, &mut refs, &mut hashes)?;
-                crate::core::cancel::advance(bytes.len() as u64);
-                from = cuts[next - 1];
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
         out.len = len;
     }
     out.lists = store_lists(repo, &refs)?;

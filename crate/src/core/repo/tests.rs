@@ -2,13 +2,13 @@
 //! suites run it on real engine data).
 use super::check::{check_backup, check_packs};
 use super::config::Compression;
+use super::hints::Parent;
 use super::keys::{BlobId, KdfParams};
+use super::lists::read_list;
 use super::load::restore_file;
 use super::open::{init, open, InitOptions};
 use super::prune::prune;
 use super::storage::LocalDir;
-use super::hints::Parent;
-use super::lists::read_list;
 use super::store::{store_file, FileOptions};
 use super::unpack::{restore_in_segments, Target};
 use super::Repo;
@@ -110,7 +110,10 @@ fn an_encrypted_repository_holds_no_plaintext_and_refuses_a_wrong_password() {
     let none = open(Box::new(LocalDir::new(dir.path("repo"))), None);
     assert_eq!(none.err().unwrap().code, "ERR_PASSWORD_REQUIRED");
     let id = repo.add_key("secret", "second", FAST).unwrap();
-    assert_eq!(reopen(&dir, Some("second")).read_object("snapshots/x").unwrap(), repo.read_object("snapshots/x").unwrap());
+    assert_eq!(
+        reopen(&dir, Some("second")).read_object("snapshots/x").unwrap(),
+        repo.read_object("snapshots/x").unwrap()
+    );
     repo.remove_key(repo.key_id.as_deref().unwrap()).unwrap();
     assert_eq!(repo.remove_key(&id).unwrap_err().code, "ERR_LAST_KEY");
     assert!(open(Box::new(LocalDir::new(dir.path("repo"))), Some("secret")).is_err());
@@ -223,7 +226,6 @@ fn compare_file_names_differing_pages_and_lengths() {
     assert!(!compare_file(&repo, &lists, idx.len() as u64, &b, false).unwrap().equal);
 }
 
-
 /// An increment reuses the parent's chunk ids where the fast hashes match,
 /// stores what changed, and restores byte for byte; a parent whose hints do
 /// not match its lists is ignored.
@@ -282,7 +284,11 @@ fn delta_restore_by_hints_or_ids_restores_the_stored_bytes() {
             let r = patch_file(&repo, &stored.lists, h, stored.len, &dest, &temp, heap).unwrap();
             let result = if r.rebuilt { &temp } else { &dest };
             assert!(std::fs::read(result).unwrap() == data, "heap {heap}, hints {use_hints}: bytes differ");
-            assert!(r.chunks_fetched >= 2 && r.chunks_fetched <= 20, "heap {heap}, hints {use_hints}: {} fetched", r.chunks_fetched);
+            assert!(
+                r.chunks_fetched >= 2 && r.chunks_fetched <= 20,
+                "heap {heap}, hints {use_hints}: {} fetched",
+                r.chunks_fetched
+            );
             // Now identical: nothing fetched, nothing written.
             let dest = dir.write("dest", &data);
             let _ = std::fs::remove_file(&temp);
@@ -315,14 +321,14 @@ fn files_stored_side_by_side_restore_together_pack_by_pack() {
         // One list per segment, and all in one.
         for segment_lists in [1, 32] {
             let outs: Vec<_> = files.iter().map(|(_, _, n)| dir.path(&format!("{n}.{segment_lists}"))).collect();
-            let targets: Vec<Target> = files
-                .iter()
-                .zip(&outs)
-                .map(|((s, _, _), dest)| Target { lists: &s.lists, len: s.len, dest })
-                .collect();
+            let targets: Vec<Target> =
+                files.iter().zip(&outs).map(|((s, _, _), dest)| Target { lists: &s.lists, len: s.len, dest }).collect();
             let hashes = restore_in_segments(&repo, &targets, true, segment_lists).unwrap();
             for (((_, data, name), out), hash) in files.iter().zip(&outs).zip(hashes) {
-                assert!(std::fs::read(out).unwrap() == *data, "{name} restored as stored ({segment_lists} lists at once)");
+                assert!(
+                    std::fs::read(out).unwrap() == *data,
+                    "{name} restored as stored ({segment_lists} lists at once)"
+                );
                 assert_eq!(hash.unwrap(), blake3::hash(data).to_hex().to_string());
             }
         }
@@ -353,7 +359,11 @@ impl super::storage::Storage for Counting {
         self.remote
     }
     fn transfers(&self) -> usize {
-        if self.remote { 4 } else { 1 }
+        if self.remote {
+            4
+        } else {
+            1
+        }
     }
     fn get(&self, key: &str) -> crate::core::error::CoreResult<Vec<u8>> {
         self.inner.get(key)
@@ -401,10 +411,16 @@ fn a_restore_reads_each_byte_of_a_pack_at_most_once() {
         restore_in_segments(&counted, &targets, false, 32).unwrap();
         assert!(std::fs::read(&outs[0]).unwrap() == heap && std::fs::read(&outs[1]).unwrap() == idx);
         // The lists themselves are read first, one small read each.
-        let lists: HashSet<(String, u64)> = sh.lists.iter().chain(&si.lists)
+        let lists: HashSet<(String, u64)> = sh
+            .lists
+            .iter()
+            .chain(&si.lists)
             .map(|id| counted.index().get(id).map(|(pack, e)| (pack.to_string(), e.offset as u64)).unwrap())
             .collect();
-        let mut reads: Vec<(String, u64, usize)> = log.lock().unwrap().iter()
+        let mut reads: Vec<(String, u64, usize)> = log
+            .lock()
+            .unwrap()
+            .iter()
             .filter(|(k, at, _)| k.starts_with("data/") && !lists.contains(&(k.clone(), *at)))
             .cloned()
             .collect();
@@ -502,7 +518,10 @@ fn repair_drops_a_missing_pack_and_names_the_files_that_need_it() {
     let out = dir.path("a.restored");
     restore_file(&repo, &lists_a, a.len() as u64, &out, false).unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), a);
-    assert_eq!(restore_file(&repo, &lists_b, b.len() as u64, &dir.path("b.lost"), false).unwrap_err().code, "ERR_MISSING_FILE");
+    assert_eq!(
+        restore_file(&repo, &lists_b, b.len() as u64, &dir.path("b.lost"), false).unwrap_err().code,
+        "ERR_MISSING_FILE"
+    );
     // B's content backed up again: the old backup restores once more.
     let src = dir.write("B.heap", &b);
     store_file(&repo, &src, &plain(true)).unwrap();

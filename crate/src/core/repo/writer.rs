@@ -72,9 +72,7 @@ impl Repo {
             if !state.current.has_buffer() {
                 state.current = PackBuilder::reusing(state.spare.pop().unwrap_or_default());
             }
-            state
-                .current
-                .add(id, kind, compressed, data.len() as u32, &sealed);
+            state.current.add(id, kind, compressed, data.len() as u32, &sealed);
             state.stats.blobs += 1;
             state.stats.raw_bytes += data.len() as u64;
             (state.current.len() >= PACK_TARGET).then(|| {
@@ -158,18 +156,12 @@ impl Repo {
                 settled.removed += 1;
             } else {
                 self.storage.sync_object(&object.key)?;
-                adopted.push(PackRecord {
-                    key: object.key,
-                    entries,
-                });
+                adopted.push(PackRecord { key: object.key, entries });
             }
         }
         if !adopted.is_empty() {
             settled.adopted = adopted.len() as u64;
-            self.write_object(
-                &format!("{INDEX_PREFIX}{}", new_name()),
-                &index::encode(&adopted),
-            )?;
+            self.write_object(&format!("{INDEX_PREFIX}{}", new_name()), &index::encode(&adopted))?;
             self.reload_index()?;
         }
         Ok(settled)
@@ -191,11 +183,7 @@ impl Repo {
             }
         }
         let settled = self.settle_unindexed()?;
-        Ok(Repaired {
-            indexes_removed: dropped,
-            packs_indexed: settled.adopted,
-            packs_removed: settled.removed,
-        })
+        Ok(Repaired { indexes_removed: dropped, packs_indexed: settled.adopted, packs_removed: settled.removed })
     }
 
     /// The blobs of a pack whose header opens and whose content matches its id.
@@ -206,10 +194,7 @@ impl Repo {
         };
         Ok(header
             .into_iter()
-            .filter(|e| {
-                self.decode_blob(e, &bytes[e.offset as usize..e.end() as usize], key)
-                    .is_ok()
-            })
+            .filter(|e| self.decode_blob(e, &bytes[e.offset as usize..e.end() as usize], key).is_ok())
             .collect())
     }
 }

@@ -2,10 +2,10 @@
 //! read-write open of the restored directory then applies exactly the
 //! transactions committed up to the cut (see powdb-sync.md, "Replaying").
 use super::record::{is_commit_point, UnitHeader, COMMIT, DDL_ADD_COLUMN};
-use std::collections::HashSet;
 use super::segment::read_segment;
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::fsio::{create_new, Sink};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// The 8-byte header of a 0.5+ `wal.log`: "PWAL", version 1, flags 0.
@@ -125,7 +125,10 @@ pub fn write_wal(segments: &[PathBuf], after_lsn: u64, cut: u64, out: &Path) -> 
         Ok(())
     })?;
     if last < cut {
-        return Err(CoreError::new("ERR_ARCHIVE_GAP", format!("archived history ends at LSN {last}, before the cut at {cut}")));
+        return Err(CoreError::new(
+            "ERR_ARCHIVE_GAP",
+            format!("archived history ends at LSN {last}, before the cut at {cut}"),
+        ));
     }
     sink.finish()?;
     Ok(written)

@@ -106,7 +106,10 @@ fn parse_header(raw: &[u8; HEADER_LEN], path: &Path) -> CoreResult<SegmentHeader
 
 /// Checks the segment at `path` unit by unit, calling `each` with every unit
 /// and its raw bytes (header then data) in LSN order. Memory: one unit.
-pub fn read_segment(path: &Path, mut each: impl FnMut(&UnitHeader, &[u8]) -> CoreResult<()>) -> CoreResult<SegmentSummary> {
+pub fn read_segment(
+    path: &Path,
+    mut each: impl FnMut(&UnitHeader, &[u8]) -> CoreResult<()>,
+) -> CoreResult<SegmentSummary> {
     let file = open_read(path)?;
     let len = file.metadata().map_err(|e| CoreError::io("stat", path, e))?.len();
     if len > MAX_SEGMENT_LEN {
@@ -116,8 +119,12 @@ pub fn read_segment(path: &Path, mut each: impl FnMut(&UnitHeader, &[u8]) -> Cor
         return Err(bad(path, "retained segment is truncated"));
     }
     let footer_start = len - FOOTER_LEN;
-    let mut input =
-        Tracked { inner: BufReader::with_capacity(1 << 20, file), crc: crc32fast::Hasher::new(), blake: blake3::Hasher::new(), pos: 0 };
+    let mut input = Tracked {
+        inner: BufReader::with_capacity(1 << 20, file),
+        crc: crc32fast::Hasher::new(),
+        blake: blake3::Hasher::new(),
+        pos: 0,
+    };
     let mut raw_header = [0u8; HEADER_LEN];
     input.take(&mut raw_header, path)?;
     let header = parse_header(&raw_header, path)?;
@@ -145,7 +152,10 @@ pub fn read_segment(path: &Path, mut each: impl FnMut(&UnitHeader, &[u8]) -> Cor
             return Err(bad(path, format!("retained unit CRC mismatch at LSN {}", h.lsn)));
         }
         if h.lsn == 0 || h.lsn != expected_lsn {
-            return Err(bad(path, format!("unit LSN {} where {} was expected (LSNs must be contiguous)", h.lsn, expected_lsn)));
+            return Err(bad(
+                path,
+                format!("unit LSN {} where {} was expected (LSNs must be contiguous)", h.lsn, expected_lsn),
+            ));
         }
         expected_lsn = h.lsn.wrapping_add(1);
         if is_commit_point(&h) {

@@ -69,13 +69,42 @@ fn every_damage_is_refused_with_its_reason() {
     let dir = TempDir::new();
     let good = segment(&tx(1, 11, 2));
     let cases: Vec<(Vec<u8>, &str)> = vec![
-        ({ let mut b = good.clone(); b[HEADER_LEN + 30] ^= 1; b }, "CRC mismatch at LSN 12"), // the second unit (the Begin is 25 bytes)
-        ({ let mut b = good.clone(); let n = b.len(); b[n - 1] ^= 1; b }, "footer CRC mismatch"),
-        ({ let mut b = good.clone(); b[0] = b'X'; b }, "magic mismatch"),
+        (
+            {
+                let mut b = good.clone();
+                b[HEADER_LEN + 30] ^= 1;
+                b
+            },
+            "CRC mismatch at LSN 12",
+        ), // the second unit (the Begin is 25 bytes)
+        (
+            {
+                let mut b = good.clone();
+                let n = b.len();
+                b[n - 1] ^= 1;
+                b
+            },
+            "footer CRC mismatch",
+        ),
+        (
+            {
+                let mut b = good.clone();
+                b[0] = b'X';
+                b
+            },
+            "magic mismatch",
+        ),
         (good[..good.len() - 3].to_vec(), ""),
         (segment(&[(1, BEGIN, 11, vec![]), (1, COMMIT, 13, vec![])]), "contiguous"),
         (segment(&[(1, OVERFLOW_WRITE, 11, vec![1])]), "unknown retained unit record type 11"),
-        ({ let mut b = good.clone(); b[12] = 9; b }, ""), // unit count
+        (
+            {
+                let mut b = good.clone();
+                b[12] = 9;
+                b
+            },
+            "",
+        ), // unit count
     ];
     for (i, (bytes, why)) in cases.into_iter().enumerate() {
         let path = dir.write(&format!("bad{i}.prul"), &bytes);
@@ -152,7 +181,8 @@ fn a_transaction_a_crash_cut_short_is_left_out_though_its_id_commits_in_the_next
 fn interleaved_autocommit_statements_are_cut_at_each_commit_leaving_out_the_uncommitted() {
     let dir = TempDir::new();
     // As the engine logs two autocommit inserts: rows of tx 1 and 2, then both Commits.
-    let units: Vec<Unit> = vec![(1, 1, 42, vec![1]), (2, 1, 43, vec![2]), (1, COMMIT, 44, vec![]), (2, COMMIT, 45, vec![])];
+    let units: Vec<Unit> =
+        vec![(1, 1, 42, vec![1]), (2, 1, 43, vec![2]), (1, COMMIT, 44, vec![]), (2, COMMIT, 45, vec![])];
     let path = dir.write("s.prul", &segment(&units));
     let segments = vec![path];
     assert_eq!(cut_at_or_before(&segments, 41, 43).unwrap().lsn, 41);

@@ -40,9 +40,7 @@ fn sections(text: &str) -> HashMap<String, Section> {
         if let (Some(section), Some((key, value))) = (&current, trimmed.split_once('=')) {
             let value = value.trim();
             if !value.is_empty() {
-                out.get_mut(section)
-                    .expect("section exists")
-                    .insert(key.trim().to_lowercase(), value.to_string());
+                out.get_mut(section).expect("section exists").insert(key.trim().to_lowercase(), value.to_string());
             }
         }
     }
@@ -52,43 +50,25 @@ fn sections(text: &str) -> HashMap<String, Section> {
 /// Reads the profile's settings. `env` looks up a variable, `read` a file's
 /// text (None when it does not exist). A profile named by `AWS_PROFILE` that
 /// neither file has is an error; a missing `default` is not.
-pub fn resolve(
-    env: &dyn Fn(&str) -> Option<String>,
-    read: &dyn Fn(&PathBuf) -> Option<String>,
-) -> CoreResult<Profile> {
+pub fn resolve(env: &dyn Fn(&str) -> Option<String>, read: &dyn Fn(&PathBuf) -> Option<String>) -> CoreResult<Profile> {
     let home = env("HOME").map(PathBuf::from);
     let file = |var: &str, name: &str| {
-        env(var)
-            .map(PathBuf::from)
-            .or_else(|| home.as_ref().map(|h| h.join(".aws").join(name)))
+        env(var).map(PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(".aws").join(name)))
     };
     let named = env("AWS_PROFILE").filter(|p| !p.is_empty());
     let profile = named.clone().unwrap_or_else(|| "default".into());
 
     let credentials_path = file("AWS_SHARED_CREDENTIALS_FILE", "credentials");
     let config_path = file("AWS_CONFIG_FILE", "config");
-    let credentials = credentials_path
-        .as_ref()
-        .and_then(read)
-        .map(|t| sections(&t))
-        .unwrap_or_default();
-    let config = config_path
-        .as_ref()
-        .and_then(read)
-        .map(|t| sections(&t))
-        .unwrap_or_default();
+    let credentials = credentials_path.as_ref().and_then(read).map(|t| sections(&t)).unwrap_or_default();
+    let config = config_path.as_ref().and_then(read).map(|t| sections(&t)).unwrap_or_default();
     // The config file names profiles `[profile x]`, except `[default]`.
-    let in_config = config.get(&format!("profile {profile}")).or_else(|| {
-        (profile == "default")
-            .then(|| config.get("default"))
-            .flatten()
-    });
+    let in_config = config
+        .get(&format!("profile {profile}"))
+        .or_else(|| (profile == "default").then(|| config.get("default")).flatten());
     let in_credentials = credentials.get(&profile);
     if named.is_some() && in_config.is_none() && in_credentials.is_none() {
-        let shown = |p: &Option<PathBuf>| {
-            p.as_ref()
-                .map_or("(no HOME)".into(), |p| p.display().to_string())
-        };
+        let shown = |p: &Option<PathBuf>| p.as_ref().map_or("(no HOME)".into(), |p| p.display().to_string());
         return Err(CoreError::new(
             "ERR_INVALID_ARG",
             format!(
@@ -99,12 +79,8 @@ pub fn resolve(
         ));
     }
     // The credentials file wins over the config file for keys.
-    let get = |key: &str| {
-        in_credentials
-            .and_then(|s| s.get(key))
-            .or_else(|| in_config.and_then(|s| s.get(key)))
-            .cloned()
-    };
+    let get =
+        |key: &str| in_credentials.and_then(|s| s.get(key)).or_else(|| in_config.and_then(|s| s.get(key))).cloned();
     Ok(Profile {
         access_key_id: get("aws_access_key_id"),
         secret_access_key: get("aws_secret_access_key"),
@@ -116,9 +92,7 @@ pub fn resolve(
 
 /// The profile of this process's environment and files.
 pub fn from_environment() -> CoreResult<Profile> {
-    resolve(&|var| std::env::var(var).ok(), &|path| {
-        std::fs::read_to_string(path).ok()
-    })
+    resolve(&|var| std::env::var(var).ok(), &|path| std::fs::read_to_string(path).ok())
 }
 
 #[cfg(test)]
@@ -131,10 +105,7 @@ mod tests {
         s3 =\n  addressing_style = path\n[profile only-config]\naws_access_key_id = AKCONFIG\naws_secret_access_key = config-secret\n";
 
     fn with(vars: &[(&str, &str)]) -> CoreResult<Profile> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         resolve(&|var| vars.get(var).cloned(), &|path| match path.to_str() {
             Some("/home/u/.aws/credentials") => Some(CREDENTIALS.into()),
             Some("/home/u/.aws/config") => Some(CONFIG.into()),
@@ -147,10 +118,7 @@ mod tests {
         let p = with(&[("HOME", "/home/u")]).unwrap();
         assert_eq!(p.access_key_id.as_deref(), Some("AKDEFAULT"));
         assert_eq!(p.secret_access_key.as_deref(), Some("default-secret"));
-        assert_eq!(
-            (p.session_token, p.region.as_deref(), p.endpoint_url),
-            (None, Some("eu-west-1"), None)
-        );
+        assert_eq!((p.session_token, p.region.as_deref(), p.endpoint_url), (None, Some("eu-west-1"), None));
     }
 
     #[test]
@@ -168,25 +136,15 @@ mod tests {
     fn a_named_profile_that_is_nowhere_is_an_error() {
         let e = with(&[("HOME", "/home/u"), ("AWS_PROFILE", "nope")]).unwrap_err();
         assert_eq!(e.code, "ERR_INVALID_ARG");
-        assert!(
-            e.message.contains("\"nope\"") && e.message.contains("/home/u/.aws/credentials"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.contains("\"nope\"") && e.message.contains("/home/u/.aws/credentials"), "{}", e.message);
         // No files and no profile asked for: nothing set, no error.
         assert_eq!(with(&[]).unwrap(), Profile::default());
     }
 
     #[test]
     fn the_file_variables_move_the_files() {
-        let p = with(&[
-            ("AWS_SHARED_CREDENTIALS_FILE", "/home/u/.aws/credentials"),
-            ("AWS_PROFILE", "backup"),
-        ])
-        .unwrap();
-        assert_eq!(
-            (p.access_key_id.as_deref(), p.region),
-            (Some("AKBACKUP"), None)
-        );
+        let p =
+            with(&[("AWS_SHARED_CREDENTIALS_FILE", "/home/u/.aws/credentials"), ("AWS_PROFILE", "backup")]).unwrap();
+        assert_eq!((p.access_key_id.as_deref(), p.region), (Some("AKBACKUP"), None));
     }
 }

@@ -21,20 +21,14 @@ pub struct LocalDir {
 
 impl LocalDir {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalDir {
-            root: root.into(),
-            unsynced: Default::default(),
-        }
+        LocalDir { root: root.into(), unsynced: Default::default() }
     }
 
     /// Writes `data` under a temporary name and links it to `key`'s path;
     /// with `durable`, fsyncs the file before and the directory after.
     fn publish(&self, key: &str, data: &[u8], durable: bool) -> CoreResult<PathBuf> {
         let path = self.path(key)?;
-        let dir = path
-            .parent()
-            .expect("object paths have a parent")
-            .to_path_buf();
+        let dir = path.parent().expect("object paths have a parent").to_path_buf();
         self.ensure_dir(&dir)?;
         let temp = dir.join(format!("{TEMP_PREFIX}{}", random_hex(8)));
         let mut file = OpenOptions::new()
@@ -44,9 +38,7 @@ impl LocalDir {
             .custom_flags(libc::O_NOFOLLOW)
             .open(&temp)
             .map_err(|e| CoreError::io("create", &temp, e))?;
-        let mut result = file
-            .write_all(data)
-            .map_err(|e| CoreError::io("write", &temp, e));
+        let mut result = file.write_all(data).map_err(|e| CoreError::io("write", &temp, e));
         if durable {
             result = result.and_then(|()| fsio::sync(&file, &temp));
         } else {
@@ -54,9 +46,8 @@ impl LocalDir {
             // SAFETY: advisory syscall on a descriptor we own.
             unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
         }
-        let published = result.and_then(|()| {
-            fs::hard_link(&temp, &path).map_err(|e| CoreError::io("publish", &path, e))
-        });
+        let published =
+            result.and_then(|()| fs::hard_link(&temp, &path).map_err(|e| CoreError::io("publish", &path, e)));
         let _ = fs::remove_file(&temp);
         published?;
         if durable {
@@ -66,14 +57,9 @@ impl LocalDir {
     }
 
     fn path(&self, key: &str) -> CoreResult<PathBuf> {
-        let plain = |part: &str| {
-            !part.is_empty() && part != "." && part != ".." && !part.starts_with(TEMP_PREFIX)
-        };
+        let plain = |part: &str| !part.is_empty() && part != "." && part != ".." && !part.starts_with(TEMP_PREFIX);
         if !key.split('/').all(plain) {
-            return Err(CoreError::new(
-                "ERR_INVALID_ARG",
-                format!("bad repository object name {key:?}"),
-            ));
+            return Err(CoreError::new("ERR_INVALID_ARG", format!("bad repository object name {key:?}")));
         }
         Ok(self.root.join(key))
     }
@@ -111,17 +97,12 @@ impl LocalDir {
             if name.starts_with(TEMP_PREFIX) || name.starts_with('.') {
                 continue;
             }
-            let meta = entry
-                .metadata()
-                .map_err(|e| CoreError::io("stat", &entry.path(), e))?;
+            let meta = entry.metadata().map_err(|e| CoreError::io("stat", &entry.path(), e))?;
             let key = format!("{prefix}{name}");
             if meta.is_dir() {
                 self.walk(&entry.path(), &format!("{key}/"), out)?;
             } else if meta.is_file() {
-                out.push(ObjectInfo {
-                    key,
-                    size: meta.len(),
-                });
+                out.push(ObjectInfo { key, size: meta.len() });
             }
         }
         Ok(())
@@ -163,10 +144,7 @@ impl Storage for LocalDir {
 
     fn put_new_deferred(&self, key: &str, data: Vec<u8>) -> CoreResult<Option<Vec<u8>>> {
         let path = self.publish(key, &data, false)?;
-        self.unsynced
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(path);
+        self.unsynced.lock().unwrap_or_else(|p| p.into_inner()).push(path);
         Ok(Some(data))
     }
 
@@ -178,11 +156,7 @@ impl Storage for LocalDir {
             fsio::sync(&file, path)?;
             // SAFETY: advisory syscall on a descriptor we own: written packs need not stay cached.
             unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-            dirs.insert(
-                path.parent()
-                    .expect("object paths have a parent")
-                    .to_path_buf(),
-            );
+            dirs.insert(path.parent().expect("object paths have a parent").to_path_buf());
         }
         dirs.iter().try_for_each(|d| Self::sync_dir(d))
     }
@@ -199,8 +173,7 @@ impl Storage for LocalDir {
         match fsio::open_read(&path) {
             Ok(mut file) => {
                 let mut out = Vec::new();
-                std::io::Read::read_to_end(&mut file, &mut out)
-                    .map_err(|e| CoreError::io("read", &path, e))?;
+                std::io::Read::read_to_end(&mut file, &mut out).map_err(|e| CoreError::io("read", &path, e))?;
                 Ok(out)
             }
             Err(e) if e.code == "ENOENT" => Err(missing(&self.location(), key)),
@@ -218,10 +191,7 @@ impl Storage for LocalDir {
         let mut out = vec![0u8; len];
         file.read_exact_at(&mut out, offset).map_err(|e| {
             if e.kind() == ErrorKind::UnexpectedEof {
-                CoreError::new(
-                    "ERR_INTEGRITY",
-                    format!("repository object {key} is truncated"),
-                )
+                CoreError::new("ERR_INTEGRITY", format!("repository object {key} is truncated"))
             } else {
                 CoreError::io("read", &path, e)
             }
@@ -273,25 +243,11 @@ mod tests {
         let store = LocalDir::new(dir.path("repo"));
         store.put_new("data/ab/one", b"hello").unwrap();
         store.put_new("data/cd/two", b"world!").unwrap();
-        assert_eq!(
-            store.put_new("data/ab/one", b"again").unwrap_err().code,
-            "EEXIST"
-        );
+        assert_eq!(store.put_new("data/ab/one", b"again").unwrap_err().code, "EEXIST");
         assert_eq!(store.get("data/ab/one").unwrap(), b"hello");
         assert_eq!(store.get_range("data/cd/two", 1, 3).unwrap(), b"orl");
-        let keys: Vec<_> = store
-            .list("data/")
-            .unwrap()
-            .into_iter()
-            .map(|o| (o.key, o.size))
-            .collect();
-        assert_eq!(
-            keys,
-            vec![
-                ("data/ab/one".to_string(), 5),
-                ("data/cd/two".to_string(), 6)
-            ]
-        );
+        let keys: Vec<_> = store.list("data/").unwrap().into_iter().map(|o| (o.key, o.size)).collect();
+        assert_eq!(keys, vec![("data/ab/one".to_string(), 5), ("data/cd/two".to_string(), 6)]);
         assert_eq!(store.get("index/x").unwrap_err().code, "ERR_MISSING_FILE");
         store.delete("data/ab/one").unwrap();
         store.delete("data/ab/one").unwrap();

@@ -54,10 +54,7 @@ pub trait Storage: Send + Sync {
     /// Several `get_range`s, results in order.
     fn get_ranges(&self, reads: &[(&str, u64, usize)]) -> CoreResult<Vec<Vec<u8>>> {
         use rayon::prelude::*;
-        reads
-            .par_iter()
-            .map(|(key, offset, len)| self.get_range(key, *offset, *len))
-            .collect()
+        reads.par_iter().map(|(key, offset, len)| self.get_range(key, *offset, *len)).collect()
     }
     /// Every object under `prefix` (recursively), sorted by key.
     fn list(&self, prefix: &str) -> CoreResult<Vec<ObjectInfo>>;
@@ -105,8 +102,5 @@ pub fn for_location(location: &str, options: &StoreOptions) -> CoreResult<Box<dy
 
 /// The error for an object that should exist but does not.
 pub fn missing(location: &str, key: &str) -> CoreError {
-    CoreError::new(
-        "ERR_MISSING_FILE",
-        format!("repository object {key} is missing from {location}"),
-    )
+    CoreError::new("ERR_MISSING_FILE", format!("repository object {key} is missing from {location}"))
 }

@@ -48,12 +48,7 @@ pub const MAX_TRANSFERS: usize = 16;
 impl ObjectStoreConfig {
     /// Parses `s3://bucket[/prefix]`.
     pub fn parse(url: &str) -> CoreResult<ObjectStoreConfig> {
-        let bad = || {
-            CoreError::new(
-                "ERR_INVALID_ARG",
-                format!("{url:?} is not an s3://<bucket>/<prefix> URL"),
-            )
-        };
+        let bad = || CoreError::new("ERR_INVALID_ARG", format!("{url:?} is not an s3://<bucket>/<prefix> URL"));
         let rest = url.strip_prefix("s3://").ok_or_else(bad)?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         let prefix = prefix.trim_matches('/');
@@ -112,29 +107,19 @@ impl ObjectStoreDir {
         TLS.call_once(|| {
             let _ = rustls::crypto::ring::default_provider().install_default();
         });
-        let mut builder = AmazonS3Builder::from_env()
-            .with_bucket_name(&config.bucket)
-            .with_retry(RetryConfig {
-                max_retries: 4,
-                retry_timeout: Duration::from_secs(20),
-                ..RetryConfig::default()
-            });
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(&config.bucket).with_retry(RetryConfig {
+            max_retries: 4,
+            retry_timeout: Duration::from_secs(20),
+            ..RetryConfig::default()
+        });
         let set = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
         let profile = super::aws_profile::from_environment()?;
-        let mut secrets: Vec<String> = [
-            "AWS_SECRET_ACCESS_KEY",
-            "AWS_SESSION_TOKEN",
-            "AWS_ACCESS_KEY_ID",
-        ]
-        .iter()
-        .filter_map(|v| set(v))
-        .collect();
+        let mut secrets: Vec<String> =
+            ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID"].iter().filter_map(|v| set(v)).collect();
         if set("AWS_ACCESS_KEY_ID").is_none() {
             if let (Some(id), Some(secret)) = (profile.access_key_id, profile.secret_access_key) {
                 secrets.extend([id.clone(), secret.clone()]);
-                builder = builder
-                    .with_access_key_id(id)
-                    .with_secret_access_key(secret);
+                builder = builder.with_access_key_id(id).with_secret_access_key(secret);
                 if let Some(token) = profile.session_token {
                     secrets.push(token.clone());
                     builder = builder.with_token(token);
@@ -166,9 +151,13 @@ impl ObjectStoreDir {
         // instance metadata service, whose refusal off EC2 reads "access denied".
         let named_credentials = set("AWS_ACCESS_KEY_ID").is_some()
             || secrets.len() >= 2
-            || ["AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"]
-                .iter()
-                .any(|v| set(v).is_some());
+            || [
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            ]
+            .iter()
+            .any(|v| set(v).is_some());
         let scrub = |text: &str| scrub(text, &secrets);
         let location = if config.prefix.is_empty() {
             format!("s3://{}", config.bucket)
@@ -178,17 +167,10 @@ impl ObjectStoreDir {
         let store = builder.build().map_err(|e| {
             CoreError::new(
                 "ERR_INVALID_ARG",
-                format!(
-                    "cannot use {location} (endpoint {endpoint}): {}",
-                    scrub(&e.to_string())
-                ),
+                format!("cannot use {location} (endpoint {endpoint}): {}", scrub(&e.to_string())),
             )
         })?;
-        let prefix = if config.prefix.is_empty() {
-            String::new()
-        } else {
-            format!("{}/", config.prefix)
-        };
+        let prefix = if config.prefix.is_empty() { String::new() } else { format!("{}/", config.prefix) };
         let transfers = config.transfers.clamp(1, MAX_TRANSFERS);
         Ok(ObjectStoreDir {
             shared: Arc::new(Shared {
@@ -198,17 +180,10 @@ impl ObjectStoreDir {
                 location,
                 endpoint,
                 named_credentials,
-                conditional: if config.conditional_writes {
-                    std::sync::OnceLock::new()
-                } else {
-                    false.into()
-                },
+                conditional: if config.conditional_writes { std::sync::OnceLock::new() } else { false.into() },
             }),
             transfers,
-            uploads: Uploads {
-                slots: Arc::new(Semaphore::new(transfers)),
-                running: Mutex::new(Vec::new()),
-            },
+            uploads: Uploads { slots: Arc::new(Semaphore::new(transfers)), running: Mutex::new(Vec::new()) },
         })
     }
 
@@ -223,12 +198,8 @@ impl ObjectStoreDir {
         let shared = &self.shared;
         let key = format!("{PROBE_PREFIX}{}", super::super::keys::new_name());
         let honoured = block_on(async {
-            shared
-                .create(&key, PutPayload::from_static(b"1"), true)
-                .await?;
-            let second = shared
-                .create(&key, PutPayload::from_static(b"2"), true)
-                .await;
+            shared.create(&key, PutPayload::from_static(b"1"), true).await?;
+            let second = shared.create(&key, PutPayload::from_static(b"2"), true).await;
             shared.delete(&key).await?;
             match second {
                 Ok(()) => Ok(false),
@@ -254,10 +225,7 @@ impl ObjectStoreDir {
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<CoreResult<()>>>> {
-        self.uploads
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        self.uploads.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Waits for `work`, looking at the cancellation token meanwhile; an abort
@@ -270,9 +238,7 @@ impl ObjectStoreDir {
                 return Err(e);
             }
             // The timer is made inside the runtime (it needs its clock).
-            if let Ok(done) =
-                RUNTIME.block_on(async { tokio::time::timeout(CANCEL_POLL, &mut work).await })
-            {
+            if let Ok(done) = RUNTIME.block_on(async { tokio::time::timeout(CANCEL_POLL, &mut work).await }) {
                 return Ok(done);
             }
         }
@@ -282,46 +248,28 @@ impl ObjectStoreDir {
     fn reap_finished(&self) -> CoreResult<()> {
         let finished: Vec<_> = {
             let mut running = self.running();
-            let (done, busy) = running
-                .drain(..)
-                .partition(|h: &JoinHandle<_>| h.is_finished());
+            let (done, busy) = running.drain(..).partition(|h: &JoinHandle<_>| h.is_finished());
             *running = busy;
             done
         };
-        finished
-            .into_iter()
-            .try_for_each(|h| joined(&self.shared, RUNTIME.block_on(h)))
+        finished.into_iter().try_for_each(|h| joined(&self.shared, RUNTIME.block_on(h)))
     }
 }
 
 /// An upload task's outcome (a panicked or aborted task is a failed upload).
-fn joined(
-    shared: &Shared,
-    result: Result<CoreResult<()>, tokio::task::JoinError>,
-) -> CoreResult<()> {
-    result.unwrap_or_else(|e| {
-        Err(CoreError::new(
-            "ERR_STORE",
-            format!("an upload to {} stopped: {e}", shared.location),
-        ))
-    })
+fn joined(shared: &Shared, result: Result<CoreResult<()>, tokio::task::JoinError>) -> CoreResult<()> {
+    result
+        .unwrap_or_else(|e| Err(CoreError::new("ERR_STORE", format!("an upload to {} stopped: {e}", shared.location))))
 }
 
 impl Shared {
     fn path(&self, key: &str) -> CoreResult<StorePath> {
         let plain = |part: &str| !part.is_empty() && part != "." && part != "..";
         if !key.split('/').all(plain) {
-            return Err(CoreError::new(
-                "ERR_INVALID_ARG",
-                format!("bad repository object name {key:?}"),
-            ));
+            return Err(CoreError::new("ERR_INVALID_ARG", format!("bad repository object name {key:?}")));
         }
-        StorePath::parse(format!("{}{key}", self.prefix)).map_err(|e| {
-            CoreError::new(
-                "ERR_INVALID_ARG",
-                format!("bad repository object name {key:?}: {e}"),
-            )
-        })
+        StorePath::parse(format!("{}{key}", self.prefix))
+            .map_err(|e| CoreError::new("ERR_INVALID_ARG", format!("bad repository object name {key:?}: {e}")))
     }
 
     /// A store error as a stable code, naming the endpoint and bucket, never a secret.
@@ -331,60 +279,42 @@ impl Shared {
         // S3 error codes first: object_store files a refused list or a failed
         // PUT under a generic error, so the variant alone does not tell (and
         // versitygw answers an unknown access key with 404 XAdminUserNotFound).
-        let (code, why) = if [
-            "SignatureDoesNotMatch",
-            "InvalidAccessKeyId",
-            "InvalidToken",
-            "ExpiredToken",
-            "XAdminUserNotFound",
-        ]
-        .iter()
-        .any(|w| has(w))
-        {
-            (
-                "ERR_STORE_AUTH",
-                format!("the credentials were refused: {text}"),
-            )
-        } else if has("NoSuchBucket") {
-            (
-                "ERR_STORE_NO_BUCKET",
-                "the bucket does not exist".to_string(),
-            )
-        } else {
-            match &e {
-                object_store::Error::NotFound { .. } => return missing(&self.location, key),
-                object_store::Error::AlreadyExists { .. } => {
-                    ("EEXIST", "it already exists".to_string())
-                }
-                object_store::Error::PermissionDenied { .. }
-                | object_store::Error::Unauthenticated { .. } => {
-                    ("ERR_STORE_DENIED", format!("access denied: {text}"))
-                }
-                _ if has("AccessDenied") || has("403 Forbidden") => {
-                    ("ERR_STORE_DENIED", format!("access denied: {text}"))
-                }
-                _ if [
-                    "SlowDown",
-                    "503 Service Unavailable",
-                    "429 Too Many Requests",
-                    "TooManyRequests",
-                    "RequestLimitExceeded",
-                ]
+        let (code, why) =
+            if ["SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "ExpiredToken", "XAdminUserNotFound"]
                 .iter()
-                .any(|w| has(w)) =>
-                {
-                    (
-                        "ERR_STORE_THROTTLED",
-                        format!("the server kept throttling requests: {text}"),
-                    )
+                .any(|w| has(w))
+            {
+                ("ERR_STORE_AUTH", format!("the credentials were refused: {text}"))
+            } else if has("NoSuchBucket") {
+                ("ERR_STORE_NO_BUCKET", "the bucket does not exist".to_string())
+            } else {
+                match &e {
+                    object_store::Error::NotFound { .. } => return missing(&self.location, key),
+                    object_store::Error::AlreadyExists { .. } => ("EEXIST", "it already exists".to_string()),
+                    object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
+                        ("ERR_STORE_DENIED", format!("access denied: {text}"))
+                    }
+                    _ if has("AccessDenied") || has("403 Forbidden") => {
+                        ("ERR_STORE_DENIED", format!("access denied: {text}"))
+                    }
+                    _ if [
+                        "SlowDown",
+                        "503 Service Unavailable",
+                        "429 Too Many Requests",
+                        "TooManyRequests",
+                        "RequestLimitExceeded",
+                    ]
+                    .iter()
+                    .any(|w| has(w)) =>
+                    {
+                        ("ERR_STORE_THROTTLED", format!("the server kept throttling requests: {text}"))
+                    }
+                    _ if is_unreachable(&e) => {
+                        ("ERR_STORE_UNREACHABLE", format!("the endpoint cannot be reached: {text}"))
+                    }
+                    _ => ("ERR_STORE", text),
                 }
-                _ if is_unreachable(&e) => (
-                    "ERR_STORE_UNREACHABLE",
-                    format!("the endpoint cannot be reached: {text}"),
-                ),
-                _ => ("ERR_STORE", text),
-            }
-        };
+            };
         if !self.named_credentials && matches!(code, "ERR_STORE_DENIED" | "ERR_STORE_AUTH" | "ERR_STORE") {
             return CoreError::new(
                 "ERR_STORE_AUTH",
@@ -396,13 +326,7 @@ impl Shared {
                 ),
             );
         }
-        CoreError::new(
-            code,
-            format!(
-                "{what} {key} in {} (endpoint {}): {why}",
-                self.location, self.endpoint
-            ),
-        )
+        CoreError::new(code, format!("{what} {key} in {} (endpoint {}): {why}", self.location, self.endpoint))
     }
 
     /// Creates `key` while it is unknown whether the server honours
@@ -429,17 +353,12 @@ impl Shared {
     async fn create(&self, key: &str, payload: PutPayload, conditional: bool) -> CoreResult<()> {
         let path = self.path(key)?;
         let result = if conditional {
-            let opts = PutOptions {
-                mode: PutMode::Create,
-                ..PutOptions::default()
-            };
+            let opts = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
             self.store.put_opts(&path, payload, opts).await.map(|_| ())
         } else {
             match self.store.head(&path).await {
                 Ok(_) => Err(exists(&path)),
-                Err(object_store::Error::NotFound { .. }) => {
-                    self.store.put(&path, payload).await.map(|_| ())
-                }
+                Err(object_store::Error::NotFound { .. }) => self.store.put(&path, payload).await.map(|_| ()),
                 Err(e) => Err(e),
             }
         };
@@ -461,10 +380,7 @@ impl Shared {
             .await
             .map_err(|e| self.error("cannot read", key, e))?;
         if bytes.len() != len {
-            return Err(CoreError::new(
-                "ERR_INTEGRITY",
-                format!("repository object {key} is truncated"),
-            ));
+            return Err(CoreError::new("ERR_INTEGRITY", format!("repository object {key} is truncated")));
         }
         Ok(Vec::from(bytes)) // no copy when the body arrived in one piece
     }
@@ -472,10 +388,7 @@ impl Shared {
 
 /// The error for a create that found the object there.
 fn exists(path: &StorePath) -> object_store::Error {
-    object_store::Error::AlreadyExists {
-        path: path.to_string(),
-        source: "exists (checked before writing)".into(),
-    }
+    object_store::Error::AlreadyExists { path: path.to_string(), source: "exists (checked before writing)".into() }
 }
 
 /// Probe objects (top level) that `conditional_writes` creates and removes.
@@ -495,10 +408,7 @@ fn is_unreachable(e: &object_store::Error) -> bool {
             }
         }
         let text = err.to_string();
-        if text.contains("error sending request")
-            || text.contains("Connection refused")
-            || text.contains("dns error")
-        {
+        if text.contains("error sending request") || text.contains("Connection refused") || text.contains("dns error") {
             return true;
         }
         source = err.source();
@@ -511,9 +421,7 @@ fn scrub(text: &str, secrets: &[String]) -> String {
     secrets
         .iter()
         .filter(|s| s.len() >= 4)
-        .fold(text.to_string(), |out, secret| {
-            out.replace(secret.as_str(), "<redacted>")
-        })
+        .fold(text.to_string(), |out, secret| out.replace(secret.as_str(), "<redacted>"))
 }
 
 impl Storage for ObjectStoreDir {
@@ -590,8 +498,7 @@ impl Storage for ObjectStoreDir {
     fn get_ranges(&self, reads: &[(&str, u64, usize)]) -> CoreResult<Vec<Vec<u8>>> {
         use futures_util::{StreamExt, TryStreamExt};
         let shared = &self.shared;
-        let fetches = futures_util::stream::iter(reads)
-            .map(|(key, offset, len)| shared.get_range(key, *offset, *len));
+        let fetches = futures_util::stream::iter(reads).map(|(key, offset, len)| shared.get_range(key, *offset, *len));
         self.wait(fetches.buffered(self.transfers).try_collect())?
     }
 
@@ -602,17 +509,12 @@ impl Storage for ObjectStoreDir {
         let root = format!("{}{dir}", shared.prefix);
         let root = root.trim_end_matches('/');
         let at = (!root.is_empty()).then(|| StorePath::from(root));
-        let metas: Vec<object_store::ObjectMeta> =
-            block_on(shared.store.list(at.as_ref()).try_collect())
-                .map_err(|e| shared.error("cannot list", prefix, e))?;
+        let metas: Vec<object_store::ObjectMeta> = block_on(shared.store.list(at.as_ref()).try_collect())
+            .map_err(|e| shared.error("cannot list", prefix, e))?;
         let mut out: Vec<ObjectInfo> = metas
             .into_iter()
             .filter_map(|m| {
-                let key = m
-                    .location
-                    .as_ref()
-                    .strip_prefix(&shared.prefix)?
-                    .to_string();
+                let key = m.location.as_ref().strip_prefix(&shared.prefix)?.to_string();
                 let name = key.rsplit('/').next().unwrap_or("");
                 (!name.starts_with('.')).then_some(ObjectInfo { key, size: m.size })
             })
@@ -627,13 +529,9 @@ impl Storage for ObjectStoreDir {
 
     fn put_replace(&self, key: &str, data: &[u8]) -> CoreResult<()> {
         let path = self.shared.path(key)?;
-        block_on(
-            self.shared
-                .store
-                .put(&path, PutPayload::from(bytes_of(data))),
-        )
-        .map(|_| ())
-        .map_err(|e| self.shared.error("cannot write", key, e))
+        block_on(self.shared.store.put(&path, PutPayload::from(bytes_of(data))))
+            .map(|_| ())
+            .map_err(|e| self.shared.error("cannot write", key, e))
     }
 
     fn conditional_writes(&self) -> CoreResult<bool> {
@@ -646,8 +544,8 @@ impl Storage for ObjectStoreDir {
         let shared = &self.shared;
         let root = shared.prefix.trim_end_matches('/');
         let at = (!root.is_empty()).then(|| StorePath::from(root));
-        let top = block_on(shared.store.list_with_delimiter(at.as_ref()))
-            .map_err(|e| shared.error("cannot list", "", e))?;
+        let top =
+            block_on(shared.store.list_with_delimiter(at.as_ref())).map_err(|e| shared.error("cannot list", "", e))?;
         let probes: Vec<String> = top
             .objects
             .iter()
@@ -655,9 +553,7 @@ impl Storage for ObjectStoreDir {
             .filter(|key| key.starts_with(PROBE_PREFIX))
             .map(str::to_string)
             .collect();
-        probes
-            .iter()
-            .try_for_each(|key| block_on(shared.delete(key)))?;
+        probes.iter().try_for_each(|key| block_on(shared.delete(key)))?;
         Ok(probes.len())
     }
 }
@@ -679,10 +575,7 @@ mod tests {
     #[test]
     fn parses_s3_urls() {
         let c = ObjectStoreConfig::parse("s3://bucket/some/prefix/").unwrap();
-        assert_eq!(
-            (c.bucket.as_str(), c.prefix.as_str()),
-            ("bucket", "some/prefix")
-        );
+        assert_eq!((c.bucket.as_str(), c.prefix.as_str()), ("bucket", "some/prefix"));
         assert_eq!(ObjectStoreConfig::parse("s3://bucket").unwrap().prefix, "");
         for bad in ["s3://", "http://x/y", "s3://b/../x", "s3://b/a//c"] {
             assert!(ObjectStoreConfig::parse(bad).is_err(), "{bad}");
