@@ -33,19 +33,11 @@ pub(crate) fn repo(handle: u32) -> Result<Arc<Repo>> {
         .unwrap_or_else(|p| p.into_inner())
         .get(&handle)
         .cloned()
-        .ok_or_else(|| {
-            Error::new(
-                Status::InvalidArg,
-                format!("ERR_INVALID_ARG: repository handle {handle} is closed"),
-            )
-        })
+        .ok_or_else(|| Error::new(Status::InvalidArg, format!("ERR_INVALID_ARG: repository handle {handle} is closed")))
 }
 
 pub(crate) fn ids(hexes: &[String]) -> Result<Vec<BlobId>> {
-    hexes
-        .iter()
-        .map(|h| parse_id(h).map_err(|e| Error::new(Status::InvalidArg, e.to_string())))
-        .collect()
+    hexes.iter().map(|h| parse_id(h).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))).collect()
 }
 
 #[napi(object)]
@@ -56,11 +48,7 @@ pub struct KdfArg {
 }
 
 fn kdf(arg: Option<KdfArg>) -> KdfParams {
-    arg.map_or(DEFAULT_KDF, |k| KdfParams {
-        m_kib: k.m_kib,
-        t: k.t,
-        p: k.p,
-    })
+    arg.map_or(DEFAULT_KDF, |k| KdfParams { m_kib: k.m_kib, t: k.t, p: k.p })
 }
 
 #[napi(object, object_from_js = false)]
@@ -99,10 +87,7 @@ fn register(repo: Repo) -> RepoHandle {
         created_unix_secs: repo.config.created_unix_secs,
         key_id: repo.key_id.clone(),
     };
-    REPOS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(handle, Arc::new(repo));
+    REPOS.lock().unwrap_or_else(|p| p.into_inner()).insert(handle, Arc::new(repo));
     out
 }
 
@@ -139,11 +124,8 @@ pub fn repo_init(
     job(
         None,
         move || {
-            let options = InitOptions {
-                compression: Compression::parse(&compression)?,
-                password: password.as_deref(),
-                kdf,
-            };
+            let options =
+                InitOptions { compression: Compression::parse(&compression)?, password: password.as_deref(), kdf };
             open::init(for_location(&location, &store)?, options)
         },
         register,
@@ -158,11 +140,7 @@ pub fn repo_open(
     store: Option<StoreArg>,
 ) -> AsyncTask<Job<Repo, RepoHandle>> {
     let store = store_options(store);
-    job(
-        None,
-        move || open::open(for_location(&location, &store)?, password.as_deref()),
-        register,
-    )
+    job(None, move || open::open(for_location(&location, &store)?, password.as_deref()), register)
 }
 
 /// Takes the writer lock of a repository on object storage; resolves to a
@@ -191,27 +169,14 @@ pub fn repo_lease_release(handle: u32) -> Result<AsyncTask<Job<(), ()>>> {
 /// `operation`; resolves to its owner, or fails with ERR_REPO_LOCKED when a
 /// live hold of the other kind exists (see core/repo/holds.rs).
 #[napi(ts_return_type = "Promise<string>")]
-pub fn repo_hold_acquire(
-    handle: u32,
-    kind: String,
-    operation: String,
-) -> Result<AsyncTask<Job<String, String>>> {
+pub fn repo_hold_acquire(handle: u32, kind: String, operation: String) -> Result<AsyncTask<Job<String, String>>> {
     let repo = repo(handle)?;
     let kind = match kind.as_str() {
         "shared" => holds::Kind::Shared,
         "exclusive" => holds::Kind::Exclusive,
-        other => {
-            return Err(Error::new(
-                Status::InvalidArg,
-                format!("ERR_INVALID_ARG: hold kind {other}"),
-            ))
-        }
+        other => return Err(Error::new(Status::InvalidArg, format!("ERR_INVALID_ARG: hold kind {other}"))),
     };
-    Ok(job(
-        None,
-        move || repo.acquire_hold(kind, &operation),
-        |o| o,
-    ))
+    Ok(job(None, move || repo.acquire_hold(kind, &operation), |o| o))
 }
 
 /// A live hold, for `info`.
@@ -265,10 +230,7 @@ pub fn repo_hold_release(handle: u32, owner: String) -> Result<AsyncTask<Job<(),
 /// Forgets a handle (no I/O); uncommitted packs are abandoned.
 #[napi]
 pub fn repo_close(handle: u32) {
-    REPOS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&handle);
+    REPOS.lock().unwrap_or_else(|p| p.into_inner()).remove(&handle);
 }
 
 /// Reads and opens a sealed object (a snapshot).
@@ -280,18 +242,10 @@ pub fn repo_read_object(handle: u32, key: String) -> Result<AsyncTask<Job<Vec<u8
 
 /// Seals and publishes a new object; returns its stored size.
 #[napi(ts_return_type = "Promise<bigint>")]
-pub fn repo_write_object(
-    handle: u32,
-    key: String,
-    data: Buffer,
-) -> Result<AsyncTask<Job<u64, BigInt>>> {
+pub fn repo_write_object(handle: u32, key: String, data: Buffer) -> Result<AsyncTask<Job<u64, BigInt>>> {
     let repo = repo(handle)?;
     let data = data.to_vec();
-    Ok(job(
-        None,
-        move || repo.write_object(&key, &data),
-        BigInt::from,
-    ))
+    Ok(job(None, move || repo.write_object(&key, &data), BigInt::from))
 }
 
 #[napi(object, object_from_js = false)]
@@ -302,24 +256,11 @@ pub struct ObjectEntry {
 
 /// The objects under `prefix` (`""` for all), sorted.
 #[napi(ts_return_type = "Promise<ObjectEntry[]>")]
-pub fn repo_list_objects(
-    handle: u32,
-    prefix: String,
-) -> Result<AsyncTask<Job<Vec<ObjectEntry>, Vec<ObjectEntry>>>> {
+pub fn repo_list_objects(handle: u32, prefix: String) -> Result<AsyncTask<Job<Vec<ObjectEntry>, Vec<ObjectEntry>>>> {
     let repo = repo(handle)?;
     Ok(job(
         None,
-        move || {
-            Ok(repo
-                .storage
-                .list(&prefix)?
-                .into_iter()
-                .map(|o| ObjectEntry {
-                    key: o.key,
-                    size: o.size,
-                })
-                .collect())
-        },
+        move || Ok(repo.storage.list(&prefix)?.into_iter().map(|o| ObjectEntry { key: o.key, size: o.size }).collect()),
         |v| v,
     ))
 }
@@ -363,23 +304,12 @@ pub fn repo_store_file(
     cancel: Option<u32>,
 ) -> Result<AsyncTask<Job<crate::core::repo::store::StoredFile, StoredFileResult>>> {
     let repo = repo(handle)?;
-    let parent = parent
-        .map(|p| Ok::<_, napi::Error>((ids(&p.lists)?, ids(&p.hints)?)))
-        .transpose()?;
+    let parent = parent.map(|p| Ok::<_, napi::Error>((ids(&p.lists)?, ids(&p.hints)?))).transpose()?;
     Ok(job(
         cancel,
         move || {
-            let parent =
-                parent.and_then(|(lists, hints)| Parent::load(&repo, &lists, &hints, !heap));
-            store_file(
-                &repo,
-                &PathBuf::from(path),
-                &FileOptions {
-                    heap,
-                    parent,
-                    hints,
-                },
-            )
+            let parent = parent.and_then(|(lists, hints)| Parent::load(&repo, &lists, &hints, !heap));
+            store_file(&repo, &PathBuf::from(path), &FileOptions { heap, parent, hints })
         },
         |s| StoredFileResult {
             len: s.len,
@@ -403,19 +333,12 @@ pub struct CommitResult {
 
 /// Publishes the last pack and the index of this session's packs.
 #[napi(ts_return_type = "Promise<CommitResult>")]
-pub fn repo_commit(
-    handle: u32,
-) -> Result<AsyncTask<Job<crate::core::repo::writer::WriteStats, CommitResult>>> {
+pub fn repo_commit(handle: u32) -> Result<AsyncTask<Job<crate::core::repo::writer::WriteStats, CommitResult>>> {
     let repo = repo(handle)?;
     Ok(job(
         None,
         move || repo.commit(),
-        |s| CommitResult {
-            blobs: s.blobs,
-            raw_bytes: s.raw_bytes,
-            stored_bytes: s.stored_bytes,
-            packs: s.packs,
-        },
+        |s| CommitResult { blobs: s.blobs, raw_bytes: s.raw_bytes, stored_bytes: s.stored_bytes, packs: s.packs },
     ))
 }
 
@@ -472,16 +395,10 @@ pub fn repo_repair(
             for (id, files) in &backups {
                 let files: Vec<FileLoss> = missing_chunks(&repo, files)?
                     .into_iter()
-                    .map(|(name, n)| FileLoss {
-                        name,
-                        chunks_missing: n as u32,
-                    })
+                    .map(|(name, n)| FileLoss { name, chunks_missing: n as u32 })
                     .collect();
                 if !files.is_empty() {
-                    losses.push(BackupLoss {
-                        id: id.clone(),
-                        files,
-                    });
+                    losses.push(BackupLoss { id: id.clone(), files });
                 }
             }
             Ok(RepairResult {
@@ -505,11 +422,7 @@ pub fn repo_repair(
 #[napi(ts_return_type = "Promise<boolean | null>")]
 pub fn repo_conditional_writes(handle: u32) -> Result<AsyncTask<Job<Option<bool>, Option<bool>>>> {
     let repo = repo(handle)?;
-    Ok(job(
-        None,
-        move || Ok(repo.storage.conditional_writes().ok()),
-        |known| known,
-    ))
+    Ok(job(None, move || Ok(repo.storage.conditional_writes().ok()), |known| known))
 }
 
 /// Reads the index afresh: readers call it first, so they see what other
@@ -531,15 +444,9 @@ pub fn repo_held_bytes(handle: u32, lists: Vec<String>) -> Result<AsyncTask<Job<
 /// Settles what killed writers left (indexes their intact packs, removes
 /// temporary objects); call holding the writer lock. Returns the packs adopted.
 #[napi(ts_return_type = "Promise<number>")]
-pub fn repo_settle_unindexed(
-    handle: u32,
-) -> Result<AsyncTask<Job<crate::core::repo::writer::Settled, u32>>> {
+pub fn repo_settle_unindexed(handle: u32) -> Result<AsyncTask<Job<crate::core::repo::writer::Settled, u32>>> {
     let repo = repo(handle)?;
-    Ok(job(
-        None,
-        move || repo.settle_unindexed(),
-        |s| s.adopted as u32,
-    ))
+    Ok(job(None, move || repo.settle_unindexed(), |s| s.adopted as u32))
 }
 
 /// Restores a file made of `lists` into the new file `dest`; with `hash`, returns its BLAKE3.
@@ -555,11 +462,7 @@ pub fn repo_restore_file(
     let repo = repo(handle)?;
     let lists = ids(&lists)?;
     let len = u64_arg("len", &len)?;
-    Ok(job(
-        cancel,
-        move || restore_file(&repo, &lists, len, &PathBuf::from(dest), hash),
-        |h| h,
-    ))
+    Ok(job(cancel, move || restore_file(&repo, &lists, len, &PathBuf::from(dest), hash), |h| h))
 }
 
 #[napi(object)]
@@ -569,6 +472,9 @@ pub struct RestoreTarget {
     pub dest: String,
 }
 
+/// Each restored file's BLAKE3 (hex), when asked for.
+type FileHashes = Vec<Option<String>>;
+
 /// Restores several files (new paths) at once, reading each pack's chunks
 /// for all of them together; with `hash`, returns their BLAKE3s.
 #[napi(ts_return_type = "Promise<(string | null)[]>")]
@@ -577,29 +483,17 @@ pub fn repo_restore_files(
     files: Vec<RestoreTarget>,
     hash: bool,
     cancel: Option<u32>,
-) -> Result<AsyncTask<Job<Vec<Option<String>>, Vec<Option<String>>>>> {
+) -> Result<AsyncTask<Job<FileHashes, FileHashes>>> {
     let repo = repo(handle)?;
     let files = files
         .into_iter()
-        .map(|f| {
-            Ok((
-                ids(&f.lists)?,
-                u64_arg("len", &f.len)?,
-                PathBuf::from(f.dest),
-            ))
-        })
+        .map(|f| Ok((ids(&f.lists)?, u64_arg("len", &f.len)?, PathBuf::from(f.dest))))
         .collect::<Result<Vec<_>>>()?;
     Ok(job(
         cancel,
         move || {
-            let targets: Vec<Target> = files
-                .iter()
-                .map(|(lists, len, dest)| Target {
-                    lists,
-                    len: *len,
-                    dest,
-                })
-                .collect();
+            let targets: Vec<Target> =
+                files.iter().map(|(lists, len, dest)| Target { lists, len: *len, dest }).collect();
             restore_files(&repo, &targets, hash)
         },
         |hashes| hashes,
@@ -682,21 +576,14 @@ fn backup_files(backups: Vec<CheckBackup>) -> Result<Vec<(String, Files)>> {
     backups
         .into_iter()
         .map(|b| {
-            let files = b
-                .files
-                .into_iter()
-                .map(|f| Ok((f.name, ids(&f.lists)?)))
-                .collect::<Result<Files>>()?;
+            let files = b.files.into_iter().map(|f| Ok((f.name, ids(&f.lists)?))).collect::<Result<Files>>()?;
             Ok((b.id, files))
         })
         .collect()
 }
 
 fn to_problem(p: crate::core::repo::check::Problem) -> Problem {
-    Problem {
-        code: p.code,
-        message: p.message,
-    }
+    Problem { code: p.code, message: p.message }
 }
 
 /// Reads every pack and checks every backup's chunks.
@@ -722,10 +609,7 @@ pub fn repo_check(
                 .iter()
                 .map(|(id, files)| BackupProblems {
                     id: id.clone(),
-                    problems: check_backup(&repo, files, &packs.bad)
-                        .into_iter()
-                        .map(to_problem)
-                        .collect(),
+                    problems: check_backup(&repo, files, &packs.bad).into_iter().map(to_problem).collect(),
                 })
                 .collect();
             Ok(CheckResult {
@@ -785,11 +669,7 @@ pub fn repo_key_add(
 ) -> Result<AsyncTask<Job<String, String>>> {
     let repo = repo(handle)?;
     let kdf = kdf(kdf_params);
-    Ok(job(
-        None,
-        move || repo.add_key(&current, &password, kdf),
-        |id| id,
-    ))
+    Ok(job(None, move || repo.add_key(&current, &password, kdf), |id| id))
 }
 
 #[napi(object, object_from_js = false)]
