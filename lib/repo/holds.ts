@@ -33,6 +33,27 @@ const CANNOT_WRITE = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'ERR_STORE_D
  * publish its hold (see CANNOT_WRITE) reads without one, with a warning: a
  * prune meanwhile could make it fail, never return wrong data.
  */
+/**
+ * Runs `work` while renewing a lease every LEASE_RENEW_MS. With `strict`, a
+ * renewal that failed fails the work (another may have taken the lease);
+ * otherwise the lease is left to run out.
+ */
+export async function whileRenewing<T>(
+  renew: () => Promise<void>,
+  work: () => Promise<T>,
+  strict: boolean,
+): Promise<T> {
+  let lost: { err: unknown } | undefined;
+  const timer = setInterval(() => void renew().catch((err: unknown) => (lost ??= { err })), LEASE_RENEW_MS);
+  try {
+    const result = await work();
+    if (strict && lost) throw lost.err;
+    return result;
+  } finally {
+    clearInterval(timer);
+  }
+}
+
 export async function withHold<T>(
   handle: number,
   location: string,
@@ -53,11 +74,9 @@ export async function withHold<T>(
     return work();
   }
   // A renewal that fails leaves the lease to run out: then an expire may go on, and this read fail cleanly.
-  const renew = setInterval(() => void repoNative.holdRenew(handle, owner).catch(() => {}), LEASE_RENEW_MS);
   try {
-    return await work();
+    return await whileRenewing(() => repoNative.holdRenew(handle, owner), work, false);
   } finally {
-    clearInterval(renew);
     await repoNative.holdRelease(handle, owner).catch((err: unknown) => {
       process.emitWarning(
         `${location}: could not withdraw the ${operation}'s hold (${(err as Error).message}); it lapses within 5 minutes`,

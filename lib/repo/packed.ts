@@ -36,7 +36,7 @@ import {
   resolvedTarget,
 } from './base.js';
 import { withRepoLock } from './legacy.js';
-import { LEASE_RENEW_MS, describeHold, withHold } from './holds.js';
+import { describeHold, whileRenewing, withHold } from './holds.js';
 import { WalArchive, expiredRecords, keyOf, summarize, type ArchiveLineage, type ArchiveResult } from './archive.js';
 import {
   REPLAY_LIMITS,
@@ -325,16 +325,9 @@ export class PackedRepository extends RepositoryBase {
   private async withLease<T>(work: () => Promise<T>): Promise<T> {
     const notice = await repoNative.leaseAcquire(this.handle.handle);
     if (notice) process.emitWarning(notice, 'PowdbBackupWarning');
-    let lost: unknown;
-    const renew = setInterval(() => {
-      repoNative.leaseRenew(this.handle.handle).catch((err: unknown) => (lost ??= err));
-    }, LEASE_RENEW_MS);
     try {
-      const result = await work();
-      if (lost) throw lost;
-      return result;
+      return await whileRenewing(() => repoNative.leaseRenew(this.handle.handle), work, true);
     } finally {
-      clearInterval(renew);
       await repoNative.leaseRelease(this.handle.handle);
     }
   }
