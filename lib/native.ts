@@ -136,6 +136,8 @@ export interface RepoHandle {
   encryption: string;
   createdUnixSecs: bigint;
   keyId?: string | null;
+  /** The storage is remote (an object store): writers hold a leased lock object, not a flock. */
+  remote: boolean;
 }
 
 /** Where an object-store repository is reached (credentials come from the AWS environment). */

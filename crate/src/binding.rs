@@ -57,13 +57,13 @@ static TOKENS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<u3
     std::sync::LazyLock::new(Default::default);
 static NEXT_TOKEN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
 
-/// A new cancellation token for the operations of one call (no I/O).
 /// The addon's version (its crate's), for `powdb-backup --version`.
 #[napi]
 pub fn native_version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
 }
 
+/// A new cancellation token for the operations of one call (no I/O).
 #[napi]
 pub fn create_cancel_token() -> u32 {
     let id = NEXT_TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

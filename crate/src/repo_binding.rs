@@ -59,6 +59,9 @@ pub struct RepoHandle {
     pub encryption: String,
     pub created_unix_secs: u64,
     pub key_id: Option<String>,
+    /// The storage's capability: on a remote store, writers hold a leased
+    /// `LOCK` object (no flock there) and conditional writes may be ignored.
+    pub remote: bool,
 }
 
 /// Keeps glibc from recycling multi-MiB buffers (packs, read batches) inside
@@ -86,6 +89,7 @@ fn register(repo: Repo) -> RepoHandle {
         encryption: repo.config.encryption.clone(),
         created_unix_secs: repo.config.created_unix_secs,
         key_id: repo.key_id.clone(),
+        remote: repo.storage.is_remote(),
     };
     REPOS.lock().unwrap_or_else(|p| p.into_inner()).insert(handle, Arc::new(repo));
     out

@@ -249,11 +249,6 @@ export class PackedRepository extends RepositoryBase {
     return sortRecords(readable.map((s) => s.record));
   }
 
-  /**
-   * The snapshot a restore or export of `asOf` needs. A damaged snapshot of
-   * another backup does not stand in the way unless it could be the answer
-   * (it is newer than the pick, and the target is not a time before it).
-   */
   /** Every snapshot that can be read, and the errors of those that cannot. */
   private async readSnapshots(): Promise<{ readable: Snapshot[]; unreadable: { id: string; err: BackupError }[] }> {
     const read = await Promise.all(
@@ -270,6 +265,11 @@ export class PackedRepository extends RepositoryBase {
     };
   }
 
+  /**
+   * The snapshot a restore or export of `asOf` needs. A damaged snapshot of
+   * another backup does not stand in the way unless it could be the answer
+   * (it is newer than the pick, and the target is not a time before it).
+   */
   private async pickSnapshot(asOf: RestoreAsOf['asOf']): Promise<Snapshot> {
     if (typeof asOf === 'string' && (await this.snapshotIds()).includes(asOf)) return this.snapshot(asOf);
     const { readable, unreadable } = await this.readSnapshots();
@@ -300,7 +300,7 @@ export class PackedRepository extends RepositoryBase {
       backups: all.length,
       logical_bytes: all.reduce((s, r) => s + r.logical_bytes, 0n),
       stored_bytes: objects.filter((o) => !isLock(o.key)).reduce((s, o) => s + o.size, 0n),
-      ...(isObjectStore(this.dir) ? { conditional_writes: await this.conditionalWrites() } : {}),
+      ...(this.handle.remote ? { conditional_writes: await this.conditionalWrites() } : {}),
     };
   }
 
@@ -310,7 +310,7 @@ export class PackedRepository extends RepositoryBase {
   }
 
   private exclusively<T>(work: () => Promise<T>): Promise<T> {
-    return isObjectStore(this.dir) ? this.withLease(work) : withRepoLock(this.dir, work);
+    return this.handle.remote ? this.withLease(work) : withRepoLock(this.dir, work);
   }
 
   /**
@@ -318,7 +318,7 @@ export class PackedRepository extends RepositoryBase {
    * on object storage, renewing the lease also proves it is still ours.
    */
   private async confirmLock(): Promise<void> {
-    if (isObjectStore(this.dir)) await repoNative.leaseRenew(this.handle.handle);
+    if (this.handle.remote) await repoNative.leaseRenew(this.handle.handle);
   }
 
   /** The writer lock on object storage: a leased LOCK object, renewed while `work` runs. */
