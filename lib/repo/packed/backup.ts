@@ -1,0 +1,149 @@
+// A backup into a format-2 repository: every file of the data directory
+// stored as chunks (only new ones written), then the index, then, last, the
+// snapshot: a backup is visible only once whole.
+import { cancellable } from '../../abort.js';
+import { sourceSyncBlock } from '../../backup.js';
+import { crashPoint } from '../../crashpoint.js';
+import { assertUnchanged, manifestCatalogVersion, withDataDir } from '../../datadir.js';
+import { BackupError } from '../../errors.js';
+import { native, repoNative } from '../../native.js';
+import { DEFAULT_CONCURRENCY, mapLimit } from '../../pool.js';
+import { Progress } from '../../progress.js';
+import { newBackupId, nextBackup, sortRecords, type BackupRecord, type RepositoryBackupOptions } from '../base.js';
+import { SNAPSHOTS, SNAPSHOT_VERSION, formatSnapshot, type Snapshot } from '../snapshot.js';
+import { assertSameSource, currentSource } from '../source.js';
+import { assertSameLineage, readSyncIdentity, sameLineage } from '../../sync.js';
+import type { As, PackedContext } from './context.js';
+
+const PAGE = 4096n;
+
+/**
+ * Stores every file of `dataDir` as chunks (only new chunks are written),
+ * then publishes the packs' index and, last, the snapshot: a backup is
+ * visible only once whole. `type` and `parent` record where it stands in
+ * the catalog; any backup restores on its own.
+ */
+export async function backup(
+  repo: PackedContext,
+  dataDir: string,
+  options: RepositoryBackupOptions & As = {},
+): Promise<BackupRecord> {
+  return repo.exclusively(() =>
+    cancellable(options.signal, async (cancel) => {
+      await repoNative.settleUnindexed(repo.handle.handle);
+      // A damaged snapshot (verify names it) must not stop new backups; expire does stop on it.
+      const { readable, unreadable } = await repo.readSnapshots();
+      for (const u of unreadable) {
+        process.emitWarning(`backup ${u.id} cannot be read (${u.err.message}); run verify`, 'PowdbBackupWarning');
+      }
+      const records = sortRecords(readable.map((s) => s.record));
+      const taken = [...records, ...unreadable];
+      let { type, parent } = options.as
+        ? { type: options.as.type, parent: records.find((r) => r.id === options.as!.parent) }
+        : nextBackup(records, options.type);
+      // A new sync lineage (sync enabled, or a forked copy backed up here) starts a new chain.
+      const identity = await readSyncIdentity(dataDir);
+      const origin = await currentSource(dataDir, identity?.database_id);
+      const sameDatabase = options.sameDatabase || options.as !== undefined; // a migration carries records over
+      assertSameSource(records, origin, undefined, sameDatabase);
+      const parentSync = readable.find((s) => s.record.id === parent?.id)?.sync?.identity;
+      if (parent && !sameLineage(parentSync, identity)) {
+        assertSameLineage(
+          parentSync,
+          identity,
+          `sync identity changed since backup ${parent.id}; take a full backup (--type full)`,
+          options.type === undefined && !options.as,
+        );
+        process.emitWarning(
+          `${dataDir}: sync identity changed since backup ${parent.id}; taking a full backup`,
+          'PowdbBackupWarning',
+        );
+        type = 'full';
+        parent = undefined;
+      }
+      const at = options.as ? new Date(options.as.created) : new Date();
+      const id = options.as?.id ?? newBackupId(taken, at, type);
+      // A backup of a sync-enabled directory archives its retained WAL first (a failure there is
+      // reported, and does not stop the backup: `archive` and `verify` say more).
+      if (identity) {
+        await repo.wal.archive(dataDir, identity, cancel.token).catch((err: unknown) => {
+          if ((err as BackupError).code === 'ERR_ABORTED') throw err;
+          repoNative.abandon(repo.handle.handle);
+          process.emitWarning(
+            `archiving the WAL of ${dataDir} failed: ${(err as Error).message}`,
+            'PowdbBackupWarning',
+          );
+        });
+      }
+      // An increment reuses the ids of its parent's chunks that did not change (by their change hints).
+      const parentSnapshot = readable.find((s) => s.record.id === parent?.id);
+      const parentFiles = new Map((parentSnapshot?.files ?? []).map((f) => [f.name, f]));
+      try {
+        return await withDataDir(dataDir, async (source) => {
+          assertSameLineage(identity, source.sync, `${dataDir}: sync identity changed while backing up`);
+          crashPoint('lock-acquired');
+          const total = source.files.reduce((sum, f) => sum + f.size, 0n);
+          const progress = new Progress('backup', source.files.length, total, options.onProgress, cancel.token);
+          const stored = await mapLimit(source.files, options.concurrency ?? DEFAULT_CONCURRENCY, async (f) => {
+            cancel.check();
+            progress.fileStarted(f.name, f.size);
+            const before = parentFiles.get(f.name);
+            const reuse =
+              before?.hints && before.heap === f.paged ? { lists: before.lists, hints: before.hints } : undefined;
+            const options = { heap: f.paged, hints: true, parent: reuse };
+            const result = await repoNative.storeFile(repo.handle.handle, f.path, options, cancel.token);
+            progress.fileDone(f.name, f.size);
+            crashPoint('file-done');
+            return result;
+          });
+          await assertUnchanged(source);
+          cancel.check(); // the last moment an abort leaves nothing visible
+          const commit = await repoNative.commit(repo.handle.handle);
+          crashPoint('packs-committed');
+          const heapPages = source.files.reduce((n, f, i) => (f.paged ? n + stored[i]!.len / PAGE : n), 0n);
+          const sourceLsn = stored.reduce((max, s) => (s.maxLsn > max ? s.maxLsn : max), source.catalogLsn);
+          assertSameSource(records, origin, sourceLsn, sameDatabase);
+          const catalog = source.files.find((f) => f.name === 'catalog.bin');
+          const catalogHash = source.sync && catalog && (await native.hashFile(catalog.path)).blake3Hex;
+          const record: BackupRecord = {
+            id,
+            type,
+            parent: parent?.id ?? null,
+            base_source_lsn: parent?.source_lsn ?? null,
+            source_lsn: sourceLsn,
+            created: at.toISOString(),
+            bytes: commit.storedBytes,
+            files: source.files.length,
+            pages: Number(heapPages),
+            logical_bytes: stored.reduce((sum, s) => sum + s.len, 0n),
+            stored_bytes: commit.storedBytes,
+            source: origin,
+          };
+          const snapshot: Snapshot = {
+            snapshot_version: SNAPSHOT_VERSION,
+            record,
+            created_unix_secs: BigInt(Math.floor(at.getTime() / 1000)),
+            catalog_version: manifestCatalogVersion(source.catalogVersion),
+            ...sourceSyncBlock(source, sourceLsn, catalogHash),
+            files: source.files.map((f, i) => ({
+              name: f.name,
+              len: stored[i]!.len,
+              heap: f.paged,
+              lists: stored[i]!.lists,
+              ...(stored[i]!.hints && { hints: stored[i]!.hints }),
+            })),
+          };
+          const text = Buffer.from(formatSnapshot(snapshot));
+          await repo.confirmLock();
+          await repoNative.writeObject(repo.handle.handle, `${SNAPSHOTS}${id}`, text);
+          crashPoint('manifest-written');
+          return record;
+        });
+      } catch (err) {
+        // Packs not yet in an index are removed by the next writer; committed ones wait for the next prune.
+        repoNative.abandon(repo.handle.handle);
+        throw err;
+      }
+    }),
+  );
+}

@@ -1,0 +1,31 @@
+// What the operations of a format-2 repository need of it (the PackedRepository
+// façade provides it): its handle, its WAL archive, its snapshots, its locks.
+import type { RepoHandle } from '../../native.js';
+import type { WalArchive } from '../archive.js';
+import type { BackupRecord, ExpireOptions, RestoreAsOf } from '../base.js';
+import type { BackupError } from '../../errors.js';
+import type { Snapshot } from '../snapshot.js';
+
+export interface PackedContext {
+  readonly dir: string;
+  readonly handle: RepoHandle;
+  readonly wal: WalArchive;
+  snapshot(id: string): Promise<Snapshot>;
+  snapshotIds(): Promise<string[]>;
+  /** Every snapshot that can be read, and the errors of those that cannot. */
+  readSnapshots(): Promise<{ readable: Snapshot[]; unreadable: { id: string; err: BackupError }[] }>;
+  /** The snapshot a restore or export of `asOf` needs. */
+  pickSnapshot(asOf: RestoreAsOf['asOf']): Promise<Snapshot>;
+  list(): Promise<BackupRecord[]>;
+  /** The backups an expire keeps. */
+  retained(records: BackupRecord[], options: ExpireOptions): Set<string>;
+  /** Runs `work` holding the repository's writer lock. */
+  exclusively<T>(work: () => Promise<T>): Promise<T>;
+  /** Before publishing: the writer lock is still ours. */
+  confirmLock(): Promise<void>;
+}
+
+/** Backup options for a migration: the backup keeps its original identity. */
+export interface As {
+  as?: Pick<BackupRecord, 'id' | 'type' | 'parent' | 'created'>;
+}
