@@ -229,3 +229,22 @@ export function transaction(dir: string, opts: TransactionOptions = {}): Transac
   if (opts.end === 'crash') args.push('--crash');
   return fixture('new', 'tx', dir, ...args);
 }
+
+/** What `work` resolves to, and the process warnings emitted meanwhile (those `keep` accepts). */
+export async function warningsOf<T>(
+  work: () => Promise<T>,
+  keep: (message: string) => boolean = () => true,
+): Promise<{ result: T; warnings: string[] }> {
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => {
+    if (keep(w.message)) warnings.push(w.message);
+  };
+  process.on('warning', onWarning);
+  try {
+    const result = await work();
+    await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+    return { result, warnings };
+  } finally {
+    process.off('warning', onWarning);
+  }
+}

@@ -51,7 +51,7 @@ import {
   type Run,
   type Unseal,
 } from '../fault-injection-shared.js';
-import { fixture, rejectsWith, type Gen } from '../helpers.js';
+import { fixture, rejectsWith, type Gen, warningsOf } from '../helpers.js';
 import { deletePrefix, envFor, freshPrefix, listKeys, parseS3Url, s3Targets, type S3Target } from './targets.js';
 
 /** The engine generation (the repository code is the same for both). */
@@ -248,21 +248,6 @@ function expectDeadWritersLock(lock: Lease, run: Run): void {
 }
 
 /** Runs `work`, returning the warnings about the repository at `url` the process emitted meanwhile. */
-async function warningsOf<T>(url: string, work: () => Promise<T>): Promise<{ result: T; warnings: string[] }> {
-  const warnings: string[] = [];
-  const onWarning = (w: Error) => {
-    if (w.message.includes(`${url} `)) warnings.push(w.message);
-  };
-  process.on('warning', onWarning);
-  try {
-    const result = await work();
-    await new Promise((r) => setImmediate(r));
-    return { result, warnings };
-  } finally {
-    process.off('warning', onWarning);
-  }
-}
-
 // ------------------------------------------------------ restores and verify
 
 async function plainNow(data: string): Promise<string> {
@@ -429,7 +414,10 @@ async function backupRun(t: S3Target, s: Awaited<ReturnType<typeof backupScenari
     if (added[0]) await expectRestores(repo, added[0], s.plainNew);
 
     // The next backup succeeds (taking over the dead writer's lock) and cleans up what it left.
-    const { result: next, warnings } = await warningsOf(url, () => repo.backup(s.data));
+    const { result: next, warnings } = await warningsOf(
+      () => repo.backup(s.data),
+      (m) => m.includes(`${url} `),
+    );
     expectTakeover(warnings, stale);
     expect(ids(await repo.list())).toEqual([...listed, next.id]);
     expectTidy(await repoState(t, url, s.unseal));
@@ -541,7 +529,10 @@ async function expireRun(
     for (const id of listed) await expectRestores(repo, id, s.plain[id]!);
 
     // The expire again: it completes and leaves the retained backups only, in one index.
-    const { result: again, warnings } = await warningsOf(url, () => repo.expire({ retainFull: 1 }));
+    const { result: again, warnings } = await warningsOf(
+      () => repo.expire({ retainFull: 1 }),
+      (m) => m.includes(`${url} `),
+    );
     expectTakeover(warnings, stale);
     expect({ removed: again.removed, kept: again.kept }).toEqual({ removed: stillListed, kept: s.retained });
     expect(ids(await repo.list())).toEqual(s.retained);

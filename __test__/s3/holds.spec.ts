@@ -8,7 +8,7 @@ import { dirname, join, relative } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PackedRepository } from '../../index.js';
 import { s3Request } from '../../scripts/s3/servers.mjs';
-import { CLI, dataHashes, insertRows, makeDb, rejectsWith, tmp } from '../helpers.js';
+import { CLI, dataHashes, insertRows, makeDb, rejectsWith, tmp, warningsOf } from '../helpers.js';
 import { envFor, freshPrefix, listKeys, parseS3Url, s3Targets } from './targets.js';
 
 const CHILD = join(import.meta.dirname, '..', 'hold-child.mjs');
@@ -208,15 +208,7 @@ describe.each(onS3.map((p) => [p.name, p] as const))('the writer lock on %s', (_
     await writer.kill();
     expect(await place.keys(location)).toContain('LOCK'); // its lease runs for minutes yet
 
-    const warnings: string[] = [];
-    const onWarning = (w: Error) => warnings.push(w.message);
-    process.on('warning', onWarning);
-    try {
-      await repo.backup(data);
-      await new Promise((r) => setImmediate(r));
-    } finally {
-      process.off('warning', onWarning);
-    }
+    const { warnings } = await warningsOf(() => repo.backup(data));
     expect(warnings.join('\n')).toMatch(
       new RegExp(
         `took over the lock of .* left by a writer that stopped \\(host [^,]+, pid ${writer.pid}, its process is gone\\)`,

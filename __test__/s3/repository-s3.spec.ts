@@ -19,6 +19,7 @@ import {
   segments,
   syncEnable,
   tmp,
+  warningsOf,
 } from '../helpers.js';
 import { envFor, freshPrefix, listKeys, parseS3Url, s3Targets, type S3Target } from './targets.js';
 
@@ -131,15 +132,7 @@ describe.each(targets.map((t) => [t.name, t] as const))('a repository on %s', (_
     expect(await repo.list()).toEqual([]);
 
     await plant(Math.floor(Date.now() / 1000) - 10);
-    const warnings: string[] = [];
-    const onWarning = (w: Error) => warnings.push(w.message);
-    process.on('warning', onWarning);
-    try {
-      await repo.backup(data);
-      await new Promise((r) => setImmediate(r));
-    } finally {
-      process.off('warning', onWarning);
-    }
+    const { warnings } = await warningsOf(() => repo.backup(data));
     expect(warnings.join('\n')).toMatch(/took over the lock .*\(host elsewhere, pid 4242/);
     expect(await repo.list()).toHaveLength(1);
     expect(await listKeys(target, url)).not.toContain(`${prefix}/LOCK`);

@@ -182,14 +182,8 @@ impl Repo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::test_support::{dead_pid, TempDir};
-
-    /// A plain repository in a scratch directory.
-    fn new_repo() -> (TempDir, Repo) {
-        let dir = TempDir::new();
-        let repo = crate::core::repo::tests::repo(&dir, None);
-        (dir, repo)
-    }
+    use crate::core::repo::tests::scratch_repo as new_repo;
+    use crate::core::test_support::dead_pid;
 
     fn plant(repo: &Repo, text: &str) {
         repo.storage.delete(LOCK_KEY).unwrap();

@@ -23,6 +23,13 @@ pub(crate) fn repo(dir: &TempDir, password: Option<&str>) -> Repo {
     init(Box::new(LocalDir::new(dir.path("repo"))), options).unwrap()
 }
 
+/// A plain repository in a scratch directory (kept alive with it).
+pub(crate) fn scratch_repo() -> (TempDir, Repo) {
+    let dir = TempDir::new();
+    let repo = repo(&dir, None);
+    (dir, repo)
+}
+
 fn reopen(dir: &TempDir, password: Option<&str>) -> Repo {
     open(Box::new(LocalDir::new(dir.path("repo"))), password).unwrap()
 }
