@@ -1,4 +1,4 @@
-import { withCodes } from './errors.js';
+import { toBackupError, withCodes } from './errors.js';
 import { loadAddon } from './loader.js';
 
 /** A repository hold: `shared` for readers, `exclusive` for removers (crate/src/core/repo/holds.rs). */
@@ -55,9 +55,10 @@ interface NativeAddon {
     store?: StoreOptions,
   ): Promise<RepoHandle>;
   repoOpen(location: string, password?: string, store?: StoreOptions): Promise<RepoHandle>;
-  repoLeaseAcquire(handle: number): Promise<string | null>;
-  repoLeaseRenew(handle: number): Promise<void>;
-  repoLeaseRelease(handle: number): Promise<void>;
+  repoWriterLock(handle: number): Promise<string | null>;
+  repoWriterRenew(handle: number): Promise<void>;
+  repoWriterUnlock(handle: number): Promise<void>;
+  repoLocate(location: string): { resolved: string; remote: boolean };
   repoHoldAcquire(handle: number, kind: HoldKind, operation: string): Promise<string>;
   repoHoldRenew(handle: number, owner: string): Promise<void>;
   repoHoldRelease(handle: number, owner: string): Promise<void>;
@@ -378,9 +379,18 @@ export const repoNative = {
     withCodes(addon.repoInit(location, compression, password, kdf, store)),
   open: (location: string, password?: string, store?: StoreOptions) =>
     withCodes(addon.repoOpen(location, password, store)),
-  leaseAcquire: (handle: number) => withCodes(addon.repoLeaseAcquire(handle)),
-  leaseRenew: (handle: number) => withCodes(addon.repoLeaseRenew(handle)),
-  leaseRelease: (handle: number) => withCodes(addon.repoLeaseRelease(handle)),
+  /** Resolves a location (a store's URL, else an absolute path); refuses an unknown scheme. */
+  locate: (location: string): { resolved: string; remote: boolean } => {
+    try {
+      return addon.repoLocate(location);
+    } catch (err) {
+      throw toBackupError(err);
+    }
+  },
+  /** The writer lock, held as the storage allows (a flock locally, a lease on object storage). */
+  writerLock: (handle: number) => withCodes(addon.repoWriterLock(handle)),
+  writerRenew: (handle: number) => withCodes(addon.repoWriterRenew(handle)),
+  writerUnlock: (handle: number) => withCodes(addon.repoWriterUnlock(handle)),
   holdAcquire: (handle: number, kind: HoldKind, operation: string) =>
     withCodes(addon.repoHoldAcquire(handle, kind, operation)),
   holdRenew: (handle: number, owner: string) => withCodes(addon.repoHoldRenew(handle, owner)),

@@ -5,14 +5,8 @@ import { BackupError } from './errors.js';
 import { parseJson } from './json.js';
 import { RepositoryBase } from './repo/base.js';
 import { LEGACY_MARKER, LegacyRepository } from './repo/legacy.js';
-import type { StoreOptions } from './native.js';
-import {
-  PackedRepository,
-  assertKnownScheme,
-  isObjectStore,
-  type InitOptions,
-  type OpenOptions,
-} from './repo/packed.js';
+import { repoNative, type StoreOptions } from './native.js';
+import { PackedRepository, type InitOptions, type OpenOptions } from './repo/packed.js';
 
 export type { BackupRecord, BackupType, ExpireOptions, ExpireResult, RepositoryTotals } from './repo/base.js';
 export type { InitOptions, OpenOptions } from './repo/packed.js';
@@ -37,9 +31,9 @@ export const Repository = {
    * (format 2 only): format 2 unless `format: 1`.
    */
   async init(dir: string, options: InitOptions & StoreOptions = {}): Promise<Repository> {
-    assertKnownScheme(dir);
+    const { remote } = repoNative.locate(dir);
     if (options.format === 1) {
-      if (isObjectStore(dir)) throw new BackupError('ERR_INVALID_ARG', 'format 1 repositories are local directories');
+      if (remote) throw new BackupError('ERR_INVALID_ARG', 'format 1 repositories are local directories');
       return LegacyRepository.init(dir);
     }
     return PackedRepository.init(dir, options);
@@ -47,8 +41,7 @@ export const Repository = {
 
   /** Opens a repository of either format (object storage: format 2). */
   async open(dir: string, options: OpenOptions & StoreOptions = {}): Promise<Repository> {
-    assertKnownScheme(dir);
-    if (isObjectStore(dir)) return PackedRepository.open(dir, options);
+    if (repoNative.locate(dir).remote) return PackedRepository.open(dir, options);
     if (!existsSync(dir)) {
       throw new BackupError(
         'ERR_NOT_A_REPO',

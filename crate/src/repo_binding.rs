@@ -147,26 +147,43 @@ pub fn repo_open(
     job(None, move || open::open(for_location(&location, &store)?, password.as_deref()), register)
 }
 
-/// Takes the writer lock of a repository on object storage; resolves to a
-/// notice when it took over a stale lock.
+/// Takes the repository's writer lock (a flock locally, a lease on object
+/// storage: the storage decides); resolves to a notice when it took over a
+/// stale one.
 #[napi(ts_return_type = "Promise<string | null>")]
-pub fn repo_lease_acquire(handle: u32) -> Result<AsyncTask<Job<Option<String>, Option<String>>>> {
+pub fn repo_writer_lock(handle: u32) -> Result<AsyncTask<Job<Option<String>, Option<String>>>> {
     let repo = repo(handle)?;
-    Ok(job(None, move || repo.acquire_lease(), |n| n))
+    Ok(job(None, move || repo.take_writer_lock(), |n| n))
 }
 
-/// Renews the writer lock's lease.
+/// Keeps the writer lock (renews a lease; fails if another writer took it).
 #[napi(ts_return_type = "Promise<void>")]
-pub fn repo_lease_renew(handle: u32) -> Result<AsyncTask<Job<(), ()>>> {
+pub fn repo_writer_renew(handle: u32) -> Result<AsyncTask<Job<(), ()>>> {
     let repo = repo(handle)?;
-    Ok(job(None, move || repo.renew_lease(), |v| v))
+    Ok(job(None, move || repo.renew_writer_lock(), |v| v))
 }
 
 /// Gives the writer lock up.
 #[napi(ts_return_type = "Promise<void>")]
-pub fn repo_lease_release(handle: u32) -> Result<AsyncTask<Job<(), ()>>> {
+pub fn repo_writer_unlock(handle: u32) -> Result<AsyncTask<Job<(), ()>>> {
     let repo = repo(handle)?;
-    Ok(job(None, move || repo.release_lease(), |v| v))
+    Ok(job(None, move || repo.release_writer_lock(), |v| v))
+}
+
+/// A repository location resolved: an object store's URL or an absolute
+/// path; a URL of a store this package does not speak is refused.
+#[napi(object)]
+pub struct RepoLocation {
+    pub resolved: String,
+    pub remote: bool,
+}
+
+/// Resolves a repository location (no I/O).
+#[napi]
+pub fn repo_locate(location: String) -> Result<RepoLocation> {
+    let found = crate::core::repo::storage::locate(&location)
+        .map_err(|e| napi::Error::new(napi::Status::GenericFailure, e.to_string()))?;
+    Ok(RepoLocation { resolved: found.resolved, remote: found.remote })
 }
 
 /// Publishes a hold (`shared`: a reader; `exclusive`: a remover) for

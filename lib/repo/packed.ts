@@ -1,5 +1,3 @@
-import { mkdir, readdir, rm } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cancellable } from '../abort.js';
 import { BackupError } from '../errors.js';
@@ -19,7 +17,6 @@ import {
   type RepositoryRestoreResult,
   parseTime,
 } from './base.js';
-import { withRepoLock } from './legacy.js';
 import { describeHold, whileRenewing, withHold } from './holds.js';
 import { WalArchive, summarize, type ArchiveLineage, type ArchiveResult } from './archive.js';
 import { SNAPSHOTS, parseSnapshot, type Snapshot } from './snapshot.js';
@@ -56,19 +53,6 @@ function idTime(id: string): number | undefined {
 }
 const passwordFrom = (given?: string) => given ?? process.env.POWDB_BACKUP_PASSWORD;
 
-/** A repository on S3-compatible object storage rather than in a directory. */
-export const isObjectStore = (location: string) => location.startsWith('s3://');
-
-/** Refuses a URL of a store this package does not speak (`gs://x` must not become a local directory `gs:`). */
-export function assertKnownScheme(location: string): void {
-  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(location)?.[1];
-  if (scheme !== undefined && scheme !== 's3') {
-    throw new BackupError(
-      'ERR_INVALID_ARG',
-      `${location}: repositories are local directories or s3://<bucket>/<prefix> (any S3-compatible store, with --endpoint); ${scheme}:// is not supported`,
-    );
-  }
-}
 /** The writer lock and the readers' and removers' holds: not backup data. */
 const isLock = (key: string) => key === 'LOCK' || key.startsWith('locks/');
 const store = (o: StoreOptions): StoreOptions | undefined =>
@@ -98,8 +82,8 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
     this.wal = new WalArchive(handle);
   }
 
+  /** Creates a repository; the storage makes its own room (a local directory: created, and must be empty). */
   static async init(dir: string, options: InitOptions & StoreOptions = {}): Promise<PackedRepository> {
-    const remote = isObjectStore(dir);
     // Checked before anything is created: a refused init leaves nothing behind.
     const password = options.encrypt ? passwordFrom(options.password) : undefined;
     if (options.encrypt && !password) {
@@ -108,33 +92,22 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
         'an encrypted repository needs a password, and it cannot be empty',
       );
     }
-    const location = remote ? dir : resolve(dir);
-    // The first directory mkdir created (parents included), removed again if init fails.
-    const created = remote ? undefined : await mkdir(dir, { recursive: true, mode: 0o700 });
-    if (!remote && (await readdir(dir)).length > 0) {
-      throw new BackupError('ERR_DEST_NOT_EMPTY', `repository directory ${dir} is not empty`);
-    }
-    try {
-      const handle = await repoNative.init(
-        location,
-        options.compression ?? 'zstd',
-        password,
-        options.kdf,
-        store(options),
-      );
-      return new PackedRepository(location, handle, password);
-    } catch (err) {
-      if (created !== undefined) await rm(created, { recursive: true, force: true });
-      throw err;
-    }
+    const { resolved } = repoNative.locate(dir);
+    const handle = await repoNative.init(
+      resolved,
+      options.compression ?? 'zstd',
+      password,
+      options.kdf,
+      store(options),
+    );
+    return new PackedRepository(resolved, handle, password);
   }
 
   static async open(dir: string, options: OpenOptions & StoreOptions = {}): Promise<PackedRepository> {
-    assertKnownScheme(dir);
     const password = passwordFrom(options.password);
-    const location = isObjectStore(dir) ? dir : resolve(dir);
-    const handle = await repoNative.open(location, password, store(options));
-    return new PackedRepository(location, handle, password);
+    const { resolved } = repoNative.locate(dir);
+    const handle = await repoNative.open(resolved, password, store(options));
+    return new PackedRepository(resolved, handle, password);
   }
 
   /**
@@ -242,27 +215,23 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
     return withHold(this.handle.handle, this.dir, 'shared', operation, work);
   }
 
-  exclusively<T>(work: () => Promise<T>): Promise<T> {
-    return this.handle.remote ? this.withLease(work) : withRepoLock(this.dir, work);
+  /** Runs `work` holding the writer lock (the storage picks its kind: a flock, or a lease renewed meanwhile). */
+  async exclusively<T>(work: () => Promise<T>): Promise<T> {
+    const notice = await repoNative.writerLock(this.handle.handle);
+    if (notice) process.emitWarning(notice, 'PowdbBackupWarning');
+    try {
+      return await whileRenewing(() => repoNative.writerRenew(this.handle.handle), work, true);
+    } finally {
+      await repoNative.writerUnlock(this.handle.handle);
+    }
   }
 
   /**
    * Before a change others see (a snapshot published, snapshots removed):
-   * on object storage, renewing the lease also proves it is still ours.
+   * renewing a lease also proves it is still ours (a flock needs nothing).
    */
   async confirmLock(): Promise<void> {
-    if (this.handle.remote) await repoNative.leaseRenew(this.handle.handle);
-  }
-
-  /** The writer lock on object storage: a leased LOCK object, renewed while `work` runs. */
-  private async withLease<T>(work: () => Promise<T>): Promise<T> {
-    const notice = await repoNative.leaseAcquire(this.handle.handle);
-    if (notice) process.emitWarning(notice, 'PowdbBackupWarning');
-    try {
-      return await whileRenewing(() => repoNative.leaseRenew(this.handle.handle), work, true);
-    } finally {
-      await repoNative.leaseRelease(this.handle.handle);
-    }
+    await repoNative.writerRenew(this.handle.handle);
   }
 
   /**

@@ -23,6 +23,7 @@ pub mod storage;
 pub mod store;
 pub mod unpack;
 pub mod writer;
+pub mod writer_lock;
 
 use crate::core::error::{CoreError, CoreResult};
 use config::{Compression, Config};
@@ -44,6 +45,8 @@ pub struct Repo {
     writer: Mutex<WriterState>,
     /// The writer lock's lease, while this handle holds it (object storage).
     lease: Mutex<Option<lease::Lease>>,
+    /// The writer lock's flock, while this handle holds it (a local directory).
+    flock: Mutex<Option<crate::core::lock::WriterLock>>,
     /// The holds this handle has published, by owner (see holds.rs).
     holds: Mutex<std::collections::HashMap<String, holds::Hold>>,
 }
@@ -88,6 +91,7 @@ impl Repo {
             index: RwLock::new(Index::default()),
             writer: Mutex::default(),
             lease: Mutex::default(),
+            flock: Mutex::default(),
             holds: Mutex::default(),
         }
     }

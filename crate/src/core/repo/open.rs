@@ -29,8 +29,18 @@ fn write_key(storage: &dyn Storage, file: &KeyFile) -> CoreResult<String> {
 }
 
 /// Creates a repository in empty storage; `config` is written last, so a
-/// killed init leaves no repository (and can be removed and rerun).
+/// killed init leaves no repository (and can be removed and rerun), and a
+/// refused or failed one leaves behind no directory it created.
 pub fn init(storage: Box<dyn Storage>, options: InitOptions) -> CoreResult<Repo> {
+    let created = storage.prepare_new()?;
+    init_in(storage, options).inspect_err(|_| {
+        if let Some(dir) = created {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    })
+}
+
+fn init_in(storage: Box<dyn Storage>, options: InitOptions) -> CoreResult<Repo> {
     if !storage.list(KEYS_PREFIX)?.is_empty() || storage.get(CONFIG_KEY).is_ok() {
         return Err(CoreError::new("ERR_DEST_NOT_EMPTY", format!("{} already holds a repository", storage.location())));
     }

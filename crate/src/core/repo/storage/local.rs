@@ -138,6 +138,28 @@ impl Storage for LocalDir {
         self.root.display().to_string()
     }
 
+    fn lock_kind(&self) -> super::LockKind {
+        super::LockKind::Flock(self.root.clone())
+    }
+
+    fn prepare_new(&self) -> CoreResult<Option<PathBuf>> {
+        // The first directory created (parents included), for `init` to remove if it fails.
+        let created = self.root.ancestors().take_while(|a| !a.exists()).last().map(Path::to_path_buf);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)
+            .map_err(|e| CoreError::io("create", &self.root, e))?;
+        let mut entries = fs::read_dir(&self.root).map_err(|e| CoreError::io("read", &self.root, e))?;
+        if entries.next().is_some() {
+            return Err(CoreError::new(
+                "ERR_DEST_NOT_EMPTY",
+                format!("repository directory {} is not empty", self.root.display()),
+            ));
+        }
+        Ok(created)
+    }
+
     fn put_new(&self, key: &str, data: &[u8]) -> CoreResult<()> {
         self.publish(key, data, true).map(|_| ())
     }

@@ -41,6 +41,16 @@ pub trait Storage: Send + Sync {
     fn is_remote(&self) -> bool {
         false
     }
+    /// How a writer keeps others out (see `Repo::take_writer_lock`).
+    fn lock_kind(&self) -> LockKind {
+        LockKind::Lease
+    }
+    /// Makes room for a new repository before `init` writes anything: a
+    /// local directory is created (with its parents) and must be empty.
+    /// Returns what to remove again if `init` then fails.
+    fn prepare_new(&self) -> CoreResult<Option<std::path::PathBuf>> {
+        Ok(None)
+    }
     /// Requests worth keeping in flight at once (1: the caller's threads suffice).
     fn transfers(&self) -> usize {
         1
@@ -71,6 +81,15 @@ pub trait Storage: Send + Sync {
     }
 }
 
+/// How a repository's writer lock is held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockKind {
+    /// An exclusive `flock` on `<dir>/LOCK` (a local directory).
+    Flock(std::path::PathBuf),
+    /// A leased `LOCK` object, renewed while the writer works (no flock on an object store).
+    Lease,
+}
+
 /// Options for a repository location.
 #[derive(Debug, Clone, Default)]
 pub struct StoreOptions {
@@ -82,25 +101,94 @@ pub struct StoreOptions {
     pub transfers: Option<usize>,
 }
 
+/// A repository location as the user gave it, resolved: a URL of a store
+/// this package speaks, or an absolute local path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The URL, or the absolute path.
+    pub resolved: String,
+    /// An object store (else a local directory).
+    pub remote: bool,
+}
+
+/// Resolves a location; a URL of a store this package does not speak is
+/// refused (`gs://x` must not become a local directory `gs:`).
+pub fn locate(location: &str) -> CoreResult<Location> {
+    if location.starts_with("s3://") {
+        return Ok(Location { resolved: location.to_string(), remote: true });
+    }
+    if let Some((scheme, _)) = location.split_once("://") {
+        let plain = scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c));
+        if plain {
+            return Err(CoreError::new(
+                "ERR_INVALID_ARG",
+                format!("{location}: repositories are local directories or s3://<bucket>/<prefix> (any S3-compatible store, with --endpoint); {scheme}:// is not supported"),
+            ));
+        }
+    }
+    let path =
+        std::path::absolute(location).map_err(|e| CoreError::io("resolve", std::path::Path::new(location), e))?;
+    Ok(Location { resolved: lexically_normal(&path).to_string_lossy().into_owned(), remote: false })
+}
+
+/// `a/b/../c` as `a/c`, without touching the file system (as Node's `path.resolve`).
+fn lexically_normal(path: &std::path::Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// The storage of a repository location: `s3://bucket/prefix` or a local directory.
 pub fn for_location(location: &str, options: &StoreOptions) -> CoreResult<Box<dyn Storage>> {
-    if location.starts_with("s3://") {
-        let mut config = object::ObjectStoreConfig::parse(location)?;
+    let Location { resolved, remote } = locate(location)?;
+    if remote {
+        let mut config = object::ObjectStoreConfig::parse(&resolved)?;
         config.endpoint = options.endpoint.clone();
         config.conditional_writes = !options.no_conditional_writes;
         config.transfers = options.transfers.unwrap_or(object::DEFAULT_TRANSFERS);
         return Ok(Box::new(ObjectStoreDir::new(&config)?));
     }
-    if location.contains("://") {
-        return Err(CoreError::new(
-            "ERR_INVALID_ARG",
-            format!("{location}: only s3:// URLs and local directories are repositories"),
-        ));
-    }
-    Ok(Box::new(LocalDir::new(location)))
+    Ok(Box::new(LocalDir::new(resolved)))
 }
 
 /// The error for an object that should exist but does not.
 pub fn missing(location: &str, key: &str) -> CoreError {
     CoreError::new("ERR_MISSING_FILE", format!("repository object {key} is missing from {location}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::test_support::TempDir;
+
+    #[test]
+    fn locations_resolve_to_a_store_url_or_an_absolute_path_and_unknown_schemes_are_refused() {
+        assert_eq!(locate("s3://b/p").unwrap(), Location { resolved: "s3://b/p".into(), remote: true });
+        let cwd = std::env::current_dir().unwrap();
+        let local = locate("a/./b/../c").unwrap();
+        assert_eq!(local, Location { resolved: cwd.join("a/c").to_string_lossy().into_owned(), remote: false });
+        let refused = locate("gs://bucket/x").unwrap_err();
+        assert_eq!(refused.code, "ERR_INVALID_ARG");
+        assert!(refused.message.contains("gs:// is not supported"), "{}", refused.message);
+    }
+
+    #[test]
+    fn a_local_repository_is_made_in_an_empty_directory_only() {
+        let dir = TempDir::new();
+        let fresh = LocalDir::new(dir.path("new/deeper"));
+        assert_eq!(fresh.prepare_new().unwrap(), Some(dir.path("new")));
+        assert_eq!(fresh.prepare_new().unwrap(), None, "an existing empty directory is fine");
+        std::fs::write(dir.path("new/deeper/x"), b"x").unwrap();
+        assert_eq!(fresh.prepare_new().unwrap_err().code, "ERR_DEST_NOT_EMPTY");
+    }
 }
