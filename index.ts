@@ -2,8 +2,8 @@
  * powdb-backup: backup, restore and point-in-time recovery for PowDB data
  * directories. Formats match the reference Rust crate `powdb-backup`.
  */
-export { fullBackup, incrementalBackup, type BackupOptions } from './lib/backup.js';
-export { restore, restoreChain, type RestoreOptions, type RestoreResult } from './lib/restore.js';
+export { fullBackup, incrementalBackup, type BackupOptions } from './lib/chain/backup.js';
+export { restore, restoreChain, type RestoreOptions, type RestoreResult } from './lib/restore/restore.js';
 export {
   readManifest,
   readIncrement,
@@ -17,11 +17,17 @@ export {
   type FileEntry,
   type PagesEntry,
   type ChangedFile,
-} from './lib/manifest.js';
-export { verifyBackup, verifyChain, type VerifyOptions, type VerifyReport, type VerifyProblem } from './lib/verify.js';
-export { readContents, CONTENTS_FILE, type Contents, type ContentsEntry } from './lib/contents.js';
-export type { OperationOptions, ProgressEvent } from './lib/progress.js';
-export { BackupError, type BackupErrorCode } from './lib/errors.js';
+} from './lib/chain/manifest.js';
+export {
+  verifyBackup,
+  verifyChain,
+  type VerifyOptions,
+  type VerifyReport,
+  type VerifyProblem,
+} from './lib/chain/verify.js';
+export { readContents, CONTENTS_FILE, type Contents, type ContentsEntry } from './lib/chain/contents.js';
+export type { OperationOptions, ProgressEvent } from './lib/common/progress.js';
+export { BackupError, type BackupErrorCode } from './lib/common/errors.js';
 export {
   Repository,
   PackedRepository,
@@ -34,7 +40,7 @@ export {
   type OpenOptions,
   type RepositoryTotals,
   type StoreOptions,
-} from './lib/repository.js';
-export { migrate } from './lib/migrate.js';
-export type { SyncBlock, SyncIdentity, SyncMode, SyncOutcome } from './lib/sync.js';
+} from './lib/repo/repository.js';
+export { migrate } from './lib/repo/migrate.js';
+export type { SyncBlock, SyncIdentity, SyncMode, SyncOutcome } from './lib/source/sync.js';
 export type { RepositoryHold } from './lib/repo/holds.js';

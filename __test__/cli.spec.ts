@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseJson } from '../lib/json.js';
+import { parseJson } from '../lib/common/json.js';
 import { readIncrement, readManifest } from '../index.js';
 import { cli, insertRows, makeDb, report, tmp } from './helpers.js';
 

@@ -6,7 +6,7 @@ import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from '
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BackupError, Repository } from '../index.js';
-import { parseJson } from '../lib/json.js';
+import { parseJson } from '../lib/common/json.js';
 import { CLI, ROOT, cli, makeDb, rejectsWith, tmp } from './helpers.js';
 
 /** Every file under `dir` whose name ends with `ext`. */
@@ -22,7 +22,7 @@ describe('error codes', () => {
     for (const file of [...sources(join(ROOT, 'lib'), '.ts'), ...sources(join(ROOT, 'crate', 'src'), '.rs')]) {
       for (const m of readFileSync(file, 'utf8').matchAll(/["'`](ERR_[A-Z0-9_]+)/g)) thrown.add(m[1]!);
     }
-    const errors = readFileSync(join(ROOT, 'lib', 'errors.ts'), 'utf8');
+    const errors = readFileSync(join(ROOT, 'lib', 'common', 'errors.ts'), 'utf8');
     const declared = new Set([...errors.matchAll(/\| '(ERR_[A-Z0-9_]+)'/g)].map((m) => m[1]!));
     expect(thrown.size).toBeGreaterThan(30);
     expect([...thrown].filter((c) => !declared.has(c)).sort()).toEqual([]);

@@ -8,7 +8,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fullBackup, incrementalBackup, readManifest, restoreChain, verifyBackup, verifyChain } from '../index.js';
-import { changedName } from '../lib/manifest.js';
+import { changedName } from '../lib/chain/manifest.js';
 import { GENS, dataHashes, insertRows, makeDb, rejectsWith, tmp, type Gen } from './helpers.js';
 
 const CHILD = join(import.meta.dirname, 'crash-child.mjs');

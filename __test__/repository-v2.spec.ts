@@ -27,8 +27,8 @@ import {
   type BackupRecord,
   type ProgressEvent,
 } from '../index.js';
-import { parseJson } from '../lib/json.js';
-import { native } from '../lib/native.js';
+import { parseJson } from '../lib/common/json.js';
+import { native } from '../lib/native/core.js';
 import {
   CLI,
   GENS,

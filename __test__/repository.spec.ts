@@ -6,7 +6,7 @@ import { existsSync, readdirSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Repository, restore as plainRestore } from '../index.js';
-import { parseJson } from '../lib/json.js';
+import { parseJson } from '../lib/common/json.js';
 import { CLI, GENS, cli, ids, insertRows, makeDb, rejectsWith, report, tmp } from './helpers.js';
 
 /** A repository holding: full (100 rows), incr (+50), incr (+50), diff (+50 on the full). */

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { parseJson } from '../lib/json.js';
+import { parseJson } from '../lib/common/json.js';
 import { CLI, cli, insertRows, makeDb, report, tmp } from './helpers.js';
 
 function cliIn(tz: string, ...args: string[]) {

@@ -12,7 +12,7 @@ import {
   verifyBackup,
   type SyncIdentity,
 } from '../index.js';
-import { parseJson } from '../lib/json.js';
+import { parseJson } from '../lib/common/json.js';
 import { cli, editText, fixture, insertRows, makeDb, reference, rejectsWith, report, tmp } from './helpers.js';
 
 const gen = 'new';

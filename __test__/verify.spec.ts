@@ -2,7 +2,7 @@ import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fullBackup, incrementalBackup, verifyBackup, verifyChain } from '../index.js';
-import { parseJson } from '../lib/json.js';
+import { parseJson } from '../lib/common/json.js';
 import { GENS, cli, fixture, insertRows, makeChain, makeDb, reference, tmp } from './helpers.js';
 
 describe.each(GENS)('verify without restoring (engine %s)', (gen) => {

@@ -150,7 +150,7 @@ describe.each(targets.map((t) => [t.name, t] as const))('a repository on %s', (_
     const { bucket, prefix } = parseS3Url(url);
     const key = `${prefix}/snapshots/${record.id}`;
     const before = (await s3Request(target, 'GET', { bucket, key })).body;
-    const { repoNative } = await import('../../lib/native.js');
+    const { repoNative } = await import('../../lib/native/repo.js');
     const handle = (repo as unknown as { handle: { handle: number } }).handle.handle;
     await rejectsWith(repoNative.writeObject(handle, `snapshots/${record.id}`, Buffer.from('{}')), 'EEXIST');
     expect((await s3Request(target, 'GET', { bucket, key })).body.equals(before)).toBe(true);

@@ -40,10 +40,14 @@ pub(crate) fn ids(hexes: &[String]) -> Result<Vec<BlobId>> {
     hexes.iter().map(|h| parse_id(h).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))).collect()
 }
 
+/// argon2id cost of a password key (tests use a cheap one); the public API's `KdfParams`.
 #[napi(object)]
 pub struct KdfArg {
+    /// Memory in KiB.
     pub m_kib: u32,
+    /// Passes.
     pub t: u32,
+    /// Lanes.
     pub p: u32,
 }
 
@@ -95,13 +99,15 @@ fn register(repo: Repo) -> RepoHandle {
     out
 }
 
+/// Where an object-store repository is reached (credentials come from the
+/// AWS environment); the public API's `StoreOptions`.
 #[napi(object)]
 pub struct StoreArg {
-    /// An object store's endpoint (overrides AWS_ENDPOINT_URL).
+    /// The endpoint, e.g. `http://127.0.0.1:8333` (default: AWS_ENDPOINT_URL, else AWS S3).
     pub endpoint: Option<String>,
     /// Never use conditional writes (as on servers that ignore them).
     pub no_conditional_writes: Option<bool>,
-    /// An object store's requests in flight at once (default 4, at most 16).
+    /// Requests in flight at once: pack uploads, ranged reads (1-16, default 4).
     pub concurrency: Option<u32>,
 }
 

@@ -1,13 +1,13 @@
 // What the CLI prints: one-line summaries and tables of results (plain text;
 // --json prints the results themselves).
-import { formatBytes, plural } from '../format.js';
-import type { BackupManifest, IncrementManifest } from '../manifest.js';
-import type { RepairResult } from '../native.js';
-import type { BackupRecord, RepositoryTotals } from '../repository.js';
-import type { SyncOutcome } from '../sync.js';
+import { formatBytes, plural } from './bytes.js';
+import type { BackupManifest, IncrementManifest } from '../chain/manifest.js';
+import type { RepairResult } from '../native/repo.js';
+import type { BackupRecord, RepositoryTotals } from '../repo/repository.js';
+import type { SyncOutcome } from '../source/sync.js';
 import type { ArchiveLineage } from '../repo/archive.js';
-import type { DeltaSummary } from '../inplace.js';
-import type { VerifyReport } from '../verify.js';
+import type { DeltaSummary } from '../restore/inplace.js';
+import type { VerifyReport } from '../chain/verify.js';
 
 /** What a delta restore compared, rewrote and removed. */
 export function deltaNote(d: DeltaSummary | undefined): string {

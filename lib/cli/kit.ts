@@ -2,13 +2,13 @@
 // errors, long operations (progress bar, Ctrl-C), and opening a repository
 // with its password (file, environment, or a prompt on a terminal).
 import { CommanderError, type Command } from 'commander';
-import { givenPassword, promptHidden } from '../password.js';
-import type { OperationOptions } from '../progress.js';
-import type { Repository } from '../repository.js';
-import type { SyncMode } from '../sync.js';
+import { givenPassword, promptHidden } from './password.js';
+import type { OperationOptions } from '../common/progress.js';
+import type { Repository } from '../repo/repository.js';
+import type { SyncMode } from '../source/sync.js';
 
 /** The repository modules, loaded when a command first needs them (start-up stays small). */
-export const repositories = () => import('../repository.js');
+export const repositories = () => import('../repo/repository.js');
 
 /** Options every command takes. */
 export interface Common {
@@ -43,7 +43,7 @@ export function usage(message: string): never {
 /** JSON output (lossless u64s) is loaded only when --json asks for it. */
 let formatJson: ((value: unknown) => string) | undefined;
 export async function loadJson(argv: string[]): Promise<void> {
-  if (argv.includes('--json')) formatJson = (await import('../json.js')).formatJson;
+  if (argv.includes('--json')) formatJson = (await import('../common/json.js')).formatJson;
 }
 
 /**
@@ -104,7 +104,7 @@ export const repoAccess = (cmd: Command) => storeFlags(cmd.option('--password-fi
 
 /** Opens a repository; an encrypted one without a given password asks on the terminal. */
 export async function openRepository(dir: string, opts: RepoOpts): Promise<Repository> {
-  const [{ Repository }, { toBackupError }] = await Promise.all([repositories(), import('../errors.js')]);
+  const [{ Repository }, { toBackupError }] = await Promise.all([repositories(), import('../common/errors.js')]);
   const password = await givenPassword(opts.passwordFile, 'POWDB_BACKUP_PASSWORD');
   try {
     return await Repository.open(dir, { password, ...store(opts) });

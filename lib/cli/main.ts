@@ -3,7 +3,7 @@
 // imports what it needs when it runs. One file a command in commands/; what
 // they share in kit.ts; what they print in describe.ts.
 import { Command, CommanderError } from 'commander';
-import { packageVersion } from '../version.js';
+import { packageVersion } from '../common/version.js';
 import { interrupted, loadJson, print } from './kit.js';
 import { stopProgressBar, writeOverBar } from './progress-bar.js';
 import * as archive from './commands/archive.js';
@@ -53,7 +53,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     process.exitCode = 0;
     if (argv.length === 1 && (argv[0] === '-V' || argv[0] === '--version')) {
-      const { nativeVersion } = await import('../native.js');
+      const { nativeVersion } = await import('../native/core.js');
       process.stdout.write(`powdb-backup ${packageVersion()} (native addon ${nativeVersion()})\n`);
       return 0;
     }
@@ -70,7 +70,7 @@ export async function main(argv: string[]): Promise<number> {
       if (json) print(true, { error: { code: 'ERR_USAGE', message: err.message.replace(/^error: /, '') } }, '');
       return 2;
     }
-    const { toBackupError } = await import('../errors.js');
+    const { toBackupError } = await import('../common/errors.js');
     const e = toBackupError(err);
     if (e.code === 'ERR_ABORTED' && interrupted.signal.aborted) {
       fail(json, e.code, 'interrupted (Ctrl-C): stopped cleanly, nothing half-done was left');

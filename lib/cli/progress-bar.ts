@@ -3,8 +3,8 @@
 // draws here and stops it on every way out (success, error, Ctrl-C) before it
 // prints anything else: the process then ends, and the error has its own line.
 import type { SingleBar } from 'cli-progress';
-import { formatBytes } from '../format.js';
-import type { ProgressEvent } from '../progress.js';
+import { formatBytes } from './bytes.js';
+import type { ProgressEvent } from '../common/progress.js';
 
 let active: SingleBar | undefined;
 

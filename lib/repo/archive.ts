@@ -2,14 +2,14 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as v from 'valibot';
-import { crashPoint } from '../crashpoint.js';
-import { BackupError } from '../errors.js';
-import { formatJson, parseJsonAs } from '../json.js';
-import { repoNative, type RepoHandle } from '../native.js';
-import { SYNC_DIR, type SyncIdentity } from '../sync.js';
-import type { VerifyProblem, VerifyReport } from '../verify.js';
-import { toBackupError } from '../errors.js';
-import { walNative } from '../wal-native.js';
+import { crashPoint } from '../common/crashpoint.js';
+import { BackupError } from '../common/errors.js';
+import { formatJson, parseJsonAs } from '../common/json.js';
+import { repoNative, type RepoHandle } from '../native/repo.js';
+import { SYNC_DIR, type SyncIdentity } from '../source/sync.js';
+import type { VerifyProblem, VerifyReport } from '../chain/verify.js';
+import { toBackupError } from '../common/errors.js';
+import { walNative } from '../native/wal.js';
 
 /**
  * The WAL archive of a format-2 repository: every retained segment of a

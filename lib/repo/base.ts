@@ -1,12 +1,12 @@
-import { BackupError } from '../errors.js';
-import type { BackupOptions } from '../backup.js';
-import type { OperationOptions } from '../progress.js';
-import type { RestoreResult } from '../restore.js';
-import type { VerifyOptions, VerifyReport } from '../verify.js';
+import { BackupError } from '../common/errors.js';
+import type { BackupOptions } from '../chain/backup.js';
+import type { OperationOptions } from '../common/progress.js';
+import type { RestoreResult } from '../restore/restore.js';
+import type { VerifyOptions, VerifyReport } from '../chain/verify.js';
 import type { ReplaySummary } from './pitr.js';
 import type { ArchiveResult } from './archive.js';
-import type { KdfParams, RepairResult } from '../native.js';
-import type { BackupManifest } from '../manifest.js';
+import type { KdfParams, RepairResult } from '../native/repo.js';
+import type { BackupManifest } from '../chain/manifest.js';
 import type { BackupRecord, BackupType } from './record.js';
 import { parseTarget, type RestoreAsOf, type RestoreTarget } from './target.js';
 

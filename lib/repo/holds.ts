@@ -1,5 +1,5 @@
-import { BackupError } from '../errors.js';
-import { repoNative, type HoldInfo, type HoldKind } from '../native.js';
+import { BackupError } from '../common/errors.js';
+import { repoNative, type HoldInfo, type HoldKind } from '../native/repo.js';
 
 /** Who holds a repository, as `info` reports it. */
 export interface RepositoryHold {

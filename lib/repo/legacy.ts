@@ -1,15 +1,15 @@
 import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { fullBackup, incrementalBackup } from '../backup.js';
-import { CONTENTS_FILE } from '../contents.js';
-import { crashPoint } from '../crashpoint.js';
-import { BackupError } from '../errors.js';
-import { formatJson, parseJson } from '../json.js';
-import { storedSize, type BackupManifest, type IncrementManifest } from '../manifest.js';
-import { native } from '../native.js';
-import { restoreChain } from '../restore.js';
-import { writeFileDurably } from '../staging.js';
-import { verifyChain, type VerifyOptions, type VerifyReport } from '../verify.js';
+import { fullBackup, incrementalBackup } from '../chain/backup.js';
+import { CONTENTS_FILE } from '../chain/contents.js';
+import { crashPoint } from '../common/crashpoint.js';
+import { BackupError } from '../common/errors.js';
+import { formatJson, parseJson } from '../common/json.js';
+import { storedSize, type BackupManifest, type IncrementManifest } from '../chain/manifest.js';
+import { native } from '../native/core.js';
+import { restoreChain } from '../restore/restore.js';
+import { writeFileDurably } from '../common/staging.js';
+import { verifyChain, type VerifyOptions, type VerifyReport } from '../chain/verify.js';
 import {
   RepositoryBase,
   newBackupId,
@@ -26,7 +26,7 @@ import {
   resolvedTarget,
 } from './base.js';
 import { assertSameSource, currentSource } from './source.js';
-import { readSyncIdentity } from '../sync.js';
+import { readSyncIdentity } from '../source/sync.js';
 
 /** Marks a directory as a format-1 repository. */
 export const LEGACY_MARKER = 'powdb-backup-repo.json';

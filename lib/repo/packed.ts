@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { cancellable } from '../abort.js';
-import { BackupError } from '../errors.js';
-import type { BackupManifest } from '../manifest.js';
-import { repoNative, type KdfParams, type RepairResult, type RepoHandle, type StoreOptions } from '../native.js';
-import type { OperationOptions } from '../progress.js';
-import type { VerifyOptions, VerifyReport } from '../verify.js';
+import { cancellable } from '../common/abort.js';
+import { BackupError } from '../common/errors.js';
+import type { BackupManifest } from '../chain/manifest.js';
+import { repoNative, type KdfParams, type RepairResult, type RepoHandle, type StoreOptions } from '../native/repo.js';
+import type { OperationOptions } from '../common/progress.js';
+import type { VerifyOptions, VerifyReport } from '../chain/verify.js';
 import {
   RepositoryBase,
   sortRecords,
@@ -26,7 +26,7 @@ import { expire } from './packed/expire.js';
 import { exportBackup } from './packed/export.js';
 import { restore } from './packed/restore.js';
 import { verify } from './packed/verify.js';
-import { assertNoOverflow, heldByLiveProcess, readSyncIdentity } from '../sync.js';
+import { assertNoOverflow, heldByLiveProcess, readSyncIdentity } from '../source/sync.js';
 
 /** How to create a repository. */
 export interface InitOptions {

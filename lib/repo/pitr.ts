@@ -1,4 +1,4 @@
-import { BackupError } from '../errors.js';
+import { BackupError } from '../common/errors.js';
 import { sortRecords } from './record.js';
 import { parseTarget, type RestoreAsOf } from './target.js';
 import type { ArchivedSegment } from './archive.js';

@@ -1,8 +1,8 @@
 import * as v from 'valibot';
-import { BackupError } from '../errors.js';
-import { formatJson, parseJsonAs } from '../json.js';
-import { isPlainName } from '../names.js';
-import { syncBlockProblem, syncBlockSchema, type SyncBlock } from '../sync.js';
+import { BackupError } from '../common/errors.js';
+import { formatJson, parseJsonAs } from '../common/json.js';
+import { isPlainName } from '../common/names.js';
+import { syncBlockProblem, syncBlockSchema, type SyncBlock } from '../source/sync.js';
 import type { BackupRecord } from './record.js';
 import { sourceSchema } from './source.js';
 

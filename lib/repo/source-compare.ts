@@ -1,10 +1,10 @@
 import { join } from 'node:path';
-import { differs } from '../compare.js';
-import { withDataDir } from '../datadir.js';
-import { toBackupError } from '../errors.js';
-import { repoNative, type RepoHandle } from '../native.js';
-import { Progress, type OperationOptions } from '../progress.js';
-import type { VerifyProblem } from '../verify.js';
+import { differs } from '../source/compare.js';
+import { withDataDir } from '../source/datadir.js';
+import { toBackupError } from '../common/errors.js';
+import { repoNative, type RepoHandle } from '../native/repo.js';
+import { Progress, type OperationOptions } from '../common/progress.js';
+import type { VerifyProblem } from '../chain/verify.js';
 import type { Snapshot } from './snapshot.js';
 
 /**

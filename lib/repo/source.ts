@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import * as v from 'valibot';
-import { BackupError } from '../errors.js';
+import { BackupError } from '../common/errors.js';
 import type { BackupRecord, BackupSource } from './record.js';
 
 export type { BackupSource } from './record.js';

@@ -1,7 +1,7 @@
 // `--as-of`: what a restore target names (a backup id, an LSN, or a time
 // with its zone), and how a restore resolved it.
-import { BackupError } from '../errors.js';
-import type { RestoreOptions } from '../restore.js';
+import { BackupError } from '../common/errors.js';
+import type { RestoreOptions } from '../restore/restore.js';
 import type { BackupRecord } from './record.js';
 
 export type RestoreAsOf = RestoreOptions & { asOf?: string | bigint | Date };

@@ -1,6 +1,6 @@
 // `archive`: a sync-enabled directory's retained WAL segments into the repository.
 import type { Command } from 'commander';
-import { formatBytes, plural } from '../../format.js';
+import { formatBytes, plural } from '../bytes.js';
 import { common, repoAccess, openRepository, print, usage, operation, type Common, type RepoOpts } from '../kit.js';
 
 export function register(program: Command): void {

@@ -12,7 +12,7 @@ import {
   type RepoOpts,
 } from '../kit.js';
 import { fullSummary, incrementSummary, recordLine } from '../describe.js';
-import type { BackupType } from '../../repository.js';
+import type { BackupType } from '../../repo/repository.js';
 
 export function register(program: Command): void {
   common(
@@ -61,11 +61,11 @@ export function register(program: Command): void {
       if (opts.type) usage('--type goes with --repo');
       if (opts.sameDatabase) usage('--same-database goes with --repo');
       if (!opts.base) {
-        const { fullBackup } = await import('../../backup.js');
+        const { fullBackup } = await import('../../chain/backup.js');
         const m = await fullBackup(dataDir, dest, run);
         return print(Boolean(opts.json), { kind: 'full', dest, manifest: m }, fullSummary(m, dest));
       }
-      const { incrementalBackup } = await import('../../backup.js');
+      const { incrementalBackup } = await import('../../chain/backup.js');
       const m = await incrementalBackup(dataDir, opts.base, dest, run);
       print(Boolean(opts.json), { kind: 'incremental', dest, manifest: m }, incrementSummary(m, dest));
     },

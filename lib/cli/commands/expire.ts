@@ -1,6 +1,6 @@
 // `expire`: retention, then the prune of what no kept backup uses.
 import type { Command } from 'commander';
-import { formatBytes, plural } from '../../format.js';
+import { formatBytes, plural } from '../bytes.js';
 import { common, repoAccess, openRepository, print, interrupted, type Common, type RepoOpts } from '../kit.js';
 
 export function register(program: Command): void {

@@ -1,6 +1,6 @@
 // `export`: one repository backup as a plain reference-format full backup.
 import type { Command } from 'commander';
-import { formatBytes, plural } from '../../format.js';
+import { formatBytes, plural } from '../bytes.js';
 import { common, repoAccess, openRepository, print, operation, type Common, type RepoOpts } from '../kit.js';
 
 export function register(program: Command): void {

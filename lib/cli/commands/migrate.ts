@@ -1,6 +1,6 @@
 // `migrate`: a format-1 repository into a new format-2 one.
 import type { Command } from 'commander';
-import { plural } from '../../format.js';
+import { plural } from '../bytes.js';
 import { common, print, operation, initOptions, initWith, type InitOpts } from '../kit.js';
 
 export function register(program: Command): void {
@@ -13,7 +13,7 @@ export function register(program: Command): void {
         .argument('<to>', 'the new repository directory (must not exist or be empty)'),
     ),
   ).action(async (from: string, to: string, opts: InitOpts) => {
-    const { migrate } = await import('../../migrate.js');
+    const { migrate } = await import('../../repo/migrate.js');
     const r = await migrate(from, to, { ...(await operation(opts)), ...(await initWith(opts)) });
     r.repository.close();
     print(

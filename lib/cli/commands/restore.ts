@@ -1,6 +1,6 @@
 // `restore`: a repository backup (or point in time), or a directory chain, into a new or (--delta) existing directory.
 import { Option, type Command } from 'commander';
-import { formatBytes, plural } from '../../format.js';
+import { formatBytes, plural } from '../bytes.js';
 import {
   common,
   repoAccess,
@@ -14,7 +14,7 @@ import {
   type RepoOpts,
 } from '../kit.js';
 import { deltaNote, syncNote } from '../describe.js';
-import type { SyncMode } from '../../sync.js';
+import type { SyncMode } from '../../source/sync.js';
 
 export function register(program: Command): void {
   common(
@@ -79,7 +79,7 @@ export function register(program: Command): void {
       }
       if (!first || !second) usage('missing <backupDir> <dest> (or --repo <repo> <dest>)');
       if (opts.asOf) usage('--as-of goes with --repo');
-      const { restoreChain } = await import('../../restore.js');
+      const { restoreChain } = await import('../../restore/restore.js');
       const r = await restoreChain(first, opts.apply ?? [], second, run);
       const line = `restored ${plural(r.files, 'file')}, ${formatBytes(r.bytes)}, ${plural(r.increments, 'increment')} applied, LSN ${r.sourceLsn}${syncNote(r.sync)} -> ${second}${deltaNote(r.delta)}`;
       print(Boolean(opts.json), r, line);

@@ -12,7 +12,7 @@ import {
   type RepoOpts,
 } from '../kit.js';
 import { repositoryVerdict, verifySummary } from '../describe.js';
-import type { VerifyReport } from '../../verify.js';
+import type { VerifyReport } from '../../chain/verify.js';
 
 export function register(program: Command): void {
   common(
@@ -42,7 +42,7 @@ export function register(program: Command): void {
         reports = await repo.verify({ ...options, id: opts.id });
       } else {
         if (!backupDir) usage('missing <backupDir> (or --repo)');
-        const { verifyChain } = await import('../../verify.js');
+        const { verifyChain } = await import('../../chain/verify.js');
         reports = [{ report: await verifyChain(backupDir, opts.apply ?? [], options) }];
       }
       const verdict = opts.repo ? repositoryVerdict(reports, opts.repo, format) : undefined;

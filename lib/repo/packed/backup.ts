@@ -1,18 +1,19 @@
 // A backup into a format-2 repository: every file of the data directory
 // stored as chunks (only new ones written), then the index, then, last, the
 // snapshot: a backup is visible only once whole.
-import { cancellable } from '../../abort.js';
-import { sourceSyncBlock } from '../../backup.js';
-import { crashPoint } from '../../crashpoint.js';
-import { assertUnchanged, manifestCatalogVersion, withDataDir } from '../../datadir.js';
-import { BackupError } from '../../errors.js';
-import { native, repoNative } from '../../native.js';
-import { DEFAULT_CONCURRENCY, mapLimit } from '../../pool.js';
-import { Progress } from '../../progress.js';
+import { cancellable } from '../../common/abort.js';
+import { sourceSyncBlock } from '../../chain/backup.js';
+import { crashPoint } from '../../common/crashpoint.js';
+import { assertUnchanged, manifestCatalogVersion, withDataDir } from '../../source/datadir.js';
+import { BackupError } from '../../common/errors.js';
+import { native } from '../../native/core.js';
+import { repoNative } from '../../native/repo.js';
+import { DEFAULT_CONCURRENCY, mapLimit } from '../../common/pool.js';
+import { Progress } from '../../common/progress.js';
 import { newBackupId, nextBackup, sortRecords, type BackupRecord, type RepositoryBackupOptions } from '../base.js';
 import { SNAPSHOTS, SNAPSHOT_VERSION, formatSnapshot, type Snapshot } from '../snapshot.js';
 import { assertSameSource, currentSource } from '../source.js';
-import { assertSameLineage, readSyncIdentity, sameLineage } from '../../sync.js';
+import { assertSameLineage, readSyncIdentity, sameLineage } from '../../source/sync.js';
 import type { As, PackedContext } from './context.js';
 
 const PAGE = 4096n;

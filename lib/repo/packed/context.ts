@@ -1,9 +1,9 @@
 // What the operations of a format-2 repository need of it (the PackedRepository
 // façade provides it): its handle, its WAL archive, its snapshots, its locks.
-import type { RepoHandle } from '../../native.js';
+import type { RepoHandle } from '../../native/repo.js';
 import type { WalArchive } from '../archive.js';
 import type { BackupRecord, ExpireOptions, RestoreAsOf } from '../base.js';
-import type { BackupError } from '../../errors.js';
+import type { BackupError } from '../../common/errors.js';
 import type { Snapshot } from '../snapshot.js';
 
 export interface PackedContext {

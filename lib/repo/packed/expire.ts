@@ -1,8 +1,8 @@
 // expire of a format-2 repository: the snapshots outside the retention
 // removed, then the prune of what no remaining backup or archived segment uses.
-import { cancellable } from '../../abort.js';
-import { crashPoint } from '../../crashpoint.js';
-import { repoNative, type PruneStats } from '../../native.js';
+import { cancellable } from '../../common/abort.js';
+import { crashPoint } from '../../common/crashpoint.js';
+import { repoNative, type PruneStats } from '../../native/repo.js';
 import { type ExpireOptions, type ExpireResult } from '../base.js';
 import { withHold } from '../holds.js';
 import { expiredRecords, keyOf } from '../archive.js';

@@ -1,9 +1,9 @@
 // One backup of a format-2 repository as a plain reference-format full backup.
 import { join } from 'node:path';
-import { cancellable } from '../../abort.js';
-import { FORMAT_VERSION, MANIFEST_FILE, formatBackupManifest, type BackupManifest } from '../../manifest.js';
-import { repoNative } from '../../native.js';
-import { buildAtomically, writeFileDurably } from '../../staging.js';
+import { cancellable } from '../../common/abort.js';
+import { FORMAT_VERSION, MANIFEST_FILE, formatBackupManifest, type BackupManifest } from '../../chain/manifest.js';
+import { repoNative } from '../../native/repo.js';
+import { buildAtomically, writeFileDurably } from '../../common/staging.js';
 import type { RestoreAsOf } from '../base.js';
 import type { PackedContext } from './context.js';
 import { layDown } from './lay-down.js';

@@ -1,9 +1,9 @@
 // Writing the files of a snapshot into a directory, all at once: files
 // backed up side by side share packs, and each pack is read once for all.
 import { join } from 'node:path';
-import { crashPoint } from '../../crashpoint.js';
-import { repoNative } from '../../native.js';
-import { Progress, type OperationOptions } from '../../progress.js';
+import { crashPoint } from '../../common/crashpoint.js';
+import { repoNative } from '../../native/repo.js';
+import { Progress, type OperationOptions } from '../../common/progress.js';
 import type { Snapshot } from '../snapshot.js';
 import type { PackedContext } from './context.js';
 

@@ -3,10 +3,10 @@
 // archived WAL up to the target.
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cancellable } from '../../abort.js';
-import { BackupError } from '../../errors.js';
-import { repoNative } from '../../native.js';
-import { buildAtomically } from '../../staging.js';
+import { cancellable } from '../../common/abort.js';
+import { BackupError } from '../../common/errors.js';
+import { repoNative } from '../../native/repo.js';
+import { buildAtomically } from '../../common/staging.js';
 import { type BackupRecord, type RestoreAsOf, type RepositoryRestoreResult, resolvedTarget } from '../base.js';
 import {
   REPLAY_LIMITS,
@@ -17,11 +17,11 @@ import {
   type ReplayCut,
   type ReplaySummary,
 } from '../pitr.js';
-import { walNative, type WalWritten } from '../../wal-native.js';
-import { TEMP_PREFIX, isFreshDestination, restoreInPlace, type InPlaceFile } from '../../inplace.js';
-import { assertDeltaFits } from '../../restore.js';
+import { walNative, type WalWritten } from '../../native/wal.js';
+import { TEMP_PREFIX, isFreshDestination, restoreInPlace, type InPlaceFile } from '../../restore/inplace.js';
+import { assertDeltaFits } from '../../restore/restore.js';
 import type { Snapshot } from '../snapshot.js';
-import { applySyncMode, assertSyncModeFits } from '../../sync.js';
+import { applySyncMode, assertSyncModeFits } from '../../source/sync.js';
 import type { PackedContext } from './context.js';
 import { layDown } from './lay-down.js';
 

@@ -1,10 +1,10 @@
 // verify of a format-2 repository: every pack read and checked, then each
 // backup's lists and chunks; with a source, one backup compared with it.
-import { cancellable } from '../../abort.js';
-import { BackupError } from '../../errors.js';
-import { repoNative } from '../../native.js';
-import { Progress, type OperationOptions } from '../../progress.js';
-import type { VerifyOptions, VerifyProblem, VerifyReport } from '../../verify.js';
+import { cancellable } from '../../common/abort.js';
+import { BackupError } from '../../common/errors.js';
+import { repoNative } from '../../native/repo.js';
+import { Progress, type OperationOptions } from '../../common/progress.js';
+import type { VerifyOptions, VerifyProblem, VerifyReport } from '../../chain/verify.js';
 import { compareSnapshotWithSource } from '../source-compare.js';
 import type { Snapshot } from '../snapshot.js';
 import type { PackedContext } from './context.js';

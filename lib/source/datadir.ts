@@ -1,8 +1,8 @@
 import { lstat, open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BackupError } from './errors.js';
-import { isDurable, isHeap } from './names.js';
-import { native } from './native.js';
+import { BackupError } from '../common/errors.js';
+import { isDurable, isHeap } from '../common/names.js';
+import { native } from '../native/core.js';
 import { assertNoOverflow, readSyncIdentity, type SyncIdentity } from './sync.js';
 
 /** A durable file of a data directory, with what it looked like when listed. */

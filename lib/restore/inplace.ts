@@ -1,15 +1,14 @@
 import { lstat, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cancellable, type Cancellation } from './abort.js';
-import { finalFiles, storedMap, type Chain, type ChainState } from './chain.js';
-import { crashPoint } from './crashpoint.js';
-import { BackupError, withCodes } from './errors.js';
-import { isDurable, isHeap } from './names.js';
-import { native, type RestoreLayer } from './native.js';
-import { DEFAULT_CONCURRENCY, mapLimit } from './pool.js';
-import { loadAddon } from './loader.js';
-import type { OperationOptions } from './progress.js';
-import { fsyncPath as fsyncDir, writeFileDurably } from './staging.js';
+import { cancellable, type Cancellation } from '../common/abort.js';
+import { finalFiles, storedMap, type Chain, type ChainState } from '../chain/chain.js';
+import { crashPoint } from '../common/crashpoint.js';
+import { BackupError } from '../common/errors.js';
+import { isDurable, isHeap } from '../common/names.js';
+import { native } from '../native/core.js';
+import { DEFAULT_CONCURRENCY, mapLimit } from '../common/pool.js';
+import type { OperationOptions } from '../common/progress.js';
+import { fsyncPath as fsyncDir, writeFileDurably } from '../common/staging.js';
 
 /**
  * Delta restore: bring an existing data directory (a stale standby, a
@@ -55,16 +54,6 @@ export interface InPlaceFile {
   /** `path` is the destination's file; `temp` a free name beside it for a whole rewrite. */
   update(path: string, temp: string, token?: number): Promise<FileUpdate>;
 }
-
-interface PatchAddon {
-  patchHeap(
-    dest: string,
-    layers: RestoreLayer[],
-    map?: RestoreLayer,
-    cancel?: number,
-  ): Promise<{ pagesCompared: bigint; pagesRewritten: bigint; bytesWritten: bigint }>;
-}
-const addon = loadAddon<PatchAddon>();
 
 async function exists(path: string): Promise<boolean> {
   try {
@@ -229,7 +218,7 @@ export function chainFiles(chain: Chain, state: ChainState): InPlaceFile[] {
         name,
         len,
         async update(path: string, _temp: string, token?: number): Promise<FileUpdate> {
-          const r = await withCodes(addon.patchHeap(path, layers, map, token));
+          const r = await native.patchHeap(path, layers, map, token);
           return { rewritten: r.pagesRewritten > 0n, ...r };
         },
       };

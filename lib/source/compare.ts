@@ -1,9 +1,9 @@
 import { join } from 'node:path';
-import { histories, type Chain, type ChainState } from './chain.js';
+import { histories, type Chain, type ChainState } from '../chain/chain.js';
 import { withDataDir } from './datadir.js';
-import { toBackupError } from './errors.js';
-import { native } from './native.js';
-import type { VerifyProblem } from './report.js';
+import { toBackupError } from '../common/errors.js';
+import { native } from '../native/core.js';
+import type { VerifyProblem } from '../common/report.js';
 
 /** A difference between a backup and a data directory, on a file or one of its pages. */
 export function differs(file: string, message: string, page?: number): VerifyProblem {

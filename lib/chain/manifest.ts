@@ -2,10 +2,10 @@ import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import * as v from 'valibot';
-import { BackupError } from './errors.js';
-import { formatJson, parseJson } from './json.js';
-import { STAGING_MARK, byName, isPlainName } from './names.js';
-import { orderedSyncBlock, syncBlockProblem, syncBlockSchema, type SyncBlock } from './sync.js';
+import { BackupError } from '../common/errors.js';
+import { formatJson, parseJson } from '../common/json.js';
+import { STAGING_MARK, byName, isPlainName } from '../common/names.js';
+import { orderedSyncBlock, syncBlockProblem, syncBlockSchema, type SyncBlock } from '../source/sync.js';
 
 /** The only manifest format this build reads and writes (the reference's). */
 export const FORMAT_VERSION = 1;

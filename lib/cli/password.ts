@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { BackupError } from './errors.js';
+import { BackupError } from '../common/errors.js';
 
 /** Reads one line from the terminal without echoing it. */
 export async function promptHidden(question: string): Promise<string> {

@@ -1,4 +1,4 @@
-import { native } from './native.js';
+import { native } from '../native/core.js';
 
 /**
  * Progress of a backup, restore or verify: sent after each file, and inside

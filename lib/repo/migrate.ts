@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { BackupError } from './errors.js';
-import type { OperationOptions } from './progress.js';
+import { BackupError } from '../common/errors.js';
+import type { OperationOptions } from '../common/progress.js';
 import { LegacyRepository, PackedRepository, Repository, type InitOptions } from './repository.js';
 
 /**

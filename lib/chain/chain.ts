@@ -1,10 +1,10 @@
 import { join } from 'node:path';
 import { CONTENTS_FILE, readContents, type Contents, type MapEntry } from './contents.js';
-import { BackupError } from './errors.js';
+import { BackupError } from '../common/errors.js';
 import type { BackupManifest, FileEntry, IncrementManifest } from './manifest.js';
 import { readIncrement, readManifest } from './manifest.js';
-import type { RestoreLayer } from './native.js';
-import { assertSameLineage, type SyncBlock } from './sync.js';
+import type { RestoreLayer } from '../native/core.js';
+import { assertSameLineage, type SyncBlock } from '../source/sync.js';
 
 /** A full backup and increments, read and checked for continuity. */
 export interface Chain {

@@ -1,16 +1,16 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BackupError } from './errors.js';
-import { parseJson } from './json.js';
-import { RepositoryBase } from './repo/base.js';
-import { LEGACY_MARKER, LegacyRepository } from './repo/legacy.js';
-import { repoNative, type StoreOptions } from './native.js';
-import { PackedRepository, type InitOptions, type OpenOptions } from './repo/packed.js';
+import { BackupError } from '../common/errors.js';
+import { parseJson } from '../common/json.js';
+import { RepositoryBase } from './base.js';
+import { LEGACY_MARKER, LegacyRepository } from './legacy.js';
+import { repoNative, type StoreOptions } from '../native/repo.js';
+import { PackedRepository, type InitOptions, type OpenOptions } from './packed.js';
 
-export type { BackupRecord, BackupType, ExpireOptions, ExpireResult, RepositoryTotals } from './repo/base.js';
-export type { InitOptions, OpenOptions } from './repo/packed.js';
-export type { StoreOptions } from './native.js';
+export type { BackupRecord, BackupType, ExpireOptions, ExpireResult, RepositoryTotals } from './base.js';
+export type { InitOptions, OpenOptions } from './packed.js';
+export type { StoreOptions } from '../native/repo.js';
 export { LegacyRepository, PackedRepository };
 
 /** A backup repository: format 2 (packs: deduplicated, compressed, optionally encrypted) or format 1. */

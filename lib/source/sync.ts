@@ -3,10 +3,10 @@ import { constants } from 'node:fs';
 import { link, mkdir, open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as v from 'valibot';
-import { BackupError } from './errors.js';
-import { formatJson, parseJsonAs } from './json.js';
-import { native } from './native.js';
-import { walNative } from './wal-native.js';
+import { BackupError } from '../common/errors.js';
+import { formatJson, parseJsonAs } from '../common/json.js';
+import { native } from '../native/core.js';
+import { walNative } from '../native/wal.js';
 
 /**
  * Sync-enabled data directories (PowDB 0.29 `sync-enable`): their identity,

@@ -8,7 +8,7 @@ import {
   type Contents,
   type ContentsEntry,
 } from './contents.js';
-import { BackupError } from './errors.js';
+import { BackupError } from '../common/errors.js';
 import {
   FORMAT_VERSION,
   MANIFEST_FILE,
@@ -19,20 +19,20 @@ import {
   type ChangedFile,
   type IncrementManifest,
 } from './manifest.js';
-import { native, type HashResult, type MapSource, type RestoreLayer } from './native.js';
-import { DEFAULT_CONCURRENCY, mapLimit } from './pool.js';
-import { cancellable, type Cancellation } from './abort.js';
-import { crashPoint } from './crashpoint.js';
+import { native, type HashResult, type MapSource, type RestoreLayer } from '../native/core.js';
+import { DEFAULT_CONCURRENCY, mapLimit } from '../common/pool.js';
+import { cancellable, type Cancellation } from '../common/abort.js';
+import { crashPoint } from '../common/crashpoint.js';
 import {
   assertUnchanged,
   manifestCatalogVersion,
   withDataDir,
   type DataDirSnapshot,
   type SourceFile,
-} from './datadir.js';
-import { Progress, type OperationOptions } from './progress.js';
-import { buildAtomically, writeFileDurably } from './staging.js';
-import { assertSameLineage, syncBlock, type SyncBlock } from './sync.js';
+} from '../source/datadir.js';
+import { Progress, type OperationOptions } from '../common/progress.js';
+import { buildAtomically, writeFileDurably } from '../common/staging.js';
+import { assertSameLineage, syncBlock, type SyncBlock } from '../source/sync.js';
 
 /** Options of `fullBackup` and `incrementalBackup`. */
 export interface BackupOptions extends OperationOptions {

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { cancellable } from './abort.js';
+import { cancellable } from '../common/abort.js';
 import {
   chainState,
   finalFiles,
@@ -10,17 +10,17 @@ import {
   type Chain,
   type ChainState,
 } from './chain.js';
-import { compareWithSource } from './compare.js';
+import { compareWithSource } from '../source/compare.js';
 import { CONTENTS_FILE, contentsMissing, type Contents } from './contents.js';
-import { toBackupError } from './errors.js';
+import { toBackupError } from '../common/errors.js';
 import { INCREMENT_FILE, MANIFEST_FILE, type FileEntry, type IncrementManifest } from './manifest.js';
-import { isHeap } from './names.js';
-import { native, type ContentKind, type RestoreLayer } from './native.js';
-import { DEFAULT_CONCURRENCY, mapLimit } from './pool.js';
-import { Progress, type OperationOptions } from './progress.js';
-import type { VerifyProblem, VerifyReport } from './report.js';
+import { isHeap } from '../common/names.js';
+import { native, type ContentKind, type RestoreLayer } from '../native/core.js';
+import { DEFAULT_CONCURRENCY, mapLimit } from '../common/pool.js';
+import { Progress, type OperationOptions } from '../common/progress.js';
+import type { VerifyProblem, VerifyReport } from '../common/report.js';
 
-export type { VerifyProblem, VerifyReport } from './report.js';
+export type { VerifyProblem, VerifyReport } from '../common/report.js';
 
 /** A file to check: where it is, what its manifest says, and how to read it. */
 interface FileCheck {

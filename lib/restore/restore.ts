@@ -1,13 +1,13 @@
 import { join } from 'node:path';
-import { chainState, finalFiles, readChain, storedMap, type Chain, type ChainState } from './chain.js';
-import { cancellable, type Cancellation } from './abort.js';
-import { crashPoint } from './crashpoint.js';
-import { native } from './native.js';
-import { DEFAULT_CONCURRENCY, mapLimit } from './pool.js';
-import { Progress, type OperationOptions } from './progress.js';
-import { buildAtomically } from './staging.js';
-import { applySyncMode, assertSyncModeFits, type SyncMode, type SyncOutcome } from './sync.js';
-import { BackupError } from './errors.js';
+import { chainState, finalFiles, readChain, storedMap, type Chain, type ChainState } from '../chain/chain.js';
+import { cancellable, type Cancellation } from '../common/abort.js';
+import { crashPoint } from '../common/crashpoint.js';
+import { native } from '../native/core.js';
+import { DEFAULT_CONCURRENCY, mapLimit } from '../common/pool.js';
+import { Progress, type OperationOptions } from '../common/progress.js';
+import { buildAtomically } from '../common/staging.js';
+import { applySyncMode, assertSyncModeFits, type SyncMode, type SyncOutcome } from '../source/sync.js';
+import { BackupError } from '../common/errors.js';
 import { chainFiles, isFreshDestination, restoreInPlace, type DeltaSummary } from './inplace.js';
 
 /** Options of `restore` and `restoreChain`: concurrency, progress, abort signal, sync mode. */

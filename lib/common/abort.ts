@@ -1,5 +1,5 @@
 import { BackupError } from './errors.js';
-import { native } from './native.js';
+import { native } from '../native/core.js';
 
 /**
  * An operation's native token, tied to its AbortSignal: on abort, every native

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import * as v from 'valibot';
-import { BackupError } from './errors.js';
-import { formatJson, parseJson } from './json.js';
+import { BackupError } from '../common/errors.js';
+import { formatJson, parseJson } from '../common/json.js';
 import { readManifestText, type BackupManifest, type IncrementManifest } from './manifest.js';
-import { byName, isPlainName } from './names.js';
+import { byName, isPlainName } from '../common/names.js';
 
 /**
  * `contents.json`: beside the reference-format manifest of every backup and
