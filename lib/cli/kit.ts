@@ -25,7 +25,7 @@ export interface RepoOpts {
   concurrency?: number;
 }
 
-/** The restore modes of a sync-enabled backup (lib/sync.ts SYNC_MODES, not loaded up front). */
+/** The restore modes of a sync-enabled backup (lib/source/sync.ts SYNC_MODES, not loaded up front). */
 export const SYNC_MODES: SyncMode[] = ['strip', 'preserve', 'fork'];
 
 /** A repeatable option's values. */

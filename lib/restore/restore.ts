@@ -21,7 +21,7 @@ export interface RestoreOptions extends OperationOptions {
   syncMode?: SyncMode;
   /**
    * Restore into an existing data directory of the same database, rewriting
-   * only what differs (see lib/inplace.ts); an absent or empty `dest` gets a
+   * only what differs (see lib/restore/inplace.ts); an absent or empty `dest` gets a
    * plain restore. `force` allows a destination that is not a PowDB data directory.
    */
   delta?: boolean;

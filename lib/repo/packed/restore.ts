@@ -91,7 +91,7 @@ export async function restore(
 
 /**
  * Delta restore of `snapshot` into the existing data directory `dest`
- * (lib/inplace.ts): each file compared with the snapshot chunk by chunk,
+ * (lib/restore/inplace.ts): each file compared with the snapshot chunk by chunk,
  * only what differs fetched and written; with `replay`, the archived WAL too.
  */
 async function patchInPlace(
