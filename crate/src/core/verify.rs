@@ -106,6 +106,96 @@ impl TrailingCrc {
     }
 }
 
+/// The content checks of one file, fed chunk by chunk (whole units) beside its hash.
+struct ContentCheck<'a> {
+    content: &'a Content,
+    len: u64,
+    /// Paged content is read in whole units (pages or delta records).
+    unit: usize,
+    /// Units seen so far.
+    index: usize,
+    catalog: TrailingCrc,
+    shape: HeapShape,
+    /// The content map, read in step with the heap, with its page count.
+    map: Option<(MapReader, &'a Layer, u64)>,
+}
+
+impl<'a> ContentCheck<'a> {
+    /// A damaged content map is a finding, not an error.
+    fn new(content: &'a Content, len: u64, findings: &mut Findings) -> CoreResult<Self> {
+        let map = match content {
+            Content::Heap { map: Some(layer), .. } => match check_map(&layer.path, &layer.expected()) {
+                Ok(pages) => Some((MapReader::open_at(&layer.path, pages, 0)?, layer, pages)),
+                Err(e) if e.code.starts_with("ERR_") => {
+                    findings.add_error(e);
+                    None
+                }
+                Err(e) => return Err(e),
+            },
+            _ => None,
+        };
+        let unit = if matches!(content, Content::Delta { .. }) { RECORD_SIZE } else { PAGE_SIZE };
+        let catalog = TrailingCrc { crc: crc32fast::Hasher::new(), tail: Vec::new(), head: Vec::new() };
+        Ok(ContentCheck { content, len, unit, index: 0, catalog, shape: HeapShape::default(), map })
+    }
+
+    fn feed(&mut self, chunk: &[u8], findings: &mut Findings) -> CoreResult<()> {
+        let unit = self.unit;
+        match self.content {
+            Content::Whole => {}
+            Content::Catalog => self.catalog.feed(chunk),
+            Content::Heap { .. } | Content::Delta { .. } if chunk.len() % unit != 0 => {
+                let message = format!("length {} is not a whole number of {unit}-byte units", self.len);
+                findings.add("ERR_NOT_PAGED", message, None);
+            }
+            Content::Heap { max_lsn, .. } => {
+                for page in chunk.chunks_exact(unit) {
+                    let index = self.index as u32;
+                    findings.check_page(page, index, *max_lsn);
+                    self.shape.observe(index, page);
+                    if let Some((reader, layer, pages)) = self.map.as_mut() {
+                        if index as u64 >= *pages || reader.next(&layer.path)? != page_hash(page) {
+                            let message = "page differs from the backup's content map".into();
+                            findings.add("ERR_INTEGRITY", message, Some(index));
+                        }
+                    }
+                    self.index += 1;
+                }
+            }
+            Content::Delta { spec, max_lsn } => {
+                for record in chunk.chunks_exact(unit) {
+                    let page = u32::from_le_bytes(record[..4].try_into().expect("4 bytes"));
+                    match spec.page_indices.get(self.index) {
+                        Some(&listed) if listed == page => findings.check_page(&record[4..], page, *max_lsn),
+                        listed => findings.add(
+                            "ERR_BAD_DELTA",
+                            format!("record {} is page {page} but the manifest lists {listed:?}", self.index),
+                            None,
+                        ),
+                    }
+                    self.index += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What only the whole file tells: the catalog's CRC, a map longer than
+    /// the heap, the heap's shape.
+    fn finish(self, findings: &mut Findings) {
+        if let Content::Catalog = self.content {
+            self.catalog.check(findings);
+        }
+        let units = self.index as u64;
+        if let Some((_, _, pages)) = self.map.filter(|(_, _, pages)| *pages > units) {
+            findings.add("ERR_INTEGRITY", format!("the content map lists {pages} pages, the heap has {units}"), None);
+        }
+        if let Some((page, message)) = self.shape.problem() {
+            findings.add("ERR_PAGE_FORMAT", message, Some(page));
+        }
+    }
+}
+
 /// Checks one file of a backup or increment against its manifest entry.
 /// Problems come back as findings; only unexpected I/O failures are errors.
 pub fn verify_artifact(path: &Path, expected: &Expected, content: &Content) -> CoreResult<Vec<Finding>> {
@@ -127,86 +217,17 @@ pub fn verify_artifact(path: &Path, expected: &Expected, content: &Content) -> C
         findings.add_error(e);
         return Ok(findings.list);
     }
-
     let mut hasher = blake3::Hasher::new();
-    let mut catalog = TrailingCrc { crc: crc32fast::Hasher::new(), tail: Vec::new(), head: Vec::new() };
-    // Paged content is read in whole units (pages or delta records).
-    let unit = match content {
-        Content::Delta { .. } => RECORD_SIZE,
-        _ => PAGE_SIZE,
-    };
+    let mut check = ContentCheck::new(content, len, &mut findings)?;
     let file = fsio::open_read(path)?;
-    let mut unit_index = 0usize;
-    let mut shape = HeapShape::default();
-    // The content map, read in step with the heap; a damaged map is a finding.
-    let mut map = match content {
-        Content::Heap { map: Some(layer), .. } => match check_map(&layer.path, &layer.expected()) {
-            Ok(pages) => Some((MapReader::open_at(&layer.path, pages, 0)?, layer, pages)),
-            Err(e) if e.code.starts_with("ERR_") => {
-                findings.add_error(e);
-                None
-            }
-            Err(e) => return Err(e),
-        },
-        _ => None,
-    };
     // Paged content comes in whole units; the next chunk is read while this
     // one is hashed on all cores and, beside that, its units are checked.
-    fsio::for_each_chunk_ahead(file, path, unit * (fsio::HASH_CHUNK / PAGE_SIZE), |chunk| {
+    fsio::for_each_chunk_ahead(file, path, check.unit * (fsio::HASH_CHUNK / PAGE_SIZE), |chunk| {
         super::cancel::advance(chunk.len() as u64);
-        let n = chunk.len();
-        let (_, checked) = rayon::join(
-            || hash_chunk(&mut hasher, chunk),
-            || -> CoreResult<()> {
-                match content {
-                    Content::Whole => {}
-                    Content::Catalog => catalog.feed(chunk),
-                    Content::Heap { .. } | Content::Delta { .. } if n % unit != 0 => {
-                        let message = format!("length {len} is not a whole number of {unit}-byte units");
-                        findings.add("ERR_NOT_PAGED", message, None);
-                    }
-                    Content::Heap { max_lsn, .. } => {
-                        for page in chunk.chunks_exact(unit) {
-                            findings.check_page(page, unit_index as u32, *max_lsn);
-                            shape.observe(unit_index as u32, page);
-                            if let Some((reader, layer, pages)) = map.as_mut() {
-                                if unit_index as u64 >= *pages || reader.next(&layer.path)? != page_hash(page) {
-                                    let message = "page differs from the backup's content map".into();
-                                    findings.add("ERR_INTEGRITY", message, Some(unit_index as u32));
-                                }
-                            }
-                            unit_index += 1;
-                        }
-                    }
-                    Content::Delta { spec, max_lsn } => {
-                        for record in chunk.chunks_exact(unit) {
-                            let index = u32::from_le_bytes(record[..4].try_into().expect("4 bytes"));
-                            match spec.page_indices.get(unit_index) {
-                                Some(&listed) if listed == index => findings.check_page(&record[4..], index, *max_lsn),
-                                listed => findings.add(
-                                    "ERR_BAD_DELTA",
-                                    format!("record {unit_index} is page {index} but the manifest lists {listed:?}"),
-                                    None,
-                                ),
-                            }
-                            unit_index += 1;
-                        }
-                    }
-                }
-                Ok(())
-            },
-        );
+        let (_, checked) = rayon::join(|| hash_chunk(&mut hasher, chunk), || check.feed(chunk, &mut findings));
         checked
     })?;
-    if let Content::Catalog = content {
-        catalog.check(&mut findings);
-    }
-    if let Some((_, _, pages)) = map.filter(|(_, _, pages)| *pages > unit_index as u64) {
-        findings.add("ERR_INTEGRITY", format!("the content map lists {pages} pages, the heap has {unit_index}"), None);
-    }
-    if let Some((page, message)) = shape.problem() {
-        findings.add("ERR_PAGE_FORMAT", message, Some(page));
-    }
+    check.finish(&mut findings);
     if let Err(e) = expected.check_hash(hasher.finalize().to_hex().as_ref()) {
         findings.list.insert(0, Finding { code: e.code, message: e.message, page: None });
         findings.list.truncate(MAX_FINDINGS);

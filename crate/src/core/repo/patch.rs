@@ -155,6 +155,55 @@ fn patch_heap(
     })
 }
 
+/// Cuts the destination as the repository's chunker would (following the
+/// backup's chunks where its change hints match): whether it already holds
+/// exactly `chunks`, and where each chunk id it has starts.
+fn cut_destination(
+    repo: &Repo,
+    chunks: &[(ChunkRef, u64)],
+    len: u64,
+    dest: &Path,
+    known: Option<&Parent>,
+) -> CoreResult<(bool, HashMap<BlobId, u64>)> {
+    let mut local: HashMap<BlobId, u64> = HashMap::new();
+    let mut same = true;
+    let mut dest_len = 0u64;
+    let file = fsio::open_read(dest)?;
+    let size = file.metadata().map_err(|e| CoreError::io("stat", dest, e))?.len();
+    let source = Source { file: &file, path: dest, len: size };
+    let mut at = 0usize;
+    let mut buf = fsio::buffer(0);
+    for_each_round(Params::of(repo), &source, Split::on(rayon::current_num_threads()), known, |start, cuts| {
+        let end = *cuts.last().expect("a round cuts at least one chunk");
+        if buf.len() < (end - start) as usize {
+            buf = fsio::buffer((end - start) as usize);
+        }
+        let bytes = &mut buf[..(end - start) as usize];
+        read_at(&source, bytes, start)?;
+        let mut from = start;
+        for &cut in cuts {
+            let piece = &bytes[(from - start) as usize..(cut - start) as usize];
+            let id = match known {
+                Some(k) => k.position(fast_hash(piece), piece.len()).and_then(|i| k.id(i)),
+                None => Some(repo.keys.id(piece)),
+            };
+            same &= id.is_some_and(|id| {
+                chunks.get(at).is_some_and(|((want, l), _)| *want == id && *l as usize == piece.len())
+            });
+            if let Some(id) = id {
+                local.entry(id).or_insert(from);
+            }
+            at += 1;
+            from = cut;
+        }
+        crate::core::cancel::advance(end - start);
+        dest_len = end;
+        Ok(())
+    })?;
+    same &= at == chunks.len() && dest_len == len;
+    Ok((same, local))
+}
+
 /// Any other file: unchanged when the repository's chunker cuts the
 /// destination into the same chunks; else rebuilt into `temp` from the
 /// destination's own chunks where it has them and fetched ones elsewhere.
@@ -168,46 +217,8 @@ fn patch_whole(
     temp: &Path,
     known: Option<&Parent>,
 ) -> CoreResult<RepoPatch> {
-    let mut local: HashMap<BlobId, u64> = HashMap::new();
-    let mut same = true;
-    let mut dest_len = 0u64;
-    if dest.exists() {
-        let file = fsio::open_read(dest)?;
-        let size = file.metadata().map_err(|e| CoreError::io("stat", dest, e))?.len();
-        let source = Source { file: &file, path: dest, len: size };
-        let mut at = 0usize;
-        let mut buf = fsio::buffer(0);
-        for_each_round(Params::of(repo), &source, Split::on(rayon::current_num_threads()), known, |start, cuts| {
-            let end = *cuts.last().expect("a round cuts at least one chunk");
-            if buf.len() < (end - start) as usize {
-                buf = fsio::buffer((end - start) as usize);
-            }
-            let bytes = &mut buf[..(end - start) as usize];
-            read_at(&source, bytes, start)?;
-            let mut from = start;
-            for &cut in cuts {
-                let piece = &bytes[(from - start) as usize..(cut - start) as usize];
-                let id = match known {
-                    Some(k) => k.position(fast_hash(piece), piece.len()).and_then(|i| k.id(i)),
-                    None => Some(repo.keys.id(piece)),
-                };
-                same &= id.is_some_and(|id| {
-                    chunks.get(at).is_some_and(|((want, l), _)| *want == id && *l as usize == piece.len())
-                });
-                if let Some(id) = id {
-                    local.entry(id).or_insert(from);
-                }
-                at += 1;
-                from = cut;
-            }
-            crate::core::cancel::advance(end - start);
-            dest_len = end;
-            Ok(())
-        })?;
-        same &= at == chunks.len() && dest_len == len;
-    } else {
-        same = false;
-    }
+    let (same, local) =
+        if dest.exists() { cut_destination(repo, chunks, len, dest, known)? } else { (false, HashMap::new()) };
     if same {
         return Ok(RepoPatch { outcome: PatchOutcome::default(), ..RepoPatch::default() });
     }

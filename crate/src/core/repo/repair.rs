@@ -83,32 +83,8 @@ pub fn repair(repo: &Repo) -> CoreResult<RepairStats> {
     // (1)
     damage::record(repo, &damage)?;
     crashpoint::hit("repair-damage-recorded");
-    // (2) a blob a healthy pack also holds is not copied.
-    let mut held: HashSet<BlobId> = healthy.iter().flat_map(|r| r.entries.iter().map(|e| e.id)).collect();
-    let mut written: Vec<PackRecord> = Vec::new();
-    let mut builder = PackBuilder::with_capacity();
-    for record in &broken {
-        crate::core::cancel::check()?;
-        let wanted: Vec<_> = record.entries.iter().filter(|e| held.insert(e.id)).collect();
-        if wanted.is_empty() {
-            continue;
-        }
-        let bytes = repo.storage.get(&record.key)?;
-        for e in wanted {
-            let stored = bytes.get(e.offset as usize..e.end() as usize).ok_or_else(|| {
-                CoreError::new("ERR_INTEGRITY", format!("pack {} changed while it was repaired", record.key))
-            })?;
-            repo.decode_blob(e, stored, &record.key)?; // never copy damage forward
-            builder.add(e.id, e.kind, e.compressed, e.raw_len, stored);
-            stats.blobs_salvaged += 1;
-            if builder.len() >= PACK_TARGET {
-                written.push(publish(repo, std::mem::take(&mut builder))?);
-            }
-        }
-    }
-    if !builder.is_empty() {
-        written.push(publish(repo, builder)?);
-    }
+    // (2)
+    let written = salvage(repo, &healthy, &broken, &mut stats)?;
     stats.packs_written = written.len() as u64;
     repo.storage.sync_published()?;
     // (3)
@@ -130,6 +106,42 @@ pub fn repair(repo: &Repo) -> CoreResult<RepairStats> {
     clear_records(repo, &records, &mut stats)?;
     repo.reload_index()?;
     Ok(stats)
+}
+
+/// Step (2): copies the intact blobs of the broken packs into new packs,
+/// except a blob a healthy pack (or an earlier copy) already holds.
+fn salvage(
+    repo: &Repo,
+    healthy: &[PackRecord],
+    broken: &[PackRecord],
+    stats: &mut RepairStats,
+) -> CoreResult<Vec<PackRecord>> {
+    let mut held: HashSet<BlobId> = healthy.iter().flat_map(|r| r.entries.iter().map(|e| e.id)).collect();
+    let mut written: Vec<PackRecord> = Vec::new();
+    let mut builder = PackBuilder::with_capacity();
+    for record in broken {
+        crate::core::cancel::check()?;
+        let wanted: Vec<_> = record.entries.iter().filter(|e| held.insert(e.id)).collect();
+        if wanted.is_empty() {
+            continue;
+        }
+        let bytes = repo.storage.get(&record.key)?;
+        for e in wanted {
+            let stored = bytes.get(e.offset as usize..e.end() as usize).ok_or_else(|| {
+                CoreError::new("ERR_INTEGRITY", format!("pack {} changed while it was repaired", record.key))
+            })?;
+            repo.decode_blob(e, stored, &record.key)?; // never copy damage forward
+            builder.add(e.id, e.kind, e.compressed, e.raw_len, stored);
+            stats.blobs_salvaged += 1;
+            if builder.len() >= PACK_TARGET {
+                written.push(publish(repo, std::mem::take(&mut builder))?);
+            }
+        }
+    }
+    if !builder.is_empty() {
+        written.push(publish(repo, builder)?);
+    }
+    Ok(written)
 }
 
 fn publish(repo: &Repo, builder: PackBuilder) -> CoreResult<PackRecord> {

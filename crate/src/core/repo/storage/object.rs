@@ -99,6 +99,25 @@ struct Uploads {
 /// How often a wait for uploads looks at the cancellation token.
 const CANCEL_POLL: Duration = Duration::from_millis(100);
 
+/// The endpoint: the given one, else the environment's, else the profile's;
+/// plain HTTP only when AWS_ALLOW_HTTP says so.
+fn resolved_endpoint(config: &ObjectStoreConfig, from_profile: Option<String>) -> CoreResult<Option<String>> {
+    let set = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
+    let endpoint =
+        config.endpoint.clone().or_else(|| set("AWS_ENDPOINT_URL")).or_else(|| set("AWS_ENDPOINT")).or(from_profile);
+    if let Some(endpoint) = &endpoint {
+        // object_store refuses plain HTTP with a bare "builder error" at the first request.
+        let allowed = set("AWS_ALLOW_HTTP").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        if endpoint.to_ascii_lowercase().starts_with("http://") && !allowed {
+            return Err(CoreError::new(
+                "ERR_INVALID_ARG",
+                format!("endpoint {endpoint} is plain HTTP, which sends requests unencrypted: set AWS_ALLOW_HTTP=true to allow it (a server on this machine or a trusted network), or use https://"),
+            ));
+        }
+    }
+    Ok(endpoint)
+}
+
 impl ObjectStoreDir {
     /// Connects lazily: nothing is sent before the first operation.
     pub fn new(config: &ObjectStoreConfig) -> CoreResult<ObjectStoreDir> {
@@ -126,21 +145,8 @@ impl ObjectStoreDir {
                 }
             }
         }
-        let endpoint = config
-            .endpoint
-            .clone()
-            .or_else(|| set("AWS_ENDPOINT_URL"))
-            .or_else(|| set("AWS_ENDPOINT"))
-            .or(profile.endpoint_url);
+        let endpoint = resolved_endpoint(config, profile.endpoint_url)?;
         if let Some(endpoint) = &endpoint {
-            // object_store refuses plain HTTP with a bare "builder error" at the first request.
-            let allowed = set("AWS_ALLOW_HTTP").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-            if endpoint.to_ascii_lowercase().starts_with("http://") && !allowed {
-                return Err(CoreError::new(
-                    "ERR_INVALID_ARG",
-                    format!("endpoint {endpoint} is plain HTTP, which sends requests unencrypted: set AWS_ALLOW_HTTP=true to allow it (a server on this machine or a trusted network), or use https://"),
-                ));
-            }
             builder = builder.with_endpoint(endpoint);
         }
         if set("AWS_REGION").is_none() && set("AWS_DEFAULT_REGION").is_none() {
