@@ -4,19 +4,19 @@
 //! libuv thread pool. Chunk and list ids cross as hex strings; file content
 //! never crosses.
 use crate::binding::{job, u64_arg, Job};
+use crate::core::repo::backup_file::{store_file, FileOptions};
 use crate::core::repo::check::{check_backup, check_packs};
 use crate::core::repo::config::Compression;
 use crate::core::repo::damage;
 use crate::core::repo::hints::Parent;
 use crate::core::repo::holds;
 use crate::core::repo::keys::{BlobId, KdfParams, DEFAULT_KDF};
-use crate::core::repo::load::{compare_file, restore_file};
 use crate::core::repo::open::{self, key_files, InitOptions};
 use crate::core::repo::prune::{estimate, held_bytes, prune};
 use crate::core::repo::repair::{missing_chunks, repair};
+use crate::core::repo::restore_file::{compare_file, restore_file};
+use crate::core::repo::restore_files::{restore_files, Target};
 use crate::core::repo::storage::{for_location, StoreOptions};
-use crate::core::repo::store::{store_file, FileOptions};
-use crate::core::repo::unpack::{restore_files, Target};
 use crate::core::repo::{hex, parse_id, Repo};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -329,7 +329,7 @@ pub fn repo_store_file(
     hints: bool,
     parent: Option<ParentFileArg>,
     cancel: Option<u32>,
-) -> Result<AsyncTask<Job<crate::core::repo::store::StoredFile, StoredFileResult>>> {
+) -> Result<AsyncTask<Job<crate::core::repo::backup_file::StoredFile, StoredFileResult>>> {
     let repo = repo(handle)?;
     let parent = parent.map(|p| Ok::<_, napi::Error>((ids(&p.lists)?, ids(&p.hints)?))).transpose()?;
     Ok(job(
@@ -544,7 +544,7 @@ pub fn repo_compare_file(
     source: String,
     heap: bool,
     cancel: Option<u32>,
-) -> Result<AsyncTask<Job<crate::core::repo::load::Comparison, CompareResult>>> {
+) -> Result<AsyncTask<Job<crate::core::repo::restore_file::Comparison, CompareResult>>> {
     let repo = repo(handle)?;
     let lists = ids(&lists)?;
     let len = u64_arg("len", &len)?;

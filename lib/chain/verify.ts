@@ -164,22 +164,15 @@ export interface VerifyOptions extends OperationOptions {
 }
 
 /**
- * Checks a full backup and increments without restoring them: manifests,
- * names, chain continuity, `contents.json`, every file's length and BLAKE3,
- * delta records, `catalog.bin` magic, version and CRC, each heap page's CRC
- * (where the page has one), that no page LSN exceeds its manifest's
- * `source_lsn`, that the final heaps match their content maps, and that no
- * heap's superblock says format 2 over overflow pages. With `source`, every
- * difference from that data directory is reported too. Problems are
- * reported, never thrown.
+ * Reads the chain and checks what needs no file read: each element's
+ * `contents.json`, continuity, the final file list and the sync block.
  */
-export async function verifyChain(
+async function readChecked(
   fullDir: string,
   incrementDirs: readonly string[],
-  options: VerifyOptions = {},
-): Promise<VerifyReport> {
-  const checks: string[] = [];
-  const errors: VerifyProblem[] = [];
+  checks: string[],
+  errors: VerifyProblem[],
+): Promise<{ chain?: Chain; state?: ChainState }> {
   let chain: Chain | undefined;
   try {
     chain = await readChain(fullDir, incrementDirs);
@@ -199,7 +192,6 @@ export async function verifyChain(
     errors.push(problem(err, fullDir));
   }
   const state = chain && chainState(chain);
-  const files = chain && state ? artifactChecks(chain, state) : [];
   if (chain && state) {
     try {
       finalFiles(chain, state);
@@ -222,7 +214,28 @@ export async function verifyChain(
       }
     }
   }
+  return { chain, state };
+}
 
+/**
+ * Checks a full backup and increments without restoring them: manifests,
+ * names, chain continuity, `contents.json`, every file's length and BLAKE3,
+ * delta records, `catalog.bin` magic, version and CRC, each heap page's CRC
+ * (where the page has one), that no page LSN exceeds its manifest's
+ * `source_lsn`, that the final heaps match their content maps, and that no
+ * heap's superblock says format 2 over overflow pages. With `source`, every
+ * difference from that data directory is reported too. Problems are
+ * reported, never thrown.
+ */
+export async function verifyChain(
+  fullDir: string,
+  incrementDirs: readonly string[],
+  options: VerifyOptions = {},
+): Promise<VerifyReport> {
+  const checks: string[] = [];
+  const errors: VerifyProblem[] = [];
+  const { chain, state } = await readChecked(fullDir, incrementDirs, checks, errors);
+  const files = chain && state ? artifactChecks(chain, state) : [];
   const total = files.reduce((sum, f) => sum + f.expected.len, 0n);
   await cancellable(options.signal, async (cancel) => {
     const progress = new Progress('verify', files.length, total, options.onProgress, cancel.token);

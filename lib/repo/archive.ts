@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as v from 'valibot';
@@ -6,10 +6,10 @@ import { crashPoint } from '../common/crashpoint.js';
 import { BackupError } from '../common/errors.js';
 import { formatJson, parseJsonAs } from '../common/json.js';
 import { repoNative, type RepoHandle } from '../native/repo.js';
-import { SYNC_DIR, type SyncIdentity } from '../source/sync.js';
+import { SEGMENT_NAME, retainedSegments, type SyncIdentity } from '../source/sync.js';
 import type { VerifyProblem, VerifyReport } from '../chain/verify.js';
 import { toBackupError } from '../common/errors.js';
-import { walNative } from '../native/wal.js';
+import { walNative, type SegmentInfo } from '../native/wal.js';
 
 /**
  * The WAL archive of a format-2 repository: every retained segment of a
@@ -20,8 +20,6 @@ import { walNative } from '../native/wal.js';
  * record, and the next run archives that segment again.
  */
 export const ARCHIVE = 'archive/';
-const RETAINED = 'retained';
-const SEGMENT_NAME = /^retained-(\d{20})-(\d{20})\.prul$/;
 const RECORD_NAME = /^(\d{20})-(\d{20})$/;
 const RECORD_VERSION = 1;
 
@@ -110,6 +108,33 @@ export function coverage(segments: { start_lsn: bigint; end_lsn: bigint }[]): {
   return { ranges, gaps };
 }
 
+/** Refuses a segment whose content is not what its name, the identity and the archive so far say. */
+function checkSegment(
+  path: string,
+  range: { start_lsn: bigint; end_lsn: bigint },
+  info: SegmentInfo,
+  want: { databaseId: string; generation: bigint; catalogVersion: number },
+): void {
+  if (info.startLsn !== range.start_lsn || info.endLsn !== range.end_lsn) {
+    throw new BackupError(
+      'ERR_BAD_SEGMENT',
+      `${path} holds LSNs ${info.startLsn}-${info.endLsn}, not what its name says`,
+    );
+  }
+  if (info.databaseId !== want.databaseId || info.primaryGeneration !== want.generation) {
+    throw new BackupError(
+      'ERR_BAD_SEGMENT',
+      `${path} belongs to database ${info.databaseId} generation ${info.primaryGeneration}, not to ${want.databaseId} generation ${want.generation} (.powdb-sync/identity.json)`,
+    );
+  }
+  if (info.catalogVersion < want.catalogVersion) {
+    throw new BackupError(
+      'ERR_BAD_SEGMENT',
+      `${path} has catalog format ${info.catalogVersion} after ${want.catalogVersion}`,
+    );
+  }
+}
+
 /** The archive records of a repository: listing, reading, adding, fetching segments back. */
 export class WalArchive {
   constructor(private readonly handle: RepoHandle) {}
@@ -145,15 +170,7 @@ export class WalArchive {
     const time = new Date().toISOString();
     const databaseId = identity.database_id.toLowerCase();
     const generation = identity.primary_generation;
-    const dir = join(dataDir, SYNC_DIR, RETAINED);
-    const names = (
-      await readdir(dir).catch((err: NodeJS.ErrnoException) => {
-        if (err.code === 'ENOENT') return [] as string[];
-        throw err;
-      })
-    )
-      .filter((n) => SEGMENT_NAME.test(n))
-      .sort();
+    const segments = await retainedSegments(dataDir);
     const keys = await this.keys(databaseId, generation);
     const known = keys.map((key) => {
       const [, start, end] = RECORD_NAME.exec(key.slice(key.lastIndexOf('/') + 1))!;
@@ -163,14 +180,11 @@ export class WalArchive {
     let catalogVersion = newest?.catalog_version ?? 0;
     const fresh: ArchivedSegment[] = [];
     let unchanged = 0;
-    for (const name of names) {
-      const [, start, end] = SEGMENT_NAME.exec(name)!;
-      const range = { start_lsn: BigInt(start!), end_lsn: BigInt(end!) };
+    for (const { name, path, ...range } of segments) {
       if (known.some((k) => k.start_lsn === range.start_lsn && k.end_lsn === range.end_lsn)) {
         unchanged += 1;
         continue;
       }
-      const path = join(dir, name);
       const clash = known.find((k) => k.start_lsn <= range.end_lsn && range.start_lsn <= k.end_lsn);
       if (clash) {
         throw new BackupError(
@@ -179,24 +193,7 @@ export class WalArchive {
         );
       }
       const info = await walNative.inspectSegment(path, token);
-      if (info.startLsn !== range.start_lsn || info.endLsn !== range.end_lsn) {
-        throw new BackupError(
-          'ERR_BAD_SEGMENT',
-          `${path} holds LSNs ${info.startLsn}-${info.endLsn}, not what its name says`,
-        );
-      }
-      if (info.databaseId !== databaseId || info.primaryGeneration !== generation) {
-        throw new BackupError(
-          'ERR_BAD_SEGMENT',
-          `${path} belongs to database ${info.databaseId} generation ${info.primaryGeneration}, not to ${databaseId} generation ${generation} (.powdb-sync/identity.json)`,
-        );
-      }
-      if (info.catalogVersion < catalogVersion) {
-        throw new BackupError(
-          'ERR_BAD_SEGMENT',
-          `${path} has catalog format ${info.catalogVersion} after ${catalogVersion}`,
-        );
-      }
+      checkSegment(path, range, info, { databaseId, generation, catalogVersion });
       catalogVersion = info.catalogVersion;
       const stored = await repoNative.storeFile(this.handle.handle, path, { heap: false }, token);
       if (stored.len !== info.len) {

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { cancellable } from '../common/abort.js';
 import { BackupError } from '../common/errors.js';
 import type { BackupManifest } from '../chain/manifest.js';
@@ -21,12 +20,12 @@ import { describeHold, whileRenewing, withHold } from './holds.js';
 import { WalArchive, summarize, type ArchiveLineage, type ArchiveResult } from './archive.js';
 import { SNAPSHOTS, parseSnapshot, type Snapshot } from './snapshot.js';
 import type { As, PackedContext } from './packed/context.js';
+import { archive } from './packed/archive.js';
 import { backup } from './packed/backup.js';
 import { expire } from './packed/expire.js';
 import { exportBackup } from './packed/export.js';
 import { restore } from './packed/restore.js';
 import { verify } from './packed/verify.js';
-import { assertNoOverflow, heldByLiveProcess, readSyncIdentity } from '../source/sync.js';
 
 /** How to create a repository. */
 export interface InitOptions {
@@ -234,52 +233,12 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
     await repoNative.writerRenew(this.handle.handle);
   }
 
-  /**
-   * Copies the retained WAL segments of the sync-enabled `dataDir` that the
-   * repository does not have yet (see WalArchive.archive). Needs no lock on
-   * the data directory; waits up to `lockWaitMs` (default 60 s) for the
-   * repository's writer lock, so that it can run beside a backup. Fails with
-   * ERR_SYNC_OVERFLOW, after archiving, when `wal.log` holds a record that
-   * powdb-sync cannot archive (history stops there).
-   */
+  /** Copies the retained WAL segments of `dataDir` not archived yet (see packed/archive.ts). */
   override async archive(
     dataDir: string,
     options: OperationOptions & { lockWaitMs?: number } = {},
   ): Promise<ArchiveResult> {
-    const identity = await readSyncIdentity(dataDir);
-    if (!identity) {
-      throw new BackupError(
-        'ERR_NOT_SYNC_ENABLED',
-        `${dataDir} is not sync-enabled: it keeps no retained WAL to archive (enable it with powdb-cli sync-enable)`,
-      );
-    }
-    const result = await this.waitingForLock(options.lockWaitMs ?? 60_000, () =>
-      cancellable(options.signal, async (cancel) => {
-        await repoNative.settleUnindexed(this.handle.handle);
-        try {
-          return await this.wal.archive(dataDir, identity, cancel.token);
-        } catch (err) {
-          repoNative.abandon(this.handle.handle);
-          throw err;
-        }
-      }),
-    );
-    // The WAL of a running server is its own (never read it); a stopped one says why history stopped.
-    if (!(await heldByLiveProcess(dataDir))) await assertNoOverflow(dataDir, result.ranges.at(-1)?.end_lsn);
-    return result;
-  }
-
-  /** Runs `work` with the writer lock, retrying while another writer holds it, up to `waitMs`. */
-  private async waitingForLock<T>(waitMs: number, work: () => Promise<T>): Promise<T> {
-    const until = Date.now() + waitMs;
-    for (;;) {
-      try {
-        return await this.exclusively(work);
-      } catch (err) {
-        if ((err as BackupError).code !== 'ERR_REPO_LOCKED' || Date.now() >= until) throw err;
-      }
-      await sleep(1000);
-    }
+    return archive(this, dataDir, options);
   }
 
   /** The WAL archive, lineage by lineage. */

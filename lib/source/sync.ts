@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, mkdir, open, readFile, rm } from 'node:fs/promises';
+import { link, mkdir, open, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as v from 'valibot';
 import { BackupError } from '../common/errors.js';
@@ -15,6 +15,25 @@ import { walNative } from '../native/wal.js';
  */
 
 export const SYNC_DIR = '.powdb-sync';
+/** A retained segment's name: the first and last LSN it holds, zero-padded. */
+export const SEGMENT_NAME = /^retained-(\d{20})-(\d{20})\.prul$/;
+
+/** The retained segments of a sync-enabled `dataDir`, oldest first (none when it keeps none). */
+export async function retainedSegments(
+  dataDir: string,
+): Promise<{ name: string; path: string; start_lsn: bigint; end_lsn: bigint }[]> {
+  const dir = join(dataDir, SYNC_DIR, 'retained');
+  const names = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [] as string[];
+    throw err;
+  });
+  return names
+    .flatMap((name) => {
+      const m = SEGMENT_NAME.exec(name);
+      return m ? [{ name, path: join(dir, name), start_lsn: BigInt(m[1]!), end_lsn: BigInt(m[2]!) }] : [];
+    })
+    .sort((a, b) => (a.name < b.name ? -1 : 1));
+}
 export const IDENTITY_FILE = 'identity.json';
 const WAL_FORMAT_VERSION = 1;
 const SEGMENT_FORMAT_VERSION = 1;

@@ -144,7 +144,7 @@ impl<'a> ContentCheck<'a> {
         match self.content {
             Content::Whole => {}
             Content::Catalog => self.catalog.feed(chunk),
-            Content::Heap { .. } | Content::Delta { .. } if chunk.len() % unit != 0 => {
+            Content::Heap { .. } | Content::Delta { .. } if !chunk.len().is_multiple_of(unit) => {
                 let message = format!("length {} is not a whole number of {unit}-byte units", self.len);
                 findings.add("ERR_NOT_PAGED", message, None);
             }

@@ -1,22 +1,36 @@
 // A backup into a format-2 repository: every file of the data directory
 // stored as chunks (only new ones written), then the index, then, last, the
 // snapshot: a backup is visible only once whole.
-import { cancellable } from '../../common/abort.js';
+import { cancellable, type Cancellation } from '../../common/abort.js';
 import { sourceSyncBlock } from '../../chain/backup.js';
 import { crashPoint } from '../../common/crashpoint.js';
-import { assertUnchanged, manifestCatalogVersion, withDataDir } from '../../source/datadir.js';
+import { assertUnchanged, manifestCatalogVersion, withDataDir, type DataDirSnapshot } from '../../source/datadir.js';
 import { BackupError } from '../../common/errors.js';
 import { native } from '../../native/core.js';
-import { repoNative } from '../../native/repo.js';
+import { repoNative, type StoredFile } from '../../native/repo.js';
 import { DEFAULT_CONCURRENCY, mapLimit } from '../../common/pool.js';
 import { Progress } from '../../common/progress.js';
 import { newBackupId, nextBackup, sortRecords, type BackupRecord, type RepositoryBackupOptions } from '../base.js';
 import { SNAPSHOTS, SNAPSHOT_VERSION, formatSnapshot, type Snapshot } from '../snapshot.js';
-import { assertSameSource, currentSource } from '../source.js';
-import { assertSameLineage, readSyncIdentity, sameLineage } from '../../source/sync.js';
+import { assertSameSource, currentSource, type BackupSource } from '../source.js';
+import { assertSameLineage, readSyncIdentity, sameLineage, type SyncIdentity } from '../../source/sync.js';
 import type { As, PackedContext } from './context.js';
 
 const PAGE = 4096n;
+
+/** Where a new backup stands: its id, type and parent in the catalog, and what it must match. */
+interface Plan {
+  id: string;
+  type: BackupRecord['type'];
+  parent: BackupRecord | undefined;
+  /** The parent's snapshot: its files' lists and change hints, for reuse. */
+  parentSnapshot: Snapshot | undefined;
+  records: BackupRecord[];
+  at: Date;
+  identity: SyncIdentity | undefined;
+  origin: BackupSource;
+  sameDatabase: boolean;
+}
 
 /**
  * Stores every file of `dataDir` as chunks (only new chunks are written),
@@ -32,113 +46,16 @@ export async function backup(
   return repo.exclusively(() =>
     cancellable(options.signal, async (cancel) => {
       await repoNative.settleUnindexed(repo.handle.handle);
-      // A damaged snapshot (verify names it) must not stop new backups; expire does stop on it.
-      const { readable, unreadable } = await repo.readSnapshots();
-      for (const u of unreadable) {
-        process.emitWarning(`backup ${u.id} cannot be read (${u.err.message}); run verify`, 'PowdbBackupWarning');
-      }
-      const records = sortRecords(readable.map((s) => s.record));
-      const taken = [...records, ...unreadable];
-      let { type, parent } = options.as
-        ? { type: options.as.type, parent: records.find((r) => r.id === options.as!.parent) }
-        : nextBackup(records, options.type);
-      // A new sync lineage (sync enabled, or a forked copy backed up here) starts a new chain.
-      const identity = await readSyncIdentity(dataDir);
-      const origin = await currentSource(dataDir, identity?.database_id);
-      const sameDatabase = options.sameDatabase || options.as !== undefined; // a migration carries records over
-      assertSameSource(records, origin, undefined, sameDatabase);
-      const parentSync = readable.find((s) => s.record.id === parent?.id)?.sync?.identity;
-      if (parent && !sameLineage(parentSync, identity)) {
-        assertSameLineage(
-          parentSync,
-          identity,
-          `sync identity changed since backup ${parent.id}; take a full backup (--type full)`,
-          options.type === undefined && !options.as,
-        );
-        process.emitWarning(
-          `${dataDir}: sync identity changed since backup ${parent.id}; taking a full backup`,
-          'PowdbBackupWarning',
-        );
-        type = 'full';
-        parent = undefined;
-      }
-      const at = options.as ? new Date(options.as.created) : new Date();
-      const id = options.as?.id ?? newBackupId(taken, at, type);
-      // A backup of a sync-enabled directory archives its retained WAL first (a failure there is
-      // reported, and does not stop the backup: `archive` and `verify` say more).
-      if (identity) {
-        await repo.wal.archive(dataDir, identity, cancel.token).catch((err: unknown) => {
-          if ((err as BackupError).code === 'ERR_ABORTED') throw err;
-          repoNative.abandon(repo.handle.handle);
-          process.emitWarning(
-            `archiving the WAL of ${dataDir} failed: ${(err as Error).message}`,
-            'PowdbBackupWarning',
-          );
-        });
-      }
-      // An increment reuses the ids of its parent's chunks that did not change (by their change hints).
-      const parentSnapshot = readable.find((s) => s.record.id === parent?.id);
-      const parentFiles = new Map((parentSnapshot?.files ?? []).map((f) => [f.name, f]));
+      const plan = await planBackup(repo, dataDir, options);
+      if (plan.identity) await archiveFirst(repo, dataDir, plan.identity, cancel);
       try {
         return await withDataDir(dataDir, async (source) => {
-          assertSameLineage(identity, source.sync, `${dataDir}: sync identity changed while backing up`);
+          assertSameLineage(plan.identity, source.sync, `${dataDir}: sync identity changed while backing up`);
           crashPoint('lock-acquired');
-          const total = source.files.reduce((sum, f) => sum + f.size, 0n);
-          const progress = new Progress('backup', source.files.length, total, options.onProgress, cancel.token);
-          const stored = await mapLimit(source.files, options.concurrency ?? DEFAULT_CONCURRENCY, async (f) => {
-            cancel.check();
-            progress.fileStarted(f.name, f.size);
-            const before = parentFiles.get(f.name);
-            const reuse =
-              before?.hints && before.heap === f.paged ? { lists: before.lists, hints: before.hints } : undefined;
-            const options = { heap: f.paged, hints: true, parent: reuse };
-            const result = await repoNative.storeFile(repo.handle.handle, f.path, options, cancel.token);
-            progress.fileDone(f.name, f.size);
-            crashPoint('file-done');
-            return result;
-          });
+          const stored = await storeFiles(repo, source, plan, options, cancel);
           await assertUnchanged(source);
           cancel.check(); // the last moment an abort leaves nothing visible
-          const commit = await repoNative.commit(repo.handle.handle);
-          crashPoint('packs-committed');
-          const heapPages = source.files.reduce((n, f, i) => (f.paged ? n + stored[i]!.len / PAGE : n), 0n);
-          const sourceLsn = stored.reduce((max, s) => (s.maxLsn > max ? s.maxLsn : max), source.catalogLsn);
-          assertSameSource(records, origin, sourceLsn, sameDatabase);
-          const catalog = source.files.find((f) => f.name === 'catalog.bin');
-          const catalogHash = source.sync && catalog && (await native.hashFile(catalog.path)).blake3Hex;
-          const record: BackupRecord = {
-            id,
-            type,
-            parent: parent?.id ?? null,
-            base_source_lsn: parent?.source_lsn ?? null,
-            source_lsn: sourceLsn,
-            created: at.toISOString(),
-            bytes: commit.storedBytes,
-            files: source.files.length,
-            pages: Number(heapPages),
-            logical_bytes: stored.reduce((sum, s) => sum + s.len, 0n),
-            stored_bytes: commit.storedBytes,
-            source: origin,
-          };
-          const snapshot: Snapshot = {
-            snapshot_version: SNAPSHOT_VERSION,
-            record,
-            created_unix_secs: BigInt(Math.floor(at.getTime() / 1000)),
-            catalog_version: manifestCatalogVersion(source.catalogVersion),
-            ...sourceSyncBlock(source, sourceLsn, catalogHash),
-            files: source.files.map((f, i) => ({
-              name: f.name,
-              len: stored[i]!.len,
-              heap: f.paged,
-              lists: stored[i]!.lists,
-              ...(stored[i]!.hints && { hints: stored[i]!.hints }),
-            })),
-          };
-          const text = Buffer.from(formatSnapshot(snapshot));
-          await repo.confirmLock();
-          await repoNative.writeObject(repo.handle.handle, `${SNAPSHOTS}${id}`, text);
-          crashPoint('manifest-written');
-          return record;
+          return await publish(repo, source, stored, plan);
         });
       } catch (err) {
         // Packs not yet in an index are removed by the next writer; committed ones wait for the next prune.
@@ -147,4 +64,126 @@ export async function backup(
       }
     }),
   );
+}
+
+/** Reads the catalog and decides the backup's id, type and parent; refuses another database. */
+async function planBackup(repo: PackedContext, dataDir: string, options: RepositoryBackupOptions & As): Promise<Plan> {
+  // A damaged snapshot (verify names it) must not stop new backups; expire does stop on it.
+  const { readable, unreadable } = await repo.readSnapshots();
+  for (const u of unreadable) {
+    process.emitWarning(`backup ${u.id} cannot be read (${u.err.message}); run verify`, 'PowdbBackupWarning');
+  }
+  const records = sortRecords(readable.map((s) => s.record));
+  let { type, parent } = options.as
+    ? { type: options.as.type, parent: records.find((r) => r.id === options.as!.parent) }
+    : nextBackup(records, options.type);
+  // A new sync lineage (sync enabled, or a forked copy backed up here) starts a new chain.
+  const identity = await readSyncIdentity(dataDir);
+  const origin = await currentSource(dataDir, identity?.database_id);
+  const sameDatabase = options.sameDatabase || options.as !== undefined; // a migration carries records over
+  assertSameSource(records, origin, undefined, sameDatabase);
+  const parentSync = readable.find((s) => s.record.id === parent?.id)?.sync?.identity;
+  if (parent && !sameLineage(parentSync, identity)) {
+    assertSameLineage(
+      parentSync,
+      identity,
+      `sync identity changed since backup ${parent.id}; take a full backup (--type full)`,
+      options.type === undefined && !options.as,
+    );
+    process.emitWarning(
+      `${dataDir}: sync identity changed since backup ${parent.id}; taking a full backup`,
+      'PowdbBackupWarning',
+    );
+    type = 'full';
+    parent = undefined;
+  }
+  const at = options.as ? new Date(options.as.created) : new Date();
+  const id = options.as?.id ?? newBackupId([...records, ...unreadable], at, type);
+  const parentSnapshot = readable.find((s) => s.record.id === parent?.id);
+  return { id, type, parent, parentSnapshot, records, at, identity, origin, sameDatabase };
+}
+
+/**
+ * A backup of a sync-enabled directory archives its retained WAL first (a
+ * failure there is reported, and does not stop the backup: `archive` and
+ * `verify` say more).
+ */
+async function archiveFirst(repo: PackedContext, dataDir: string, identity: SyncIdentity, cancel: Cancellation) {
+  await repo.wal.archive(dataDir, identity, cancel.token).catch((err: unknown) => {
+    if ((err as BackupError).code === 'ERR_ABORTED') throw err;
+    repoNative.abandon(repo.handle.handle);
+    process.emitWarning(`archiving the WAL of ${dataDir} failed: ${(err as Error).message}`, 'PowdbBackupWarning');
+  });
+}
+
+/** Stores each file as chunks; an increment reuses the ids of its parent's chunks that did not change (by their change hints). */
+async function storeFiles(
+  repo: PackedContext,
+  source: DataDirSnapshot,
+  plan: Plan,
+  options: RepositoryBackupOptions,
+  cancel: Cancellation,
+): Promise<StoredFile[]> {
+  const parentFiles = new Map((plan.parentSnapshot?.files ?? []).map((f) => [f.name, f]));
+  const total = source.files.reduce((sum, f) => sum + f.size, 0n);
+  const progress = new Progress('backup', source.files.length, total, options.onProgress, cancel.token);
+  return mapLimit(source.files, options.concurrency ?? DEFAULT_CONCURRENCY, async (f) => {
+    cancel.check();
+    progress.fileStarted(f.name, f.size);
+    const before = parentFiles.get(f.name);
+    const reuse = before?.hints && before.heap === f.paged ? { lists: before.lists, hints: before.hints } : undefined;
+    const how = { heap: f.paged, hints: true, parent: reuse };
+    const result = await repoNative.storeFile(repo.handle.handle, f.path, how, cancel.token);
+    progress.fileDone(f.name, f.size);
+    crashPoint('file-done');
+    return result;
+  });
+}
+
+/** Commits the packs' index, then writes the snapshot: from then on the backup is visible. */
+async function publish(
+  repo: PackedContext,
+  source: DataDirSnapshot,
+  stored: StoredFile[],
+  plan: Plan,
+): Promise<BackupRecord> {
+  const commit = await repoNative.commit(repo.handle.handle);
+  crashPoint('packs-committed');
+  const heapPages = source.files.reduce((n, f, i) => (f.paged ? n + stored[i]!.len / PAGE : n), 0n);
+  const sourceLsn = stored.reduce((max, s) => (s.maxLsn > max ? s.maxLsn : max), source.catalogLsn);
+  assertSameSource(plan.records, plan.origin, sourceLsn, plan.sameDatabase);
+  const catalog = source.files.find((f) => f.name === 'catalog.bin');
+  const catalogHash = source.sync && catalog && (await native.hashFile(catalog.path)).blake3Hex;
+  const record: BackupRecord = {
+    id: plan.id,
+    type: plan.type,
+    parent: plan.parent?.id ?? null,
+    base_source_lsn: plan.parent?.source_lsn ?? null,
+    source_lsn: sourceLsn,
+    created: plan.at.toISOString(),
+    bytes: commit.storedBytes,
+    files: source.files.length,
+    pages: Number(heapPages),
+    logical_bytes: stored.reduce((sum, s) => sum + s.len, 0n),
+    stored_bytes: commit.storedBytes,
+    source: plan.origin,
+  };
+  const snapshot: Snapshot = {
+    snapshot_version: SNAPSHOT_VERSION,
+    record,
+    created_unix_secs: BigInt(Math.floor(plan.at.getTime() / 1000)),
+    catalog_version: manifestCatalogVersion(source.catalogVersion),
+    ...sourceSyncBlock(source, sourceLsn, catalogHash),
+    files: source.files.map((f, i) => ({
+      name: f.name,
+      len: stored[i]!.len,
+      heap: f.paged,
+      lists: stored[i]!.lists,
+      ...(stored[i]!.hints && { hints: stored[i]!.hints }),
+    })),
+  };
+  await repo.confirmLock();
+  await repoNative.writeObject(repo.handle.handle, `${SNAPSHOTS}${plan.id}`, Buffer.from(formatSnapshot(snapshot)));
+  crashPoint('manifest-written');
+  return record;
 }

@@ -1,20 +1,17 @@
 //! The commands, written once against [`Db`] and run for either generation.
 
-use std::error::Error;
 use std::io::{self, Write};
 use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
 use crate::args::{Command, Fill, IdRange, NewColumnType};
-use crate::db::{self, Db, FixtureRow};
+use crate::db::{self, open, Db, FixtureRow, Result};
 use crate::ops::{self, Done};
 use crate::prng::Prng;
 use crate::rows::{self, Scanned};
 use crate::value::{fixture_columns, ColType};
 use crate::{dump, sync, workload};
-
-pub type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
 /// Rows per "statement": the WAL is committed this often, as a server
 /// committing batched inserts would, and `bulk` checks the heap size.
@@ -321,10 +318,6 @@ fn bulk<D: Db>(dir: &Path, mib: u64, pad: usize) -> Result<Value> {
 
 /// Opens an existing database, naming the directory in any error (the
 /// engine's own messages often do not).
-pub fn open<D: Db>(dir: &Path) -> Result<D> {
-    D::open(dir).map_err(|e| format!("opening {}: {e}", dir.display()).into())
-}
-
 /// `Catalog::create` silently reuses table files left in the directory, so
 /// a fixture is only ever created in a directory without a database.
 fn create_fresh<D: Db>(dir: &Path) -> Result<D> {

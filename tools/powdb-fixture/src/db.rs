@@ -64,6 +64,14 @@ pub enum IndexName {
     Expression(String),
 }
 
+/// The fixture's errors: any, with a message that says what was being done.
+pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// Opens the database in `dir` with the engine generation `D`.
+pub fn open<D: Db>(dir: &Path) -> Result<D> {
+    D::open(dir).map_err(|e| format!("opening {}: {e}", dir.display()).into())
+}
+
 /// The operations the commands need, implemented for each engine generation
 /// by [`engine_db!`].
 pub trait Db: Sized {

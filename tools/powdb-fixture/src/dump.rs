@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
-use crate::commands::Result;
+use crate::db::Result;
 use crate::db::{Db, IndexName};
 use crate::heapfile;
 use crate::rows::{scan_all, Scanned};

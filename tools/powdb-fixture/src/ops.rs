@@ -5,7 +5,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::commands::Result;
+use crate::db::Result;
 use crate::db::{Db, IndexName};
 use crate::prng::Prng;
 use crate::rows::{self, make_row, text, Scanned};

@@ -10,8 +10,8 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::commands::{open, Result};
 use crate::db::{self, Db};
+use crate::db::{open, Result};
 
 /// Like `powdb-cli sync-enable`: opens the database (recovering a crashed
 /// one), creates the identity if there is none and checkpoints through the

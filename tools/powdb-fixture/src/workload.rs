@@ -15,8 +15,8 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use crate::args::OpKind;
-use crate::commands::{open, Result};
 use crate::db::Db;
+use crate::db::{open, Result};
 use crate::ops::{self, Done};
 use crate::prng::Prng;
 use crate::rows::{self, Scanned};

@@ -2,6 +2,7 @@
 //! keyed hash, compressed, optionally encrypted, gathered into packs with an
 //! index (see docs/repository-format.md). The catalog (snapshots) is kept by
 //! the TypeScript layer through `read_object` / `write_object`.
+pub mod backup_file;
 pub mod cdc;
 pub mod check;
 pub mod config;
@@ -12,16 +13,15 @@ pub mod index;
 pub mod keys;
 pub mod lease;
 pub mod lists;
-pub mod load;
 pub mod open;
 pub mod pack;
 pub mod packlist;
 pub mod patch;
 pub mod prune;
 pub mod repair;
+pub mod restore_file;
+pub mod restore_files;
 pub mod storage;
-pub mod store;
-pub mod unpack;
 pub mod writer;
 pub mod writer_lock;
 

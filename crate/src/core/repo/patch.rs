@@ -8,7 +8,7 @@ use super::cdc::{for_each_round, read_at, Params, Source, Split};
 use super::hints::{fast_hash, Parent};
 use super::keys::BlobId;
 use super::lists::{read_list, ChunkRef};
-use super::load::{for_each_chunk, Chunks};
+use super::restore_file::{for_each_chunk, Chunks};
 use super::Repo;
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::fsio::{self, create_new};

@@ -1,16 +1,16 @@
 //! End-to-end tests of the format-2 core on synthetic bytes (the vitest
 //! suites run it on real engine data).
+use super::backup_file::{store_file, FileOptions};
 use super::check::{check_backup, check_packs};
 use super::config::Compression;
 use super::hints::Parent;
 use super::keys::{BlobId, KdfParams};
 use super::lists::read_list;
-use super::load::restore_file;
 use super::open::{init, open, InitOptions};
 use super::prune::prune;
+use super::restore_file::restore_file;
+use super::restore_files::{restore_in_segments, Target};
 use super::storage::LocalDir;
-use super::store::{store_file, FileOptions};
-use super::unpack::{restore_in_segments, Target};
 use super::Repo;
 use crate::core::test_support::TempDir;
 use std::collections::HashSet;
@@ -206,7 +206,7 @@ fn unindexed_packs_are_indexed_anew_with_their_intact_blobs_and_empty_ones_remov
 
 #[test]
 fn compare_file_names_differing_pages_and_lengths() {
-    use super::load::compare_file;
+    use super::restore_file::compare_file;
     let dir = TempDir::new();
     let repo = repo(&dir, None);
     let heap = bytes(9, 4096 * 40);

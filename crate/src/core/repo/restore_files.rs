@@ -8,9 +8,9 @@
 //! server 3.2 s of CPU; now 75 GETs for 183 MB cost it 0.5 s).
 use super::keys::BlobId;
 use super::lists::decode_list;
-use super::load::{fetch_plan, fetch_window, missing_blob, pipeline, wrong_length};
-use super::load::{Batch, FetchPlan, Place, Range, Window};
 use super::pack::Entry;
+use super::restore_file::{fetch_plan, fetch_window, missing_blob, pipeline, wrong_length};
+use super::restore_file::{Batch, FetchPlan, Place, Range, Window};
 use super::{short, Repo};
 use crate::core::digest::hash_chunk;
 use crate::core::error::{CoreError, CoreResult};

@@ -1,0 +1,60 @@
+// archive of a format-2 repository: the retained WAL segments of a
+// sync-enabled data directory stored as chunks, under the writer lock, which
+// it waits for so that it can run beside a backup.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { cancellable } from '../../common/abort.js';
+import { BackupError } from '../../common/errors.js';
+import type { OperationOptions } from '../../common/progress.js';
+import { repoNative } from '../../native/repo.js';
+import { assertNoOverflow, heldByLiveProcess, readSyncIdentity } from '../../source/sync.js';
+import type { ArchiveResult } from '../archive.js';
+import type { PackedContext } from './context.js';
+
+/**
+ * Copies the retained WAL segments of the sync-enabled `dataDir` that the
+ * repository does not have yet (see WalArchive.archive). Needs no lock on
+ * the data directory; waits up to `lockWaitMs` (default 60 s) for the
+ * repository's writer lock, so that it can run beside a backup. Fails with
+ * ERR_SYNC_OVERFLOW, after archiving, when `wal.log` holds a record that
+ * powdb-sync cannot archive (history stops there).
+ */
+export async function archive(
+  repo: PackedContext,
+  dataDir: string,
+  options: OperationOptions & { lockWaitMs?: number } = {},
+): Promise<ArchiveResult> {
+  const identity = await readSyncIdentity(dataDir);
+  if (!identity) {
+    throw new BackupError(
+      'ERR_NOT_SYNC_ENABLED',
+      `${dataDir} is not sync-enabled: it keeps no retained WAL to archive (enable it with powdb-cli sync-enable)`,
+    );
+  }
+  const result = await waitingForLock(repo, options.lockWaitMs ?? 60_000, () =>
+    cancellable(options.signal, async (cancel) => {
+      await repoNative.settleUnindexed(repo.handle.handle);
+      try {
+        return await repo.wal.archive(dataDir, identity, cancel.token);
+      } catch (err) {
+        repoNative.abandon(repo.handle.handle);
+        throw err;
+      }
+    }),
+  );
+  // The WAL of a running server is its own (never read it); a stopped one says why history stopped.
+  if (!(await heldByLiveProcess(dataDir))) await assertNoOverflow(dataDir, result.ranges.at(-1)?.end_lsn);
+  return result;
+}
+
+/** Runs `work` with the writer lock, retrying while another writer holds it, up to `waitMs`. */
+async function waitingForLock<T>(repo: PackedContext, waitMs: number, work: () => Promise<T>): Promise<T> {
+  const until = Date.now() + waitMs;
+  for (;;) {
+    try {
+      return await repo.exclusively(work);
+    } catch (err) {
+      if ((err as BackupError).code !== 'ERR_REPO_LOCKED' || Date.now() >= until) throw err;
+    }
+    await sleep(1000);
+  }
+}
