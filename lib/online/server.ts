@@ -54,6 +54,9 @@ interface OnlineAddon {
 
 const addon = loadAddon<OnlineAddon>();
 
+/** Drops a freeze that was garbage-collected unended, so its connection (and the server's gate) is not held until exit. */
+const unended = new FinalizationRegistry<number>((id) => addon.serverFreezeDrop(id));
+
 /** Calls the addon; a refusal of its arguments (thrown at once) rejects like any other failure. */
 const call = <T>(native: () => Promise<T>): Promise<T> => withCodes(Promise.resolve().then(native));
 
@@ -81,6 +84,7 @@ export class ServerFreeze {
 
   private constructor(id: number) {
     this.#id = id;
+    unended.register(this, id, this);
   }
 
   /** Resolves once the server holds its write gate for this freeze (needs a readwrite or admin login). */
@@ -111,6 +115,7 @@ export class ServerFreeze {
   #take(): number | undefined {
     const id = this.#id;
     this.#id = undefined;
+    unended.unregister(this);
     return id;
   }
 }

@@ -23,8 +23,9 @@ pub use wire::{ServerHello, SyncStatus};
 /// it, so the server reports it inactive; only the LSN fields matter.
 pub const PROBE_REPLICA_ID: &str = "powdb-backup-probe";
 
-/// Where and as whom to connect, and how long to wait.
-#[derive(Debug, Clone)]
+/// Where and as whom to connect, and how long to wait. Its `Debug` leaves
+/// the password out.
+#[derive(Clone)]
 pub struct Login {
     pub host: String,
     pub port: u16,
@@ -42,6 +43,19 @@ pub struct Login {
     /// server's own 5 s wait for its gate (`POWDB_TX_WAIT_TIMEOUT_MS`), so a
     /// busy gate is reported as the server says it, not as a silence.
     pub io_timeout: Duration,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("database", &self.database)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("io_timeout", &self.io_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Login {
@@ -441,7 +455,7 @@ fn protocol_error(login: &Login, what: &str) -> CoreError {
     CoreError::new(
         "ERR_SERVER_PROTOCOL",
         format!(
-            "{} answered something this client does not understand ({what}); is it a powdb-server 0.22 or later?",
+            "{} answered something this client does not understand ({what}); check that the address is a powdb-server",
             login.server()
         ),
     )
@@ -471,6 +485,12 @@ mod tests {
         l.connect_timeout = Duration::from_millis(500);
         l.io_timeout = Duration::from_millis(300);
         l
+    }
+
+    #[test]
+    fn a_login_debug_leaves_the_password_out() {
+        let shown = format!("{:?}", Login::new("h", 1, "u", "secret-pw"));
+        assert!(shown.contains("\"u\"") && !shown.contains("secret-pw"), "{shown}");
     }
 
     #[test]
