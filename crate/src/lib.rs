@@ -5,5 +5,6 @@
 mod binding;
 pub mod core;
 mod inplace_binding;
+mod online_binding;
 mod repo_binding;
 mod wal_binding;

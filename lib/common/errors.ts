@@ -53,6 +53,15 @@ export type BackupErrorCode =
   | 'ERR_LSN_BACKWARDS'
   | 'ERR_REPO_CLOSED'
   | 'ERR_USAGE'
+  // A live powdb-server (online backup).
+  | 'ERR_SERVER_UNREACHABLE'
+  | 'ERR_SERVER_TIMEOUT'
+  | 'ERR_SERVER_AUTH'
+  | 'ERR_SERVER_ROLE'
+  | 'ERR_SERVER_BUSY'
+  | 'ERR_SERVER_PROTOCOL'
+  | 'ERR_SERVER_QUERY'
+  | 'ERR_FREEZE_LOST'
   | (string & {});
 
 /** Every failure of this package: a message naming the file and a stable `code`. */

@@ -89,6 +89,11 @@ export interface FileLoss {
   chunksMissing: number
 }
 
+export interface FreezeEnded {
+  /** From `begin` answered to `commit` answered. */
+  heldMs: number
+}
+
 /** BLAKE3 and length of a file, streamed. */
 export declare function hashFile(path: string, cancel?: number | undefined | null): Promise<HashResult>
 
@@ -425,6 +430,65 @@ export interface SegmentInfo {
   blake3Hex: string
   /** The highest LSN after which no transaction is open, if any. */
   lastBoundary?: bigint
+}
+
+/**
+ * Connects and sends `begin`; resolves to the freeze's id once the server
+ * holds its write gate for it.
+ */
+export declare function serverFreezeBegin(login: ServerLogin): Promise<number>
+
+/** Ends freeze `id` with `commit` (`ERR_FREEZE_LOST` if the server rolled it back). */
+export declare function serverFreezeCommit(id: number): Promise<FreezeEnded>
+
+/**
+ * Abandons freeze `id` without committing: closes its connection, and the
+ * server rolls the transaction back. False if it had already ended.
+ */
+export declare function serverFreezeDrop(id: number): boolean
+
+/** Where and as whom to connect. */
+export interface ServerLogin {
+  host: string
+  port: number
+  /** The login name; absent for a server with one shared password. */
+  user?: string
+  password?: string
+  /** The database name sent at connect (a server serves one; absent is its default). */
+  database?: string
+  /** Bounds connecting and each request (default: 5 s to connect, 10 s a request). */
+  timeoutMs?: number
+}
+
+/** Connects, authenticates and reads the server's LSN (a SyncStatus frame). */
+export declare function serverProbe(login: ServerLogin): Promise<ServerProbe>
+
+export interface ServerProbe {
+  /** The highest LSN the server has written (`catalog.max_lsn()`). */
+  remoteLsn: bigint
+  /** Its crate version, e.g. 0.29.0. */
+  serverVersion: string
+  /** The negotiated wire protocol (1 for a server without a hello). */
+  protocol: number
+  /** The wire features both sides agreed on. */
+  features: Array<string>
+  sync: ServerSyncStatus
+}
+
+/** The server's status for the probe's replica id (`WireSyncStatus`). */
+export interface ServerSyncStatus {
+  replicaId: string
+  active: boolean
+  lastAppliedLsn?: bigint
+  servableLsn?: bigint
+  unarchivedLsn?: bigint
+  lagLsn?: bigint
+  lagBytes?: bigint
+  lagMs?: bigint
+  stale: boolean
+  /** none, pull, awaitArchive or rebootstrap. */
+  repairAction: string
+  lastSyncError?: string
 }
 
 export interface ShapeProblem {

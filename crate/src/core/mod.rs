@@ -10,6 +10,7 @@ pub mod fsio;
 pub mod heapdiff;
 pub mod layer;
 pub mod lock;
+pub mod online;
 pub mod page;
 pub mod pagemap;
 pub mod patch;

@@ -1,0 +1,149 @@
+#![cfg_attr(test, allow(dead_code))] // napi-derive compiles registration out of test builds
+//! A live powdb-server, off the JS thread: the LSN probe and the write
+//! freeze (`core::online`). A freeze lives here between its `begin` and its
+//! `commit`, by id, as repositories do in `repo_binding.rs`.
+use crate::binding::{job, Job};
+use crate::core::online::{probe, Connection, Freeze, Login, Probe};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+
+/// Where and as whom to connect.
+#[napi(object)]
+pub struct ServerLogin {
+    pub host: String,
+    pub port: u32,
+    /// The login name; absent for a server with one shared password.
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// The database name sent at connect (a server serves one; absent is its default).
+    pub database: Option<String>,
+    /// Bounds connecting and each request (default: 5 s to connect, 10 s a request).
+    pub timeout_ms: Option<u32>,
+}
+
+impl ServerLogin {
+    fn into_login(self) -> Result<Login> {
+        let port = u16::try_from(self.port).ok().filter(|&p| p != 0).ok_or_else(|| {
+            Error::new(Status::InvalidArg, format!("ERR_INVALID_ARG: port {} is not 1-65535", self.port))
+        })?;
+        let mut login = Login::new(self.host, port, self.user.unwrap_or_default(), self.password.unwrap_or_default());
+        login.database = self.database.unwrap_or_default();
+        if let Some(ms) = self.timeout_ms {
+            if ms == 0 {
+                return Err(Error::new(Status::InvalidArg, "ERR_INVALID_ARG: timeoutMs must be positive".to_string()));
+            }
+            login.connect_timeout = Duration::from_millis(ms.into());
+            login.io_timeout = Duration::from_millis(ms.into());
+        }
+        Ok(login)
+    }
+}
+
+/// The server's status for the probe's replica id (`WireSyncStatus`).
+#[napi(object, object_from_js = false)]
+pub struct ServerSyncStatus {
+    pub replica_id: String,
+    pub active: bool,
+    pub last_applied_lsn: Option<u64>,
+    pub servable_lsn: Option<u64>,
+    pub unarchived_lsn: Option<u64>,
+    pub lag_lsn: Option<u64>,
+    pub lag_bytes: Option<u64>,
+    pub lag_ms: Option<u64>,
+    pub stale: bool,
+    /// none, pull, awaitArchive or rebootstrap.
+    pub repair_action: String,
+    pub last_sync_error: Option<String>,
+}
+
+#[napi(object, object_from_js = false)]
+pub struct ServerProbe {
+    /// The highest LSN the server has written (`catalog.max_lsn()`).
+    pub remote_lsn: u64,
+    /// Its crate version, e.g. 0.29.0.
+    pub server_version: String,
+    /// The negotiated wire protocol (1 for a server without a hello).
+    pub protocol: u32,
+    /// The wire features both sides agreed on.
+    pub features: Vec<String>,
+    pub sync: ServerSyncStatus,
+}
+
+impl From<Probe> for ServerProbe {
+    fn from(p: Probe) -> Self {
+        let s = p.status;
+        ServerProbe {
+            remote_lsn: s.remote_lsn,
+            server_version: p.server_version,
+            protocol: p.hello.as_ref().map_or(1, |h| h.protocol.into()),
+            features: p.hello.map(|h| h.features).unwrap_or_default(),
+            sync: ServerSyncStatus {
+                replica_id: s.replica_id,
+                active: s.active,
+                last_applied_lsn: s.last_applied_lsn,
+                servable_lsn: s.servable_lsn,
+                unarchived_lsn: s.unarchived_lsn,
+                lag_lsn: s.lag_lsn,
+                lag_bytes: s.lag_bytes,
+                lag_ms: s.lag_ms,
+                stale: s.stale,
+                repair_action: ["none", "pull", "awaitArchive", "rebootstrap"][usize::from(s.repair_action.min(3))]
+                    .to_string(),
+                last_sync_error: s.last_sync_error,
+            },
+        }
+    }
+}
+
+/// Connects, authenticates and reads the server's LSN (a SyncStatus frame).
+#[napi(ts_return_type = "Promise<ServerProbe>")]
+pub fn server_probe(login: ServerLogin) -> Result<AsyncTask<Job<Probe, ServerProbe>>> {
+    let login = login.into_login()?;
+    Ok(job(None, move || probe(&login), ServerProbe::from))
+}
+
+static FREEZES: LazyLock<Mutex<HashMap<u32, Freeze>>> = LazyLock::new(Default::default);
+static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+fn freezes() -> std::sync::MutexGuard<'static, HashMap<u32, Freeze>> {
+    FREEZES.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn register(freeze: Freeze) -> u32 {
+    let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    freezes().insert(id, freeze);
+    id
+}
+
+/// Connects and sends `begin`; resolves to the freeze's id once the server
+/// holds its write gate for it.
+#[napi(ts_return_type = "Promise<number>")]
+pub fn server_freeze_begin(login: ServerLogin) -> Result<AsyncTask<Job<Freeze, u32>>> {
+    let login = login.into_login()?;
+    Ok(job(None, move || Connection::connect(&login)?.freeze(), register))
+}
+
+#[napi(object, object_from_js = false)]
+pub struct FreezeEnded {
+    /// From `begin` answered to `commit` answered.
+    pub held_ms: f64,
+}
+
+/// Ends freeze `id` with `commit` (`ERR_FREEZE_LOST` if the server rolled it back).
+#[napi(ts_return_type = "Promise<FreezeEnded>")]
+pub fn server_freeze_commit(id: u32) -> Result<AsyncTask<Job<Duration, FreezeEnded>>> {
+    let freeze = freezes()
+        .remove(&id)
+        .ok_or_else(|| Error::new(Status::InvalidArg, format!("ERR_INVALID_ARG: freeze {id} has already ended")))?;
+    Ok(job(None, move || freeze.commit(), |held| FreezeEnded { held_ms: held.as_secs_f64() * 1000.0 }))
+}
+
+/// Abandons freeze `id` without committing: closes its connection, and the
+/// server rolls the transaction back. False if it had already ended.
+#[napi]
+pub fn server_freeze_drop(id: u32) -> bool {
+    freezes().remove(&id).is_some()
+}
