@@ -14,7 +14,7 @@ const built = join(root, 'build', 'Release', 'powdb_backup.node');
 const libName = `libpowdb_backup.${process.platform === 'darwin' ? 'dylib' : 'so'}`;
 
 async function addonLoads() {
-  const loader = join(root, 'dist', 'lib', 'loader.js');
+  const loader = join(root, 'dist', 'lib', 'native', 'loader.js');
   try {
     if (existsSync(loader)) (await import(pathToFileURL(loader).href)).loadAddon(root);
     else createRequire(import.meta.url)(built); // a checkout before its first TypeScript build
@@ -24,10 +24,14 @@ async function addonLoads() {
   }
 }
 
-/** In a checkout: the workspace's own build. Returns the built library. */
+/**
+ * In a checkout: the workspace's own build, through napi-rs, which also
+ * writes build/Release/index.d.ts (the boundary's types, checked against
+ * lib/native/binding.d.ts by the lint gate). Returns the built addon.
+ */
 function buildInCheckout() {
-  execFileSync('cargo', ['build', '--release', '-p', 'powdb-backup-native'], { cwd: root, stdio: 'inherit' });
-  return join(root, 'target', 'release', libName);
+  execFileSync(process.execPath, [join(root, 'scripts', 'prebuild-node-gyp.mjs')], { cwd: root, stdio: 'inherit' });
+  return built;
 }
 
 /** In an installed package: the crate alone, in a scratch workspace (no parent workspace can interfere). */
@@ -59,7 +63,7 @@ console.error('powdb-backup: building the native addon from source with cargo (r
 const checkout = existsSync(join(root, 'Cargo.toml'));
 const library = checkout ? buildInCheckout() : buildInstalled();
 mkdirSync(dirname(built), { recursive: true });
-copyFileSync(library, built);
+if (library !== built) copyFileSync(library, built);
 if (!checkout) rmSync(dirname(library), { recursive: true, force: true });
 if (!(await addonLoads())) {
   console.error(`powdb-backup: built ${built}, but it does not load`);
