@@ -393,26 +393,38 @@ pub struct VerifyFinding {
     pub page: Option<u32>,
 }
 
+/// A backup file to verify and what its manifest says of it.
+#[napi(object)]
+pub struct VerifyFileArg {
+    pub path: String,
+    /// The manifest's name for it.
+    pub name: String,
+    pub len: BigInt,
+    pub blake3_hex: String,
+    /// "backup" or "increment".
+    pub artifact: String,
+    /// "whole", "heap", "catalog" or "delta".
+    pub kind: String,
+    /// No page LSN may exceed it.
+    pub max_lsn: BigInt,
+    /// A delta's page count and list (from the manifest).
+    pub total_pages: Option<u32>,
+    pub page_indices: Option<Vec<u32>>,
+    /// A heap's content map, to check each page against.
+    pub map: Option<RestoreLayer>,
+}
+
 /// Checks one backup file against its manifest entry in one streamed read.
 /// `kind` is "whole", "heap", "catalog" or "delta" (the last with the
 /// manifest's page list); `max_lsn` bounds page LSNs.
 #[napi(ts_return_type = "Promise<VerifyFinding[]>")]
-#[allow(clippy::too_many_arguments)]
 pub fn verify_file(
-    path: String,
-    name: String,
-    len: BigInt,
-    blake3_hex: String,
-    artifact: String,
-    kind: String,
-    max_lsn: BigInt,
-    total_pages: Option<u32>,
-    page_indices: Option<Vec<u32>>,
-    map: Option<RestoreLayer>,
+    file: VerifyFileArg,
     cancel: Option<u32>,
 ) -> Result<AsyncTask<Job<Vec<Finding>, Vec<VerifyFinding>>>> {
-    let len = u64_arg("len", &len)?;
-    let max_lsn = u64_arg("maxLsn", &max_lsn)?;
+    let len = u64_arg("len", &file.len)?;
+    let max_lsn = u64_arg("maxLsn", &file.max_lsn)?;
+    let VerifyFileArg { path, name, blake3_hex, artifact, kind, total_pages, page_indices, map, .. } = file;
     let content = match kind.as_str() {
         "whole" => Content::Whole,
         "heap" => Content::Heap { max_lsn, map: None },

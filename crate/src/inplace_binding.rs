@@ -54,25 +54,36 @@ pub struct RepoPatchResult {
     pub bytes_fetched: u64,
 }
 
+/// A repository file to bring a destination file to, and where.
+#[napi(object)]
+pub struct PatchFileArg {
+    /// The ids of the lists naming its chunks, in order.
+    pub lists: Vec<String>,
+    /// Its change hints' lists, when the backup stored them.
+    pub hints: Option<Vec<String>>,
+    pub len: BigInt,
+    /// The destination's file (maybe absent).
+    pub dest: String,
+    /// A free name beside it, for a whole rewrite.
+    pub temp: String,
+    /// A page-aligned heap (patched in place; else rebuilt when it differs).
+    pub heap: bool,
+}
+
 /// Brings `dest` to the repository file `lists` make, fetching only the
 /// chunks it does not hold: a heap patched in place, any other file rebuilt
 /// into `temp` when it differs; compared by the file's change `hints` when given.
 #[napi(ts_return_type = "Promise<RepoPatchResult>")]
-#[allow(clippy::too_many_arguments)]
 pub fn repo_patch_file(
     handle: u32,
-    lists: Vec<String>,
-    hints: Option<Vec<String>>,
-    len: BigInt,
-    dest: String,
-    temp: String,
-    heap: bool,
+    file: PatchFileArg,
     cancel: Option<u32>,
 ) -> Result<AsyncTask<Job<RepoPatch, RepoPatchResult>>> {
     let repo = repo(handle)?;
-    let lists = ids(&lists)?;
-    let hints = hints.as_deref().map(ids).transpose()?;
-    let len = u64_arg("len", &len)?;
+    let lists = ids(&file.lists)?;
+    let hints = file.hints.as_deref().map(ids).transpose()?;
+    let len = u64_arg("len", &file.len)?;
+    let PatchFileArg { dest, temp, heap, .. } = file;
     Ok(job(
         cancel,
         move || patch_file(&repo, &lists, hints.as_deref(), len, &PathBuf::from(dest), &PathBuf::from(temp), heap),

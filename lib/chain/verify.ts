@@ -243,7 +243,10 @@ export async function verifyChain(
       cancel.check();
       progress.fileStarted(f.expected.name, f.expected.len);
       const found = await native
-        .verifyFile(f.path, f.expected, f.artifact, f.kind, f.maxLsn, f.pages, f.map, cancel.token)
+        .verifyFile(
+          { path: f.path, ...f.expected, artifact: f.artifact, kind: f.kind, maxLsn: f.maxLsn, ...f.pages, map: f.map },
+          cancel.token,
+        )
         .catch((err) => {
           if (toBackupError(err).code === 'ERR_ABORTED') throw err; // an abort is not a finding
           return [problem(err, f.path)];

@@ -175,6 +175,21 @@ export interface ParentFileArg {
   hints: Array<string>
 }
 
+/** A repository file to bring a destination file to, and where. */
+export interface PatchFileArg {
+  /** The ids of the lists naming its chunks, in order. */
+  lists: Array<string>
+  /** Its change hints' lists, when the backup stored them. */
+  hints?: Array<string>
+  len: bigint
+  /** The destination's file (maybe absent). */
+  dest: string
+  /** A free name beside it, for a whole rewrite. */
+  temp: string
+  /** A page-aligned heap (patched in place; else rebuilt when it differs). */
+  heap: boolean
+}
+
 /**
  * Brings the heap `dest` to the state its `layers` build, writing only the
  * pages that differ from the content map (`map`, else computed from the layers).
@@ -314,7 +329,7 @@ export declare function repoOpen(location: string, password?: string | undefined
  * chunks it does not hold: a heap patched in place, any other file rebuilt
  * into `temp` when it differs; compared by the file's change `hints` when given.
  */
-export declare function repoPatchFile(handle: number, lists: Array<string>, hints: Array<string> | undefined | null, len: bigint, dest: string, temp: string, heap: boolean, cancel?: number | undefined | null): Promise<RepoPatchResult>
+export declare function repoPatchFile(handle: number, file: PatchFileArg, cancel?: number | undefined | null): Promise<RepoPatchResult>
 
 export interface RepoPatchResult {
   pagesCompared: bigint
@@ -526,7 +541,27 @@ export interface StoredFileResult {
  * `kind` is "whole", "heap", "catalog" or "delta" (the last with the
  * manifest's page list); `max_lsn` bounds page LSNs.
  */
-export declare function verifyFile(path: string, name: string, len: bigint, blake3Hex: string, artifact: string, kind: string, maxLsn: bigint, totalPages?: number | undefined | null, pageIndices?: Array<number> | undefined | null, map?: RestoreLayer | undefined | null, cancel?: number | undefined | null): Promise<VerifyFinding[]>
+export declare function verifyFile(file: VerifyFileArg, cancel?: number | undefined | null): Promise<VerifyFinding[]>
+
+/** A backup file to verify and what its manifest says of it. */
+export interface VerifyFileArg {
+  path: string
+  /** The manifest's name for it. */
+  name: string
+  len: bigint
+  blake3Hex: string
+  /** "backup" or "increment". */
+  artifact: string
+  /** "whole", "heap", "catalog" or "delta". */
+  kind: string
+  /** No page LSN may exceed it. */
+  maxLsn: bigint
+  /** A delta's page count and list (from the manifest). */
+  totalPages?: number
+  pageIndices?: Array<number>
+  /** A heap's content map, to check each page against. */
+  map?: RestoreLayer
+}
 
 export interface VerifyFinding {
   code: string

@@ -12,6 +12,13 @@ export type HeapDiff = Binding.HeapDiffResult;
 /** How `verifyFile` checks a file beyond its hash. */
 export type ContentKind = 'whole' | 'heap' | 'catalog' | 'delta';
 
+/** A file to verify (crate/src/binding.rs VerifyFileArg), with its kinds spelled out. */
+export interface VerifyFile extends Omit<Binding.VerifyFileArg, 'artifact' | 'kind' | 'map'> {
+  artifact: 'backup' | 'increment';
+  kind: ContentKind;
+  map?: RestoreLayer;
+}
+
 /** Where a heap's content map comes from: a heap file, a stored `.pagemap`, or a chain's layers. */
 export type MapSource = { heap: string } | { map: RestoreLayer } | { layers: RestoreLayer[] };
 
@@ -48,31 +55,8 @@ export const native = {
   diffHeaps: (a: MapSource, b?: MapSource, cancel?: number) => withCodes(addon.diffHeaps(a, b, cancel)),
   acquireLock: (dir: string) => withCodes(addon.acquireLock(dir)),
   releaseLock: (id: number) => withCodes(addon.releaseLock(id)),
-  verifyFile: (
-    path: string,
-    expected: { name: string; len: bigint; blake3Hex: string },
-    artifact: 'backup' | 'increment',
-    kind: ContentKind,
-    maxLsn: bigint,
-    pages?: { totalPages: number; pageIndices: number[] },
-    map?: RestoreLayer,
-    cancel?: number,
-  ) =>
-    withCodes(
-      addon.verifyFile(
-        path,
-        expected.name,
-        expected.len,
-        expected.blake3Hex,
-        artifact,
-        kind,
-        maxLsn,
-        pages?.totalPages,
-        pages?.pageIndices,
-        map,
-        cancel,
-      ),
-    ),
+  /** Checks one backup file against its manifest entry in one streamed read; problems are findings. */
+  verifyFile: (file: VerifyFile, cancel?: number) => withCodes(addon.verifyFile(file, cancel)),
   /** Rewrites the pages of heap `dest` that differ from the chain's (a delta restore). */
   patchHeap: (dest: string, layers: RestoreLayer[], map?: RestoreLayer, cancel?: number) =>
     withCodes(addon.patchHeap(dest, layers, map, cancel)),

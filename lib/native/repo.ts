@@ -98,7 +98,7 @@ export const repoNative = {
     dest: string,
     temp: string,
     cancel?: number,
-  ) => withCodes(addon.repoPatchFile(handle, file.lists, file.hints, file.len, dest, temp, file.heap, cancel)),
+  ) => withCodes(addon.repoPatchFile(handle, { ...file, dest, temp }, cancel)),
   compareFile: (handle: number, lists: string[], len: bigint, source: string, heap: boolean, cancel?: number) =>
     withCodes(addon.repoCompareFile(handle, lists, len, source, heap, cancel)),
   check: (handle: number, backups: Binding.CheckBackup[], cancel?: number) =>

@@ -1,0 +1,70 @@
+// The flags of an online backup: which live server serves the data directory,
+// as whom to log in (the password from a file, POWDB_SERVER_PASSWORD or a
+// prompt, kept apart from a repository's --password-file), how long the
+// write freeze may last, and where the live copy is staged.
+import { Option, type Command } from 'commander';
+import { givenPassword, promptHidden } from './password.js';
+import { usage } from './kit.js';
+
+export interface ServerOpts {
+  server?: string;
+  serverUser?: string;
+  serverPasswordFile?: string;
+  freezeBudget?: number;
+  staging?: string;
+}
+
+/** `500ms`, `2s`, `1.5s` or a bare number of milliseconds. */
+export function parseMillis(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(value.trim());
+  if (!m) usage(`${value}: give a duration such as 500ms or 2s`);
+  return Math.round(Number(m[1]) * (m[2] === 's' ? 1000 : 1));
+}
+
+/** `host:port` or `[v6]:port`. */
+export function parseServer(value: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value.trim());
+  const port = Number(m?.[3]);
+  if (!m || port < 1 || port > 65535) usage(`--server ${value}: give host:port, e.g. 127.0.0.1:5433`);
+  return { host: (m[1] ?? m[2])!, port };
+}
+
+export const serverFlags = (cmd: Command) =>
+  cmd
+    .option(
+      '--server <host:port>',
+      'back up while this running powdb-server serves <dataDir> (a write freeze of milliseconds)',
+    )
+    .option('--server-user <name>', 'with --server: a readwrite login (the freeze is an explicit transaction)')
+    .option(
+      '--server-password-file <file>',
+      "with --server: the login's password (else POWDB_SERVER_PASSWORD, else a prompt)",
+    )
+    .addOption(
+      new Option(
+        '--freeze-budget <duration>',
+        'with --server: the longest write freeze allowed (default 2s)',
+      ).argParser(parseMillis),
+    )
+    .option('--staging <dir>', 'with --server: where the live copy is staged (default: beside the destination)');
+
+/** The live server to back up from, or undefined for a stopped data directory. */
+export async function serverLogin(opts: ServerOpts) {
+  if (!opts.server) {
+    for (const [flag, given] of [
+      ['--server-user', opts.serverUser],
+      ['--server-password-file', opts.serverPasswordFile],
+      ['--freeze-budget', opts.freezeBudget],
+      ['--staging', opts.staging],
+    ] as const) {
+      if (given !== undefined) usage(`${flag} goes with --server`);
+    }
+    return undefined;
+  }
+  const { host, port } = parseServer(opts.server);
+  const user = opts.serverUser;
+  const password =
+    (await givenPassword(opts.serverPasswordFile, 'POWDB_SERVER_PASSWORD')) ??
+    (process.stdin.isTTY ? await promptHidden(`password of ${user ?? 'the server'} at ${opts.server}: `) : undefined);
+  return { host, port, user, password, freezeBudgetMs: opts.freezeBudget, staging: opts.staging };
+}
