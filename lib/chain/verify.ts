@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cancellable } from '../common/abort.js';
 import {
@@ -10,7 +11,7 @@ import {
   type Chain,
   type ChainState,
 } from './chain.js';
-import { compareWithSource } from '../source/compare.js';
+import { compareWithSource, type BackedFile } from '../source/compare.js';
 import { CONTENTS_FILE, contentsMissing, type Contents } from './contents.js';
 import { toBackupError } from '../common/errors.js';
 import { INCREMENT_FILE, MANIFEST_FILE, type FileEntry, type IncrementManifest } from './manifest.js';
@@ -163,6 +164,27 @@ export interface VerifyOptions extends OperationOptions {
   source?: string;
 }
 
+/** The chain's final files, each compared by its layers (a heap page by page, any other file by its hash). */
+function backedFiles(chain: Chain, state: ChainState): BackedFile[] {
+  const layersOf = histories(chain);
+  return [...state.lengths].flatMap(([name, len]) => {
+    const layers = layersOf.get(name);
+    if (!layers) return [];
+    const heap = isHeap(name) && len % 4096n === 0n;
+    const compare = async (path: string, token?: number) => {
+      const sourceLen = (await stat(path, { bigint: true })).size;
+      if (heap && sourceLen % 4096n === 0n) {
+        const d = await native.diffHeaps({ heap: path }, { layers }, token);
+        const equal = d.aPages === d.bPages && d.differingCount === 0;
+        return { equal, sourceLen, differing: d.differing, differingCount: d.differingCount };
+      }
+      const digest = await native.hashFile(path, token);
+      return { equal: digest.blake3Hex === state.wholeHashes.get(name), sourceLen, differing: [], differingCount: 0 };
+    };
+    return [{ name, len, heap, compare }];
+  });
+}
+
 /**
  * Reads the chain and checks what needs no file read: each element's
  * `contents.json`, continuity, the final file list and the sync block.
@@ -271,7 +293,7 @@ export async function verifyChain(
         `${state.contents.dir}: ${CONTENTS_FILE} lists ${state.lengths.size} files; heaps match their content maps`,
       );
     if (options.source !== undefined) {
-      const differences = await compareWithSource(chain, state, options.source, cancel.token);
+      const differences = await compareWithSource(backedFiles(chain, state), options.source, { token: cancel.token });
       errors.push(...differences);
       if (differences.length === 0) checks.push(`${options.source}: every file and page is identical to the backup`);
     }

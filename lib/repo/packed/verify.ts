@@ -5,7 +5,7 @@ import { BackupError } from '../../common/errors.js';
 import { repoNative } from '../../native/repo.js';
 import { Progress, type OperationOptions } from '../../common/progress.js';
 import type { VerifyOptions, VerifyProblem, VerifyReport } from '../../chain/verify.js';
-import { compareSnapshotWithSource } from '../source-compare.js';
+import { compareWithSource, type BackedFile } from '../../source/compare.js';
 import type { Snapshot } from '../snapshot.js';
 import type { PackedContext } from './context.js';
 
@@ -23,21 +23,48 @@ async function packProgress(handle: number, options: OperationOptions, token?: n
 /** Where packs are (crate/src/core/repo/index.rs). */
 const PACKS = 'data/';
 
+/** A snapshot's files, each compared chunk by chunk in memory (the restore drill of `verify --source`). */
+function backedFiles(repo: PackedContext, snapshot: Snapshot): BackedFile[] {
+  return snapshot.files.map((f) => ({
+    name: f.name,
+    len: f.len,
+    heap: f.heap,
+    compare: async (path: string, token?: number) => {
+      const c = await repoNative.compareFile(repo.handle.handle, f.lists, f.len, path, f.heap, token);
+      return {
+        equal: c.equal,
+        sourceLen: c.sourceLen,
+        differing: c.differing.map(Number),
+        differingCount: Number(c.differingCount),
+      };
+    },
+  }));
+}
+
+/** Compares one backup with a data directory, file by file and page by page. */
+function verifyAgainstSource(
+  repo: PackedContext,
+  source: string,
+  options: VerifyOptions & { id?: string },
+): Promise<{ id: string; report: VerifyReport }[]> {
+  return cancellable(options.signal, async (cancel) => {
+    await repoNative.refresh(repo.handle.handle);
+    const snapshot = await repo.pickSnapshot(options.id);
+    const errors = await compareWithSource(backedFiles(repo, snapshot), source, {
+      token: cancel.token,
+      onProgress: options.onProgress,
+    });
+    const checks = errors.length === 0 ? [`${source}: every file and page is identical to the backup`] : [];
+    return [{ id: snapshot.record.id, report: { ok: errors.length === 0, checks, errors } }];
+  });
+}
+
 /** Verifies every pack and backup (or, with `source`, compares one backup with a data directory). */
 export async function verify(
   repo: PackedContext,
   options: VerifyOptions & { id?: string },
 ): Promise<{ id: string; report: VerifyReport }[]> {
-  if (options.source !== undefined) {
-    const source = options.source;
-    return cancellable(options.signal, async (cancel) => {
-      await repoNative.refresh(repo.handle.handle);
-      const snapshot = await repo.pickSnapshot(options.id);
-      const errors = await compareSnapshotWithSource(repo.handle, snapshot, source, cancel.token, options.onProgress);
-      const checks = errors.length === 0 ? [`${source}: every file and page is identical to the backup`] : [];
-      return [{ id: snapshot.record.id, report: { ok: errors.length === 0, checks, errors } }];
-    });
-  }
+  if (options.source !== undefined) return verifyAgainstSource(repo, options.source, options);
   return cancellable(options.signal, async (cancel) => {
     await repoNative.refresh(repo.handle.handle);
     const ids = options.id ? [options.id] : await repo.snapshotIds();
