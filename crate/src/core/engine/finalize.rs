@@ -89,7 +89,7 @@ pub fn finalize(staged: &Path) -> CoreResult<Finalized> {
         Ok(found)
     });
     drop(lock);
-    // Checked even after a failure (so the LOCK goes), reported only after
+    // Checked even after a failure (so our LOCK goes), reported only after
     // success: the first error is the one that says what went wrong.
     let leftovers = remove_lock_and_check(staged);
     let finalized = outcome?;
@@ -175,18 +175,18 @@ fn recover(dir: &Path) -> CoreResult<u64> {
     // The drop checkpoints again: nothing is left to write.
 }
 
-/// Our lock's drop removes `LOCK`; should it not have (it named another
-/// process by then), it goes here. Then nothing the engine leaves while it
-/// works may remain: a reader lock, a temp file.
-fn remove_lock_and_check(dir: &Path) -> CoreResult<()> {
+/// Our lock's drop removes `LOCK` while it names us; should that have
+/// failed, it goes here. A `LOCK` naming another process is not ours to
+/// remove: it is reported, like anything else the engine leaves while it
+/// works (a reader lock, a temp file).
+pub(super) fn remove_lock_and_check(dir: &Path) -> CoreResult<()> {
     let lock = dir.join(LOCK_FILE);
-    match fs::remove_file(&lock) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(CoreError::io("remove", &lock, e)),
+    let ours = fs::read_to_string(&lock).is_ok_and(|pid| pid.trim() == std::process::id().to_string());
+    if ours {
+        fs::remove_file(&lock).map_err(|e| CoreError::io("remove", &lock, e))?;
     }
     match first_transient(dir)? {
-        Some(name) => Err(CoreError::new(ERR_FINALIZE, format!("the engine left {name} in {}", dir.display()))),
+        Some(name) => Err(CoreError::new(ERR_FINALIZE, format!("{name} is left in {} after finalize", dir.display()))),
         None => Ok(()),
     }
 }

@@ -9,6 +9,8 @@ mod verify;
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+use finalize::remove_lock_and_check;
 pub use finalize::{finalize, Finalized, TableSummary};
 
 use super::error::CoreError;

@@ -325,6 +325,24 @@ fn a_copy_holding_a_lock_reader_or_temp_file_is_refused() {
     }
 }
 
+/// After the engine: our LOCK goes; another process's LOCK, a reader lock
+/// or a temp file is reported, not removed.
+#[test]
+fn what_the_engine_leaves_behind_is_reported() {
+    let tmp = TempDir::new();
+    let dir = tmp.path("d");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("LOCK"), std::process::id().to_string()).unwrap();
+    remove_lock_and_check(&dir).unwrap();
+    assert_eq!(names(&dir), Vec::<String>::new());
+    for name in ["LOCK", "readers", "Ord_1.eidx.tmp"] {
+        fs::write(dir.join(name), "1").unwrap();
+        let err = remove_lock_and_check(&dir).unwrap_err();
+        assert_eq!(err.message, format!("{name} is left in {} after finalize", dir.display()));
+        fs::remove_file(dir.join(name)).unwrap();
+    }
+}
+
 #[test]
 fn not_a_data_directory() {
     let tmp = TempDir::new();
