@@ -13,7 +13,7 @@ export type BackupErrorCode =
   | 'ERR_NOT_A_BACKUP'
   | 'ERR_NOT_CHECKPOINTED'
   | 'ERR_LOCKED'
-  // No longer raised: sync-enabled directories are backed up with their sync block.
+  // Only an online backup raises it: a stopped sync-enabled directory is backed up with its sync block.
   | 'ERR_SYNC_ENABLED'
   | 'ERR_SYNC_IDENTITY'
   | 'ERR_SYNC_LINEAGE'
@@ -62,6 +62,7 @@ export type BackupErrorCode =
   | 'ERR_SERVER_PROTOCOL'
   | 'ERR_SERVER_QUERY'
   | 'ERR_FREEZE_LOST'
+  | 'ERR_ONLINE_FINALIZE'
   | (string & {});
 
 /** Every failure of this package: a message naming the file and a stable `code`. */

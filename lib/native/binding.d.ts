@@ -89,6 +89,30 @@ export interface FileLoss {
   chunksMissing: number
 }
 
+/** A staged copy recovered, checkpointed and verified by the engine. */
+export interface FinalizedCopy {
+  /** The engine's LSN after the checkpoint: the backup's source LSN. */
+  maxLsn: bigint
+  catalogVersion: number
+  /** In catalog order. */
+  tables: Array<FinalizedTable>
+}
+
+export interface FinalizedTable {
+  name: string
+  rows: bigint
+  /** Column indexes by column, expression indexes as `expr:<canonical text>`. */
+  indexes: Array<string>
+}
+
+/**
+ * Recovers the staged copy in place with the engine (WAL replay, index
+ * rebuild), checkpoints and verifies it; with `expectedRows`, also checks
+ * every table's count against them. Rejects with `ERR_ONLINE_FINALIZE`
+ * (`ERR_SYNC_ENABLED`, `ERR_UNSUPPORTED_FORMAT` before anything is written).
+ */
+export declare function finalizeStagedCopy(staged: string, expectedRows?: Array<TableRows> | undefined | null): Promise<FinalizedCopy>
+
 export interface FreezeEnded {
   /** From `begin` answered to `commit` answered. */
   heldMs: number
@@ -534,6 +558,12 @@ export interface StoredFileResult {
   newChunks: number
   /** Chunks whose id came from the parent's (unchanged, by their fast hash). */
   reused: number
+}
+
+/** A table's row count as the server reported it under the write freeze. */
+export interface TableRows {
+  table: string
+  rows: bigint
 }
 
 /**

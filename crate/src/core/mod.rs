@@ -5,6 +5,7 @@ pub mod copy;
 pub mod crashpoint;
 pub mod delta;
 pub mod digest;
+pub mod engine;
 pub mod error;
 pub mod fsio;
 pub mod heapdiff;

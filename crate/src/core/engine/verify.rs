@@ -1,0 +1,162 @@
+//! The checks after the checkpoint, on a read-only reopen (which writes
+//! nothing and refuses a WAL that still holds records). They cover what
+//! `powdb-cli verify` covers: every heap page (CRC, slot layout, row format),
+//! every row decoded through the engine's strict get (overflow chains read
+//! back), each index against the rows, links and views against the schema.
+use super::index::{IndexCheck, Indexes};
+use super::{engine_error, Finalized, TableSummary, ERR_FINALIZE};
+use crate::core::error::{CoreError, CoreResult};
+use crate::core::page::PAGE_SIZE;
+use powdb_storage::catalog::Catalog;
+use powdb_storage::data_dir::WAL_FILE;
+use powdb_storage::page::{iter_page_slots, verify_page_layout_bytes};
+use powdb_storage::row::validate_row_format;
+use powdb_storage::table::Table;
+use powdb_storage::view::ViewRegistry;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+/// A checkpointed `wal.log`: the file header alone (`PWAL`, version 1, flags 0).
+const EMPTY_WAL: [u8; 8] = *b"PWAL\x01\x00\x00\x00";
+/// Page type byte of a data page (slots and rows).
+const DATA_PAGE: u8 = 1;
+
+fn failed(message: String) -> CoreError {
+    CoreError::new(ERR_FINALIZE, message)
+}
+
+/// Checks `dir` and reads what it holds. Every failure names what failed.
+pub(super) fn verify(dir: &Path) -> CoreResult<Finalized> {
+    wal_is_empty(dir)?;
+    let catalog = Catalog::open_read_only(dir)
+        .map_err(|e| engine_error(&format!("the engine cannot reopen {} read-only", dir.display()), e))?;
+    links(&catalog)?;
+    views(dir, &catalog)?;
+    let mut tables = Vec::new();
+    for name in catalog.list_tables() {
+        tables.push(table(dir, &catalog, name)?);
+    }
+    Ok(Finalized { max_lsn: catalog.max_lsn(), catalog_version: catalog.active_catalog_version(), tables })
+}
+
+/// After the checkpoint every change is in the heaps: a record left in the
+/// WAL would be a change the backup does not hold.
+fn wal_is_empty(dir: &Path) -> CoreResult<()> {
+    let path = dir.join(WAL_FILE);
+    let mut bytes = Vec::new();
+    File::open(&path).and_then(|f| f.take(64).read_to_end(&mut bytes)).map_err(|e| CoreError::io("read", &path, e))?;
+    if bytes != EMPTY_WAL {
+        return Err(failed(format!(
+            "{} is not empty after the checkpoint ({} bytes, expected the 8-byte header alone)",
+            path.display(),
+            path.metadata().map_or(bytes.len() as u64, |m| m.len())
+        )));
+    }
+    Ok(())
+}
+
+/// Each link's owner and target tables and key columns exist (the engine's
+/// open does not check them).
+fn links(catalog: &Catalog) -> CoreResult<()> {
+    for link in catalog.links() {
+        let what = format!("link {}.{}", link.owner_type, link.name);
+        let has = |table: &str, column: &str| catalog.schema(table).map(|s| s.column_index(column).is_some());
+        match (has(&link.owner_type, &link.local_key), has(&link.target_type, &link.target_key)) {
+            (None, _) => return Err(failed(format!("{what}: owner table {} is missing", link.owner_type))),
+            (Some(false), _) => return Err(failed(format!("{what}: local key column {} is missing", link.local_key))),
+            (_, None) => return Err(failed(format!("{what}: target table {} is missing", link.target_type))),
+            (_, Some(false)) => {
+                return Err(failed(format!("{what}: target key column {} is missing", link.target_key)));
+            }
+            _ => {}
+        }
+        if catalog.link_kind(&link.owner_type, &link.name).is_none() {
+            return Err(failed(format!("{what}: its cardinality cannot be derived")));
+        }
+    }
+    Ok(())
+}
+
+/// `views.bin` parses, and each view's backing table and dependencies exist.
+fn views(dir: &Path, catalog: &Catalog) -> CoreResult<()> {
+    let registry = ViewRegistry::open(dir).map_err(|e| engine_error("views.bin", e))?;
+    registry.validate_backing_tables(catalog).map_err(|e| engine_error("views.bin", e))?;
+    for name in registry.list_views() {
+        let Some(view) = registry.get(name) else { continue };
+        if let Some(missing) = view.depends_on.iter().find(|t| catalog.schema(t).is_none()) {
+            return Err(failed(format!("view {name} depends on table {missing}, which is missing")));
+        }
+    }
+    Ok(())
+}
+
+fn table(dir: &Path, catalog: &Catalog, name: &str) -> CoreResult<TableSummary> {
+    let table = catalog.get_table(name).ok_or_else(|| failed(format!("table {name} is listed but not open")))?;
+    heap_pages(&dir.join(format!("{name}.heap")), name)?;
+    let mut indexes = Indexes::of(dir, catalog, name)?;
+    let rows = rows(name, table, &mut indexes.checks)?;
+    indexes.finish(catalog)?;
+    Ok(TableSummary { name: name.to_string(), rows, indexes: indexes.names })
+}
+
+/// Every page straight off disk (not through the engine's caches): its CRC
+/// where it has one, its slot layout, each row's format; named by page.
+fn heap_pages(path: &Path, table: &str) -> CoreResult<()> {
+    let mut file = File::open(path).map_err(|e| CoreError::io("open", path, e))?;
+    let mut page = vec![0u8; PAGE_SIZE];
+    let mut page_id = 0u64;
+    loop {
+        match read_page(&mut file, &mut page) {
+            Ok(false) => return Ok(()),
+            Ok(true) => {}
+            Err(e) => return Err(failed(format!("table {table}: {}: page {page_id}: {e}", path.display()))),
+        }
+        let checked = verify_page_layout_bytes(&page).map_err(io::Error::from).and_then(|()| {
+            if page[4] != DATA_PAGE {
+                return Ok(());
+            }
+            iter_page_slots(&page).try_for_each(|(slot, row)| {
+                validate_row_format(row).map_err(|e| io::Error::other(format!("slot {slot}: {e}")))
+            })
+        });
+        if let Err(e) = checked {
+            return Err(failed(format!("table {table}: page {page_id} of {}: {e}", path.display())));
+        }
+        page_id += 1;
+    }
+}
+
+/// One whole page into `page`; false at the end of the file.
+fn read_page(file: &mut File, page: &mut [u8]) -> io::Result<bool> {
+    let mut filled = 0;
+    while filled < page.len() {
+        match file.read(&mut page[filled..])? {
+            0 if filled == 0 => return Ok(false),
+            0 => return Err(io::Error::other(format!("the heap ends {filled} bytes into it (not whole pages)"))),
+            n => filled += n,
+        }
+    }
+    Ok(true)
+}
+
+/// Each row the heap lists, decoded through the strict get (which follows
+/// overflow chains and fails where a scan would hand back empty cells), and
+/// handed to the index checks. Returns the count.
+fn rows(name: &str, table: &Table, checks: &mut [IndexCheck]) -> CoreResult<u64> {
+    let mut count = 0u64;
+    for item in table.heap.scan() {
+        let (rid, raw) = item.map_err(|e| engine_error(&format!("table {name}: scanning rows"), e))?;
+        let at = format!("table {name}: row {}:{}", rid.page_id, rid.slot_index);
+        validate_row_format(&raw).map_err(|e| engine_error(&at, e))?;
+        let row = table
+            .get(rid)
+            .map_err(|e| engine_error(&at, e))?
+            .ok_or_else(|| failed(format!("{at} is listed by the scan but cannot be read")))?;
+        for check in checks.iter_mut() {
+            check.row(table, rid, &row)?;
+        }
+        count += 1;
+    }
+    Ok(count)
+}
