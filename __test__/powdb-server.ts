@@ -36,6 +36,8 @@ export interface StartOptions {
   users?: User[];
   /** Extra environment for the server, e.g. POWDB_TX_MAX_LIFETIME_MS. */
   env?: Record<string, string>;
+  /** Serve this existing data directory (e.g. a restored copy; left in place) instead of a new one. */
+  dataDir?: string;
 }
 
 /** What a finished powdb-cli run printed. */
@@ -173,9 +175,9 @@ export async function startPowdbServer(options: StartOptions = {}): Promise<Powd
   const { server: serverBin, cli } = powdbBinaries();
   const base = mkdtempSync(join(tmpdir(), 'powdb-online-'));
   scratch.push(base);
-  const dataDir = join(base, 'data');
+  const dataDir = options.dataDir ?? join(base, 'data');
   const portFile = join(base, 'data.port');
-  mkdirSync(dataDir, { mode: 0o700 });
+  if (!options.dataDir) mkdirSync(dataDir, { mode: 0o700 });
   for (const u of options.users ?? []) {
     const r = await startCli(
       cli,
