@@ -62,6 +62,9 @@ export type BackupErrorCode =
   | 'ERR_SERVER_PROTOCOL'
   | 'ERR_SERVER_QUERY'
   | 'ERR_FREEZE_LOST'
+  | 'ERR_FREEZE_BUDGET'
+  | 'ERR_SERVER_MISMATCH'
+  | 'ERR_WAL_OFF'
   | (string & {});
 
 /** Every failure of this package: a message naming the file and a stable `code`. */
