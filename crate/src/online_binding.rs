@@ -1,9 +1,10 @@
 #![cfg_attr(test, allow(dead_code))] // napi-derive compiles registration out of test builds
-//! A live powdb-server, off the JS thread: the LSN probe and the write
-//! freeze (`core::online`). A freeze lives here between its `begin` and its
-//! `commit`, by id, as repositories do in `repo_binding.rs`.
+//! A live powdb-server, off the JS thread: the LSN probe, the write freeze
+//! and the stage of a consistent copy (`core::online`). A freeze lives here
+//! between its `begin` and its `commit`, by id, as repositories do in
+//! `repo_binding.rs`.
 use crate::binding::{job, Job};
-use crate::core::online::{probe, Connection, Freeze, Login, Probe};
+use crate::core::online::{probe, stage_live, Connection, Freeze, Login, Probe, StageOptions, StageReport};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::collections::HashMap;
@@ -146,4 +147,107 @@ pub fn server_freeze_commit(id: u32) -> Result<AsyncTask<Job<Duration, FreezeEnd
 #[napi]
 pub fn server_freeze_drop(id: u32) -> bool {
     freezes().remove(&id).is_some()
+}
+
+/// How a stage may freeze; the `test*` options break it on purpose, for tests only.
+#[napi(object)]
+pub struct ServerStageOptions {
+    /// The longest a freeze may hold writers (default 2000).
+    pub budget_ms: Option<u32>,
+    /// Attempts with a short freeze before the last resort, a refresh under the freeze (default 5).
+    pub max_attempts: Option<u32>,
+    /// Test only: keep the copy whatever happened during the pass (no window check).
+    pub test_skip_window_check: Option<bool>,
+    /// Test only: statements run on a connection of their own between the first pass and the first freeze.
+    pub test_before_freeze: Option<Vec<String>>,
+    /// Test only: how long the first freeze sleeps before its work.
+    pub test_hold_freeze_ms: Option<u32>,
+}
+
+impl ServerStageOptions {
+    fn into_options(self) -> StageOptions {
+        let mut options = StageOptions::default();
+        if let Some(ms) = self.budget_ms {
+            options.budget = Duration::from_millis(ms.into());
+        }
+        if let Some(n) = self.max_attempts {
+            options.max_attempts = n;
+        }
+        options.test.skip_window_check = self.test_skip_window_check.unwrap_or(false);
+        options.test.before_first_freeze = self.test_before_freeze.unwrap_or_default();
+        options.test.hold_first_freeze = Duration::from_millis(self.test_hold_freeze_ms.unwrap_or(0).into());
+        options
+    }
+}
+
+/// What a stage did (`core::online::StageReport`).
+#[napi(object, object_from_js = false)]
+pub struct ServerStageReport {
+    /// The freeze whose copy was kept: from `begin` answered to `commit` answered.
+    pub freeze_ms: f64,
+    /// Of `freezeMs`, the time spent working under the freeze (to `commit` sent); the rest is the commit's round trip.
+    pub freeze_work_ms: f64,
+    /// When the kept freeze began, in ms since the Unix epoch: the copy holds what was committed before it.
+    pub frozen_at_unix_ms: f64,
+    /// The longest of all its freezes, given-up attempts' included.
+    pub longest_freeze_ms: f64,
+    pub attempts: u32,
+    /// Why each attempt before the last was given up.
+    pub retries: Vec<String>,
+    /// Whether the kept attempt refreshed heaps under the freeze (the last resort).
+    pub refreshed_under_freeze: bool,
+    pub heap_pages: u64,
+    /// Staged pages written again because they had changed since their copy.
+    pub pages_recopied: u64,
+    pub torn_rereads: u64,
+    pub wal_bytes: u64,
+    /// The LSN the copy reaches: the record before the freeze's Begin.
+    pub freeze_lsn: u64,
+    /// The freeze's Begin (its Commit follows in the server's log).
+    pub begin_lsn: u64,
+}
+
+impl From<StageReport> for ServerStageReport {
+    fn from(r: StageReport) -> Self {
+        ServerStageReport {
+            freeze_ms: r.freeze_ms,
+            freeze_work_ms: r.freeze_work_ms,
+            frozen_at_unix_ms: r.frozen_at_unix_ms,
+            longest_freeze_ms: r.longest_freeze_ms,
+            attempts: r.attempts,
+            retries: r.retries,
+            refreshed_under_freeze: r.refreshed_under_freeze,
+            heap_pages: r.heap_pages,
+            pages_recopied: r.pages_recopied,
+            torn_rereads: r.torn_rereads,
+            wal_bytes: r.wal_bytes,
+            freeze_lsn: r.freeze_lsn,
+            begin_lsn: r.begin_lsn,
+        }
+    }
+}
+
+/// Stages a consistent copy of `dataDir`, which the server at `login`
+/// serves, into `staging` (an empty directory): the heaps, `wal.log` and the
+/// small files, which the engine's normal open recovers.
+#[napi(ts_return_type = "Promise<ServerStageReport>")]
+pub fn server_stage(
+    data_dir: String,
+    staging: String,
+    login: ServerLogin,
+    options: Option<ServerStageOptions>,
+) -> Result<AsyncTask<Job<StageReport, ServerStageReport>>> {
+    let login = login.into_login()?;
+    let options = options.map(ServerStageOptions::into_options).unwrap_or_default();
+    if options.budget.is_zero() || options.max_attempts == 0 {
+        return Err(Error::new(
+            Status::InvalidArg,
+            "ERR_INVALID_ARG: budgetMs and maxAttempts must be positive".to_string(),
+        ));
+    }
+    Ok(job(
+        None,
+        move || stage_live(std::path::Path::new(&data_dir), std::path::Path::new(&staging), &login, &options),
+        ServerStageReport::from,
+    ))
 }

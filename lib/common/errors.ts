@@ -63,6 +63,9 @@ export type BackupErrorCode =
   | 'ERR_SERVER_QUERY'
   | 'ERR_FREEZE_LOST'
   | 'ERR_ONLINE_FINALIZE'
+  | 'ERR_FREEZE_BUDGET'
+  | 'ERR_SERVER_MISMATCH'
+  | 'ERR_WAL_OFF'
   | (string & {});
 
 /** Every failure of this package: a message naming the file and a stable `code`. */

@@ -514,6 +514,53 @@ export interface ServerProbe {
   sync: ServerSyncStatus
 }
 
+/**
+ * Stages a consistent copy of `dataDir`, which the server at `login`
+ * serves, into `staging` (an empty directory): the heaps, `wal.log` and the
+ * small files, which the engine's normal open recovers.
+ */
+export declare function serverStage(dataDir: string, staging: string, login: ServerLogin, options?: ServerStageOptions | undefined | null): Promise<ServerStageReport>
+
+/** How a stage may freeze; the `test*` options break it on purpose, for tests only. */
+export interface ServerStageOptions {
+  /** The longest a freeze may hold writers (default 2000). */
+  budgetMs?: number
+  /** Attempts with a short freeze before the last resort, a refresh under the freeze (default 5). */
+  maxAttempts?: number
+  /** Test only: keep the copy whatever happened during the pass (no window check). */
+  testSkipWindowCheck?: boolean
+  /** Test only: statements run on a connection of their own between the first pass and the first freeze. */
+  testBeforeFreeze?: Array<string>
+  /** Test only: how long the first freeze sleeps before its work. */
+  testHoldFreezeMs?: number
+}
+
+/** What a stage did (`core::online::StageReport`). */
+export interface ServerStageReport {
+  /** The freeze whose copy was kept: from `begin` answered to `commit` answered. */
+  freezeMs: number
+  /** Of `freezeMs`, the time spent working under the freeze (to `commit` sent); the rest is the commit's round trip. */
+  freezeWorkMs: number
+  /** When the kept freeze began, in ms since the Unix epoch: the copy holds what was committed before it. */
+  frozenAtUnixMs: number
+  /** The longest of all its freezes, given-up attempts' included. */
+  longestFreezeMs: number
+  attempts: number
+  /** Why each attempt before the last was given up. */
+  retries: Array<string>
+  /** Whether the kept attempt refreshed heaps under the freeze (the last resort). */
+  refreshedUnderFreeze: boolean
+  heapPages: bigint
+  /** Staged pages written again because they had changed since their copy. */
+  pagesRecopied: bigint
+  tornRereads: bigint
+  walBytes: bigint
+  /** The LSN the copy reaches: the record before the freeze's Begin. */
+  freezeLsn: bigint
+  /** The freeze's Begin (its Commit follows in the server's log). */
+  beginLsn: bigint
+}
+
 /** The server's status for the probe's replica id (`WireSyncStatus`). */
 export interface ServerSyncStatus {
   replicaId: string

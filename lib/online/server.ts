@@ -1,13 +1,19 @@
 // A live powdb-server, through the native client (crate/src/online_binding.rs
-// over crate/src/core/online): the LSN probe and the write freeze. Every call
-// runs off the JS thread and rejects with a BackupError (ERR_SERVER_*,
-// ERR_FREEZE_LOST).
+// over crate/src/core/online): the LSN probe, the write freeze and the stage of
+// a consistent copy. Every call runs off the JS thread and rejects with a
+// BackupError (ERR_SERVER_*, ERR_FREEZE_LOST, ERR_FREEZE_BUDGET, ERR_WAL_OFF).
 import { BackupError, withCodes } from '../common/errors.js';
 import { addon } from '../native/addon.js';
-import type { ServerLogin, ServerProbe } from '../native/binding.js';
+import type { ServerLogin, ServerProbe, ServerStageOptions, ServerStageReport } from '../native/binding.js';
 
 // The shapes come from the generated binding.d.ts (crate/src/online_binding.rs).
-export type { ServerLogin, ServerProbe, ServerSyncStatus } from '../native/binding.js';
+export type {
+  ServerLogin,
+  ServerProbe,
+  ServerStageOptions,
+  ServerStageReport,
+  ServerSyncStatus,
+} from '../native/binding.js';
 
 /** Drops a freeze that was garbage-collected unended, so its connection (and the server's gate) is not held until exit. */
 const unended = new FinalizationRegistry<number>((id) => addon.serverFreezeDrop(id));
@@ -73,4 +79,21 @@ export class ServerFreeze {
     unended.unregister(this);
     return id;
   }
+}
+
+/**
+ * Stages a consistent copy of `dataDir`, the data directory the server at
+ * `login` serves (on this host), into `staging`, an empty directory: its heaps
+ * copied page by page without a freeze, then, under a write freeze of
+ * milliseconds, its `wal.log` and small files. The engine's normal open of
+ * `staging` recovers it (WAL replay, index rebuild). Nothing is written into
+ * `dataDir`. On failure `staging` holds a partial copy, to be removed.
+ */
+export function serverStage(
+  dataDir: string,
+  staging: string,
+  login: ServerLogin,
+  options?: ServerStageOptions,
+): Promise<ServerStageReport> {
+  return call(() => addon.serverStage(dataDir, staging, login, options));
 }

@@ -9,7 +9,18 @@
 //! `ERR_SERVER_TIMEOUT`, `ERR_SERVER_AUTH`, `ERR_SERVER_ROLE`,
 //! `ERR_SERVER_BUSY`, `ERR_SERVER_PROTOCOL`, `ERR_SERVER_QUERY` and
 //! `ERR_FREEZE_LOST`.
+mod capture;
+mod heaps;
+mod held;
+pub mod pages;
+mod report;
+mod source;
+pub mod stage;
+pub mod walstate;
 pub mod wire;
+
+#[cfg(test)]
+mod stage_tests;
 
 use super::error::{CoreError, CoreResult};
 use std::io::{self, Read, Write};
@@ -17,6 +28,7 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 use wire::{class, ServerFrame};
 
+pub use stage::{stage_live, StageOptions, StageReport, StageTestHooks};
 pub use wire::{ServerHello, SyncStatus};
 
 /// The replica id the probe asks about. No cursor is ever registered under

@@ -1,0 +1,141 @@
+//! A freeze held under a budget. Writers queue behind a freeze and the server
+//! fails them after its `POWDB_TX_WAIT_TIMEOUT_MS` (5 s by default), so a
+//! watchdog thread commits the freeze itself once most of the budget is
+//! spent, whatever the stage's own thread is doing (even blocked in a read):
+//! the stage then finds the freeze gone and gives up the attempt with
+//! `ERR_FREEZE_BUDGET`, instead of holding writers until they fail.
+use super::{Connection, Freeze};
+use crate::core::error::{CoreError, CoreResult};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+struct Shared {
+    freeze: Mutex<Option<Freeze>>,
+    wake: Condvar,
+    expired: AtomicBool,
+    /// How long the freeze held when the watchdog committed it.
+    watchdog_held: Mutex<Option<Duration>>,
+}
+
+/// A held freeze and its watchdog.
+pub struct HeldFreeze {
+    shared: Arc<Shared>,
+    watchdog: Option<JoinHandle<()>>,
+    began: Instant,
+    began_wall: SystemTime,
+    budget: Duration,
+}
+
+impl HeldFreeze {
+    /// Sends `begin` on `conn`; the watchdog commits at 90 % of `budget`
+    /// (leaving the rest for the commit's round trip).
+    pub fn begin(conn: Connection, budget: Duration) -> CoreResult<HeldFreeze> {
+        let freeze = conn.freeze()?;
+        let (began, began_wall) = (Instant::now(), SystemTime::now());
+        let shared = Arc::new(Shared {
+            freeze: Mutex::new(Some(freeze)),
+            wake: Condvar::new(),
+            expired: false.into(),
+            watchdog_held: Mutex::new(None),
+        });
+        let watched = Arc::clone(&shared);
+        let deadline = began + budget.mul_f64(0.9);
+        let watchdog = std::thread::Builder::new()
+            .name("powdb-freeze-watchdog".into())
+            .spawn(move || watch(&watched, began, deadline))
+            .map_err(|e| CoreError::new("EIO", format!("cannot start the freeze watchdog: {e}")))?;
+        Ok(HeldFreeze { shared, watchdog: Some(watchdog), began, began_wall, budget })
+    }
+
+    /// The error to stop with, if the watchdog has ended the freeze or the
+    /// operation was aborted; asked between chunks of work under the freeze.
+    pub fn stop(&self) -> Option<CoreError> {
+        if self.shared.expired.load(Ordering::Relaxed) {
+            return Some(self.over_budget());
+        }
+        crate::core::cancel::check().err()
+    }
+
+    fn over_budget(&self) -> CoreError {
+        CoreError::new(
+            "ERR_FREEZE_BUDGET",
+            format!(
+                "the work under the write freeze did not end within its budget of {} ms, so the freeze was \
+                 ended to let writers through and the attempt given up",
+                self.budget.as_millis()
+            ),
+        )
+    }
+
+    /// Ends the freeze with `commit`: how long it held (`begin` answered to
+    /// `commit` answered), and how long the writers waited in any case.
+    /// `ERR_FREEZE_BUDGET` if the watchdog ended it first; `ERR_FREEZE_LOST`
+    /// if the server had.
+    pub fn commit(mut self) -> (CoreResult<Duration>, Duration) {
+        match self.take() {
+            Some(freeze) => {
+                let committed = freeze.commit();
+                let held = *committed.as_ref().unwrap_or(&self.began.elapsed());
+                (committed, held)
+            }
+            None => {
+                let held = self.shared.watchdog_held.lock().unwrap_or_else(|p| p.into_inner()).unwrap_or_default();
+                (Err(self.over_budget()), held)
+            }
+        }
+    }
+
+    /// Takes the freeze from the watchdog (None if it already committed it)
+    /// and waits for the watchdog to end.
+    fn take(&mut self) -> Option<Freeze> {
+        let freeze = self.shared.freeze.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.shared.wake.notify_all();
+        if let Some(watchdog) = self.watchdog.take() {
+            let _ = watchdog.join();
+        }
+        freeze
+    }
+
+    /// When `begin` was answered, in milliseconds since the Unix epoch.
+    pub fn began_unix_ms(&self) -> f64 {
+        self.began_wall.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    }
+
+    /// How long the freeze has held so far.
+    pub fn held(&self) -> Duration {
+        self.began.elapsed()
+    }
+}
+
+/// A freeze given up on an error path is committed, not dropped: dropping
+/// would make the server roll back, which checkpoints and reuses our LSN.
+impl Drop for HeldFreeze {
+    fn drop(&mut self) {
+        if let Some(freeze) = self.take() {
+            let _ = freeze.commit();
+        }
+    }
+}
+
+fn watch(shared: &Shared, began: Instant, deadline: Instant) {
+    let mut slot = shared.freeze.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        if slot.is_none() {
+            return;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        slot = shared.wake.wait_timeout(slot, left).unwrap_or_else(|p| p.into_inner()).0;
+    }
+    let freeze = slot.take();
+    shared.expired.store(true, Ordering::Relaxed);
+    drop(slot);
+    if let Some(freeze) = freeze {
+        let held = freeze.commit().unwrap_or_else(|_| began.elapsed());
+        *shared.watchdog_held.lock().unwrap_or_else(|p| p.into_inner()) = Some(held);
+    }
+}
