@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { chainState, histories, readChain, storedMap, type ChainState } from './chain.js';
 import {
   CONTENTS_FILE,
@@ -23,19 +23,22 @@ import { native, type HashResult, type MapSource, type RestoreLayer } from '../n
 import { DEFAULT_CONCURRENCY, mapLimit } from '../common/pool.js';
 import { cancellable, type Cancellation } from '../common/abort.js';
 import { crashPoint } from '../common/crashpoint.js';
-import {
-  assertUnchanged,
-  manifestCatalogVersion,
-  withDataDir,
-  type DataDirSnapshot,
-  type SourceFile,
-} from '../source/datadir.js';
+import { assertUnchanged, manifestCatalogVersion, type DataDirSnapshot, type SourceFile } from '../source/datadir.js';
 import { Progress, type OperationOptions } from '../common/progress.js';
 import { buildAtomically, writeFileDurably } from '../common/staging.js';
 import { assertSameLineage, syncBlock, type SyncBlock } from '../source/sync.js';
+import { withBackupSource, type LiveServer, type OnlineReport } from '../source/backup-source.js';
 
 /** Options of `fullBackup` and `incrementalBackup`. */
 export interface BackupOptions extends OperationOptions {
+  /**
+   * Back up while this live server serves the data directory: a copy is
+   * staged with a write freeze of milliseconds and recovered by the engine
+   * before it is stored (docs/online.md). Without it the directory must be stopped.
+   */
+  server?: LiveServer;
+  /** Called with what an online backup's freeze and recovery did (with `server`). */
+  onOnline?: (report: OnlineReport) => void;
   /**
    * An extra file to store in the backup, made from its manifest and written
    * just before it (the repository's catalog record). Restores ignore it.
@@ -104,8 +107,9 @@ const maxOf = (values: bigint[]) => values.reduce((a, b) => (b > a ? b : a), 0n)
  */
 export async function fullBackup(dataDir: string, dest: string, options: BackupOptions = {}): Promise<BackupManifest> {
   return cancellable(options.signal, (cancel) =>
-    withDataDir(dataDir, (source) =>
-      buildAtomically(dest, 'backup', async (staging) => {
+    withBackupSource(dataDir, options.server, dirname(resolve(dest)), (source, online) => {
+      if (online) options.onOnline?.(online);
+      return buildAtomically(dest, 'backup', async (staging) => {
         const copies = await forEachFile(source, options, cancel, (f) =>
           native.copyHashed(
             f.path,
@@ -135,8 +139,8 @@ export async function fullBackup(dataDir: string, dest: string, options: BackupO
         );
         await finish(staging, manifest, entries, options, cancel);
         return manifest;
-      }),
-    ),
+      });
+    }),
   );
 }
 
@@ -255,7 +259,8 @@ export async function incrementalBackup(
 ): Promise<IncrementManifest> {
   const chain = await baseChain(base);
   return cancellable(options.signal, (cancel) =>
-    withDataDir(dataDir, (source) => {
+    withBackupSource(dataDir, options.server, dirname(resolve(dest)), (source, online) => {
+      if (online) options.onOnline?.(online);
       assertSameLineage(
         chain.state.sync?.identity,
         source.sync,

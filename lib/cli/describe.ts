@@ -8,6 +8,7 @@ import type { SyncOutcome } from '../source/sync.js';
 import type { ArchiveLineage } from '../repo/archive.js';
 import type { DeltaSummary } from '../restore/inplace.js';
 import type { VerifyReport } from '../chain/verify.js';
+import type { OnlineReport } from '../online/live-copy.js';
 
 /** What a delta restore compared, rewrote and removed. */
 export function deltaNote(d: DeltaSummary | undefined): string {
@@ -174,4 +175,10 @@ export function repairSummary(r: RepairResult): string {
   }
   if (r.chunksLost > 0) lines.push('run a backup now: it stores the lost chunks again from its source');
   return lines.join('\n');
+}
+
+/** What an online backup's freeze cost the server's writers. */
+export function onlineLine(r: OnlineReport): string {
+  const retried = r.attempts > 1 ? `, ${r.attempts} attempts (${r.retries.join('; ')})` : '';
+  return `online: writers waited ${r.freeze_ms.toFixed(1)} ms (freeze at ${r.frozen_at}), ${r.pages_recopied} of ${r.heap_pages} pages copied again, LSN ${r.source_lsn}${retried}`;
 }

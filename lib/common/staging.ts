@@ -106,3 +106,20 @@ export async function buildAtomically<T>(
     throw error;
   }
 }
+
+/**
+ * Runs `work` in a private (0700) scratch directory in `parent`, removed
+ * afterwards; named like a staging directory, so one a killed process left
+ * is removed by the next run (removeAbandonedStaging).
+ */
+export async function withScratchDir<T>(parent: string, label: string, work: (dir: string) => Promise<T>): Promise<T> {
+  await mkdir(parent, { recursive: true, mode: 0o700 });
+  await removeAbandonedStaging(parent);
+  const dir = join(parent, `${STAGING_MARK}${label}-${process.pid}-${randomBytes(4).toString('hex')}`);
+  await mkdir(dir, { mode: 0o700 });
+  try {
+    return await work(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

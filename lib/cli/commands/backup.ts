@@ -11,16 +11,18 @@ import {
   type Common,
   type RepoOpts,
 } from '../kit.js';
-import { fullSummary, incrementSummary, recordLine } from '../describe.js';
+import { fullSummary, incrementSummary, onlineLine, recordLine } from '../describe.js';
+import { serverFlags, serverLogin, type ServerOpts } from '../server-login.js';
+import type { OnlineReport } from '../../online/live-copy.js';
 import type { BackupType } from '../../repo/repository.js';
 
 export function register(program: Command): void {
   common(
-    repoAccess(program.command('backup'))
+    serverFlags(repoAccess(program.command('backup')))
       .description(
-        'back up a checkpointed data directory: into a repository, or to <dest> (full, or incremental on --base)',
+        'back up a data directory (stopped, or served by a live server with --server): into a repository, or to <dest> (full, or incremental on --base)',
       )
-      .argument('<dataDir>', 'PowDB data directory (the server must be stopped cleanly)')
+      .argument('<dataDir>', 'PowDB data directory (stopped cleanly, or served by the --server given)')
       .argument('[dest]', 'new backup directory (must not exist or be empty); not with --repo')
       .option(
         '--base <backupDir>',
@@ -41,21 +43,31 @@ export function register(program: Command): void {
       .addHelpText(
         'after',
         '\nExamples:\n  powdb-backup backup ./data --repo ./backups --type full\n  powdb-backup backup ./data --repo ./backups\n' +
-          '  powdb-backup backup ./data ./backups/full\n  powdb-backup backup ./data ./backups/inc1 --base ./backups/full',
+          '  powdb-backup backup ./data ./backups/full\n  powdb-backup backup ./data ./backups/inc1 --base ./backups/full\n' +
+          '  POWDB_SERVER_PASSWORD=... powdb-backup backup /var/lib/powdb --repo ./backups --server 127.0.0.1:5433 --server-user backup',
       ),
   ).action(
     async (
       dataDir: string,
       dest: string | undefined,
-      opts: Common & RepoOpts & { base?: string[]; repo?: string; type?: BackupType; sameDatabase?: boolean },
+      opts: Common &
+        RepoOpts &
+        ServerOpts & { base?: string[]; repo?: string; type?: BackupType; sameDatabase?: boolean },
     ) => {
-      const run = await operation(opts);
+      const server = await serverLogin(opts);
+      let online: OnlineReport | undefined;
+      const run = { ...(await operation(opts)), server, onOnline: (r: OnlineReport) => (online = r) };
+      const withOnline = (line: string) => (online ? `${line}\n${onlineLine(online)}` : line);
       if (opts.repo) {
         if (dest || opts.base) usage('--repo picks the destination and the base: give neither <dest> nor --base');
         const record = await (
           await openRepository(opts.repo, opts)
         ).backup(dataDir, { ...run, type: opts.type ?? 'incr', sameDatabase: Boolean(opts.sameDatabase) });
-        return print(Boolean(opts.json), record, `backup ${recordLine(record)}`);
+        return print(
+          Boolean(opts.json),
+          { ...record, ...(online && { online }) },
+          withOnline(`backup ${recordLine(record)}`),
+        );
       }
       if (!dest) usage('missing <dest> (or --repo)');
       if (opts.type) usage('--type goes with --repo');
@@ -63,11 +75,15 @@ export function register(program: Command): void {
       if (!opts.base) {
         const { fullBackup } = await import('../../chain/backup.js');
         const m = await fullBackup(dataDir, dest, run);
-        return print(Boolean(opts.json), { kind: 'full', dest, manifest: m }, fullSummary(m, dest));
+        return print(Boolean(opts.json), { kind: 'full', dest, manifest: m, online }, withOnline(fullSummary(m, dest)));
       }
       const { incrementalBackup } = await import('../../chain/backup.js');
       const m = await incrementalBackup(dataDir, opts.base, dest, run);
-      print(Boolean(opts.json), { kind: 'incremental', dest, manifest: m }, incrementSummary(m, dest));
+      print(
+        Boolean(opts.json),
+        { kind: 'incremental', dest, manifest: m, online },
+        withOnline(incrementSummary(m, dest)),
+      );
     },
   );
 }

@@ -1,10 +1,12 @@
 // A backup into a format-2 repository: every file of the data directory
 // stored as chunks (only new ones written), then the index, then, last, the
 // snapshot: a backup is visible only once whole.
+import { dirname } from 'node:path';
 import { cancellable, type Cancellation } from '../../common/abort.js';
 import { sourceSyncBlock } from '../../chain/backup.js';
 import { crashPoint } from '../../common/crashpoint.js';
-import { assertUnchanged, manifestCatalogVersion, withDataDir, type DataDirSnapshot } from '../../source/datadir.js';
+import { assertUnchanged, manifestCatalogVersion, type DataDirSnapshot } from '../../source/datadir.js';
+import { withBackupSource } from '../../source/backup-source.js';
 import { BackupError } from '../../common/errors.js';
 import { native } from '../../native/core.js';
 import { repoNative, type StoredFile } from '../../native/repo.js';
@@ -49,7 +51,10 @@ export async function backup(
       const plan = await planBackup(repo, dataDir, options);
       if (plan.identity) await archiveFirst(repo, dataDir, plan.identity, cancel);
       try {
-        return await withDataDir(dataDir, async (source) => {
+        // A local repository stages an online copy beside itself; one on object storage, in the temporary directory.
+        const stagingParent = repo.handle.remote ? undefined : dirname(repo.dir);
+        return await withBackupSource(dataDir, options.server, stagingParent, async (source, online) => {
+          if (online) options.onOnline?.(online);
           assertSameLineage(plan.identity, source.sync, `${dataDir}: sync identity changed while backing up`);
           crashPoint('lock-acquired');
           const stored = await storeFiles(repo, source, plan, options, cancel);
