@@ -11,7 +11,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { CLI, tmp } from '../helpers.js';
+import { CLI, reference, tmp } from '../helpers.js';
 import { startPowdbServer, type PowdbServer, type User } from '../powdb-server.js';
 import { checkRestored, startWorkload, type FreezeWindow, type RunLog } from './workload.js';
 import { envFor, freshPrefix, s3Targets } from '../s3/targets.js';
@@ -91,6 +91,11 @@ describe('online backup of a busy server', () => {
     const log = await load.stop();
     await expectExact([full], log, first.online!);
     await expectExact([full, '--apply', inc], log, second.online!);
+    // The reference crate restores the online chain as well (the same format as an offline one).
+    const byReference = join(tmp(), 'by-reference');
+    reference('new', 'restore', full, byReference, '--apply', inc);
+    const result = await checkRestored(byReference, log, windowOf(second.online!));
+    expect(result.failures, `workload seed ${result.seed}`).toEqual([]);
   });
 
   it('backups into a repository, with DDL under way, restore exactly', { timeout: 240_000 }, async () => {
