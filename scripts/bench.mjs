@@ -1,25 +1,27 @@
 // `npm run bench`: ours against the reference crate `powdb-backup` (0.29.0, on
 // the same engine generation), on databases the real engine creates.
 //
-//   node scripts/bench.mjs [--sizes 64,1024] [--big] [--runs 3] [--part all|core|repo|s3|disk] [--smoke] [--readme]
+//   node scripts/bench.mjs [--sizes 64,1024] [--big] [--runs 3] [--part all|core|repo|s3|disk|online] [--smoke] [--readme]
 //
 // --big adds 4096 MiB; --part picks the tables (core: against the reference;
 // repo: format-2 repositories; s3: a repository on a local SeaweedFS against
 // rclone; disk: ours as a percentage of the machine's ceilings, `cp -r` +
 // `sync` and read + hash, CLI start-up and delta restore; at 1024 MiB unless
-// --sizes is given); --smoke runs 64 MiB once and checks that restores are
+// --sizes is given; online: backups of a live powdb-server with writers busy,
+// their write freeze and time against an offline backup); --smoke runs 64 MiB once and checks that restores are
 // correct, without judging times; --readme rewrites the tables of the parts
 // that ran in docs/benchmarks.md (linked from the README).
 //
-// Each part is a module under scripts/bench/ (core, repo, s3, disk); kit.mjs
+// Each part is a module under scripts/bench/ (core, repo, s3, disk, online); kit.mjs
 // holds what they share, report.mjs the reports' text and the --readme rewrite.
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { benchSize } from './bench/core.mjs';
 import { benchDiskAll } from './bench/disk.mjs';
 import { fmt } from './bench/kit.mjs';
+import { benchOnlineAll } from './bench/online.mjs';
 import { benchRepo } from './bench/repo.mjs';
-import { coreReport, diskReport, repoReport, rewriteReadme, s3Report } from './bench/report.mjs';
+import { coreReport, diskReport, onlineReport, repoReport, rewriteReadme, s3Report } from './bench/report.mjs';
 import { benchS3All } from './bench/s3.mjs';
 
 const { values: opts } = parseArgs({
@@ -32,7 +34,7 @@ const { values: opts } = parseArgs({
     part: { type: 'string', default: 'all' },
   },
 });
-const PARTS = ['core', 'repo', 's3', 'disk'];
+const PARTS = ['core', 'repo', 's3', 'disk', 'online'];
 if (opts.part !== 'all' && !PARTS.includes(opts.part)) {
   console.error(`--part: one of all, ${PARTS.join(', ')} (not ${opts.part})`);
   process.exit(2);
@@ -52,11 +54,11 @@ const method = (part, list = sizes) => ({
 });
 
 /** Runs a part; a smoke run says how long it took (its restores were checked on the way). */
-async function timed(name, bench) {
+async function timed(name, bench, checked = 'restores byte-identical') {
   const started = performance.now();
   const result = await bench();
   const took = (performance.now() - started) / 1000;
-  if (opts.smoke) console.error(`${name}: the smoke run took ${fmt(took, 1)} s, restores byte-identical`);
+  if (opts.smoke) console.error(`${name}: the smoke run took ${fmt(took, 1)} s, ${checked}`);
   return result;
 }
 
@@ -77,6 +79,16 @@ if (part('disk')) {
   const disk = await timed('disk', () => benchDiskAll(diskSizes, runs, opts.smoke));
   reports['bench-disk'] = diskReport(disk, method('disk', diskSizes));
 }
+if (part('online')) {
+  const online = await timed('online', () => benchOnlineAll(sizes, runs), 'times not judged');
+  reports['bench-online'] = onlineReport(online, method('online'));
+  const worst = Math.max(...online.map((s) => s.freezeWorst));
+  console.error(
+    `online goal: freeze under 100 ms at every size: ${worst < 100 ? 'met' : 'not met'} (worst ${fmt(worst, 1)} ms)`,
+  );
+}
 for (const text of Object.values(reports)) console.log(`${text}\n`);
-if (opts.smoke) console.log('bench smoke: completed; the chain restore was opened by the engine with every row');
+if (opts.smoke && part('core'))
+  console.log('bench smoke: completed; the chain restore was opened by the engine with every row');
+else if (opts.smoke) console.log('bench smoke: completed');
 if (opts.readme) rewriteReadme(reports);

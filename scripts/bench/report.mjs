@@ -4,6 +4,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RCLONE_VERSION } from '../s3/rclone.mjs';
+import { POWDB_VERSION } from '../powdb-server.mjs';
 import { SEAWEED_VERSION } from '../s3/servers.mjs';
 import { MB, fmt, root } from './kit.mjs';
 
@@ -170,6 +171,23 @@ export function diskReport(disk, m) {
   const tables = [ceilingLines(disk.all), startupLines(disk.start), deltaLines(disk.all)];
   return `${m.measured}, ${disk.fs}, with ${m.how} (medians of ${m.runs} runs, ours and the ceiling alternating, each after a \`sync\` and a ${disk.pauseMs / 1000} s pause, warm page cache; ours is the CLI, each run including Node's start-up${padded}):\n\n${tables.map((t) => t.join('\n')).join('\n\n')}`;
 }
+
+function onlineTable(all) {
+  const lines = [
+    '| data | freeze, median (ms) | freeze, worst (ms) | goal < 100 ms | online backup, median (s) | offline backup, median (s) | attempts per backup |',
+    '|---|---|---|---|---|---|---|',
+  ];
+  for (const s of all) {
+    lines.push(
+      `| ${s.mib} MiB | ${fmt(s.freezeMedian, 1)} | ${fmt(s.freezeWorst, 1)} | ${met(s.freezeWorst < 100)} | ${fmt(s.onlineSecs)} | ${fmt(s.offlineSecs)} | ${s.attempts.join(', ')} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** `all`: what benchOnlineAll returns. */
+export const onlineReport = (all, m) =>
+  `${m.measured} with ${m.how} against powdb-server ${POWDB_VERSION} (started by the benchmark on 127.0.0.1, on a copy of the database, the same disk and cores) while \`powdb-load run\` keeps 3 autocommit writers and 2 transfer workers busy on it. Each online backup is the CLI with \`--server\`, into a fresh destination, timed whole (Node's start-up, staging, recovery, verification and storing); the freeze is the one the backup's JSON reports (\`online.freeze_ms\`; worst: \`online.longest_freeze_ms\`, over all attempts). The offline backup is of the same directory after the server stopped cleanly (SIGTERM). Medians of ${m.runs} runs. Goal: freeze under 100 ms at every size.\n\n${onlineTable(all)}`;
 
 /** Replaces each report's table between its `<!-- name:start -->` and `<!-- name:end -->` markers in docs/benchmarks.md. */
 export function rewriteReadme(reports) {

@@ -1,0 +1,225 @@
+// --part online: an online backup of a live powdb-server 0.29.0 while writers
+// are busy. For each size: a copy of the pristine database, a real server on
+// it (built once by scripts/powdb-server.mjs) with a readwrite login, the
+// seeded workload tools/powdb-load (`setup`, then `run` until SIGTERM) busy on
+// it, and `runs` online backups (`backup --server`, each into a fresh
+// destination) timed whole, their write freeze read from the JSON. Then the
+// server stops cleanly (SIGTERM) and the same directory is backed up offline
+// `runs` times, for comparison.
+//
+// The server and the workload run beside this process, so every command goes
+// through the event loop. Both are stopped whatever happens; if this process
+// dies, the workload sees its stdin close and stops, and the server's
+// watchdog (a shell holding a pipe from us) SIGKILLs it.
+import { execFile, spawn } from 'node:child_process';
+import { chmodSync, existsSync, readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { ensurePowdbServer } from '../powdb-server.mjs';
+import { bin, copyOf, fresh, median, ours, pristine, root, scratch } from './kit.mjs';
+
+const execFileAsync = promisify(execFile);
+const LOAD = bin('powdb-load');
+const USER = 'bench';
+const PASSWORD = `bench-${process.pid}-${Date.now()}`;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** This environment without POWDB_* (a developer's settings must not leak in), plus `extra`. */
+const envWith = (extra) => ({
+  ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('POWDB_'))),
+  ...extra,
+});
+
+/** Builds powdb-load (release) unless it is there. */
+async function ensureLoad() {
+  if (existsSync(LOAD)) return;
+  console.error('building tools/powdb-load (cargo build --release -p powdb-load)...');
+  await execFileAsync('cargo', ['build', '--release', '-p', 'powdb-load'], { cwd: root, maxBuffer: 1 << 26 });
+}
+
+/** Waits until `child` has printed a line matching `re` on stdout (its text so far in `out()`), or fails. */
+async function waitFor(child, re, what, ms = 60_000) {
+  let text = '';
+  let stderr = '';
+  child.stderr?.on('data', (c) => (stderr = (stderr + c).slice(-16 * 1024)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms / 1000} s: ${stderr}`)), ms);
+    child.stdout.on('data', (c) => {
+      text += c;
+      const m = re.exec(text);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m);
+      }
+    });
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited (${code}) before starting: ${stderr}`));
+    });
+  });
+}
+
+/** Sends `sig` to `child` and waits for it to exit (SIGKILL after 30 s); resolves to its exit code. */
+function stopChild(child, sig, signal = (s) => child.kill(s)) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => signal('SIGKILL'), 30_000);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+    signal(sig);
+  });
+}
+
+// Starts "$@" (the server) with its output in $log and prints its pid; when its
+// stdin (a pipe from this process) ends, because this process went away, it
+// SIGKILLs the server. Exits with the server's status.
+const WATCHDOG = `
+log=$1; shift
+exec 3<&0
+"$@" </dev/null 3<&- >"$log" 2>&1 &
+pid=$!
+echo "pid=$pid"
+( read -r _ <&3; kill -9 "$pid" 2>/dev/null ) &
+watcher=$!
+exec 3<&-
+wait "$pid"
+code=$?
+kill "$watcher" 2>/dev/null
+exit "$code"
+`;
+
+/** Adds the login, starts powdb-server on `dataDir` and waits for its port; `stop()` is SIGTERM (a clean shutdown). */
+async function startServer(bins, dataDir, at) {
+  await execFileAsync(bins.cli, ['--data-dir', dataDir, 'useradd', USER, '--role', 'readwrite'], {
+    env: envWith({ POWDB_NEW_PASSWORD: PASSWORD }),
+  });
+  const portFile = at('server.port');
+  const log = at('server.log');
+  const args = ['--data-dir', dataDir, '--port', '0', '--port-file', portFile, '--bind', '127.0.0.1'];
+  const child = spawn('sh', ['-c', WATCHDOG, 'watchdog', log, bins.server, ...args], {
+    env: envWith({ POWDB_ADMIN_USER: 'admin', POWDB_ADMIN_PASSWORD: `admin-${PASSWORD}` }),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  child.stdin.on('error', () => {});
+  const pid = Number((await waitFor(child, /^pid=(\d+)$/m, 'powdb-server'))[1]);
+  const signal = (sig) => {
+    try {
+      process.kill(pid, sig);
+    } catch {}
+  };
+  const server = {
+    port: 0,
+    async stop() {
+      const code = await stopChild(child, 'SIGTERM', signal);
+      child.stdin.end();
+      if (code !== 0) throw new Error(`powdb-server exited with ${code}: ${readFileSync(log, 'utf8').slice(-4096)}`);
+    },
+    async kill() {
+      await stopChild(child, 'SIGKILL', signal);
+      child.stdin.end();
+    },
+  };
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline && child.exitCode === null) {
+    const found = existsSync(portFile) && /^port=(\d+)$/m.exec(readFileSync(portFile, 'utf8'));
+    if (found) {
+      server.port = Number(found[1]);
+      return server;
+    }
+    await sleep(25);
+  }
+  await server.kill();
+  const text = existsSync(log) ? readFileSync(log, 'utf8').slice(-4096) : '';
+  throw new Error(`powdb-server did not start on ${dataDir}:\n${text}`);
+}
+
+/** Creates the workload's schema on the server, then runs it (3 writers, 2 transfer workers) until `stop()`. */
+async function startLoad(port, at) {
+  const env = envWith({ POWDB_LOAD_PASSWORD: PASSWORD });
+  const login = ['--host', '127.0.0.1', '--port', String(port), '--user', USER];
+  await execFileAsync(LOAD, ['setup', ...login], { env, timeout: 60_000 });
+  // stdin is a pipe the tool watches: if this process dies, the tool stops.
+  const args = ['run', ...login, '--log', at('load.json'), '--watch-stdin'];
+  const child = spawn(LOAD, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdin.on('error', () => {});
+  try {
+    await waitFor(child, /"event":"started"/, 'powdb-load run');
+  } catch (err) {
+    await stopChild(child, 'SIGKILL');
+    throw err;
+  }
+  return {
+    async stop() {
+      const code = await stopChild(child, 'SIGTERM');
+      if (code !== 0) throw new Error(`powdb-load run ended with ${code}`);
+      return JSON.parse(readFileSync(at('load.json'), 'utf8'));
+    },
+    kill: () => stopChild(child, 'SIGKILL'),
+  };
+}
+
+/** One backup with our CLI (`extra`: the --server flags), timed whole; resolves to its JSON and seconds. */
+async function backup(dataDir, dest, extra = [], env = process.env) {
+  fresh(dest);
+  const started = performance.now();
+  const { stdout } = await execFileAsync(process.execPath, ours('backup', dataDir, dest, ...extra, '--json').slice(1), {
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+    env,
+  });
+  const secs = (performance.now() - started) / 1000;
+  fresh(dest);
+  return { result: JSON.parse(stdout), secs };
+}
+
+async function benchOnline(mib, runs, bins) {
+  const db = pristine(mib);
+  const { at } = scratch(`online-${mib}`);
+  const dataDir = copyOf(db.dir, at('data'));
+  chmodSync(dataDir, 0o700);
+  const online = [];
+  const offline = [];
+  let server;
+  let load;
+  try {
+    server = await startServer(bins, dataDir, at);
+    load = await startLoad(server.port, at);
+    const flags = ['--server', `127.0.0.1:${server.port}`, '--server-user', USER];
+    const env = envWith({ POWDB_SERVER_PASSWORD: PASSWORD });
+    for (let i = 0; i < runs; i++) {
+      const { result, secs } = await backup(dataDir, at('online-dest'), flags, env);
+      const o = result.online;
+      if (!o) throw new Error(`backup --server printed no online report: ${JSON.stringify(result)}`);
+      online.push({ secs, freezeMs: o.freeze_ms, longestMs: o.longest_freeze_ms, attempts: o.attempts });
+      console.error(
+        `online ${mib} MiB run ${i + 1}: ${secs.toFixed(2)} s, freeze ${o.freeze_ms.toFixed(1)} ms, ${o.attempts} attempt(s)${o.retries.length ? `; retried: ${o.retries.join('; ')}` : ''}`,
+      );
+    }
+    await load.stop();
+    load = undefined;
+    await server.stop();
+    server = undefined;
+    for (let i = 0; i < runs; i++) offline.push((await backup(dataDir, at('offline-dest'))).secs);
+    return { mib, online, offline };
+  } finally {
+    await load?.kill();
+    await server?.kill();
+    fresh(at('data'));
+  }
+}
+
+/** The online part at each of `sizes`; what onlineReport takes. */
+export async function benchOnlineAll(sizes, runs) {
+  await ensureLoad();
+  const bins = await ensurePowdbServer();
+  const all = [];
+  for (const mib of sizes) all.push(await benchOnline(mib, runs, bins));
+  return all.map((s) => ({
+    mib: s.mib,
+    freezeMedian: median(s.online.map((r) => r.freezeMs)),
+    freezeWorst: Math.max(...s.online.map((r) => r.longestMs)),
+    onlineSecs: median(s.online.map((r) => r.secs)),
+    offlineSecs: median(s.offline),
+    attempts: s.online.map((r) => r.attempts),
+  }));
+}
