@@ -44,3 +44,10 @@ export {
 export { migrate } from './lib/repo/migrate.js';
 export type { SyncBlock, SyncIdentity, SyncMode, SyncOutcome } from './lib/source/sync.js';
 export type { RepositoryHold } from './lib/repo/holds.js';
+export type { ArchiveResult } from './lib/repo/archive.js';
+export type {
+  ArchiveEveryOptions,
+  ArchiveEveryResult,
+  ArchiveOptions,
+  ArchiveRound,
+} from './lib/repo/archive-round.js';

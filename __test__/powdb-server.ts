@@ -38,6 +38,8 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** Serve this existing data directory (e.g. a restored copy; left in place) instead of a new one. */
   dataDir?: string;
+  /** `powdb-cli sync-enable` before the server starts: it then keeps its WAL history in retained segments. */
+  sync?: boolean;
 }
 
 /** What a finished powdb-cli run printed. */
@@ -187,6 +189,13 @@ export async function startPowdbServer(options: StartOptions = {}): Promise<Powd
     ).done;
     if (r.code !== 0) {
       throw new Error(`powdb-cli useradd ${u.name} failed (${r.code}): ${r.stderr}`);
+    }
+  }
+  if (options.sync) {
+    // sync-enable opens an existing catalog: a read makes one.
+    for (const args of [['--exec', 'schema'], ['sync-enable']]) {
+      const r = await startCli(cli, ['--data-dir', dataDir, ...args], '', cliEnv()).done;
+      if (r.code !== 0) throw new Error(`powdb-cli ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
     }
   }
   const admin = { user: 'admin', password: `admin-${process.pid}-${Date.now()}` };

@@ -115,7 +115,7 @@ describe('online finalize (engine 0.29 in the addon)', () => {
     expect(e.message).toBe('table T: the finalized copy holds 400 rows, the server held 520');
   });
 
-  it('refuses a sync-enabled copy before touching it', async () => {
+  it('refuses a copy holding a sync identity before touching it (the stage leaves .powdb-sync/ out)', async () => {
     const src = makeDb('new', 50, '--index');
     fixture('new', 'sync-enable', src);
     const staged = stage(src, join(tmp(), 'staged'));
@@ -125,7 +125,7 @@ describe('online finalize (engine 0.29 in the addon)', () => {
 
     const e = await rejectsWith(engineNative.finalize(staged), 'ERR_SYNC_ENABLED');
 
-    expect(e.message).toContain('online backups of sync-enabled databases are not supported yet');
+    expect(e.message).toContain('a staged copy leaves .powdb-sync/ out');
     expect(tree(staged)).toEqual(before);
   });
 });

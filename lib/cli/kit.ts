@@ -42,8 +42,9 @@ export function usage(message: string): never {
 
 /** JSON output (lossless u64s) is loaded only when --json asks for it. */
 let formatJson: ((value: unknown) => string) | undefined;
+let formatJsonLine: ((value: unknown) => string) | undefined;
 export async function loadJson(argv: string[]): Promise<void> {
-  if (argv.includes('--json')) formatJson = (await import('../common/json.js')).formatJson;
+  if (argv.includes('--json')) ({ formatJson, formatJsonLine } = await import('../common/json.js'));
 }
 
 /**
@@ -66,6 +67,11 @@ function snakeKeys(value: unknown): unknown {
 /** A command's result: `value` as one JSON document with --json, else `line`. */
 export function print(json: boolean, value: unknown, line: string): void {
   process.stdout.write(json ? `${formatJson!(snakeKeys(value))}\n` : `${line}\n`);
+}
+
+/** One event of a command that runs until stopped: with --json, one JSON document a line. */
+export function printLine(value: unknown): void {
+  process.stdout.write(`${formatJsonLine!(snakeKeys(value))}\n`);
 }
 
 /** Ctrl-C aborts the running operation cleanly (nothing half-written is left); main.ts handles the signal. */

@@ -1,4 +1,4 @@
-// The flags of an online backup: which live server serves the data directory,
+// The flags of a live server: for an online backup or archiving, which server serves the data directory,
 // as whom to log in (the password from a file, POWDB_SERVER_PASSWORD or a
 // prompt, kept apart from a repository's --password-file), how long the
 // write freeze may last, and where the live copy is staged.
@@ -14,11 +14,13 @@ export interface ServerOpts {
   staging?: string;
 }
 
-/** `500ms`, `2s`, `1.5s` or a bare number of milliseconds. */
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** `500ms`, `2s`, `1.5s`, `5m`, `1h` or a bare number of milliseconds. */
 export function parseMillis(value: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(value.trim());
-  if (!m) usage(`${value}: give a duration such as 500ms or 2s`);
-  return Math.round(Number(m[1]) * (m[2] === 's' ? 1000 : 1));
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  if (!m) usage(`${value}: give a duration such as 500ms, 2s or 5m`);
+  return Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 'ms']!);
 }
 
 /** `host:port` or `[v6]:port`. */
@@ -29,17 +31,21 @@ export function parseServer(value: string): { host: string; port: number } {
   return { host: (m[1] ?? m[2])!, port };
 }
 
-export const serverFlags = (cmd: Command) =>
+/** `--server`, `--server-user` and `--server-password-file`; `what` says what the server is for. */
+export const loginFlags = (cmd: Command, what: string) =>
   cmd
+    .option('--server <host:port>', what)
     .option(
-      '--server <host:port>',
-      'back up while this running powdb-server serves <dataDir> (a write freeze of milliseconds)',
+      '--server-user <name>',
+      'with --server: a readwrite login (a write freeze and the sync protocol both need one)',
     )
-    .option('--server-user <name>', 'with --server: a readwrite login (the freeze is an explicit transaction)')
     .option(
       '--server-password-file <file>',
       "with --server: the login's password (else POWDB_SERVER_PASSWORD, else a prompt)",
-    )
+    );
+
+export const serverFlags = (cmd: Command) =>
+  loginFlags(cmd, 'back up while this running powdb-server serves <dataDir> (a write freeze of milliseconds)')
     .addOption(
       new Option(
         '--freeze-budget <duration>',
@@ -48,7 +54,7 @@ export const serverFlags = (cmd: Command) =>
     )
     .option('--staging <dir>', 'with --server: where the live copy is staged (default: beside the destination)');
 
-/** The live server to back up from, or undefined for a stopped data directory. */
+/** The live server (to back up from, or to archive), or undefined for a stopped data directory. */
 export async function serverLogin(opts: ServerOpts) {
   if (!opts.server) {
     for (const [flag, given] of [

@@ -17,6 +17,13 @@ export function formatJson(value: unknown): string {
   return text;
 }
 
+/** The same JSON on one line (a stream of events, one a line). */
+export function formatJsonLine(value: unknown): string {
+  const text = stringify(value);
+  if (text === undefined) throw new TypeError('value cannot be written as JSON');
+  return text;
+}
+
 /** Parses JSON text and checks it against `schema`; `bad(why)` is the error for text that is neither. */
 export function parseJsonAs<S extends v.GenericSchema>(
   text: string,

@@ -5,6 +5,7 @@ import type { RestoreResult } from '../restore/restore.js';
 import type { VerifyOptions, VerifyReport } from '../chain/verify.js';
 import type { ReplaySummary } from './pitr.js';
 import type { ArchiveResult } from './archive.js';
+import type { ArchiveEveryOptions, ArchiveEveryResult, ArchiveOptions } from './archive-round.js';
 import type { KdfParams, RepairResult } from '../native/repo.js';
 import type { BackupManifest } from '../chain/manifest.js';
 import type { BackupRecord, BackupType } from './record.js';
@@ -101,7 +102,11 @@ export abstract class RepositoryBase {
   }
 
   /** Copies the retained WAL of a sync-enabled directory that the repository lacks (format 2). */
-  async archive(_dataDir: string, _options?: OperationOptions & { lockWaitMs?: number }): Promise<ArchiveResult> {
+  async archive(_dataDir: string, _options?: ArchiveOptions): Promise<ArchiveResult> {
+    return this.formatTwoOnly('WAL archive');
+  }
+  /** Archives a live sync-enabled server's WAL every interval until the signal aborts (format 2). */
+  async archiveEvery(_dataDir: string, _options: ArchiveEveryOptions): Promise<ArchiveEveryResult> {
     return this.formatTwoOnly('WAL archive');
   }
   /** One backup as a plain reference-format full backup (format 2). */

@@ -21,6 +21,8 @@ import { WalArchive, summarize, type ArchiveLineage, type ArchiveResult } from '
 import { SNAPSHOTS, parseSnapshot, type Snapshot } from './snapshot.js';
 import type { As, PackedContext } from './packed/context.js';
 import { archive } from './packed/archive.js';
+import { archiveEvery } from './packed/archive-every.js';
+import type { ArchiveEveryOptions, ArchiveEveryResult, ArchiveOptions } from './archive-round.js';
 import { backup } from './packed/backup.js';
 import { expire } from './packed/expire.js';
 import { exportBackup } from './packed/export.js';
@@ -234,11 +236,13 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
   }
 
   /** Copies the retained WAL segments of `dataDir` not archived yet (see packed/archive.ts). */
-  override async archive(
-    dataDir: string,
-    options: OperationOptions & { lockWaitMs?: number } = {},
-  ): Promise<ArchiveResult> {
+  override async archive(dataDir: string, options: ArchiveOptions = {}): Promise<ArchiveResult> {
     return archive(this, dataDir, options);
+  }
+
+  /** Archives a live sync-enabled server's WAL every interval until the signal aborts (see packed/archive-every.ts). */
+  override async archiveEvery(dataDir: string, options: ArchiveEveryOptions): Promise<ArchiveEveryResult> {
+    return archiveEvery(this, dataDir, options);
   }
 
   /** The WAL archive, lineage by lineage. */

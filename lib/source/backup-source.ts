@@ -8,6 +8,7 @@ import { BackupError, toBackupError } from '../common/errors.js';
 import { withScratchDir } from '../common/staging.js';
 import { stageLive, type LiveServer, type OnlineReport } from '../online/live-copy.js';
 import { withDataDir, type DataDirSnapshot } from './datadir.js';
+import { assertSameLineage, readSyncIdentity } from './sync.js';
 
 export type { LiveServer, OnlineReport } from '../online/live-copy.js';
 
@@ -38,8 +39,12 @@ export async function withBackupSource<T>(
       throw withOnlineHint(err, dataDir);
     });
   }
+  // The stage leaves `.powdb-sync/` out, so the engine recovers the copy as a plain database; the backup still
+  // belongs to the live directory's sync lineage, which a point-in-time restore continues with its archived WAL.
+  const identity = await readSyncIdentity(dataDir);
   return withScratchDir(server.staging ?? stagingParent ?? tmpdir(), 'online', async (staging) => {
     const online = await stageLive(dataDir, staging, server);
-    return withDataDir(staging, (snapshot) => work(snapshot, online));
+    assertSameLineage(identity, await readSyncIdentity(dataDir), `${dataDir}: sync identity changed while backing up`);
+    return withDataDir(staging, (snapshot) => work({ ...snapshot, sync: identity }, online));
   });
 }

@@ -4,10 +4,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cancellable } from '../../common/abort.js';
 import { BackupError } from '../../common/errors.js';
-import type { OperationOptions } from '../../common/progress.js';
 import { repoNative } from '../../native/repo.js';
+import { serverProbe } from '../../online/server.js';
 import { assertNoOverflow, heldByLiveProcess, readSyncIdentity } from '../../source/sync.js';
 import type { ArchiveResult } from '../archive.js';
+import type { ArchiveOptions } from '../archive-round.js';
 import type { PackedContext } from './context.js';
 
 /**
@@ -16,20 +17,24 @@ import type { PackedContext } from './context.js';
  * the data directory; waits up to `lockWaitMs` (default 60 s) for the
  * repository's writer lock, so that it can run beside a backup. Fails with
  * ERR_SYNC_OVERFLOW, after archiving, when `wal.log` holds a record that
- * powdb-sync cannot archive (history stops there).
+ * powdb-sync cannot archive (history stops there). With `server`, the live
+ * server serving `dataDir` is first asked to archive what it has not (a
+ * SyncStatus request: a checkpoint into a retained segment).
  */
 export async function archive(
   repo: PackedContext,
   dataDir: string,
-  options: OperationOptions & { lockWaitMs?: number } = {},
+  options: ArchiveOptions = {},
 ): Promise<ArchiveResult> {
   const identity = await readSyncIdentity(dataDir);
   if (!identity) {
     throw new BackupError(
       'ERR_NOT_SYNC_ENABLED',
-      `${dataDir} is not sync-enabled: it keeps no retained WAL to archive (enable it with powdb-cli sync-enable)`,
+      `${dataDir} is not sync-enabled: it keeps no retained WAL to archive. Enable it once with its server stopped ` +
+        '(powdb-cli sync-enable); this tool never enables it on a live server',
     );
   }
+  if (options.server) await serverProbe(options.server);
   const result = await waitingForLock(repo, options.lockWaitMs ?? 60_000, () =>
     cancellable(options.signal, async (cancel) => {
       await repoNative.settleUnindexed(repo.handle.handle);

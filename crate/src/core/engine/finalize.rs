@@ -107,9 +107,9 @@ fn preflight(dir: &Path) -> CoreResult<()> {
         return Err(CoreError::new(
             "ERR_SYNC_ENABLED",
             format!(
-                "{} holds {SYNC_IDENTITY}: online backups of sync-enabled databases are not supported yet \
-                 (the engine refuses to checkpoint away WAL history it has not archived); stop the server and \
-                 back up the directory, or back up with sync off",
+                "{} holds {SYNC_IDENTITY}: a staged copy leaves .powdb-sync/ out, because the engine would \
+                 refuse to checkpoint away WAL history it has not archived (the backup records the live \
+                 directory's sync identity instead); stage the copy again",
                 dir.display()
             ),
         ));

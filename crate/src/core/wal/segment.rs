@@ -2,7 +2,7 @@
 //! in bounded memory, checking what powdb-sync checks on read: the header,
 //! every unit's CRC and type, contiguous non-zero LSNs matching the header's
 //! range and count, and the footer CRC over every byte before it.
-use super::record::{is_commit_point, UnitHeader, UNIT_HEADER_LEN};
+use super::record::{is_commit_point, UnitHeader, OVERFLOW_FREE, OVERFLOW_WRITE, UNIT_HEADER_LEN};
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::fsio::open_read;
 use std::io::{BufReader, Read};
@@ -145,6 +145,18 @@ pub fn read_segment(
         }
         unit.resize(UNIT_HEADER_LEN + data_len, 0);
         input.take(&mut unit[UNIT_HEADER_LEN..], path)?;
+        if h.kind == OVERFLOW_WRITE || h.kind == OVERFLOW_FREE {
+            // powdb-sync 0.29 neither writes nor reads these (its overflow bug); a segment holding one
+            // comes from another writer, and no 0.29 tool could check it: say so rather than "unknown".
+            return Err(bad(
+                path,
+                format!(
+                    "retained unit at LSN {} is an overflow record (type {}), which powdb-sync 0.29 cannot archive \
+                     or read back; see Continuous archiving in docs/online.md",
+                    h.lsn, h.kind
+                ),
+            ));
+        }
         if !(1..=10).contains(&h.kind) {
             return Err(bad(path, format!("unknown retained unit record type {} at LSN {}", h.kind, h.lsn)));
         }
