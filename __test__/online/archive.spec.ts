@@ -110,6 +110,12 @@ describe('continuous archiving from a live server', () => {
     const identity = JSON.parse(readFileSync(join(server.dataDir, '.powdb-sync', 'identity.json'), 'utf8'));
     const info = await cli(['info', '--repo', repo]);
     expect(JSON.stringify(info)).toContain(identity.database_id);
+    // So does a backup directory in the reference format: its manifest carries the sync block.
+    const dirBackup = join(tmp(), 'dir-backup');
+    const { manifest } = await cli(['backup', server.dataDir, dirBackup, ...serverArgs(server)]);
+    expect(manifest.sync.identity.database_id).toBe(identity.database_id);
+    expect(String(manifest.sync.source_lsn)).toBe(String(manifest.source_lsn));
+    expect((await cli(['verify', dirBackup])).ok).toBe(true);
 
     const archiver = startArchiver([server.dataDir, '--repo', repo, '--every', '1s', ...serverArgs(server)]);
     await archiver.roundsDone(4);
