@@ -1,18 +1,19 @@
 // `npm run bench`: ours against the reference crate `powdb-backup` (0.29.0, on
 // the same engine generation), on databases the real engine creates.
 //
-//   node scripts/bench.mjs [--sizes 64,1024] [--big] [--runs 3] [--part all|core|repo|s3|disk|online] [--smoke] [--readme]
+//   node scripts/bench.mjs [--sizes 64,1024] [--big] [--runs 3] [--part all|core|repo|s3|disk|online|archive] [--smoke] [--readme]
 //
 // --big adds 4096 MiB; --part picks the tables (core: against the reference;
 // repo: format-2 repositories; s3: a repository on a local SeaweedFS against
 // rclone; disk: ours as a percentage of the machine's ceilings, `cp -r` +
 // `sync` and read + hash, CLI start-up and delta restore; at 1024 MiB unless
 // --sizes is given; online: backups of a live powdb-server with writers busy,
-// their write freeze and time against an offline backup); --smoke runs 64 MiB once and checks that restores are
+// their write freeze and time against an offline backup; archive: continuous archiving of a live
+// sync-enabled server, the recovery point it keeps and what its rounds cost writers); --smoke runs 64 MiB once and checks that restores are
 // correct, without judging times; --readme rewrites the tables of the parts
 // that ran in docs/benchmarks.md (linked from the README).
 //
-// Each part is a module under scripts/bench/ (core, repo, s3, disk, online); kit.mjs
+// Each part is a module under scripts/bench/ (core, repo, s3, disk, online, archive); kit.mjs
 // holds what they share, report.mjs the reports' text and the --readme rewrite.
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -20,6 +21,7 @@ import { benchSize } from './bench/core.mjs';
 import { benchDiskAll } from './bench/disk.mjs';
 import { fmt } from './bench/kit.mjs';
 import { benchOnlineAll } from './bench/online.mjs';
+import { archiveReport, benchArchiveAll } from './bench/archive.mjs';
 import { benchRepo } from './bench/repo.mjs';
 import { coreReport, diskReport, onlineReport, repoReport, rewriteReadme, s3Report } from './bench/report.mjs';
 import { benchS3All } from './bench/s3.mjs';
@@ -34,7 +36,7 @@ const { values: opts } = parseArgs({
     part: { type: 'string', default: 'all' },
   },
 });
-const PARTS = ['core', 'repo', 's3', 'disk', 'online'];
+const PARTS = ['core', 'repo', 's3', 'disk', 'online', 'archive'];
 if (opts.part !== 'all' && !PARTS.includes(opts.part)) {
   console.error(`--part: one of all, ${PARTS.join(', ')} (not ${opts.part})`);
   process.exit(2);
@@ -86,6 +88,10 @@ if (part('online')) {
   console.error(
     `online goal: freeze under 100 ms at every size: ${worst < 100 ? 'met' : 'not met'} (worst ${fmt(worst, 1)} ms)`,
   );
+}
+if (part('archive')) {
+  const archive = await timed('archive', () => benchArchiveAll(sizes, opts.smoke ? 5 : 20), 'times not judged');
+  reports['bench-archive'] = archiveReport(archive, method('archive'));
 }
 for (const text of Object.values(reports)) console.log(`${text}\n`);
 if (opts.smoke && part('core'))

@@ -14,7 +14,7 @@ export interface ArchiveOptions extends OperationOptions {
 }
 
 export interface ArchiveEveryOptions extends OperationOptions {
-  /** Start-to-start time between rounds, in ms. */
+  /** Start-to-start time between rounds, in ms; each round is followed by a pause at least as long as it took. */
   everyMs: number;
   /**
    * The server serving the directory (a readwrite login: the sync protocol needs one). Without it a
@@ -34,6 +34,8 @@ export interface ArchiveRound {
   asked_at: string;
   /** The server's highest LSN once it archived (its `remote_lsn`); absent without a server. */
   server_lsn?: bigint;
+  /** How long the server took to answer (its checkpoint into a retained segment, while its writers wait). */
+  server_ms?: number;
   /** The newest LSN the repository archives for this database after the round. */
   archived_through?: bigint;
   /** LSNs the server wrote that the repository does not archive yet (an open transaction holds them back). */

@@ -19,17 +19,17 @@ import { bin, copyOf, fresh, median, ours, pristine, root, scratch } from './kit
 
 const execFileAsync = promisify(execFile);
 const LOAD = bin('powdb-load');
-const USER = 'bench';
-const PASSWORD = `bench-${process.pid}-${Date.now()}`;
+export const USER = 'bench';
+export const PASSWORD = `bench-${process.pid}-${Date.now()}`;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** This environment without POWDB_* (a developer's settings must not leak in), plus `extra`. */
-const envWith = (extra) => ({
+export const envWith = (extra) => ({
   ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('POWDB_'))),
   ...extra,
 });
 
 /** Builds powdb-load (release) unless it is there. */
-async function ensureLoad() {
+export async function ensureLoad() {
   if (existsSync(LOAD)) return;
   console.error('building tools/powdb-load (cargo build --release -p powdb-load)...');
   await execFileAsync('cargo', ['build', '--release', '-p', 'powdb-load'], { cwd: root, maxBuffer: 1 << 26 });
@@ -58,7 +58,7 @@ async function waitFor(child, re, what, ms = 60_000) {
 }
 
 /** Sends `sig` to `child` and waits for it to exit (SIGKILL after 30 s); resolves to its exit code. */
-function stopChild(child, sig, signal = (s) => child.kill(s)) {
+export function stopChild(child, sig, signal = (s) => child.kill(s)) {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
   return new Promise((resolve) => {
     const timer = setTimeout(() => signal('SIGKILL'), 30_000);
@@ -89,7 +89,7 @@ exit "$code"
 `;
 
 /** Adds the login, starts powdb-server on `dataDir` and waits for its port; `stop()` is SIGTERM (a clean shutdown). */
-async function startServer(bins, dataDir, at) {
+export async function startServer(bins, dataDir, at) {
   await execFileAsync(bins.cli, ['--data-dir', dataDir, 'useradd', USER, '--role', 'readwrite'], {
     env: envWith({ POWDB_NEW_PASSWORD: PASSWORD }),
   });
@@ -134,7 +134,7 @@ async function startServer(bins, dataDir, at) {
 }
 
 /** Creates the workload's schema on the server, then runs it (3 writers, 2 transfer workers) until `stop()`. */
-async function startLoad(port, at) {
+export async function startLoad(port, at) {
   const env = envWith({ POWDB_LOAD_PASSWORD: PASSWORD });
   const login = ['--host', '127.0.0.1', '--port', String(port), '--user', USER];
   await execFileAsync(LOAD, ['setup', ...login], { env, timeout: 60_000 });

@@ -52,9 +52,10 @@ export async function archiveEvery(
     }
     options.onRound?.(round);
     await overflow.check(round.archived_through);
-    await sleep(Math.max(0, started + options.everyMs - Date.now()), undefined, { signal: options.signal }).catch(
-      () => {},
-    );
+    // Start to start, but a pause at least as long as the round: the server's checkpoints then never take
+    // more than half its time (writers wait while one runs).
+    const pause = Math.max(started + options.everyMs - Date.now(), round.ms);
+    await sleep(pause, undefined, { signal: options.signal }).catch(() => {});
   }
   return total;
 }
@@ -75,6 +76,7 @@ async function oneRound(
       (p) => p.remoteLsn,
       (err: unknown) => void (failure = err),
     );
+    round.server_ms = Date.now() - began;
   }
   try {
     const result = await archive(repo, dataDir, {
