@@ -11,6 +11,8 @@ export interface ArchiveOptions extends OperationOptions {
   lockWaitMs?: number;
   /** The live server serving the directory: asked first to archive what it has not (a readwrite login). */
   server?: ServerLogin;
+  /** A server that cannot be asked (down, restarting) is reported in the result rather than thrown. */
+  serverMayFail?: boolean;
 }
 
 export interface ArchiveEveryOptions extends OperationOptions {

@@ -91,6 +91,8 @@ export interface ArchiveResult {
   new_gap: boolean;
   /** The run's time, stamped on what it stored. */
   time: string;
+  /** With a server: what asking it to archive gave (its LSN once archived), and how long it took. */
+  server?: { lsn?: bigint; ms: number; error?: { code: string; message: string } };
 }
 
 /** Contiguous ranges of `segments` (sorted by start) and the gaps between them. */

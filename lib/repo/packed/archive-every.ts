@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BackupError, toBackupError } from '../../common/errors.js';
 import { walNative } from '../../native/wal.js';
-import { serverProbe } from '../../online/server.js';
 import type { ArchiveEveryOptions, ArchiveEveryResult, ArchiveRound } from '../archive-round.js';
 import { archive } from './archive.js';
 import type { PackedContext } from './context.js';
@@ -70,19 +69,16 @@ async function oneRound(
   const began = Date.now();
   const round: ArchiveRound = { round: n, asked_at: new Date(began).toISOString(), archived: [], ms: 0 };
   let failure: unknown;
-  // A server that is down (restarting) still left segments behind when it stopped: copy them anyway.
-  if (options.server) {
-    round.server_lsn = await serverProbe(options.server).then(
-      (p) => p.remoteLsn,
-      (err: unknown) => void (failure = err),
-    );
-    round.server_ms = Date.now() - began;
-  }
   try {
     const result = await archive(repo, dataDir, {
       signal: options.signal,
       lockWaitMs: options.lockWaitMs ?? Math.max(1000, options.everyMs),
+      ...(options.server ? { server: options.server, serverMayFail: true } : {}),
     });
+    round.server_lsn = result.server?.lsn;
+    round.server_ms = result.server?.ms;
+    // A server that is down (restarting) still left segments behind when it stopped: they were copied.
+    if (result.server?.error) failure = new BackupError(result.server.error.code, result.server.error.message);
     round.archived = result.archived;
     round.archived_through = result.ranges.at(-1)?.end_lsn;
     if (round.server_lsn !== undefined && round.archived_through !== undefined) {
@@ -95,7 +91,7 @@ async function oneRound(
       );
     }
   } catch (err) {
-    failure ??= err;
+    failure = err;
   }
   if (failure !== undefined) {
     if (options.signal?.aborted) return undefined;

@@ -3,9 +3,9 @@
 // it waits for so that it can run beside a backup.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cancellable } from '../../common/abort.js';
-import { BackupError } from '../../common/errors.js';
+import { BackupError, toBackupError } from '../../common/errors.js';
 import { repoNative } from '../../native/repo.js';
-import { serverProbe } from '../../online/server.js';
+import { serverProbe, type ServerLogin } from '../../online/server.js';
 import { assertNoOverflow, heldByLiveProcess, readSyncIdentity } from '../../source/sync.js';
 import type { ArchiveResult } from '../archive.js';
 import type { ArchiveOptions } from '../archive-round.js';
@@ -18,8 +18,8 @@ import type { PackedContext } from './context.js';
  * repository's writer lock, so that it can run beside a backup. Fails with
  * ERR_SYNC_OVERFLOW, after archiving, when `wal.log` holds a record that
  * powdb-sync cannot archive (history stops there). With `server`, the live
- * server serving `dataDir` is first asked to archive what it has not (a
- * SyncStatus request: a checkpoint into a retained segment).
+ * server serving `dataDir` is first asked, under the lock, to archive what it
+ * has not (a SyncStatus request: a checkpoint into a retained segment).
  */
 export async function archive(
   repo: PackedContext,
@@ -34,12 +34,14 @@ export async function archive(
         '(powdb-cli sync-enable); this tool never enables it on a live server',
     );
   }
-  if (options.server) await serverProbe(options.server);
   const result = await waitingForLock(repo, options.lockWaitMs ?? 60_000, () =>
     cancellable(options.signal, async (cancel) => {
+      // Under the lock: a backup into this repository holds it, and a checkpoint now would break its copy window.
+      const server = options.server && (await askServer(options.server, options.serverMayFail));
       await repoNative.settleUnindexed(repo.handle.handle);
       try {
-        return await repo.wal.archive(dataDir, identity, cancel.token);
+        const stored = await repo.wal.archive(dataDir, identity, cancel.token);
+        return server ? { ...stored, server } : stored;
       } catch (err) {
         repoNative.abandon(repo.handle.handle);
         throw err;
@@ -49,6 +51,18 @@ export async function archive(
   // The WAL of a running server is its own (never read it); a stopped one says why history stopped.
   if (!(await heldByLiveProcess(dataDir))) await assertNoOverflow(dataDir, result.ranges.at(-1)?.end_lsn);
   return result;
+}
+
+/** Asks the live server to archive what it has not (a SyncStatus request); its failure throws unless `mayFail`. */
+async function askServer(login: ServerLogin, mayFail = false): Promise<NonNullable<ArchiveResult['server']>> {
+  const began = Date.now();
+  try {
+    return { lsn: (await serverProbe(login)).remoteLsn, ms: Date.now() - began };
+  } catch (err) {
+    if (!mayFail) throw err;
+    const e = toBackupError(err);
+    return { ms: Date.now() - began, error: { code: e.code, message: e.message } };
+  }
 }
 
 /** Runs `work` with the writer lock, retrying while another writer holds it, up to `waitMs`. */
