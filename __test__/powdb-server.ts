@@ -40,6 +40,8 @@ export interface StartOptions {
   dataDir?: string;
   /** `powdb-cli sync-enable` before the server starts: it then keeps its WAL history in retained segments. */
   sync?: boolean;
+  /** Listen on this port (default: one the system picks), e.g. to restart a server where clients expect it. */
+  port?: number;
 }
 
 /** What a finished powdb-cli run printed. */
@@ -199,7 +201,16 @@ export async function startPowdbServer(options: StartOptions = {}): Promise<Powd
     }
   }
   const admin = { user: 'admin', password: `admin-${process.pid}-${Date.now()}` };
-  const args = ['--data-dir', dataDir, '--port', '0', '--port-file', portFile, '--bind', '127.0.0.1'];
+  const args = [
+    '--data-dir',
+    dataDir,
+    '--port',
+    String(options.port ?? 0),
+    '--port-file',
+    portFile,
+    '--bind',
+    '127.0.0.1',
+  ];
   const child = spawn('sh', ['-c', WATCHDOG, 'watchdog', base, serverBin, ...args], {
     env: cliEnv({ POWDB_ADMIN_USER: admin.user, POWDB_ADMIN_PASSWORD: admin.password, ...options.env }),
     stdio: ['pipe', 'pipe', 'pipe'],

@@ -147,6 +147,37 @@ describe('continuous archiving from a live server', () => {
     );
   }, 240_000);
 
+  it('goes on through a server restart, and the archive then holds everything the server committed', async () => {
+    const first = await startPowdbServer({ users: [APP, BACKUP], sync: true });
+    const repo = join(tmp(), 'repo');
+    await cli(['init', repo]);
+    await first.query(APP.name, APP.password, 'type T { required unique id: int }');
+    await cli(['backup', first.dataDir, '--repo', repo, ...serverArgs(first)]);
+    const archiver = startArchiver([first.dataDir, '--repo', repo, '--every', '1s', ...serverArgs(first)]);
+    await first.query(APP.name, APP.password, 'insert T { id := 1 }');
+    await archiver.roundsDone(2);
+    await first.query(APP.name, APP.password, 'insert T { id := 2 }');
+    await first.stop(); // a clean shutdown archives its WAL into a segment
+    const down = archiver.rounds.length;
+    await archiver.roundsDone(down + 1);
+    const second = await startPowdbServer({ dataDir: first.dataDir, sync: false, port: first.port });
+    await second.query(APP.name, APP.password, 'insert T { id := 3 }');
+    const back = archiver.rounds.length;
+    await archiver.roundsDone(back + 2);
+    const { code, stopped } = await archiver.stop();
+    expect(code, archiver.stderr()).toBe(0);
+    // The rounds while it was down failed and said why; the first one after it came back did not.
+    expect(archiver.rounds[down]!.error?.code).toMatch(/^ERR_SERVER_/);
+    expect(archiver.rounds.at(-1)!.error).toBeUndefined();
+    expect(stopped.failed_rounds).toBeGreaterThan(0);
+    const last = archiver.rounds.at(-1)!;
+    const dest = join(tmp(), 'pitr');
+    await cli(['restore', '--repo', repo, '--as-of', String(last.server_lsn), dest]);
+    const restored = await startPowdbServer({ dataDir: dest });
+    const answer = (await restored.query(APP.name, APP.password, 'T { .id }')) as { rows: number[][] };
+    expect(answer.rows.map((r) => r[0]).sort()).toEqual([1, 2, 3]);
+  }, 120_000);
+
   it('refuses a directory without sync and enables nothing; a wrong login fails at once', async () => {
     const plain = await startPowdbServer({ users: [BACKUP] });
     const repo = join(tmp(), 'repo');
