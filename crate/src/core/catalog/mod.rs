@@ -23,6 +23,8 @@ mod test_db;
 mod tests;
 #[cfg(test)]
 mod tests_engine;
+#[cfg(test)]
+mod tests_fixture;
 
 pub use files::FileCopy;
 pub use select::{Subset, TableChoice};

@@ -99,7 +99,9 @@ impl CatalogFile {
             if renames.insert(choice.name.as_str(), choice.target()).is_some() {
                 return Err(CoreError::new(ERR_INVALID_ARG, format!("table {} is chosen twice", choice.name)));
             }
-            check_identifier(choice.target(), "table name").map_err(|e| CoreError::new(ERR_INVALID_ARG, e))?;
+            if let Some(to) = &choice.rename_to {
+                check_identifier(to, "new table name").map_err(|e| CoreError::new(ERR_INVALID_ARG, e))?;
+            }
             if !targets.insert(choice.target()) {
                 return Err(CoreError::new(
                     ERR_INVALID_ARG,

@@ -165,7 +165,9 @@ pub fn restore(source: &Path, dest: &Path, choices: &[TableChoice], with_indexes
             other => assert!(other.is_ok(), "{file:?}: {other:?}"),
         }
     }
-    fs::copy(source.join("catalog.lsn"), dest.join("catalog.lsn")).unwrap();
+    if source.join("catalog.lsn").exists() {
+        fs::copy(source.join("catalog.lsn"), dest.join("catalog.lsn")).unwrap();
+    }
     if let Ok(bytes) = fs::read(source.join("views.bin")) {
         let views = Views::parse(&bytes).unwrap().select(&subset.tables);
         fs::write(dest.join("views.bin"), views.bytes).unwrap();
