@@ -55,17 +55,15 @@ impl CatalogFile {
     }
 
     /// Keeps `choices` (in catalog order whatever their order here). A name
-    /// the catalog lacks, a table chosen twice, two tables given one name or
-    /// a new name that is not an identifier are `ERR_INVALID_ARG`; a kept
-    /// entry whose own names would make a path is `ERR_UNSAFE_PATH`.
+    /// the catalog lacks, a table chosen twice, two tables given one name, a
+    /// new name that is not an identifier, or two kept tables that would
+    /// share a file are `ERR_INVALID_ARG`; a kept entry whose own names
+    /// would make a path is `ERR_UNSAFE_PATH`.
     pub fn select(&self, choices: &[TableChoice]) -> CoreResult<Subset> {
         let renames = self.check_choices(choices)?;
         let kept: Vec<(&TableEntry, &str)> =
             self.tables.iter().filter_map(|t| renames.get(t.name.as_str()).map(|to| (t, *to))).collect();
-        let mut files = Vec::new();
-        for (entry, to) in &kept {
-            files.extend(table_files(entry, to)?);
-        }
+        let files = kept_files(&kept)?;
         let (links, dropped_links): (Vec<Link>, Vec<Link>) = self
             .links
             .iter()
@@ -110,6 +108,24 @@ impl CatalogFile {
             }
         }
         Ok(renames)
+    }
+}
+
+/// The kept tables' files, refused when two would get one name: the
+/// engine names an index file `<table>_<column>.idx`, so a table `A` with an
+/// index on `b_id` and a table `A_b` with one on `id` share a file.
+fn kept_files(kept: &[(&TableEntry, &str)]) -> CoreResult<Vec<FileCopy>> {
+    let mut files = Vec::new();
+    for (entry, to) in kept {
+        files.extend(table_files(entry, to)?);
+    }
+    let mut names = HashSet::new();
+    match files.iter().find(|f| !names.insert(f.to.as_str())) {
+        Some(f) => Err(CoreError::new(
+            ERR_INVALID_ARG,
+            format!("two kept tables would both own the file {}; choose another name", f.to),
+        )),
+        None => Ok(files),
     }
 }
 

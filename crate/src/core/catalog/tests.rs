@@ -216,3 +216,25 @@ fn the_heap_of_a_dropped_table_under_the_new_entry_is_silently_misread() {
     assert!(rows.iter().all(|r| r[1] == Value::Str(String::new())), "{:?}", &rows[..3]);
     assert_ne!(rows, &super::test_db::contents(&dir)["Note"]);
 }
+
+/// `A` indexed on `b_id` and `Q` (indexed on `id`) renamed `A_b`: both
+/// index files would be `A_b_id.idx`.
+#[test]
+fn a_rename_that_makes_two_tables_share_a_file_is_refused() {
+    use powdb_storage::types::TypeId;
+    let tmp = TempDir::new();
+    let dir = tmp.path("source");
+    let mut cat = powdb_storage::catalog::Catalog::create(&dir).unwrap();
+    let schema = super::test_db::schema;
+    cat.create_table(schema("A", &[("b_id", TypeId::Int, true)])).unwrap();
+    cat.create_index("A", "b_id").unwrap();
+    cat.create_table(schema("Q", &[("id", TypeId::Int, true)])).unwrap();
+    cat.create_index("Q", "id").unwrap();
+    cat.checkpoint().unwrap();
+    drop(cat);
+    let parsed = CatalogFile::parse(&fs::read(dir.join("catalog.bin")).unwrap()).unwrap();
+    let err = parsed.select(&[TableChoice::keep("A"), TableChoice::renamed("Q", "A_b")]).unwrap_err();
+    assert_eq!(err.code, "ERR_INVALID_ARG");
+    assert_eq!(err.message, "two kept tables would both own the file A_b_id.idx; choose another name");
+    assert!(parsed.select(&[TableChoice::keep("A"), TableChoice::renamed("Q", "A_c")]).is_ok());
+}
