@@ -1,6 +1,7 @@
 //! Streaming file operations used by backup and restore. Every function works
 //! in bounded memory (one chunk buffer) whatever the file size.
 pub mod cancel;
+pub mod catalog;
 pub mod copy;
 pub mod crashpoint;
 pub mod delta;
