@@ -1,7 +1,7 @@
 // `npm run bench`: ours against the reference crate `powdb-backup` (0.29.0, on
 // the same engine generation), on databases the real engine creates.
 //
-//   node scripts/bench.mjs [--sizes 64,1024] [--big] [--runs 3] [--part all|core|repo|s3|disk|online|archive] [--smoke] [--readme]
+//   node scripts/bench.mjs [--sizes 64,1024] [--big] [--runs 3] [--part all|core|repo|s3|disk|online|archive|peers] [--smoke] [--readme]
 //
 // --big adds 4096 MiB; --part picks the tables (core: against the reference;
 // repo: format-2 repositories; s3: a repository on a local SeaweedFS against
@@ -9,11 +9,12 @@
 // `sync` and read + hash, CLI start-up and delta restore; at 1024 MiB unless
 // --sizes is given; online: backups of a live powdb-server with writers busy,
 // their write freeze and time against an offline backup; archive: continuous archiving of a live
-// sync-enabled server, the recovery point it keeps and what its rounds cost writers); --smoke runs 64 MiB once and checks that restores are
+// sync-enabled server, the recovery point it keeps and what its rounds cost writers; peers: ours
+// against restic, rustic, Kopia and borg, at 1 GiB unless --sizes is given); --smoke runs 64 MiB once and checks that restores are
 // correct, without judging times; --readme rewrites the tables of the parts
 // that ran in docs/benchmarks.md (linked from the README).
 //
-// Each part is a module under scripts/bench/ (core, repo, s3, disk, online, archive); kit.mjs
+// Each part is a module under scripts/bench/ (core, repo, s3, disk, online, archive, peers); kit.mjs
 // holds what they share, report.mjs the reports' text and the --readme rewrite.
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -22,6 +23,7 @@ import { benchDiskAll } from './bench/disk.mjs';
 import { fmt } from './bench/kit.mjs';
 import { benchOnlineAll } from './bench/online.mjs';
 import { archiveReport, benchArchiveAll } from './bench/archive.mjs';
+import { benchPeersAll, peersReport } from './bench/peers.mjs';
 import { benchRepo } from './bench/repo.mjs';
 import { coreReport, diskReport, onlineReport, repoReport, rewriteReadme, s3Report } from './bench/report.mjs';
 import { benchS3All } from './bench/s3.mjs';
@@ -36,7 +38,7 @@ const { values: opts } = parseArgs({
     part: { type: 'string', default: 'all' },
   },
 });
-const PARTS = ['core', 'repo', 's3', 'disk', 'online', 'archive'];
+const PARTS = ['core', 'repo', 's3', 'disk', 'online', 'archive', 'peers'];
 if (opts.part !== 'all' && !PARTS.includes(opts.part)) {
   console.error(`--part: one of all, ${PARTS.join(', ')} (not ${opts.part})`);
   process.exit(2);
@@ -92,6 +94,11 @@ if (part('online')) {
 if (part('archive')) {
   const archive = await timed('archive', () => benchArchiveAll(sizes, opts.smoke ? 5 : 20), 'times not judged');
   reports['bench-archive'] = archiveReport(archive, method('archive'));
+}
+// The peers are built from source (minutes, once) and compared at 1 GiB: not in a smoke run unless asked.
+if (part('peers') && !(opts.smoke && opts.part === 'all')) {
+  const peers = await timed('peers', () => benchPeersAll(diskSizes, runs), 'restores checked for size');
+  reports['bench-peers'] = peersReport(peers, method('peers', diskSizes));
 }
 for (const text of Object.values(reports)) console.log(`${text}\n`);
 if (opts.smoke && part('core'))
