@@ -36,6 +36,7 @@ export async function archiveEvery(
 ): Promise<ArchiveEveryResult> {
   const total: ArchiveEveryResult = { rounds: 0, failed_rounds: 0, segments: 0, bytes: 0n };
   const overflow = overflowWatch(dataDir);
+  const slow = slowServerWatch(options.everyMs);
   while (!options.signal?.aborted) {
     const started = Date.now();
     const round = await oneRound(repo, dataDir, options, total.rounds + 1);
@@ -51,6 +52,7 @@ export async function archiveEvery(
     }
     options.onRound?.(round);
     await overflow.check(round.archived_through);
+    slow.check(round.server_ms);
     // Start to start, but a pause at least as long as the round: the server's checkpoints then never take
     // more than half its time (writers wait while one runs).
     const pause = Math.max(started + options.everyMs - Date.now(), round.ms);
@@ -120,6 +122,25 @@ function overflowWatch(dataDir: string) {
           `PowDB 0.29's sync cannot archive it, so archived history stops at LSN ${archivedThrough ?? 'none'}, and the ` +
           "server's next failed statement will leave it unusable until .powdb-sync/identity.json is removed. " +
           'Delete that row or store the value smaller, and keep taking backups; see "Continuous archiving" in docs/online.md',
+        'PowdbBackupWarning',
+      );
+    },
+  };
+}
+
+/** A server answering slower than this holds its writers near their 5 s wait limit during each round. */
+const SLOW_SERVER_MS = 2500;
+
+/** Warns once when the server's archive (a checkpoint under its gate) takes long enough to fail writers. */
+function slowServerWatch(everyMs: number) {
+  let warned = false;
+  return {
+    check(serverMs: number | undefined): void {
+      if (warned || serverMs === undefined || serverMs < SLOW_SERVER_MS) return;
+      warned = true;
+      process.emitWarning(
+        `the server took ${(serverMs / 1000).toFixed(1)} s to archive (a checkpoint, during which its writers wait, and fail ` +
+          `after 5 s): archive less often than every ${everyMs / 1000} s, or when the server is quieter`,
         'PowdbBackupWarning',
       );
     },
