@@ -90,6 +90,20 @@ impl HeldFreeze {
         }
     }
 
+    /// Test only (`StageTestHooks::end_with_rollback`): ends the freeze with
+    /// `rollback`, which the stage never does (the server checkpoints and
+    /// gives the transaction's LSNs out again), to show what that breaks.
+    pub fn rollback_for_test(mut self) -> (CoreResult<Duration>, Duration) {
+        match self.take() {
+            Some(freeze) => {
+                let ended = freeze.rollback_for_test();
+                let held = *ended.as_ref().unwrap_or(&self.began.elapsed());
+                (ended, held)
+            }
+            None => self.ended_by_watchdog(),
+        }
+    }
+
     fn ended_by_watchdog(&self) -> (CoreResult<Duration>, Duration) {
         let held = self.shared.watchdog_held.lock().unwrap_or_else(|p| p.into_inner()).unwrap_or_default();
         let lost = self.shared.watchdog_lost.lock().unwrap_or_else(|p| p.into_inner()).take();

@@ -326,7 +326,8 @@ pub fn probe(login: &Login) -> CoreResult<Probe> {
 /// A held freeze: the connection whose explicit transaction holds the
 /// server's gate.
 ///
-/// There is deliberately no `rollback` and no `Drop` impl: ending a freeze
+/// There is deliberately no `rollback` (only `rollback_for_test`, for the
+/// negative control that shows why) and no `Drop` impl: ending a freeze
 /// with `rollback` makes the server checkpoint and reuse the transaction's
 /// LSN, so a freeze ends with `commit`, or, on every failure path, by
 /// dropping it: the socket closes and the server rolls the transaction back
@@ -376,6 +377,14 @@ impl Freeze {
             Err(RequestError::Io(e)) => Err(lost(format!("connection lost: {e}"))),
             Err(RequestError::Malformed(m)) => Err(lost(format!("malformed reply: {m}"))),
         }
+    }
+
+    /// Test only: ends the freeze with `rollback`, which a backup never does
+    /// (see the type's comment); how long it held, or why the server refused.
+    #[doc(hidden)]
+    pub fn rollback_for_test(mut self) -> CoreResult<Duration> {
+        self.conn.query("rollback")?;
+        Ok(self.began.elapsed())
     }
 }
 
