@@ -162,6 +162,8 @@ pub struct ServerStageOptions {
     pub test_before_freeze: Option<Vec<String>>,
     /// Test only: how long the first freeze sleeps before its work.
     pub test_hold_freeze_ms: Option<u32>,
+    /// Test only: end the freeze with `rollback` instead of `commit` (the server reuses its Begin LSN).
+    pub test_end_with_rollback: Option<bool>,
 }
 
 impl ServerStageOptions {
@@ -176,6 +178,7 @@ impl ServerStageOptions {
         options.test.skip_window_check = self.test_skip_window_check.unwrap_or(false);
         options.test.before_first_freeze = self.test_before_freeze.unwrap_or_default();
         options.test.hold_first_freeze = Duration::from_millis(self.test_hold_freeze_ms.unwrap_or(0).into());
+        options.test.end_with_rollback = self.test_end_with_rollback.unwrap_or(false);
         options
     }
 }

@@ -1,7 +1,10 @@
 // Fault injection for the crash-safety suite: POWDB_BACKUP_CRASH_AT=<point>:<n>
-// kills this process with SIGKILL the n-th time it reaches <point> (1-based).
-// Unset (always, outside that suite) it costs one comparison.
-const [point, nth] = (process.env.POWDB_BACKUP_CRASH_AT ?? '').split(':');
+// kills this process with SIGKILL the n-th time it reaches <point> (1-based);
+// <point>:<n>:stop stops it there with SIGSTOP instead (SIGCONT resumes it).
+// The native core reads the same variable for its own points
+// (crate/src/core/crashpoint.rs). Unset (always, outside the fault suites) it
+// costs one comparison.
+const [point, nth, how] = (process.env.POWDB_BACKUP_CRASH_AT ?? '').split(':');
 let seen = 0;
 
 /** Named boundaries where a crash must leave nothing half-done. */
@@ -21,5 +24,5 @@ export type CrashPoint =
   | 'delta-catalog-written';
 
 export function crashPoint(name: CrashPoint): void {
-  if (name === point && ++seen === Number(nth)) process.kill(process.pid, 'SIGKILL');
+  if (name === point && ++seen === Number(nth)) process.kill(process.pid, how === 'stop' ? 'SIGSTOP' : 'SIGKILL');
 }

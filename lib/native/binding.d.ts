@@ -533,6 +533,8 @@ export interface ServerStageOptions {
   testBeforeFreeze?: Array<string>
   /** Test only: how long the first freeze sleeps before its work. */
   testHoldFreezeMs?: number
+  /** Test only: end the freeze with `rollback` instead of `commit` (the server reuses its Begin LSN). */
+  testEndWithRollback?: boolean
 }
 
 /** What a stage did (`core::online::StageReport`). */

@@ -1,21 +1,52 @@
 //! Fault injection for the crash-safety suite, as in lib/crashpoint.ts:
 //! `POWDB_BACKUP_CRASH_AT=<point>:<n>` kills the process with SIGKILL the
-//! n-th time it reaches `<point>`. Unset, it costs one comparison.
+//! n-th time it reaches `<point>`; `<point>:<n>:stop` stops it there with
+//! SIGSTOP instead (every thread), for a test to act on the world while the
+//! process is frozen at that point, then let it go on with SIGCONT. Unset, it
+//! costs one comparison.
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::LazyLock;
 
-static TARGET: LazyLock<Option<(String, u32)>> = LazyLock::new(|| {
-    let spec = std::env::var("POWDB_BACKUP_CRASH_AT").ok()?;
-    let (point, nth) = spec.split_once(':')?;
-    Some((point.to_string(), nth.parse().ok()?))
-});
+struct Target {
+    point: String,
+    nth: u32,
+    signal: libc::c_int,
+}
+
+static TARGET: LazyLock<Option<Target>> = LazyLock::new(|| parse(&std::env::var("POWDB_BACKUP_CRASH_AT").ok()?));
 static SEEN: AtomicU32 = AtomicU32::new(0);
 
+fn parse(spec: &str) -> Option<Target> {
+    let (point, rest) = spec.split_once(':')?;
+    let (nth, signal) = match rest.split_once(':') {
+        Some((nth, "stop")) => (nth, libc::SIGSTOP),
+        Some(_) => return None,
+        None => (rest, libc::SIGKILL),
+    };
+    Some(Target { point: point.to_string(), nth: nth.parse().ok()?, signal })
+}
+
 pub fn hit(point: &str) {
-    if let Some((target, nth)) = TARGET.as_ref() {
-        if target == point && SEEN.fetch_add(1, Ordering::SeqCst) + 1 == *nth {
-            // SAFETY: plain syscalls; the process ends here by design.
-            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    if let Some(target) = TARGET.as_ref() {
+        if target.point == point && SEEN.fetch_add(1, Ordering::SeqCst) + 1 == target.nth {
+            // SAFETY: plain syscalls; with SIGKILL the process ends here by design.
+            unsafe { libc::kill(libc::getpid(), target.signal) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spec_names_a_point_a_count_and_how() {
+        let t = parse("online-frozen:2").unwrap();
+        assert_eq!((t.point.as_str(), t.nth, t.signal), ("online-frozen", 2, libc::SIGKILL));
+        let t = parse("online-frozen:1:stop").unwrap();
+        assert_eq!((t.nth, t.signal), (1, libc::SIGSTOP));
+        assert!(parse("online-frozen:1:term").is_none());
+        assert!(parse("online-frozen").is_none());
+        assert!(parse("online-frozen:x").is_none());
     }
 }

@@ -214,7 +214,8 @@ impl Run<'_> {
     /// that is the outcome, to retry.
     pub(super) fn end(&mut self, held: HeldFreeze, captured: Step<Capture>) -> Step<Capture> {
         let (worked, frozen_at) = (held.held(), held.began_unix_ms());
-        let held_for = match self.ended(held.commit())? {
+        let ending = if self.options.test.end_with_rollback { held.rollback_for_test() } else { held.commit() };
+        let held_for = match self.ended(ending)? {
             Ok(held_for) => held_for,
             Err(reason) => return Ok(Err(reason)),
         };

@@ -3,7 +3,10 @@
 //! watchdog thread commits the freeze itself once most of the budget is
 //! spent, whatever the stage's own thread is doing (even blocked in a read):
 //! the stage then finds the freeze gone and gives up the attempt with
-//! `ERR_FREEZE_BUDGET`, instead of holding writers until they fail.
+//! `ERR_FREEZE_BUDGET`, instead of holding writers until they fail; or with
+//! `ERR_FREEZE_LOST` when that commit failed because the server had already
+//! ended the freeze (its lifetime reaper, a restart: e.g. this process was
+//! stopped for longer than the server's `POWDB_TX_MAX_LIFETIME_MS`).
 use super::{Connection, Freeze};
 use crate::core::error::{CoreError, CoreResult};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +20,8 @@ struct Shared {
     expired: AtomicBool,
     /// How long the freeze held when the watchdog committed it.
     watchdog_held: Mutex<Option<Duration>>,
+    /// The watchdog's commit failed: the server had ended the freeze first.
+    watchdog_lost: Mutex<Option<CoreError>>,
 }
 
 /// A held freeze and its watchdog.
@@ -39,6 +44,7 @@ impl HeldFreeze {
             wake: Condvar::new(),
             expired: false.into(),
             watchdog_held: Mutex::new(None),
+            watchdog_lost: Mutex::new(None),
         });
         let watched = Arc::clone(&shared);
         let deadline = began + budget.mul_f64(0.9);
@@ -72,7 +78,7 @@ impl HeldFreeze {
     /// Ends the freeze with `commit`: how long it held (`begin` answered to
     /// `commit` answered), and how long the writers waited in any case.
     /// `ERR_FREEZE_BUDGET` if the watchdog ended it first; `ERR_FREEZE_LOST`
-    /// if the server had.
+    /// if the server had (before our commit, or before the watchdog's).
     pub fn commit(mut self) -> (CoreResult<Duration>, Duration) {
         match self.take() {
             Some(freeze) => {
@@ -80,11 +86,28 @@ impl HeldFreeze {
                 let held = *committed.as_ref().unwrap_or(&self.began.elapsed());
                 (committed, held)
             }
-            None => {
-                let held = self.shared.watchdog_held.lock().unwrap_or_else(|p| p.into_inner()).unwrap_or_default();
-                (Err(self.over_budget()), held)
-            }
+            None => self.ended_by_watchdog(),
         }
+    }
+
+    /// Test only (`StageTestHooks::end_with_rollback`): ends the freeze with
+    /// `rollback`, which the stage never does (the server checkpoints and
+    /// gives the transaction's LSNs out again), to show what that breaks.
+    pub fn rollback_for_test(mut self) -> (CoreResult<Duration>, Duration) {
+        match self.take() {
+            Some(freeze) => {
+                let ended = freeze.rollback_for_test();
+                let held = *ended.as_ref().unwrap_or(&self.began.elapsed());
+                (ended, held)
+            }
+            None => self.ended_by_watchdog(),
+        }
+    }
+
+    fn ended_by_watchdog(&self) -> (CoreResult<Duration>, Duration) {
+        let held = self.shared.watchdog_held.lock().unwrap_or_else(|p| p.into_inner()).unwrap_or_default();
+        let lost = self.shared.watchdog_lost.lock().unwrap_or_else(|p| p.into_inner()).take();
+        (Err(lost.unwrap_or_else(|| self.over_budget())), held)
     }
 
     /// Takes the freeze from the watchdog (None if it already committed it)
@@ -135,7 +158,64 @@ fn watch(shared: &Shared, began: Instant, deadline: Instant) {
     shared.expired.store(true, Ordering::Relaxed);
     drop(slot);
     if let Some(freeze) = freeze {
-        let held = freeze.commit().unwrap_or_else(|_| began.elapsed());
+        let (held, lost) = match freeze.commit() {
+            Ok(held) => (held, None),
+            Err(e) => (began.elapsed(), Some(e)),
+        };
         *shared.watchdog_held.lock().unwrap_or_else(|p| p.into_inner()) = Some(held);
+        *shared.watchdog_lost.lock().unwrap_or_else(|p| p.into_inner()) = lost;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::online::{wire, Login};
+    use std::io::Write;
+    use std::net::TcpListener;
+
+    fn error_frame(message: &str) -> Vec<u8> {
+        let mut p = (message.len() as u32).to_le_bytes().to_vec();
+        p.extend_from_slice(message.as_bytes());
+        p.push(1);
+        wire::frame(wire::MSG_ERROR, &p)
+    }
+
+    /// A server that accepts `begin` and answers the `commit` that follows
+    /// as powdb-server does once its lifetime reaper rolled the transaction
+    /// back.
+    fn reaping_server() -> (u16, std::thread::JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            wire::read_frame(&mut s, wire::MAX_PAYLOAD).unwrap();
+            let mut ok = 6u32.to_le_bytes().to_vec();
+            ok.extend_from_slice(b"0.29.0");
+            s.write_all(&wire::frame(wire::MSG_CONNECT_OK, &ok)).unwrap();
+            wire::read_frame(&mut s, wire::MAX_PAYLOAD).unwrap(); // begin
+            s.write_all(&wire::frame(wire::MSG_RESULT_OK, &0u64.to_le_bytes())).unwrap();
+            wire::read_frame(&mut s, wire::MAX_PAYLOAD).unwrap(); // commit
+            let reaped = "transaction exceeded the maximum lifetime of 1500ms and was rolled back";
+            s.write_all(&error_frame(reaped)).unwrap();
+        });
+        (port, server)
+    }
+
+    // The process was stopped in its freeze past the server's lifetime: on
+    // resuming, the watchdog commits first and the server says it had rolled
+    // the freeze back. That is a lost freeze, not one the watchdog ended.
+    #[test]
+    fn a_freeze_the_server_reaped_is_lost_even_when_the_watchdog_commits_it() {
+        let (port, server) = reaping_server();
+        let conn = Connection::connect(&Login::new("127.0.0.1", port, "u", "p")).unwrap();
+        let held = HeldFreeze::begin(conn, Duration::from_millis(50)).unwrap();
+        std::thread::sleep(Duration::from_millis(300)); // the watchdog commits at 45 ms
+        assert_eq!(held.stop().map(|e| e.code), Some("ERR_FREEZE_BUDGET".to_string()));
+        let (ended, _) = held.commit();
+        let e = ended.unwrap_err();
+        assert_eq!(e.code, "ERR_FREEZE_LOST", "{e}");
+        assert!(e.message.contains("maximum lifetime"), "{e}");
+        server.join().unwrap();
     }
 }

@@ -246,17 +246,24 @@ impl Connection {
         }
     }
 
-    /// Writes one frame and reads one reply, all within `io_timeout`.
+    /// Writes one frame and reads one reply, all within `io_timeout`. The
+    /// notice the server sends as it closes a connection (`CLOSING_NOTICES`)
+    /// is no reply: it may have been sent long before this request (say,
+    /// while this process was stopped), which the server never read.
     fn request(&mut self, frame: &[u8], what: &str) -> Result<ServerFrame, RequestError> {
         let deadline = Instant::now() + self.login.io_timeout;
         self.stream.set_write_timeout(Some(self.login.io_timeout)).map_err(RequestError::Io)?;
         self.stream.write_all(frame).map_err(RequestError::Io)?;
         let mut reader = DeadlineReader { stream: &self.stream, deadline };
         match wire::read_frame(&mut reader, wire::MAX_PAYLOAD) {
-            Ok(Some((t, payload))) => {
-                wire::decode(t, &payload).map_err(|e| RequestError::Malformed(format!("{what}: {e}")))
-            }
-            Ok(None) => Err(RequestError::Closed),
+            Ok(Some((t, payload))) => match wire::decode(t, &payload) {
+                Ok(ServerFrame::Error { message, .. }) if CLOSING_NOTICES.contains(&message.as_str()) => {
+                    Err(RequestError::Closed(Some(message)))
+                }
+                Ok(frame) => Ok(frame),
+                Err(e) => Err(RequestError::Malformed(format!("{what}: {e}"))),
+            },
+            Ok(None) => Err(RequestError::Closed(None)),
             Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(RequestError::Malformed(format!("{what}: {e}"))),
             Err(e) => Err(RequestError::Io(e)),
         }
@@ -275,9 +282,12 @@ impl Connection {
                 "ERR_SERVER_UNREACHABLE",
                 format!("lost the connection to {server} during {what}: {e}; check that the server is running and run again"),
             ),
-            RequestError::Closed => CoreError::new(
+            RequestError::Closed(notice) => CoreError::new(
                 "ERR_SERVER_UNREACHABLE",
-                format!("{server} closed the connection during {what}; check the server's log and run again"),
+                format!(
+                    "{server} closed the connection{} during {what}; check the server's log and run again",
+                    said(&notice)
+                ),
             ),
             RequestError::Malformed(m) => protocol_error(&self.login, &m),
         }
@@ -316,7 +326,8 @@ pub fn probe(login: &Login) -> CoreResult<Probe> {
 /// A held freeze: the connection whose explicit transaction holds the
 /// server's gate.
 ///
-/// There is deliberately no `rollback` and no `Drop` impl: ending a freeze
+/// There is deliberately no `rollback` (only `rollback_for_test`, for the
+/// negative control that shows why) and no `Drop` impl: ending a freeze
 /// with `rollback` makes the server checkpoint and reuse the transaction's
 /// LSN, so a freeze ends with `commit`, or, on every failure path, by
 /// dropping it: the socket closes and the server rolls the transaction back
@@ -357,7 +368,9 @@ impl Freeze {
                 ServerFrame::Rows { .. } | ServerFrame::Scalar(_) | ServerFrame::Ok { .. } | ServerFrame::Message(_),
             ) => Ok(self.began.elapsed()),
             Ok(other) => Err(lost(format!("unexpected reply {other:?}"))),
-            Err(RequestError::Closed) => Err(lost("the server closed the connection".into())),
+            Err(RequestError::Closed(notice)) => {
+                Err(lost(format!("the server closed the connection{}", said(&notice))))
+            }
             Err(RequestError::Io(e)) if timed_out(&e) => {
                 Err(lost(format!("no answer to commit within {} ms", self.conn.login.io_timeout.as_millis())))
             }
@@ -365,14 +378,31 @@ impl Freeze {
             Err(RequestError::Malformed(m)) => Err(lost(format!("malformed reply: {m}"))),
         }
     }
+
+    /// Test only: ends the freeze with `rollback`, which a backup never does
+    /// (see the type's comment); how long it held, or why the server refused.
+    #[doc(hidden)]
+    pub fn rollback_for_test(mut self) -> CoreResult<Duration> {
+        self.conn.query("rollback")?;
+        Ok(self.began.elapsed())
+    }
 }
 
 /// Why a request got no decoded reply.
 enum RequestError {
     Io(io::Error),
-    /// The server closed the connection between frames.
-    Closed,
+    /// The server closed the connection between frames, with its closing
+    /// notice if it sent one.
+    Closed(Option<String>),
     Malformed(String),
+}
+
+/// The error messages powdb-server 0.29 sends on a connection just before it
+/// closes it, unasked (`handler/mod.rs`: a shutdown, the idle timeout).
+const CLOSING_NOTICES: [&str; 2] = ["server shutting down", "idle timeout"];
+
+fn said(notice: &Option<String>) -> String {
+    notice.as_ref().map_or(String::new(), |m| format!(" (it said: {m})"))
 }
 
 /// Reads from the stream, failing with `TimedOut` once `deadline` passes.
@@ -434,11 +464,12 @@ fn handshake_error(login: &Login, e: RequestError) -> CoreError {
             "ERR_SERVER_UNREACHABLE",
             format!("lost the connection to {server} during the handshake: {e}; check that it is a powdb-server and run again"),
         ),
-        RequestError::Closed => CoreError::new(
+        RequestError::Closed(notice) => CoreError::new(
             "ERR_SERVER_UNREACHABLE",
             format!(
-                "{server} closed the connection without answering the handshake; check that it is a \
-                 powdb-server without --require-tls, with free connections, and read its log"
+                "{server} closed the connection{} without answering the handshake; check that it is a \
+                 powdb-server without --require-tls, with free connections, and read its log",
+                said(&notice)
             ),
         ),
         RequestError::Malformed(m) => protocol_error(login, &m),
@@ -519,6 +550,34 @@ mod tests {
         let mut l = login(1);
         l.host = "no-such-host.invalid".into();
         assert_eq!(Connection::connect(&l).unwrap_err().code, "ERR_SERVER_UNREACHABLE");
+    }
+
+    // What a server that shut down (or timed a connection out) leaves in the
+    // socket: its closing notice, then the end. A request sent afterwards
+    // reads the notice first; it is no answer to that request.
+    #[test]
+    fn a_closing_notice_is_a_closed_connection_not_an_answer() {
+        for notice in CLOSING_NOTICES {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let server = std::thread::spawn(move || {
+                let (mut s, _) = listener.accept().unwrap();
+                wire::read_frame(&mut s, wire::MAX_PAYLOAD).unwrap();
+                let mut ok = 6u32.to_le_bytes().to_vec();
+                ok.extend_from_slice(b"0.29.0");
+                s.write_all(&wire::frame(wire::MSG_CONNECT_OK, &ok)).unwrap();
+                let mut err = (notice.len() as u32).to_le_bytes().to_vec();
+                err.extend_from_slice(notice.as_bytes());
+                err.push(class::TIMEOUT);
+                s.write_all(&wire::frame(wire::MSG_ERROR, &err)).unwrap();
+                s
+            });
+            let mut conn = Connection::connect(&login(port)).unwrap();
+            let _held = server.join().unwrap();
+            let e = conn.query("begin").unwrap_err();
+            assert_eq!(e.code, "ERR_SERVER_UNREACHABLE", "{e}");
+            assert!(e.message.contains(&format!("(it said: {notice})")), "{e}");
+        }
     }
 
     // A listener nobody accepts from: the kernel completes the TCP handshake

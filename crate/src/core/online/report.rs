@@ -31,6 +31,9 @@ pub struct StageTestHooks {
     pub before_first_freeze: Vec<String>,
     /// How long the first freeze sleeps before its work.
     pub hold_first_freeze: Duration,
+    /// End every freeze with `rollback` instead of `commit` (the server then
+    /// checkpoints and reuses the freeze's Begin LSN).
+    pub end_with_rollback: bool,
 }
 
 /// What a stage did.

@@ -27,9 +27,14 @@
 //! `.powdb-sync/` is not copied (a sync-enabled database's retained history
 //! is out of scope here), nor are `LOCK`, `readers/`, temporary files and
 //! index files (a stale index meeting a replay is harmful, §2.3).
+//!
+//! Fault points (`POWDB_BACKUP_CRASH_AT`, crashpoint.rs): `online-copied`
+//! after an attempt's pass, before its freeze; `online-frozen` once its
+//! freeze is held, before anything is read under it.
 use super::capture::{Capture, Run, Step};
 use super::heaps::StagedHeaps;
 use super::{source, Connection, Login};
+use crate::core::crashpoint;
 use crate::core::error::{CoreError, CoreResult};
 use std::path::Path;
 use std::time::Duration;
@@ -73,6 +78,7 @@ impl Run<'_> {
             Err(reason) => return Ok(Err(reason)),
         };
         self.pass(None)?;
+        crashpoint::hit("online-copied");
         let first = self.report.attempts == 1;
         if first && !self.options.test.before_first_freeze.is_empty() {
             let mut conn = Connection::connect(self.login)?;
@@ -88,6 +94,7 @@ impl Run<'_> {
             Ok(held) => held,
             Err(reason) => return Ok(Err(reason)),
         };
+        crashpoint::hit("online-frozen");
         if first {
             std::thread::sleep(self.options.test.hold_first_freeze);
         }
