@@ -90,10 +90,16 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// A new connection; its handshake may wait as long as a `begin` does
+    /// (a server in a checkpoint answers neither until it ends).
+    pub(super) fn connect(&self) -> CoreResult<Connection> {
+        Connection::connect_within(self.login, self.options.begin_wait)
+    }
+
     /// Connects the connection the next freeze begins on, unless there is one.
     pub(super) fn connect_spare(&mut self) -> CoreResult<()> {
         if self.spare.is_none() {
-            self.spare = Some(Connection::connect(self.login)?);
+            self.spare = Some(self.connect()?);
         }
         Ok(())
     }
@@ -104,13 +110,11 @@ impl Run<'_> {
     pub(super) fn freeze(&mut self) -> Step<HeldFreeze> {
         let (conn, spare) = match self.spare.take() {
             Some(conn) => (conn, true),
-            None => (Connection::connect(self.login)?, false),
+            None => (self.connect()?, false),
         };
         let (budget, wait) = (self.options.budget, self.options.begin_wait);
         let began = match HeldFreeze::begin(conn, budget, wait) {
-            Err(e) if spare && e.code == "ERR_SERVER_UNREACHABLE" => {
-                HeldFreeze::begin(Connection::connect(self.login)?, budget, wait)
-            }
+            Err(e) if spare && e.code == "ERR_SERVER_UNREACHABLE" => HeldFreeze::begin(self.connect()?, budget, wait),
             other => other,
         };
         match began {

@@ -138,12 +138,21 @@ impl Connection {
     /// the server's rate limit `ERR_SERVER_AUTH`; no answer in time
     /// `ERR_SERVER_TIMEOUT`.
     pub fn connect(login: &Login) -> CoreResult<Connection> {
+        Self::connect_within(login, login.io_timeout)
+    }
+
+    /// `connect`, waiting up to `wait` (at least the login's `io_timeout`)
+    /// for the answer to the handshake: a server in a checkpoint does not
+    /// answer it either until the checkpoint ends.
+    pub fn connect_within(login: &Login, wait: Duration) -> CoreResult<Connection> {
+        let wait = wait.max(login.io_timeout);
         let stream = dial(login)?;
         let _ = stream.set_nodelay(true);
         let mut conn = Connection { stream, login: login.clone(), version: String::new(), hello: None };
         let hello = wire::ClientHello::ours();
         let connect = wire::encode_connect(&login.database, &login.password, &login.user, Some(&hello));
-        let reply = conn.request(&connect, "the handshake").map_err(|e| handshake_error(login, e))?;
+        let reply =
+            conn.request_within(&connect, "the handshake", wait).map_err(|e| handshake_error(login, wait, e))?;
         match reply {
             ServerFrame::ConnectOk { version, hello } => {
                 conn.version = version;
@@ -447,7 +456,7 @@ fn dial(login: &Login) -> CoreResult<TcpStream> {
     Err(unreachable(last.unwrap_or_else(|| "the host has no address".into())))
 }
 
-fn handshake_error(login: &Login, e: RequestError) -> CoreError {
+fn handshake_error(login: &Login, wait: Duration, e: RequestError) -> CoreError {
     let server = login.server();
     match e {
         RequestError::Io(e) if timed_out(&e) => CoreError::new(
@@ -455,7 +464,7 @@ fn handshake_error(login: &Login, e: RequestError) -> CoreError {
             format!(
                 "{server} accepted the connection but did not answer the handshake within {} ms; \
                  check that the server is a running powdb-server (not stopped or overloaded) and run again",
-                login.io_timeout.as_millis()
+                wait.as_millis()
             ),
         ),
         RequestError::Io(e) => CoreError::new(

@@ -15,8 +15,9 @@ pub struct StageOptions {
     /// if the passes' read rate says that takes at most this long; else the
     /// freeze ends and another attempt runs.
     pub refresh_within: Duration,
-    /// How long `begin` may wait for the server's answer (a server in a
-    /// checkpoint answers nothing until it ends; see `Connection::freeze_within`).
+    /// How long `begin`, and a new connection's handshake, may wait for the
+    /// server's answer (a server in a checkpoint answers nothing until it
+    /// ends; see `Connection::freeze_within`).
     pub begin_wait: Duration,
     #[doc(hidden)]
     pub test: StageTestHooks,

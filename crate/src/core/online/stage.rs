@@ -30,7 +30,7 @@
 use super::capture::{Capture, Run, Step, CHECKPOINTED};
 use super::heaps::StagedHeaps;
 use super::held::HeldFreeze;
-use super::{source, walstate, Connection, Login};
+use super::{source, walstate, Login};
 use crate::core::error::{CoreError, CoreResult};
 use std::path::Path;
 use std::time::Duration;
@@ -76,7 +76,7 @@ impl Run<'_> {
         self.pass(None)?;
         let first = self.report.attempts == 1;
         if first && !self.options.test.before_first_freeze.is_empty() {
-            let mut conn = Connection::connect(self.login)?;
+            let mut conn = self.connect()?;
             for statement in &self.options.test.before_first_freeze {
                 conn.query(statement)?;
             }
@@ -86,7 +86,7 @@ impl Run<'_> {
             Err(reason) => return Ok(Err(reason)),
         };
         if first && !self.options.test.after_first_preread.is_empty() {
-            let mut conn = Connection::connect(self.login)?;
+            let mut conn = self.connect()?;
             for statement in &self.options.test.after_first_preread {
                 conn.query(statement)?;
             }
