@@ -253,6 +253,12 @@ impl Connection {
                     self.login.who()
                 ),
             )),
+            // The server's query deadline (`--query-timeout`, 30 s) passed while `begin`
+            // waited behind a checkpoint: it did not begin, so it is a busy gate too.
+            Answer::Refused { message, class } if class == Some(class::TIMEOUT) => Err(CoreError::new(
+                "ERR_SERVER_BUSY",
+                format!("{} answered `begin`: {message}. It was busy (a checkpoint, another transaction); run again when it is quieter", self.login.server()),
+            )),
             Answer::Refused { message, class } => Err(self.refused("begin", &message, class)),
         }
     }
