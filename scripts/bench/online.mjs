@@ -20,6 +20,7 @@
 // watchdog (a shell holding a pipe from us) SIGKILLs it.
 import { execFile, spawn } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { promisify } from 'node:util';
 import { ensurePowdbServer } from '../powdb-server.mjs';
 import { bin, copyOf, fresh, lastLine, median, ours, pristine, root, scratch } from './kit.mjs';
@@ -46,6 +47,12 @@ async function ensureLoad() {
 const SERVER_WAIT_MS = 900_000;
 /** How long the workload's `setup` (two DDL statements, the accounts) may take on a server busy checkpointing. */
 const SETUP_WAIT_MS = 900_000;
+/**
+ * The server's address space cap: 80% of the machine's memory. powdb-server
+ * 0.29 holds about 11 GB for the 1 GiB database here (it keeps the heap and
+ * its index in memory, twice over during a rollback's reopen).
+ */
+const SERVER_MAX_BYTES = Math.floor(totalmem() * 0.8);
 /** Workers updating rows of the largest table. */
 const HOT_WORKERS = 2;
 
@@ -84,11 +91,15 @@ function stopChild(child, sig, signal = (s) => child.kill(s), ms = 30_000) {
   });
 }
 
-// Starts "$@" (the server) with its output in $log and prints its pid; when its
+// Starts "$@" (the server) with its output in $log and prints its pid, its
+// address space capped at $SERVER_MAX_KIB (SERVER_MAX_BYTES: on a shared machine,
+// a server too big for it fails alone rather than the kernel's OOM killer
+// picking a process); when its
 // stdin (a pipe from this process) ends, because this process went away, it
 // SIGKILLs the server. Exits with the server's status.
 const WATCHDOG = `
 log=$1; shift
+ulimit -v "$SERVER_MAX_KIB"
 exec 3<&0
 "$@" </dev/null 3<&- >"$log" 2>&1 &
 pid=$!
@@ -113,7 +124,11 @@ async function startServer(bins, dataDir, at) {
   // A clean stop drains requests queued behind a checkpoint (minutes at 4 GiB), then checkpoints.
   args.push('--shutdown-timeout', String(SERVER_WAIT_MS / 1000));
   const child = spawn('sh', ['-c', WATCHDOG, 'watchdog', log, bins.server, ...args], {
-    env: envWith({ POWDB_ADMIN_USER: 'admin', POWDB_ADMIN_PASSWORD: `admin-${PASSWORD}` }),
+    env: envWith({
+      POWDB_ADMIN_USER: 'admin',
+      POWDB_ADMIN_PASSWORD: `admin-${PASSWORD}`,
+      SERVER_MAX_KIB: String(Math.floor(SERVER_MAX_BYTES / 1024)),
+    }),
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   child.stdin.on('error', () => {});
@@ -236,9 +251,11 @@ async function benchOnline(mib, runs, bins) {
       const o = result.online;
       if (!o) throw new Error(`backup --server printed no online report: ${JSON.stringify(result)}`);
       const refreshed = o.refreshed_under_freeze;
+      // The kept freeze ends the stage: what follows is recovery, verification and storing.
+      const frozenAfter = (Date.parse(o.frozen_at) - (performance.timeOrigin + started)) / 1000;
       online.push({ secs, freezeMs: o.freeze_ms, longestMs: o.longest_freeze_ms, attempts: o.attempts, refreshed });
       console.error(
-        `online ${mib} MiB run ${i + 1}: ${secs.toFixed(2)} s, freeze ${o.freeze_ms.toFixed(1)} ms (longest ${o.longest_freeze_ms.toFixed(1)}), ${o.attempts} attempt(s)${refreshed ? ', changed heaps re-read under the freeze' : ''}${o.retries.length ? `; retried: ${o.retries.join('; ')}` : ''}`,
+        `online ${mib} MiB run ${i + 1}: ${secs.toFixed(2)} s (kept freeze at ${frozenAfter.toFixed(1)} s), freeze ${o.freeze_ms.toFixed(1)} ms (longest ${o.longest_freeze_ms.toFixed(1)}), ${o.attempts} attempt(s)${refreshed ? ', changed heaps re-read under the freeze' : ''}${o.retries.length ? `; retried: ${o.retries.join('; ')}` : ''}`,
       );
     }
     const stopped = await load.stop();
