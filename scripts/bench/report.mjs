@@ -181,7 +181,7 @@ function onlineTable(all) {
   for (const s of all) {
     const failed = s.failed.length ? ` (${s.failed.length} of ${s.runs} failed)` : '';
     lines.push(
-      `| ${s.mib} MiB | ${or(s.freezeMedian, 1)} | ${or(s.freezeWorst, 1)} | ${met(!s.failed.length && s.freezeWorst < 100)}${failed} | ${or(s.onlineSecs)} | ${fmt(s.offlineSecs)} | ${s.attempts.join(', ')} |`,
+      `| ${s.mib} MiB${s.pad ? ` (rows padded by ${s.pad} bytes)` : ''} | ${or(s.freezeMedian, 1)} | ${or(s.freezeWorst, 1)} | ${met(!s.failed.length && s.freezeWorst < 100)}${failed} | ${or(s.onlineSecs)} | ${fmt(s.offlineSecs)} | ${s.attempts.join(', ')} |`,
     );
   }
   return lines.join('\n');
