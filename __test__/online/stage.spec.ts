@@ -225,6 +225,20 @@ describe('serverStage', () => {
     expect(bad.ids.has(5001), 'the row the checkpoint took out of the WAL').toBe(false);
   });
 
+  it('a checkpoint while the freeze is asked for is seen under it, and the changed heaps are read again under that same freeze', async () => {
+    const server = await makeServer();
+    // After the WAL pre-read, just before `begin`: the same insert and checkpoint (begin + rollback).
+    const between = ['insert T { id := 5000, v := 1 }', 'begin', 'rollback'];
+    const { dir, report } = await stage(server, { testAfterPreread: between });
+    expect(report.attempts).toBe(1);
+    expect(report.retries).toEqual([]);
+    expect(report.refreshedUnderFreeze).toBe(true);
+    expect(report.pagesRecopied).toBeGreaterThan(0n);
+    const copy = openCopy(dir);
+    expect(copy.ids.has(5000)).toBe(true);
+    expect(copy.verify.ok, copy.verify.stdout).toBe(true);
+  });
+
   it('a WAL empty at the pass start gets a record first (an empty transaction), so a checkpoint that empties it again is caught', async () => {
     const server = await makeServer();
     await server.run(APP.name, APP.password, 'begin; rollback'); // a checkpoint: the WAL is its header alone

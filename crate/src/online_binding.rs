@@ -21,7 +21,8 @@ pub struct ServerLogin {
     pub password: Option<String>,
     /// The database name sent at connect (a server serves one; absent is its default).
     pub database: Option<String>,
-    /// Bounds connecting and each request (default: 5 s to connect, 10 s a request).
+    /// Bounds connecting and each request (default: 5 s to connect, 10 s a request); a stage's
+    /// `begin` waits at least 300 s (a server in a checkpoint answers nothing until it ends).
     pub timeout_ms: Option<u32>,
 }
 
@@ -160,6 +161,8 @@ pub struct ServerStageOptions {
     pub test_skip_window_check: Option<bool>,
     /// Test only: statements run on a connection of their own between the first pass and the first freeze.
     pub test_before_freeze: Option<Vec<String>>,
+    /// Test only: statements run on a connection of their own after the first WAL pre-read, just before the first `begin`.
+    pub test_after_preread: Option<Vec<String>>,
     /// Test only: how long the first freeze sleeps before its work.
     pub test_hold_freeze_ms: Option<u32>,
     /// Test only: end the freeze with `rollback` instead of `commit` (the server reuses its Begin LSN).
@@ -177,6 +180,7 @@ impl ServerStageOptions {
         }
         options.test.skip_window_check = self.test_skip_window_check.unwrap_or(false);
         options.test.before_first_freeze = self.test_before_freeze.unwrap_or_default();
+        options.test.after_first_preread = self.test_after_preread.unwrap_or_default();
         options.test.hold_first_freeze = Duration::from_millis(self.test_hold_freeze_ms.unwrap_or(0).into());
         options.test.end_with_rollback = self.test_end_with_rollback.unwrap_or(false);
         options
@@ -197,7 +201,7 @@ pub struct ServerStageReport {
     pub attempts: u32,
     /// Why each attempt before the last was given up.
     pub retries: Vec<String>,
-    /// Whether the kept attempt refreshed heaps under the freeze (the last resort).
+    /// Whether the kept attempt refreshed heaps under the freeze (its window broke and they were small, or the last resort).
     pub refreshed_under_freeze: bool,
     pub heap_pages: u64,
     /// Staged pages written again because they had changed since their copy.

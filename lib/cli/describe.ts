@@ -180,5 +180,6 @@ export function repairSummary(r: RepairResult): string {
 /** What an online backup's freeze cost the server's writers. */
 export function onlineLine(r: OnlineReport): string {
   const retried = r.attempts > 1 ? `, ${r.attempts} attempts (${r.retries.join('; ')})` : '';
-  return `online: writers waited ${r.freeze_ms.toFixed(1)} ms (freeze at ${r.frozen_at}), ${r.pages_recopied} of ${r.heap_pages} pages copied again, LSN ${r.source_lsn}${retried}`;
+  const refreshed = r.refreshed_under_freeze ? ', changed heaps re-read under the freeze' : '';
+  return `online: writers waited ${r.freeze_ms.toFixed(1)} ms (freeze at ${r.frozen_at}), ${r.pages_recopied} of ${r.heap_pages} pages copied again${refreshed}, LSN ${r.source_lsn}${retried}`;
 }

@@ -495,7 +495,10 @@ export interface ServerLogin {
   password?: string
   /** The database name sent at connect (a server serves one; absent is its default). */
   database?: string
-  /** Bounds connecting and each request (default: 5 s to connect, 10 s a request). */
+  /**
+   * Bounds connecting and each request (default: 5 s to connect, 10 s a request); a stage's
+   * `begin` waits at least 300 s (a server in a checkpoint answers nothing until it ends).
+   */
   timeoutMs?: number
 }
 
@@ -531,6 +534,8 @@ export interface ServerStageOptions {
   testSkipWindowCheck?: boolean
   /** Test only: statements run on a connection of their own between the first pass and the first freeze. */
   testBeforeFreeze?: Array<string>
+  /** Test only: statements run on a connection of their own after the first WAL pre-read, just before the first `begin`. */
+  testAfterPreread?: Array<string>
   /** Test only: how long the first freeze sleeps before its work. */
   testHoldFreezeMs?: number
   /** Test only: end the freeze with `rollback` instead of `commit` (the server reuses its Begin LSN). */
@@ -550,7 +555,7 @@ export interface ServerStageReport {
   attempts: number
   /** Why each attempt before the last was given up. */
   retries: Array<string>
-  /** Whether the kept attempt refreshed heaps under the freeze (the last resort). */
+  /** Whether the kept attempt refreshed heaps under the freeze (its window broke and they were small, or the last resort). */
   refreshedUnderFreeze: boolean
   heapPages: bigint
   /** Staged pages written again because they had changed since their copy. */

@@ -25,6 +25,8 @@ export interface OnlineReport {
   attempts: number;
   /** Why earlier attempts were given up (a checkpoint or DDL during the copy, a lost freeze). */
   retries: string[];
+  /** Whether the kept freeze also read again the heaps that changed since their copy (its window broke and they were small, or the last resort). */
+  refreshed_under_freeze: boolean;
   heap_pages: bigint;
   /** Pages copied again because they changed while the server ran. */
   pages_recopied: bigint;
@@ -47,6 +49,7 @@ export async function stageLive(dataDir: string, staging: string, server: LiveSe
     longest_freeze_ms: stage.longestFreezeMs,
     attempts: stage.attempts,
     retries: stage.retries,
+    refreshed_under_freeze: stage.refreshedUnderFreeze,
     heap_pages: stage.heapPages,
     pages_recopied: stage.pagesRecopied,
     torn_rereads: stage.tornRereads,

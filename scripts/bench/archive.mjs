@@ -59,7 +59,7 @@ async function benchArchive(mib, everyMs, seconds, bins) {
   let load;
   try {
     server = await startServer(bins, dataDir, at);
-    load = await startLoad(server.port, at);
+    load = await startLoad(server.port, at, db.rows);
     const flags = ['--server', `127.0.0.1:${server.port}`, '--server-user', USER];
     fresh(at('repo'));
     await cli('init', at('repo'));

@@ -91,6 +91,23 @@ pub struct RunArgs {
     /// Run a DDL worker: create tables, fill them, add columns and indexes, drop them.
     #[arg(long)]
     pub ddl: bool,
+    /// An existing table to keep busy too: autocommit updates of rows
+    /// picked at random (by --hot-key in 0..--hot-rows), setting the int
+    /// column --hot-column. Not in the log's checks.
+    #[arg(long)]
+    pub hot: Option<String>,
+    /// The hot table's indexed int key the updates filter on.
+    #[arg(long, default_value = "id", requires = "hot")]
+    pub hot_key: String,
+    /// The hot table's int column the updates set.
+    #[arg(long, default_value = "score", requires = "hot")]
+    pub hot_column: String,
+    /// Keys 0..N are updated (default: count(TABLE), read at the start).
+    #[arg(long, requires = "hot")]
+    pub hot_rows: Option<u64>,
+    /// Workers updating the hot table.
+    #[arg(long, default_value_t = 2, requires = "hot")]
+    pub hot_workers: u64,
     /// Stop after this many seconds.
     #[arg(long)]
     pub seconds: Option<f64>,

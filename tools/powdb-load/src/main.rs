@@ -7,10 +7,12 @@
 //!   Log  { required unique id: int, required writer: int, required seq: int, pad: str }
 //!   Acct { required unique id: int, bal: int }
 //! and, with `run --ddl`, tables D1, D2, ... { required unique id: int, v: int }.
+//! With `run --hot T`, rows of an existing table T are updated as well.
 
 mod append;
 mod args;
 mod ddl;
+mod hot;
 mod prng;
 mod record;
 mod run;

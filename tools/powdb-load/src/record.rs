@@ -82,6 +82,8 @@ pub struct Run {
     pub writers: Vec<Entries>,
     pub transfers: Arc<Transfers>,
     pub ddl: Entries,
+    /// Updates of the hot table (`run --hot`) acknowledged.
+    pub hot_updates: u64,
     pub errors: SharedErrors,
     /// Set when a worker met something that breaks the run's premises.
     pub fatal: Arc<Mutex<Option<String>>>,
@@ -129,6 +131,7 @@ impl Run {
             "writers": writers,
             "transfers": self.transfers.to_json(),
             "ddl": { "ops": ddl_ops, "rows": ddl_rows },
+            "hot_updates": self.hot_updates,
             "errors": errors,
             "error_samples": samples,
             "fatal": *self.fatal.lock().unwrap(),

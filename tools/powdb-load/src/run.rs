@@ -1,5 +1,6 @@
 //! `run`: the workers on their threads, the stop, the log.
 use crate::args::RunArgs;
+use crate::hot::{self, HotTarget};
 use crate::prng::Prng;
 use crate::record::{Entries, Run, Transfers};
 use crate::session::{Errors, Session, SharedErrors};
@@ -7,7 +8,7 @@ use crate::stop::Stop;
 use crate::{append, ddl, transfer, unix_ms};
 use powdb_backup::core::online::{Connection, Login, Reply};
 use serde_json::json;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -116,6 +117,25 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
             None
         });
     }
+    let hot_acked = Arc::new(AtomicU64::new(0));
+    if let Some(table) = &args.hot {
+        let rows = match args.hot_rows {
+            Some(rows) => rows,
+            None => {
+                let mut conn = Connection::connect(&login).map_err(|e| e.to_string())?;
+                scalar(&mut conn, &format!("count({table})"))?.max(0) as u64
+            }
+        };
+        let target =
+            HotTarget { table: table.clone(), key: args.hot_key.clone(), column: args.hot_column.clone(), rows };
+        for _ in 0..args.hot_workers {
+            let (target, r, acked) = (target.clone(), rng(), hot_acked.clone());
+            crew.spawn(move |s| {
+                hot::run(s, target, r, acked);
+                None
+            });
+        }
+    }
     let ddl_log = Entries::default();
     if args.ddl {
         let (log, r) = (ddl_log.clone(), rng());
@@ -131,8 +151,11 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
     let config = json!({
         "writers": args.writers, "transfers": args.transfers, "big_values": args.big_values,
         "ddl": args.ddl, "io_timeout_ms": args.server.io_timeout_ms,
+        "hot": args.hot, "hot_workers": if args.hot.is_some() { args.hot_workers } else { 0 },
     });
-    let run = Run { seed, started, config, accounts, total, writers, transfers, ddl: ddl_log, errors, fatal };
+    let hot_updates = hot_acked.load(Ordering::SeqCst);
+    let run =
+        Run { seed, started, config, accounts, total, writers, transfers, ddl: ddl_log, hot_updates, errors, fatal };
     run.write(&args.log, stop.reason()).map_err(|e| format!("cannot write {}: {e}", args.log.display()))?;
     let fatal = run.fatal.lock().unwrap().clone();
     println!("{}", json!({ "event": "stopped", "seed": seed, "reason": stop.reason(), "fatal": fatal }));

@@ -45,7 +45,7 @@ pub(super) struct Capture {
 }
 
 const NO_RECORD: &str = "the WAL held no record when the pass began";
-const CHECKPOINTED: &str = "a checkpoint rewrote the WAL during the pass";
+pub(super) const CHECKPOINTED: &str = "a checkpoint rewrote the WAL during the pass";
 
 /// `Err(reason)`: the attempt is given up and another one runs.
 pub(super) type Step<T> = CoreResult<Result<T, String>>;
@@ -90,10 +90,16 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// A new connection; its handshake may wait as long as a `begin` does
+    /// (a server in a checkpoint answers neither until it ends).
+    pub(super) fn connect(&self) -> CoreResult<Connection> {
+        Connection::connect_within(self.login, self.options.begin_wait)
+    }
+
     /// Connects the connection the next freeze begins on, unless there is one.
     pub(super) fn connect_spare(&mut self) -> CoreResult<()> {
         if self.spare.is_none() {
-            self.spare = Some(Connection::connect(self.login)?);
+            self.spare = Some(self.connect()?);
         }
         Ok(())
     }
@@ -104,12 +110,11 @@ impl Run<'_> {
     pub(super) fn freeze(&mut self) -> Step<HeldFreeze> {
         let (conn, spare) = match self.spare.take() {
             Some(conn) => (conn, true),
-            None => (Connection::connect(self.login)?, false),
+            None => (self.connect()?, false),
         };
-        let began = match HeldFreeze::begin(conn, self.options.budget) {
-            Err(e) if spare && e.code == "ERR_SERVER_UNREACHABLE" => {
-                HeldFreeze::begin(Connection::connect(self.login)?, self.options.budget)
-            }
+        let (budget, wait) = (self.options.budget, self.options.begin_wait);
+        let began = match HeldFreeze::begin(conn, budget, wait) {
+            Err(e) if spare && e.code == "ERR_SERVER_UNREACHABLE" => HeldFreeze::begin(self.connect()?, budget, wait),
             other => other,
         };
         match began {
@@ -141,8 +146,29 @@ impl Run<'_> {
     /// Under the freeze: the WAL (which must end with our Begin), read into
     /// `wal`, and the small files; with `mark`, `Err(reason)` when the
     /// window broke. Only the records after the prefix are parsed.
-    pub(super) fn capture(&self, held: &HeldFreeze, mark: Option<&Mark>, mut wal: Vec<u8>) -> Step<Capture> {
+    pub(super) fn capture(&self, held: &HeldFreeze, mark: Option<&Mark>, wal: Vec<u8>) -> Step<Capture> {
+        Ok(self.capture_keeping(held, mark, wal)?.map_err(|(reason, _)| reason))
+    }
+
+    /// `capture`; a broken window gives the WAL read under the freeze back
+    /// with the reason (still what the server holds while the freeze lasts).
+    pub(super) fn capture_keeping(
+        &self,
+        held: &HeldFreeze,
+        mark: Option<&Mark>,
+        mut wal: Vec<u8>,
+    ) -> CoreResult<Result<Capture, (String, Vec<u8>)>> {
         walstate::read_wal(&self.data_dir.join(WAL), &mut wal)?;
+        self.check_capture(held, mark, wal)
+    }
+
+    /// The checks of `capture` on a WAL read under the freeze.
+    pub(super) fn check_capture(
+        &self,
+        held: &HeldFreeze,
+        mark: Option<&Mark>,
+        wal: Vec<u8>,
+    ) -> CoreResult<Result<Capture, (String, Vec<u8>)>> {
         let check = mark.filter(|_| !self.options.test.skip_window_check);
         let (from, before) = match check {
             Some(m) if m.prefix.records > 0 && m.prefix.holds_in(&wal) => (m.prefix.end(), Some(m.prefix.last_lsn)),
@@ -153,15 +179,15 @@ impl Run<'_> {
             .ok_or_else(|| self.not_ours(&wal, "does not end with a Begin (written at `begin`)"))?;
         if let Some(mark) = check {
             if let Some(reason) = self.window_broken(mark, &wal, &tail, &begin)? {
-                return Ok(Err(reason));
+                return Ok(Err((reason, wal)));
             }
         }
         let files = match SmallFiles::read(self.data_dir)? {
             Ok(files) => files,
-            Err(reason) => return Ok(Err(reason)),
+            Err(reason) => return Ok(Err((reason, wal))),
         };
         if check.is_some_and(|m| blake3::hash(files.catalog()) != m.catalog) {
-            return Ok(Err("catalog.bin changed during the pass (DDL)".into()));
+            return Ok(Err(("catalog.bin changed during the pass (DDL)".into(), wal)));
         }
         match held.stop() {
             Some(e) => Err(e),

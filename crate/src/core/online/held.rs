@@ -34,10 +34,11 @@ pub struct HeldFreeze {
 }
 
 impl HeldFreeze {
-    /// Sends `begin` on `conn`; the watchdog commits at 90 % of `budget`
-    /// (leaving the rest for the commit's round trip).
-    pub fn begin(conn: Connection, budget: Duration) -> CoreResult<HeldFreeze> {
-        let freeze = conn.freeze()?;
+    /// Sends `begin` on `conn`, waiting up to `wait` for its answer; the
+    /// watchdog commits at 90 % of `budget` from then (leaving the rest for
+    /// the commit's round trip).
+    pub fn begin(conn: Connection, budget: Duration, wait: Duration) -> CoreResult<HeldFreeze> {
+        let freeze = conn.freeze_within(wait)?;
         let (began, began_wall) = (Instant::now(), SystemTime::now());
         let shared = Arc::new(Shared {
             freeze: Mutex::new(Some(freeze)),

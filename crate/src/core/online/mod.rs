@@ -138,12 +138,21 @@ impl Connection {
     /// the server's rate limit `ERR_SERVER_AUTH`; no answer in time
     /// `ERR_SERVER_TIMEOUT`.
     pub fn connect(login: &Login) -> CoreResult<Connection> {
+        Self::connect_within(login, login.io_timeout)
+    }
+
+    /// `connect`, waiting up to `wait` (at least the login's `io_timeout`)
+    /// for the answer to the handshake: a server in a checkpoint does not
+    /// answer it either until the checkpoint ends.
+    pub fn connect_within(login: &Login, wait: Duration) -> CoreResult<Connection> {
+        let wait = wait.max(login.io_timeout);
         let stream = dial(login)?;
         let _ = stream.set_nodelay(true);
         let mut conn = Connection { stream, login: login.clone(), version: String::new(), hello: None };
         let hello = wire::ClientHello::ours();
         let connect = wire::encode_connect(&login.database, &login.password, &login.user, Some(&hello));
-        let reply = conn.request(&connect, "the handshake").map_err(|e| handshake_error(login, e))?;
+        let reply =
+            conn.request_within(&connect, "the handshake", wait).map_err(|e| handshake_error(login, wait, e))?;
         match reply {
             ServerFrame::ConnectOk { version, hello } => {
                 conn.version = version;
@@ -182,7 +191,8 @@ impl Connection {
     /// archived (a full checkpoint, with every writer held for it).
     pub fn sync_status(&mut self, replica_id: &str) -> CoreResult<SyncStatus> {
         let what = "the sync status request";
-        match self.request(&wire::encode_sync_status(replica_id), what).map_err(|e| self.lost(what, e))? {
+        let within = self.login.io_timeout;
+        match self.request(&wire::encode_sync_status(replica_id), what).map_err(|e| self.lost(what, within, e))? {
             ServerFrame::SyncStatus(s) => Ok(s),
             ServerFrame::Error { message, class } => Err(if message.starts_with("permission denied") {
                 CoreError::new(
@@ -216,8 +226,22 @@ impl Connection {
     /// `POWDB_TX_WAIT_TIMEOUT_MS`), reads run beside it. A readonly login is
     /// `ERR_SERVER_ROLE`; a gate held by another transaction past the
     /// server's wait `ERR_SERVER_BUSY`.
-    pub fn freeze(mut self) -> CoreResult<Freeze> {
-        match self.ask("begin")? {
+    pub fn freeze(self) -> CoreResult<Freeze> {
+        let wait = self.login.io_timeout;
+        self.freeze_within(wait)
+    }
+
+    /// `freeze`, waiting up to `wait` (at least the login's `io_timeout`)
+    /// for the answer to `begin`. A server that checkpoints answers nothing
+    /// until it is done, not even with its gate timeout: every explicit
+    /// `rollback` is a full checkpoint on 0.29 (reopen, replay, index
+    /// rebuild), which takes seconds per GiB. Waiting in its queue holds no
+    /// writer; giving up would not cancel the `begin`, and the server,
+    /// granting it later on a closed connection, would roll it back: one
+    /// more full checkpoint.
+    pub fn freeze_within(mut self, wait: Duration) -> CoreResult<Freeze> {
+        let answer = self.ask_within("begin", wait.max(self.login.io_timeout))?;
+        match answer {
             Answer::Reply(_) => Ok(Freeze { conn: self, began: Instant::now() }),
             Answer::Refused { message, .. } if message.starts_with("permission denied") => Err(CoreError::new(
                 "ERR_SERVER_ROLE",
@@ -229,14 +253,27 @@ impl Connection {
                     self.login.who()
                 ),
             )),
+            // The server's query deadline (`--query-timeout`, 30 s) passed while `begin`
+            // waited behind a checkpoint: it did not begin, so it is a busy gate too.
+            Answer::Refused { message, class } if class == Some(class::TIMEOUT) => Err(CoreError::new(
+                "ERR_SERVER_BUSY",
+                format!("{} answered `begin`: {message}. It was busy (a checkpoint, another transaction); run again when it is quieter", self.login.server()),
+            )),
             Answer::Refused { message, class } => Err(self.refused("begin", &message, class)),
         }
     }
 
     /// Sends `powql` and reads its answer.
     fn ask(&mut self, powql: &str) -> CoreResult<Answer> {
+        let within = self.login.io_timeout;
+        self.ask_within(powql, within)
+    }
+
+    /// `ask`, waiting up to `within` for the answer.
+    fn ask_within(&mut self, powql: &str, within: Duration) -> CoreResult<Answer> {
         let what = "a query";
-        match self.request(&wire::encode_query(powql), what).map_err(|e| self.lost(what, e))? {
+        let asked = self.request_within(&wire::encode_query(powql), what, within);
+        match asked.map_err(|e| self.lost(what, within, e))? {
             ServerFrame::Rows { columns, rows } => Ok(Answer::Reply(Reply::Rows { columns, rows })),
             ServerFrame::Scalar(v) => Ok(Answer::Reply(Reply::Scalar(v))),
             ServerFrame::Ok { affected } => Ok(Answer::Reply(Reply::Ok { affected })),
@@ -251,7 +288,13 @@ impl Connection {
     /// is no reply: it may have been sent long before this request (say,
     /// while this process was stopped), which the server never read.
     fn request(&mut self, frame: &[u8], what: &str) -> Result<ServerFrame, RequestError> {
-        let deadline = Instant::now() + self.login.io_timeout;
+        let within = self.login.io_timeout;
+        self.request_within(frame, what, within)
+    }
+
+    /// Writes one frame and reads one reply, all within `within`.
+    fn request_within(&mut self, frame: &[u8], what: &str, within: Duration) -> Result<ServerFrame, RequestError> {
+        let deadline = Instant::now() + within;
         self.stream.set_write_timeout(Some(self.login.io_timeout)).map_err(RequestError::Io)?;
         self.stream.write_all(frame).map_err(RequestError::Io)?;
         let mut reader = DeadlineReader { stream: &self.stream, deadline };
@@ -270,9 +313,9 @@ impl Connection {
     }
 
     /// The error for a request that got no reply.
-    fn lost(&self, what: &str, e: RequestError) -> CoreError {
+    fn lost(&self, what: &str, within: Duration, e: RequestError) -> CoreError {
         let server = self.login.server();
-        let ms = self.login.io_timeout.as_millis();
+        let ms = within.as_millis();
         match e {
             RequestError::Io(e) if timed_out(&e) => CoreError::new(
                 "ERR_SERVER_TIMEOUT",
@@ -449,7 +492,7 @@ fn dial(login: &Login) -> CoreResult<TcpStream> {
     Err(unreachable(last.unwrap_or_else(|| "the host has no address".into())))
 }
 
-fn handshake_error(login: &Login, e: RequestError) -> CoreError {
+fn handshake_error(login: &Login, wait: Duration, e: RequestError) -> CoreError {
     let server = login.server();
     match e {
         RequestError::Io(e) if timed_out(&e) => CoreError::new(
@@ -457,7 +500,7 @@ fn handshake_error(login: &Login, e: RequestError) -> CoreError {
             format!(
                 "{server} accepted the connection but did not answer the handshake within {} ms; \
                  check that the server is a running powdb-server (not stopped or overloaded) and run again",
-                login.io_timeout.as_millis()
+                wait.as_millis()
             ),
         ),
         RequestError::Io(e) => CoreError::new(

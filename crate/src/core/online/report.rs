@@ -9,13 +9,34 @@ pub struct StageOptions {
     pub budget: Duration,
     /// Attempts with a freeze of milliseconds before the last resort.
     pub max_attempts: u32,
+    /// When a checkpoint broke a window (one `begin` waited behind, say) and
+    /// the WAL holds no DDL, the heaps changed since their copy are read
+    /// again under that same freeze
+    /// if the passes' read rate says that takes at most this long; else the
+    /// freeze ends and another attempt runs.
+    pub refresh_within: Duration,
+    /// How long `begin`, and a new connection's handshake, may wait for the
+    /// server's answer (a server in a checkpoint answers nothing until it
+    /// ends; see `Connection::freeze_within`).
+    pub begin_wait: Duration,
     #[doc(hidden)]
     pub test: StageTestHooks,
 }
 
+impl StageOptions {
+    pub const DEFAULT_REFRESH_WITHIN: Duration = Duration::from_millis(25);
+    pub const DEFAULT_BEGIN_WAIT: Duration = Duration::from_secs(300);
+}
+
 impl Default for StageOptions {
     fn default() -> Self {
-        StageOptions { budget: Duration::from_secs(2), max_attempts: 5, test: StageTestHooks::default() }
+        StageOptions {
+            budget: Duration::from_secs(2),
+            max_attempts: 5,
+            refresh_within: Self::DEFAULT_REFRESH_WITHIN,
+            begin_wait: Self::DEFAULT_BEGIN_WAIT,
+            test: StageTestHooks::default(),
+        }
     }
 }
 
@@ -29,6 +50,10 @@ pub struct StageTestHooks {
     /// and the first freeze (e.g. an insert, then `begin` + `rollback`,
     /// which checkpoints).
     pub before_first_freeze: Vec<String>,
+    /// Statements run on a connection of their own after the first
+    /// attempt's WAL pre-read, just before its `begin` (a checkpoint there
+    /// is seen only under the freeze).
+    pub after_first_preread: Vec<String>,
     /// How long the first freeze sleeps before its work.
     pub hold_first_freeze: Duration,
     /// End every freeze with `rollback` instead of `commit` (the server then
@@ -53,7 +78,8 @@ pub struct StageReport {
     pub attempts: u32,
     /// Why each attempt before the last was given up.
     pub retries: Vec<String>,
-    /// Whether the kept attempt refreshed heaps under the freeze (the last resort).
+    /// Whether the kept attempt refreshed heaps under the freeze (its window
+    /// broke and they fitted `refresh_within`, or the last resort).
     pub refreshed_under_freeze: bool,
     pub heap_pages: u64,
     /// Staged pages written again because they had changed since their copy.

@@ -24,16 +24,17 @@
 //! threshold (`POWDB_WAL_CHECKPOINT_BYTES`, 64 MiB by default).
 //!
 //! Nothing is written into the data directory and no lock of it is taken.
-//! `.powdb-sync/` is not copied (a sync-enabled database's retained history
-//! is out of scope here), nor are `LOCK`, `readers/`, temporary files and
+//! `.powdb-sync/` is not copied (a sync-enabled database is recovered as a
+//! plain one; the backup records its identity), nor are `LOCK`, `readers/`, temporary files and
 //! index files (a stale index meeting a replay is harmful, §2.3).
 //!
 //! Fault points (`POWDB_BACKUP_CRASH_AT`, crashpoint.rs): `online-copied`
 //! after an attempt's pass, before its freeze; `online-frozen` once its
 //! freeze is held, before anything is read under it.
-use super::capture::{Capture, Run, Step};
+use super::capture::{Capture, Run, Step, CHECKPOINTED};
 use super::heaps::StagedHeaps;
-use super::{source, Connection, Login};
+use super::held::HeldFreeze;
+use super::{source, walstate, Login};
 use crate::core::crashpoint;
 use crate::core::error::{CoreError, CoreResult};
 use std::path::Path;
@@ -81,7 +82,7 @@ impl Run<'_> {
         crashpoint::hit("online-copied");
         let first = self.report.attempts == 1;
         if first && !self.options.test.before_first_freeze.is_empty() {
-            let mut conn = Connection::connect(self.login)?;
+            let mut conn = self.connect()?;
             for statement in &self.options.test.before_first_freeze {
                 conn.query(statement)?;
             }
@@ -90,6 +91,12 @@ impl Run<'_> {
             Ok(wal) => wal,
             Err(reason) => return Ok(Err(reason)),
         };
+        if first && !self.options.test.after_first_preread.is_empty() {
+            let mut conn = self.connect()?;
+            for statement in &self.options.test.after_first_preread {
+                conn.query(statement)?;
+            }
+        }
         let held = match self.freeze()? {
             Ok(held) => held,
             Err(reason) => return Ok(Err(reason)),
@@ -98,8 +105,47 @@ impl Run<'_> {
         if first {
             std::thread::sleep(self.options.test.hold_first_freeze);
         }
-        let captured = self.capture(&held, Some(&mark), wal);
+        let captured = match self.capture_keeping(&held, Some(&mark), wal) {
+            Ok(Err((reason, wal))) => self.refresh_if_small(&held, reason, wal),
+            other => other.map(|c| c.map_err(|(reason, _)| reason)),
+        };
         self.end(held, captured)
+    }
+
+    /// A window broken under the freeze by a checkpoint, typically one the
+    /// `begin` waited behind (every explicit rollback is one, and takes
+    /// seconds on a large database). When the heaps changed since their copy are
+    /// few enough to read again within `refresh_within` (at the passes' read
+    /// rate), they are, under this freeze, with the WAL already read under
+    /// it: the copy is then what the server holds now, as in the last
+    /// resort. Otherwise `Err(reason)`, and another attempt runs.
+    fn refresh_if_small(&mut self, held: &HeldFreeze, reason: String, wal: Vec<u8>) -> Step<Capture> {
+        // Only a checkpoint's break, with no DDL in the WAL: DDL replays by
+        // name, so a copy across it is retried whole, as before.
+        let ddl = walstate::records(&wal, walstate::WAL_HEADER_LEN).ddl.is_some();
+        if reason != CHECKPOINTED || ddl || self.options.test.skip_window_check || held.stop().is_some() {
+            return Ok(Err(reason));
+        }
+        let estimate = self.refresh_estimate()?;
+        if estimate > self.options.refresh_within.min(self.options.budget / 2) {
+            return Ok(Err(reason));
+        }
+        self.pass(Some(held))?;
+        match self.check_capture(held, None, wal)? {
+            Ok(capture) => {
+                self.report.refreshed_under_freeze = true;
+                Ok(Ok(capture))
+            }
+            Err((again, _)) => Ok(Err(format!("{reason}; refreshing the heaps under the freeze failed too ({again})"))),
+        }
+    }
+
+    /// The bytes of the heaps changed since their copy, and how long reading
+    /// them again should take at the passes' read rate so far.
+    fn refresh_estimate(&self) -> CoreResult<Duration> {
+        let bytes: u64 = self.heaps.changed()?.iter().map(|(_, len)| len).sum();
+        let rate = self.read.0 as f64 / self.read.1.as_secs_f64().max(1e-3);
+        Ok(Duration::from_secs_f64(bytes as f64 / rate.max(1.0)))
     }
 
     /// The last resort, after `max_attempts` windows broke (checkpoints kept
@@ -107,8 +153,7 @@ impl Run<'_> {
     /// the freeze, when the passes' read rate says that fits half the budget.
     fn last_resort(&mut self) -> CoreResult<Capture> {
         let bytes: u64 = self.heaps.changed()?.iter().map(|(_, len)| len).sum();
-        let rate = self.read.0 as f64 / self.read.1.as_secs_f64().max(1e-3);
-        let estimate = Duration::from_secs_f64(bytes as f64 / rate.max(1.0));
+        let estimate = self.refresh_estimate()?;
         if estimate > self.options.budget / 2 {
             return Err(self.gave_up(&format!(
                 "re-reading the {} MiB of heaps that changed, under the freeze, would take about {} ms, more \
