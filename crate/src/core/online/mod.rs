@@ -255,10 +255,17 @@ impl Connection {
             )),
             // The server's query deadline (`--query-timeout`, 30 s) passed while `begin`
             // waited behind a checkpoint: it did not begin, so it is a busy gate too.
-            Answer::Refused { message, class } if class == Some(class::TIMEOUT) => Err(CoreError::new(
-                "ERR_SERVER_BUSY",
-                format!("{} answered `begin`: {message}. It was busy (a checkpoint, another transaction); run again when it is quieter", self.login.server()),
-            )),
+            // (A gate timeout says "gate" and is reported as one, by `refused`.)
+            Answer::Refused { message, class } if class == Some(class::TIMEOUT) && !message.contains("gate") => {
+                Err(CoreError::new(
+                    "ERR_SERVER_BUSY",
+                    format!(
+                        "{} answered `begin`: {message}. It was busy (a checkpoint, another transaction); run \
+                         again when it is quieter",
+                        self.login.server()
+                    ),
+                ))
+            }
             Answer::Refused { message, class } => Err(self.refused("begin", &message, class)),
         }
     }
