@@ -180,7 +180,7 @@ export function peersReport({ all, skipped }, m) {
       '|---|---|---|---|---|---|',
       ...tools.map(
         (t) =>
-          `| ${t.tool} ${t.version === 'this' ? '' : t.version} | ${fmt(t.full)} | ${fmt(t.incr)} | ${fmt(t.restore)} | ${fmt(t.storedMiB, 1)} | ${fmt(t.rssMiB, 0)} |`,
+          `| ${t.version === 'this' ? t.tool : `${t.tool} ${t.version}`} | ${fmt(t.full)} | ${fmt(t.incr)} | ${fmt(t.restore)} | ${fmt(t.storedMiB, 1)} | ${fmt(t.rssMiB, 0)} |`,
       ),
     ];
     const ours = tools.find((t) => t.tool === 'powdb-backup');
