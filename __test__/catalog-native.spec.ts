@@ -4,16 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { catalogNative } from '../lib/native/catalog.js';
-import { fixture, makeDb, rejectsWith, tmp } from './helpers.js';
-
-/** T (index on id), Cust (index, an overflow row), Doc (unique index, expression index, link to Cust), view Big. */
-function richDb(): string {
-  const dir = makeDb('new', 50, '--index');
-  fixture('new', 'add-table', dir, '--table', 'Cust', '--rows', 30, '--index');
-  fixture('new', 'big', dir, '--table', 'Cust', '--id', 999, '--bytes', 10_000);
-  fixture('new', 'extras', dir, '--target', 'Cust', '--rows', 40);
-  return dir;
-}
+import { fixture, makeDb, rejectsWith, tmp, richDb } from './helpers.js';
 
 describe('catalog binding', () => {
   it('reads tables, columns, indexes, links and views as the engine wrote them', async () => {

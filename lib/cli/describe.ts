@@ -9,6 +9,7 @@ import type { ArchiveLineage } from '../repo/archive.js';
 import type { DeltaSummary } from '../restore/inplace.js';
 import type { VerifyReport } from '../chain/verify.js';
 import type { OnlineReport } from '../online/live-copy.js';
+import type { TableRestoreSummary } from '../restore/tables.js';
 
 /** What a delta restore compared, rewrote and removed. */
 export function deltaNote(d: DeltaSummary | undefined): string {
@@ -18,6 +19,23 @@ export function deltaNote(d: DeltaSummary | undefined): string {
     `rewrote ${plural(d.filesRewritten, 'file')} (${d.pagesRewritten} pages, ${formatBytes(d.bytesWritten)} written), ` +
     `removed ${plural(d.filesRemoved, 'file')}`
   );
+}
+
+/** What a table restore kept (rows as the engine counted them at its open) and left out. */
+export function tablesNote(t: TableRestoreSummary | undefined): string {
+  if (!t) return '';
+  const kept = t.tables.map(
+    (x) => `${x.name}${x.as === x.name ? '' : ` as ${x.as}`} (${plural(Number(x.rows), 'row')})`,
+  );
+  const dropped = [
+    ...t.droppedLinks.map((l) => `\nnote: link ${l} left out (its other table is not restored)`),
+    ...t.droppedViews.map((v) => `\nnote: view ${v} left out (a table it reads is not restored)`),
+  ];
+  const whole =
+    t.route === 'whole'
+      ? '\nnote: the point was restored whole into a scratch directory beside the destination first'
+      : '';
+  return `\ntables: ${kept.join(', ')}; opened and verified by the PowDB engine${dropped.join('')}${whole}`;
 }
 
 /** What a restore did with the sync identity, for its summary line. */
