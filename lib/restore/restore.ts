@@ -18,6 +18,7 @@ import {
   type TableRestoreSummary,
   type TableSource,
 } from './tables.js';
+import { listTables, type ListOptions, type TablesInfo } from './tables-list.js';
 
 /** Options of `restore` and `restoreChain`: concurrency, progress, abort signal, sync mode. */
 export interface RestoreOptions extends OperationOptions, TableOptions {
@@ -149,6 +150,17 @@ function chainSource(chain: Chain, state: ChainState): TableSource {
       );
     },
   };
+}
+
+/** The tables of a directory chain's newest moment (see tables-list.ts). */
+export async function chainTables(
+  fullDir: string,
+  incrementDirs: readonly string[],
+  options: ListOptions = {},
+): Promise<TablesInfo & { lsn: bigint }> {
+  const chain = await readChain(fullDir, incrementDirs);
+  const state = chainState(chain);
+  return { ...(await listTables(chainSource(chain, state), options)), lsn: state.sourceLsn };
 }
 
 /** The files of a restored directory and their total size. */

@@ -239,7 +239,7 @@ export async function viaWholeDirectory(
 }
 
 /** A recovered directory as a source: its files are moved, not copied (it is scratch, on the same file system). */
-async function directorySource(dir: string): Promise<TableSource> {
+export async function directorySource(dir: string): Promise<TableSource> {
   const entries = await readdir(dir, { withFileTypes: true });
   const files = await Promise.all(
     entries

@@ -10,7 +10,7 @@ import type { Snapshot } from '../snapshot.js';
 import type { PackedContext } from './context.js';
 
 /** A snapshot as a table restore's source: each file's chunks fetched pack by pack, written under any name. */
-function snapshotSource(repo: PackedContext, snapshot: Snapshot): TableSource {
+export function snapshotSource(repo: PackedContext, snapshot: Snapshot): TableSource {
   const byName = new Map(snapshot.files.map((f) => [f.name, f]));
   return {
     files: snapshot.files.map((f) => ({ name: f.name, len: f.len })),
