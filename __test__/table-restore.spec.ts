@@ -2,11 +2,13 @@
 // repository (at a backup, and at a point between backups through the WAL archive), on both engine generations.
 // Each table restored alone (and renamed) must hold exactly what the engine's dump of the source showed for it,
 // with its indexes; the engine opens and verifies it; the table takes writes afterwards.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { copyFile, readdir } from 'node:fs/promises';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PackedRepository, fullBackup, incrementalBackup, restoreChain } from '../index.js';
+import { PackedRepository, Repository, fullBackup, incrementalBackup, restoreChain } from '../index.js';
 import { restoreTables, type TableSource } from '../lib/restore/tables.js';
 import {
   cli,
@@ -201,6 +203,55 @@ describe('restore --table from a repository', () => {
   });
 });
 
+describe('restore --table, other sources', () => {
+  it('a moment whose WAL holds records: recovered whole beside the destination first, then the table taken', async () => {
+    const data = richDb();
+    fixture('new', 'dirty', data, '--table', 'T', '--from', 1000, '--count', 20); // a crash image: rows in the WAL only
+    const source: TableSource = {
+      files: readdirSync(data)
+        .filter((name) => name !== 'LOCK')
+        .map((name) => ({ name, len: BigInt(statSync(join(data, name)).size) })),
+      sync: undefined,
+      async write(files) {
+        for (const f of files) await copyFile(join(data, f.name), f.dest);
+      },
+    };
+    expect(source.files.find((f) => f.name === 'wal.log')!.len).toBeGreaterThan(8n);
+    const parent = tmp();
+    const r = await restoreTables(source, join(parent, 'one'), [{ name: 'T', renameTo: 'T2' }], {});
+    expect([r.route, r.tables[0]!.rows]).toEqual(['whole', 70n]);
+    expect(readdirSync(parent)).toEqual(['one']);
+    const restored = dump('new', join(parent, 'one')) as Record<string, { count: number; index_ok: boolean }>;
+    expect([Object.keys(restored), restored.T2!.count, restored.T2!.index_ok]).toEqual([['T2'], 70, true]);
+  });
+
+  it('a backup of a sync-enabled database: the files route, no sync identity in the result', async () => {
+    const data = makeDb('new', 40, '--index');
+    fixture('new', 'add-table', data, '--table', 'U', '--rows', 10, '--index');
+    syncEnable(data);
+    const repo = await PackedRepository.init(join(tmp(), 'repo'));
+    const b = await repo.backup(data);
+    const dest = join(tmp(), 'one');
+    const r = await repo.restore(dest, { asOf: b.id, tables: ['U'] });
+    expect(r.tables!.route).toBe('files');
+    expect(existsSync(join(dest, '.powdb-sync'))).toBe(false);
+    checkRestored('new', dest, 'U', dump('new', data).U, 'sync-enabled U');
+    repo.close();
+  });
+
+  it('a format-1 repository restores a table through its directory chain', async () => {
+    const data = richDb();
+    const repo = await Repository.init(join(tmp(), 'repo1'), { format: 1 });
+    await repo.backup(data);
+    insertRows('new', data, 700, 10, 'Cust');
+    await repo.backup(data);
+    const dest = join(tmp(), 'one');
+    const r = await repo.restore(dest, { tables: ['Cust'], rename: { Cust: 'C1' } });
+    expect(r.applied.length).toBe(2);
+    checkRestored('new', dest, 'C1', dump('new', data).Cust, 'format 1');
+  });
+});
+
 describe('restore --table refusals and controls', () => {
   it('a table the backup lacks, a bad rename, --delta or another sync mode: refused, nothing published', async () => {
     const backup = join(tmp(), 'full');
@@ -292,5 +343,49 @@ describe('restore --table, randomized (seeded)', () => {
       }
     }
     expect(restored).toBeGreaterThanOrEqual(15);
+  });
+});
+
+describe('restore --table crash safety', () => {
+  const CHILD = join(import.meta.dirname, 'crash-child.mjs');
+  /** Runs a table restore in a child, SIGKILLed at `crashAt` (a crash point) or after `killAfterMs`. */
+  async function killed(args: string[], crashAt: string, killAfterMs?: number): Promise<void> {
+    const env = { ...process.env, POWDB_BACKUP_CRASH_AT: crashAt };
+    const child = spawn(process.execPath, [CHILD, 'restore-table', ...args], {
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const timer = killAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+    const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
+    clearTimeout(timer);
+    if (code !== 0 && signal !== 'SIGKILL') throw new Error(`child failed (${code}): ${stderr}`);
+  }
+
+  it('killed at every boundary or at random: never a half-restored directory; the rerun finishes and cleans up', async () => {
+    const data = richDb();
+    const backup = join(tmp(), 'full');
+    await fullBackup(data, backup);
+    const source = dump('new', data);
+    const points = ['file-done:1', 'table-files-written:1', 'table-finalized:1', 'staging-synced:1', 'renamed:1'];
+    const random = Array.from({ length: 6 }, (_, i) => 40 + i * 60);
+    for (const [crashAt, after] of [
+      ...points.map((p) => [p, undefined] as const),
+      ...random.map((ms) => ['', ms] as const),
+    ]) {
+      const parent = tmp();
+      const dest = join(parent, 'one');
+      await killed([backup, dest, 'Doc'], crashAt, after);
+      const what = `killed at ${crashAt || `${after} ms`}`;
+      if (existsSync(dest)) {
+        // Published: then it is whole, opened and verified before the rename.
+        expect(dump('new', dest), what).toEqual({ Doc: source.Doc });
+        continue;
+      }
+      await restoreChain(backup, [], dest, { tables: ['Doc'] });
+      expect(dump('new', dest), what).toEqual({ Doc: source.Doc });
+      expect(readdirSync(parent), what).toEqual(['one']);
+    }
   });
 });

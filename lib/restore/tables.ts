@@ -5,6 +5,7 @@
 import { cp, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cancellable, type Cancellation } from '../common/abort.js';
+import { crashPoint } from '../common/crashpoint.js';
 import { BackupError } from '../common/errors.js';
 import { Progress, type OperationOptions } from '../common/progress.js';
 import { buildAtomically, withScratchDir } from '../common/staging.js';
@@ -166,6 +167,7 @@ async function buildSubset(
   for (const f of wanted) progress.fileDone(f.to, lengths.get(f.from) ?? 0n);
   await catalogNative.select(catalogDir, choices, staging);
   await rm(catalogDir, { recursive: true, force: true });
+  crashPoint('table-files-written');
   cancel.check();
   return finalizeSubset(staging, subset, info.version, 'files');
 }
@@ -188,6 +190,7 @@ async function finalizeSubset(
           await cp(staging, copy, { recursive: true });
           return engineNative.finalize(copy);
         });
+  crashPoint('table-finalized');
   const tables = subset.tables.map(({ from, to }) => {
     const found = finalized.tables.find((t) => t.name === to);
     if (!found) throw new BackupError('ERR_ONLINE_FINALIZE', `table ${to} is missing after the engine's open`);
