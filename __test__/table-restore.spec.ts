@@ -4,8 +4,9 @@
 // with its indexes; the engine opens and verifies it; the table takes writes afterwards.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { copyFile, readdir } from 'node:fs/promises';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { copyFile, readdir, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { crc32 } from 'node:zlib';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PackedRepository, Repository, fullBackup, incrementalBackup, restoreChain } from '../index.js';
@@ -270,6 +271,33 @@ describe('restore --table refusals and controls', () => {
     await rejectsWith(restoreChain(backup, [], dest, { tables: ['T'], syncMode: 'fork' }), 'ERR_INVALID_ARG');
     expect(existsSync(dest)).toBe(false);
     expect(readdirSync(join(dest, '..'))).toEqual([]);
+  });
+
+  it('hostile input: a catalog naming a path instead of a table is refused whole, nothing written anywhere', async () => {
+    const data = richDb();
+    const real = readFileSync(join(data, 'catalog.bin'));
+    const at = real.indexOf(Buffer.from([3, 0, 0, 0, ...Buffer.from('Big')]));
+    expect(at).toBeGreaterThan(0);
+    const hostile = Buffer.from(real);
+    hostile.write('../', at + 4);
+    hostile.writeUInt32LE(crc32(hostile.subarray(0, hostile.length - 4)), hostile.length - 4);
+    const source: TableSource = {
+      files: readdirSync(data).map((name) => ({ name, len: 0n })),
+      sync: undefined,
+      async write(files) {
+        for (const f of files) {
+          if (f.name === 'catalog.bin') await writeFile(f.dest, hostile);
+          else await copyFile(join(data, f.name), f.dest);
+        }
+      },
+    };
+    const parent = tmp();
+    const e = await rejectsWith(restoreTables(source, join(parent, 'x'), [{ name: '../' }], {}), 'ERR_UNSAFE_PATH');
+    expect(e.message).toContain('table name "../" is not an identifier');
+    // Even for a table of its own name: the catalog is damaged or hostile.
+    await rejectsWith(restoreTables(source, join(parent, 'y'), [{ name: 'Doc' }], {}), 'ERR_UNSAFE_PATH');
+    expect(readdirSync(parent)).toEqual([]);
+    expect(readdirSync(join(parent, '..')).filter((n) => n.startsWith('.powdb-'))).toEqual([]);
   });
 
   it('negative control: a wrong table heap under the chosen name fails the engine check, nothing published', async () => {
