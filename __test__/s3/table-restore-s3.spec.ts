@@ -13,7 +13,7 @@ afterEach(() => {
 });
 
 describe.each(s3Targets().map((t) => [t.name, t] as const))('restore --table from %s', (_name, target) => {
-  it('restores one table, renamed, at each backup; the engine reads exactly the source table', async () => {
+  it('restores one table, renamed, at each backup, and lists the tables; the engine reads exactly the source table', async () => {
     for (const k of ['AWS_SESSION_TOKEN', 'AWS_PROFILE', 'AWS_ENDPOINT', 'AWS_DEFAULT_REGION']) delete process.env[k];
     Object.assign(process.env, envFor(target));
     const url = freshPrefix(target, 'tables');
@@ -38,6 +38,9 @@ describe.each(s3Targets().map((t) => [t.name, t] as const))('restore --table fro
         expect(dump('new', dest)).toEqual({ [`${name}_s3`]: expected[name] });
       }
     }
+    const listed = await reader.tables({ asOf: first.id, tables: ['Doc'] });
+    expect(listed.tables.map((t) => [t.name, t.heapBytes > 0n, t.indexes.length])).toEqual([['Doc', true, 2]]);
+    expect(listed.links.map((l) => l.target)).toEqual(['Cust']);
     const e = await rejectsWith(reader.restore(join(tmp(), 'x'), { tables: ['Nope'] }), 'ERR_NO_TABLE');
     expect(e.message).toBe('the backup has no table Nope; it has: T, Cust, Doc, Big');
     reader.close();
