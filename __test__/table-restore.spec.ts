@@ -224,6 +224,11 @@ describe('restore --table, other sources', () => {
     expect(readdirSync(parent)).toEqual(['one']);
     const restored = dump('new', join(parent, 'one')) as Record<string, { count: number; index_ok: boolean }>;
     expect([Object.keys(restored), restored.T2!.count, restored.T2!.index_ok]).toEqual([['T2'], 70, true]);
+    // A destination in use is refused before anything is restored.
+    let writes = 0;
+    const counted = { ...source, write: async () => void writes++ };
+    await rejectsWith(restoreTables(counted, join(parent, 'one'), [{ name: 'T' }], {}), 'ERR_DEST_NOT_EMPTY');
+    expect(writes).toBe(0);
   });
 
   it('a backup of a sync-enabled database: the files route, no sync identity in the result', async () => {

@@ -211,8 +211,9 @@ function linkName(l: CatalogLink): string {
 
 /**
  * The simple route for a point between backups (or a moment whose WAL holds records): `restoreWhole` restores the
- * whole point into a scratch directory beside `dest`; the engine recovers it there; the chosen tables' files are
- * then moved into the staging directory (no second copy) and finalized like any subset.
+ * whole point into a scratch directory beside `dest` (once `dest` is known to be free: it is checked first); the
+ * engine recovers it there; the chosen tables' files are then moved into the staging directory (no second copy)
+ * and finalized like any subset.
  */
 export async function viaWholeDirectory(
   dest: string,
@@ -220,25 +221,27 @@ export async function viaWholeDirectory(
   options: OperationOptions,
   restoreWhole: (scratch: string, token: number | undefined) => Promise<unknown>,
 ): Promise<TableRestoreSummary> {
-  return withScratchDir(join(dest, '..'), 'table-point', async (parent) => {
-    const whole = join(parent, 'whole');
-    await cancellable(options.signal, async (cancel) => {
-      await mkdir(whole, { mode: 0o700 });
-      await restoreWhole(whole, cancel.token);
-    });
-    const recovered = await engineNative.finalize(whole);
-    if (recovered.catalogVersion < 5) {
-      throw new BackupError(
-        'ERR_UNSUPPORTED_FORMAT',
-        `catalog version ${recovered.catalogVersion} (PowDB 0.4): a table restore takes whole backups of it, not points between them`,
-      );
-    }
-    const source = await directorySource(whole);
-    const summary = await cancellable(options.signal, (cancel) =>
-      buildAtomically(dest, 'restore', (staging) => buildSubset(source, staging, choices, options, cancel)),
-    );
-    return { ...summary, route: 'whole' as const };
-  });
+  const summary = await cancellable(options.signal, (cancel) =>
+    buildAtomically(dest, 'restore', (staging) =>
+      withScratchDir(join(staging, '..'), 'table-point', async (parent) => {
+        const whole = join(parent, 'whole');
+        await mkdir(whole, { mode: 0o700 });
+        await restoreWhole(whole, cancel.token);
+        cancel.check();
+        const recovered = await engineNative.finalize(whole);
+        if (recovered.catalogVersion < 5) {
+          throw new BackupError(
+            'ERR_UNSUPPORTED_FORMAT',
+            `catalog version ${recovered.catalogVersion} (PowDB 0.4): a table restore takes whole backups of it, not points between them`,
+          );
+        }
+        // Only renames from here: the whole restore's progress was the operation's.
+        const quiet = { ...options, onProgress: undefined };
+        return buildSubset(await directorySource(whole), staging, choices, quiet, cancel);
+      }),
+    ),
+  );
+  return { ...summary, route: 'whole' };
 }
 
 /** A recovered directory as a source: its files are moved, not copied (it is scratch, on the same file system). */
