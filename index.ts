@@ -4,6 +4,9 @@
  */
 export { fullBackup, incrementalBackup, type BackupOptions } from './lib/chain/backup.js';
 export { restore, restoreChain, type RestoreOptions, type RestoreResult } from './lib/restore/restore.js';
+export type { RestoredTable, TableOptions, TableRestoreSummary } from './lib/restore/tables.js';
+export type { ListOptions, TableListing, TablesInfo } from './lib/restore/tables-list.js';
+export { chainTables } from './lib/restore/restore.js';
 export {
   readManifest,
   readIncrement,

@@ -53,6 +53,16 @@ export function makeDb(gen: Gen, rows: number, ...extra: string[]): string {
   return dir;
 }
 
+/** T (index on id), Cust (index, an overflow row), Doc (JSON column, unique index, expression index, overflow values,
+ * a link to Cust) and Big (backing table of a view over Cust): engine 0.29, catalog version 7. */
+export function richDb(): string {
+  const dir = makeDb('new', 50, '--index');
+  fixture('new', 'add-table', dir, '--table', 'Cust', '--rows', 30, '--index');
+  fixture('new', 'big', dir, '--table', 'Cust', '--id', 999, '--bytes', 10_000);
+  fixture('new', 'extras', dir, '--target', 'Cust', '--rows', 40);
+  return dir;
+}
+
 export function insertRows(gen: Gen, dir: string, from: number, count: number, table = 'T'): void {
   fixture(gen, 'insert', dir, '--table', table, '--from', from, '--count', count);
 }

@@ -1,7 +1,7 @@
 // `npm run bench`: ours against the reference crate `powdb-backup` (0.29.0, on
 // the same engine generation), on databases the real engine creates.
 //
-//   node scripts/bench.mjs [--sizes 64,1024] [--big] [--runs 3] [--part all|core|repo|s3|disk|online|archive|peers] [--smoke] [--readme]
+//   node scripts/bench.mjs [--sizes 64,1024] [--big] [--runs 3] [--part all|core|repo|s3|disk|online|archive|tables|peers] [--smoke] [--readme]
 //
 // --big adds 4096 MiB; --part picks the tables (core: against the reference;
 // repo: format-2 repositories; s3: a repository on a local SeaweedFS against
@@ -9,12 +9,13 @@
 // `sync` and read + hash, CLI start-up and delta restore; at 1024 MiB unless
 // --sizes is given; online: backups of a live powdb-server with writers busy,
 // their write freeze and time against an offline backup; archive: continuous archiving of a live
-// sync-enabled server, the recovery point it keeps and what its rounds cost writers; peers: ours
-// against restic, rustic, Kopia and borg, at 1 GiB unless --sizes is given); --smoke runs 64 MiB once and checks that restores are
+// sync-enabled server, the recovery point it keeps and what its rounds cost writers; tables: restoring one table of
+// about 1% of the data against a whole restore; peers: ours against restic, rustic, Kopia and borg, at 1 GiB
+// unless --sizes is given); --smoke runs 64 MiB once and checks that restores are
 // correct, without judging times; --readme rewrites the tables of the parts
 // that ran in docs/benchmarks.md (linked from the README).
 //
-// Each part is a module under scripts/bench/ (core, repo, s3, disk, online, archive, peers); kit.mjs
+// Each part is a module under scripts/bench/ (core, repo, s3, disk, online, archive, tables, peers); kit.mjs
 // holds what they share, report.mjs the reports' text and the --readme rewrite.
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -25,7 +26,16 @@ import { benchOnlineAll } from './bench/online.mjs';
 import { archiveReport, benchArchiveAll } from './bench/archive.mjs';
 import { benchPeersAll, peersReport } from './bench/peers.mjs';
 import { benchRepo } from './bench/repo.mjs';
-import { coreReport, diskReport, onlineReport, repoReport, rewriteReadme, s3Report } from './bench/report.mjs';
+import {
+  coreReport,
+  diskReport,
+  onlineReport,
+  repoReport,
+  rewriteReadme,
+  s3Report,
+  tablesReport,
+} from './bench/report.mjs';
+import { benchTables } from './bench/tables.mjs';
 import { benchS3All } from './bench/s3.mjs';
 
 const { values: opts } = parseArgs({
@@ -38,7 +48,7 @@ const { values: opts } = parseArgs({
     part: { type: 'string', default: 'all' },
   },
 });
-const PARTS = ['core', 'repo', 's3', 'disk', 'online', 'archive', 'peers'];
+const PARTS = ['core', 'repo', 's3', 'disk', 'online', 'archive', 'tables', 'peers'];
 if (opts.part !== 'all' && !PARTS.includes(opts.part)) {
   console.error(`--part: one of all, ${PARTS.join(', ')} (not ${opts.part})`);
   process.exit(2);
@@ -77,6 +87,15 @@ if (part('repo'))
   reports['bench-repo'] = repoReport(
     sizes.map((mib) => benchRepo(mib, runs)),
     method('repo'),
+  );
+if (part('tables'))
+  reports['bench-tables'] = tablesReport(
+    await timed(
+      'tables',
+      () => sizes.map((mib) => benchTables(mib, runs)),
+      'the one-table restore equals the source table',
+    ),
+    method('tables'),
   );
 if (part('s3')) reports['bench-s3'] = s3Report(await timed('s3', () => benchS3All(sizes, runs)), method('s3'));
 if (part('disk')) {

@@ -5,6 +5,8 @@
 //! the `node` feature (default), so a Rust tool can link `core` alone.
 #[cfg(feature = "node")]
 mod binding;
+#[cfg(feature = "node")]
+mod catalog_binding;
 pub mod core;
 #[cfg(feature = "node")]
 mod engine_binding;

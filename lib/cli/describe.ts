@@ -9,6 +9,8 @@ import type { ArchiveLineage } from '../repo/archive.js';
 import type { DeltaSummary } from '../restore/inplace.js';
 import type { VerifyReport } from '../chain/verify.js';
 import type { OnlineReport } from '../online/live-copy.js';
+import type { TableRestoreSummary } from '../restore/tables.js';
+import type { TableListing, TablesInfo } from '../restore/tables-list.js';
 
 /** What a delta restore compared, rewrote and removed. */
 export function deltaNote(d: DeltaSummary | undefined): string {
@@ -18,6 +20,23 @@ export function deltaNote(d: DeltaSummary | undefined): string {
     `rewrote ${plural(d.filesRewritten, 'file')} (${d.pagesRewritten} pages, ${formatBytes(d.bytesWritten)} written), ` +
     `removed ${plural(d.filesRemoved, 'file')}`
   );
+}
+
+/** What a table restore kept (rows as the engine counted them at its open) and left out. */
+export function tablesNote(t: TableRestoreSummary | undefined): string {
+  if (!t) return '';
+  const kept = t.tables.map(
+    (x) => `${x.name}${x.as === x.name ? '' : ` as ${x.as}`} (${plural(Number(x.rows), 'row')})`,
+  );
+  const dropped = [
+    ...t.droppedLinks.map((l) => `\nnote: link ${l} left out (its other table is not restored)`),
+    ...t.droppedViews.map((v) => `\nnote: view ${v} left out (a table it reads is not restored)`),
+  ];
+  const whole =
+    t.route === 'whole'
+      ? '\nnote: the point was restored whole into a scratch directory beside the destination first'
+      : '';
+  return `\ntables: ${kept.join(', ')}; opened and verified by the PowDB engine${dropped.join('')}${whole}`;
 }
 
 /** What a restore did with the sync identity, for its summary line. */
@@ -182,4 +201,30 @@ export function onlineLine(r: OnlineReport): string {
   const retried = r.attempts > 1 ? `, ${r.attempts} attempts (${r.retries.join('; ')})` : '';
   const refreshed = r.refreshed_under_freeze ? ', changed heaps re-read under the freeze' : '';
   return `online: writers waited ${r.freeze_ms.toFixed(1)} ms (freeze at ${r.frozen_at}), ${r.pages_recopied} of ${r.heap_pages} pages copied again${refreshed}, LSN ${r.source_lsn}${retried}`;
+}
+
+/** `tables`: each table with its size, columns and indexes, then the links and views. */
+export function tablesListing(info: TablesInfo, where: string): string {
+  const lines = [`${where}: ${plural(info.tables.length, 'table')}, catalog version ${info.catalogVersion}`];
+  for (const t of info.tables) lines.push(...tableLines(t));
+  for (const l of info.links) {
+    lines.push(
+      `link ${l.owner}.${l.name} -> ${l.target} (${l.owner}.${l.localKey} = ${l.target}.${l.targetKey}, ${l.kind})`,
+    );
+  }
+  for (const v of info.views) lines.push(`view ${v.name} over ${v.dependsOn.join(', ') || 'nothing'}: ${v.query}`);
+  return lines.join('\n');
+}
+
+function tableLines(t: TableListing): string[] {
+  const rows = t.rows === undefined ? '' : `, ${plural(Number(t.rows), 'row')}`;
+  const column = (c: TableListing['columns'][number]) =>
+    `${c.name} ${c.type}${c.required ? ' required' : ''}${c.default ? ' default' : ''}${c.autoIncrement ? ' auto' : ''}`;
+  const index = (x: TableListing['indexes'][number]) =>
+    `${x.expression ? 'expression ' : ''}${x.key}${x.unique ? ' unique' : ''} (${x.bytes > 0n ? formatBytes(x.bytes) : 'rebuilt at open'})`;
+  return [
+    `${t.name}: heap ${formatBytes(t.heapBytes)}${rows}`,
+    `  columns: ${t.columns.map(column).join(', ')}`,
+    ...(t.indexes.length > 0 ? [`  indexes: ${t.indexes.map(index).join(', ')}`] : []),
+  ];
 }

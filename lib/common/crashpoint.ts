@@ -21,7 +21,9 @@ export type CrashPoint =
   | 'delta-marked'
   | 'delta-catalog-removed'
   | 'delta-files-done'
-  | 'delta-catalog-written';
+  | 'delta-catalog-written'
+  | 'table-files-written'
+  | 'table-finalized';
 
 export function crashPoint(name: CrashPoint): void {
   if (name === point && ++seen === Number(nth)) process.kill(process.pid, how === 'stop' ? 'SIGSTOP' : 'SIGKILL');

@@ -27,6 +27,8 @@ export type BackupErrorCode =
   | 'ERR_PAGE_LSN'
   | 'ERR_PAGE_FORMAT'
   | 'ERR_CATALOG'
+  // A table restore or listing names a table the backup lacks.
+  | 'ERR_NO_TABLE'
   | 'ERR_ABORTED'
   | 'ERR_NOT_A_REPO'
   | 'ERR_REPO_LOCKED'

@@ -17,6 +17,70 @@ export interface BackupProblems {
 /** Makes every job holding token `id` stop at its next chunk (no I/O). */
 export declare function cancel(id: number): void
 
+export interface CatalogColumn {
+  name: string
+  /** `int`, `float`, `bool`, `str`, `datetime`, `uuid`, `bytes`, `json` (`empty` is reserved). */
+  typeName: string
+  required: boolean
+  hasDefault: boolean
+  autoIncrement: boolean
+}
+
+export interface CatalogIndex {
+  /** The column, or for an expression index its canonical text. */
+  key: string
+  unique: boolean
+  expression: boolean
+  /** The file the engine keeps it in (rebuilt at open when absent). */
+  file: string
+}
+
+/** A data directory's catalog as read from its files. */
+export interface CatalogInfo {
+  /** `catalog.bin`'s format version (1 to 7). */
+  version: number
+  /** In catalog order. */
+  tables: Array<CatalogTable>
+  links: Array<CatalogLink>
+  /** From `views.bin` (none when it is absent). */
+  views: Array<CatalogView>
+}
+
+export interface CatalogLink {
+  owner: string
+  name: string
+  target: string
+  localKey: string
+  targetKey: string
+  /** `one` or `many`. */
+  kind: string
+}
+
+/** What a subset keeps, and what it leaves out because it would dangle. */
+export interface CatalogSubset {
+  /** In catalog order. */
+  tables: Array<KeptTable>
+  files: Array<SubsetFile>
+  links: Array<CatalogLink>
+  droppedLinks: Array<CatalogLink>
+  views: Array<string>
+  droppedViews: Array<string>
+}
+
+export interface CatalogTable {
+  name: string
+  columns: Array<CatalogColumn>
+  indexes: Array<CatalogIndex>
+  /** `<name>.heap`. */
+  heap: string
+}
+
+export interface CatalogView {
+  name: string
+  query: string
+  dependsOn: Array<string>
+}
+
 export interface CheckBackup {
   id: string
   files: Array<CheckFile>
@@ -156,6 +220,11 @@ export interface KdfArg {
   p: number
 }
 
+export interface KeptTable {
+  from: string
+  to: string
+}
+
 export interface KeyEntry {
   id: string
   createdUnixSecs: bigint
@@ -241,6 +310,12 @@ export interface PruneResult {
   blobsRemoved: number
   bytesFreed: number
 }
+
+/**
+ * Reads `<dir>/catalog.bin` and, when there, `<dir>/views.bin`. Rejects with
+ * `ERR_CATALOG` (damaged), `ERR_UNSAFE_PATH` (a name that is no identifier).
+ */
+export declare function readCatalog(dir: string): Promise<CatalogInfo>
 
 /** Forgets token `id` once its operation has ended (no I/O). */
 export declare function releaseCancelToken(id: number): void
@@ -472,6 +547,16 @@ export interface SegmentInfo {
 }
 
 /**
+ * The tables `choices` keep from the catalog in `sourceDir`: their files,
+ * links and views. With `destDir`, also writes the subset's `catalog.bin`
+ * (same version and next index id) and, when the source has one,
+ * `views.bin` there (fsynced, neither may exist yet). A name the catalog
+ * lacks is `ERR_NO_TABLE`, listing the tables it has; other refused choices
+ * are `ERR_INVALID_ARG`.
+ */
+export declare function selectTables(sourceDir: string, choices: Array<TableChoiceArg>, destDir?: string | undefined | null): Promise<CatalogSubset>
+
+/**
  * Connects and sends `begin`; resolves to the freeze's id once the server
  * holds its write gate for it.
  */
@@ -612,6 +697,20 @@ export interface StoredFileResult {
   newChunks: number
   /** Chunks whose id came from the parent's (unchanged, by their fast hash). */
   reused: number
+}
+
+/** A file of the source directory a kept table owns, and its name in the subset. */
+export interface SubsetFile {
+  from: string
+  to: string
+  /** The heap; an index file may be absent (the engine rebuilds it). */
+  required: boolean
+}
+
+/** A table to keep, under its own name or `renameTo`. */
+export interface TableChoiceArg {
+  name: string
+  renameTo?: string
 }
 
 /** A table's row count as the server reported it under the write freeze. */

@@ -10,6 +10,7 @@ import type { KdfParams, RepairResult } from '../native/repo.js';
 import type { BackupManifest } from '../chain/manifest.js';
 import type { BackupRecord, BackupType } from './record.js';
 import { parseTarget, type RestoreAsOf, type RestoreTarget } from './target.js';
+import type { ListOptions, TablesInfo } from '../restore/tables-list.js';
 
 export { backupId, newBackupId, sortRecords, type BackupRecord, type BackupSource, type BackupType } from './record.js';
 export { parseTarget, parseTime, resolvedTarget, type RestoreAsOf, type RestoreTarget, type Target } from './target.js';
@@ -62,6 +63,12 @@ export type RepositoryRestoreResult = RestoreResult & {
   target?: RestoreTarget;
 };
 
+/** What `tables` lists: the tables of one backup (or point), which backup, and its LSN. */
+export type RepositoryTables = TablesInfo & { backup: string; lsn: bigint };
+
+/** Options of `tables`: the backup or point, only some tables, row counts. */
+export type TablesOptions = ListOptions & { asOf?: RestoreAsOf['asOf'] };
+
 /** The type and parent of the next backup (`incr` by default; `full` when there is none). */
 export function nextBackup(
   records: BackupRecord[],
@@ -84,6 +91,8 @@ export abstract class RepositoryBase {
   abstract backup(dataDir: string, options?: RepositoryBackupOptions): Promise<BackupRecord>;
   /** Restores the newest backup at or before `asOf` (default: the newest) into `dest`. */
   abstract restore(dest: string, options?: RestoreAsOf): Promise<RepositoryRestoreResult>;
+  /** The tables of the backup or point `asOf` names (default the newest), read from its catalog alone. */
+  abstract tables(options?: TablesOptions): Promise<RepositoryTables>;
   /** Verifies backups (see the subclasses); with `source`, compares the newest (or `id`) with a data directory. */
   abstract verify(options?: VerifyOptions & { id?: string }): Promise<{ id: string; report: VerifyReport }[]>;
   /** Removes backups outside the retention (and, in format 2, the data only they used). */

@@ -7,7 +7,7 @@ import { BackupError } from '../common/errors.js';
 import { formatJson, parseJson } from '../common/json.js';
 import { storedSize, type BackupManifest, type IncrementManifest } from '../chain/manifest.js';
 import { native } from '../native/core.js';
-import { restoreChain } from '../restore/restore.js';
+import { chainTables, restoreChain } from '../restore/restore.js';
 import { writeFileDurably } from '../common/staging.js';
 import { verifyChain, type VerifyOptions, type VerifyReport } from '../chain/verify.js';
 import {
@@ -23,6 +23,8 @@ import {
   type RestoreAsOf,
   type RepositoryBackupOptions,
   type RepositoryRestoreResult,
+  type RepositoryTables,
+  type TablesOptions,
   resolvedTarget,
 } from './base.js';
 import { assertSameSource, currentSource } from './source.js';
@@ -164,6 +166,13 @@ export class LegacyRepository extends RepositoryBase {
     const ids = new Set(records.map((r) => r.id));
     const target = resolvedTarget(options.asOf, picked, result.sourceLsn, false, ids);
     return { ...result, applied: chain.map((r) => r.id), ...(target ? { target } : {}) };
+  }
+
+  async tables(options: TablesOptions = {}): Promise<RepositoryTables> {
+    const records = await this.list();
+    const picked = this.pick(records, options.asOf);
+    const [full, ...increments] = this.chain(records, picked.id).map((r) => this.path(r.id));
+    return { ...(await chainTables(full!, increments, options)), backup: picked.id };
   }
 
   /**

@@ -14,6 +14,8 @@ import {
   type RestoreAsOf,
   type RepositoryBackupOptions,
   type RepositoryRestoreResult,
+  type RepositoryTables,
+  type TablesOptions,
   parseTime,
 } from './base.js';
 import { describeHold, whileRenewing, withHold } from './holds.js';
@@ -27,6 +29,7 @@ import { backup } from './packed/backup.js';
 import { expire } from './packed/expire.js';
 import { exportBackup } from './packed/export.js';
 import { restore } from './packed/restore.js';
+import { tablesAt } from './packed/tables.js';
 import { verify } from './packed/verify.js';
 
 /** How to create a repository. */
@@ -284,6 +287,10 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
 
   async restore(dest: string, options: RestoreAsOf = {}): Promise<RepositoryRestoreResult> {
     return this.reading('restore', () => restore(this, dest, options));
+  }
+
+  async tables(options: TablesOptions = {}): Promise<RepositoryTables> {
+    return this.reading('tables', () => tablesAt(this, options));
   }
 
   /** Fetches the segments a replay needs into `staging` and finds where it stops. */

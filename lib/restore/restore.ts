@@ -1,3 +1,4 @@
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chainState, finalFiles, readChain, storedMap, type Chain, type ChainState } from '../chain/chain.js';
 import { cancellable, type Cancellation } from '../common/abort.js';
@@ -9,9 +10,18 @@ import { buildAtomically } from '../common/staging.js';
 import { applySyncMode, assertSyncModeFits, type SyncMode, type SyncOutcome } from '../source/sync.js';
 import { BackupError } from '../common/errors.js';
 import { chainFiles, isFreshDestination, restoreInPlace, type DeltaSummary } from './inplace.js';
+import {
+  assertTableRestoreFits,
+  restoreTables,
+  tableChoices,
+  type TableOptions,
+  type TableRestoreSummary,
+  type TableSource,
+} from './tables.js';
+import { listTables, type ListOptions, type TablesInfo } from './tables-list.js';
 
 /** Options of `restore` and `restoreChain`: concurrency, progress, abort signal, sync mode. */
-export interface RestoreOptions extends OperationOptions {
+export interface RestoreOptions extends OperationOptions, TableOptions {
   /**
    * What to do with the sync identity of a backup of a sync-enabled
    * directory: `strip` (default) restores a plain database, `preserve`
@@ -42,6 +52,8 @@ export interface RestoreResult {
   sync?: SyncOutcome;
   /** A delta restore: what it compared, rewrote and removed. */
   delta?: DeltaSummary;
+  /** A table restore (`tables`): what it restored and left out. `files` and `bytes` are then the result's. */
+  tables?: TableRestoreSummary;
 }
 
 /** Refuses what a delta restore cannot do: write a sync identity (it touches nothing but durable files). */
@@ -91,6 +103,18 @@ export async function restoreChain(
   const chain = await readChain(fullDir, incrementDirs);
   const state = chainState(chain);
   assertSyncModeFits(state.sync, options.syncMode ?? 'strip');
+  const choices = tableChoices(options);
+  if (choices) {
+    assertTableRestoreFits(options);
+    const tables = await restoreTables(chainSource(chain, state), dest, choices, options);
+    return {
+      dest,
+      ...(await resultSize(dest)),
+      increments: chain.increments.length,
+      sourceLsn: state.sourceLsn,
+      tables,
+    };
+  }
   const base = {
     dest,
     files: state.lengths.size,
@@ -112,6 +136,38 @@ export async function restoreChain(
     }),
   );
   return { ...base, ...(sync ? { sync } : {}) };
+}
+
+/** The chain's newest moment as a table restore's source: each file rebuilt from its layers, under any name. */
+function chainSource(chain: Chain, state: ChainState): TableSource {
+  const layers = new Map(finalFiles(chain, state));
+  return {
+    files: [...layers.keys()].map((name) => ({ name, len: state.lengths.get(name) ?? 0n })),
+    sync: state.sync,
+    async write(files, token) {
+      await mapLimit(files, DEFAULT_CONCURRENCY, (f) =>
+        native.restoreFile(f.dest, layers.get(f.name)!, storedMap(state, f.name), token),
+      );
+    },
+  };
+}
+
+/** The tables of a directory chain's newest moment (see tables-list.ts). */
+export async function chainTables(
+  fullDir: string,
+  incrementDirs: readonly string[],
+  options: ListOptions = {},
+): Promise<TablesInfo & { lsn: bigint }> {
+  const chain = await readChain(fullDir, incrementDirs);
+  const state = chainState(chain);
+  return { ...(await listTables(chainSource(chain, state), options)), lsn: state.sourceLsn };
+}
+
+/** The files of a restored directory and their total size. */
+export async function resultSize(dir: string): Promise<{ files: number; bytes: bigint }> {
+  const entries = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile());
+  const sizes = await Promise.all(entries.map(async (e) => BigInt((await stat(join(dir, e.name))).size)));
+  return { files: entries.length, bytes: sizes.reduce((a, b) => a + b, 0n) };
 }
 
 /** Restores a full backup into `dest` (absent or empty); see `restoreChain`. */

@@ -191,6 +191,22 @@ function onlineTable(all) {
 export const onlineReport = (all, m) =>
   `${m.measured} with ${m.how} against powdb-server ${POWDB_VERSION} (started by the benchmark on 127.0.0.1, on a copy of the database, the same disk and cores) while \`powdb-load run\` keeps 3 autocommit writers and 2 transfer workers (15% of their transactions end in \`rollback\`) busy on tables of its own, and 2 workers updating random rows of the database's largest table, T (\`--hot T\`). Times and freezes are of the backups that succeeded; a failed one shows its error code under attempts, where \`r\` marks a backup whose kept freeze also read again the heaps changed since their copy. Each online backup is the CLI with \`--server\`, into a fresh destination, timed whole (Node's start-up, staging, recovery, verification and storing); the freeze is the one the backup's JSON reports (\`online.freeze_ms\`; worst: \`online.longest_freeze_ms\`, over all attempts). The offline backup is of the same directory after the server stopped cleanly (SIGTERM). Medians of ${m.runs} runs. Goal: freeze under 100 ms at every size.\n\n${onlineTable(all)}`;
 
+function tablesTable(all) {
+  const lines = [
+    '| data | table restored | whole restore (s) | one-table restore (s) | time: one / whole (goal ≤ 5%) | bytes written: whole, one table | bytes: one / whole | peak RSS whole, one (MiB) |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  for (const s of all) {
+    lines.push(
+      `| ${s.mib} MiB | Small (${s.smallRows} rows, 1% of T's) | ${fmt(s.whole.secs)} | ${fmt(s.table.secs)} | ${fmt((100 * s.table.secs) / s.whole.secs, 1)}% | ${mb(s.bytes.whole)}, ${mb(s.bytes.table)} | ${fmt((100 * s.bytes.table) / s.bytes.whole, 1)}% | ${fmt(s.whole.rss / 1024, 1)}, ${fmt(s.table.rss / 1024, 1)} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+export const tablesReport = (all, m) =>
+  `${m.measured} with ${m.how} (medians of ${m.runs} runs, alternating, each into a fresh directory after a \`sync\`; the CLI, each run including Node's start-up; a local repository, compression none; the one-table restore includes the engine's open, checkpoint and verify of its result):\n\n${tablesTable(all)}`;
+
 /** Replaces each report's table between its `<!-- name:start -->` and `<!-- name:end -->` markers in docs/benchmarks.md. */
 export function rewriteReadme(reports) {
   const readme = join(root, 'docs', 'benchmarks.md');

@@ -24,6 +24,8 @@ import type { Snapshot } from '../snapshot.js';
 import { applySyncMode, assertSyncModeFits } from '../../source/sync.js';
 import type { PackedContext } from './context.js';
 import { layDown } from './lay-down.js';
+import { assertTableRestoreFits, tableChoices } from '../../restore/tables.js';
+import { restoreTablesAt } from './restore-tables.js';
 
 /** Restores the backup or point in time `options.asOf` names into `dest` (new, or in place with `delta`). */
 export async function restore(
@@ -45,6 +47,14 @@ export async function restore(
     const target = resolvedTarget(options.asOf, record, r.sourceLsn, r.replay !== undefined, new Set(ids));
     return target ? { ...r, target } : r;
   };
+  const choices = tableChoices(options);
+  if (choices) {
+    assertTableRestoreFits(options);
+    const whole = plan?.replay
+      ? (scratch: string) => restore(repo, scratch, { ...options, tables: undefined, rename: undefined })
+      : undefined;
+    return withTarget(await restoreTablesAt(repo, dest, snapshot, choices, options, whole));
+  }
   if (options.delta && !(await isFreshDestination(dest))) {
     assertDeltaFits(options);
     return withTarget(await patchInPlace(repo, dest, snapshot, plan?.replay, options));

@@ -170,6 +170,16 @@ pub enum Command {
         #[arg(long, value_name = "P", default_value_t = 40)]
         pad: usize,
     },
+    /// Add (0.29 only) a table `Doc` with a unique index, an expression
+    /// index, a JSON column, overflow values and a link to `--target`'s id,
+    /// and a materialized view `Big` over `--target`.
+    Extras {
+        dir: PathBuf,
+        #[arg(long, default_value = "T")]
+        target: String,
+        #[arg(long, value_name = "N", default_value_t = 40)]
+        rows: u64,
+    },
     /// Sweep unreferenced overflow pages of every table (0.29 only).
     Sweep { dir: PathBuf },
     /// Enable sync like `powdb-cli sync-enable` (0.29 only): create

@@ -11,7 +11,7 @@ use crate::ops::{self, Done};
 use crate::prng::Prng;
 use crate::rows::{self, Scanned};
 use crate::value::{fixture_columns, ColType};
-use crate::{dump, sync, workload};
+use crate::{dump, extras, sync, workload};
 
 /// Rows per "statement": the WAL is committed this often, as a server
 /// committing batched inserts would, and `bulk` checks the heap size.
@@ -56,6 +56,14 @@ pub fn run<D: Db>(command: &Command) -> Result<Option<Value>> {
             single::<D>(dir, |db| ops::recreate(db, table, *rows, *pad, &mut Prng::new(0)))?
         }
         Command::Sweep { dir } => single::<D>(dir, ops::sweep)?,
+        Command::Extras { dir, target, rows } => {
+            if !D::CAPS.sync {
+                return Err(
+                    format!("{} has no expression indexes or links: extras needs --gen new", D::CAPS.name).into()
+                );
+            }
+            extras::run(dir, target, *rows)?
+        }
         Command::SyncEnable { dir } => sync::enable::<D>(dir)?,
         Command::Segments { dir, units } => sync::segments(dir, *units)?,
         Command::Tx { dir, table, from, count, pad, update_every, delete_every, rollback, crash } => {

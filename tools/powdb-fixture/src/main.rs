@@ -6,6 +6,7 @@ mod args;
 mod commands;
 mod db;
 mod dump;
+mod extras;
 mod heapfile;
 mod ops;
 mod prng;
