@@ -14,7 +14,7 @@ use super::repack::Repacker;
 use super::Repo;
 use crate::core::crashpoint;
 use crate::core::error::{CoreError, CoreResult};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// A pack is repacked when at least this share of its bytes is unused.
 const REPACK_UNUSED_PERCENT: u64 = 30;
@@ -130,14 +130,7 @@ pub fn prune(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<PruneStats> {
     for record in &repack {
         crate::core::cancel::check()?;
         let bytes = repo.storage.get(&record.key)?;
-        let mut entries = record.entries.clone();
-        entries.sort_by_key(|e| (e.offset, e.inner));
-        for e in &entries {
-            let stored = bytes.get(e.offset as usize..e.end() as usize).ok_or_else(|| {
-                CoreError::new("ERR_INTEGRITY", format!("pack {} is shorter than its index says", record.key))
-            })?;
-            repacker.add(e, stored, &record.key)?;
-        }
+        repack_one(repo, &mut repacker, record, &bytes)?;
         stats.packs_repacked += 1;
     }
     let (written, written_bytes) = repacker.finish()?;
@@ -162,4 +155,27 @@ pub fn prune(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<PruneStats> {
     }
     repo.reload_index()?;
     Ok(stats)
+}
+
+/// Copies the kept blobs of one pack: blocks whose blobs are all kept (by
+/// the pack's header) whole, the rest blob by blob.
+fn repack_one(repo: &Repo, repacker: &mut Repacker, record: &PackRecord, bytes: &[u8]) -> CoreResult<()> {
+    let mut in_block: HashMap<u32, usize> = HashMap::new();
+    for e in super::pack::parse(&repo.keys, &record.key, bytes).unwrap_or_default() {
+        *in_block.entry(e.offset).or_default() += e.in_block() as usize;
+    }
+    let mut entries = record.entries.clone();
+    entries.sort_by_key(|e| (e.offset, e.inner));
+    for unit in entries.chunk_by(|a, b| a.offset == b.offset) {
+        let e = &unit[0];
+        let stored = bytes.get(e.offset as usize..e.end() as usize).ok_or_else(|| {
+            CoreError::new("ERR_INTEGRITY", format!("pack {} is shorter than its index says", record.key))
+        })?;
+        if e.in_block() && in_block.get(&e.offset) == Some(&unit.len()) {
+            repacker.add_whole_block(unit, stored, &record.key)?;
+        } else {
+            unit.iter().try_for_each(|e| repacker.add(e, stored, &record.key))?;
+        }
+    }
+    Ok(())
 }

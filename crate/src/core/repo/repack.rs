@@ -1,8 +1,8 @@
 //! Copying intact blobs into new packs: prune's repack of sparse packs and
 //! repair's salvage of damaged ones. Each blob is checked against its id
-//! first (damage is never copied forward). A blob stored alone is copied
-//! still sealed; a blob of a compression block joins a new block (the other
-//! blobs of its old block may be gone), compressed outside any lock.
+//! first (damage is never copied forward). A blob stored alone, and a block
+//! whose blobs are all kept, are copied still sealed; the kept blobs of any
+//! other block join a new block, compressed anew.
 use super::block::{BlockBuilder, BlockCache};
 use super::config::DEFAULT_ZSTD_LEVEL;
 use super::index::{PackRecord, DATA_PREFIX};
@@ -53,6 +53,17 @@ impl<'a> Repacker<'a> {
         }
         self.repo.decode_blob(entry, stored, pack)?;
         self.pack.add(entry.id, entry.kind, entry.compressed, entry.raw_len, stored);
+        self.publish_if_full()
+    }
+
+    /// Adds every blob of one block (all of them live) by copying the block
+    /// still sealed, once each blob is checked against its id.
+    pub fn add_whole_block(&mut self, blobs: &[Entry], stored: &[u8], pack: &str) -> CoreResult<()> {
+        for e in blobs {
+            self.buf.resize(e.raw_len as usize, 0);
+            self.blocks.decode_into(self.repo, e, stored, pack, &mut self.buf)?;
+        }
+        self.pack.add_block(stored, blobs);
         self.publish_if_full()
     }
 

@@ -191,3 +191,37 @@ fn a_newer_format_is_refused_by_number() {
     let err = open(Box::new(LocalDir::new(dir.path("repo"))), None).err().unwrap();
     assert_eq!(err.code, "ERR_NOT_A_REPO");
 }
+
+#[test]
+fn prune_copies_wholly_live_blocks_and_recompresses_the_rest() {
+    let dir = TempDir::new();
+    let repo = repo(&dir, None);
+    // One session, one after the other: one pack, blocks of A, then blocks of B (one block shared).
+    let (a, b) = (bytes(6, 4096 * 600), bytes(7, 4096 * 600));
+    let sa = store_file(&repo, &dir.write("a", &a), &plain(true)).unwrap();
+    let sb = store_file(&repo, &dir.write("b", &b), &plain(true)).unwrap();
+    repo.commit().unwrap();
+    assert_eq!(repo.storage.list("data/").unwrap().len(), 1);
+    let old_blocks: HashSet<(u32, u32)> = records(&repo)
+        .iter()
+        .flat_map(|r| &r.entries)
+        .filter(|e| e.in_block())
+        .map(|e| (e.stored_len, e.block_len))
+        .collect();
+    let stats = prune(&repo, &sb.lists).unwrap();
+    assert_eq!(stats.packs_repacked, 1, "{stats:?}");
+    restores(&dir, &repo, &sb.lists, &b, "b.out");
+    assert!(restore_file(&repo, &sa.lists, a.len() as u64, &dir.path("a.out"), false).is_err());
+    let new_blocks: HashSet<(u32, u32)> = records(&repo)
+        .iter()
+        .flat_map(|r| &r.entries)
+        .filter(|e| e.in_block())
+        .map(|e| (e.stored_len, e.block_len))
+        .collect();
+    // B's own blocks were copied as they were; the block A and B shared was compressed anew.
+    assert!(
+        new_blocks.len() >= 2 && new_blocks.intersection(&old_blocks).count() == new_blocks.len() - 1,
+        "{new_blocks:?}"
+    );
+    assert!(check_packs(&repo).unwrap().problems.is_empty());
+}
