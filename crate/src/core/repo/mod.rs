@@ -75,6 +75,17 @@ fn zstd_decompress(data: &[u8], out: &mut [u8]) -> std::io::Result<usize> {
     })
 }
 
+/// As `zstd_decompress`, into `out`'s capacity (no zeroing: a reused buffer costs nothing to fill).
+fn zstd_decompress_vec(data: &[u8], out: &mut Vec<u8>) -> std::io::Result<usize> {
+    DECOMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.is_none() {
+            *cell = Some(zstd::bulk::Decompressor::new()?);
+        }
+        cell.as_mut().expect("set above").decompress_to_buffer(data, out)
+    })
+}
+
 /// `data` compressed at `level`; with `checksum`, the frame ends with the
 /// checksum of its content (a compression block's: its damage is found as
 /// such, and not as blobs that do not match their ids).

@@ -16,6 +16,8 @@ pub struct WriterState {
     current: PackBuilder,
     /// The compression block being filled (format 3), for `current`.
     block: BlockBuilder,
+    /// Buffers of sealed blocks, for the next ones (a fresh megabyte costs its page faults).
+    spare_blocks: Vec<Vec<u8>>,
     /// Buffers of published packs, for the next ones.
     spare: Vec<Vec<u8>>,
     /// The blobs this session packed, by the first 128 bits of their keyed id
@@ -108,7 +110,10 @@ impl Repo {
             state.block.add(id, KIND_DATA, data);
             state.stats.blobs += 1;
             state.stats.raw_bytes += data.len() as u64;
-            state.block.is_full().then(|| std::mem::take(&mut state.block))
+            state.block.is_full().then(|| {
+                let next = BlockBuilder::reusing(state.spare_blocks.pop().unwrap_or_default());
+                std::mem::replace(&mut state.block, next)
+            })
         };
         if let Some(block) = full {
             self.add_block(block)?;
@@ -119,7 +124,12 @@ impl Repo {
     /// Compresses and seals a block (outside the lock), then packs it.
     fn add_block(&self, block: BlockBuilder) -> CoreResult<()> {
         let sealed = block.seal(self, self.block_level().expect("a repository with blocks compresses"));
-        let full = fill_pack(&mut self.lock_writer(), |pack| pack.add_block(&sealed.bytes, &sealed.blobs));
+        let mut state = self.lock_writer();
+        let full = fill_pack(&mut state, |pack| pack.add_block(&sealed.bytes, &sealed.blobs));
+        if state.spare_blocks.len() < 4 {
+            state.spare_blocks.push(sealed.buffer);
+        }
+        drop(state);
         if let Some(pack) = full {
             self.publish_pack(pack)?;
         }
