@@ -193,14 +193,17 @@ export function unsealerOf(configText: string, keyTexts: string[], password: str
 
 /** The pack keys an index object lists. */
 export function parseIndex(plain: Buffer, key: string): string[] {
-  if (!plain.subarray(0, 8).equals(Buffer.from('PWBIDX2\0'))) throw new Error(`${key}: no index magic`);
+  // Format-2 entries are 46 bytes; an index naming blobs in compression blocks (format 3) has 54-byte entries.
+  const magic = plain.subarray(0, 8).toString('latin1');
+  const entryLen = magic === 'PWBIDX2\0' ? 46 : magic === 'PWBIDX3\0' ? 54 : 0;
+  if (!entryLen) throw new Error(`${key}: no index magic`);
   const packs: string[] = [];
   let at = 12;
   for (let i = 0; i < plain.readUInt32LE(8); i++) {
     const len = plain.readUInt16LE(at);
     packs.push(plain.subarray(at + 2, at + 2 + len).toString('utf8'));
     at += 2 + len;
-    at += 4 + 46 * plain.readUInt32LE(at);
+    at += 4 + entryLen * plain.readUInt32LE(at);
   }
   if (at !== plain.length) throw new Error(`${key}: ${plain.length - at} bytes after the last pack`);
   return packs;

@@ -270,7 +270,7 @@ describe.each(GENS)('repository format 2 (engine %s)', (gen) => {
     expect(verified.filter((v) => !v.report.ok)).toEqual([]);
     expect(verified.map((v) => v.id).filter((id) => id !== 'repository')).toEqual([...records.map((r) => r.id)].sort());
     const totals = await repo.totals();
-    expect(totals).toMatchObject({ format: 2, compression: 'zstd:1', encryption: 'none', backups: 5 });
+    expect(totals).toMatchObject({ format: 2, compression: 'zstd:3', encryption: 'none', backups: 5 });
     expect(totals.logical_bytes).toBe(records.reduce((s, r) => s + r.logical_bytes, 0n));
     expect(totals.stored_bytes).toBe(BigInt(bytesUnder(dir)));
     // Five backups of one database, compressed and deduplicated, in less than one of them.
@@ -310,7 +310,7 @@ describe.each(GENS)('repository format 2 (engine %s)', (gen) => {
       expect({ what, files: filesContaining(dir, needle) }).toEqual({ what, files: [] });
     }
     const config = JSON.parse(readFileSync(join(dir, 'config'), 'utf8'));
-    expect(config).toMatchObject({ format: 2, encryption: 'xchacha20-poly1305', compression: 'none' });
+    expect(config).toMatchObject({ format: 3, encryption: 'xchacha20-poly1305', compression: 'none' });
     expect(config.id_key_hex).toBeUndefined();
 
     const reopened = await PackedRepository.open(dir, { password: PASSWORD });
@@ -781,15 +781,15 @@ describe('format and writers', () => {
     (await PackedRepository.init(dir)).close();
     rewrite(join(dir, 'config'), (b) => {
       const config = JSON.parse(b.toString('utf8'));
-      expect(config.format).toBe(2);
-      return Buffer.from(JSON.stringify({ ...config, format: 3 }, null, 2));
+      expect(config.format).toBe(3);
+      return Buffer.from(JSON.stringify({ ...config, format: 4 }, null, 2));
     });
     const err = await rejectsWith(PackedRepository.open(dir), 'ERR_UNSUPPORTED_FORMAT');
-    expect(err.message).toMatch(/format 3/);
+    expect(err.message).toMatch(/format 4/);
     await rejectsWith(Repository.open(dir), 'ERR_UNSUPPORTED_FORMAT');
     const r = cli('info', '--repo', dir);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/format 3, newer than this powdb-backup reads/);
+    expect(r.stderr).toMatch(/format 4, newer than this powdb-backup reads/);
   });
 
   it('a second writer gets ERR_REPO_LOCKED while the lock is held; the repository stays whole', async () => {
@@ -908,7 +908,7 @@ describe('repository format 2 from the CLI', () => {
     expect(parsed.totals).toMatchObject({
       format: 2n,
       encryption: 'xchacha20-poly1305',
-      compression: 'zstd:1',
+      compression: 'zstd:3',
       backups: 2n,
     });
     expect(parsed.totals.logical_bytes).toBe(parsed.backups.reduce((s, b) => s + b.logical_bytes, 0n));

@@ -214,11 +214,12 @@ async function repoState(t: S3Target, url: string, unseal: Unseal): Promise<Repo
 async function expectWholePacks(t: S3Target, url: string, packs: string[], unseal: Unseal): Promise<void> {
   for (const key of packs) {
     const pack = await getObject(t, url, key);
-    expect(pack.subarray(pack.length - 8).toString('latin1'), key).toBe('PWBPACK2');
+    const magic = pack.subarray(pack.length - 8).toString('latin1');
+    expect(['PWBPACK2', 'PWBPACK3'], key).toContain(magic);
     const headerLen = pack.readUInt32LE(pack.length - 12);
     expect(headerLen + 12, key).toBeLessThanOrEqual(pack.length);
     const header = unseal(pack.subarray(pack.length - 12 - headerLen, pack.length - 12), key);
-    expect(header.length % 46, key).toBe(0);
+    expect(header.length % (magic === 'PWBPACK2' ? 46 : 54), key).toBe(0);
   }
 }
 

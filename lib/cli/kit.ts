@@ -138,7 +138,7 @@ export type InitOpts = Common & RepoOpts & { compression: string; encrypt?: bool
 export const initOptions = (cmd: Command) =>
   storeFlags(
     cmd
-      .option('--compression <method>', 'zstd[:level] (default zstd, level 1) or none', 'zstd')
+      .option('--compression <method>', 'zstd[:level] (default zstd, level 3) or none', 'zstd')
       .option('--encrypt', 'encrypt everything with a key wrapped by a password (argon2id, XChaCha20-Poly1305)')
       .option('--password-file <file>', 'with --encrypt: the password (else POWDB_BACKUP_PASSWORD, else a prompt)'),
   );

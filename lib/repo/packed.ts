@@ -36,7 +36,7 @@ import { verify } from './packed/verify.js';
 export interface InitOptions {
   /** 2 (default); 1 creates the older directory-per-backup format. */
   format?: 1 | 2;
-  /** `zstd[:level]` (default `zstd`, level 1) or `none`. */
+  /** `zstd[:level]` (default `zstd`, level 3) or `none`. */
   compression?: string;
   /** Encrypt everything with a key wrapped by `password` (or POWDB_BACKUP_PASSWORD). */
   encrypt?: boolean;

@@ -2,6 +2,7 @@
 //! checked against the index, every blob opened and checked against its id;
 //! then each backup's lists and chunks resolved, so a damaged or missing
 //! object is reported with every backup it affects.
+use super::block::BlockCache;
 use super::damage::Damage;
 use super::index::{read_all, DATA_PREFIX};
 use super::keys::BlobId;
@@ -70,14 +71,18 @@ pub(super) fn check_pack(repo: &Repo, key: &str, listed: &[Entry]) -> OnePack {
     let by_id: HashMap<BlobId, Entry> = header.iter().flatten().map(|e| (e.id, *e)).collect();
     // One buffer for every blob of the pack: a fresh one per blob is zeroed and faulted in each time.
     let mut opened = Vec::new();
+    // Blobs in pack order, so that each block is opened once.
+    let mut blocks = BlockCache::new(1);
     let mut open = |e: &Entry| -> CoreResult<()> {
         opened.resize(opened.len().max(e.raw_len as usize), 0);
         let stored = bytes.get(e.offset as usize..e.end() as usize).ok_or_else(|| {
             CoreError::new("ERR_INTEGRITY", format!("blob {} lies beyond the end of pack {key}", short(&e.id)))
         })?;
-        repo.decode_blob_into(e, stored, key, &mut opened[..e.raw_len as usize])
+        blocks.decode_into(repo, e, stored, key, &mut opened[..e.raw_len as usize])
     };
-    for e in listed {
+    let mut listed = listed.to_vec();
+    listed.sort_by_key(|e| (e.offset, e.inner));
+    for e in &listed {
         if header.is_some() && by_id.get(&e.id) != Some(e) {
             out.problems.push(Problem {
                 code: "ERR_INTEGRITY".into(),
@@ -96,6 +101,8 @@ pub(super) fn check_pack(repo: &Repo, key: &str, listed: &[Entry]) -> OnePack {
             out.problems.push(err.into());
         }
     }
+    // A damaged block fails each of its blobs alike: reported once.
+    out.problems.dedup();
     out
 }
 

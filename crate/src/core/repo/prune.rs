@@ -9,11 +9,12 @@ use super::index::{self, read_all, PackRecord, INDEX_PREFIX};
 use super::keys::new_name;
 use super::keys::BlobId;
 use super::lists::read_list;
-use super::pack::{Entry, PackBuilder, PACK_TARGET};
+use super::pack::Entry;
+use super::repack::Repacker;
 use super::Repo;
 use crate::core::crashpoint;
 use crate::core::error::{CoreError, CoreResult};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// A pack is repacked when at least this share of its bytes is unused.
 const REPACK_UNUSED_PERCENT: u64 = 30;
@@ -49,7 +50,7 @@ fn used_blobs(repo: &Repo, lists: &[BlobId]) -> CoreResult<HashSet<BlobId>> {
 pub fn held_bytes(repo: &Repo, lists: &[BlobId]) -> CoreResult<u64> {
     let used = used_blobs(repo, lists)?;
     let index = repo.index();
-    Ok(used.iter().filter_map(|id| index.get(id)).map(|(_, e)| e.stored_len as u64).sum())
+    Ok(used.iter().filter_map(|id| index.get(id)).map(|(_, e)| e.stored_share()).sum())
 }
 
 /// What a prune would do: packs to keep (with their kept entries), remove whole, or repack.
@@ -91,7 +92,7 @@ fn plan(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<Plan> {
         let (keep, drop): (Vec<&Entry>, Vec<&Entry>) =
             record.entries.iter().partition(|e| used.contains(&e.id) && placed.insert(e.id));
         let size = sizes.get(&record.key).copied().unwrap_or(0);
-        let unused: u64 = drop.iter().map(|e| e.stored_len as u64).sum();
+        let unused: u64 = drop.iter().map(|e| e.stored_share()).sum();
         if keep.is_empty() {
             stats.blobs_removed += drop.len() as u64;
             doomed.push(record.key);
@@ -110,7 +111,7 @@ fn plan(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<Plan> {
 pub fn estimate(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<PruneStats> {
     let Plan { doomed, repack, sizes, mut stats, .. } = plan(repo, keep_lists)?;
     let size = |key: &String| sizes.get(key).copied().unwrap_or(0) as i64;
-    let rewritten: i64 = repack.iter().flat_map(|r| &r.entries).map(|e| e.stored_len as i64).sum();
+    let rewritten: i64 = repack.iter().flat_map(|r| &r.entries).map(|e| e.stored_share() as i64).sum();
     stats.bytes_freed = doomed.iter().chain(repack.iter().map(|r| &r.key)).map(size).sum::<i64>() - rewritten;
     stats.packs_removed = (doomed.len() + repack.len()) as u64;
     stats.packs_repacked = repack.len() as u64;
@@ -124,39 +125,16 @@ pub fn prune(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<PruneStats> {
     if doomed.is_empty() && repack.is_empty() && old_indexes.len() <= 1 {
         return Ok(stats);
     }
-    // (1) copy the used blobs of sparse packs, still sealed, into new packs.
-    let mut builder = PackBuilder::with_capacity();
-    let mut written: Vec<PackRecord> = Vec::new();
-    let flush = |builder: &mut PackBuilder, written: &mut Vec<PackRecord>| -> CoreResult<i64> {
-        let key = format!("{}{}", super::index::DATA_PREFIX, {
-            let n = new_name();
-            format!("{}/{n}", &n[..2])
-        });
-        let (bytes, entries) = std::mem::take(builder).finish(&repo.keys, &key);
-        let len = bytes.len() as i64;
-        repo.storage.put_new_deferred(&key, bytes)?;
-        crashpoint::hit("prune-pack-written");
-        written.push(PackRecord { key, entries });
-        Ok(len)
-    };
+    // (1) copy the used blobs of sparse packs into new packs (blocks of live blobs compressed anew).
+    let mut repacker = Repacker::new(repo, Some("prune-pack-written"));
     for record in &repack {
         crate::core::cancel::check()?;
         let bytes = repo.storage.get(&record.key)?;
-        for e in &record.entries {
-            let stored = bytes.get(e.offset as usize..e.end() as usize).ok_or_else(|| {
-                CoreError::new("ERR_INTEGRITY", format!("pack {} is shorter than its index says", record.key))
-            })?;
-            repo.decode_blob(e, stored, &record.key)?; // never copy damage forward
-            builder.add(e.id, e.kind, e.compressed, e.raw_len, stored);
-            if builder.len() >= PACK_TARGET {
-                stats.bytes_freed -= flush(&mut builder, &mut written)?;
-            }
-        }
+        repack_one(repo, &mut repacker, record, &bytes)?;
         stats.packs_repacked += 1;
     }
-    if !builder.is_empty() {
-        stats.bytes_freed -= flush(&mut builder, &mut written)?;
-    }
+    let (written, written_bytes) = repacker.finish()?;
+    stats.bytes_freed -= written_bytes as i64;
     stats.packs_written = written.len() as u64;
     repo.storage.sync_published()?;
     // (2) one index for everything kept.
@@ -177,4 +155,27 @@ pub fn prune(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<PruneStats> {
     }
     repo.reload_index()?;
     Ok(stats)
+}
+
+/// Copies the kept blobs of one pack: blocks whose blobs are all kept (by
+/// the pack's header) whole, the rest blob by blob.
+fn repack_one(repo: &Repo, repacker: &mut Repacker, record: &PackRecord, bytes: &[u8]) -> CoreResult<()> {
+    let mut in_block: HashMap<u32, usize> = HashMap::new();
+    for e in super::pack::parse(&repo.keys, &record.key, bytes).unwrap_or_default() {
+        *in_block.entry(e.offset).or_default() += e.in_block() as usize;
+    }
+    let mut entries = record.entries.clone();
+    entries.sort_by_key(|e| (e.offset, e.inner));
+    for unit in entries.chunk_by(|a, b| a.offset == b.offset) {
+        let e = &unit[0];
+        let stored = bytes.get(e.offset as usize..e.end() as usize).ok_or_else(|| {
+            CoreError::new("ERR_INTEGRITY", format!("pack {} is shorter than its index says", record.key))
+        })?;
+        if e.in_block() && in_block.get(&e.offset) == Some(&unit.len()) {
+            repacker.add_whole_block(unit, stored, &record.key)?;
+        } else {
+            unit.iter().try_for_each(|e| repacker.add(e, stored, &record.key))?;
+        }
+    }
+    Ok(())
 }

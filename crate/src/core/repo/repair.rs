@@ -9,11 +9,11 @@
 //! still hide the damaged locations until a repair finishes.
 use super::check::{check_listed, listed_packs, Problem};
 use super::damage::{self, Damage};
-use super::index::{self, read_all, PackRecord, DATA_PREFIX, INDEX_PREFIX};
+use super::index::{self, read_all, PackRecord, INDEX_PREFIX};
 use super::keys::new_name;
 use super::keys::BlobId;
 use super::lists::read_list;
-use super::pack::{PackBuilder, PACK_TARGET};
+use super::repack::Repacker;
 use super::Repo;
 use crate::core::crashpoint;
 use crate::core::error::{CoreError, CoreResult};
@@ -117,39 +117,24 @@ fn salvage(
     stats: &mut RepairStats,
 ) -> CoreResult<Vec<PackRecord>> {
     let mut held: HashSet<BlobId> = healthy.iter().flat_map(|r| r.entries.iter().map(|e| e.id)).collect();
-    let mut written: Vec<PackRecord> = Vec::new();
-    let mut builder = PackBuilder::with_capacity();
+    let mut repacker = Repacker::new(repo, None);
     for record in broken {
         crate::core::cancel::check()?;
-        let wanted: Vec<_> = record.entries.iter().filter(|e| held.insert(e.id)).collect();
+        let mut wanted: Vec<_> = record.entries.iter().filter(|e| held.insert(e.id)).collect();
         if wanted.is_empty() {
             continue;
         }
+        wanted.sort_by_key(|e| (e.offset, e.inner));
         let bytes = repo.storage.get(&record.key)?;
         for e in wanted {
             let stored = bytes.get(e.offset as usize..e.end() as usize).ok_or_else(|| {
                 CoreError::new("ERR_INTEGRITY", format!("pack {} changed while it was repaired", record.key))
             })?;
-            repo.decode_blob(e, stored, &record.key)?; // never copy damage forward
-            builder.add(e.id, e.kind, e.compressed, e.raw_len, stored);
+            repacker.add(e, stored, &record.key)?;
             stats.blobs_salvaged += 1;
-            if builder.len() >= PACK_TARGET {
-                written.push(publish(repo, std::mem::take(&mut builder))?);
-            }
         }
     }
-    if !builder.is_empty() {
-        written.push(publish(repo, builder)?);
-    }
-    Ok(written)
-}
-
-fn publish(repo: &Repo, builder: PackBuilder) -> CoreResult<PackRecord> {
-    let name = new_name();
-    let key = format!("{DATA_PREFIX}{}/{name}", &name[..2]);
-    let (bytes, entries) = builder.finish(&repo.keys, &key);
-    repo.storage.put_new_deferred(&key, bytes)?;
-    Ok(PackRecord { key, entries })
+    Ok(repacker.finish()?.0)
 }
 
 fn clear_records(repo: &Repo, records: &[String], stats: &mut RepairStats) -> CoreResult<()> {

@@ -1,6 +1,7 @@
 //! Restoring a file from the repository: its chunks fetched in ranges (the
 //! chunks of one file mostly lie side by side in a pack), opened and checked
 //! on all cores, and written in order.
+use super::block::{open_batch, BlockCache, Stored};
 use super::index::Index;
 use super::keys::BlobId;
 use super::lists::{read_list, ChunkRef};
@@ -8,7 +9,6 @@ use super::pack::{Entry, PACK_TARGET};
 use super::{short, Repo};
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::fsio::{create_new, Sink};
-use rayon::prelude::*;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender};
 
@@ -196,6 +196,8 @@ fn open_windows(
     batches: &SyncSender<CoreResult<Batch>>,
     spare: &Receiver<Vec<u8>>,
 ) {
+    // The last blocks opened: the next window usually goes on in them.
+    let mut blocks = BlockCache::new(2);
     for window in windows {
         let window = match window {
             Ok(w) => w,
@@ -220,10 +222,14 @@ fn open_windows(
                 slots.push(slot);
                 rest = tail;
             }
-            let opened = batch.par_iter().zip(slots).try_for_each(|((r, bytes, e), slot)| {
-                let from = (e.offset as u64 - r.start) as usize;
-                repo.decode_blob_into(e, &bytes[from..from + e.stored_len as usize], &r.pack, slot)
-            });
+            let stored: Vec<Stored> = batch
+                .iter()
+                .map(|(r, bytes, e)| {
+                    let from = (e.offset as u64 - r.start) as usize;
+                    (r.pack.as_str(), &bytes[from..from + e.stored_len as usize], *e)
+                })
+                .collect();
+            let opened = open_batch(repo, &stored, slots, &mut blocks);
             let failed = opened.is_err();
             if batches.send(opened.map(|()| Batch { data: out, places })).is_err() || failed {
                 return;

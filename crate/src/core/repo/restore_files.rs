@@ -139,7 +139,7 @@ fn plan_segment(
     let mut ranges: Vec<Range> = Vec::new();
     for (pack, mut chunks) in groups {
         // Stable: a chunk the files use twice keeps its places in file order.
-        chunks.sort_by_key(|(entry, _)| entry.offset);
+        chunks.sort_by_key(|(entry, _)| (entry.offset, entry.inner));
         let first = ranges.len();
         for (entry, place) in chunks {
             match ranges[first..].last_mut() {

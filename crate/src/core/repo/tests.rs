@@ -30,12 +30,12 @@ pub(crate) fn scratch_repo() -> (TempDir, Repo) {
     (dir, repo)
 }
 
-fn reopen(dir: &TempDir, password: Option<&str>) -> Repo {
+pub(crate) fn reopen(dir: &TempDir, password: Option<&str>) -> Repo {
     open(Box::new(LocalDir::new(dir.path("repo"))), password).unwrap()
 }
 
 /// Pseudo-random bytes that compress a little, like table pages.
-fn bytes(seed: u64, len: usize) -> Vec<u8> {
+pub(crate) fn bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     (0..len)
         .map(|i| {
@@ -49,11 +49,11 @@ fn bytes(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-fn plain(heap: bool) -> FileOptions {
+pub(crate) fn plain(heap: bool) -> FileOptions {
     FileOptions { heap, ..FileOptions::default() }
 }
 
-fn round_trip(dir: &TempDir, repo: &Repo, name: &str, data: &[u8], heap: bool) -> Vec<BlobId> {
+pub(crate) fn round_trip(dir: &TempDir, repo: &Repo, name: &str, data: &[u8], heap: bool) -> Vec<BlobId> {
     let src = dir.write(name, data);
     let stored = store_file(repo, &src, &plain(heap)).unwrap();
     repo.commit().unwrap();
@@ -177,13 +177,18 @@ fn unindexed_packs_are_indexed_anew_with_their_intact_blobs_and_empty_ones_remov
         let lists = round_trip(&dir, &repo, "a", &data, true);
         let packs = repo.storage.list("data/").unwrap();
         assert!(packs.len() >= 2);
+        // The stored unit (a chunk, or a compression block of several) of the first data chunk of a pack.
+        let records = super::index::read_all(repo.storage.as_ref(), &repo.keys).unwrap().remove(0).1.unwrap();
+        let record = records.iter().find(|r| r.entries.iter().any(|e| e.kind == super::pack::KIND_DATA)).unwrap();
+        let unit = *record.entries.iter().find(|e| e.kind == super::pack::KIND_DATA).unwrap();
+        let lost = record.entries.iter().filter(|e| e.offset == unit.offset).count() as u64;
         // The index is lost, one pack has a flipped byte, a stray object holds nothing intact.
         for index in repo.storage.list("index/").unwrap() {
             repo.storage.delete(&index.key).unwrap();
         }
-        let flipped = dir.path("repo").join(&packs[0].key);
+        let flipped = dir.path("repo").join(&record.key);
         let mut raw = std::fs::read(&flipped).unwrap();
-        raw[100] ^= 0x01;
+        raw[(unit.offset + unit.stored_len / 2) as usize] ^= 0x01;
         std::fs::remove_file(&flipped).unwrap();
         std::fs::write(&flipped, &raw).unwrap();
         repo.storage.put_new("data/00/00", b"not a pack").unwrap();
@@ -193,10 +198,10 @@ fn unindexed_packs_are_indexed_anew_with_their_intact_blobs_and_empty_ones_remov
         let settled = again.settle_unindexed().unwrap();
         assert_eq!(settled, super::writer::Settled { adopted: packs.len() as u64, removed: 1 });
         assert!(again.storage.get("data/00/00").is_err());
-        // Every blob but the flipped one is back; a new backup of the file stores just that one.
+        // Every blob but the flipped unit's is back; a new backup of the file stores just those.
         let src = dir.write("a", &data);
         let stored = store_file(&again, &src, &plain(true)).unwrap();
-        assert_eq!(stored.new_chunks, 1);
+        assert_eq!(stored.new_chunks, lost);
         again.commit().unwrap();
         let out = dir.path("healed");
         restore_file(&again, &stored.lists, data.len() as u64, &out, false).unwrap();
@@ -445,7 +450,7 @@ fn a_restore_reads_each_byte_of_a_pack_at_most_once() {
 }
 
 /// Replaces the object `key` of the local repository with `change(bytes)`.
-fn damage_object(dir: &TempDir, key: &str, change: impl FnOnce(&mut Vec<u8>)) {
+pub(crate) fn damage_object(dir: &TempDir, key: &str, change: impl FnOnce(&mut Vec<u8>)) {
     let path = dir.path("repo").join(key);
     let mut raw = std::fs::read(&path).unwrap();
     change(&mut raw);

@@ -3,9 +3,10 @@
 //! object for the session's packs. Until then the packs are unindexed, and
 //! `settle_unindexed` (run by the next writer) indexes what a killed writer
 //! left, for prune to keep or drop.
+use super::block::{BlockBuilder, BlockCache};
 use super::index::{self, PackRecord, DATA_PREFIX, INDEX_PREFIX};
 use super::keys::{new_name, BlobId};
-use super::pack::{self, Entry, PackBuilder, PACK_TARGET};
+use super::pack::{self, Entry, PackBuilder, KIND_DATA, PACK_TARGET};
 use super::Repo;
 use crate::core::error::CoreResult;
 use std::collections::HashSet;
@@ -13,6 +14,10 @@ use std::collections::HashSet;
 #[derive(Default)]
 pub struct WriterState {
     current: PackBuilder,
+    /// The compression block being filled (format 3), for `current`.
+    block: BlockBuilder,
+    /// Buffers of sealed blocks, for the next ones (a fresh megabyte costs its page faults).
+    spare_blocks: Vec<Vec<u8>>,
     /// Buffers of published packs, for the next ones.
     spare: Vec<Vec<u8>>,
     /// The blobs this session packed, by the first 128 bits of their keyed id
@@ -50,6 +55,18 @@ pub struct Repaired {
     pub packs_removed: u64,
 }
 
+/// Adds to the pack being filled (its buffer reserved first); returns it when full.
+fn fill_pack(state: &mut WriterState, add: impl FnOnce(&mut PackBuilder)) -> Option<PackBuilder> {
+    if !state.current.has_buffer() {
+        state.current = PackBuilder::reusing(state.spare.pop().unwrap_or_default());
+    }
+    add(&mut state.current);
+    (state.current.len() >= PACK_TARGET).then(|| {
+        let next = PackBuilder::reusing(state.spare.pop().unwrap_or_default());
+        std::mem::replace(&mut state.current, next)
+    })
+}
+
 fn pack_key(name: &str) -> String {
     format!("{DATA_PREFIX}{}/{name}", &name[..2])
 }
@@ -63,27 +80,60 @@ impl Repo {
         if self.knows(&id) || self.lock_writer().pending.contains(&short_id) {
             return Ok((id, false));
         }
+        if kind == KIND_DATA && self.uses_blocks() {
+            return self.store_in_block(id, short_id, data);
+        }
         let (sealed, compressed) = self.encode_blob(&id, data);
         let full = {
             let mut state = self.lock_writer();
             if !state.pending.insert(short_id) {
                 return Ok((id, false));
             }
-            if !state.current.has_buffer() {
-                state.current = PackBuilder::reusing(state.spare.pop().unwrap_or_default());
-            }
-            state.current.add(id, kind, compressed, data.len() as u32, &sealed);
             state.stats.blobs += 1;
             state.stats.raw_bytes += data.len() as u64;
-            (state.current.len() >= PACK_TARGET).then(|| {
-                let next = PackBuilder::reusing(state.spare.pop().unwrap_or_default());
-                std::mem::replace(&mut state.current, next)
-            })
+            fill_pack(&mut state, |pack| pack.add(id, kind, compressed, data.len() as u32, &sealed))
         };
         if let Some(pack) = full {
             self.publish_pack(pack)?;
         }
         Ok((id, true))
+    }
+
+    /// Format 3: the blob joins the block being filled (a copy, under the
+    /// lock); a full block is taken out and compressed outside it.
+    fn store_in_block(&self, id: BlobId, short_id: u128, data: &[u8]) -> CoreResult<(BlobId, bool)> {
+        let full = {
+            let mut state = self.lock_writer();
+            if !state.pending.insert(short_id) {
+                return Ok((id, false));
+            }
+            state.block.add(id, KIND_DATA, data);
+            state.stats.blobs += 1;
+            state.stats.raw_bytes += data.len() as u64;
+            state.block.is_full().then(|| {
+                let next = BlockBuilder::reusing(state.spare_blocks.pop().unwrap_or_default());
+                std::mem::replace(&mut state.block, next)
+            })
+        };
+        if let Some(block) = full {
+            self.add_block(block)?;
+        }
+        Ok((id, true))
+    }
+
+    /// Compresses and seals a block (outside the lock), then packs it.
+    fn add_block(&self, block: BlockBuilder) -> CoreResult<()> {
+        let sealed = block.seal(self, self.block_level().expect("a repository with blocks compresses"));
+        let mut state = self.lock_writer();
+        let full = fill_pack(&mut state, |pack| pack.add_block(&sealed.bytes, &sealed.blobs));
+        if state.spare_blocks.len() < 4 {
+            state.spare_blocks.push(sealed.buffer);
+        }
+        drop(state);
+        if let Some(pack) = full {
+            self.publish_pack(pack)?;
+        }
+        Ok(())
     }
 
     fn lock_writer(&self) -> std::sync::MutexGuard<'_, WriterState> {
@@ -110,6 +160,10 @@ impl Repo {
     /// Publishes the last pack and an index of the session's packs; their
     /// blobs join the index and become visible to readers.
     pub fn commit(&self) -> CoreResult<WriteStats> {
+        let block = std::mem::take(&mut self.lock_writer().block);
+        if !block.is_empty() {
+            self.add_block(block)?;
+        }
         let last = std::mem::take(&mut self.lock_writer().current);
         if !last.is_empty() {
             self.publish_pack(last)?;
@@ -192,9 +246,14 @@ impl Repo {
         let Ok(header) = pack::parse(&self.keys, key, &bytes) else {
             return Ok(Vec::new());
         };
+        let mut blocks = BlockCache::new(1);
+        let mut out = Vec::new();
         Ok(header
             .into_iter()
-            .filter(|e| self.decode_blob(e, &bytes[e.offset as usize..e.end() as usize], key).is_ok())
+            .filter(|e| {
+                out.resize(e.raw_len as usize, 0);
+                blocks.decode_into(self, e, &bytes[e.offset as usize..e.end() as usize], key, &mut out).is_ok()
+            })
             .collect())
     }
 }
