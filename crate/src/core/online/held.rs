@@ -210,7 +210,7 @@ mod tests {
     fn a_freeze_the_server_reaped_is_lost_even_when_the_watchdog_commits_it() {
         let (port, server) = reaping_server();
         let conn = Connection::connect(&Login::new("127.0.0.1", port, "u", "p")).unwrap();
-        let held = HeldFreeze::begin(conn, Duration::from_millis(50)).unwrap();
+        let held = HeldFreeze::begin(conn, Duration::from_millis(50), Duration::from_secs(5)).unwrap();
         std::thread::sleep(Duration::from_millis(300)); // the watchdog commits at 45 ms
         assert_eq!(held.stop().map(|e| e.code), Some("ERR_FREEZE_BUDGET".to_string()));
         let (ended, _) = held.commit();
