@@ -269,7 +269,7 @@ fn a_sync_enabled_copy_is_refused_untouched() {
     let err = finalize(&staged).unwrap_err();
 
     assert_eq!(err.code, "ERR_SYNC_ENABLED");
-    assert!(err.message.contains("sync-enabled databases are not supported yet"), "{err}");
+    assert!(err.message.contains("a staged copy leaves .powdb-sync/ out"), "{err}");
     assert_eq!(names(&staged), before);
     assert_eq!(fs::read(staged.join("wal.log")).unwrap(), wal);
 }

@@ -96,7 +96,8 @@ fn every_damage_is_refused_with_its_reason() {
         ),
         (good[..good.len() - 3].to_vec(), ""),
         (segment(&[(1, BEGIN, 11, vec![]), (1, COMMIT, 13, vec![])]), "contiguous"),
-        (segment(&[(1, OVERFLOW_WRITE, 11, vec![1])]), "unknown retained unit record type 11"),
+        (segment(&[(1, OVERFLOW_WRITE, 11, vec![1])]), "is an overflow record (type 11)"),
+        (segment(&[(1, 13, 11, vec![1])]), "unknown retained unit record type 13"),
         (
             {
                 let mut b = good.clone();
