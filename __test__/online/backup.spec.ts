@@ -27,6 +27,7 @@ interface Online {
   frozen_at: string;
   attempts: number;
   pages_recopied: string | number;
+  finalize: 'engine' | 'redo';
 }
 
 /** The CLI with the backup login's password in the environment; resolves to its --json output. */
@@ -97,6 +98,32 @@ describe('online backup of a busy server', () => {
     const result = await checkRestored(byReference, log, windowOf(second.online!));
     expect(result.failures, `workload seed ${result.seed}`).toEqual([]);
   });
+
+  it(
+    'copies recovered by our redo (no index file kept) restore exactly, in a chain and a repository',
+    { timeout: 240_000 },
+    async () => {
+      const server = await startPowdbServer({ users: [APP, BACKUP] });
+      const repo = join(tmp(), 'repo');
+      await cli(['init', repo]);
+      const load = await startWorkload(server, APP, { bigValues: true });
+      await sleep(1500);
+      const redo = [...serverArgs(server), '--finalize', 'redo'];
+      const full = join(tmp(), 'full');
+      const first = await cli(['backup', server.dataDir, full, ...redo]);
+      await sleep(800);
+      const inc = join(tmp(), 'inc');
+      const second = await cli(['backup', server.dataDir, inc, '--base', full, ...redo]);
+      const third = await cli(['backup', server.dataDir, '--repo', repo, ...redo]);
+      await sleep(300);
+      const log = await load.stop();
+      for (const o of [first.online!, second.online!, third.online!]) expect(o.finalize).toBe('redo');
+      // checkRestored opens each restore with the engine, which rebuilds the indexes and checks them.
+      await expectExact([full], log, first.online!);
+      await expectExact([full, '--apply', inc], log, second.online!);
+      await expectExact(['--repo', repo], log, third.online!);
+    },
+  );
 
   it('backups into a repository, with DDL under way, restore exactly', { timeout: 240_000 }, async () => {
     const server = await startPowdbServer({ users: [APP, BACKUP] });

@@ -2,7 +2,7 @@
 //! The PowDB engine side of the binding: finalizing a staged online copy
 //! (`core::engine`), off the JS thread.
 use crate::binding::{job, u64_arg, Job};
-use crate::core::engine::{finalize, Finalized};
+use crate::core::engine::{finalize_by, Finalized, Route};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::path::PathBuf;
@@ -23,6 +23,10 @@ pub struct FinalizedCopy {
     pub catalog_version: u32,
     /// In catalog order.
     pub tables: Vec<FinalizedTable>,
+    /// `engine` (recovered by the engine's open, index files rebuilt) or
+    /// `redo` (our redo in bounded memory; the engine rebuilds the index
+    /// files at its first open).
+    pub route: String,
 }
 
 impl From<Finalized> for FinalizedCopy {
@@ -35,6 +39,11 @@ impl From<Finalized> for FinalizedCopy {
                 .into_iter()
                 .map(|t| FinalizedTable { name: t.name, rows: t.rows, indexes: t.indexes })
                 .collect(),
+            route: match f.route {
+                Route::Redo => "redo",
+                _ => "engine",
+            }
+            .to_string(),
         }
     }
 }
@@ -46,15 +55,28 @@ pub struct TableRows {
     pub rows: BigInt,
 }
 
-/// Recovers the staged copy in place with the engine (WAL replay, index
-/// rebuild), checkpoints and verifies it; with `expectedRows`, also checks
-/// every table's count against them. Rejects with `ERR_ONLINE_FINALIZE`
-/// (`ERR_SYNC_ENABLED`, `ERR_UNSUPPORTED_FORMAT` before anything is written).
+/// Recovers the staged copy in place (WAL replay, by `route`: `engine`,
+/// `redo` or `auto`, the default), checkpoints and verifies it; with
+/// `expectedRows`, also checks every table's count against them. Rejects
+/// with `ERR_ONLINE_FINALIZE` (`ERR_SYNC_ENABLED`, `ERR_UNSUPPORTED_FORMAT`
+/// before anything is written).
 #[napi(ts_return_type = "Promise<FinalizedCopy>")]
 pub fn finalize_staged_copy(
     staged: String,
     expected_rows: Option<Vec<TableRows>>,
+    route: Option<String>,
 ) -> Result<AsyncTask<Job<Finalized, FinalizedCopy>>> {
+    let route = match route.as_deref() {
+        None | Some("auto") => Route::Auto,
+        Some("engine") => Route::Engine,
+        Some("redo") => Route::Redo,
+        Some(other) => {
+            return Err(Error::new(
+                Status::InvalidArg,
+                format!("ERR_INVALID_ARG: route {other} is not engine, redo or auto"),
+            ));
+        }
+    };
     let expected = match expected_rows {
         Some(rows) => {
             Some(rows.iter().map(|r| Ok((r.table.clone(), u64_arg("rows", &r.rows)?))).collect::<Result<Vec<_>>>()?)
@@ -64,7 +86,7 @@ pub fn finalize_staged_copy(
     Ok(job(
         None,
         move || {
-            let done = finalize(&PathBuf::from(staged))?;
+            let done = finalize_by(&PathBuf::from(staged), route)?;
             if let Some(expected) = &expected {
                 done.check_rows(expected)?;
             }

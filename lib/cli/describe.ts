@@ -200,7 +200,8 @@ export function repairSummary(r: RepairResult): string {
 export function onlineLine(r: OnlineReport): string {
   const retried = r.attempts > 1 ? `, ${r.attempts} attempts (${r.retries.join('; ')})` : '';
   const refreshed = r.refreshed_under_freeze ? ', changed heaps re-read under the freeze' : '';
-  return `online: writers waited ${r.freeze_ms.toFixed(1)} ms (freeze at ${r.frozen_at}), ${r.pages_recopied} of ${r.heap_pages} pages copied again${refreshed}, LSN ${r.source_lsn}${retried}`;
+  const redo = r.finalize === 'redo' ? ', recovered by redo (indexes rebuilt at the first open after a restore)' : '';
+  return `online: writers waited ${r.freeze_ms.toFixed(1)} ms (freeze at ${r.frozen_at}), ${r.pages_recopied} of ${r.heap_pages} pages copied again${refreshed}, LSN ${r.source_lsn}${redo}${retried}`;
 }
 
 /** `tables`: each table with its size, columns and indexes, then the links and views. */

@@ -12,6 +12,7 @@ export interface ServerOpts {
   serverPasswordFile?: string;
   freezeBudget?: number;
   staging?: string;
+  finalize?: 'engine' | 'redo' | 'auto';
 }
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -52,7 +53,13 @@ export const serverFlags = (cmd: Command) =>
         'with --server: the longest write freeze allowed (default 2s)',
       ).argParser(parseMillis),
     )
-    .option('--staging <dir>', 'with --server: where the live copy is staged (default: beside the destination)');
+    .option('--staging <dir>', 'with --server: where the live copy is staged (default: beside the destination)')
+    .addOption(
+      new Option(
+        '--finalize <route>',
+        "with --server: recover the copy by our redo in bounded memory (index files rebuilt at the first open after a restore), or by the engine (index files kept, memory like the server's); auto: redo above 64 MiB",
+      ).choices(['auto', 'redo', 'engine']),
+    );
 
 /** The live server (to back up from, or to archive), or undefined for a stopped data directory. */
 export async function serverLogin(opts: ServerOpts) {
@@ -62,6 +69,7 @@ export async function serverLogin(opts: ServerOpts) {
       ['--server-password-file', opts.serverPasswordFile],
       ['--freeze-budget', opts.freezeBudget],
       ['--staging', opts.staging],
+      ['--finalize', opts.finalize],
     ] as const) {
       if (given !== undefined) usage(`${flag} goes with --server`);
     }
@@ -72,5 +80,13 @@ export async function serverLogin(opts: ServerOpts) {
   const password =
     (await givenPassword(opts.serverPasswordFile, 'POWDB_SERVER_PASSWORD')) ??
     (process.stdin.isTTY ? await promptHidden(`password of ${user ?? 'the server'} at ${opts.server}: `) : undefined);
-  return { host, port, user, password, freezeBudgetMs: opts.freezeBudget, staging: opts.staging };
+  return {
+    host,
+    port,
+    user,
+    password,
+    freezeBudgetMs: opts.freezeBudget,
+    staging: opts.staging,
+    finalize: opts.finalize,
+  };
 }

@@ -160,6 +160,12 @@ export interface FinalizedCopy {
   catalogVersion: number
   /** In catalog order. */
   tables: Array<FinalizedTable>
+  /**
+   * `engine` (recovered by the engine's open, index files rebuilt) or
+   * `redo` (our redo in bounded memory; the engine rebuilds the index
+   * files at its first open).
+   */
+  route: string
 }
 
 export interface FinalizedTable {
@@ -170,12 +176,13 @@ export interface FinalizedTable {
 }
 
 /**
- * Recovers the staged copy in place with the engine (WAL replay, index
- * rebuild), checkpoints and verifies it; with `expectedRows`, also checks
- * every table's count against them. Rejects with `ERR_ONLINE_FINALIZE`
- * (`ERR_SYNC_ENABLED`, `ERR_UNSUPPORTED_FORMAT` before anything is written).
+ * Recovers the staged copy in place (WAL replay, by `route`: `engine`,
+ * `redo` or `auto`, the default), checkpoints and verifies it; with
+ * `expectedRows`, also checks every table's count against them. Rejects
+ * with `ERR_ONLINE_FINALIZE` (`ERR_SYNC_ENABLED`, `ERR_UNSUPPORTED_FORMAT`
+ * before anything is written).
  */
-export declare function finalizeStagedCopy(staged: string, expectedRows?: Array<TableRows> | undefined | null): Promise<FinalizedCopy>
+export declare function finalizeStagedCopy(staged: string, expectedRows?: Array<TableRows> | undefined | null, route?: string | undefined | null): Promise<FinalizedCopy>
 
 export interface FreezeEnded {
   /** From `begin` answered to `commit` answered. */

@@ -6,11 +6,17 @@ import { addon } from './addon.js';
 export type { FinalizedCopy, FinalizedTable, TableRows } from './binding.js';
 import type { TableRows } from './binding.js';
 
+/** How a staged copy is recovered (see `finalize`). */
+export type FinalizeRoute = 'engine' | 'redo' | 'auto';
+
 /** The engine's own work on a data directory, each rejecting with a BackupError. */
 export const engineNative = {
   /**
-   * Recovers a staged online copy in place (the engine replays its WAL and rebuilds its indexes), checkpoints and
-   * verifies it; with `expectedRows` (counts read under the write freeze) every table's count must match.
+   * Recovers a staged online copy in place, checkpoints and verifies it; with `expectedRows` (counts read under the
+   * write freeze) every table's count must match. `engine`: the engine's open replays the WAL and rebuilds the index
+   * files (memory like a server's); `redo`: our redo in bounded memory, index files left for the engine's first
+   * open; `auto` (default): redo above 64 MiB of heaps.
    */
-  finalize: (staged: string, expectedRows?: TableRows[]) => withCodes(addon.finalizeStagedCopy(staged, expectedRows)),
+  finalize: (staged: string, expectedRows?: TableRows[], route?: FinalizeRoute) =>
+    withCodes(addon.finalizeStagedCopy(staged, expectedRows, route)),
 };

@@ -3,7 +3,7 @@
 // stage: heaps copied page by page while the server runs, the WAL and small
 // files under the freeze), then recovered, checkpointed and verified by the
 // engine linked in the core. What is backed up is that recovered copy.
-import { engineNative } from '../native/engine.js';
+import { engineNative, type FinalizeRoute } from '../native/engine.js';
 import { serverStage, type ServerLogin } from './server.js';
 
 /** A live server to back a data directory up from, and how. */
@@ -12,6 +12,12 @@ export interface LiveServer extends ServerLogin {
   freezeBudgetMs?: number;
   /** Where the copy is staged (default: beside the destination, or the system's temporary directory). */
   staging?: string;
+  /**
+   * How the staged copy is recovered: `redo` in bounded memory (the backup holds no index file; the engine rebuilds
+   * them at its first open after a restore), `engine` (index files kept; the engine's open needs memory like the
+   * server's), `auto` (default): redo above 64 MiB of heaps.
+   */
+  finalize?: FinalizeRoute;
 }
 
 /** What an online backup's stage and finalize did (reported beside the backup). */
@@ -32,6 +38,8 @@ export interface OnlineReport {
   pages_recopied: bigint;
   torn_rereads: bigint;
   wal_bytes: bigint;
+  /** How the copy was recovered: `redo` leaves the index files to the engine's first open after a restore. */
+  finalize: 'engine' | 'redo';
   /** The engine's LSN once the copy was recovered. */
   source_lsn: bigint;
   /** Each table's rows in the recovered copy. */
@@ -40,9 +48,9 @@ export interface OnlineReport {
 
 /** Stages `dataDir`, which the server `server` serves, into the empty directory `staging`, and recovers it there. */
 export async function stageLive(dataDir: string, staging: string, server: LiveServer): Promise<OnlineReport> {
-  const { freezeBudgetMs, staging: _where, ...login } = server;
+  const { freezeBudgetMs, staging: _where, finalize, ...login } = server;
   const stage = await serverStage(dataDir, staging, login, { budgetMs: freezeBudgetMs });
-  const copy = await engineNative.finalize(staging);
+  const copy = await engineNative.finalize(staging, undefined, finalize);
   return {
     freeze_ms: stage.freezeMs,
     frozen_at: new Date(stage.frozenAtUnixMs).toISOString(),
@@ -54,6 +62,7 @@ export async function stageLive(dataDir: string, staging: string, server: LiveSe
     pages_recopied: stage.pagesRecopied,
     torn_rereads: stage.tornRereads,
     wal_bytes: stage.walBytes,
+    finalize: copy.route === 'redo' ? 'redo' : 'engine',
     source_lsn: copy.maxLsn,
     tables: copy.tables.map((t) => ({ name: t.name, rows: t.rows })),
   };

@@ -23,7 +23,7 @@ import { chmodSync, existsSync, readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { promisify } from 'node:util';
 import { ensurePowdbServer } from '../powdb-server.mjs';
-import { bin, copyOf, fresh, lastLine, median, ours, pristine, root, scratch } from './kit.mjs';
+import { bin, copyOf, fresh, lastLine, median, ours, pristine, root, scratch, script } from './kit.mjs';
 
 const execFileAsync = promisify(execFile);
 const LOAD = bin('powdb-load');
@@ -212,18 +212,29 @@ export async function startLoad(port, at, rows) {
   };
 }
 
-/** One backup with our CLI (`extra`: the --server flags), timed whole; resolves to its JSON and seconds. */
+/**
+ * One backup with our CLI (`extra`: the --server flags), timed whole with its peak RSS; resolves to its JSON, seconds
+ * and RSS (KiB). A failed backup rejects with its JSON output as `stdout`.
+ */
 async function backup(dataDir, dest, extra = [], env = process.env) {
   fresh(dest);
+  const out = `${dest}.json`;
   const started = performance.now();
-  const { stdout } = await execFileAsync(process.execPath, ours('backup', dataDir, dest, ...extra, '--json').slice(1), {
-    encoding: 'utf8',
-    maxBuffer: 1 << 26,
-    env,
-  });
-  const secs = (performance.now() - started) / 1000;
-  fresh(dest);
-  return { result: JSON.parse(stdout), secs };
+  try {
+    const { stdout } = await execFileAsync(
+      'python3',
+      [script('measure.py'), '--stdout-to', out, ...ours('backup', dataDir, dest, ...extra, '--json')],
+      { encoding: 'utf8', maxBuffer: 1 << 26, env },
+    );
+    const secs = (performance.now() - started) / 1000;
+    return { result: JSON.parse(readFileSync(out, 'utf8')), secs, rssKib: JSON.parse(stdout).rss_kib };
+  } catch (err) {
+    err.stdout = existsSync(out) ? readFileSync(out, 'utf8') : '';
+    throw err;
+  } finally {
+    fresh(dest);
+    fresh(out);
+  }
 }
 
 async function benchOnline(mib, runs, bins) {
@@ -254,15 +265,23 @@ async function benchOnline(mib, runs, bins) {
         console.error(`online ${mib} MiB run ${i + 1}: failed after ${secs.toFixed(2)} s: ${lastLine(err)}`);
         continue;
       }
-      const { result, secs } = outcome;
+      const { result, secs, rssKib } = outcome;
       const o = result.online;
       if (!o) throw new Error(`backup --server printed no online report: ${JSON.stringify(result)}`);
       const refreshed = o.refreshed_under_freeze;
       // The kept freeze ends the stage: what follows is recovery, verification and storing.
       const frozenAfter = (Date.parse(o.frozen_at) - (performance.timeOrigin + started)) / 1000;
-      online.push({ secs, freezeMs: o.freeze_ms, longestMs: o.longest_freeze_ms, attempts: o.attempts, refreshed });
+      online.push({
+        secs,
+        freezeMs: o.freeze_ms,
+        longestMs: o.longest_freeze_ms,
+        attempts: o.attempts,
+        refreshed,
+        rssMiB: rssKib / 1024,
+        finalize: o.finalize,
+      });
       console.error(
-        `online ${mib} MiB run ${i + 1}: ${secs.toFixed(2)} s (kept freeze at ${frozenAfter.toFixed(1)} s), freeze ${o.freeze_ms.toFixed(1)} ms (longest ${o.longest_freeze_ms.toFixed(1)}), ${o.attempts} attempt(s)${refreshed ? ', changed heaps re-read under the freeze' : ''}${o.retries.length ? `; retried: ${o.retries.join('; ')}` : ''}`,
+        `online ${mib} MiB run ${i + 1}: ${secs.toFixed(2)} s (kept freeze at ${frozenAfter.toFixed(1)} s), freeze ${o.freeze_ms.toFixed(1)} ms (longest ${o.longest_freeze_ms.toFixed(1)}), ${o.attempts} attempt(s), finalized by ${o.finalize}, peak RSS ${(rssKib / 1024).toFixed(0)} MiB${refreshed ? ', changed heaps re-read under the freeze' : ''}${o.retries.length ? `; retried: ${o.retries.join('; ')}` : ''}`,
       );
     }
     const stopped = await load.stop();
@@ -300,6 +319,8 @@ export async function benchOnlineAll(sizes, runs) {
       onlineSecs: ok.length ? median(ok.map((r) => r.secs)) : NaN,
       offlineSecs: median(s.offline),
       attempts: s.online.map((r) => (r.failed ? r.failed : `${r.attempts}${r.refreshed ? 'r' : ''}`)),
+      rssMiB: ok.length ? Math.max(...ok.map((r) => r.rssMiB)) : NaN,
+      finalize: [...new Set(ok.map((r) => r.finalize))].join(', ') || '-',
     };
   });
 }

@@ -174,14 +174,14 @@ export function diskReport(disk, m) {
 
 function onlineTable(all) {
   const lines = [
-    '| data | freeze, median (ms) | freeze, worst (ms) | goal < 100 ms | online backup, median (s) | offline backup, median (s) | attempts per backup |',
-    '|---|---|---|---|---|---|---|',
+    '| data | freeze, median (ms) | freeze, worst (ms) | goal < 100 ms | online backup, median (s) | offline backup, median (s) | attempts per backup | recovered by | peak RSS of the online backup (MiB) |',
+    '|---|---|---|---|---|---|---|---|---|',
   ];
   const or = (n, digits) => (Number.isNaN(n) ? '-' : fmt(n, digits));
   for (const s of all) {
     const failed = s.failed.length ? ` (${s.failed.length} of ${s.runs} failed)` : '';
     lines.push(
-      `| ${s.mib} MiB${s.pad ? ` (rows padded by ${s.pad} bytes)` : ''} | ${or(s.freezeMedian, 1)} | ${or(s.freezeWorst, 1)} | ${met(!s.failed.length && s.freezeWorst < 100)}${failed} | ${or(s.onlineSecs)} | ${fmt(s.offlineSecs)} | ${s.attempts.join(', ')} |`,
+      `| ${s.mib} MiB${s.pad ? ` (rows padded by ${s.pad} bytes)` : ''} | ${or(s.freezeMedian, 1)} | ${or(s.freezeWorst, 1)} | ${met(!s.failed.length && s.freezeWorst < 100)}${failed} | ${or(s.onlineSecs)} | ${fmt(s.offlineSecs)} | ${s.attempts.join(', ')} | ${s.finalize} | ${or(s.rssMiB, 0)} |`,
     );
   }
   return lines.join('\n');
@@ -189,7 +189,7 @@ function onlineTable(all) {
 
 /** `all`: what benchOnlineAll returns. */
 export const onlineReport = (all, m) =>
-  `${m.measured} with ${m.how} against powdb-server ${POWDB_VERSION} (started by the benchmark on 127.0.0.1, on a copy of the database, the same disk and cores) while \`powdb-load run\` keeps 3 autocommit writers and 2 transfer workers (15% of their transactions end in \`rollback\`) busy on tables of its own, and 2 workers updating random rows of the database's largest table, T (\`--hot T\`). Times and freezes are of the backups that succeeded; a failed one shows its error code under attempts, where \`r\` marks a backup whose kept freeze also read again the heaps changed since their copy. Each online backup is the CLI with \`--server\`, into a fresh destination, timed whole (Node's start-up, staging, recovery, verification and storing); the freeze is the one the backup's JSON reports (\`online.freeze_ms\`; worst: \`online.longest_freeze_ms\`, over all attempts). The offline backup is of the same directory after the server stopped cleanly (SIGTERM). Medians of ${m.runs} runs. Goal: freeze under 100 ms at every size.\n\n${onlineTable(all)}`;
+  `${m.measured} with ${m.how} against powdb-server ${POWDB_VERSION} (started by the benchmark on 127.0.0.1, on a copy of the database, the same disk and cores) while \`powdb-load run\` keeps 3 autocommit writers and 2 transfer workers (15% of their transactions end in \`rollback\`) busy on tables of its own, and 2 workers updating random rows of the database's largest table, T (\`--hot T\`). Times and freezes are of the backups that succeeded; a failed one shows its error code under attempts, where \`r\` marks a backup whose kept freeze also read again the heaps changed since their copy. Each online backup is the CLI with \`--server\`, into a fresh destination, timed whole (Node's start-up, staging, recovery, verification and storing); the freeze is the one the backup's JSON reports (\`online.freeze_ms\`; worst: \`online.longest_freeze_ms\`, over all attempts). The offline backup is of the same directory after the server stopped cleanly (SIGTERM). Medians of ${m.runs} runs; peak RSS is the largest of the backup process and its children (the engine's open of the copy, by \`engine\`; our bounded redo, by \`redo\`, chosen above 64 MiB of heaps). Goal: freeze under 100 ms at every size.\n\n${onlineTable(all)}`;
 
 function tablesTable(all) {
   const lines = [

@@ -27,6 +27,7 @@ mod tests_engine;
 mod tests_fixture;
 
 pub use files::FileCopy;
+pub(crate) use parse::TYPES as TYPE_NAMES;
 pub use select::{Subset, TableChoice};
 pub use views::{ViewDef, ViewSubset, Views};
 

@@ -12,7 +12,7 @@ pub(super) const MAGIC: &[u8; 4] = b"BCAT";
 pub const NEWEST_VERSION: u16 = 7;
 
 /// Column type names by type id.
-const TYPES: [&str; 9] = ["empty", "int", "float", "bool", "str", "datetime", "uuid", "bytes", "json"];
+pub(crate) const TYPES: [&str; 9] = ["empty", "int", "float", "bool", "str", "datetime", "uuid", "bytes", "json"];
 
 impl CatalogFile {
     /// Parses a whole `catalog.bin`. Every defect is an `ERR_CATALOG` error

@@ -4,7 +4,7 @@
 //! engine's normal open recovers it (replays the WAL, rebuilds every index),
 //! a checkpoint moves everything into the heaps and empties the WAL, and the
 //! result is checked before it is backed up like any stopped directory.
-use super::{engine_error, guarded, verify, ERR_FINALIZE};
+use super::{bounded, engine_error, guarded, verify, ERR_FINALIZE};
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::lock::{WriterLock, LOCK_FILE};
 use powdb_storage::catalog::{Catalog, CATALOG_VERSION};
@@ -23,6 +23,8 @@ pub struct Finalized {
     pub catalog_version: u16,
     /// In catalog order.
     pub tables: Vec<TableSummary>,
+    /// How it was recovered: by `Redo`, the copy holds no index file.
+    pub route: Route,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,16 +72,53 @@ impl Finalized {
 /// that would truncate history it has not archived.
 const SYNC_IDENTITY: &str = ".powdb-sync/identity.json";
 
+/// How a staged copy is recovered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// The engine's own open: replay, every index rebuilt in memory and
+    /// saved, checked against the rows. Needs memory like a server's.
+    Engine,
+    /// Our redo of the WAL into the heaps in bounded memory, index files
+    /// left for the engine to rebuild at its first open (`bounded.rs`).
+    Redo,
+    /// `Redo` when the heaps exceed [`AUTO_REDO_HEAP_BYTES`], else `Engine`.
+    Auto,
+}
+
+/// Above this much heap, the engine's open would need hundreds of MiB.
+pub const AUTO_REDO_HEAP_BYTES: u64 = 64 << 20;
+
 /// Recovers `staged` in place with the engine, checkpoints it and verifies
 /// it. Writes nothing outside `staged`; leaves no `LOCK`, reader lock or temp
 /// file in it.
 pub fn finalize(staged: &Path) -> CoreResult<Finalized> {
+    finalize_by(staged, Route::Engine)
+}
+
+/// [`finalize`] by `route`; a redo that meets a schema change in the WAL
+/// leaves the copy untouched and the engine recovers it.
+pub fn finalize_by(staged: &Path, route: Route) -> CoreResult<Finalized> {
     preflight(staged)?;
+    let route = match route {
+        Route::Auto if heap_bytes(staged)? > AUTO_REDO_HEAP_BYTES => Route::Redo,
+        Route::Auto => Route::Engine,
+        chosen => chosen,
+    };
     // A server pointed at this directory by mistake must not open it while
     // the engine works in it.
     let lock = WriterLock::acquire(staged)?;
-    let outcome = guarded("recovering the staged copy", || recover(staged)).and_then(|recovered| {
-        let found = guarded("verifying the finalized copy", || verify::verify(staged))?;
+    let outcome = guarded("recovering the staged copy", || match route {
+        Route::Redo => match bounded::recover(staged)? {
+            Ok(lsn) => Ok((lsn, Route::Redo)),
+            Err(_) => recover(staged).map(|lsn| (lsn, Route::Engine)),
+        },
+        _ => recover(staged).map(|lsn| (lsn, Route::Engine)),
+    })
+    .and_then(|(recovered, route)| {
+        let found = guarded("verifying the finalized copy", || match route {
+            Route::Redo => bounded::verify(staged),
+            _ => verify::verify(staged),
+        })?;
         if found.max_lsn != recovered {
             return Err(CoreError::new(
                 ERR_FINALIZE,
@@ -95,6 +134,18 @@ pub fn finalize(staged: &Path) -> CoreResult<Finalized> {
     let finalized = outcome?;
     leftovers?;
     Ok(finalized)
+}
+
+/// The size of every heap in `dir`.
+fn heap_bytes(dir: &Path) -> CoreResult<u64> {
+    let mut total = 0;
+    for entry in fs::read_dir(dir).map_err(|e| CoreError::io("list", dir, e))? {
+        let entry = entry.map_err(|e| CoreError::io("list", dir, e))?;
+        if entry.file_name().to_string_lossy().ends_with(".heap") {
+            total += entry.metadata().map_err(|e| CoreError::io("stat", &entry.path(), e))?.len();
+        }
+    }
+    Ok(total)
 }
 
 /// What must hold before the engine writes anything.

@@ -2,16 +2,21 @@
 //! one thing only the engine can do right: recover a staged online copy (its
 //! normal open replays the WAL and rebuilds the indexes), checkpoint it, and
 //! check the result the way `powdb-cli verify` would.
+mod bounded;
 mod finalize;
 mod index;
+mod redo;
+mod schema;
 mod verify;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_redo;
 
 #[cfg(test)]
 use finalize::remove_lock_and_check;
-pub use finalize::{finalize, Finalized, TableSummary};
+pub use finalize::{finalize, finalize_by, Finalized, Route, TableSummary, AUTO_REDO_HEAP_BYTES};
 
 use super::error::CoreError;
 use std::any::Any;

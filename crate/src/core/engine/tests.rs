@@ -11,7 +11,7 @@ use std::fs;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-fn schema(table: &str, columns: &[(&str, TypeId, bool)]) -> Schema {
+pub(super) fn schema(table: &str, columns: &[(&str, TypeId, bool)]) -> Schema {
     let columns = columns
         .iter()
         .enumerate()
@@ -29,7 +29,7 @@ fn schema(table: &str, columns: &[(&str, TypeId, bool)]) -> Schema {
 /// enough for overflow pages) and `Ord` (index, a JSON column with an
 /// expression index, a link to `Cust`: catalog version 7), rows 0..n
 /// committed and checkpointed. Returned open, as a server holds it.
-fn create(dir: &Path, n: i64) -> Catalog {
+pub(super) fn create(dir: &Path, n: i64) -> Catalog {
     let mut cat = Catalog::create(dir).unwrap();
     cat.create_table(schema("Cust", &[("id", TypeId::Int, true), ("name", TypeId::Str, true)])).unwrap();
     cat.create_index_unique("Cust", "id", true).unwrap();
@@ -54,7 +54,7 @@ fn create(dir: &Path, n: i64) -> Catalog {
 
 /// Autocommit inserts, each committed (Commit record written and fsynced)
 /// as the server's executor does.
-fn insert(cat: &mut Catalog, ids: Range<i64>) {
+pub(super) fn insert(cat: &mut Catalog, ids: Range<i64>) {
     for i in ids {
         let name = if i % 25 == 7 { format!("c{i}-{}", "x".repeat(6000)) } else { format!("c{i}") };
         cat.insert("Cust", &vec![Value::Int(i), Value::Str(name)]).unwrap();
@@ -67,13 +67,13 @@ fn insert(cat: &mut Catalog, ids: Range<i64>) {
 
 /// A killed server: what was committed is in the WAL, nothing more reaches
 /// the heaps or index files.
-fn crash(mut cat: Catalog) {
+pub(super) fn crash(mut cat: Catalog) {
     cat.abandon_untrusted_state();
     drop(cat);
 }
 
 /// What the online copy stages: every file but the index files and locks.
-fn stage(from: &Path, to: &Path) {
+pub(super) fn stage(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
     for entry in fs::read_dir(from).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
@@ -85,7 +85,7 @@ fn stage(from: &Path, to: &Path) {
 }
 
 /// Every table's rows, sorted, read through a read-only open.
-fn contents(dir: &Path) -> BTreeMap<String, Vec<Row>> {
+pub(super) fn contents(dir: &Path) -> BTreeMap<String, Vec<Row>> {
     let cat = Catalog::open_read_only(dir).unwrap();
     let mut out = BTreeMap::new();
     for table in cat.list_tables() {
@@ -98,12 +98,12 @@ fn contents(dir: &Path) -> BTreeMap<String, Vec<Row>> {
 }
 
 /// The source's own recovery (a restart), for comparison.
-fn recovered(dir: &Path) -> BTreeMap<String, Vec<Row>> {
+pub(super) fn recovered(dir: &Path) -> BTreeMap<String, Vec<Row>> {
     drop(Catalog::open(dir).unwrap());
     contents(dir)
 }
 
-fn names(dir: &Path) -> Vec<String> {
+pub(super) fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> =
         fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();

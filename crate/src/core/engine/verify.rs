@@ -4,7 +4,7 @@
 //! every row decoded through the engine's strict get (overflow chains read
 //! back), each index against the rows, links and views against the schema.
 use super::index::{IndexCheck, Indexes};
-use super::{engine_error, Finalized, TableSummary, ERR_FINALIZE};
+use super::{engine_error, Finalized, Route, TableSummary, ERR_FINALIZE};
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::page::PAGE_SIZE;
 use powdb_storage::catalog::Catalog;
@@ -37,12 +37,17 @@ pub(super) fn verify(dir: &Path) -> CoreResult<Finalized> {
     for name in catalog.list_tables() {
         tables.push(table(dir, &catalog, name)?);
     }
-    Ok(Finalized { max_lsn: catalog.max_lsn(), catalog_version: catalog.active_catalog_version(), tables })
+    Ok(Finalized {
+        max_lsn: catalog.max_lsn(),
+        catalog_version: catalog.active_catalog_version(),
+        tables,
+        route: Route::Engine,
+    })
 }
 
 /// After the checkpoint every change is in the heaps: a record left in the
 /// WAL would be a change the backup does not hold.
-fn wal_is_empty(dir: &Path) -> CoreResult<()> {
+pub(super) fn wal_is_empty(dir: &Path) -> CoreResult<()> {
     let path = dir.join(WAL_FILE);
     let mut bytes = Vec::new();
     File::open(&path).and_then(|f| f.take(64).read_to_end(&mut bytes)).map_err(|e| CoreError::io("read", &path, e))?;
@@ -102,7 +107,7 @@ fn table(dir: &Path, catalog: &Catalog, name: &str) -> CoreResult<TableSummary> 
 
 /// Every page straight off disk (not through the engine's caches): its CRC
 /// where it has one, its slot layout, each row's format; named by page.
-fn heap_pages(path: &Path, table: &str) -> CoreResult<()> {
+pub(super) fn heap_pages(path: &Path, table: &str) -> CoreResult<()> {
     let mut file = File::open(path).map_err(|e| CoreError::io("open", path, e))?;
     let mut page = vec![0u8; PAGE_SIZE];
     let mut page_id = 0u64;
@@ -143,7 +148,7 @@ fn read_page(file: &mut File, page: &mut [u8]) -> io::Result<bool> {
 /// Each row the heap lists, decoded through the strict get (which follows
 /// overflow chains and fails where a scan would hand back empty cells), and
 /// handed to the index checks. Returns the count.
-fn rows(name: &str, table: &Table, checks: &mut [IndexCheck]) -> CoreResult<u64> {
+pub(super) fn rows(name: &str, table: &Table, checks: &mut [IndexCheck]) -> CoreResult<u64> {
     let mut count = 0u64;
     for item in table.heap.scan() {
         let (rid, raw) = item.map_err(|e| engine_error(&format!("table {name}: scanning rows"), e))?;

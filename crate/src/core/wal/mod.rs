@@ -5,6 +5,7 @@ pub mod record;
 pub mod replay;
 pub mod scan;
 pub mod segment;
+pub mod stream;
 
 #[cfg(test)]
 mod tests;
