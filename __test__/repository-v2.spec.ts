@@ -270,7 +270,7 @@ describe.each(GENS)('repository format 2 (engine %s)', (gen) => {
     expect(verified.filter((v) => !v.report.ok)).toEqual([]);
     expect(verified.map((v) => v.id).filter((id) => id !== 'repository')).toEqual([...records.map((r) => r.id)].sort());
     const totals = await repo.totals();
-    expect(totals).toMatchObject({ format: 2, compression: 'zstd:3', encryption: 'none', backups: 5 });
+    expect(totals).toMatchObject({ format: 3, compression: 'zstd:3', encryption: 'none', backups: 5 });
     expect(totals.logical_bytes).toBe(records.reduce((s, r) => s + r.logical_bytes, 0n));
     expect(totals.stored_bytes).toBe(BigInt(bytesUnder(dir)));
     // Five backups of one database, compressed and deduplicated, in less than one of them.
@@ -885,7 +885,7 @@ describe('repository format 2 from the CLI', () => {
 
     const init = cli('init', dir, '--encrypt', '--password-file', pw);
     expect(init.code).toBe(0);
-    expect(init.stdout).toMatch(/format 2, compression zstd, encrypted/);
+    expect(init.stdout).toMatch(/format 3, compression zstd, encrypted/);
     expect(JSON.parse(readFileSync(join(dir, 'config'), 'utf8')).encryption).toBe('xchacha20-poly1305');
 
     const first = parseJson(cli('backup', data, '--repo', dir, '--password-file', pw, '--json').stdout) as BackupRecord;
@@ -906,7 +906,7 @@ describe('repository format 2 from the CLI', () => {
       expect(b.logical_bytes).toBeGreaterThan(0n);
     }
     expect(parsed.totals).toMatchObject({
-      format: 2n,
+      format: 3n,
       encryption: 'xchacha20-poly1305',
       compression: 'zstd:3',
       backups: 2n,

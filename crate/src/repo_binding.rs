@@ -58,6 +58,8 @@ fn kdf(arg: Option<KdfArg>) -> KdfParams {
 #[napi(object, object_from_js = false)]
 pub struct RepoHandle {
     pub handle: u32,
+    /// The repository's format (2, or 3: chunks compressed together in blocks).
+    pub format: u32,
     pub id: String,
     pub compression: String,
     pub encryption: String,
@@ -88,6 +90,7 @@ fn register(repo: Repo) -> RepoHandle {
     let handle = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let out = RepoHandle {
         handle,
+        format: repo.config.format,
         id: repo.config.id.clone(),
         compression: repo.config.compression.clone(),
         encryption: repo.config.encryption.clone(),

@@ -368,6 +368,8 @@ export declare function repoDeleteObject(handle: number, key: string): Promise<v
 
 export interface RepoHandle {
   handle: number
+  /** The repository's format (2, or 3: chunks compressed together in blocks). */
+  format: number
   id: string
   compression: string
   encryption: string

@@ -24,7 +24,7 @@ export interface RepositoryBackupOptions extends BackupOptions {
 
 /** Repository totals for `info`. */
 export interface RepositoryTotals {
-  format: 1 | 2;
+  format: 1 | 2 | 3;
   compression: string;
   encryption: string;
   backups: number;
@@ -83,7 +83,7 @@ export function nextBackup(
 /** A repository of backups; format 1 (directories in the reference format) or 2 (packs). */
 export abstract class RepositoryBase {
   abstract readonly dir: string;
-  abstract readonly format: 1 | 2;
+  abstract readonly format: 1 | 2 | 3;
 
   /** Every backup, oldest first. */
   abstract list(): Promise<BackupRecord[]>;

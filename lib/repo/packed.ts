@@ -71,8 +71,6 @@ const store = (o: StoreOptions): StoreOptions | undefined =>
  * Any backup restores on its own; `expire` prunes what no backup uses.
  */
 export class PackedRepository extends RepositoryBase implements PackedContext {
-  readonly format = 2 as const;
-
   /** @internal The WAL archive (the operations in packed/ use it). */
   readonly wal: WalArchive;
 
@@ -120,6 +118,11 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
    */
   conditionalWrites(): Promise<boolean | null> {
     return repoNative.conditionalWrites(this.handle.handle);
+  }
+
+  /** 2, or 3 (chunks compressed together in blocks; what `init` makes). */
+  get format(): 2 | 3 {
+    return this.handle.format === 2 ? 2 : 3;
   }
 
   get encrypted(): boolean {
@@ -204,7 +207,7 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
     const all = records ?? (await this.list());
     const objects = await repoNative.listObjects(this.handle.handle, '');
     return {
-      format: 2,
+      format: this.format,
       compression: this.handle.compression,
       encryption: this.handle.encryption,
       backups: all.length,
