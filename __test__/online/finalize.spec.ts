@@ -6,6 +6,8 @@
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { ChainState } from '../../lib/chain/chain.js';
+import { liveServerFor } from '../../lib/chain/online-route.js';
 import { engineNative } from '../../lib/native/engine.js';
 import { dump, fixture, makeDb, rejectsWith, tmp, tree } from '../helpers.js';
 import { startPowdbServer, type User } from '../powdb-server.js';
@@ -59,6 +61,31 @@ describe('online finalize (engine 0.29 in the addon)', () => {
     expect(readdirSync(parent)).toEqual(['staged']);
     expect(done.maxLsn).toBeGreaterThan(0n);
     expect(done.catalogVersion).toBe(5);
+  });
+
+  it('by our redo: the same rows with no index file kept, which the engine rebuilds at its first open', async () => {
+    const src = crashedSource();
+    const staged = stage(src, join(tmp(), 'staged'));
+
+    const done = await engineNative.finalize(staged, undefined, 'redo');
+
+    expect(done.route).toBe('redo');
+    expect(tree(staged).filter((n) => /\.e?idx$/.test(n))).toEqual([]);
+    expect(readFileSync(join(staged, 'wal.log'))).toEqual(EMPTY_WAL);
+    const reference = dump('new', src) as Record<string, TableDump>;
+    expect(counts(done.tables)).toEqual(Object.fromEntries(Object.entries(reference).map(([t, d]) => [t, d.count])));
+    // The fixture's dump opens the copy with the engine, which rebuilds every index (in memory) and checks it.
+    expect(dump('new', staged)).toEqual(reference);
+  });
+
+  it('an online increment on a chain holding index files is recovered by the engine, unless a route was chosen', () => {
+    const state = (names: string[]) => ({ lengths: new Map(names.map((n) => [n, 1n])) }) as unknown as ChainState;
+    const server = { host: '127.0.0.1', port: 1 };
+    expect(liveServerFor(state(['T.heap', 'T_id.idx']), server)?.finalize).toBe('engine');
+    expect(liveServerFor(state(['T.heap', 'T_1.eidx']), { ...server, finalize: 'auto' })?.finalize).toBe('engine');
+    expect(liveServerFor(state(['T.heap', 'T_id.idx']), { ...server, finalize: 'redo' })?.finalize).toBe('redo');
+    expect(liveServerFor(state(['T.heap', 'catalog.bin']), server)?.finalize).toBeUndefined();
+    expect(liveServerFor(state(['T_id.idx']), undefined)).toBeUndefined();
   });
 
   it('recovers a live server copied while stopped with SIGSTOP, its WAL not yet checkpointed', async () => {

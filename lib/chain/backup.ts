@@ -1,5 +1,6 @@
 import { dirname, join, resolve } from 'node:path';
 import { chainState, histories, readChain, storedMap, type ChainState } from './chain.js';
+import { liveServerFor } from './online-route.js';
 import {
   CONTENTS_FILE,
   CONTENTS_VERSION,
@@ -259,7 +260,7 @@ export async function incrementalBackup(
 ): Promise<IncrementManifest> {
   const chain = await baseChain(base);
   return cancellable(options.signal, (cancel) =>
-    withBackupSource(dataDir, options.server, dirname(resolve(dest)), (source, online) => {
+    withBackupSource(dataDir, liveServerFor(chain.state, options.server), dirname(resolve(dest)), (source, online) => {
       if (online) options.onOnline?.(online);
       assertSameLineage(
         chain.state.sync?.identity,
