@@ -8,6 +8,7 @@ export type {
   CatalogIndex,
   CatalogInfo,
   CatalogLink,
+  CatalogMerge,
   CatalogSubset,
   CatalogTable,
   CatalogView,
@@ -28,4 +29,15 @@ export const catalogNative = {
    */
   select: (sourceDir: string, choices: TableChoiceArg[], destDir?: string) =>
     withCodes(addon.selectTables(sourceDir, choices, destDir)),
+  /**
+   * Checks a merge target before anything is restored: a catalog version a merge writes (else
+   * `ERR_UNSUPPORTED_FORMAT`), none of `names` a table there (else `ERR_TABLE_EXISTS`). Resolves to the version.
+   */
+  checkMergeTarget: (dir: string, names: string[]) => withCodes(addon.checkMergeTarget(dir, names)),
+  /**
+   * Merges the catalog of `stageDir` (a finalized table restore) into `targetDir`'s, writing the result's
+   * `catalog.bin` (and `views.bin`, `catalog.lsn`) into `outDir`; neither directory is changed.
+   */
+  merge: (stageDir: string, targetDir: string, outDir: string) =>
+    withCodes(addon.mergeCatalogs(stageDir, targetDir, outDir)),
 };
