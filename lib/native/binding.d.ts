@@ -108,10 +108,10 @@ export interface CheckFile {
 
 /**
  * Checks the target of a merge before anything is restored: its catalog
- * version is one a merge writes (`ERR_UNSUPPORTED_FORMAT`), none of `names`
- * is a table there (`ERR_TABLE_EXISTS`). Resolves to the version.
+ * version is one a merge writes (`ERR_UNSUPPORTED_FORMAT`, also for a
+ * version newer than this build reads). Resolves to the version.
  */
-export declare function checkMergeTarget(dir: string, names: Array<string>): Promise<number>
+export declare function checkMergeTarget(dir: string): Promise<number>
 
 export interface CheckResult {
   problems: Array<Problem>

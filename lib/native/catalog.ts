@@ -29,11 +29,8 @@ export const catalogNative = {
    */
   select: (sourceDir: string, choices: TableChoiceArg[], destDir?: string) =>
     withCodes(addon.selectTables(sourceDir, choices, destDir)),
-  /**
-   * Checks a merge target before anything is restored: a catalog version a merge writes (else
-   * `ERR_UNSUPPORTED_FORMAT`), none of `names` a table there (else `ERR_TABLE_EXISTS`). Resolves to the version.
-   */
-  checkMergeTarget: (dir: string, names: string[]) => withCodes(addon.checkMergeTarget(dir, names)),
+  /** Checks a merge target's catalog version (`ERR_UNSUPPORTED_FORMAT` when a merge does not write it); resolves to it. */
+  checkMergeTarget: (dir: string) => withCodes(addon.checkMergeTarget(dir)),
   /**
    * Merges the catalog of `stageDir` (a finalized table restore) into `targetDir`'s, writing the result's
    * `catalog.bin` (and `views.bin`, `catalog.lsn`) into `outDir`; neither directory is changed.

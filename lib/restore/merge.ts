@@ -106,7 +106,7 @@ export async function mergeTables(
         await rm(journal, { recursive: true, force: true });
       }
       await checkCheckpointed(target, 'merge');
-      const version = await catalogNative.checkMergeTarget(target, []);
+      const version = await catalogNative.checkMergeTarget(target);
       await checkNames(target, choices);
       await mkdir(journal, { mode: 0o700 });
       const planned = await plan(target, journal, version, restoreTo, cancel).catch(async (err: unknown) => {

@@ -151,6 +151,24 @@ fn a_name_the_target_has_is_refused() {
 }
 
 #[test]
+fn a_file_a_table_of_the_target_owns_is_refused() {
+    let tmp = TempDir::new();
+    let dir = tmp.path("db");
+    drop(build(&dir, Shape::V5, &mut Vec::new()));
+    // The engine names an index file `<table>_<column>.idx`: a target table
+    // `Prod` indexed on `x_y` and an incoming `Prod_x` indexed on `y` share one.
+    let mut target = catalog(&dir);
+    target.tables.iter_mut().find(|t| t.name == "Prod").unwrap().indexes[0].column = "x_y".into();
+    let mut incoming =
+        CatalogFile::parse(&catalog(&dir).select(&[TableChoice::keep("Note")]).unwrap().catalog).unwrap();
+    incoming.tables[0].name = "Prod_x".into();
+    incoming.tables[0].indexes[0].column = "y".into();
+    let err = target.merge(&incoming).unwrap_err();
+    assert_eq!(err.code, ERR_TABLE_EXISTS);
+    assert!(err.message.contains("owns the file Prod_x_y.idx"), "{err}");
+}
+
+#[test]
 fn unknown_target_versions_are_refused() {
     let tmp = TempDir::new();
     let source = tmp.path("source");
