@@ -24,6 +24,8 @@ import {
   makeDb,
   rejectsWith,
   richDb,
+  segments,
+  syncEnable,
   tmp,
 } from './helpers.js';
 
@@ -177,6 +179,28 @@ describe('restore --table --into: merges', () => {
   }, 120_000);
 });
 
+describe('restore --table --into: a point between backups', () => {
+  it('restores the point whole inside the target, merges the table, and leaves nothing else behind', async () => {
+    const data = makeDb('new', 80, '--index');
+    fixture('new', 'add-table', data, '--table', 'U', '--rows', 20, '--index');
+    syncEnable(data);
+    const repo = await PackedRepository.init(join(tmp(), 'repo'));
+    await repo.backup(data);
+    insertRows('new', data, 500, 15, 'U');
+    const lsn = BigInt(segments(data).last_lsn!);
+    const atPoint = dump('new', data) as Dumped;
+    insertRows('new', data, 900, 5, 'U');
+    expect((await repo.archive(data)).gaps).toEqual([]);
+    const target = richDb();
+    const before = dump('new', target) as Dumped;
+    const r = await repo.restore(target, { asOf: lsn, tables: ['U'], rename: { U: 'U_then' }, into: true });
+    repo.close();
+    expect([r.tables!.route, r.replay?.cut_lsn, r.tables!.merged?.catalogVersion]).toEqual(['whole', lsn, 7]);
+    expect(readdirSync(target).filter((n) => n.startsWith('.powdb'))).toEqual([]);
+    await checkMerged(target, before, atPoint, [['U', 'U_then']], `U at LSN ${lsn}`);
+  }, 120_000);
+});
+
 describe('restore --table --into: refusals leave the target as it was', () => {
   it('a name the target has, a live LOCK, a WAL with records, a catalog version it does not write', async () => {
     const data = richDb();
@@ -225,6 +249,10 @@ describe('restore --table --into: refusals leave the target as it was', () => {
     const older = makeDb('old', 10);
     await rejectsWith(merge(older, ['Cust']), 'ERR_UNSUPPORTED_FORMAT');
     await rejectsWith(merge(join(tmp(), 'none'), ['Cust']), 'ERR_NOT_A_DATA_DIR');
+    const synced = makeDb('new', 10);
+    syncEnable(synced);
+    const sync = await rejectsWith(merge(synced, ['Cust']), 'ERR_INVALID_ARG');
+    expect(sync.message).toContain('is sync-enabled');
     await rejectsWith(restoreChain(backup, [], target, { into: true }), 'ERR_INVALID_ARG');
   }, 120_000);
 });
@@ -302,6 +330,21 @@ describe('restore --table --into: killed at any moment, then run again', () => {
       expect(after, kill).toEqual(expected);
     }
   }, 600_000);
+
+  it('a planned merge is not finished over a target whose catalog changed since: the rerun refuses', async () => {
+    const data = richDb();
+    const backup = await backupOf(data);
+    const target = makeDb('new', 30, '--index');
+    const run = [CLI, 'restore', backup, '--into', target, '--table', 'Cust', '--quiet'];
+    const env = { ...process.env, POWDB_BACKUP_CRASH_AT: 'merge-planned:1' };
+    expect(spawnSync(process.execPath, run, { env }).signal).toBe('SIGKILL');
+    fixture('new', 'add-table', target, '--table', 'W', '--rows', 3); // the server ran in between
+    const rerun = spawnSync(process.execPath, run, { encoding: 'utf8' });
+    expect(rerun.stderr).toMatch(
+      /^error \[ERR_SOURCE_CHANGED\]: .*catalog\.bin changed since an interrupted merge of Cust/,
+    );
+    expect(Object.keys(dump('new', target)).sort()).toEqual(['T', 'W']);
+  }, 120_000);
 
   it('negative control: the merged catalog published before the files is a directory the engine refuses', async () => {
     const data = richDb();

@@ -51,7 +51,8 @@ export async function restore(
   if (choices) {
     assertTableRestoreFits(options);
     const whole = plan?.replay
-      ? (scratch: string) => restore(repo, scratch, { ...options, tables: undefined, rename: undefined })
+      ? (scratch: string) =>
+          restore(repo, scratch, { ...options, tables: undefined, rename: undefined, into: undefined })
       : undefined;
     if (options.into) return withTarget(await mergeTablesAt(repo, dest, snapshot, choices, options, whole));
     return withTarget(await restoreTablesAt(repo, dest, snapshot, choices, options, whole));
