@@ -13,6 +13,8 @@ import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { PackedRepository, fullBackup, restoreChain } from '../index.js';
 import { engineNative } from '../lib/native/engine.js';
+import { mergeTables } from '../lib/restore/merge.js';
+import type { TableSource } from '../lib/restore/tables.js';
 import {
   CLI,
   FIXTURE,
@@ -218,6 +220,21 @@ describe('restore --table --into: refusals leave the target as it was', () => {
     );
     const old = await rejectsWith(merge(target, ['Doc'], { Doc: 'D' }), 'ERR_CATALOG_VERSION');
     expect(old.message).toContain('table D has an expression index on doc.kind, which needs catalog version 6');
+    // Refused from the backup's catalog alone, before a table is restored.
+    const fromBackup: TableSource = {
+      files: readdirSync(backup).map((name) => ({ name, len: 0n })),
+      sync: undefined,
+      async write(files) {
+        for (const f of files) copyFileSync(join(backup, f.name), f.dest);
+      },
+    };
+    let restored = 0;
+    const restoreTo = async () => {
+      restored += 1;
+      throw new Error('not reached');
+    };
+    await rejectsWith(mergeTables(target, [{ name: 'Doc' }], {}, restoreTo, fromBackup), 'ERR_CATALOG_VERSION');
+    expect(restored).toBe(0);
     expect(hashes(target)).toEqual(unchanged);
     expect(readdirSync(target).filter((n) => n.startsWith('.powdb'))).toEqual([]);
 

@@ -12,7 +12,7 @@ import { fsyncPath, writeFileDurably } from '../common/staging.js';
 import { catalogNative, type TableChoice } from '../native/catalog.js';
 import { native } from '../native/core.js';
 import { checkCheckpointed } from '../source/datadir.js';
-import type { TableRestoreSummary } from './tables.js';
+import type { TableRestoreSummary, TableSource } from './tables.js';
 
 /**
  * Crash safety: the catalog is what makes a table exist, so it is replaced last, in one rename. Everything before
@@ -83,7 +83,8 @@ async function checkTarget(target: string): Promise<void> {
 /**
  * Restores `choices` into `target`, an existing data directory no live process holds (its writer lock is taken for
  * the whole merge) with an empty WAL: `restoreTo` writes a finalized table restore into the directory it is given,
- * whose tables are then merged in. A name the target has is `ERR_TABLE_EXISTS`; a catalog version a merge does not
+ * whose tables are then merged in; `source`, when the tables are taken from its files as they are (not a point
+replayed from a WAL), lets what the merge would refuse be refused first. A name the target has is `ERR_TABLE_EXISTS`; a catalog version a merge does not
  * write is `ERR_UNSUPPORTED_FORMAT`, and what the target's version cannot hold `ERR_CATALOG_VERSION`.
  */
 export async function mergeTables(
@@ -91,6 +92,7 @@ export async function mergeTables(
   choices: TableChoice[],
   options: OperationOptions,
   restoreTo: (stage: string) => Promise<TableRestoreSummary>,
+  source?: TableSource,
 ): Promise<TableRestoreSummary> {
   await checkTarget(target);
   const lock = await native.acquireLock(target);
@@ -109,7 +111,10 @@ export async function mergeTables(
       const version = await catalogNative.checkMergeTarget(target);
       await checkNames(target, choices);
       await mkdir(journal, { mode: 0o700 });
-      const planned = await plan(target, journal, version, restoreTo, cancel).catch(async (err: unknown) => {
+      const planned = await (async () => {
+        if (source) await dryRun(source, target, choices, journal);
+        return plan(target, journal, version, restoreTo, cancel);
+      })().catch(async (err: unknown) => {
         // Nothing of the target was touched: a failed run leaves no journal either.
         await rm(journal, { recursive: true, force: true });
         throw err;
@@ -126,6 +131,25 @@ export async function mergeTables(
   } finally {
     await native.releaseLock(lock);
   }
+}
+
+/**
+ * The merge worked out from the source's catalog alone, its result thrown away: what it would refuse (a version
+ * the target cannot hold, a file a target table owns) is refused before the tables are restored.
+ */
+async function dryRun(source: TableSource, target: string, choices: TableChoice[], journal: string): Promise<void> {
+  const probe = join(journal, 'probe');
+  const [subset, out] = [join(probe, 'subset'), join(probe, 'out')];
+  for (const dir of [probe, subset, out]) await mkdir(dir, { mode: 0o700 });
+  const names = new Set(source.files.map((f) => f.name));
+  const catalogs = ['catalog.bin', 'views.bin'].filter((n) => names.has(n));
+  await source.write(
+    catalogs.map((name) => ({ name, dest: join(probe, name) })),
+    undefined,
+  );
+  await catalogNative.select(probe, choices, subset);
+  await catalogNative.merge(subset, target, out);
+  await rm(probe, { recursive: true, force: true });
 }
 
 /** Restores the tables into the stage and works out the merge, in the journal only. */

@@ -109,7 +109,14 @@ export async function restoreChain(
     assertTableRestoreFits(options);
     const source = chainSource(chain, state);
     const tables = options.into
-      ? await mergeTables(dest, choices, options, (stage) => restoreTables(source, stage, choices, options))
+      ? await mergeTables(
+          dest,
+          choices,
+          options,
+          (stage) => restoreTables(source, stage, choices, options),
+          // A WAL with records may change the catalog: only a checkpointed moment's is the one merged.
+          (state.lengths.get('wal.log') ?? 0n) <= 8n ? source : undefined,
+        )
       : await restoreTables(source, dest, choices, options);
     return {
       dest,

@@ -76,10 +76,18 @@ export async function mergeTablesAt(
   restoreWhole?: (scratch: string) => Promise<RepositoryRestoreResult>,
 ): Promise<RepositoryRestoreResult> {
   let staged: RepositoryRestoreResult | undefined;
-  const tables = await mergeTables(target, choices, options, async (stage) => {
+  const restoreTo = async (stage: string) => {
     staged = await restoreTablesAt(repo, stage, snapshot, choices, options, restoreWhole);
     return staged.tables!;
-  });
+  };
+  // At a backup its catalog is the one merged; a replayed point's may differ.
+  const tables = await mergeTables(
+    target,
+    choices,
+    options,
+    restoreTo,
+    restoreWhole ? undefined : snapshotSource(repo, snapshot),
+  );
   // Without `staged`, this run only finished a merge a killed run had planned: the snapshot is all it knows.
   const { sourceLsn, applied, replay } = staged ?? {
     sourceLsn: snapshot.record.source_lsn,
