@@ -298,7 +298,18 @@ describe('restore --table --into: killed at any moment, then run again', () => {
     ];
     const args = [CLI, 'restore', backup, '--into', '', '--quiet'];
     for (const [name, as] of merged) args.push('--table', name, ...(name === as ? [] : ['--rename', `${name}=${as}`]));
-    const kills = [...points, ...[40, 150, 400].map((ms) => `after:${ms}`)];
+    // Random moments inside a merge: fractions of how long a whole one takes here.
+    const timed = join(tmp(), 'target');
+    spawnSync('cp', ['-a', pristine, timed]);
+    const started = Date.now();
+    const whole = spawnSync(
+      process.execPath,
+      args.map((a) => (a === '' ? timed : a)),
+      { encoding: 'utf8' },
+    );
+    expect(whole.status, whole.stderr).toBe(0);
+    const took = Date.now() - started;
+    const kills = [...points, ...[0.3, 0.5, 0.7, 0.85, 0.95].map((f) => `after:${Math.round(f * took)}`)];
     let expected: Dumped | undefined;
     for (const kill of kills) {
       const target = join(tmp(), 'target');
