@@ -265,6 +265,14 @@ describe('restore --table --into: refusals leave the target as it was', () => {
     expect(v8.message).toContain("the target's catalog.bin has version 8");
     const older = makeDb('old', 10);
     await rejectsWith(merge(older, ['Cust']), 'ERR_UNSUPPORTED_FORMAT');
+    // A table of a PowDB 0.4 backup (catalog version 3) into a 0.29 database.
+    const oldBackup = await backupOf(makeDb('old', 10, '--index'));
+    const fromOld = await rejectsWith(
+      restoreChain(oldBackup, [], target, { tables: ['T'], rename: { T: 'T_old' }, into: true }),
+      'ERR_UNSUPPORTED_FORMAT',
+    );
+    expect(fromOld.message).toContain("the backup's catalog is version 3 (PowDB 0.4)");
+    expect(hashes(target)).toEqual(unchanged);
     await rejectsWith(merge(join(tmp(), 'none'), ['Cust']), 'ERR_NOT_A_DATA_DIR');
     const synced = makeDb('new', 10);
     syncEnable(synced);
