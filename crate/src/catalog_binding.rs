@@ -131,12 +131,12 @@ pub fn select_tables(
     job(None, move || subset(Path::new(&source_dir), &choices, dest_dir.map(PathBuf::from).as_deref()), |s| s)
 }
 
-fn read_catalog_file(dir: &Path) -> CoreResult<CatalogFile> {
+pub(crate) fn read_catalog_file(dir: &Path) -> CoreResult<CatalogFile> {
     let path = dir.join("catalog.bin");
     CatalogFile::parse(&fs::read(&path).map_err(|e| CoreError::io("read", &path, e))?)
 }
 
-fn read_views(dir: &Path) -> CoreResult<Option<Views>> {
+pub(crate) fn read_views(dir: &Path) -> CoreResult<Option<Views>> {
     let path = dir.join("views.bin");
     match fs::read(&path) {
         Ok(bytes) => Views::parse(&bytes).map(Some),
@@ -196,7 +196,7 @@ fn table(catalog: &CatalogFile, entry: &TableEntry) -> CoreResult<CatalogTable> 
     })
 }
 
-fn link(l: &Link) -> CatalogLink {
+pub(crate) fn link(l: &Link) -> CatalogLink {
     CatalogLink {
         owner: l.owner.clone(),
         name: l.name.clone(),
@@ -234,7 +234,7 @@ fn subset(source: &Path, choices: &[TableChoice], dest: Option<&Path>) -> CoreRe
 }
 
 /// Creates `path` (refusing one that exists), writes `bytes` and fsyncs it.
-fn write_new(path: &Path, bytes: &[u8]) -> CoreResult<()> {
+pub(crate) fn write_new(path: &Path, bytes: &[u8]) -> CoreResult<()> {
     let mut file =
         fs::OpenOptions::new().write(true).create_new(true).open(path).map_err(|e| CoreError::io("create", path, e))?;
     file.write_all(bytes).and_then(|()| file.sync_all()).map_err(|e| CoreError::io("write", path, e))

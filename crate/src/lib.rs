@@ -13,6 +13,8 @@ mod engine_binding;
 #[cfg(feature = "node")]
 mod inplace_binding;
 #[cfg(feature = "node")]
+mod merge_binding;
+#[cfg(feature = "node")]
 mod online_binding;
 #[cfg(feature = "node")]
 mod repo_binding;

@@ -36,7 +36,11 @@ export function tablesNote(t: TableRestoreSummary | undefined): string {
     t.route === 'whole'
       ? '\nnote: the point was restored whole into a scratch directory beside the destination first'
       : '';
-  return `\ntables: ${kept.join(', ')}; opened and verified by the PowDB engine${dropped.join('')}${whole}`;
+  const m = t.merged;
+  const merged = m
+    ? `\nmerged into ${m.into} (catalog version ${m.catalogVersion} kept${m.views.length > 0 ? `, views ${m.views.join(', ')} added` : ''})${m.finishedRerun ? '; this run finished the merge an interrupted run had planned' : ''}`
+    : '';
+  return `\ntables: ${kept.join(', ')}; opened and verified by the PowDB engine${dropped.join('')}${whole}${merged}`;
 }
 
 /** What a restore did with the sync identity, for its summary line. */

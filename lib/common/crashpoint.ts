@@ -23,7 +23,11 @@ export type CrashPoint =
   | 'delta-files-done'
   | 'delta-catalog-written'
   | 'table-files-written'
-  | 'table-finalized';
+  | 'table-finalized'
+  | 'merge-planned'
+  | 'merge-file-moved'
+  | 'merge-files-published'
+  | 'merge-catalog-published';
 
 export function crashPoint(name: CrashPoint): void {
   if (name === point && ++seen === Number(nth)) process.kill(process.pid, how === 'stop' ? 'SIGSTOP' : 'SIGKILL');

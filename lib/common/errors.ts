@@ -29,6 +29,9 @@ export type BackupErrorCode =
   | 'ERR_CATALOG'
   // A table restore or listing names a table the backup lacks.
   | 'ERR_NO_TABLE'
+  // A merge (`restore --table --into`) names a table the target has, or a table the target's catalog version cannot hold.
+  | 'ERR_TABLE_EXISTS'
+  | 'ERR_CATALOG_VERSION'
   | 'ERR_ABORTED'
   | 'ERR_NOT_A_REPO'
   | 'ERR_REPO_LOCKED'

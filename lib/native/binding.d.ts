@@ -56,6 +56,21 @@ export interface CatalogLink {
   kind: string
 }
 
+/** What a merge adds to the target; its files are written aside. */
+export interface CatalogMerge {
+  /** The target's catalog version, kept. */
+  version: number
+  /** The tables added, in catalog order. */
+  tables: Array<string>
+  /** From the staged directory's names to the target's. */
+  files: Array<SubsetFile>
+  links: Array<CatalogLink>
+  /** Views added (with their backing tables); a `views.bin` is written aside only when there are any. */
+  views: Array<string>
+  /** Whether a `catalog.lsn` was written aside (the larger of the two directories'). */
+  catalogLsn: boolean
+}
+
 /** What a subset keeps, and what it leaves out because it would dangle. */
 export interface CatalogSubset {
   /** In catalog order. */
@@ -90,6 +105,13 @@ export interface CheckFile {
   name: string
   lists: Array<string>
 }
+
+/**
+ * Checks the target of a merge before anything is restored: its catalog
+ * version is one a merge writes (`ERR_UNSUPPORTED_FORMAT`, also for a
+ * version newer than this build reads). Resolves to the version.
+ */
+export declare function checkMergeTarget(dir: string): Promise<number>
 
 export interface CheckResult {
   problems: Array<Problem>
@@ -247,6 +269,14 @@ export interface MapSourceArg {
   map?: RestoreLayer
   layers?: Array<RestoreLayer>
 }
+
+/**
+ * Merges the catalog of `stageDir` (a finalized table restore) into that of
+ * `targetDir`, writing the result's `catalog.bin` (and `views.bin`,
+ * `catalog.lsn` when there is something to write) into `outDir` (fsynced,
+ * none may exist yet). Nothing in either directory is changed.
+ */
+export declare function mergeCatalogs(stageDir: string, targetDir: string, outDir: string): Promise<CatalogMerge>
 
 /** The addon's version (its crate's), for `powdb-backup --version`. */
 export declare function nativeVersion(): string

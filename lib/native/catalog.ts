@@ -8,6 +8,7 @@ export type {
   CatalogIndex,
   CatalogInfo,
   CatalogLink,
+  CatalogMerge,
   CatalogSubset,
   CatalogTable,
   CatalogView,
@@ -28,4 +29,12 @@ export const catalogNative = {
    */
   select: (sourceDir: string, choices: TableChoiceArg[], destDir?: string) =>
     withCodes(addon.selectTables(sourceDir, choices, destDir)),
+  /** Checks a merge target's catalog version (`ERR_UNSUPPORTED_FORMAT` when a merge does not write it); resolves to it. */
+  checkMergeTarget: (dir: string) => withCodes(addon.checkMergeTarget(dir)),
+  /**
+   * Merges the catalog of `stageDir` (a finalized table restore) into `targetDir`'s, writing the result's
+   * `catalog.bin` (and `views.bin`, `catalog.lsn`) into `outDir`; neither directory is changed.
+   */
+  merge: (stageDir: string, targetDir: string, outDir: string) =>
+    withCodes(addon.mergeCatalogs(stageDir, targetDir, outDir)),
 };

@@ -18,6 +18,7 @@ import {
   type TableRestoreSummary,
   type TableSource,
 } from './tables.js';
+import { mergeTables } from './merge.js';
 import { listTables, type ListOptions, type TablesInfo } from './tables-list.js';
 
 /** Options of `restore` and `restoreChain`: concurrency, progress, abort signal, sync mode. */
@@ -106,7 +107,17 @@ export async function restoreChain(
   const choices = tableChoices(options);
   if (choices) {
     assertTableRestoreFits(options);
-    const tables = await restoreTables(chainSource(chain, state), dest, choices, options);
+    const source = chainSource(chain, state);
+    const tables = options.into
+      ? await mergeTables(
+          dest,
+          choices,
+          options,
+          (stage) => restoreTables(source, stage, choices, options),
+          // A WAL with records may change the catalog: only a checkpointed moment's is the one merged.
+          (state.lengths.get('wal.log') ?? 0n) <= 8n ? source : undefined,
+        )
+      : await restoreTables(source, dest, choices, options);
     return {
       dest,
       ...(await resultSize(dest)),

@@ -19,6 +19,11 @@ export interface TableOptions {
   tables?: string[];
   /** New names: `{ Orders: 'OrdersOld' }` restores table Orders as OrdersOld. Each must be among `tables`. */
   rename?: Record<string, string>;
+  /**
+   * Merge the tables into `dest`, an existing data directory of another database that no live process holds and
+   * whose WAL is empty, instead of writing a new one (see lib/restore/merge.ts).
+   */
+  into?: boolean;
 }
 
 /** A table restored, under its name in the backup (`name`) and in the result (`as`), as the engine read it. */
@@ -40,6 +45,14 @@ export interface TableRestoreSummary {
   catalogVersion: number;
   /** `whole`: the point was restored whole into a scratch directory beside the destination first (a point between backups). */
   route: 'files' | 'whole';
+  /** A merge (`into`): the target, its catalog version (kept), the views added with the tables. */
+  merged?: {
+    into: string;
+    catalogVersion: number;
+    views: string[];
+    /** This run only finished publishing the merge a killed run of it had planned. */
+    finishedRerun: boolean;
+  };
 }
 
 /** A file of the source, with its length, for progress. */
@@ -70,6 +83,7 @@ const EMPTY_WAL = 8n;
 export function tableChoices(options: TableOptions): TableChoice[] | undefined {
   const renames = new Map(Object.entries(options.rename ?? {}));
   if (options.tables === undefined) {
+    if (options.into) throw new BackupError('ERR_INVALID_ARG', 'a merge (into) goes with the tables restored');
     if (renames.size > 0) throw new BackupError('ERR_INVALID_ARG', 'a rename goes with the tables restored');
     return undefined;
   }
@@ -88,7 +102,10 @@ export function tableChoices(options: TableOptions): TableChoice[] | undefined {
 /** Refuses what a table restore cannot do: restore in place, or keep or fork a sync identity. */
 export function assertTableRestoreFits(options: { delta?: boolean; syncMode?: string }): void {
   if (options.delta) {
-    throw new BackupError('ERR_INVALID_ARG', 'a table restore writes a new data directory; it cannot go with --delta');
+    throw new BackupError(
+      'ERR_INVALID_ARG',
+      'a table restore writes a new data directory (or merges into one with --into); it cannot go with --delta',
+    );
   }
   if (options.syncMode !== undefined && options.syncMode !== 'strip') {
     throw new BackupError(

@@ -50,8 +50,8 @@ async function readHead(path: string, n: number): Promise<Buffer> {
   }
 }
 
-/** Refuses a WAL holding records that are not yet in the pages. */
-async function checkCheckpointed(dir: string): Promise<void> {
+/** Refuses a WAL holding records that are not yet in the pages; `then` is what the user does once it is checkpointed. */
+export async function checkCheckpointed(dir: string, then = 'back up'): Promise<void> {
   const wal = join(dir, 'wal.log');
   const st = await statOrNull(wal);
   if (!st || st.size === 0n) return;
@@ -59,7 +59,7 @@ async function checkCheckpointed(dir: string): Promise<void> {
   throw new BackupError(
     'ERR_NOT_CHECKPOINTED',
     `${wal} holds ${st.size} bytes of WAL records not yet checkpointed into the pages. ` +
-      'Stop the PowDB server cleanly (or open and close the directory with PowDB) so that it checkpoints, then back up.',
+      `Stop the PowDB server cleanly (or open and close the directory with PowDB) so that it checkpoints, then ${then}.`,
   );
 }
 

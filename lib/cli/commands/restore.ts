@@ -42,12 +42,17 @@ export function register(program: Command): void {
         collect,
       )
       .option('--rename <table=new>', 'with --table: restore that table under a new name (repeatable)', collect)
+      .option(
+        '--into <dataDir>',
+        'with --table: merge the tables into this existing data directory (stopped, its WAL checkpointed) instead of a new one; no <dest> then',
+      )
       .addHelpText(
         'after',
         '\nExamples:\n  powdb-backup restore --repo ./backups ./restored --as-of 2026-11-23T10:00:00Z\n' +
           '  powdb-backup restore --repo ./backups ./restored --as-of 41200\n' +
           '  powdb-backup restore ./backups/full ./restored --apply ./backups/inc1 --apply ./backups/inc2\n' +
-          '  powdb-backup restore --repo ./backups ./one-table --table Orders --rename Orders=OrdersOld --as-of 41200',
+          '  powdb-backup restore --repo ./backups ./one-table --table Orders --rename Orders=OrdersOld --as-of 41200\n' +
+          '  powdb-backup restore --repo ./backups --into ./data --table Orders --rename Orders=OrdersOld --as-of 41200',
       ),
   ).action(
     async (
@@ -63,12 +68,22 @@ export function register(program: Command): void {
           force?: boolean;
           table?: string[];
           rename?: string[];
+          into?: string;
         },
     ) => {
       if (opts.force && !opts.delta) usage('--force goes with --delta');
+      if (opts.into) {
+        if (!opts.table) usage('--into goes with --table');
+        if (opts.delta) usage('--into merges tables; it cannot go with --delta');
+        // The target takes the place of <dest>.
+        if (opts.repo ? first : second) usage('with --into give no <dest>: the tables go into the --into directory');
+        if (opts.repo) first = opts.into;
+        else second = opts.into;
+      }
       const run = {
         ...(await operation(opts)),
         ...tableOptions(opts.table, opts.rename),
+        ...(opts.into ? { into: true } : {}),
         ...(opts.syncMode ? { syncMode: opts.syncMode } : {}),
         ...(opts.delta ? { delta: true, force: Boolean(opts.force) } : {}),
       };

@@ -2,6 +2,7 @@
 // small files) are fetched from the packs; at a point between backups, the whole point is restored into a scratch
 // directory beside the destination first (lib/restore/tables.ts viaWholeDirectory).
 import { repoNative } from '../../native/repo.js';
+import { mergeTables } from '../../restore/merge.js';
 import { resultSize } from '../../restore/restore.js';
 import { restoreTables, viaWholeDirectory, type TableSource } from '../../restore/tables.js';
 import type { TableChoice } from '../../native/catalog.js';
@@ -57,6 +58,44 @@ export async function restoreTablesAt(
   return {
     dest,
     ...(await resultSize(dest)),
+    increments: 0,
+    sourceLsn,
+    applied,
+    ...(replay ? { replay } : {}),
+    tables,
+  };
+}
+
+/** Like `restoreTablesAt`, but merges the tables into `target`, an existing stopped database (lib/restore/merge.ts). */
+export async function mergeTablesAt(
+  repo: PackedContext,
+  target: string,
+  snapshot: Snapshot,
+  choices: TableChoice[],
+  options: RestoreAsOf,
+  restoreWhole?: (scratch: string) => Promise<RepositoryRestoreResult>,
+): Promise<RepositoryRestoreResult> {
+  let staged: RepositoryRestoreResult | undefined;
+  const restoreTo = async (stage: string) => {
+    staged = await restoreTablesAt(repo, stage, snapshot, choices, options, restoreWhole);
+    return staged.tables!;
+  };
+  // At a backup its catalog is the one merged; a replayed point's may differ.
+  const tables = await mergeTables(
+    target,
+    choices,
+    options,
+    restoreTo,
+    restoreWhole ? undefined : snapshotSource(repo, snapshot),
+  );
+  // Without `staged`, this run only finished a merge a killed run had planned: the snapshot is all it knows.
+  const { sourceLsn, applied, replay } = staged ?? {
+    sourceLsn: snapshot.record.source_lsn,
+    applied: [snapshot.record.id],
+  };
+  return {
+    dest: target,
+    ...(await resultSize(target)),
     increments: 0,
     sourceLsn,
     applied,

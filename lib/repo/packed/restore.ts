@@ -25,7 +25,7 @@ import { applySyncMode, assertSyncModeFits } from '../../source/sync.js';
 import type { PackedContext } from './context.js';
 import { layDown } from './lay-down.js';
 import { assertTableRestoreFits, tableChoices } from '../../restore/tables.js';
-import { restoreTablesAt } from './restore-tables.js';
+import { mergeTablesAt, restoreTablesAt } from './restore-tables.js';
 
 /** Restores the backup or point in time `options.asOf` names into `dest` (new, or in place with `delta`). */
 export async function restore(
@@ -51,8 +51,10 @@ export async function restore(
   if (choices) {
     assertTableRestoreFits(options);
     const whole = plan?.replay
-      ? (scratch: string) => restore(repo, scratch, { ...options, tables: undefined, rename: undefined })
+      ? (scratch: string) =>
+          restore(repo, scratch, { ...options, tables: undefined, rename: undefined, into: undefined })
       : undefined;
+    if (options.into) return withTarget(await mergeTablesAt(repo, dest, snapshot, choices, options, whole));
     return withTarget(await restoreTablesAt(repo, dest, snapshot, choices, options, whole));
   }
   if (options.delta && !(await isFreshDestination(dest))) {

@@ -179,6 +179,9 @@ pub enum Command {
         target: String,
         #[arg(long, value_name = "N", default_value_t = 40)]
         rows: u64,
+        /// Make no link: the catalog stays at version 6.
+        #[arg(long)]
+        no_link: bool,
     },
     /// Sweep unreferenced overflow pages of every table (0.29 only).
     Sweep { dir: PathBuf },

@@ -56,13 +56,13 @@ pub fn run<D: Db>(command: &Command) -> Result<Option<Value>> {
             single::<D>(dir, |db| ops::recreate(db, table, *rows, *pad, &mut Prng::new(0)))?
         }
         Command::Sweep { dir } => single::<D>(dir, ops::sweep)?,
-        Command::Extras { dir, target, rows } => {
+        Command::Extras { dir, target, rows, no_link } => {
             if !D::CAPS.sync {
                 return Err(
                     format!("{} has no expression indexes or links: extras needs --gen new", D::CAPS.name).into()
                 );
             }
-            extras::run(dir, target, *rows)?
+            extras::run(dir, target, *rows, !*no_link)?
         }
         Command::SyncEnable { dir } => sync::enable::<D>(dir)?,
         Command::Segments { dir, units } => sync::segments(dir, *units)?,

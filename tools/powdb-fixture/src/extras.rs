@@ -4,7 +4,8 @@
 //! with a unique index on `id`, an expression index on `doc.kind` and a link
 //! `Doc.owner` to `target.id`; a materialized view `Big` over `target` (its
 //! backing table in the catalog, its definition in `views.bin`). Every 7th
-//! `note` is an overflow value (9 KB).
+//! `note` is an overflow value (9 KB). With `--no-link` the link is left out
+//! and the catalog stays at version 6.
 
 use std::path::Path;
 
@@ -32,7 +33,7 @@ fn schema(table: &str, columns: &[(&str, TypeId, bool)]) -> Schema {
     Schema { table_name: table.to_string(), columns }
 }
 
-pub fn run(dir: &Path, target: &str, rows: u64) -> Result<Json> {
+pub fn run(dir: &Path, target: &str, rows: u64, link: bool) -> Result<Json> {
     let _lock = DirLock::acquire(dir)?;
     let mut cat = Catalog::open(dir).map_err(|e| format!("opening {}: {e}", dir.display()))?;
     if cat.schema(target).is_none() {
@@ -45,14 +46,16 @@ pub fn run(dir: &Path, target: &str, rows: u64) -> Result<Json> {
     cat.create_index_unique("Doc", "id", true)?;
     let path = StoredJsonPathV1::new("doc", vec![StoredJsonPathSegmentV1::Key("kind".into())]);
     cat.create_expression_index_metadata("Doc", 1, path.canonical_text(), path, false)?;
-    cat.create_link(LinkDef {
-        owner_type: "Doc".into(),
-        name: "owner_row".into(),
-        target_type: target.into(),
-        local_key: "owner".into(),
-        target_key: "id".into(),
-        kind: LinkKind::ToOne,
-    })?;
+    if link {
+        cat.create_link(LinkDef {
+            owner_type: "Doc".into(),
+            name: "owner_row".into(),
+            target_type: target.into(),
+            local_key: "owner".into(),
+            target_key: "id".into(),
+            kind: LinkKind::ToOne,
+        })?;
+    }
     for i in 0..rows as i64 {
         let doc = parse_json_text(&format!(r#"{{"kind":"k{}","n":{i},"s":"a,\"b\"\n"}}"#, i % 4))
             .map_err(|e| format!("json: {e:?}"))?;

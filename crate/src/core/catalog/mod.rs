@@ -13,6 +13,7 @@
 //! highest page LSN at open.
 mod cursor;
 mod files;
+mod merge;
 mod parse;
 mod select;
 mod views;
@@ -25,9 +26,13 @@ mod tests;
 mod tests_engine;
 #[cfg(test)]
 mod tests_fixture;
+#[cfg(test)]
+mod tests_merge;
 
 pub use files::FileCopy;
+pub use merge::{Merge, ERR_CATALOG_VERSION, ERR_TABLE_EXISTS, MERGE_VERSIONS};
 pub(crate) use parse::TYPES as TYPE_NAMES;
+pub use parse::NEWEST_VERSION;
 pub use select::{Subset, TableChoice};
 pub use views::{ViewDef, ViewSubset, Views};
 
@@ -62,6 +67,9 @@ pub struct TableEntry {
     pub expression_indexes: Vec<ExpressionIndex>,
     /// The entry's bytes after its name, re-emitted unchanged.
     body: Vec<u8>,
+    /// How many of them precede the expression-index section (version 6
+    /// on): the entry as a version-5 catalog holds it.
+    base_len: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

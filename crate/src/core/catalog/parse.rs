@@ -85,9 +85,10 @@ fn table(cur: &mut Cursor, version: u16) -> CoreResult<TableEntry> {
     };
     let defaults = if version >= 4 { defaults(cur, n_cols)? } else { Vec::new() };
     let auto_columns = if version >= 5 { positions(cur, n_cols)? } else { Vec::new() };
+    let base_len = cur.pos() - body_start;
     let expression_indexes = if version >= 6 { expression_indexes(cur)? } else { Vec::new() };
     let body = cur.since(body_start).to_vec();
-    Ok(TableEntry { name, columns, indexes, defaults, auto_columns, expression_indexes, body })
+    Ok(TableEntry { name, columns, indexes, defaults, auto_columns, expression_indexes, body, base_len })
 }
 
 fn column(cur: &mut Cursor) -> CoreResult<Column> {

@@ -138,18 +138,30 @@ fn renamed_link(mut link: Link, renames: &HashMap<&str, &str>) -> Link {
 /// Header of the source's version, the entries under their given names,
 /// the links section from version 7 on, CRC-32.
 fn encode(source: &CatalogFile, entries: &[(&TableEntry, &str)], links: &[Link]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + entries.iter().map(|(t, n)| n.len() + t.body.len() + 4).sum::<usize>());
+    let parts: Vec<(&str, &[u8])> = entries.iter().map(|(t, name)| (*name, t.body.as_slice())).collect();
+    write_catalog(source.version, source.next_index_id, &parts, links)
+}
+
+/// A whole `catalog.bin` of `version` from each entry's name and the bytes
+/// after it, laid out as the engine's `write_catalog_file` lays it out.
+pub(super) fn write_catalog(
+    version: u16,
+    next_index_id: Option<u64>,
+    entries: &[(&str, &[u8])],
+    links: &[Link],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + entries.iter().map(|(n, b)| n.len() + b.len() + 4).sum::<usize>());
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&source.version.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
-    if let Some(next) = source.next_index_id {
+    if let Some(next) = next_index_id {
         out.extend_from_slice(&next.to_le_bytes());
     }
-    for (entry, name) in entries {
+    for (name, body) in entries {
         put_string(&mut out, name);
-        out.extend_from_slice(&entry.body);
+        out.extend_from_slice(body);
     }
-    if source.version >= 7 {
+    if version >= 7 {
         out.extend_from_slice(&(links.len() as u32).to_le_bytes());
         for link in links {
             for field in [&link.owner, &link.name, &link.target, &link.local_key, &link.target_key] {

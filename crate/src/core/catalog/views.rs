@@ -85,6 +85,27 @@ impl Views {
     }
 }
 
+impl Views {
+    /// The target's views (none when it has no `views.bin`) followed by
+    /// `incoming`'s, as a merge writes them; `None` when nothing is added
+    /// (the target's file stays as it is). A name the target has is
+    /// `ERR_TABLE_EXISTS`.
+    pub fn merged(target: Option<&Views>, incoming: &Views) -> CoreResult<Option<Vec<u8>>> {
+        if incoming.views.is_empty() {
+            return Ok(None);
+        }
+        let own = target.map_or(&[][..], |t| t.views.as_slice());
+        if let Some(v) = incoming.views.iter().find(|v| own.iter().any(|o| o.name == v.name)) {
+            return Err(CoreError::new(
+                super::ERR_TABLE_EXISTS,
+                format!("the target already has a view {}; merge under another name (--rename)", v.name),
+            ));
+        }
+        let all: Vec<(&ViewDef, &str)> = own.iter().chain(&incoming.views).map(|v| (v, v.name.as_str())).collect();
+        Ok(Some(encode(&all)))
+    }
+}
+
 fn view(cur: &mut Cursor) -> CoreResult<ViewDef> {
     let name = cur.string("view name")?;
     let start = cur.pos();
