@@ -31,8 +31,8 @@ mod tests_merge;
 
 pub use files::FileCopy;
 pub use merge::{Merge, ERR_CATALOG_VERSION, ERR_TABLE_EXISTS, MERGE_VERSIONS};
-pub(crate) use parse::TYPES as TYPE_NAMES;
 pub use parse::NEWEST_VERSION;
+pub(crate) use parse::TYPES as TYPE_NAMES;
 pub use select::{Subset, TableChoice};
 pub use views::{ViewDef, ViewSubset, Views};
 
