@@ -70,7 +70,7 @@ pub fn dump_table(dir: &Path, table: &str, format: Format, output: &Output) -> C
             encoder.row(&row, &mut line)?;
             sink.write(&line)?;
             rows += 1;
-            if rows % CHECK_EVERY == 0 {
+            if rows.is_multiple_of(CHECK_EVERY) {
                 cancel::check()?;
             }
             Ok(())

@@ -1,0 +1,315 @@
+// `powdb-backup dump`: the rows of one table of a backup or point in time, as JSON Lines and CSV, against the
+// engine's own reading of that table (fixture `rows`: every value exact). Tables hold every PowDB type, Empty
+// cells, overflow values, and text that needs quoting and escaping (commas, quotes, CR/LF, non-ASCII, JSON).
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { PackedRepository, Repository, chainDump, fullBackup, incrementalBackup } from '../index.js';
+import { cli, fixture, insertRows, makeDb, rejectsWith, richDb, segments, syncEnable, tmp } from './helpers.js';
+
+interface EngineRows {
+  columns: { name: string; type: string }[];
+  /** Ints and timestamps as decimal strings, floats as their bits in hex, UUIDs and bytes as hex, JSON as text. */
+  rows: (string | boolean | null)[][];
+}
+
+/** The engine's reading of `table` in `dir` (opened read-only). */
+function engineRows(dir: string, table: string): EngineRows {
+  return fixture('new', 'rows', dir, '--table', table);
+}
+
+/** One value of a dump (`text` as written, `quoted` for a CSV field or a JSON string) in the engine's exact form. */
+function exact(type: string, text: string, quoted: boolean): string | boolean | null {
+  if (!quoted && (text === '' || text === 'null')) return null;
+  switch (type) {
+    case 'Int':
+      expect(text).toMatch(/^-?\d+$/);
+      return text;
+    case 'Float':
+      return floatBits(text);
+    case 'Bool':
+      return text === 'true';
+    case 'DateTime':
+      return String(isoMicros(text));
+    case 'Uuid':
+      expect(text).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+      return text.replaceAll('-', '');
+    case 'Bytes':
+      expect(text).toMatch(/^[A-Za-z0-9+/]*={0,2}$/);
+      return Buffer.from(text, 'base64').toString('hex');
+    default: // Str, and Json as its canonical text
+      return text;
+  }
+}
+
+function floatBits(text: string): string {
+  const view = new DataView(new ArrayBuffer(8));
+  view.setFloat64(0, Number(text));
+  return view.getBigUint64(0).toString(16).padStart(16, '0');
+}
+
+/** `YYYY-MM-DDTHH:MM:SS.ffffffZ` (or an expanded `±YYYYYY` year) as microseconds since the epoch. */
+function isoMicros(text: string): bigint {
+  const m = /^([+-]\d{6}|\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{6})Z$/.exec(text);
+  expect(m, text).not.toBeNull();
+  const [, y, mo, d, h, mi, s, us] = m!.map(Number);
+  const date = new Date(0);
+  date.setUTCFullYear(y!, mo! - 1, d!); // not Date.UTC: it reads years 0-99 as 1900-1999
+  date.setUTCHours(h!, mi!, s!, 0);
+  return BigInt(date.getTime()) * 1000n + BigInt(us!);
+}
+
+/** The values of one JSON Lines row as written: each key's raw value text, in order. */
+function jsonlFields(line: string): { key: string; raw: string }[] {
+  const fields = [];
+  let i = 1;
+  expect(line[0]).toBe('{');
+  while (line[i] !== '}') {
+    const keyEnd = valueEnd(line, i);
+    const key = JSON.parse(line.slice(i, keyEnd)) as string;
+    expect(line[keyEnd]).toBe(':');
+    const end = valueEnd(line, keyEnd + 1);
+    fields.push({ key, raw: line.slice(keyEnd + 1, end) });
+    i = line[end] === ',' ? end + 1 : end;
+  }
+  expect(i).toBe(line.length - 1);
+  return fields;
+}
+
+/** Where the JSON value starting at `i` ends (strings, nesting and escapes respected). */
+function valueEnd(text: string, i: number): number {
+  let depth = 0;
+  let inString = false;
+  for (let j = i; j < text.length; j++) {
+    const c = text[j];
+    if (inString) {
+      if (c === '\\') j++;
+      else if (c === '"') {
+        inString = false;
+        if (depth === 0) return j + 1;
+      }
+    } else if (c === '"') inString = true;
+    else if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') {
+      if (depth === 0) return j;
+      if (--depth === 0) return j + 1;
+    } else if (c === ',' && depth === 0) return j;
+  }
+  return text.length;
+}
+
+/** A JSON Lines dump in the engine's exact form (keys checked against the column order). */
+function fromJsonl(text: string, columns: EngineRows['columns']): EngineRows['rows'] {
+  expect(text.endsWith('\n') || text === '').toBe(true);
+  return text
+    .split('\n')
+    .slice(0, -1)
+    .map((line) => {
+      const fields = jsonlFields(line);
+      expect(fields.map((f) => f.key)).toEqual(columns.map((c) => c.name));
+      return fields.map((f, i) => {
+        const type = columns[i]!.type;
+        if (type === 'Json') return f.raw === 'null' ? null : f.raw; // the document itself, as written
+        if (f.raw.startsWith('"')) return exact(type, JSON.parse(f.raw) as string, true);
+        return exact(type, f.raw, false);
+      });
+    });
+}
+
+/** RFC 4180 records: each field's text and whether it was quoted. */
+function csvRecords(text: string): { text: string; quoted: boolean }[][] {
+  const records = [];
+  let i = 0;
+  while (i < text.length) {
+    const record = [];
+    for (;;) {
+      let field = '';
+      let quoted = false;
+      if (text[i] === '"') {
+        quoted = true;
+        for (i++; ; i++) {
+          if (text[i] === '"' && text[i + 1] === '"') {
+            field += '"';
+            i++;
+          } else if (text[i] === '"') {
+            i++;
+            break;
+          } else field += text[i]!;
+        }
+      } else {
+        while (i < text.length && text[i] !== ',' && text[i] !== '\r') field += text[i++]!;
+      }
+      record.push({ text: field, quoted });
+      if (text[i] === ',') i++;
+      else {
+        expect(text.slice(i, i + 2)).toBe('\r\n');
+        i += 2;
+        break;
+      }
+    }
+    records.push(record);
+  }
+  return records;
+}
+
+function fromCsv(text: string, columns: EngineRows['columns']): EngineRows['rows'] {
+  const [header, ...records] = csvRecords(text);
+  expect(header!.map((f) => f.text)).toEqual(columns.map((c) => c.name));
+  return records.map((r) => r.map((f, i) => exact(columns[i]!.type, f.text, f.quoted)));
+}
+
+/** A dump file read back into the engine's form. */
+function readDump(path: string, format: 'jsonl' | 'csv', columns: EngineRows['columns']): EngineRows['rows'] {
+  const text = readFileSync(path, 'utf8');
+  return format === 'jsonl' ? fromJsonl(text, columns) : fromCsv(text, columns);
+}
+
+/** Floats equal bit for bit, except that any NaN equals any NaN (text has one NaN). */
+function canonicalNaN(rows: EngineRows['rows'], columns: EngineRows['columns']): EngineRows['rows'] {
+  return rows.map((row) =>
+    row.map((v, i) =>
+      columns[i]!.type === 'Float' &&
+      typeof v === 'string' &&
+      /^[7f]ff[89a-f]/.test(v) &&
+      v.slice(3) !== '0000000000000'
+        ? 'NaN'
+        : v,
+    ),
+  );
+}
+
+function expectSameRows(dumped: EngineRows['rows'], engine: EngineRows, what: string): void {
+  expect(canonicalNaN(dumped, engine.columns), what).toEqual(canonicalNaN(engine.rows, engine.columns));
+}
+
+/** richDb plus `Typed` (every type): T, Cust (an overflow row), Doc (JSON, overflow notes), Big, Typed. */
+function typedDb(): string {
+  const data = richDb();
+  fixture('new', 'typed', data, '--rows', 60);
+  return data;
+}
+
+const TABLES = ['T', 'Cust', 'Doc', 'Big', 'Typed'];
+const FORMATS = ['jsonl', 'csv'] as const;
+
+describe('dump from a directory chain', () => {
+  it('writes each table, in both formats, exactly as the engine reads it, at the full backup and after an increment', async () => {
+    const data = typedDb();
+    const root = tmp();
+    await fullBackup(data, join(root, 'full'));
+    const atFull = Object.fromEntries(TABLES.map((t) => [t, engineRows(data, t)]));
+    insertRows('new', data, 100, 40);
+    fixture('new', 'big', data, '--table', 'T', '--id', 5000, '--bytes', 7000);
+    await incrementalBackup(data, join(root, 'full'), join(root, 'inc'));
+    const atInc = engineRows(data, 'T');
+    expect(atInc.rows.length).toBe(atFull.T!.rows.length + 41);
+
+    for (const table of TABLES) {
+      for (const format of FORMATS) {
+        const out = join(tmp(), `${table}.${format}`);
+        const r = await chainDump(join(root, 'full'), [], { table, format, output: out });
+        const engine = atFull[table]!;
+        expect([r.table, r.format, r.rows, r.route, r.output]).toEqual([
+          table,
+          format,
+          BigInt(engine.rows.length),
+          'files',
+          out,
+        ]);
+        expect(r.bytes).toBe(BigInt(readFileSync(out).length));
+        expectSameRows(readDump(out, format, engine.columns), engine, `${table} as ${format}`);
+      }
+    }
+    const typed = atFull.Typed!;
+    expect(typed.rows.flat()).toContain('9223372036854775807');
+    expect(typed.rows.some((row) => typeof row[4] === 'string' && row[4].length > 9000)).toBe(true); // overflow
+
+    for (const format of FORMATS) {
+      const out = join(tmp(), `T-inc.${format}`);
+      await chainDump(join(root, 'full'), [join(root, 'inc')], { table: 'T', format, output: out });
+      const rows = readDump(out, format, atInc.columns);
+      expectSameRows(rows, atInc, `T after the increment as ${format}`);
+      // Negative control: the full backup's T is not what the increment holds.
+      expect(() => expectSameRows(rows, atFull.T!, 'T at the full backup')).toThrow();
+    }
+  });
+
+  it('through the CLI: stdout by default, a new file with --output, clear errors, never a half file', async () => {
+    const data = typedDb();
+    const full = join(tmp(), 'full');
+    await fullBackup(data, full);
+    const engine = engineRows(data, 'Typed');
+    for (const format of FORMATS) {
+      const r = cli('dump', full, '--table', 'Typed', '--format', format);
+      expect([r.code, r.stderr]).toEqual([0, '']);
+      const dumped = format === 'jsonl' ? fromJsonl(r.stdout, engine.columns) : fromCsv(r.stdout, engine.columns);
+      expectSameRows(dumped, engine, `Typed on stdout as ${format}`);
+    }
+
+    const dir = tmp();
+    const out = join(dir, 'typed.csv');
+    const written = cli('dump', full, '--table', 'Typed', '--format', 'csv', '--output', out, '--json');
+    expect(written.code).toBe(0);
+    expect(JSON.parse(written.stdout)).toMatchObject({ table: 'Typed', format: 'csv', rows: 60, output: out });
+    expect(readdirSync(dir)).toEqual(['typed.csv']); // no temporary file, no scratch directory left
+
+    const again = cli('dump', full, '--table', 'Typed', '--output', out);
+    expect([again.code, again.stderr]).toEqual([1, expect.stringContaining('error [ERR_DEST_NOT_EMPTY]: dump output')]);
+    const missing = cli('dump', full, '--table', 'Nope', '--output', join(dir, 'nope.jsonl'));
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toBe(
+      'error [ERR_NO_TABLE]: the backup has no table Nope; it has: T, Cust, Doc, Big, Typed\n',
+    );
+    expect(readdirSync(dir)).toEqual(['typed.csv']);
+    expect(cli('dump', full, '--table', 'T', '--format', 'xml').code).toBe(2);
+    expect(cli('dump', full, '--table', 'T', '--json').code).toBe(2);
+    await rejectsWith(chainDump(full, [], { table: 'T', output: out }), 'ERR_DEST_NOT_EMPTY');
+  });
+});
+
+describe('dump from a repository', () => {
+  it('at each backup and at a point between backups, as the engine reads the table then', async () => {
+    const data = makeDb('new', 80, '--index');
+    fixture('new', 'typed', data, '--rows', 30);
+    syncEnable(data);
+    const repoDir = join(tmp(), 'repo');
+    const repo = await PackedRepository.init(repoDir);
+    const first = await repo.backup(data);
+    const atFirst = engineRows(data, 'T');
+    const typedAtFirst = engineRows(data, 'Typed');
+    insertRows('new', data, 500, 15);
+    const lsn = BigInt(segments(data).last_lsn!);
+    const atPoint = engineRows(data, 'T');
+    insertRows('new', data, 900, 5);
+    expect((await repo.archive(data)).gaps).toEqual([]);
+    repo.close();
+
+    const reader = await Repository.open(repoDir);
+    for (const format of FORMATS) {
+      const out = join(tmp(), `typed.${format}`);
+      const r = await reader.dump({ asOf: first.id, table: 'Typed', format, output: out });
+      expect([r.backup, r.lsn, r.route]).toEqual([first.id, first.source_lsn, 'files']);
+      expectSameRows(readDump(out, format, typedAtFirst.columns), typedAtFirst, `Typed at ${first.id} as ${format}`);
+    }
+    const parent = tmp();
+    const out = join(parent, 't.jsonl');
+    const point = await reader.dump({ asOf: lsn, table: 'T', output: out });
+    expect([point.lsn, point.route, point.rows]).toEqual([lsn, 'whole', BigInt(atPoint.rows.length)]);
+    expect(readdirSync(parent)).toEqual(['t.jsonl']); // the scratch directory is gone
+    const rows = readDump(out, 'jsonl', atPoint.columns);
+    expectSameRows(rows, atPoint, `T at LSN ${lsn}`);
+    // Negative control: the backup's T (before the point's inserts) is not the point's.
+    const atBackup = join(tmp(), 't.jsonl');
+    await reader.dump({ asOf: first.id, table: 'T', output: atBackup });
+    expectSameRows(readDump(atBackup, 'jsonl', atFirst.columns), atFirst, `T at ${first.id}`);
+    expect(() => expectSameRows(rows, atFirst, 'T at the backup')).toThrow();
+    const e = await rejectsWith(reader.dump({ table: 'Nope', output: join(parent, 'x') }), 'ERR_NO_TABLE');
+    expect(e.message).toBe('the backup has no table Nope; it has: T, Typed');
+    expect(existsSync(join(parent, 'x'))).toBe(false);
+    reader.close();
+
+    const text = cli('dump', '--repo', repoDir, '--as-of', first.id, '--table', 'T', '--format', 'csv');
+    expect(text.code).toBe(0);
+    expectSameRows(fromCsv(text.stdout, atFirst.columns), atFirst, 'T through the CLI');
+  });
+});
