@@ -1,11 +1,12 @@
 // `powdb-backup dump`: the rows of one table of a backup or point in time, as JSON Lines and CSV, against the
 // engine's own reading of that table (fixture `rows`: every value exact). Tables hold every PowDB type, Empty
 // cells, overflow values, and text that needs quoting and escaping (commas, quotes, CR/LF, non-ASCII, JSON).
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PackedRepository, Repository, chainDump, fullBackup, incrementalBackup } from '../index.js';
-import { cli, fixture, insertRows, makeDb, rejectsWith, richDb, segments, syncEnable, tmp } from './helpers.js';
+import { ROOT, cli, fixture, insertRows, makeDb, rejectsWith, richDb, segments, syncEnable, tmp } from './helpers.js';
 
 interface EngineRows {
   columns: { name: string; type: string }[];
@@ -312,4 +313,30 @@ describe('dump from a repository', () => {
     expect(text.code).toBe(0);
     expectSameRows(fromCsv(text.stdout, atFirst.columns), atFirst, 'T through the CLI');
   });
+});
+
+/** The peak RSS (bytes) of a process that dumps `table` of the backup `full` into `out`. */
+function dumpRss(full: string, table: string, out: string): number {
+  const script = `
+    const { chainDump } = await import(${JSON.stringify(join(ROOT, 'dist', 'index.js'))});
+    await chainDump(${JSON.stringify(full)}, [], { table: ${JSON.stringify(table)}, output: ${JSON.stringify(out)} });
+    process.stdout.write(String(process.resourceUsage().maxRSS * 1024));`;
+  return Number(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }));
+}
+
+describe('dump memory', () => {
+  it('stays bounded: a 64 MiB table costs no more memory than a tiny one', async () => {
+    const data = join(tmp(), 'data');
+    fixture('new', 'bulk', data, '--mib', 64);
+    fixture('new', 'add-table', data, '--table', 'Small', '--rows', 10);
+    const full = join(tmp(), 'full');
+    await fullBackup(data, full);
+    expect(statSync(join(full, 'T.heap')).size).toBeGreaterThan(64 << 20);
+    const dir = tmp();
+    const small = dumpRss(full, 'Small', join(dir, 'small.jsonl'));
+    const big = dumpRss(full, 'T', join(dir, 'big.jsonl'));
+    expect(statSync(join(dir, 'big.jsonl')).size).toBeGreaterThan(64 << 20);
+    // The heap is read a page at a time (never mapped whole), the rows one at a time.
+    expect(big - small, `peak RSS ${small} then ${big}`).toBeLessThan(24 << 20);
+  }, 120_000);
 });

@@ -4,8 +4,9 @@
 //! decoding (overflow values reassembled from their chains, CRC-checked),
 //! but without opening the catalog, which would load every index into
 //! memory: one row is held at a time (a value at most the engine's 64 MiB),
-//! plus the output buffer. The directory must be at rest: checkpointed
-//! (an empty WAL) or recovered by the engine first.
+//! plus one page, the output buffer, and the few bytes per heap page of the
+//! free-space map the heap builds at open. The directory must be at rest:
+//! checkpointed (an empty WAL) or recovered by the engine first.
 mod encode;
 mod sink;
 mod text;
@@ -20,7 +21,6 @@ use powdb_storage::heap::HeapFile;
 use powdb_storage::row::{decode_row_v2, RowLayout};
 use powdb_storage::types::{ColumnDef, Row, Schema, TypeId};
 use std::io;
-use std::ops::ControlFlow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
@@ -63,30 +63,19 @@ pub fn dump_table(dir: &Path, table: &str, format: Format, output: &Output) -> C
     encoder.header(&mut line);
     sink.write(&line)?;
     let mut rows = 0u64;
-    let mut failed = None;
-    let scanned = heap.try_for_each_row(|_rid, data| {
-        let written = read_row(&heap, &schema, &layout, data).map_err(damaged).and_then(|row| {
-            line.clear();
-            encoder.row(&row, &mut line)?;
-            sink.write(&line)?;
-            rows += 1;
-            if rows.is_multiple_of(CHECK_EVERY) {
-                cancel::check()?;
-            }
-            Ok(())
-        });
-        match written {
-            Ok(()) => ControlFlow::Continue(()),
-            Err(e) => {
-                failed = Some(e);
-                ControlFlow::Break(())
-            }
+    // `scan` (what `Table::scan` reads through) preads one page at a time and checks its CRC; the
+    // zero-copy scans would map the whole heap.
+    for item in heap.scan() {
+        let (_rid, data) = item.map_err(|e| damaged(e.to_string()))?;
+        let row = read_row(&heap, &schema, &layout, &data).map_err(damaged)?;
+        line.clear();
+        encoder.row(&row, &mut line)?;
+        sink.write(&line)?;
+        rows += 1;
+        if rows.is_multiple_of(CHECK_EVERY) {
+            cancel::check()?;
         }
-    });
-    if let Some(e) = failed {
-        return Err(e);
     }
-    scanned.map_err(|e| damaged(e.to_string()))?;
     cancel::check()?;
     Ok(Dumped { rows, bytes: sink.finish()? })
 }
