@@ -104,6 +104,11 @@ describe('dump from a directory chain', () => {
       'error [ERR_NO_TABLE]: the backup has no table Nope; it has: T, Cust, Doc, Big, Typed\n',
     );
     expect(readdirSync(dir)).toEqual(['typed.csv']);
+    for (const hostile of ['../T', 'T/../T', '/etc/passwd', 'T.heap']) {
+      const r = cli('dump', full, '--table', hostile, '--output', join(dir, 'h.jsonl'));
+      expect([r.code, r.stderr.split(':')[0]], hostile).toEqual([1, 'error [ERR_NO_TABLE]']);
+    }
+    expect(readdirSync(dir)).toEqual(['typed.csv']);
     expect(cli('dump', full, '--table', 'T', '--format', 'xml').code).toBe(2);
     expect(cli('dump', full, '--table', 'T', '--json').code).toBe(2);
     await rejectsWith(chainDump(full, [], { table: 'T', output: out }), 'ERR_DEST_NOT_EMPTY');

@@ -16,7 +16,7 @@ import { catalogNative } from '../native/catalog.js';
 import { dumpNative } from '../native/dump.js';
 import { engineNative } from '../native/engine.js';
 import { applySyncMode } from '../source/sync.js';
-import type { TableSource } from './tables.js';
+import { EMPTY_WAL, type TableSource } from './tables.js';
 
 export const DUMP_FORMATS = ['jsonl', 'csv'] as const;
 export type DumpFormat = (typeof DUMP_FORMATS)[number];
@@ -42,9 +42,6 @@ export interface DumpResult {
   /** `whole`: the moment was restored whole and recovered by the engine first (its WAL held records). */
   route: 'files' | 'whole';
 }
-
-/** A checkpointed `wal.log`: its 8-byte header alone. */
-const EMPTY_WAL = 8n;
 
 /**
  * Dumps `options.table` of `source`. `restoreWhole`, when given, restores the moment whole into a directory (a
