@@ -185,5 +185,12 @@ describe('dump memory', () => {
     expect(statSync(join(dir, 'big.jsonl')).size).toBeGreaterThan(64 << 20);
     // The heap is read a page at a time (never mapped whole), the rows one at a time.
     expect(big - small, `peak RSS ${small} then ${big}`).toBeLessThan(24 << 20);
+
+    // Aborted midway: ERR_ABORTED, and neither the output nor a temporary file nor the scratch directory is left.
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 300);
+    const aborted = chainDump(full, [], { table: 'T', output: join(dir, 'aborted.jsonl'), signal: controller.signal });
+    await rejectsWith(aborted, 'ERR_ABORTED');
+    expect(readdirSync(dir).sort()).toEqual(['big.jsonl', 'small.jsonl']);
   }, 120_000);
 });
