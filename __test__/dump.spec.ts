@@ -5,7 +5,14 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PackedRepository, Repository, chainDump, fullBackup, incrementalBackup } from '../index.js';
+import {
+  PackedRepository,
+  Repository,
+  chainDump,
+  fullBackup,
+  incrementalBackup,
+  type ProgressEvent,
+} from '../index.js';
 import { ROOT, cli, fixture, insertRows, makeDb, rejectsWith, richDb, segments, syncEnable, tmp } from './helpers.js';
 import { engineRows, expectSameRows, fromCsv, fromJsonl, readDump } from './dump-read.js';
 
@@ -53,7 +60,19 @@ describe('dump from a directory chain', () => {
 
     for (const format of FORMATS) {
       const out = join(tmp(), `T-inc.${format}`);
-      await chainDump(join(root, 'full'), [join(root, 'inc')], { table: 'T', format, output: out });
+      const events: ProgressEvent[] = [];
+      const onProgress = (e: ProgressEvent) => events.push(e);
+      await chainDump(join(root, 'full'), [join(root, 'inc')], { table: 'T', format, output: out, onProgress });
+      // The heap fetched, then read for the rows: the events end at the totals.
+      const heapBytes = BigInt(statSync(join(data, 'T.heap')).size);
+      expect(events.at(-1)).toEqual({
+        operation: 'dump',
+        file: 'T rows',
+        filesDone: 2,
+        filesTotal: 2,
+        bytesDone: 2n * heapBytes,
+        bytesTotal: 2n * heapBytes,
+      });
       const rows = readDump(out, format, atInc.columns);
       expectSameRows(rows, atInc, `T after the increment as ${format}`);
       // Negative control: the full backup's T is not what the increment holds.

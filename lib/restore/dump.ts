@@ -3,14 +3,14 @@
 // holds records (a point between backups) the whole moment is restored there and recovered by the engine first.
 // The Rust core then reads the heap as the engine does and writes the rows; a file appears whole or not at all.
 import { randomBytes } from 'node:crypto';
-import { link, lstat, mkdir, rm, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, rm, stat, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { cancellable, type Cancellation } from '../common/abort.js';
 import { crashPoint } from '../common/crashpoint.js';
 import { BackupError } from '../common/errors.js';
 import { STAGING_MARK } from '../common/names.js';
-import type { OperationOptions } from '../common/progress.js';
+import { Progress, type OperationOptions } from '../common/progress.js';
 import { fsyncPath, withScratchDir } from '../common/staging.js';
 import { catalogNative } from '../native/catalog.js';
 import { dumpNative } from '../native/dump.js';
@@ -67,12 +67,16 @@ export async function dumpTable(
     withScratchDir(parent, 'dump', async (scratch) => {
       const wal = source.files.find((f) => f.name === 'wal.log');
       const whole = restoreWhole !== undefined || (wal !== undefined && wal.len > EMPTY_WAL);
-      const dir = whole
-        ? await recoverWhole(source, scratch, cancel, restoreWhole)
-        : await tableAlone(source, scratch, options.table, cancel);
+      const { dir, progress, heapBytes } = whole
+        ? await recoverWhole(source, scratch, options, cancel, restoreWhole)
+        : await tableAlone(source, scratch, options, cancel);
+      // The rows pass counts as reading the heap once more.
+      const pass = `${options.table} rows`;
+      progress.fileStarted(pass, heapBytes);
       const summary = output
         ? await dumpToFile(dir, options.table, format, output, cancel)
         : await dumpNative.table(dir, options.table, format, { fd: options.fd ?? 1 }, cancel.token);
+      progress.fileDone(pass, heapBytes);
       return {
         table: options.table,
         format,
@@ -85,8 +89,21 @@ export async function dumpTable(
   );
 }
 
+/** Where the table is at rest, and the progress of the dump so far (over its heap's bytes). */
+interface LaidDown {
+  dir: string;
+  progress: Progress;
+  heapBytes: bigint;
+}
+
 /** Lays down `catalog.bin` and the table's heap alone (index files are not needed to read rows). */
-async function tableAlone(source: TableSource, dir: string, table: string, cancel: Cancellation): Promise<string> {
+async function tableAlone(
+  source: TableSource,
+  dir: string,
+  options: DumpOptions,
+  cancel: Cancellation,
+): Promise<LaidDown> {
+  const table = options.table;
   const names = new Set(source.files.map((f) => f.name));
   if (!names.has('catalog.bin')) throw new BackupError('ERR_NOT_A_DATA_DIR', 'the backup holds no catalog.bin');
   await source.write([{ name: 'catalog.bin', dest: join(dir, 'catalog.bin') }], cancel.token);
@@ -97,17 +114,22 @@ async function tableAlone(source: TableSource, dir: string, table: string, cance
     throw new BackupError('ERR_MISSING_FILE', `the backup lists table ${table} but holds no file of it`);
   }
   cancel.check();
+  const heapBytes = source.files.find((f) => f.name === heap.from)!.len;
+  const progress = new Progress('dump', 2, 2n * heapBytes, options.onProgress, cancel.token);
+  progress.fileStarted(heap.from, heapBytes);
   await source.write([{ name: heap.from, dest: join(dir, heap.from) }], cancel.token);
-  return dir;
+  progress.fileDone(heap.from, heapBytes);
+  return { dir, progress, heapBytes };
 }
 
 /** Restores the whole moment into `scratch/whole` and has the engine recover it (WAL replay, checkpoint). */
 async function recoverWhole(
   source: TableSource,
   scratch: string,
+  options: DumpOptions,
   cancel: Cancellation,
   restoreWhole?: (dir: string, token: number | undefined) => Promise<unknown>,
-): Promise<string> {
+): Promise<LaidDown> {
   const whole = join(scratch, 'whole');
   if (restoreWhole) await restoreWhole(whole, cancel.token);
   else {
@@ -119,7 +141,11 @@ async function recoverWhole(
   }
   cancel.check();
   await engineNative.finalize(whole);
-  return whole;
+  // A table the point lacks has no heap: the native dump then says which tables it has.
+  const named = /^[A-Za-z_][A-Za-z0-9_]*$/.test(options.table);
+  const heap = named ? await stat(join(whole, `${options.table}.heap`)).catch(() => undefined) : undefined;
+  const heapBytes = BigInt(heap?.size ?? 0);
+  return { dir: whole, progress: new Progress('dump', 1, heapBytes, options.onProgress, cancel.token), heapBytes };
 }
 
 /** Writes the rows to a temporary file beside `output`, then links it into place (never over an existing file). */

@@ -43,7 +43,8 @@ export function register(program: Command): void {
       table: opts.table,
       format: opts.format as 'jsonl' | 'csv',
       ...(opts.output ? { output: opts.output } : {}),
-      ...(await operation(opts)),
+      // No bar over rows written to the terminal.
+      ...(await operation(opts.output || !process.stdout.isTTY ? opts : { ...opts, quiet: true })),
     };
     try {
       if (opts.repo) {

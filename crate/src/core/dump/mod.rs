@@ -17,6 +17,7 @@ pub use sink::{Output, Sink};
 use super::cancel;
 use super::catalog::{CatalogFile, TableChoice, TableEntry};
 use super::error::{CoreError, CoreResult};
+use super::page::PAGE_SIZE;
 use powdb_storage::heap::HeapFile;
 use powdb_storage::row::{decode_row_v2, RowLayout};
 use powdb_storage::types::{ColumnDef, Row, Schema, TypeId};
@@ -63,10 +64,16 @@ pub fn dump_table(dir: &Path, table: &str, format: Format, output: &Output) -> C
     encoder.header(&mut line);
     sink.write(&line)?;
     let mut rows = 0u64;
+    // Progress is counted in heap bytes, each page once the scan reaches it.
+    let mut counted = 0u32;
     // `scan` (what `Table::scan` reads through) preads one page at a time and checks its CRC; the
     // zero-copy scans would map the whole heap.
     for item in heap.scan() {
-        let (_rid, data) = item.map_err(|e| damaged(e.to_string()))?;
+        let (rid, data) = item.map_err(|e| damaged(e.to_string()))?;
+        if rid.page_id > counted {
+            cancel::advance(u64::from(rid.page_id - counted) * PAGE_SIZE as u64);
+            counted = rid.page_id;
+        }
         let row = read_row(&heap, &schema, &layout, &data).map_err(damaged)?;
         line.clear();
         encoder.row(&row, &mut line)?;
@@ -76,6 +83,7 @@ pub fn dump_table(dir: &Path, table: &str, format: Format, output: &Output) -> C
             cancel::check()?;
         }
     }
+    cancel::advance(u64::from(heap.num_pages().saturating_sub(counted)) * PAGE_SIZE as u64);
     cancel::check()?;
     Ok(Dumped { rows, bytes: sink.finish()? })
 }
