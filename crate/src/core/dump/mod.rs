@@ -32,9 +32,6 @@ pub struct Dumped {
     pub bytes: u64,
 }
 
-/// Rows between two checks for an abort.
-const CHECK_EVERY: u64 = 1024;
-
 /// Writes every row of `table` (in `dir`, at rest) to `output`.
 pub fn dump_table(dir: &Path, table: &str, format: Format, output: &Output) -> CoreResult<Dumped> {
     let path = dir.join("catalog.bin");
@@ -64,7 +61,7 @@ pub fn dump_table(dir: &Path, table: &str, format: Format, output: &Output) -> C
     encoder.header(&mut line);
     sink.write(&line)?;
     let mut rows = 0u64;
-    // Progress is counted in heap bytes, each page once the scan reaches it.
+    // Progress is counted in heap bytes, each page once the scan reaches it; an abort is checked there too.
     let mut counted = 0u32;
     // `scan` (what `Table::scan` reads through) preads one page at a time and checks its CRC; the
     // zero-copy scans would map the whole heap.
@@ -73,15 +70,13 @@ pub fn dump_table(dir: &Path, table: &str, format: Format, output: &Output) -> C
         if rid.page_id > counted {
             cancel::advance(u64::from(rid.page_id - counted) * PAGE_SIZE as u64);
             counted = rid.page_id;
+            cancel::check()?;
         }
         let row = read_row(&heap, &schema, &layout, &data).map_err(damaged)?;
         line.clear();
         encoder.row(&row, &mut line)?;
         sink.write(&line)?;
         rows += 1;
-        if rows.is_multiple_of(CHECK_EVERY) {
-            cancel::check()?;
-        }
     }
     cancel::advance(u64::from(heap.num_pages().saturating_sub(counted)) * PAGE_SIZE as u64);
     cancel::check()?;
