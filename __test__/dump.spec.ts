@@ -192,6 +192,26 @@ describe('dump from a repository', () => {
     expect(text.code).toBe(0);
     expectSameRows(fromCsv(text.stdout, atFirst.columns), atFirst, 'T through the CLI');
   });
+
+  it('from a format-1 repository (directory chains), at each backup', async () => {
+    const data = makeDb('new', 30, '--index');
+    const repo = await Repository.init(join(tmp(), 'old'), { format: 1 });
+    const first = await repo.backup(data);
+    const atFirst = engineRows(data, 'T');
+    insertRows('new', data, 100, 12);
+    const second = await repo.backup(data);
+    const atSecond = engineRows(data, 'T');
+    for (const [id, expected] of [
+      [first.id, atFirst],
+      [second.id, atSecond],
+    ] as const) {
+      const out = join(tmp(), 't.csv');
+      const r = await repo.dump({ asOf: id, table: 'T', format: 'csv', output: out });
+      expect([r.backup, r.rows]).toEqual([id, BigInt(expected.rows.length)]);
+      expectSameRows(readDump(out, 'csv', expected.columns), expected, `T at ${id}`);
+    }
+    repo.close();
+  });
 });
 
 /** The peak RSS (bytes) of a process that dumps `table` of the backup `full` into `out`. */
