@@ -6,7 +6,8 @@ export { fullBackup, incrementalBackup, type BackupOptions } from './lib/chain/b
 export { restore, restoreChain, type RestoreOptions, type RestoreResult } from './lib/restore/restore.js';
 export type { RestoredTable, TableOptions, TableRestoreSummary } from './lib/restore/tables.js';
 export type { ListOptions, TableListing, TablesInfo } from './lib/restore/tables-list.js';
-export { chainTables } from './lib/restore/restore.js';
+export { chainDump, chainTables } from './lib/restore/restore.js';
+export type { DumpFormat, DumpOptions, DumpResult } from './lib/restore/dump.js';
 export {
   readManifest,
   readIncrement,
@@ -41,6 +42,8 @@ export {
   type ExpireResult,
   type InitOptions,
   type OpenOptions,
+  type RepositoryDump,
+  type RepositoryDumpOptions,
   type RepositoryTotals,
   type StoreOptions,
 } from './lib/repo/repository.js';

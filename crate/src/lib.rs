@@ -9,6 +9,8 @@ mod binding;
 mod catalog_binding;
 pub mod core;
 #[cfg(feature = "node")]
+mod dump_binding;
+#[cfg(feature = "node")]
 mod engine_binding;
 #[cfg(feature = "node")]
 mod inplace_binding;

@@ -11,6 +11,7 @@ import type { VerifyReport } from '../chain/verify.js';
 import type { OnlineReport } from '../online/live-copy.js';
 import type { TableRestoreSummary } from '../restore/tables.js';
 import type { TableListing, TablesInfo } from '../restore/tables-list.js';
+import type { DumpResult } from '../restore/dump.js';
 
 /** What a delta restore compared, rewrote and removed. */
 export function deltaNote(d: DeltaSummary | undefined): string {
@@ -232,4 +233,10 @@ function tableLines(t: TableListing): string[] {
     `  columns: ${t.columns.map(column).join(', ')}`,
     ...(t.indexes.length > 0 ? [`  indexes: ${t.indexes.map(index).join(', ')}`] : []),
   ];
+}
+
+/** `dump --output`: what was written where. */
+export function dumpSummary(r: DumpResult, where: string): string {
+  const whole = r.route === 'whole' ? ' (the point was restored whole and recovered by the engine first)' : '';
+  return `${where}: ${plural(Number(r.rows), 'row')} of ${r.table} written to ${r.output} as ${r.format}, ${formatBytes(r.bytes)}${whole}`;
 }

@@ -17,10 +17,25 @@ import * as migrate from './commands/migrate.js';
 import * as repair from './commands/repair.js';
 import * as restore from './commands/restore.js';
 import * as tables from './commands/tables.js';
+import * as dumping from './commands/dump.js';
 import * as verify from './commands/verify.js';
 
 /** In the order `--help` lists them. */
-const COMMANDS = [init, exporting, archive, migrate, repair, key, backup, restore, tables, verify, info, expire];
+const COMMANDS = [
+  init,
+  exporting,
+  archive,
+  migrate,
+  repair,
+  key,
+  backup,
+  restore,
+  tables,
+  dumping,
+  verify,
+  info,
+  expire,
+];
 
 function buildProgram(): Command {
   const program = new Command('powdb-backup')

@@ -6,7 +6,7 @@ import { native } from '../native/core.js';
  * the totals, and the last event is exactly at the totals.
  */
 export interface ProgressEvent {
-  operation: 'backup' | 'restore' | 'verify';
+  operation: 'backup' | 'restore' | 'verify' | 'dump';
   /**
    * After a file: the file just finished (a manifest name). Inside files: a
    * file still in progress (the oldest started, when several are). A

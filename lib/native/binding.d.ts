@@ -170,6 +170,28 @@ export interface DeltaResult {
  */
 export declare function diffHeaps(a: MapSourceArg, b?: MapSourceArg | undefined | null, cancel?: number | undefined | null): Promise<HeapDiffResult>
 
+/** Where the rows go: exactly one of a new file or a descriptor. */
+export interface DumpOutput {
+  /** Created (it must not exist) and fsynced; the caller publishes it. */
+  newFile?: string
+  /** Written, never closed (stdout is 1). */
+  fd?: number
+}
+
+export interface DumpSummary {
+  rows: bigint
+  bytes: bigint
+}
+
+/**
+ * Writes every row of `table` of the data directory `dir` (checkpointed or
+ * recovered) as `format` (`jsonl` or `csv`). Rejects with `ERR_NO_TABLE`,
+ * `ERR_PAGE_FORMAT` (a heap or row the engine would not read),
+ * `ERR_INVALID_ARG`, `ERR_ABORTED`, or the errno name of a failed write
+ * (`EPIPE` when the reader went away, `EEXIST`).
+ */
+export declare function dumpTable(dir: string, table: string, format: string, output: DumpOutput, cancel?: number | undefined | null): Promise<DumpSummary>
+
 export interface FileLoss {
   name: string
   chunksMissing: number

@@ -11,6 +11,7 @@ import type { BackupManifest } from '../chain/manifest.js';
 import type { BackupRecord, BackupType } from './record.js';
 import { parseTarget, type RestoreAsOf, type RestoreTarget } from './target.js';
 import type { ListOptions, TablesInfo } from '../restore/tables-list.js';
+import type { DumpOptions, DumpResult } from '../restore/dump.js';
 
 export { backupId, newBackupId, sortRecords, type BackupRecord, type BackupSource, type BackupType } from './record.js';
 export { parseTarget, parseTime, resolvedTarget, type RestoreAsOf, type RestoreTarget, type Target } from './target.js';
@@ -69,6 +70,12 @@ export type RepositoryTables = TablesInfo & { backup: string; lsn: bigint };
 /** Options of `tables`: the backup or point, only some tables, row counts. */
 export type TablesOptions = ListOptions & { asOf?: RestoreAsOf['asOf'] };
 
+/** What `dump` wrote, from which backup, at which LSN. */
+export type RepositoryDump = DumpResult & { backup: string; lsn: bigint };
+
+/** Options of `dump`: the backup or point, the table, the format and where the rows go. */
+export type RepositoryDumpOptions = DumpOptions & { asOf?: RestoreAsOf['asOf'] };
+
 /** The type and parent of the next backup (`incr` by default; `full` when there is none). */
 export function nextBackup(
   records: BackupRecord[],
@@ -93,6 +100,8 @@ export abstract class RepositoryBase {
   abstract restore(dest: string, options?: RestoreAsOf): Promise<RepositoryRestoreResult>;
   /** The tables of the backup or point `asOf` names (default the newest), read from its catalog alone. */
   abstract tables(options?: TablesOptions): Promise<RepositoryTables>;
+  /** Writes the rows of one table of the backup or point `asOf` names (default the newest); see dump.ts. */
+  abstract dump(options: RepositoryDumpOptions): Promise<RepositoryDump>;
   /** Verifies backups (see the subclasses); with `source`, compares the newest (or `id`) with a data directory. */
   abstract verify(options?: VerifyOptions & { id?: string }): Promise<{ id: string; report: VerifyReport }[]>;
   /** Removes backups outside the retention (and, in format 2, the data only they used). */

@@ -7,7 +7,7 @@ import { BackupError } from '../common/errors.js';
 import { formatJson, parseJson } from '../common/json.js';
 import { storedSize, type BackupManifest, type IncrementManifest } from '../chain/manifest.js';
 import { native } from '../native/core.js';
-import { chainTables, restoreChain } from '../restore/restore.js';
+import { chainDump, chainTables, restoreChain } from '../restore/restore.js';
 import { writeFileDurably } from '../common/staging.js';
 import { verifyChain, type VerifyOptions, type VerifyReport } from '../chain/verify.js';
 import {
@@ -24,6 +24,8 @@ import {
   type RepositoryBackupOptions,
   type RepositoryRestoreResult,
   type RepositoryTables,
+  type RepositoryDump,
+  type RepositoryDumpOptions,
   type TablesOptions,
   resolvedTarget,
 } from './base.js';
@@ -173,6 +175,13 @@ export class LegacyRepository extends RepositoryBase {
     const picked = this.pick(records, options.asOf);
     const [full, ...increments] = this.chain(records, picked.id).map((r) => this.path(r.id));
     return { ...(await chainTables(full!, increments, options)), backup: picked.id };
+  }
+
+  async dump(options: RepositoryDumpOptions): Promise<RepositoryDump> {
+    const records = await this.list();
+    const picked = this.pick(records, options.asOf);
+    const [full, ...increments] = this.chain(records, picked.id).map((r) => this.path(r.id));
+    return { ...(await chainDump(full!, increments, options)), backup: picked.id };
   }
 
   /**

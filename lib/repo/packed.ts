@@ -15,6 +15,8 @@ import {
   type RepositoryBackupOptions,
   type RepositoryRestoreResult,
   type RepositoryTables,
+  type RepositoryDump,
+  type RepositoryDumpOptions,
   type TablesOptions,
   parseTime,
 } from './base.js';
@@ -30,6 +32,7 @@ import { expire } from './packed/expire.js';
 import { exportBackup } from './packed/export.js';
 import { restore } from './packed/restore.js';
 import { tablesAt } from './packed/tables.js';
+import { dumpAt } from './packed/dump.js';
 import { verify } from './packed/verify.js';
 
 /** How to create a repository. */
@@ -294,6 +297,10 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
 
   async tables(options: TablesOptions = {}): Promise<RepositoryTables> {
     return this.reading('tables', () => tablesAt(this, options));
+  }
+
+  async dump(options: RepositoryDumpOptions): Promise<RepositoryDump> {
+    return this.reading('dump', () => dumpAt(this, options));
   }
 
   /** Fetches the segments a replay needs into `staging` and finds where it stops. */

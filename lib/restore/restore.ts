@@ -20,6 +20,7 @@ import {
 } from './tables.js';
 import { mergeTables } from './merge.js';
 import { listTables, type ListOptions, type TablesInfo } from './tables-list.js';
+import { dumpTable, type DumpOptions, type DumpResult } from './dump.js';
 
 /** Options of `restore` and `restoreChain`: concurrency, progress, abort signal, sync mode. */
 export interface RestoreOptions extends OperationOptions, TableOptions {
@@ -172,6 +173,17 @@ export async function chainTables(
   const chain = await readChain(fullDir, incrementDirs);
   const state = chainState(chain);
   return { ...(await listTables(chainSource(chain, state), options)), lsn: state.sourceLsn };
+}
+
+/** Dumps one table of a directory chain's newest moment (see dump.ts). */
+export async function chainDump(
+  fullDir: string,
+  incrementDirs: readonly string[],
+  options: DumpOptions,
+): Promise<DumpResult & { lsn: bigint }> {
+  const chain = await readChain(fullDir, incrementDirs);
+  const state = chainState(chain);
+  return { ...(await dumpTable(chainSource(chain, state), options)), lsn: state.sourceLsn };
 }
 
 /** The files of a restored directory and their total size. */

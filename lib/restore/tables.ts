@@ -77,7 +77,7 @@ const CATALOG_FILES = ['catalog.bin', 'views.bin'];
 /** Where the source's catalog waits while the subset is worked out (inside the staging directory). */
 const SOURCE_CATALOG = '.powdb-table-catalog';
 /** A checkpointed `wal.log`: its 8-byte header alone. */
-const EMPTY_WAL = 8n;
+export const EMPTY_WAL = 8n;
 
 /** The choices `options` make, or undefined for a whole restore; refuses a rename of a table not chosen. */
 export function tableChoices(options: TableOptions): TableChoice[] | undefined {

@@ -47,6 +47,8 @@ fn errno_name(err: &io::Error) -> &'static str {
         Some(libc::EXDEV) => "EXDEV",
         Some(libc::EMFILE) => "EMFILE",
         Some(libc::EDQUOT) => "EDQUOT",
+        // A dump's reader went away (`powdb-backup dump ... | head`).
+        Some(libc::EPIPE) => "EPIPE",
         _ => "EIO",
     }
 }

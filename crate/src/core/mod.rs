@@ -6,6 +6,7 @@ pub mod copy;
 pub mod crashpoint;
 pub mod delta;
 pub mod digest;
+pub mod dump;
 pub mod engine;
 pub mod error;
 pub mod fsio;

@@ -183,6 +183,20 @@ pub enum Command {
         #[arg(long)]
         no_link: bool,
     },
+    /// Add (0.29 only) a table `Typed` with a column of every type and
+    /// values that need care in text: extremes, NaN, quotes, newlines,
+    /// non-ASCII, Empty cells, overflow values.
+    Typed {
+        dir: PathBuf,
+        #[arg(long, value_name = "N", default_value_t = 60)]
+        rows: u64,
+    },
+    /// Print every row of a table as the engine reads it, values exact.
+    Rows {
+        dir: PathBuf,
+        #[arg(long, default_value = "T")]
+        table: String,
+    },
     /// Sweep unreferenced overflow pages of every table (0.29 only).
     Sweep { dir: PathBuf },
     /// Enable sync like `powdb-cli sync-enable` (0.29 only): create

@@ -11,7 +11,7 @@ use crate::ops::{self, Done};
 use crate::prng::Prng;
 use crate::rows::{self, Scanned};
 use crate::value::{fixture_columns, ColType};
-use crate::{dump, extras, sync, workload};
+use crate::{dump, extras, sync, typed, workload};
 
 /// Rows per "statement": the WAL is committed this often, as a server
 /// committing batched inserts would, and `bulk` checks the heap size.
@@ -64,6 +64,13 @@ pub fn run<D: Db>(command: &Command) -> Result<Option<Value>> {
             }
             extras::run(dir, target, *rows, !*no_link)?
         }
+        Command::Typed { dir, rows } => {
+            if !D::CAPS.sync {
+                return Err(format!("{} has no Json type: typed needs --gen new", D::CAPS.name).into());
+            }
+            typed::run(dir, *rows)?
+        }
+        Command::Rows { dir, table } => typed::rows::<D>(dir, table)?,
         Command::SyncEnable { dir } => sync::enable::<D>(dir)?,
         Command::Segments { dir, units } => sync::segments(dir, *units)?,
         Command::Tx { dir, table, from, count, pad, update_every, delete_every, rollback, crash } => {

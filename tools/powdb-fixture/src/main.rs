@@ -12,6 +12,7 @@ mod ops;
 mod prng;
 mod rows;
 mod sync;
+mod typed;
 mod value;
 mod workload;
 
