@@ -32,7 +32,10 @@ export function tmp(): string {
 
 /** Runs the engine fixture tool and parses its JSON line. */
 export function fixture(gen: Gen, command: string, dir: string, ...args: (string | number)[]): any {
-  const out = execFileSync(FIXTURE, [command, dir, '--gen', gen, ...args.map(String)], { encoding: 'utf8' });
+  const out = execFileSync(FIXTURE, [command, dir, '--gen', gen, ...args.map(String)], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 30, // `rows` of a large table
+  });
   return JSON.parse(out);
 }
 

@@ -54,6 +54,7 @@ export type BackupErrorCode =
   | 'ERR_SYNC_OVERFLOW'
   | 'ERR_NOT_SYNC_ENABLED'
   | 'ERR_BAD_SEGMENT'
+  | 'ERR_BAD_WAL'
   | 'ERR_OTHER_DATABASE'
   | 'ERR_LSN_BACKWARDS'
   | 'ERR_REPO_CLOSED'
