@@ -36,12 +36,14 @@ export {
   PackedRepository,
   LegacyRepository,
   type BackupRecord,
+  type BackupSource,
   type BackupType,
   type ExpireOptions,
   type ExpireResult,
   type InitOptions,
   type OpenOptions,
   type RepositoryTotals,
+  type SourceSummary,
   type StoreOptions,
 } from './lib/repo/repository.js';
 export { migrate } from './lib/repo/migrate.js';

@@ -8,7 +8,15 @@ import { LEGACY_MARKER, LegacyRepository } from './legacy.js';
 import { repoNative, type StoreOptions } from '../native/repo.js';
 import { PackedRepository, type InitOptions, type OpenOptions } from './packed.js';
 
-export type { BackupRecord, BackupType, ExpireOptions, ExpireResult, RepositoryTotals } from './base.js';
+export type {
+  BackupRecord,
+  BackupSource,
+  BackupType,
+  ExpireOptions,
+  ExpireResult,
+  RepositoryTotals,
+  SourceSummary,
+} from './base.js';
 export type { InitOptions, OpenOptions } from './packed.js';
 export type { StoreOptions } from '../native/repo.js';
 export { LegacyRepository, PackedRepository };
