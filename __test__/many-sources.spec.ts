@@ -158,6 +158,7 @@ describe('the hazard: a second database into a repository that had one', () => {
     expect(cli('init', dir).code).toBe(0);
     const first = parseJson(cli('backup', a, '--repo', dir, '--source', 'shop', '--json').stdout) as BackupRecord;
     expect(first.source).toMatchObject({ name: 'shop', path: a });
+    expect(cli('info', '--repo', dir, first.id).stdout).toContain(`from ${keyOf(a)}, source shop`);
     const other = cli('backup', b, '--repo', dir, '--source', 'shop');
     expect(other.code).toBe(1);
     expect(other.stderr).toContain('ERR_OTHER_DATABASE');
@@ -176,6 +177,13 @@ describe('the hazard: a second database into a repository that had one', () => {
     // Without the name, a lands in a source of its own (host and path), beside shop.
     const unnamed = parseJson(cli('backup', a, '--repo', dir, '--json').stdout) as BackupRecord;
     expect(unnamed).toMatchObject({ type: 'full', parent: null });
+    // b left --source out, and shop's newest backup is of b: a source of its own, with a warning.
+    const forgot = cli('backup', b, '--repo', dir);
+    expect(forgot.code, forgot.stderr).toBe(0);
+    expect(forgot.stdout).toContain('(full)');
+    expect(forgot.stderr).toContain(
+      `starting source ${keyOf(b)} with a full backup, while source shop backs up this database: give --source shop`,
+    );
   });
 });
 

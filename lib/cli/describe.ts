@@ -68,7 +68,7 @@ export function incrementSummary(m: IncrementManifest, dest: string): string {
 export function recordLine(r: BackupRecord): string {
   const on = r.parent ? ` on ${r.parent}` : '';
   const from = r.source
-    ? `, from ${r.source.host}:${r.source.path}${r.source.database_id ? ` (database ${r.source.database_id})` : ''}`
+    ? `, from ${r.source.host}:${r.source.path}${r.source.database_id ? ` (database ${r.source.database_id})` : ''}${r.source.name === undefined ? '' : `, source ${r.source.name}`}`
     : '';
   return `${r.id} (${r.type}${on}): ${plural(r.files, 'file')}, ${formatBytes(r.logical_bytes)} of data, ${formatBytes(r.stored_bytes)} stored, ${plural(r.pages, 'page')}, LSN ${r.source_lsn}${from}`;
 }

@@ -52,7 +52,7 @@ export const describeSource = (s: BackupSource) =>
   `${s.host}:${s.path}${s.database_id ? ` (database ${s.database_id})` : ''}`;
 
 /** Same database: the same sync id where both have one, else the same host and path. */
-function sameDatabase(a: BackupSource, b: BackupSource): boolean {
+export function sameDatabase(a: BackupSource, b: BackupSource): boolean {
   if (a.database_id && b.database_id) return a.database_id === b.database_id;
   return a.host === b.host && a.path === b.path;
 }

@@ -2,7 +2,7 @@
 // database, and which of them a command picks among.
 import { BackupError } from '../common/errors.js';
 import type { BackupRecord, BackupSource } from './record.js';
-import { describeSource, sourceKey } from './source.js';
+import { describeSource, sameDatabase, sourceKey } from './source.js';
 
 /** The key of the backups of releases before 0.1.1, which record no source. */
 export const LEGACY_SOURCE = 'legacy';
@@ -38,6 +38,18 @@ export function continuedBackups(records: BackupRecord[], source: BackupSource):
   const own = groups.get(sourceKey(source));
   if (own) return own;
   return (groups.size === 1 && groups.get(LEGACY_SOURCE)) || [];
+}
+
+/**
+ * The named source whose newest backup is of the database `source` is
+ * (a backup that left --source out starts a source of its own: worth a warning).
+ */
+export function namedSourceOf(records: BackupRecord[], source: BackupSource): string | undefined {
+  for (const [key, backups] of sourcesOf(records)) {
+    const newest = backups.at(-1)!.source;
+    if (newest?.name !== undefined && sameDatabase(newest, source)) return key;
+  }
+  return undefined;
 }
 
 /** Each source with its newest backup, for messages: `key (newest ID, taken T, LSN n, of host:path)`. */

@@ -14,8 +14,8 @@ import { DEFAULT_CONCURRENCY, mapLimit } from '../../common/pool.js';
 import { Progress } from '../../common/progress.js';
 import { newBackupId, nextBackup, sortRecords, type BackupRecord, type RepositoryBackupOptions } from '../base.js';
 import { SNAPSHOTS, SNAPSHOT_VERSION, formatSnapshot, type Snapshot } from '../snapshot.js';
-import { assertSameSource, currentSource, type BackupSource } from '../source.js';
-import { continuedBackups } from '../sources.js';
+import { assertSameSource, currentSource, sourceKey, type BackupSource } from '../source.js';
+import { continuedBackups, namedSourceOf } from '../sources.js';
 import { assertSameLineage, readSyncIdentity, sameLineage, type SyncIdentity } from '../../source/sync.js';
 import type { As, PackedContext } from './context.js';
 
@@ -95,6 +95,13 @@ async function planBackup(repo: PackedContext, dataDir: string, options: Reposit
     : nextBackup(continued, options.type);
   const sameDatabase = options.sameDatabase || options.as !== undefined;
   if (origin) assertSameSource(continued, origin, undefined, sameDatabase);
+  const named = origin && continued.length === 0 ? namedSourceOf(records, origin) : undefined;
+  if (named !== undefined) {
+    process.emitWarning(
+      `${dataDir}: starting source ${sourceKey(origin!)} with a full backup, while source ${named} backs up this database: give --source ${named} to continue it`,
+      'PowdbBackupWarning',
+    );
+  }
   // A new sync lineage (sync enabled, or a forked copy backed up here) starts a new chain.
   const parentSync = readable.find((s) => s.record.id === parent?.id)?.sync?.identity;
   if (parent && !sameLineage(parentSync, identity)) {
