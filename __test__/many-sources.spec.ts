@@ -8,7 +8,19 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PackedRepository, type BackupRecord } from '../index.js';
 import { parseJson } from '../lib/common/json.js';
-import { GENS, cli, dump, fixture, insertRows, makeDb, rejectsWith, tmp, type Gen } from './helpers.js';
+import {
+  GENS,
+  cli,
+  dump,
+  fixture,
+  insertRows,
+  makeDb,
+  rejectsWith,
+  segments,
+  syncEnable,
+  tmp,
+  type Gen,
+} from './helpers.js';
 
 const keyOf = (dir: string) => `${hostname()}:${dir}`;
 
@@ -184,6 +196,43 @@ describe('the hazard: a second database into a repository that had one', () => {
     expect(forgot.stderr).toContain(
       `starting source ${keyOf(b)} with a full backup, while source shop backs up this database: give --source shop`,
     );
+  });
+});
+
+describe('point-in-time recovery per source (engine 0.29, sync on)', () => {
+  it("replays each source's own WAL archive: newest points and LSN targets, whose LSN ranges overlap", async () => {
+    const repo = await PackedRepository.init(join(tmp(), 'repo'));
+    try {
+      const dbs = [makeDb('new', 100, '--index'), makeDb('new', 60, '--index')].map((dir) => ({
+        dir,
+        key: syncEnable(dir).database_id,
+        points: [] as { lsn: bigint; dump: unknown }[],
+      }));
+      for (const db of dbs) expect((await repo.backup(db.dir)).source?.database_id).toBe(db.key);
+      const mark = (db: (typeof dbs)[number]) =>
+        db.points.push({ lsn: BigInt(segments(db.dir).last_lsn!), dump: dump('new', db.dir) });
+      for (const [n, db] of dbs.entries()) {
+        insertRows('new', db.dir, 1000 + n, 5);
+        mark(db);
+        insertRows('new', db.dir, 2000 + n, 7);
+        mark(db);
+        expect((await repo.archive(db.dir)).archived.length).toBeGreaterThan(0);
+      }
+      // Both histories cover the same LSNs: an LSN alone cannot say which database.
+      expect(dbs[1]!.points[0]!.lsn).toBeLessThan(dbs[0]!.points.at(-1)!.lsn);
+      await rejectsWith(repo.restore(join(tmp(), 'x'), { asOf: dbs[0]!.points[0]!.lsn }), 'ERR_SOURCE_AMBIGUOUS');
+      for (const db of dbs) {
+        const newest = await repo.restore(join(tmp(), 'newest'), { source: db.key });
+        expect(newest.replay?.cut_lsn).toBe(db.points.at(-1)!.lsn);
+        expect(dump('new', newest.dest)).toEqual(db.points.at(-1)!.dump);
+        for (const point of db.points) {
+          const r = await repo.restore(join(tmp(), 'point'), { asOf: point.lsn, source: db.key });
+          expect(dump('new', r.dest)).toEqual(point.dump);
+        }
+      }
+    } finally {
+      repo.close();
+    }
   });
 });
 
