@@ -2,7 +2,7 @@
 // (a name given, else the sync database id, else host and path); increments
 // chain within their source, every command that picks a backup picks within
 // one, and chunks are stored once whichever database they came from.
-import { cpSync, rmSync } from 'node:fs';
+import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -134,6 +134,22 @@ describe('picking a backup when a repository holds several sources', () => {
     };
     expect(only.backups.map((r) => r.source?.path)).toEqual([b]);
     expect(only.sources.map((s) => s.key)).toEqual([keyOf(b)]);
+
+    // An id whose snapshot cannot be read is refused as that, not as ambiguous.
+    const bId = only.backups[0]!.id;
+    const snapshot = join(dir, 'snapshots', bId);
+    const bytes = readFileSync(snapshot);
+    bytes[bytes.length >> 1] = bytes[bytes.length >> 1]! ^ 0x5a;
+    writeFileSync(snapshot, bytes);
+    const reopened = await PackedRepository.open(dir);
+    try {
+      const damaged = await reopened.restore(join(tmp(), 'd'), { asOf: bId }).catch((e: Error & { code: string }) => e);
+      expect(damaged).toBeInstanceOf(Error);
+      expect((damaged as Error & { code: string }).code).not.toBe('ERR_SOURCE_AMBIGUOUS');
+      expect((damaged as Error).message).toContain(bId);
+    } finally {
+      reopened.close();
+    }
   });
 });
 

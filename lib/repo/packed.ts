@@ -206,8 +206,18 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
     return readable.find((s) => s.record.id === picked.id)!;
   }
 
-  /** Of `readable`, the snapshots a restore of `asOf` picks among: those of one source (see sources.ts). */
-  snapshotsToPick(readable: Snapshot[], asOf: RestoreAsOf['asOf'], source: string | undefined): Snapshot[] {
+  /**
+   * Of `readable`, the snapshots a restore of `asOf` picks among: those of
+   * one source (see sources.ts). `ids`: every backup id, so that an id of an
+   * unreadable backup is refused as such (by pickSnapshot), not as ambiguous.
+   */
+  snapshotsToPick(
+    readable: Snapshot[],
+    asOf: RestoreAsOf['asOf'],
+    source: string | undefined,
+    ids: string[],
+  ): Snapshot[] {
+    if (source === undefined && typeof asOf === 'string' && ids.includes(asOf)) return readable;
     const records = sortRecords(readable.map((s) => s.record));
     const picked = new Set(backupsToPick(this.sources(records), records, asOf, source, this.dir).map((r) => r.id));
     return readable.filter((s) => picked.has(s.record.id));

@@ -17,7 +17,12 @@ export interface PackedContext {
   /** The snapshot a restore or export of `asOf` (of `source`) needs. */
   pickSnapshot(asOf: RestoreAsOf['asOf'], source?: string): Promise<Snapshot>;
   /** Of `readable`, the snapshots a restore of `asOf` picks among: those of one source. */
-  snapshotsToPick(readable: Snapshot[], asOf: RestoreAsOf['asOf'], source: string | undefined): Snapshot[];
+  snapshotsToPick(
+    readable: Snapshot[],
+    asOf: RestoreAsOf['asOf'],
+    source: string | undefined,
+    ids: string[],
+  ): Snapshot[];
   /** The backups of each source. */
   sources(records: BackupRecord[]): Map<string, BackupRecord[]>;
   list(): Promise<BackupRecord[]>;
