@@ -37,6 +37,7 @@ export {
   PackedRepository,
   LegacyRepository,
   type BackupRecord,
+  type BackupSource,
   type BackupType,
   type ExpireOptions,
   type ExpireResult,
@@ -45,6 +46,7 @@ export {
   type RepositoryDump,
   type RepositoryDumpOptions,
   type RepositoryTotals,
+  type SourceSummary,
   type StoreOptions,
 } from './lib/repo/repository.js';
 export { migrate } from './lib/repo/migrate.js';

@@ -173,9 +173,10 @@ describe('messages that say what to do next', () => {
     const data = makeDb('new', 3000, '--pad', '200');
     const repo = join(tmp(), 'repo');
     expect(cli('init', repo).code).toBe(0);
-    expect(cli('backup', data, '--repo', repo).code).toBe(0);
+    expect(cli('backup', data, '--repo', repo, '--source', 'db').code).toBe(0);
     const other = makeDb('new', 3000, '--pad', '300');
-    expect(cli('backup', other, '--repo', repo, '--type', 'full', '--same-database').code).toBe(0);
+    // One source on purpose, so that --retain-full 1 removes the first.
+    expect(cli('backup', other, '--repo', repo, '--source', 'db', '--type', 'full', '--same-database').code).toBe(0);
     const files = () => readdirSync(repo, { recursive: true }).length;
     const before = files();
     const dry = cli('expire', '--repo', repo, '--retain-full', '1', '--dry-run', '--json');

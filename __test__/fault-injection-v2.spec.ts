@@ -290,8 +290,8 @@ async function expireScenario(mode: Mode) {
   const repo = await PackedRepository.init(pristine, initOptions(mode));
   const plain: Record<string, string> = {};
   const take = async (data: string, type?: 'full') => {
-    // Two databases share the repository on purpose (chunks only one of them uses).
-    const record = await repo.backup(data, { ...(type ? { type } : {}), sameDatabase: true });
+    // Two databases share one source on purpose (chunks only one of them uses; retention counts per source).
+    const record = await repo.backup(data, { ...(type ? { type } : {}), source: 'shared', sameDatabase: true });
     plain[record.id] = await plainNow(data);
     return record;
   };

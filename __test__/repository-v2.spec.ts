@@ -326,16 +326,17 @@ describe.each(GENS)('repository format 2 (engine %s)', (gen) => {
     const x = makeDb(gen, 20_000, '--index');
     const dir = join(tmp(), 'repo');
     const repo = await PackedRepository.init(dir);
-    const f1 = await repo.backup(x, { type: 'full' });
+    const f1 = await repo.backup(x, { type: 'full', source: 'db' });
     insertRows(gen, x, 20_000, 2000);
-    const f2 = await repo.backup(x, { type: 'full' }); // shares nearly every chunk with f1
+    const f2 = await repo.backup(x, { type: 'full', source: 'db' }); // shares nearly every chunk with f1
     const plain2 = await plainNow(x);
     expect(Number(f2.stored_bytes)).toBeLessThan(Number(f1.stored_bytes) / 2);
     const y = join(tmp(), 'other');
     // Other ids, other names: neither heap nor index shares content with x's.
     fixture(gen, 'create', y, '--rows', 0, '--index');
     fixture(gen, 'insert', y, '--table', 'T', '--from', 1_000_000, '--count', 22_000, '--pad', 41);
-    const f3 = await repo.backup(y, { type: 'full', sameDatabase: true }); // another database, on purpose
+    // Another database in the same source, on purpose (retention counts per source).
+    const f3 = await repo.backup(y, { type: 'full', source: 'db', sameDatabase: true });
     const plain3 = await plainNow(y);
 
     const all = bytesUnder(join(dir, 'data'));

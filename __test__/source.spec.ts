@@ -1,6 +1,8 @@
-// A repository backs up one database: every backup records its source (host,
-// path, a sync-enabled database's id), and a backup of another database, or
-// of one whose LSN runs backwards, is refused instead of chained.
+// Every backup records its source (host, path, a sync-enabled database's id).
+// A format-1 repository backs up one database: a backup of another one, or of
+// one whose LSN runs backwards, is refused instead of chained. A packed
+// repository holds many sources (many-sources.spec.ts): another database
+// starts a source of its own; an LSN running backwards within one is refused.
 import { cpSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +10,8 @@ import { describe, expect, it } from 'vitest';
 import { Repository } from '../index.js';
 import { cli, fixture, makeDb, rejectsWith, report, tmp } from './helpers.js';
 
-describe.each([1, 2] as const)('backup sources (format %s)', (format) => {
+describe('backup sources (format 1)', () => {
+  const format = 1;
   it('refuses a second database and an LSN that runs backwards; --same-database accepts them', async () => {
     const a = makeDb('new', 300);
     const b = makeDb('new', 20);
@@ -45,7 +48,7 @@ describe.each([1, 2] as const)('backup sources (format %s)', (format) => {
   });
 });
 
-describe('backup sources of a sync-enabled database', () => {
+describe('backup sources of a sync-enabled database (packed repository)', () => {
   it('follow its database id when it moves to another path', async () => {
     const a = makeDb('new', 50);
     fixture('new', 'sync-enable', a);
@@ -57,9 +60,17 @@ describe('backup sources of a sync-enabled database', () => {
       cpSync(a, moved, { recursive: true });
       expect((await repo.backup(moved)).source).toEqual({ ...first.source, path: moved });
 
+      // Another sync-enabled database is another source: a full backup of its own.
       const other = makeDb('new', 50);
       fixture('new', 'sync-enable', other);
-      await rejectsWith(repo.backup(other), 'ERR_OTHER_DATABASE');
+      const taken = await repo.backup(other);
+      expect(taken).toMatchObject({ type: 'full', parent: null });
+      expect(taken.source?.database_id).not.toBe(first.source?.database_id);
+      // Named, a source is its name wherever it is; its backups must be of one database.
+      const named = await repo.backup(a, { source: 'orders' });
+      expect(named).toMatchObject({ type: 'full', source: { name: 'orders', database_id: first.source?.database_id } });
+      await rejectsWith(repo.backup(other, { source: 'orders' }), 'ERR_OTHER_DATABASE');
+      expect(await repo.backup(moved, { source: 'orders' })).toMatchObject({ type: 'incr', parent: named.id });
     } finally {
       repo.close();
     }

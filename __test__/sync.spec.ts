@@ -148,16 +148,20 @@ describe('sync-enabled directories (engine 0.29, sync on)', () => {
     expect(broken.message).toContain('increment sync identity does not match full backup identity');
   });
 
-  it('repositories keep the block: restore modes, export, and a new lineage starts a full backup', async () => {
+  it('repositories keep the block: restore modes, export, and a new lineage starts a source of its own', async () => {
     const data = makeDb(gen, 300, '--index');
     const repo = await PackedRepository.init(join(tmp(), 'repo'));
     const plain = await repo.backup(data);
     fixture(gen, 'sync-enable', data);
     const source = identityOf(data);
-    await rejectsWith(repo.backup(data, { type: 'incr' }), 'ERR_SYNC_LINEAGE');
-    const full = await repo.backup(data);
+    // Its key is now the sync database id: a new source, which starts with a full backup.
+    const full = await repo.backup(data, { type: 'incr' });
     expect(full.type).toBe('full');
     expect(full.parent).toBeNull();
+    expect((await repo.info()).sources.map((s) => s.key)).toEqual([
+      `${plain.source!.host}:${data}`,
+      source.database_id,
+    ]);
     insertRows(gen, data, 300, 30);
     const incr = await repo.backup(data);
     expect(incr.type).toBe('incr');
@@ -165,7 +169,7 @@ describe('sync-enabled directories (engine 0.29, sync on)', () => {
 
     for (const mode of MODES) {
       const dest = join(tmp(), mode);
-      const r = await repo.restore(dest, { syncMode: mode });
+      const r = await repo.restore(dest, { syncMode: mode, source: source.database_id });
       expect(r.sync?.mode).toBe(mode);
       expectIdentity(dest, mode, source);
       expect(report(gen, dest).T!.count).toBe(330);
@@ -173,12 +177,24 @@ describe('sync-enabled directories (engine 0.29, sync on)', () => {
     await rejectsWith(repo.restore(join(tmp(), 'p'), { asOf: plain.id, syncMode: 'preserve' }), 'ERR_SYNC_MODE');
 
     const exported = join(tmp(), 'exported');
-    const { manifest } = await repo.export(exported);
+    const { manifest } = await repo.export(exported, { source: source.database_id });
     expect(manifest.sync?.identity).toEqual(source);
     const byReference = join(tmp(), 'ref');
     reference(gen, 'restore', exported, byReference, '--sync-mode', 'preserve');
     expect(identityOf(byReference)).toEqual(source);
     expect(report(gen, byReference).T!.count).toBe(330);
+    repo.close();
+  });
+
+  it('a named source across sync-enable: an increment is refused, the default takes a full backup', async () => {
+    const data = makeDb(gen, 50);
+    const repo = await PackedRepository.init(join(tmp(), 'repo'));
+    const plain = await repo.backup(data, { source: 'db' });
+    fixture(gen, 'sync-enable', data);
+    await rejectsWith(repo.backup(data, { type: 'incr', source: 'db' }), 'ERR_SYNC_LINEAGE');
+    const full = await repo.backup(data, { source: 'db' });
+    expect(full).toMatchObject({ type: 'full', parent: null, source: { name: 'db' } });
+    expect((await repo.info()).sources).toEqual([{ key: 'db', source: full.source, backups: [plain.id, full.id] }]);
     repo.close();
   });
 

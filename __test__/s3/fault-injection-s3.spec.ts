@@ -448,8 +448,8 @@ async function expireScenario(t: S3Target) {
   const repo = await PackedRepository.init(url, { compression: 'none' });
   const plain: Record<string, string> = {};
   const take = async (data: string, type?: 'full') => {
-    // Two databases share the repository on purpose (chunks only one of them uses).
-    const record = await repo.backup(data, { ...(type ? { type } : {}), sameDatabase: true });
+    // Two databases share one source on purpose (chunks only one of them uses; retention counts per source).
+    const record = await repo.backup(data, { ...(type ? { type } : {}), source: 'shared', sameDatabase: true });
     plain[record.id] = await plainNow(data);
     return record;
   };

@@ -4,6 +4,7 @@ import { formatBytes, plural } from './bytes.js';
 import type { BackupManifest, IncrementManifest } from '../chain/manifest.js';
 import type { RepairResult } from '../native/repo.js';
 import type { BackupRecord, RepositoryTotals } from '../repo/repository.js';
+import type { SourceSummary } from '../repo/base.js';
 import type { SyncOutcome } from '../source/sync.js';
 import type { ArchiveLineage } from '../repo/archive.js';
 import type { DeltaSummary } from '../restore/inplace.js';
@@ -72,7 +73,7 @@ export function incrementSummary(m: IncrementManifest, dest: string): string {
 export function recordLine(r: BackupRecord): string {
   const on = r.parent ? ` on ${r.parent}` : '';
   const from = r.source
-    ? `, from ${r.source.host}:${r.source.path}${r.source.database_id ? ` (database ${r.source.database_id})` : ''}`
+    ? `, from ${r.source.host}:${r.source.path}${r.source.database_id ? ` (database ${r.source.database_id})` : ''}${r.source.name === undefined ? '' : `, source ${r.source.name}`}`
     : '';
   return `${r.id} (${r.type}${on}): ${plural(r.files, 'file')}, ${formatBytes(r.logical_bytes)} of data, ${formatBytes(r.stored_bytes)} stored, ${plural(r.pages, 'page')}, LSN ${r.source_lsn}${from}`;
 }
@@ -105,33 +106,41 @@ export function archiveLines(lineages: ArchiveLineage[]): string {
     .join('\n');
 }
 
-export function infoTable(records: BackupRecord[]): string {
+/** The backups as a table, source by source: each source's line (its key and where its newest backup is from), then its backups. */
+export function infoTable(records: BackupRecord[], sources: SourceSummary[]): string {
   if (records.length === 0) return 'no backups yet';
-  const rows = [['id', 'type', 'parent', 'LSN', 'created', 'logical', 'added', 'holds', 'files', 'pages', 'source']];
-  for (const r of records) {
-    rows.push([
-      r.id,
-      r.type,
-      r.parent ?? '-',
-      String(r.source_lsn),
-      r.created,
-      formatBytes(r.logical_bytes),
-      formatBytes(r.stored_bytes),
-      r.held_bytes === undefined ? '-' : formatBytes(r.held_bytes),
-      String(r.files),
-      String(r.pages),
-      r.source ? `${r.source.host}:${r.source.path}` : '-',
-    ]);
+  const header = ['id', 'type', 'parent', 'LSN', 'created', 'logical', 'added', 'holds', 'files', 'pages', 'source'];
+  const byId = new Map(records.map((r) => [r.id, r]));
+  const rows = sources.flatMap((s) => s.backups.map((id) => row(byId.get(id)!)));
+  const widths = header.map((_, i) => Math.max(...[header, ...rows].map((cells) => cells[i]!.length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => cell.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  const lines = [line(header)];
+  for (const s of sources) {
+    const from = s.source ? `, newest from ${s.source.host}:${s.source.path}` : ' (recorded before 0.1.1)';
+    lines.push(`source ${s.key}${from}: ${plural(s.backups.length, 'backup')}`);
+    for (const id of s.backups) lines.push(line(row(byId.get(id)!)));
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  return rows
-    .map((row) =>
-      row
-        .map((cell, i) => cell.padEnd(widths[i]!))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
+  return lines.join('\n');
+}
+
+function row(r: BackupRecord): string[] {
+  return [
+    r.id,
+    r.type,
+    r.parent ?? '-',
+    String(r.source_lsn),
+    r.created,
+    formatBytes(r.logical_bytes),
+    formatBytes(r.stored_bytes),
+    r.held_bytes === undefined ? '-' : formatBytes(r.held_bytes),
+    String(r.files),
+    String(r.pages),
+    r.source ? `${r.source.host}:${r.source.path}` : '-',
+  ];
 }
 
 /** One verdict over a repository's verify: how many backups restore, which do not, what to do next. */

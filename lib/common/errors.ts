@@ -57,6 +57,8 @@ export type BackupErrorCode =
   | 'ERR_BAD_WAL'
   | 'ERR_OTHER_DATABASE'
   | 'ERR_LSN_BACKWARDS'
+  // A command that picks a backup (newest, LSN, time) of a repository holding several sources, none named.
+  | 'ERR_SOURCE_AMBIGUOUS'
   | 'ERR_REPO_CLOSED'
   | 'ERR_USAGE'
   // A live powdb-server (online backup).

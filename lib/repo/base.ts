@@ -8,8 +8,9 @@ import type { ArchiveResult } from './archive.js';
 import type { ArchiveEveryOptions, ArchiveEveryResult, ArchiveOptions } from './archive-round.js';
 import type { KdfParams, RepairResult } from '../native/repo.js';
 import type { BackupManifest } from '../chain/manifest.js';
-import type { BackupRecord, BackupType } from './record.js';
+import type { BackupRecord, BackupSource, BackupType } from './record.js';
 import { parseTarget, type RestoreAsOf, type RestoreTarget } from './target.js';
+import { backupsToPick, sourcesOf } from './sources.js';
 import type { ListOptions, TablesInfo } from '../restore/tables-list.js';
 import type { DumpOptions, DumpResult } from '../restore/dump.js';
 
@@ -19,8 +20,21 @@ export { parseTarget, parseTime, resolvedTarget, type RestoreAsOf, type RestoreT
 /** A backup into a repository: its catalog type, and whether a changed source is the same database. */
 export interface RepositoryBackupOptions extends BackupOptions {
   type?: BackupType;
-  /** The data directory holds the database the repository backs up, although its path, host or LSN say otherwise. */
+  /**
+   * The source's name (recorded in the backup): its backups are continued
+   * whatever the path or host; by default the source is the sync database
+   * id, else the host and path.
+   */
+  source?: string;
+  /** The data directory holds the database of its source, although its path, host or LSN say otherwise. */
   sameDatabase?: boolean;
+}
+
+/** A source of the repository for `info`: its key, the source its newest backup records, its backups oldest first. */
+export interface SourceSummary {
+  key: string;
+  source?: BackupSource;
+  backups: string[];
 }
 
 /** Repository totals for `info`. */
@@ -41,7 +55,10 @@ export interface RepositoryTotals {
 }
 
 export interface ExpireOptions {
+  /** Per source. */
   retainFull: number;
+  /** Expire the backups of this source only (its key); default every source. */
+  source?: string;
   /** Aborts the prune between steps (what is done stays consistent). */
   signal?: AbortSignal;
   retainDays?: number;
@@ -68,13 +85,13 @@ export type RepositoryRestoreResult = RestoreResult & {
 export type RepositoryTables = TablesInfo & { backup: string; lsn: bigint };
 
 /** Options of `tables`: the backup or point, only some tables, row counts. */
-export type TablesOptions = ListOptions & { asOf?: RestoreAsOf['asOf'] };
+export type TablesOptions = ListOptions & Pick<RestoreAsOf, 'asOf' | 'source'>;
 
 /** What `dump` wrote, from which backup, at which LSN. */
 export type RepositoryDump = DumpResult & { backup: string; lsn: bigint };
 
 /** Options of `dump`: the backup or point, the table, the format and where the rows go. */
-export type RepositoryDumpOptions = DumpOptions & { asOf?: RestoreAsOf['asOf'] };
+export type RepositoryDumpOptions = DumpOptions & Pick<RestoreAsOf, 'asOf' | 'source'>;
 
 /** The type and parent of the next backup (`incr` by default; `full` when there is none). */
 export function nextBackup(
@@ -148,13 +165,25 @@ export abstract class RepositoryBase {
     return this.formatTwoOnly('keys');
   }
 
-  /** The catalog, or (with `id`) one backup and its chain, full backup first. */
-  async info(id?: string): Promise<{ backups: BackupRecord[]; chain?: BackupRecord[]; totals: RepositoryTotals }> {
+  /** The catalog and its sources, or (with `id`) one backup and its chain, full backup first. */
+  async info(
+    id?: string,
+  ): Promise<{ backups: BackupRecord[]; sources: SourceSummary[]; chain?: BackupRecord[]; totals: RepositoryTotals }> {
     const backups = await this.list();
     const totals = await this.totals(backups);
+    const sources = [...this.sources(backups)].map(([key, own]) => ({
+      key,
+      ...(own.at(-1)!.source ? { source: own.at(-1)!.source! } : {}),
+      backups: own.map((r) => r.id),
+    }));
     return id === undefined
-      ? { backups, totals }
-      : { backups, chain: this.chain(backups, this.pick(backups, id).id), totals };
+      ? { backups, sources, totals }
+      : { backups, sources, chain: this.chain(backups, this.pick(backups, id).id), totals };
+  }
+
+  /** The backups of each source, keyed by source key (see sources.ts). */
+  sources(records: BackupRecord[]): Map<string, BackupRecord[]> {
+    return sourcesOf(records);
   }
 
   /** A backup and its ancestors, full backup first. */
@@ -167,9 +196,10 @@ export abstract class RepositoryBase {
     return chain;
   }
 
-  /** The newest backup at or before `asOf` (default: the newest of all). */
-  pick(records: BackupRecord[], asOf?: string | bigint | Date): BackupRecord {
-    if (records.length === 0) throw new BackupError('ERR_NO_BACKUP', `repository ${this.dir} holds no backup`);
+  /** The newest backup of `source` at or before `asOf` (default: the newest); an id names any source's backup. */
+  pick(all: BackupRecord[], asOf?: string | bigint | Date, source?: string): BackupRecord {
+    if (all.length === 0) throw new BackupError('ERR_NO_BACKUP', `repository ${this.dir} holds no backup`);
+    const records = backupsToPick(this.sources(all), all, asOf, source, this.dir);
     if (asOf === undefined) return records.at(-1)!;
     const target = parseTarget(asOf, new Set(records.map((r) => r.id)));
     const fits = (r: BackupRecord) =>
@@ -190,24 +220,34 @@ export abstract class RepositoryBase {
   }
 
   /**
-   * The backups an expire keeps: the newest `retainFull` full backups with
-   * everything built on them, and (with `retainDays`) every younger backup
-   * with its ancestors.
+   * The backups an expire keeps, source by source: the newest `retainFull`
+   * full backups with everything built on them, and (with `retainDays`)
+   * every younger backup with its ancestors. With `source`, every backup of
+   * the other sources is kept.
    */
   retained(records: BackupRecord[], options: ExpireOptions): Set<string> {
     if (!Number.isInteger(options.retainFull) || options.retainFull < 1) {
       throw new BackupError('ERR_INVALID_ARG', '--retain-full must be a whole number of at least 1');
     }
+    const groups = this.sources(records);
+    // An unknown source is refused, naming the sources there are.
+    if (options.source !== undefined) backupsToPick(groups, records, undefined, options.source, this.dir);
+    const untouched = new Set<string>();
+    const fulls = new Set<string>();
+    for (const [key, backups] of groups) {
+      if (options.source !== undefined && key !== options.source) backups.forEach((r) => untouched.add(r.id));
+      else
+        backups
+          .filter((r) => r.type === 'full')
+          .slice(-options.retainFull)
+          .forEach((r) => fulls.add(r.id));
+    }
     const kept = new Set<string>();
-    const fulls = records
-      .filter((r) => r.type === 'full')
-      .slice(-options.retainFull)
-      .map((r) => r.id);
     for (const r of records) {
       const chain = this.chain(records, r.id).map((c) => c.id);
       const young =
         options.retainDays !== undefined && Date.now() - Date.parse(r.created) <= options.retainDays * 86_400_000;
-      if (fulls.includes(chain[0]!) || young) chain.forEach((id) => kept.add(id));
+      if (untouched.has(r.id) || fulls.has(chain[0]!) || young) chain.forEach((id) => kept.add(id));
     }
     return kept;
   }

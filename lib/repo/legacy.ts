@@ -29,7 +29,8 @@ import {
   type TablesOptions,
   resolvedTarget,
 } from './base.js';
-import { assertSameSource, currentSource } from './source.js';
+import { assertSameSource, currentSource, sourceKey } from './source.js';
+import { LEGACY_SOURCE } from './sources.js';
 import { readSyncIdentity } from '../source/sync.js';
 
 /** Marks a directory as a format-1 repository. */
@@ -135,11 +136,20 @@ export class LegacyRepository extends RepositoryBase {
     return withRepoLock(this.dir, work);
   }
 
+  /**
+   * Format 1 backs up one database: every backup is of one source (keyed as
+   * its newest backup's), whatever the backups record.
+   */
+  override sources(records: BackupRecord[]): Map<string, BackupRecord[]> {
+    const newest = records.filter((r) => r.source).at(-1)?.source;
+    return records.length === 0 ? new Map() : new Map([[newest ? sourceKey(newest) : LEGACY_SOURCE, records]]);
+  }
+
   async backup(dataDir: string, options: RepositoryBackupOptions = {}): Promise<BackupRecord> {
     return this.exclusively(async () => {
       await this.removeExpiring();
       const records = await this.list();
-      const origin = await currentSource(dataDir, (await readSyncIdentity(dataDir))?.database_id);
+      const origin = await currentSource(dataDir, (await readSyncIdentity(dataDir))?.database_id, options.source);
       assertSameSource(records, origin, undefined, options.sameDatabase);
       const { type, parent } = nextBackup(records, options.type);
       const at = new Date();
@@ -161,7 +171,7 @@ export class LegacyRepository extends RepositoryBase {
 
   async restore(dest: string, options: RestoreAsOf = {}): Promise<RepositoryRestoreResult> {
     const records = await this.list();
-    const picked = this.pick(records, options.asOf);
+    const picked = this.pick(records, options.asOf, options.source);
     const chain = this.chain(records, picked.id);
     const [full, ...increments] = chain.map((r) => this.path(r.id));
     const result = await restoreChain(full!, increments, dest, options);
@@ -172,7 +182,7 @@ export class LegacyRepository extends RepositoryBase {
 
   async tables(options: TablesOptions = {}): Promise<RepositoryTables> {
     const records = await this.list();
-    const picked = this.pick(records, options.asOf);
+    const picked = this.pick(records, options.asOf, options.source);
     const [full, ...increments] = this.chain(records, picked.id).map((r) => this.path(r.id));
     return { ...(await chainTables(full!, increments, options)), backup: picked.id };
   }

@@ -23,6 +23,7 @@ import {
 import { describeHold, whileRenewing, withHold } from './holds.js';
 import { WalArchive, summarize, type ArchiveLineage, type ArchiveResult } from './archive.js';
 import { SNAPSHOTS, parseSnapshot, type Snapshot } from './snapshot.js';
+import { backupsToPick } from './sources.js';
 import type { As, PackedContext } from './packed/context.js';
 import { archive } from './packed/archive.js';
 import { archiveEvery } from './packed/archive-every.js';
@@ -186,10 +187,12 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
    * another backup does not stand in the way unless it could be the answer
    * (it is newer than the pick, and the target is not a time before it).
    */
-  async pickSnapshot(asOf: RestoreAsOf['asOf']): Promise<Snapshot> {
-    if (typeof asOf === 'string' && (await this.snapshotIds()).includes(asOf)) return this.snapshot(asOf);
+  async pickSnapshot(asOf: RestoreAsOf['asOf'], source?: string): Promise<Snapshot> {
+    if (typeof asOf === 'string' && source === undefined && (await this.snapshotIds()).includes(asOf)) {
+      return this.snapshot(asOf);
+    }
     const { readable, unreadable } = await this.readSnapshots();
-    const picked = this.pick(sortRecords(readable.map((s) => s.record)), asOf);
+    const picked = this.pick(sortRecords(readable.map((s) => s.record)), asOf, source);
     const targetTime =
       asOf instanceof Date ? asOf.getTime() : typeof asOf === 'string' && !/^\d+$/.test(asOf) ? parseTime(asOf)! : NaN;
     for (const r of unreadable) {
@@ -204,6 +207,23 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
       }
     }
     return readable.find((s) => s.record.id === picked.id)!;
+  }
+
+  /**
+   * Of `readable`, the snapshots a restore of `asOf` picks among: those of
+   * one source (see sources.ts). `ids`: every backup id, so that an id of an
+   * unreadable backup is refused as such (by pickSnapshot), not as ambiguous.
+   */
+  snapshotsToPick(
+    readable: Snapshot[],
+    asOf: RestoreAsOf['asOf'],
+    source: string | undefined,
+    ids: string[],
+  ): Snapshot[] {
+    if (source === undefined && typeof asOf === 'string' && ids.includes(asOf)) return readable;
+    const records = sortRecords(readable.map((s) => s.record));
+    const picked = new Set(backupsToPick(this.sources(records), records, asOf, source, this.dir).map((r) => r.id));
+    return readable.filter((s) => picked.has(s.record.id));
   }
 
   async totals(records?: BackupRecord[]): Promise<RepositoryTotals> {

@@ -8,6 +8,8 @@ export interface BackupSource {
   path: string;
   /** A sync-enabled database's id (`.powdb-sync/identity.json`): it survives a move to another path or host. */
   database_id?: string;
+  /** The name the user gave the source (`backup --source`): its key, wherever the database is. */
+  name?: string;
 }
 
 /** `full`; `incr`: on the newest backup; `diff`: on the newest full backup. */
@@ -32,7 +34,7 @@ export interface BackupRecord {
   logical_bytes: bigint;
   /** What the backup added to the repository (format 2: after deduplication and compression). */
   stored_bytes: bigint;
-  /** The database it was taken of (absent in backups of releases before 0.1.1). */
+  /** The database it was taken of: its source (absent in backups of releases before 0.1.1). */
   source?: BackupSource;
   /**
    * (`info`, format 2) Stored bytes of every chunk the backup uses, shared ones

@@ -10,12 +10,14 @@ import { PackedRepository, type InitOptions, type OpenOptions } from './packed.j
 
 export type {
   BackupRecord,
+  BackupSource,
   BackupType,
   ExpireOptions,
   ExpireResult,
   RepositoryDump,
   RepositoryDumpOptions,
   RepositoryTotals,
+  SourceSummary,
 } from './base.js';
 export type { InitOptions, OpenOptions } from './packed.js';
 export type { StoreOptions } from '../native/repo.js';

@@ -4,7 +4,8 @@ import { BackupError } from '../common/errors.js';
 import type { RestoreOptions } from '../restore/restore.js';
 import type { BackupRecord } from './record.js';
 
-export type RestoreAsOf = RestoreOptions & { asOf?: string | bigint | Date };
+/** A point to restore (default: the newest), of one source (its key; needed when a repository holds several). */
+export type RestoreAsOf = RestoreOptions & { asOf?: string | bigint | Date; source?: string };
 
 /** What `asOf` names: a backup id, an LSN, or a time. */
 export type Target = { id: string } | { lsn: bigint } | { time: number };

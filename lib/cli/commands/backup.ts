@@ -31,8 +31,12 @@ export function register(program: Command): void {
       )
       .option('--repo <repo>', 'store the backup in this repository, which picks its base')
       .option(
+        '--source <name>',
+        'with --repo: the name of the source (database) this backup continues, wherever the data directory is; default its sync database id, else host and path',
+      )
+      .option(
         '--same-database',
-        'with --repo: back up although the path, host or LSN differ from the newest backup (the database moved, or was restored and written to)',
+        'with --repo: back up although the path, host or LSN differ from the newest backup of its source (the database moved, or was restored and written to)',
       )
       .addOption(
         new Option(
@@ -43,6 +47,7 @@ export function register(program: Command): void {
       .addHelpText(
         'after',
         '\nExamples:\n  powdb-backup backup ./data --repo ./backups --type full\n  powdb-backup backup ./data --repo ./backups\n' +
+          '  powdb-backup backup /srv/shop --repo ./fleet --source shop\n' +
           '  powdb-backup backup ./data ./backups/full\n  powdb-backup backup ./data ./backups/inc1 --base ./backups/full\n' +
           '  POWDB_SERVER_PASSWORD=... powdb-backup backup /var/lib/powdb --repo ./backups --server 127.0.0.1:5433 --server-user backup',
       ),
@@ -52,7 +57,7 @@ export function register(program: Command): void {
       dest: string | undefined,
       opts: Common &
         RepoOpts &
-        ServerOpts & { base?: string[]; repo?: string; type?: BackupType; sameDatabase?: boolean },
+        ServerOpts & { base?: string[]; repo?: string; type?: BackupType; source?: string; sameDatabase?: boolean },
     ) => {
       const server = await serverLogin(opts);
       let online: OnlineReport | undefined;
@@ -62,7 +67,12 @@ export function register(program: Command): void {
         if (dest || opts.base) usage('--repo picks the destination and the base: give neither <dest> nor --base');
         const record = await (
           await openRepository(opts.repo, opts)
-        ).backup(dataDir, { ...run, type: opts.type ?? 'incr', sameDatabase: Boolean(opts.sameDatabase) });
+        ).backup(dataDir, {
+          ...run,
+          type: opts.type ?? 'incr',
+          ...(opts.source !== undefined ? { source: opts.source } : {}),
+          sameDatabase: Boolean(opts.sameDatabase),
+        });
         return print(
           Boolean(opts.json),
           { ...record, ...(online && { online }) },
@@ -72,6 +82,7 @@ export function register(program: Command): void {
       if (!dest) usage('missing <dest> (or --repo)');
       if (opts.type) usage('--type goes with --repo');
       if (opts.sameDatabase) usage('--same-database goes with --repo');
+      if (opts.source !== undefined) usage('--source goes with --repo');
       if (!opts.base) {
         const { fullBackup } = await import('../../chain/backup.js');
         const m = await fullBackup(dataDir, dest, run);

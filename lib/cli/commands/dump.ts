@@ -15,7 +15,15 @@ import {
 import { dumpSummary } from '../describe.js';
 
 type DumpOpts = Common &
-  RepoOpts & { apply?: string[]; repo?: string; asOf?: string; table: string; format: string; output?: string };
+  RepoOpts & {
+    apply?: string[];
+    repo?: string;
+    asOf?: string;
+    source?: string;
+    table: string;
+    format: string;
+    output?: string;
+  };
 
 /** What the shell reports for a writer killed by SIGPIPE: the reader of stdout went away (`dump ... | head`). */
 const EXIT_BROKEN_PIPE = 141;
@@ -28,6 +36,10 @@ export function register(program: Command): void {
       .option('--apply <incrementDir>', 'increment of the chain (repeatable, in order)', collect)
       .option('--repo <repo>', 'dump from a backup of this repository')
       .option('--as-of <target>', 'with --repo: a time (ISO 8601), an LSN or a backup id; default the newest')
+      .option(
+        '--source <key>',
+        'with --repo: the source (its key, as info lists it) to pick from; needed when the repository holds several',
+      )
       .requiredOption('--table <table>', 'the table whose rows are written')
       .option('--format <format>', 'jsonl (one JSON object a row) or csv (RFC 4180, header row)', 'jsonl')
       .option('--output <file>', 'write a new file (appears whole when done) instead of stdout')
@@ -50,12 +62,13 @@ export function register(program: Command): void {
       if (opts.repo) {
         if (backupDir || opts.apply) usage('with --repo give no <backupDir> and no --apply');
         const repo = await openRepository(opts.repo, opts);
-        const r = await repo.dump({ ...options, asOf: opts.asOf });
+        const r = await repo.dump({ ...options, asOf: opts.asOf, source: opts.source });
         if (opts.output) print(Boolean(opts.json), r, dumpSummary(r, `backup ${r.backup}, LSN ${r.lsn}`));
         return;
       }
       if (!backupDir) usage('missing <backupDir> (or --repo <repo>)');
       if (opts.asOf) usage('--as-of goes with --repo');
+      if (opts.source !== undefined) usage('--source goes with --repo');
       const { chainDump } = await import('../../restore/restore.js');
       const r = await chainDump(backupDir, opts.apply ?? [], options);
       if (opts.output) print(Boolean(opts.json), r, dumpSummary(r, `LSN ${r.lsn}`));

@@ -8,17 +8,23 @@ export function register(program: Command): void {
     repoAccess(program.command('expire'))
       .description('remove old backups, never one that a retained backup depends on')
       .requiredOption('--repo <repo>', 'the repository')
-      .requiredOption('--retain-full <n>', 'keep the newest N full backups and everything built on them', (v) =>
-        Number(v),
+      .requiredOption(
+        '--retain-full <n>',
+        'keep the newest N full backups of each source and everything built on them',
+        (v) => Number(v),
       )
       .option('--retain-days <days>', 'also keep every backup younger than this, with its chain', (v) => Number(v))
+      .option('--source <key>', 'expire the backups of this source only (its key, as info lists it)')
       .option('--dry-run', 'list what would be removed, remove nothing')
       .addHelpText(
         'after',
         '\nExamples:\n  powdb-backup expire --repo ./backups --retain-full 2 --dry-run\n  powdb-backup expire --repo ./backups --retain-full 1 --retain-days 7',
       ),
   ).action(
-    async (opts: Common & RepoOpts & { repo: string; retainFull: number; retainDays?: number; dryRun?: boolean }) => {
+    async (
+      opts: Common &
+        RepoOpts & { repo: string; retainFull: number; retainDays?: number; source?: string; dryRun?: boolean },
+    ) => {
       const r = await (await openRepository(opts.repo, opts)).expire({ ...opts, signal: interrupted.signal });
       const verb = opts.dryRun ? 'would remove' : 'removed';
       print(

@@ -25,6 +25,10 @@ export function register(program: Command): void {
       .option('--apply <incrementDir>', 'increment to apply after the full backup (repeatable, in order)', collect)
       .option('--repo <repo>', 'restore from this repository; the one argument is then <dest>')
       .option('--as-of <target>', 'with --repo: a time (ISO 8601), an LSN or a backup id; default the newest')
+      .option(
+        '--source <key>',
+        'with --repo: the source (its key, as info lists it) to pick from; needed when the repository holds several',
+      )
       .addOption(
         new Option(
           '--sync-mode <mode>',
@@ -63,6 +67,7 @@ export function register(program: Command): void {
           apply?: string[];
           repo?: string;
           asOf?: string;
+          source?: string;
           syncMode?: SyncMode;
           delta?: boolean;
           force?: boolean;
@@ -89,7 +94,13 @@ export function register(program: Command): void {
       };
       if (opts.repo) {
         if (!first || second || opts.apply) usage('with --repo give only <dest> (and --as-of)');
-        const r = await (await openRepository(opts.repo, opts)).restore(first, { ...run, asOf: opts.asOf });
+        const r = await (
+          await openRepository(opts.repo, opts)
+        ).restore(first, {
+          ...run,
+          asOf: opts.asOf,
+          source: opts.source,
+        });
         const replay = r.replay
           ? `, then the archived WAL to LSN ${r.replay.cut_lsn} (LSNs ${r.replay.base_lsn + 1n}-${r.replay.cut_lsn}: ${plural(Number(r.replay.units), 'record')} from ${plural(r.replay.segments, 'segment')}, for target ${r.replay.target_lsn}; the first open of the directory replays them)`
           : '';
@@ -104,6 +115,7 @@ export function register(program: Command): void {
       }
       if (!first || !second) usage('missing <backupDir> <dest> (or --repo <repo> <dest>)');
       if (opts.asOf) usage('--as-of goes with --repo');
+      if (opts.source !== undefined) usage('--source goes with --repo');
       const { restoreChain } = await import('../../restore/restore.js');
       const r = await restoreChain(first, opts.apply ?? [], second, run);
       const line = `restored ${plural(r.files, 'file')}, ${formatBytes(r.bytes)}, ${plural(r.increments, 'increment')} applied, LSN ${r.sourceLsn}${syncNote(r.sync)} -> ${second}${deltaNote(r.delta)}${tablesNote(r.tables)}`;

@@ -12,6 +12,10 @@ export function register(program: Command): void {
       .option('--apply <incrementDir>', 'increment of the chain (repeatable, in order)', collect)
       .option('--repo <repo>', 'list a backup of this repository')
       .option('--as-of <target>', 'with --repo: a time (ISO 8601), an LSN or a backup id; default the newest')
+      .option(
+        '--source <key>',
+        'with --repo: the source (its key, as info lists it) to pick from; needed when the repository holds several',
+      )
       .option('--table <table>', 'only this table (repeatable)', collect)
       .option('--rows', 'also count rows with the engine (restores the tables into a scratch directory first)')
       .addHelpText(
@@ -22,17 +26,26 @@ export function register(program: Command): void {
   ).action(
     async (
       backupDir: string | undefined,
-      opts: Common & RepoOpts & { apply?: string[]; repo?: string; asOf?: string; table?: string[]; rows?: boolean },
+      opts: Common &
+        RepoOpts & {
+          apply?: string[];
+          repo?: string;
+          asOf?: string;
+          source?: string;
+          table?: string[];
+          rows?: boolean;
+        },
     ) => {
       const options = { ...(opts.table ? { tables: opts.table } : {}), ...(opts.rows ? { rows: true } : {}) };
       if (opts.repo) {
         if (backupDir || opts.apply) usage('with --repo give no <backupDir> and no --apply');
         const repo = await openRepository(opts.repo, opts);
-        const r = await repo.tables({ ...options, asOf: opts.asOf });
+        const r = await repo.tables({ ...options, asOf: opts.asOf, source: opts.source });
         return print(Boolean(opts.json), r, tablesListing(r, `backup ${r.backup}, LSN ${r.lsn}`));
       }
       if (!backupDir) usage('missing <backupDir> (or --repo <repo>)');
       if (opts.asOf) usage('--as-of goes with --repo');
+      if (opts.source !== undefined) usage('--source goes with --repo');
       const { chainTables } = await import('../../restore/restore.js');
       const r = await chainTables(backupDir, opts.apply ?? [], options);
       print(Boolean(opts.json), r, tablesListing(r, `LSN ${r.lsn}`));

@@ -14,7 +14,8 @@ import { DEFAULT_CONCURRENCY, mapLimit } from '../../common/pool.js';
 import { Progress } from '../../common/progress.js';
 import { newBackupId, nextBackup, sortRecords, type BackupRecord, type RepositoryBackupOptions } from '../base.js';
 import { SNAPSHOTS, SNAPSHOT_VERSION, formatSnapshot, type Snapshot } from '../snapshot.js';
-import { assertSameSource, currentSource, type BackupSource } from '../source.js';
+import { assertSameSource, currentSource, sourceKey, type BackupSource } from '../source.js';
+import { continuedBackups, namedSourceOf } from '../sources.js';
 import { assertSameLineage, readSyncIdentity, sameLineage, type SyncIdentity } from '../../source/sync.js';
 import type { As, PackedContext } from './context.js';
 
@@ -27,10 +28,12 @@ interface Plan {
   parent: BackupRecord | undefined;
   /** The parent's snapshot: its files' lists and change hints, for reuse. */
   parentSnapshot: Snapshot | undefined;
-  records: BackupRecord[];
+  /** The backups of its source, which it continues. */
+  continued: BackupRecord[];
   at: Date;
   identity: SyncIdentity | undefined;
-  origin: BackupSource;
+  /** Absent only for a migrated backup that recorded none. */
+  origin: BackupSource | undefined;
   sameDatabase: boolean;
 }
 
@@ -71,7 +74,11 @@ export async function backup(
   );
 }
 
-/** Reads the catalog and decides the backup's id, type and parent; refuses another database. */
+/**
+ * Reads the catalog and decides the backup's id, type and parent among the
+ * backups of its source (a database no source matches starts a new one with
+ * a full backup); refuses a named source's backup of another database.
+ */
 async function planBackup(repo: PackedContext, dataDir: string, options: RepositoryBackupOptions & As): Promise<Plan> {
   // A damaged snapshot (verify names it) must not stop new backups; expire does stop on it.
   const { readable, unreadable } = await repo.readSnapshots();
@@ -79,14 +86,23 @@ async function planBackup(repo: PackedContext, dataDir: string, options: Reposit
     process.emitWarning(`backup ${u.id} cannot be read (${u.err.message}); run verify`, 'PowdbBackupWarning');
   }
   const records = sortRecords(readable.map((s) => s.record));
+  const identity = await readSyncIdentity(dataDir);
+  // A migration carries its records over, sources included (it reads a scratch copy).
+  const origin = options.as ? options.as.source : await currentSource(dataDir, identity?.database_id, options.source);
+  const continued = origin ? continuedBackups(records, origin) : [];
   let { type, parent } = options.as
     ? { type: options.as.type, parent: records.find((r) => r.id === options.as!.parent) }
-    : nextBackup(records, options.type);
+    : nextBackup(continued, options.type);
+  const sameDatabase = options.sameDatabase || options.as !== undefined;
+  if (origin) assertSameSource(continued, origin, undefined, sameDatabase);
+  const named = origin && continued.length === 0 ? namedSourceOf(records, origin) : undefined;
+  if (named !== undefined) {
+    process.emitWarning(
+      `${dataDir}: starting source ${sourceKey(origin!)} with a full backup, while source ${named} backs up this database: give --source ${named} to continue it`,
+      'PowdbBackupWarning',
+    );
+  }
   // A new sync lineage (sync enabled, or a forked copy backed up here) starts a new chain.
-  const identity = await readSyncIdentity(dataDir);
-  const origin = await currentSource(dataDir, identity?.database_id);
-  const sameDatabase = options.sameDatabase || options.as !== undefined; // a migration carries records over
-  assertSameSource(records, origin, undefined, sameDatabase);
   const parentSync = readable.find((s) => s.record.id === parent?.id)?.sync?.identity;
   if (parent && !sameLineage(parentSync, identity)) {
     assertSameLineage(
@@ -105,7 +121,7 @@ async function planBackup(repo: PackedContext, dataDir: string, options: Reposit
   const at = options.as ? new Date(options.as.created) : new Date();
   const id = options.as?.id ?? newBackupId([...records, ...unreadable], at, type);
   const parentSnapshot = readable.find((s) => s.record.id === parent?.id);
-  return { id, type, parent, parentSnapshot, records, at, identity, origin, sameDatabase };
+  return { id, type, parent, parentSnapshot, continued, at, identity, origin, sameDatabase };
 }
 
 /**
@@ -156,7 +172,7 @@ async function publish(
   crashPoint('packs-committed');
   const heapPages = source.files.reduce((n, f, i) => (f.paged ? n + stored[i]!.len / PAGE : n), 0n);
   const sourceLsn = stored.reduce((max, s) => (s.maxLsn > max ? s.maxLsn : max), source.catalogLsn);
-  assertSameSource(plan.records, plan.origin, sourceLsn, plan.sameDatabase);
+  if (plan.origin) assertSameSource(plan.continued, plan.origin, sourceLsn, plan.sameDatabase);
   const catalog = source.files.find((f) => f.name === 'catalog.bin');
   const catalogHash = source.sync && catalog && (await native.hashFile(catalog.path)).blake3Hex;
   const record: BackupRecord = {
@@ -171,7 +187,7 @@ async function publish(
     pages: Number(heapPages),
     logical_bytes: stored.reduce((sum, s) => sum + s.len, 0n),
     stored_bytes: commit.storedBytes,
-    source: plan.origin,
+    ...(plan.origin ? { source: plan.origin } : {}),
   };
   const snapshot: Snapshot = {
     snapshot_version: SNAPSHOT_VERSION,

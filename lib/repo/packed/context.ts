@@ -14,8 +14,17 @@ export interface PackedContext {
   snapshotIds(): Promise<string[]>;
   /** Every snapshot that can be read, and the errors of those that cannot. */
   readSnapshots(): Promise<{ readable: Snapshot[]; unreadable: { id: string; err: BackupError }[] }>;
-  /** The snapshot a restore or export of `asOf` needs. */
-  pickSnapshot(asOf: RestoreAsOf['asOf']): Promise<Snapshot>;
+  /** The snapshot a restore or export of `asOf` (of `source`) needs. */
+  pickSnapshot(asOf: RestoreAsOf['asOf'], source?: string): Promise<Snapshot>;
+  /** Of `readable`, the snapshots a restore of `asOf` picks among: those of one source. */
+  snapshotsToPick(
+    readable: Snapshot[],
+    asOf: RestoreAsOf['asOf'],
+    source: string | undefined,
+    ids: string[],
+  ): Snapshot[];
+  /** The backups of each source. */
+  sources(records: BackupRecord[]): Map<string, BackupRecord[]>;
   list(): Promise<BackupRecord[]>;
   /** The backups an expire keeps. */
   retained(records: BackupRecord[], options: ExpireOptions): Set<string>;
@@ -27,5 +36,5 @@ export interface PackedContext {
 
 /** Backup options for a migration: the backup keeps its original identity. */
 export interface As {
-  as?: Pick<BackupRecord, 'id' | 'type' | 'parent' | 'created'>;
+  as?: Pick<BackupRecord, 'id' | 'type' | 'parent' | 'created' | 'source'>;
 }

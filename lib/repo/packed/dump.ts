@@ -14,8 +14,9 @@ export async function dumpAt(repo: PackedContext, options: RepositoryDumpOptions
   const { readable, unreadable } = await repo.readSnapshots();
   const archive = readable.some((s) => s.sync) ? await repo.wal.records() : [];
   const ids = [...readable.map((s) => s.record.id), ...unreadable.map((u) => u.id)];
-  const plan = planRestore(readable, options.asOf, (s) => lineageOf(s, archive), ids);
-  const snapshot = plan?.base ?? (await repo.pickSnapshot(options.asOf));
+  const candidates = repo.snapshotsToPick(readable, options.asOf, options.source, ids);
+  const plan = planRestore(candidates, options.asOf, (s) => lineageOf(s, archive), ids);
+  const snapshot = plan?.base ?? (await repo.pickSnapshot(options.asOf, options.source));
   const source = snapshotSource(repo, snapshot);
   const backup = snapshot.record.id;
   if (!plan?.replay) return { ...(await dumpTable(source, options)), backup, lsn: snapshot.record.source_lsn };
@@ -23,6 +24,7 @@ export async function dumpAt(repo: PackedContext, options: RepositoryDumpOptions
   const dumped = await dumpTable(source, options, async (dir) => {
     const restored = await restore(repo, dir, {
       asOf: options.asOf,
+      source: options.source,
       ...(options.signal ? { signal: options.signal } : {}),
     });
     lsn = restored.sourceLsn;

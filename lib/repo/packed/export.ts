@@ -15,7 +15,7 @@ export async function exportBackup(
   options: RestoreAsOf,
 ): Promise<{ id: string; manifest: BackupManifest }> {
   await repoNative.refresh(repo.handle.handle);
-  const snapshot = await repo.pickSnapshot(options.asOf);
+  const snapshot = await repo.pickSnapshot(options.asOf, options.source);
   const record = snapshot.record;
   return cancellable(options.signal, (cancel) =>
     buildAtomically(dest, 'backup', async (staging) => {

@@ -37,8 +37,9 @@ export async function restore(
   const { readable, unreadable } = await repo.readSnapshots();
   const archive = readable.some((s) => s.sync) ? await repo.wal.records() : [];
   const ids = [...readable.map((s) => s.record.id), ...unreadable.map((u) => u.id)];
-  const plan = planRestore(readable, options.asOf, (s) => lineageOf(s, archive), ids);
-  const snapshot = plan?.base ?? (await repo.pickSnapshot(options.asOf));
+  const candidates = repo.snapshotsToPick(readable, options.asOf, options.source, ids);
+  const plan = planRestore(candidates, options.asOf, (s) => lineageOf(s, archive), ids);
+  const snapshot = plan?.base ?? (await repo.pickSnapshot(options.asOf, options.source));
   const record = snapshot.record;
   const mode = options.syncMode ?? 'strip';
   assertSyncModeFits(snapshot.sync, mode);

@@ -19,8 +19,9 @@ export async function tablesAt(repo: PackedContext, options: TablesOptions): Pro
   const { readable, unreadable } = await repo.readSnapshots();
   const archive = readable.some((s) => s.sync) ? await repo.wal.records() : [];
   const ids = [...readable.map((s) => s.record.id), ...unreadable.map((u) => u.id)];
-  const plan = planRestore(readable, options.asOf, (s) => lineageOf(s, archive), ids);
-  const snapshot = plan?.base ?? (await repo.pickSnapshot(options.asOf));
+  const candidates = repo.snapshotsToPick(readable, options.asOf, options.source, ids);
+  const plan = planRestore(candidates, options.asOf, (s) => lineageOf(s, archive), ids);
+  const snapshot = plan?.base ?? (await repo.pickSnapshot(options.asOf, options.source));
   const backup = snapshot.record.id;
   if (!plan?.replay) {
     const info = await listTables(snapshotSource(repo, snapshot), options);
@@ -30,6 +31,7 @@ export async function tablesAt(repo: PackedContext, options: TablesOptions): Pro
     const whole = join(dir, 'whole');
     const restored = await restore(repo, whole, {
       asOf: options.asOf,
+      source: options.source,
       ...(options.signal ? { signal: options.signal } : {}),
     });
     const recovered = await engineNative.finalize(whole);

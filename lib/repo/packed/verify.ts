@@ -7,6 +7,9 @@ import { Progress, type OperationOptions } from '../../common/progress.js';
 import type { VerifyOptions, VerifyProblem, VerifyReport } from '../../chain/verify.js';
 import { compareWithSource, type BackedFile } from '../../source/compare.js';
 import type { Snapshot } from '../snapshot.js';
+import { sortRecords } from '../record.js';
+import { currentSource, sourceKey } from '../source.js';
+import { readSyncIdentity } from '../../source/sync.js';
 import type { PackedContext } from './context.js';
 
 /** The progress of a repository verify, which reads every pack: the packs (`data/`) as one piece of work. */
@@ -41,7 +44,14 @@ function backedFiles(repo: PackedContext, snapshot: Snapshot): BackedFile[] {
   }));
 }
 
-/** Compares one backup with a data directory, file by file and page by page. */
+/** The newest backup of the source `dataDir` is (undefined when none is: the pick then says why). */
+async function newestOfDirectory(repo: PackedContext, dataDir: string): Promise<string | undefined> {
+  const records = sortRecords((await repo.readSnapshots()).readable.map((s) => s.record));
+  const origin = await currentSource(dataDir, (await readSyncIdentity(dataDir))?.database_id);
+  return repo.sources(records).get(sourceKey(origin))?.at(-1)?.id;
+}
+
+/** Compares one backup (default: the newest of the directory's source) with a data directory, file by file and page by page. */
 function verifyAgainstSource(
   repo: PackedContext,
   source: string,
@@ -49,7 +59,7 @@ function verifyAgainstSource(
 ): Promise<{ id: string; report: VerifyReport }[]> {
   return cancellable(options.signal, async (cancel) => {
     await repoNative.refresh(repo.handle.handle);
-    const snapshot = await repo.pickSnapshot(options.id);
+    const snapshot = await repo.pickSnapshot(options.id ?? (await newestOfDirectory(repo, source)));
     const errors = await compareWithSource(backedFiles(repo, snapshot), source, {
       token: cancel.token,
       onProgress: options.onProgress,

@@ -1,0 +1,344 @@
+// One packed repository for many databases: every backup belongs to a source
+// (a name given, else the sync database id, else host and path); increments
+// chain within their source, every command that picks a backup picks within
+// one, and chunks are stored once whichever database they came from.
+import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { PackedRepository, type BackupRecord } from '../index.js';
+import { parseJson } from '../lib/common/json.js';
+import {
+  GENS,
+  cli,
+  dump,
+  fixture,
+  insertRows,
+  makeDb,
+  rejectsWith,
+  segments,
+  syncEnable,
+  tmp,
+  type Gen,
+} from './helpers.js';
+
+const keyOf = (dir: string) => `${hostname()}:${dir}`;
+
+/** Restores backup `asOf` (of `source`) and dumps it with the engine. */
+async function restoredDump(repo: PackedRepository, gen: Gen, asOf?: string | bigint, source?: string) {
+  const dest = join(tmp(), 'restored');
+  await repo.restore(dest, { ...(asOf !== undefined ? { asOf } : {}), ...(source ? { source } : {}) });
+  return dump(gen, dest);
+}
+
+describe.each(GENS)('many sources in one repository (engine %s)', (gen) => {
+  it('three databases backed up in turn: each chains alone and restores as it was at every backup', async () => {
+    const dbs = [makeDb(gen, 300, '--index'), makeDb(gen, 120), makeDb(gen, 40, '--index')];
+    const repo = await PackedRepository.init(join(tmp(), 'repo'));
+    const taken: { db: number; record: BackupRecord; dump: unknown }[] = [];
+    const take = async (db: number, type?: 'full' | 'diff') => {
+      const record = await repo.backup(dbs[db]!, type ? { type } : {});
+      taken.push({ db, record, dump: dump(gen, dbs[db]!) });
+      return record;
+    };
+    let next = 10_000;
+    const grow = (db: number) => insertRows(gen, dbs[db]!, (next += 1000), 50);
+    try {
+      await take(0);
+      await take(1);
+      grow(0);
+      await take(0);
+      await take(2);
+      grow(1);
+      await take(1);
+      grow(0);
+      await take(0, 'diff');
+      grow(2);
+      await take(2);
+      grow(1);
+      await take(1);
+
+      const backups = await repo.list();
+      for (const [n, { db, record }] of taken.entries()) {
+        const previous = taken.slice(0, n).filter((t) => t.db === db);
+        expect(record.source?.path).toBe(dbs[db]);
+        // The first backup of each database is full; later ones build on its own (diff: on its own full).
+        const parent =
+          previous.length === 0 ? null : record.type === 'diff' ? previous[0]!.record.id : previous.at(-1)!.record.id;
+        expect({ id: record.id, type: record.type === 'full', parent: record.parent }).toEqual({
+          id: record.id,
+          type: previous.length === 0,
+          parent,
+        });
+        expect(backups.find((r) => r.id === record.id)).toBeDefined();
+      }
+      for (const { record, dump: then } of taken) expect(await restoredDump(repo, gen, record.id)).toEqual(then);
+      for (const [db, dir] of dbs.entries()) {
+        const own = taken.filter((t) => t.db === db);
+        // The newest, an LSN and a time: within the source named.
+        expect(await restoredDump(repo, gen, undefined, keyOf(dir))).toEqual(own.at(-1)!.dump);
+        expect(await restoredDump(repo, gen, own[0]!.record.source_lsn, keyOf(dir))).toEqual(own[0]!.dump);
+        const tables = await repo.tables({ source: keyOf(dir) });
+        expect(tables.backup).toBe(own.at(-1)!.record.id);
+      }
+      const info = await repo.info();
+      expect(info.sources.map((s) => [s.key, s.backups])).toEqual(
+        dbs.map((dir, db) => [keyOf(dir), taken.filter((t) => t.db === db).map((t) => t.record.id)]),
+      );
+    } finally {
+      repo.close();
+    }
+  });
+});
+
+describe('picking a backup when a repository holds several sources', () => {
+  it('asks for the source for the newest, an LSN or a time; an id is unambiguous', async () => {
+    const a = makeDb('new', 200);
+    const b = makeDb('new', 30);
+    const dir = join(tmp(), 'repo');
+    const repo = await PackedRepository.init(dir);
+    try {
+      const fa = await repo.backup(a);
+      const fb = await repo.backup(b);
+      for (const asOf of [undefined, fa.source_lsn, new Date()]) {
+        const e = await rejectsWith(repo.restore(join(tmp(), 'x'), { asOf }), 'ERR_SOURCE_AMBIGUOUS');
+        expect(e.message).toContain('--source <key>');
+        expect(e.message).toContain(`${keyOf(a)} (newest ${fa.id}`);
+        expect(e.message).toContain(`${keyOf(b)} (newest ${fb.id}`);
+      }
+      await rejectsWith(repo.export(join(tmp(), 'x')), 'ERR_SOURCE_AMBIGUOUS');
+      await rejectsWith(repo.tables(), 'ERR_SOURCE_AMBIGUOUS');
+      expect(dump('new', (await repo.restore(join(tmp(), 'byid'), { asOf: fb.id })).dest)).toEqual(dump('new', b));
+      expect((await repo.export(join(tmp(), 'e'), { source: keyOf(a) })).id).toBe(fa.id);
+      const unknown = await rejectsWith(repo.restore(join(tmp(), 'x'), { source: 'nope' }), 'ERR_NO_BACKUP');
+      expect(unknown.message).toContain(keyOf(a));
+      await rejectsWith(repo.restore(join(tmp(), 'x'), { asOf: fa.id, source: keyOf(b) }), 'ERR_INVALID_ARG');
+      // verify compares a data directory with the newest backup of its own source.
+      const [checked] = await repo.verify({ source: a });
+      expect(checked).toMatchObject({ id: fa.id, report: { ok: true } });
+    } finally {
+      repo.close();
+    }
+    const refused = cli('restore', '--repo', dir, join(tmp(), 'c'));
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('ERR_SOURCE_AMBIGUOUS');
+    const dest = join(tmp(), 'c');
+    const ok = cli('restore', '--repo', dir, dest, '--source', keyOf(b), '--json');
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(dump('new', dest)).toEqual(dump('new', b));
+    const info = cli('info', '--repo', dir);
+    expect(info.stdout).toContain(`source ${keyOf(a)}, newest from ${keyOf(a)}: 1 backup`);
+    const only = parseJson(cli('info', '--repo', dir, '--source', keyOf(b), '--json').stdout) as {
+      backups: BackupRecord[];
+      sources: { key: string }[];
+    };
+    expect(only.backups.map((r) => r.source?.path)).toEqual([b]);
+    expect(only.sources.map((s) => s.key)).toEqual([keyOf(b)]);
+
+    // An id whose snapshot cannot be read is refused as that, not as ambiguous.
+    const bId = only.backups[0]!.id;
+    const snapshot = join(dir, 'snapshots', bId);
+    const bytes = readFileSync(snapshot);
+    bytes[bytes.length >> 1] = bytes[bytes.length >> 1]! ^ 0x5a;
+    writeFileSync(snapshot, bytes);
+    const reopened = await PackedRepository.open(dir);
+    try {
+      const damaged = await reopened.restore(join(tmp(), 'd'), { asOf: bId }).catch((e: Error & { code: string }) => e);
+      expect(damaged).toBeInstanceOf(Error);
+      expect((damaged as Error & { code: string }).code).not.toBe('ERR_SOURCE_AMBIGUOUS');
+      expect((damaged as Error).message).toContain(bId);
+    } finally {
+      reopened.close();
+    }
+  });
+});
+
+describe('the hazard: a second database into a repository that had one', () => {
+  it('starts a source of its own with a full backup, never an increment of the first', async () => {
+    const a = makeDb('new', 300, '--index');
+    const b = makeDb('new', 20);
+    const dir = join(tmp(), 'repo');
+    const repo = await PackedRepository.init(dir);
+    try {
+      const fa = await repo.backup(a);
+      const fb = await repo.backup(b); // an increment by default: none to build on in its source
+      expect(fb).toMatchObject({ type: 'full', parent: null, source: { host: hostname(), path: b } });
+      insertRows('new', a, 5000, 10);
+      const ia = await repo.backup(a);
+      expect(ia).toMatchObject({ type: 'incr', parent: fa.id });
+      expect(dump('new', (await repo.restore(join(tmp(), 'ra'), { source: keyOf(a) })).dest)).toEqual(dump('new', a));
+
+      // The same path holding a new database with a lower LSN: refused within the source.
+      const moved = join(tmp(), 'moved');
+      cpSync(a, moved, { recursive: true });
+      rmSync(a, { recursive: true });
+      fixture('new', 'create', a, '--rows', 5);
+      await rejectsWith(repo.backup(a), 'ERR_LSN_BACKWARDS');
+    } finally {
+      repo.close();
+    }
+  });
+
+  it('a named source refuses another database; --same-database forces the chain, and the catalog says so', async () => {
+    const a = makeDb('new', 300);
+    const b = makeDb('new', 20);
+    const dir = join(tmp(), 'repo');
+    expect(cli('init', dir).code).toBe(0);
+    const first = parseJson(cli('backup', a, '--repo', dir, '--source', 'shop', '--json').stdout) as BackupRecord;
+    expect(first.source).toMatchObject({ name: 'shop', path: a });
+    expect(cli('info', '--repo', dir, first.id).stdout).toContain(`from ${keyOf(a)}, source shop`);
+    const other = cli('backup', b, '--repo', dir, '--source', 'shop');
+    expect(other.code).toBe(1);
+    expect(other.stderr).toContain('ERR_OTHER_DATABASE');
+    expect(other.stderr).toContain(`newest backup ${first.id} is of ${keyOf(a)}`);
+    // The old single-source behaviour, forced: b becomes an increment of a's backup, recorded as such.
+    const forced = cli('backup', b, '--repo', dir, '--source', 'shop', '--same-database', '--json');
+    expect(forced.code, forced.stderr).toBe(0);
+    const mixed = parseJson(forced.stdout) as BackupRecord;
+    expect(mixed).toMatchObject({ type: 'incr', parent: first.id, source: { name: 'shop', path: b } });
+    const info = parseJson(cli('info', '--repo', dir, '--json').stdout) as { sources: { key: string }[] };
+    expect(info.sources.map((s) => s.key)).toEqual(['shop']);
+    // Any backup restores on its own: the forced one is b, as the catalog says, never a blend.
+    const dest = join(tmp(), 'r');
+    expect(cli('restore', '--repo', dir, dest).code).toBe(0);
+    expect(dump('new', dest)).toEqual(dump('new', b));
+    // Without the name, a lands in a source of its own (host and path), beside shop.
+    const unnamed = parseJson(cli('backup', a, '--repo', dir, '--json').stdout) as BackupRecord;
+    expect(unnamed).toMatchObject({ type: 'full', parent: null });
+    // b left --source out, and shop's newest backup is of b: a source of its own, with a warning.
+    const forgot = cli('backup', b, '--repo', dir);
+    expect(forgot.code, forgot.stderr).toBe(0);
+    expect(forgot.stdout).toContain('(full)');
+    expect(forgot.stderr).toContain(
+      `starting source ${keyOf(b)} with a full backup, while source shop backs up this database: give --source shop`,
+    );
+  });
+});
+
+describe('point-in-time recovery per source (engine 0.29, sync on)', () => {
+  it("replays each source's own WAL archive: newest points and LSN targets, whose LSN ranges overlap", async () => {
+    const repo = await PackedRepository.init(join(tmp(), 'repo'));
+    try {
+      const dbs = [makeDb('new', 100, '--index'), makeDb('new', 60, '--index')].map((dir) => ({
+        dir,
+        key: syncEnable(dir).database_id,
+        points: [] as { lsn: bigint; dump: unknown }[],
+      }));
+      for (const db of dbs) expect((await repo.backup(db.dir)).source?.database_id).toBe(db.key);
+      const mark = (db: (typeof dbs)[number]) =>
+        db.points.push({ lsn: BigInt(segments(db.dir).last_lsn!), dump: dump('new', db.dir) });
+      for (const [n, db] of dbs.entries()) {
+        insertRows('new', db.dir, 1000 + n, 5);
+        mark(db);
+        insertRows('new', db.dir, 2000 + n, 7);
+        mark(db);
+        expect((await repo.archive(db.dir)).archived.length).toBeGreaterThan(0);
+      }
+      // Both histories cover the same LSNs: an LSN alone cannot say which database.
+      expect(dbs[1]!.points[0]!.lsn).toBeLessThan(dbs[0]!.points.at(-1)!.lsn);
+      await rejectsWith(repo.restore(join(tmp(), 'x'), { asOf: dbs[0]!.points[0]!.lsn }), 'ERR_SOURCE_AMBIGUOUS');
+      for (const db of dbs) {
+        const newest = await repo.restore(join(tmp(), 'newest'), { source: db.key });
+        expect(newest.replay?.cut_lsn).toBe(db.points.at(-1)!.lsn);
+        expect(dump('new', newest.dest)).toEqual(db.points.at(-1)!.dump);
+        for (const point of db.points) {
+          const r = await repo.restore(join(tmp(), 'point'), { asOf: point.lsn, source: db.key });
+          expect(dump('new', r.dest)).toEqual(point.dump);
+        }
+      }
+    } finally {
+      repo.close();
+    }
+  });
+});
+
+describe('expire per source', () => {
+  it('counts --retain-full in each source; --source expires one alone', async () => {
+    const a = makeDb('new', 100);
+    const b = makeDb('new', 50);
+    const repo = await PackedRepository.init(join(tmp(), 'repo'));
+    try {
+      const a1 = await repo.backup(a, { type: 'full' });
+      const b1 = await repo.backup(b, { type: 'full' });
+      const a2 = await repo.backup(a, { type: 'full' });
+      const b2 = await repo.backup(b, { type: 'full' });
+      const a3 = await repo.backup(a, { type: 'full' });
+      const a3i = await repo.backup(a);
+      const onlyB = await repo.expire({ retainFull: 1, source: keyOf(b) });
+      expect(onlyB.removed).toEqual([b1.id]);
+      expect(onlyB.kept).toEqual([a1.id, a2.id, b2.id, a3.id, a3i.id]);
+      await rejectsWith(repo.expire({ retainFull: 1, source: 'nope' }), 'ERR_NO_BACKUP');
+      const dry = await repo.expire({ retainFull: 2, dryRun: true });
+      expect(dry.removed).toEqual([a1.id]);
+      const all = await repo.expire({ retainFull: 1 });
+      expect(all.removed).toEqual([a1.id, a2.id]);
+      expect((await repo.list()).map((r) => r.id)).toEqual([b2.id, a3.id, a3i.id]);
+      expect(dump('new', (await repo.restore(join(tmp(), 'b'), { source: keyOf(b) })).dest)).toEqual(dump('new', b));
+      expect(dump('new', (await repo.restore(join(tmp(), 'a'), { source: keyOf(a) })).dest)).toEqual(dump('new', a));
+    } finally {
+      repo.close();
+    }
+  });
+});
+
+describe('backups that record no source (releases before 0.1.1)', () => {
+  it('are one legacy group: the only one, a backup continues it; beside another, restores ask', async () => {
+    const a = makeDb('new', 200);
+    const repo = await PackedRepository.init(join(tmp(), 'repo'));
+    try {
+      // What an old release wrote: records without a source (a migration carries such records over).
+      const f = await repo.backup(a, {
+        as: { id: '20261101T000000Z-F', type: 'full', parent: null, created: '2026-11-01T00:00:00.000Z' },
+      });
+      expect(f.source).toBeUndefined();
+      const atF = dump('new', a);
+      insertRows('new', a, 1000, 20);
+      const i = await repo.backup(a, {
+        as: { id: '20261102T000000Z-I', type: 'incr', parent: f.id, created: '2026-11-02T00:00:00.000Z' },
+      });
+      const atI = dump('new', a);
+      expect((await repo.info()).sources.map((s) => s.key)).toEqual(['legacy']);
+      expect(await restoredDump(repo, 'new', f.id)).toEqual(atF);
+      expect(await restoredDump(repo, 'new')).toEqual(atI);
+      expect(await restoredDump(repo, 'new', undefined, 'legacy')).toEqual(atI);
+
+      insertRows('new', a, 2000, 20);
+      const next = await repo.backup(a);
+      expect(next).toMatchObject({ type: 'incr', parent: i.id, source: { path: a } });
+      // From then on the old backups are that source's history.
+      expect((await repo.info()).sources).toEqual([
+        { key: keyOf(a), source: next.source, backups: [f.id, i.id, next.id] },
+      ]);
+
+      const b = makeDb('new', 10);
+      expect(await repo.backup(b)).toMatchObject({ type: 'full', parent: null });
+      await rejectsWith(repo.restore(join(tmp(), 'x')), 'ERR_SOURCE_AMBIGUOUS');
+      expect(await restoredDump(repo, 'new', undefined, keyOf(a))).toEqual(dump('new', a));
+      expect(await restoredDump(repo, 'new', i.id)).toEqual(atI);
+    } finally {
+      repo.close();
+    }
+  });
+});
+
+describe('deduplication across sources', () => {
+  it('a copy of a database with 1% more rows, backed up as another source, stores a small fraction of the first', async () => {
+    const a = makeDb('new', 40_000, '--pad', '200');
+    const repo = await PackedRepository.init(join(tmp(), 'repo'));
+    try {
+      const first = await repo.backup(a);
+      const b = join(tmp(), 'copy');
+      cpSync(a, b, { recursive: true });
+      insertRows('new', b, 1_000_000, 400);
+      const second = await repo.backup(b);
+      // A full backup of a source of its own: what it shares was found in the one chunk index.
+      expect(second).toMatchObject({ type: 'full', parent: null });
+      expect(second.source?.path).toBe(b);
+      expect(Number(second.stored_bytes)).toBeLessThan(Number(first.stored_bytes) * 0.1);
+      expect(Number(second.logical_bytes)).toBeGreaterThanOrEqual(Number(first.logical_bytes));
+      expect(await restoredDump(repo, 'new', second.id)).toEqual(dump('new', b));
+    } finally {
+      repo.close();
+    }
+  });
+});
