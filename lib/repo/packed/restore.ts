@@ -8,21 +8,14 @@ import { BackupError } from '../../common/errors.js';
 import { repoNative } from '../../native/repo.js';
 import { buildAtomically } from '../../common/staging.js';
 import { type BackupRecord, type RestoreAsOf, type RepositoryRestoreResult, resolvedTarget } from '../base.js';
-import {
-  REPLAY_LIMITS,
-  lineageOf,
-  planRestore,
-  stoppedNote,
-  type PitrPlan,
-  type ReplayCut,
-  type ReplaySummary,
-} from '../pitr.js';
+import { REPLAY_LIMITS, lineageOf, stoppedNote, type PitrPlan, type ReplayCut, type ReplaySummary } from '../pitr.js';
 import { walNative, type WalWritten } from '../../native/wal.js';
 import { TEMP_PREFIX, isFreshDestination, restoreInPlace, type InPlaceFile } from '../../restore/inplace.js';
 import { assertDeltaFits } from '../../restore/restore.js';
 import type { Snapshot } from '../snapshot.js';
 import { applySyncMode, assertSyncModeFits } from '../../source/sync.js';
 import type { PackedContext } from './context.js';
+import { pickPoint } from './point.js';
 import { layDown } from './lay-down.js';
 import { assertTableRestoreFits, tableChoices } from '../../restore/tables.js';
 import { mergeTablesAt, restoreTablesAt } from './restore-tables.js';
@@ -33,13 +26,8 @@ export async function restore(
   dest: string,
   options: RestoreAsOf,
 ): Promise<RepositoryRestoreResult> {
-  await repoNative.refresh(repo.handle.handle);
-  const { readable, unreadable } = await repo.readSnapshots();
-  const archive = readable.some((s) => s.sync) ? await repo.wal.records() : [];
-  const ids = [...readable.map((s) => s.record.id), ...unreadable.map((u) => u.id)];
-  const candidates = repo.snapshotsToPick(readable, options.asOf, options.source, ids);
-  const plan = planRestore(candidates, options.asOf, (s) => lineageOf(s, archive), ids);
-  const snapshot = plan?.base ?? (await repo.pickSnapshot(options.asOf, options.source));
+  const plan = await pickPoint(repo, options);
+  const { snapshot, archive, ids } = plan;
   const record = snapshot.record;
   const mode = options.syncMode ?? 'strip';
   assertSyncModeFits(snapshot.sync, mode);
@@ -51,7 +39,7 @@ export async function restore(
   const choices = tableChoices(options);
   if (choices) {
     assertTableRestoreFits(options);
-    const whole = plan?.replay
+    const whole = plan.replay
       ? (scratch: string) =>
           restore(repo, scratch, { ...options, tables: undefined, rename: undefined, into: undefined })
       : undefined;
@@ -60,11 +48,11 @@ export async function restore(
   }
   if (options.delta && !(await isFreshDestination(dest))) {
     assertDeltaFits(options);
-    return withTarget(await patchInPlace(repo, dest, snapshot, plan?.replay, options));
+    return withTarget(await patchInPlace(repo, dest, snapshot, plan.replay, options));
   }
   const result = await cancellable(options.signal, (cancel) =>
     buildAtomically(dest, 'restore', async (staging) => {
-      const replay = plan?.replay && (await prepareReplay(repo, plan.replay, record, staging, cancel.token));
+      const replay = plan.replay && (await prepareReplay(repo, plan.replay, record, staging, cancel.token));
       const reached = replay?.cut.lsn ?? record.source_lsn;
       if (mode === 'preserve' && newestArchived !== undefined && reached < newestArchived) {
         throw new BackupError(
@@ -75,7 +63,7 @@ export async function restore(
       await layDown(repo, snapshot, staging, false, options, cancel.token, () => cancel.check());
       cancel.check();
       let summary: ReplaySummary | undefined;
-      if (replay && plan?.replay) {
+      if (replay && plan.replay) {
         const written = await walNative.writeWal(
           replay.paths,
           plan.replay.after,

@@ -5,25 +5,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { withScratchDir } from '../../common/staging.js';
 import { engineNative } from '../../native/engine.js';
-import { repoNative } from '../../native/repo.js';
 import { listTables } from '../../restore/tables-list.js';
 import { directorySource } from '../../restore/tables.js';
 import type { RepositoryTables, TablesOptions } from '../base.js';
-import { lineageOf, planRestore } from '../pitr.js';
 import type { PackedContext } from './context.js';
+import { pickPoint } from './point.js';
 import { snapshotSource } from './restore-tables.js';
 import { restore } from './restore.js';
 
 export async function tablesAt(repo: PackedContext, options: TablesOptions): Promise<RepositoryTables> {
-  await repoNative.refresh(repo.handle.handle);
-  const { readable, unreadable } = await repo.readSnapshots();
-  const archive = readable.some((s) => s.sync) ? await repo.wal.records() : [];
-  const ids = [...readable.map((s) => s.record.id), ...unreadable.map((u) => u.id)];
-  const candidates = repo.snapshotsToPick(readable, options.asOf, options.source, ids);
-  const plan = planRestore(candidates, options.asOf, (s) => lineageOf(s, archive), ids);
-  const snapshot = plan?.base ?? (await repo.pickSnapshot(options.asOf, options.source));
+  const { snapshot, replay } = await pickPoint(repo, options);
   const backup = snapshot.record.id;
-  if (!plan?.replay) {
+  if (!replay) {
     const info = await listTables(snapshotSource(repo, snapshot), options);
     return { ...info, backup, lsn: snapshot.record.source_lsn };
   }
