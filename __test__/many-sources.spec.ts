@@ -215,6 +215,33 @@ describe('the hazard: a second database into a repository that had one', () => {
   });
 });
 
+describe('--same-database without --source', () => {
+  it("continues the repository's only source, as before it held several; with several it asks which", async () => {
+    const a = makeDb('new', 200);
+    const changed = join(tmp(), 'changed');
+    const dir = join(tmp(), 'repo');
+    expect(cli('init', dir).code).toBe(0);
+    const first = parseJson(cli('backup', a, '--repo', dir, '--json').stdout) as BackupRecord;
+    cpSync(a, changed, { recursive: true });
+    insertRows('new', changed, 7000, 10);
+    const cont = cli('backup', changed, '--repo', dir, '--same-database', '--json');
+    expect(cont.code, cont.stderr).toBe(0);
+    expect(parseJson(cont.stdout)).toMatchObject({ type: 'incr', parent: first.id, source: { name: keyOf(a) } });
+    const info = parseJson(cli('info', '--repo', dir, '--json').stdout) as { sources: { key: string }[] };
+    expect(info.sources.map((s) => s.key)).toEqual([keyOf(a)]);
+    const dest = join(tmp(), 'r');
+    expect(cli('restore', '--repo', dir, dest).code).toBe(0);
+    expect(dump('new', dest)).toEqual(dump('new', changed));
+    // Without the flag the copy is a database of its own; then the flag alone cannot tell which to continue.
+    expect(cli('backup', changed, '--repo', dir).code).toBe(0);
+    const third = makeDb('new', 20);
+    const asked = cli('backup', third, '--repo', dir, '--same-database');
+    expect(asked.code).toBe(1);
+    expect(asked.stderr).toContain('ERR_SOURCE_AMBIGUOUS');
+    expect(asked.stderr).toContain('--source <key>');
+  });
+});
+
 describe('point-in-time recovery per source (engine 0.29, sync on)', () => {
   it("replays each source's own WAL archive: newest points and LSN targets, whose LSN ranges overlap", async () => {
     const repo = await PackedRepository.init(join(tmp(), 'repo'));

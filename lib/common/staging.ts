@@ -5,6 +5,17 @@ import { crashPoint } from './crashpoint.js';
 import { BackupError, toBackupError } from './errors.js';
 import { STAGING_MARK } from './names.js';
 
+/** Whether anything (a symlink too) is at `path`. */
+export async function pathExists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
 const STAGING_NAME = /^\.powdb-partial-.*-(\d+)-[0-9a-f]{8}$/;
 
 function isAlive(pid: number): boolean {

@@ -8,7 +8,7 @@ import { isDurable, isHeap } from '../common/names.js';
 import { native } from '../native/core.js';
 import { DEFAULT_CONCURRENCY, mapLimit } from '../common/pool.js';
 import type { OperationOptions } from '../common/progress.js';
-import { fsyncPath as fsyncDir, writeFileDurably } from '../common/staging.js';
+import { fsyncPath as fsyncDir, pathExists as exists, writeFileDurably } from '../common/staging.js';
 
 /**
  * Delta restore: bring an existing data directory (a stale standby, a
@@ -53,16 +53,6 @@ export interface InPlaceFile {
   len: bigint;
   /** `path` is the destination's file; `temp` a free name beside it for a whole rewrite. */
   update(path: string, temp: string, token?: number): Promise<FileUpdate>;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
-  }
 }
 
 /** True when `dest` is absent or an empty directory: a plain restore does. */

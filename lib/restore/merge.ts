@@ -8,7 +8,7 @@ import { cancellable, type Cancellation } from '../common/abort.js';
 import { crashPoint } from '../common/crashpoint.js';
 import { BackupError } from '../common/errors.js';
 import type { OperationOptions } from '../common/progress.js';
-import { fsyncPath, writeFileDurably } from '../common/staging.js';
+import { fsyncPath, pathExists as exists, writeFileDurably } from '../common/staging.js';
 import { catalogNative, type TableChoice } from '../native/catalog.js';
 import { native } from '../native/core.js';
 import { checkCheckpointed } from '../source/datadir.js';
@@ -36,16 +36,6 @@ interface Plan {
   /** Small files written aside in the journal, published before the catalog. */
   small: string[];
   summary: TableRestoreSummary;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
-  }
 }
 
 async function sha256(path: string): Promise<string> {

@@ -15,7 +15,7 @@ import { Progress } from '../../common/progress.js';
 import { newBackupId, nextBackup, sortRecords, type BackupRecord, type RepositoryBackupOptions } from '../base.js';
 import { SNAPSHOTS, SNAPSHOT_VERSION, formatSnapshot, type Snapshot } from '../snapshot.js';
 import { assertSameSource, currentSource, sourceKey, type BackupSource } from '../source.js';
-import { continuedBackups, namedSourceOf } from '../sources.js';
+import { LEGACY_SOURCE, continuedBackups, listSources, namedSourceOf, sourcesOf } from '../sources.js';
 import { assertSameLineage, readSyncIdentity, sameLineage, type SyncIdentity } from '../../source/sync.js';
 import type { As, PackedContext } from './context.js';
 
@@ -75,6 +75,24 @@ export async function backup(
 }
 
 /**
+ * `--same-database` without `--source` means what it meant before a repository held many sources: this directory
+ * is the repository's database, so the backup continues its only source, under that source's key. With several
+ * sources it must say which.
+ */
+function onlySourceFor(records: BackupRecord[], dataDir: string, options: RepositoryBackupOptions): string | undefined {
+  if (!options.sameDatabase) return undefined;
+  const groups = sourcesOf(records);
+  if (groups.size > 1) {
+    throw new BackupError(
+      'ERR_SOURCE_AMBIGUOUS',
+      `--same-database: repository holds backups of ${groups.size} sources; name the one ${dataDir} continues with --source <key>; the sources: ${listSources(groups)}`,
+    );
+  }
+  const only = [...groups.keys()][0];
+  return only === undefined || only === LEGACY_SOURCE ? undefined : only;
+}
+
+/**
  * Reads the catalog and decides the backup's id, type and parent among the
  * backups of its source (a database no source matches starts a new one with
  * a full backup); refuses a named source's backup of another database.
@@ -88,7 +106,9 @@ async function planBackup(repo: PackedContext, dataDir: string, options: Reposit
   const records = sortRecords(readable.map((s) => s.record));
   const identity = await readSyncIdentity(dataDir);
   // A migration carries its records over, sources included (it reads a scratch copy).
-  const origin = options.as ? options.as.source : await currentSource(dataDir, identity?.database_id, options.source);
+  const origin = options.as
+    ? options.as.source
+    : await currentSource(dataDir, identity?.database_id, options.source ?? onlySourceFor(records, dataDir, options));
   const continued = origin ? continuedBackups(records, origin) : [];
   let { type, parent } = options.as
     ? { type: options.as.type, parent: records.find((r) => r.id === options.as!.parent) }
