@@ -127,7 +127,9 @@ fn prune_of_packs_with_blocks_keeps_only_live_blobs() {
     let stats = prune(&repo, &sb.lists).unwrap();
     assert!(stats.packs_removed > 0 && stats.bytes_freed > 0, "{stats:?}");
     let after: u64 = repo.storage.list("data/").unwrap().iter().map(|o| o.size).sum();
-    assert!(after < before * 6 / 10, "{after} of {before}");
+    // Half the data is dead. How the two files interleave in packs is up to the scheduler, and a pack with
+    // under 30% unused is kept whole, so up to about half / 0.7 (71%) may remain.
+    assert!(after * 100 < before * 75, "{after} of {before}");
     let live: HashSet<BlobId> = sb
         .lists
         .iter()
