@@ -168,6 +168,9 @@ impl Run<'_> {
             Ok(held) => held,
             Err(reason) => return Err(self.gave_up(&reason)),
         };
+        // A freeze held, as in an attempt: when every attempt gave up before its
+        // freeze, this is the first the fault point can meet.
+        crashpoint::hit("online-frozen");
         self.report.refreshed_under_freeze = true;
         let captured = match self.pass(Some(&held)) {
             Ok(()) => self.capture(&held, None, wal),
