@@ -27,7 +27,8 @@ export type CrashPoint =
   | 'merge-planned'
   | 'merge-file-moved'
   | 'merge-files-published'
-  | 'merge-catalog-published';
+  | 'merge-catalog-published'
+  | 'merge-plan-removed';
 
 export function crashPoint(name: CrashPoint): void {
   if (name === point && ++seen === Number(nth)) process.kill(process.pid, how === 'stop' ? 'SIGSTOP' : 'SIGKILL');

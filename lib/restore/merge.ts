@@ -197,6 +197,10 @@ async function publish(target: string, journal: string): Promise<TableRestoreSum
     await rename(join(journal, 'catalog.bin'), join(target, 'catalog.bin'));
   await fsyncPath(target);
   crashPoint('merge-catalog-published');
+  // The plan goes first: a journal without it is a merge done (or never planned), whatever a kill left of the rest.
+  await rm(join(journal, PLAN));
+  await fsyncPath(journal);
+  crashPoint('merge-plan-removed');
   await rm(journal, { recursive: true, force: true });
   await fsyncPath(target);
   return plan.summary;
