@@ -2,7 +2,7 @@
 // engine creates: a backup repository with a full backup, increments and a
 // differential, its catalog, point-in-time restores checked by the engine
 // itself, verification, an export to the reference format and a dry-run
-// expiry. The repository is packed (format 3): deduplicated, compressed and encrypted
+// expiry. The repository is packed (format 4): deduplicated, compressed and encrypted
 // (the password comes from POWDB_BACKUP_PASSWORD here).
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';

@@ -122,7 +122,7 @@ fn store_options(arg: Option<StoreArg>) -> StoreOptions {
     })
 }
 
-/// Creates a format-2 repository at `location` (an empty directory, or an
+/// Creates a packed repository (format 4 unless `format` asks for 3) at `location` (an empty directory, or an
 /// `s3://bucket/prefix` without a repository), encrypted when a password is given.
 #[napi(ts_return_type = "Promise<RepoHandle>")]
 pub fn repo_init(
@@ -131,14 +131,15 @@ pub fn repo_init(
     password: Option<String>,
     kdf_params: Option<KdfArg>,
     store: Option<StoreArg>,
+    format: Option<u32>,
 ) -> AsyncTask<Job<Repo, RepoHandle>> {
     let kdf = kdf(kdf_params);
     let store = store_options(store);
     job(
         None,
         move || {
-            let options =
-                InitOptions { compression: Compression::parse(&compression)?, password: password.as_deref(), kdf };
+            let compression = Compression::parse(&compression)?;
+            let options = InitOptions { compression, password: password.as_deref(), kdf, format };
             open::init(for_location(&location, &store)?, options)
         },
         register,

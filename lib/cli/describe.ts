@@ -144,7 +144,11 @@ function row(r: BackupRecord): string[] {
 }
 
 /** One verdict over a repository's verify: how many backups restore, which do not, what to do next. */
-export function repositoryVerdict(reports: { id?: string; report: VerifyReport }[], repo: string, format: 1 | 2 | 3) {
+export function repositoryVerdict(
+  reports: { id?: string; report: VerifyReport }[],
+  repo: string,
+  format: 1 | 2 | 3 | 4,
+) {
   const backups = reports.filter((r) => r.id !== 'repository' && r.id !== 'archive');
   const damaged = backups.filter((r) => !r.report.ok).map((r) => r.id!);
   const store = reports.find((r) => r.id === 'repository')?.report.ok !== false;

@@ -454,10 +454,10 @@ export declare function repoHoldRenew(handle: number, owner: string): Promise<vo
 export declare function repoHolds(handle: number): Promise<HoldInfo[]>
 
 /**
- * Creates a format-2 repository at `location` (an empty directory, or an
+ * Creates a packed repository (format 4 unless `format` asks for 3) at `location` (an empty directory, or an
  * `s3://bucket/prefix` without a repository), encrypted when a password is given.
  */
-export declare function repoInit(location: string, compression: string, password?: string | undefined | null, kdfParams?: KdfArg | undefined | null, store?: StoreArg | undefined | null): Promise<RepoHandle>
+export declare function repoInit(location: string, compression: string, password?: string | undefined | null, kdfParams?: KdfArg | undefined | null, store?: StoreArg | undefined | null, format?: number | undefined | null): Promise<RepoHandle>
 
 /** Adds a password (the current one unwraps the master key again). */
 export declare function repoKeyAdd(handle: number, current: string, password: string, kdfParams?: KdfArg | undefined | null): Promise<string>

@@ -44,8 +44,14 @@ export interface StoreFileOptions {
 
 /** Format-2 repository operations, each rejecting with a BackupError. */
 export const repoNative = {
-  init: (location: string, compression: string, password?: string, kdf?: KdfParams, store?: StoreOptions) =>
-    withCodes(addon.repoInit(location, compression, password, kdf, store)),
+  init: (
+    location: string,
+    compression: string,
+    password?: string,
+    kdf?: KdfParams,
+    store?: StoreOptions,
+    format?: 3 | 4,
+  ) => withCodes(addon.repoInit(location, compression, password, kdf, store, format)),
   open: (location: string, password?: string, store?: StoreOptions) =>
     withCodes(addon.repoOpen(location, password, store)),
   /** Resolves a location (a store's URL, else an absolute path); refuses an unknown scheme. */

@@ -39,7 +39,7 @@ export interface SourceSummary {
 
 /** Repository totals for `info`. */
 export interface RepositoryTotals {
-  format: 1 | 2 | 3;
+  format: 1 | 2 | 3 | 4;
   compression: string;
   encryption: string;
   backups: number;
@@ -104,10 +104,10 @@ export function nextBackup(
   return { type, parent };
 }
 
-/** A repository of backups; format 1 (directories in the reference format) or 2 (packs). */
+/** A repository of backups; format 1 (directories in the reference format) or 2 to 4 (packs). */
 export abstract class RepositoryBase {
   abstract readonly dir: string;
-  abstract readonly format: 1 | 2 | 3;
+  abstract readonly format: 1 | 2 | 3 | 4;
 
   /** Every backup, oldest first. */
   abstract list(): Promise<BackupRecord[]>;

@@ -38,8 +38,11 @@ import { verify } from './packed/verify.js';
 
 /** How to create a repository. */
 export interface InitOptions {
-  /** 2 (default); 1 creates the older directory-per-backup format. */
-  format?: 1 | 2;
+  /**
+   * 4 (default): packed, heap pages compressed as row deltas; 3: packed as powdb-backup read it before row deltas
+   * (2 is taken as 3); 1: the older directory-per-backup format.
+   */
+  format?: 1 | 2 | 3 | 4;
   /** `zstd[:level]` (default `zstd`, level 3) or `none`. */
   compression?: string;
   /** Encrypt everything with a key wrapped by `password` (or POWDB_BACKUP_PASSWORD). */
@@ -105,6 +108,7 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
       password,
       options.kdf,
       store(options),
+      options.format === 2 || options.format === 3 ? 3 : undefined,
     );
     return new PackedRepository(resolved, handle, password);
   }
@@ -124,9 +128,10 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
     return repoNative.conditionalWrites(this.handle.handle);
   }
 
-  /** 2, or 3 (chunks compressed together in blocks; what `init` makes). */
-  get format(): 2 | 3 {
-    return this.handle.format === 2 ? 2 : 3;
+  /** 2, 3 (chunks compressed together in blocks) or 4 (heap pages in them as row deltas; what `init` makes). */
+  get format(): 2 | 3 | 4 {
+    const f = this.handle.format;
+    return f === 2 || f === 3 ? f : 4;
   }
 
   get encrypted(): boolean {

@@ -38,7 +38,7 @@ async function legacyMarker(dir: string): Promise<{ format?: unknown } | null> {
 export const Repository = {
   /**
    * Creates a repository in `dir` (absent or empty) or at `s3://bucket/prefix`
-   * (format 2 only): format 2 unless `format: 1`.
+   * (packed formats only): packed (format 4, or 3 when asked) unless `format: 1`.
    */
   async init(dir: string, options: InitOptions & StoreOptions = {}): Promise<Repository> {
     const { remote } = repoNative.locate(dir);

@@ -33,7 +33,7 @@ export function register(program: Command): void {
       opts: Common & RepoOpts & { apply?: string[]; repo?: string; id?: string; source?: string },
     ) => {
       let reports: { id?: string; report: VerifyReport }[];
-      let format: 1 | 2 | 3 = 3;
+      let format: 1 | 2 | 3 | 4 = 4;
       const options = { ...(await operation(opts)), ...(opts.source === undefined ? {} : { source: opts.source }) };
       if (opts.repo) {
         if (backupDir || opts.apply) usage('with --repo give no <backupDir> or --apply');

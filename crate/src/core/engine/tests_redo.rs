@@ -4,28 +4,12 @@
 //! and catalog at a later one.
 use super::tests::{contents, crash, create, names, recovered, stage};
 use super::*;
-use crate::core::test_support::TempDir;
+use crate::core::test_support::{Rng, TempDir};
 use powdb_storage::catalog::Catalog;
 use powdb_storage::pj1::parse_json_text;
 use powdb_storage::types::{RowId, Value};
 use std::fs;
 use std::path::Path;
-
-/// splitmix64: a seeded workload, reproducible from the seed printed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 struct Workload {
     rng: Rng,

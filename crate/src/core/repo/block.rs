@@ -6,8 +6,10 @@
 //! decompressed; reading one blob reads and decompresses its block only.
 use super::keys::BlobId;
 use super::pack::Entry;
+use super::row_delta;
 use super::{short, zstd_compress, Repo};
 use crate::core::error::{CoreError, CoreResult};
+use crate::core::page::PAGE_SIZE;
 use std::sync::Arc;
 
 /// A block is sealed once it holds this much. zstd on PowDB heaps and
@@ -69,9 +71,18 @@ impl BlockBuilder {
     }
 
     /// Compressed at `level` and sealed (call outside any lock: it is the slow part).
-    pub fn seal(self, repo: &Repo, level: i32) -> SealedBlock {
-        let body = zstd_compress(level, true, &self.data);
+    pub fn seal(mut self, repo: &Repo, level: i32) -> SealedBlock {
         let block_len = self.data.len() as u32;
+        if repo.uses_row_deltas() {
+            // Whole pages of blobs cut from heaps (the filter leaves any page it cannot read as it is).
+            let pages = self
+                .blobs
+                .iter()
+                .filter(|e| (e.raw_len as usize).is_multiple_of(PAGE_SIZE))
+                .flat_map(|e| (e.inner as usize..(e.inner + e.raw_len) as usize).step_by(PAGE_SIZE));
+            row_delta::encode(&mut self.data, pages);
+        }
+        let body = zstd_compress(level, true, &self.data);
         let blobs = self.blobs.into_iter().map(|e| Entry { block_len, ..e }).collect();
         SealedBlock { bytes: repo.keys.seal_blob(body, BLOCK_CONTEXT), blobs, buffer: self.data }
     }
@@ -81,6 +92,12 @@ impl Repo {
     /// Whether this repository writes data blobs in compression blocks.
     pub fn uses_blocks(&self) -> bool {
         self.config.format >= 3 && self.block_level().is_some()
+    }
+
+    /// Whether the blocks it writes store heap pages as row deltas (format 4;
+    /// a reader tells such a block by its length, in any format).
+    pub fn uses_row_deltas(&self) -> bool {
+        self.config.format >= 4
     }
 
     pub(crate) fn block_level(&self) -> Option<i32> {
@@ -102,10 +119,16 @@ impl Repo {
         let opened = self.keys.open_blob(stored, BLOCK_CONTEXT, &what())?;
         let body: &[u8] = opened.as_deref().unwrap_or(stored);
         out.clear();
-        out.reserve_exact(entry.block_len as usize);
+        let block_len = entry.block_len as usize;
+        out.reserve_exact(block_len + row_delta::max_trailer(block_len));
         let len = super::zstd_decompress_vec(body, &mut out)
             .map_err(|e| CoreError::new("ERR_INTEGRITY", format!("{} does not decompress: {e}", what())))?;
-        if len != entry.block_len as usize || out.len() != len {
+        // A block with row deltas is longer than its data by their trailer (format 4); one without is not.
+        if len > block_len && out.len() == len {
+            row_delta::decode(&mut out, block_len)
+                .map_err(|e| CoreError::new("ERR_INTEGRITY", format!("{}: {}", what(), e.message)))?;
+        }
+        if out.len() != block_len {
             return Err(CoreError::new("ERR_INTEGRITY", format!("{} has the wrong length", what())));
         }
         Ok(out)

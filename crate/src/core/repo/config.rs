@@ -3,10 +3,11 @@
 use crate::core::error::{CoreError, CoreResult};
 
 /// The format new repositories get: 3 stores data blobs in compression
-/// blocks (block.rs). Format 2 (every blob alone) still reads and writes
-/// as format 2; a tool that knows only format 2 refuses format 3 by its
+/// blocks (block.rs), 4 also stores heap pages in them as row deltas
+/// (row_delta.rs). Formats 2 (every blob alone) and 3 still read and write
+/// as they are; a tool that knows an older format refuses a newer one by its
 /// config's number (ERR_UNSUPPORTED_FORMAT) rather than misread its packs.
-pub const FORMAT: u32 = 3;
+pub const FORMAT: u32 = 4;
 /// The oldest format this tool reads and writes.
 pub const MIN_FORMAT: u32 = 2;
 pub const CONFIG_KEY: &str = "config";

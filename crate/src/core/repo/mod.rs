@@ -24,6 +24,7 @@ pub mod repack;
 pub mod repair;
 pub mod restore_file;
 pub mod restore_files;
+pub mod row_delta;
 pub mod storage;
 pub mod writer;
 pub mod writer_lock;

@@ -19,6 +19,9 @@ pub struct InitOptions<'a> {
     /// Encrypt with a master key this password wraps.
     pub password: Option<&'a str>,
     pub kdf: KdfParams,
+    /// The format to write: `FORMAT` unless an older one is asked for, so
+    /// that an older powdb-backup can read the repository (3 at the oldest).
+    pub format: Option<u32>,
 }
 
 fn write_key(storage: &dyn Storage, file: &KeyFile) -> CoreResult<String> {
@@ -44,6 +47,13 @@ fn init_in(storage: Box<dyn Storage>, options: InitOptions) -> CoreResult<Repo> 
     if !storage.list(KEYS_PREFIX)?.is_empty() || storage.get(CONFIG_KEY).is_ok() {
         return Err(CoreError::new("ERR_DEST_NOT_EMPTY", format!("{} already holds a repository", storage.location())));
     }
+    let format = options.format.unwrap_or(FORMAT);
+    if !(3..=FORMAT).contains(&format) {
+        return Err(CoreError::new(
+            "ERR_INVALID_ARG",
+            format!("repository format {format} cannot be created: ask for 3 to {FORMAT}"),
+        ));
+    }
     let id = hex(&random_bytes::<16>());
     let (keys, key_id, id_key_hex) = match options.password {
         Some(password) => {
@@ -58,7 +68,7 @@ fn init_in(storage: Box<dyn Storage>, options: InitOptions) -> CoreResult<Repo> 
         }
     };
     let config = Config {
-        format: FORMAT,
+        format,
         kind: KIND.into(),
         id,
         created_unix_secs: now(),

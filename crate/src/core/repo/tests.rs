@@ -19,7 +19,7 @@ const FAST: KdfParams = KdfParams { m_kib: 64, t: 1, p: 1 };
 
 pub(crate) fn repo(dir: &TempDir, password: Option<&str>) -> Repo {
     std::fs::create_dir(dir.path("repo")).unwrap();
-    let options = InitOptions { compression: Compression::Zstd(1), password, kdf: FAST };
+    let options = InitOptions { compression: Compression::Zstd(1), password, kdf: FAST, format: None };
     init(Box::new(LocalDir::new(dir.path("repo"))), options).unwrap()
 }
 

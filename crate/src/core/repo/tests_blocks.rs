@@ -1,4 +1,4 @@
-//! Format 3: compression blocks, beside format-2 packs in one repository.
+//! Formats 3 and 4: compression blocks (with row deltas in 4), beside format-2 packs in one repository.
 use super::backup_file::store_file;
 use super::check::{check_backup, check_packs};
 use super::index::{read_all, PackRecord};
@@ -10,7 +10,7 @@ use super::repair::repair;
 use super::restore_file::restore_file;
 use super::storage::LocalDir;
 use super::tests::{bytes, damage_object, plain, reopen, repo, round_trip};
-use crate::core::test_support::TempDir;
+use crate::core::test_support::{engine_heap, Rows, TempDir};
 use std::collections::{HashMap, HashSet};
 
 /// Rewrites the repository's config with another format number.
@@ -42,7 +42,7 @@ fn restores(dir: &TempDir, repo: &super::Repo, lists: &[BlobId], data: &[u8], na
 }
 
 #[test]
-fn format_2_and_format_3_packs_round_trip_verify_and_prune_in_one_repository() {
+fn format_2_3_and_4_packs_round_trip_verify_and_prune_in_one_repository() {
     for password in [None, Some("pw")] {
         let dir = TempDir::new();
         drop(repo(&dir, password));
@@ -69,11 +69,24 @@ fn format_2_and_format_3_packs_round_trip_verify_and_prune_in_one_repository() {
         let check = check_packs(&new).unwrap();
         assert!(check.problems.is_empty() && check.bad.is_empty(), "{:?}", check.problems);
         // Keep B and A2 (which shares most of A's format-2 chunks).
-        let keep: Vec<BlobId> = lists_b.iter().chain(&lists_a2).copied().collect();
-        prune(&new, &keep).unwrap();
-        restores(&dir, &new, &lists_b, &b, "b.pruned");
-        restores(&dir, &new, &lists_a2, &a2, "a2.pruned");
-        assert!(check_packs(&new).unwrap().problems.is_empty());
+        // Format 4 beside them: heap pages stored as row deltas, the older blocks read as they are.
+        set_format(&dir, 4);
+        let newest = reopen(&dir, password);
+        assert!(newest.uses_row_deltas());
+        let heap = engine_heap(u64::from(password.is_some()), 4000, Rows::Regular);
+        let lists_h = round_trip(&dir, &newest, "H.heap", &heap, true);
+        let newest = reopen(&dir, password);
+        for (lists, data, name) in
+            [(&lists_a, &a, "a"), (&lists_b, &b, "b"), (&lists_a2, &a2, "a2"), (&lists_h, &heap, "h")]
+        {
+            restores(&dir, &newest, lists, data, name);
+        }
+        let keep: Vec<BlobId> = lists_b.iter().chain(&lists_a2).chain(&lists_h).copied().collect();
+        prune(&newest, &keep).unwrap();
+        restores(&dir, &newest, &lists_b, &b, "b.pruned");
+        restores(&dir, &newest, &lists_a2, &a2, "a2.pruned");
+        restores(&dir, &newest, &lists_h, &heap, "h.pruned");
+        assert!(check_packs(&newest).unwrap().problems.is_empty());
     }
 }
 
@@ -186,7 +199,7 @@ fn concurrent_writers_fill_blocks_and_every_file_restores() {
 fn a_newer_format_is_refused_by_number() {
     let dir = TempDir::new();
     drop(repo(&dir, None));
-    set_format(&dir, 4);
+    set_format(&dir, super::config::FORMAT + 1);
     let err = open(Box::new(LocalDir::new(dir.path("repo"))), None).err().unwrap();
     assert_eq!(err.code, "ERR_UNSUPPORTED_FORMAT");
     set_format(&dir, 1);
