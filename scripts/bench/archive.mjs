@@ -80,7 +80,7 @@ async function benchArchive(mib, everyMs, seconds, bins) {
     const failed = rounds.filter((r) => r.error).length;
     const points = recoveryPoints(rounds.filter((r) => !r.error));
     console.error(
-      `archive ${mib} MiB every ${everyMs} ms: ${rounds.length} rounds (${failed} failed), round median ${median(rounds.map((r) => r.ms))} ms, recovery point worst ${Math.max(...points).toFixed(2)} s`,
+      `archive ${mib} MiB every ${everyMs} ms: ${rounds.length} rounds (${failed} failed), round median ${median(rounds.map((r) => r.ms))} ms, recovery point worst ${fmt(Math.max(...points))} s`,
     );
     return {
       mib,

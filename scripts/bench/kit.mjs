@@ -39,7 +39,8 @@ export const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 export const med = (samples, key = 'secs') => median(samples.map((s) => s[key]));
 /** Median wall time and peak RSS of a series of samples. */
 export const summary = (samples) => ({ secs: med(samples), rss: Math.max(...samples.map((s) => s.rss_kib)) });
-export const fmt = (n, digits = 2) => n.toFixed(digits);
+/** A number for a table; '-' where there is none (a median of no runs, a maximum of nothing). */
+export const fmt = (n, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
 
 /** Wall time and peak RSS of one command (python's getrusage of the child). */
 export const measure = (argv) => json('python3', [script('measure.py'), ...argv]);
