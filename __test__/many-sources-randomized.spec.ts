@@ -111,7 +111,7 @@ async function runSeed(seed: number): Promise<void> {
       const byId = await restored(`backup ${t.record.id}`, { asOf: t.record.id }, t.db.gen);
       expect(byId.dump, `${byId.what}\n${ctx()}`).toEqual(t.dump);
       // Its LSN, within its source: the newest backup of that source at or before it. (Changes need not move
-      // the LSN a backup records, engine 0.4.7's deletes for one: then a later backup of the same LSN is picked.)
+      // the LSN a backup records: engine 0.4.7's deletes and updates do not. Then a later backup of that LSN is picked.)
       const lsn = t.record.source_lsn;
       const picked = taken.filter((p) => p.db === t.db && p.record.source_lsn <= lsn).at(-1)!;
       const byLsn = await restored(`--as-of ${lsn} --source ${t.db.key}`, { asOf: lsn, source: t.db.key }, t.db.gen);
