@@ -16,9 +16,11 @@ const INEXACT = Symbol('inexact');
 /**
  * parseJson for text whose numbers are all integers (a snapshot's), about ten
  * times faster: JSON.parse, each integer made a bigint, unless a number is a
- * fraction or beyond 2^53 (then the exact parser reads it all). Only an
- * integer written with a fraction or exponent (`1.0`, `1e3`) reads otherwise:
- * as that integer.
+ * fraction or beyond 2^53 (then the exact parser reads it all). Text our
+ * writer never makes reads otherwise: an integer written with a fraction or
+ * exponent (`1.0`, `1e3`) as that integer, a key given twice as its last value
+ * (the exact parser refuses it). Whoever can write such text into a repository
+ * can write any snapshot: it gains nothing.
  */
 export function parseIntegerJson(text: string): unknown {
   try {
