@@ -2,12 +2,15 @@
 // (a name given, else the sync database id, else host and path); increments
 // chain within their source, every command that picks a backup picks within
 // one, and chunks are stored once whichever database they came from.
-import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PackedRepository, type BackupRecord } from '../index.js';
 import { parseJson } from '../lib/common/json.js';
+import { repoNative } from '../lib/native/repo.js';
+import { backupId } from '../lib/repo/record.js';
+import { SNAPSHOTS, formatSnapshot, type Snapshot } from '../lib/repo/snapshot.js';
 import {
   GENS,
   cli,
@@ -348,22 +351,117 @@ describe('backups that record no source (releases before 0.1.1)', () => {
   });
 });
 
+/** Bytes of `after`'s files that differ from `before` (file name to contents), counted in whole 4 KiB pages. */
+function changedBytes(before: Map<string, Buffer>, after: string): number {
+  let changed = 0;
+  for (const name of readdirSync(after)) {
+    const now = readFileSync(join(after, name));
+    const then = before.get(name) ?? Buffer.alloc(0);
+    for (let at = 0; at < now.length; at += 4096) {
+      if (!now.subarray(at, at + 4096).equals(then.subarray(at, at + 4096))) changed += Math.min(4096, now.length - at);
+    }
+  }
+  return changed;
+}
+
+const contents = (dir: string) => new Map(readdirSync(dir).map((name) => [name, readFileSync(join(dir, name))]));
+
 describe('deduplication across sources', () => {
-  it('a copy of a database with 1% more rows, backed up as another source, stores a small fraction of the first', async () => {
+  it('a database restored from a backup and diverged by 1% stores about that 1%; a different one stores a full copy', async () => {
     const a = makeDb('new', 40_000, '--pad', '200');
-    const repo = await PackedRepository.init(join(tmp(), 'repo'));
+    const dir = join(tmp(), 'repo');
+    const repo = await PackedRepository.init(dir);
+    const stored = async () => (await repo.totals()).stored_bytes;
     try {
-      const first = await repo.backup(a);
-      const b = join(tmp(), 'copy');
-      cpSync(a, b, { recursive: true });
+      const first = await repo.backup(a, { source: 'a' });
+      const withA = await stored();
+      // b: a's backup restored elsewhere, then 1% more rows through the engine.
+      const b = (await repo.restore(join(tmp(), 'b'), { asOf: first.id })).dest;
+      const before = contents(b);
       insertRows('new', b, 1_000_000, 400);
-      const second = await repo.backup(b);
+      const changed = changedBytes(before, b);
+      const second = await repo.backup(b, { source: 'b' });
+      const withB = await stored();
       // A full backup of a source of its own: what it shares was found in the one chunk index.
-      expect(second).toMatchObject({ type: 'full', parent: null });
-      expect(second.source?.path).toBe(b);
-      expect(Number(second.stored_bytes)).toBeLessThan(Number(first.stored_bytes) * 0.1);
-      expect(Number(second.logical_bytes)).toBeGreaterThanOrEqual(Number(first.logical_bytes));
+      expect(second).toMatchObject({ type: 'full', parent: null, source: { name: 'b', path: b } });
+      const grewB = Number(withB - withA);
+      expect(changed).toBeGreaterThan(0);
+      expect(changed).toBeLessThan(Number(first.logical_bytes) * 0.05);
+      // Compressed chunks around the changed pages, their lists and hints, the index and the snapshot.
+      expect(grewB).toBeLessThan(4 * changed + 64 * 1024);
       expect(await restoredDump(repo, 'new', second.id)).toEqual(dump('new', b));
+
+      // The control: a database of the same rows, a byte longer each (no page in common): about a full copy.
+      const c = makeDb('new', 40_000, '--pad', '201');
+      const control = await repo.backup(c, { source: 'c' });
+      expect(Number(control.logical_bytes)).toBeGreaterThan(Number(first.logical_bytes) * 0.9);
+      const grewC = Number((await stored()) - withB);
+      expect(grewC).toBeGreaterThan(Number(withA) * 0.8);
+      expect(grewC).toBeGreaterThan(10 * grewB);
+    } finally {
+      repo.close();
+    }
+  });
+});
+
+describe('a catalog of 300 backups of 30 sources', () => {
+  it('groups, chains and reports every backup; the held bytes of each as if computed alone', async () => {
+    const base = makeDb('new', 100, '--index');
+    const repo = await PackedRepository.init(join(tmp(), 'repo'));
+    const name = (s: number) => `s-${String(s).padStart(2, '0')}`;
+    try {
+      // 30 real full backups of 30 databases, every third grown so that sources differ in what they hold.
+      const dbs: string[] = [];
+      const newest: Snapshot[] = [];
+      for (let s = 0; s < 30; s++) {
+        const db = join(tmp(), name(s));
+        cpSync(base, db, { recursive: true });
+        if (s % 3 === 0) insertRows('new', db, 1000, 50 + s * 20);
+        dbs.push(db);
+        newest.push(await repo.snapshot((await repo.backup(db, { source: name(s) })).id));
+      }
+      // 270 increments written as a backup writes its snapshot, each repeating its source's files.
+      const start = Date.parse(newest.at(-1)!.record.created) + 1000;
+      for (let k = 30; k < 300; k++) {
+        const parent = newest[k % 30]!;
+        const at = new Date(start + k);
+        const record = { ...parent.record, id: `${backupId(at, 'incr')}-${k}`, type: 'incr' as const };
+        Object.assign(record, { parent: parent.record.id, created: at.toISOString(), stored_bytes: 0n, bytes: 0n });
+        newest[k % 30] = { ...parent, record };
+        await repoNative.writeObject(
+          repo.handle.handle,
+          `${SNAPSHOTS}${record.id}`,
+          Buffer.from(formatSnapshot(newest[k % 30]!)),
+        );
+      }
+      while (Date.now() <= start + 300) await new Promise((r) => setTimeout(r, 5));
+
+      const info = await repo.info();
+      expect(info.backups).toHaveLength(300);
+      expect(info.sources.map((s) => s.key)).toEqual(dbs.map((_, s) => name(s)));
+      const byId = new Map(info.backups.map((r) => [r.id, r]));
+      const alone = async (id: string) => {
+        const lists = (await repo.snapshot(id)).files.flatMap((f) => [...f.lists, ...(f.hints ?? [])]);
+        return (await repoNative.heldBytes(repo.handle.handle, [lists]))[0]!;
+      };
+      for (const [s, source] of info.sources.entries()) {
+        expect(source.backups).toHaveLength(10);
+        const chain = source.backups.map((id) => byId.get(id)!);
+        expect(chain.map((r) => r.parent)).toEqual([null, ...source.backups.slice(0, -1)]);
+        // Every backup of a source repeats its full backup's files: it holds what the full one holds, alone.
+        const held = await alone(source.backups[0]!);
+        expect(chain.map((r) => r.held_bytes)).toEqual(chain.map(() => held));
+        expect(source.backups.at(-1)).toBe(newest[s]!.record.id);
+      }
+      const heldOf = (s: number) => byId.get(info.sources[s]!.backups[0]!)!.held_bytes!;
+      expect(heldOf(3)).toBeGreaterThan(heldOf(1));
+
+      // An increment continues its own source's newest backup; a restore of a source gives its database.
+      insertRows('new', dbs[17]!, 5000, 10);
+      const incr = await repo.backup(dbs[17]!, { source: name(17) });
+      expect(incr).toMatchObject({ type: 'incr', parent: newest[17]!.record.id });
+      expect(await restoredDump(repo, 'new', undefined, name(17))).toEqual(dump('new', dbs[17]!));
+      expect(await restoredDump(repo, 'new', undefined, name(12))).toEqual(dump('new', dbs[12]!));
     } finally {
       repo.close();
     }

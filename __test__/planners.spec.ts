@@ -1,8 +1,9 @@
 // The pure planners, without the engine or a repository: --as-of parsing and
-// its resolution, the next backup's type and parent, the catalog order, and
-// the source check. Fast, and exact about edge cases the end-to-end suites
-// reach only one at a time.
+// its resolution, the next backup's type and parent, the catalog order, the
+// source check, and the fast JSON parser of snapshots. Fast, and exact about
+// edge cases the end-to-end suites reach only one at a time.
 import { describe, expect, it } from 'vitest';
+import { parseIntegerJson, parseJson } from '../lib/common/json.js';
 import { nextBackup, sortRecords, type BackupRecord } from '../lib/repo/base.js';
 import { assertSameSource } from '../lib/repo/source.js';
 import { parseTarget, parseTime, resolvedTarget } from '../lib/repo/target.js';
@@ -100,5 +101,20 @@ describe('the catalog', () => {
     records[0]!.source = { ...here, database_id: 'a'.repeat(32) };
     await check({ host: 'x', path: '/moved', database_id: 'a'.repeat(32) }, 100n);
     await rejectsWith(check({ ...here, database_id: 'b'.repeat(32) }), 'ERR_OTHER_DATABASE');
+  });
+});
+
+describe('reading a snapshot fast', () => {
+  it('gives what the exact parser gives: integers as bigints, exact beyond 2^53, fractions as numbers', () => {
+    for (const text of [
+      '{"a": 1, "b": [0, -3, 9007199254740991], "c": {"d": "x", "e": null, "f": true}}',
+      '{"len": 18446744073709551615, "n": 1}',
+      '{"ratio": 0.5, "n": 2}',
+      '[]',
+    ]) {
+      expect(parseIntegerJson(text)).toEqual(parseJson(text));
+    }
+    expect(parseIntegerJson('{"len": 18446744073709551615}')).toEqual({ len: 18446744073709551615n });
+    expect(() => parseIntegerJson('{"a": 1,')).toThrow();
   });
 });

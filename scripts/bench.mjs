@@ -1,7 +1,7 @@
 // `npm run bench`: ours against the reference crate `powdb-backup` (0.29.0, on
 // the same engine generation), on databases the real engine creates.
 //
-//   node scripts/bench.mjs [--sizes 64,1024] [--big] [--runs 3] [--part all|core|repo|s3|disk|online|archive|tables|peers] [--smoke] [--readme]
+//   node scripts/bench.mjs [--sizes 64,1024] [--big] [--runs 3] [--part all|core|repo|s3|disk|online|archive|tables|peers|fleet] [--smoke] [--readme]
 //
 // --big adds 4096 MiB; --part picks the tables (core: against the reference;
 // repo: format-2 repositories; s3: a repository on a local SeaweedFS against
@@ -15,12 +15,15 @@
 // correct, without judging times; --readme rewrites the tables of the parts
 // that ran in docs/benchmarks.md (linked from the README).
 //
-// Each part is a module under scripts/bench/ (core, repo, s3, disk, online, archive, tables, peers); kit.mjs
+// fleet: one repository for many databases, deduplication across sources and time against the number of backups.
+//
+// Each part is a module under scripts/bench/ (core, repo, s3, disk, online, archive, tables, peers, fleet); kit.mjs
 // holds what they share, report.mjs the reports' text and the --readme rewrite.
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { benchSize } from './bench/core.mjs';
 import { benchDiskAll } from './bench/disk.mjs';
+import { benchFleetAll } from './bench/fleet.mjs';
 import { fmt } from './bench/kit.mjs';
 import { benchOnlineAll } from './bench/online.mjs';
 import { archiveReport, benchArchiveAll } from './bench/archive.mjs';
@@ -29,6 +32,7 @@ import { benchRepo } from './bench/repo.mjs';
 import {
   coreReport,
   diskReport,
+  fleetReport,
   onlineReport,
   repoReport,
   rewriteReadme,
@@ -48,7 +52,7 @@ const { values: opts } = parseArgs({
     part: { type: 'string', default: 'all' },
   },
 });
-const PARTS = ['core', 'repo', 's3', 'disk', 'online', 'archive', 'tables', 'peers'];
+const PARTS = ['core', 'repo', 's3', 'disk', 'online', 'archive', 'tables', 'peers', 'fleet'];
 if (opts.part !== 'all' && !PARTS.includes(opts.part)) {
   console.error(`--part: one of all, ${PARTS.join(', ')} (not ${opts.part})`);
   process.exit(2);
@@ -113,6 +117,14 @@ if (part('online')) {
 if (part('archive')) {
   const archive = await timed('archive', () => benchArchiveAll(sizes, opts.smoke ? 5 : 20), 'times not judged');
   reports['bench-archive'] = archiveReport(archive, method('archive'));
+}
+if (part('fleet')) {
+  const fleet = await timed(
+    'fleet',
+    () => benchFleetAll(sizes, runs, opts.smoke),
+    'the grown copy restores with every row',
+  );
+  reports['bench-fleet'] = fleetReport(fleet, method('fleet'));
 }
 // The peers are built from source (minutes, once) and compared at 1 GiB: not in a smoke run unless asked.
 if (part('peers') && !(opts.smoke && opts.part === 'all')) {

@@ -464,12 +464,13 @@ pub fn repo_refresh(handle: u32) -> Result<AsyncTask<Job<(), ()>>> {
     Ok(job(None, move || repo.reload_index(), |()| ()))
 }
 
-/// Stored bytes of the chunks and lists that `lists` use: what one backup holds.
-#[napi(ts_return_type = "Promise<bigint>")]
-pub fn repo_held_bytes(handle: u32, lists: Vec<String>) -> Result<AsyncTask<Job<u64, BigInt>>> {
+/// Stored bytes of the chunks and lists each backup uses (one array of list
+/// ids per backup): what it holds. Pass the backups of a source together, in order.
+#[napi(ts_return_type = "Promise<Array<bigint>>")]
+pub fn repo_held_bytes(handle: u32, backups: Vec<Vec<String>>) -> Result<AsyncTask<Job<Vec<u64>, Vec<BigInt>>>> {
     let repo = repo(handle)?;
-    let lists = ids(&lists)?;
-    Ok(job(None, move || held_bytes(&repo, &lists), BigInt::from))
+    let backups = backups.iter().map(|lists| ids(lists)).collect::<Result<Vec<_>>>()?;
+    Ok(job(None, move || held_bytes(&repo, &backups), |held| held.into_iter().map(BigInt::from).collect()))
 }
 
 /// Settles what killed writers left (indexes their intact packs, removes

@@ -10,6 +10,31 @@ export function parseJson(text: string): unknown {
   return parse(text, null, (value: string) => (isInteger(value) ? BigInt(value) : Number(value)));
 }
 
+/** A number JSON.parse cannot give exactly as parseJson does: a fraction, or an integer beyond 2^53. */
+const INEXACT = Symbol('inexact');
+
+/**
+ * parseJson for text whose numbers are all integers (a snapshot's), about ten
+ * times faster: JSON.parse, each integer made a bigint, unless a number is a
+ * fraction or beyond 2^53 (then the exact parser reads it all). Text our
+ * writer never makes reads otherwise: an integer written with a fraction or
+ * exponent (`1.0`, `1e3`) as that integer, a key given twice as its last value
+ * (the exact parser refuses it). Whoever can write such text into a repository
+ * can write any snapshot: it gains nothing.
+ */
+export function parseIntegerJson(text: string): unknown {
+  try {
+    return JSON.parse(text, (_key, value: unknown) => {
+      if (typeof value !== 'number') return value;
+      if (!Number.isSafeInteger(value)) throw INEXACT;
+      return BigInt(value);
+    });
+  } catch (err) {
+    if (err === INEXACT) return parseJson(text);
+    throw err;
+  }
+}
+
 /** 2-space pretty JSON without a trailing newline, as serde_json's `to_vec_pretty` writes it. */
 export function formatJson(value: unknown): string {
   const text = stringify(value, undefined, 2);
@@ -29,10 +54,11 @@ export function parseJsonAs<S extends v.GenericSchema>(
   text: string,
   schema: S,
   bad: (why: string) => Error,
+  parse: (text: string) => unknown = parseJson,
 ): v.InferOutput<S> {
   let raw: unknown;
   try {
-    raw = parseJson(text);
+    raw = parse(text);
   } catch (err) {
     throw bad((err as Error).message);
   }

@@ -434,8 +434,11 @@ export interface RepoHandle {
   remote: boolean
 }
 
-/** Stored bytes of the chunks and lists that `lists` use: what one backup holds. */
-export declare function repoHeldBytes(handle: number, lists: Array<string>): Promise<bigint>
+/**
+ * Stored bytes of the chunks and lists each backup uses (one array of list
+ * ids per backup): what it holds. Pass the backups of a source together, in order.
+ */
+export declare function repoHeldBytes(handle: number, backups: Array<Array<string>>): Promise<Array<bigint>>
 
 /**
  * Publishes a hold (`shared`: a reader; `exclusive`: a remover) for

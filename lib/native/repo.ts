@@ -84,7 +84,7 @@ export const repoNative = {
   settleUnindexed: (handle: number) => withCodes(addon.repoSettleUnindexed(handle)),
   refresh: (handle: number) => withCodes(addon.repoRefresh(handle)),
   /** Stored bytes of the chunks and lists that `lists` use (shared ones included). */
-  heldBytes: (handle: number, lists: string[]) => withCodes(addon.repoHeldBytes(handle, lists)),
+  heldBytes: (handle: number, backups: string[][]) => withCodes(addon.repoHeldBytes(handle, backups)),
   conditionalWrites: (handle: number): Promise<boolean | null> => withCodes(addon.repoConditionalWrites(handle)),
   repair: (handle: number, backups: Binding.CheckBackup[], cancel?: number) =>
     withCodes(addon.repoRepair(handle, backups, cancel)),

@@ -37,6 +37,14 @@ export interface SourceSummary {
   backups: string[];
 }
 
+/** What `info` reports: the catalog and its sources, or (with an id) one backup's chain too. */
+export interface RepositoryInfo {
+  backups: BackupRecord[];
+  sources: SourceSummary[];
+  chain?: BackupRecord[];
+  totals: RepositoryTotals;
+}
+
 /** Repository totals for `info`. */
 export interface RepositoryTotals {
   format: 1 | 2 | 3 | 4;
@@ -166,10 +174,12 @@ export abstract class RepositoryBase {
   }
 
   /** The catalog and its sources, or (with `id`) one backup and its chain, full backup first. */
-  async info(
-    id?: string,
-  ): Promise<{ backups: BackupRecord[]; sources: SourceSummary[]; chain?: BackupRecord[]; totals: RepositoryTotals }> {
-    const backups = await this.list();
+  async info(id?: string): Promise<RepositoryInfo> {
+    return this.infoOf(await this.list(), id);
+  }
+
+  /** `info` of the catalog `backups` (oldest first). */
+  protected async infoOf(backups: BackupRecord[], id?: string): Promise<RepositoryInfo> {
     const totals = await this.totals(backups);
     const sources = [...this.sources(backups)].map(([key, own]) => ({
       key,

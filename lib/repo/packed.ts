@@ -1,4 +1,5 @@
 import { cancellable } from '../common/abort.js';
+import { mapLimit } from '../common/pool.js';
 import { BackupError } from '../common/errors.js';
 import type { BackupManifest } from '../chain/manifest.js';
 import { repoNative, type KdfParams, type RepairResult, type RepoHandle, type StoreOptions } from '../native/repo.js';
@@ -62,6 +63,8 @@ function idTime(id: string): number | undefined {
   const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z-/.exec(id);
   return m ? Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!) : undefined;
 }
+/** Snapshots read at once (object storage answers each in milliseconds: enough to overlap them). */
+const SNAPSHOT_READS = 32;
 const passwordFrom = (given?: string) => given ?? process.env.POWDB_BACKUP_PASSWORD;
 
 /** The writer lock and the readers' and removers' holds: not backup data. */
@@ -173,12 +176,11 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
 
   /** Every snapshot that can be read, and the errors of those that cannot. */
   async readSnapshots(): Promise<{ readable: Snapshot[]; unreadable: { id: string; err: BackupError }[] }> {
-    const read = await Promise.all(
-      (await this.snapshotIds()).map((id) =>
-        this.snapshot(id).then(
-          (s) => ({ id, s }),
-          (err: unknown) => ({ id, err: err as BackupError }),
-        ),
+    // A bounded number in flight: ten thousand reads at once cost more in garbage collection than in reading.
+    const read = await mapLimit(await this.snapshotIds(), SNAPSHOT_READS, (id) =>
+      this.snapshot(id).then(
+        (s) => ({ id, s }),
+        (err: unknown) => ({ id, err: err as BackupError }),
       ),
     );
     return {
@@ -285,13 +287,21 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
   }
 
   override async info(id?: string) {
-    const base = await super.info(id);
-    base.backups = await Promise.all(
-      base.backups.map(async (r) => {
-        const lists = (await this.snapshot(r.id)).files.flatMap((f) => [...f.lists, ...(f.hints ?? [])]);
-        return { ...r, held_bytes: await repoNative.heldBytes(this.handle.handle, lists) };
-      }),
+    // Each snapshot read once: for the catalog, and for what each backup holds.
+    const { readable, unreadable } = await this.readSnapshots();
+    for (const u of unreadable) {
+      process.emitWarning(`backup ${u.id} cannot be read (${u.err.message}); run verify`, 'PowdbBackupWarning');
+    }
+    const base = await this.infoOf(sortRecords(readable.map((s) => s.record)), id);
+    const snapshots = new Map(readable.map((s) => [s.record.id, s]));
+    // Source by source, in order: a backup's lists are mostly its predecessor's, which the core keeps.
+    const order = [...this.sources(base.backups).values()].flat();
+    const held = await repoNative.heldBytes(
+      this.handle.handle,
+      order.map((r) => snapshots.get(r.id)!.files.flatMap((f) => [...f.lists, ...(f.hints ?? [])])),
     );
+    const heldOf = new Map(order.map((r, i) => [r.id, held[i]!]));
+    base.backups = base.backups.map((r) => ({ ...r, held_bytes: heldOf.get(r.id)! }));
     const archive = await this.archiveInfo();
     const holds = (await repoNative.holds(this.handle.handle)).map(describeHold);
     return { ...base, ...(archive.length > 0 ? { archive } : {}), ...(holds.length > 0 ? { holds } : {}) };

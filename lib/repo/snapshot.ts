@@ -1,6 +1,6 @@
 import * as v from 'valibot';
 import { BackupError } from '../common/errors.js';
-import { formatJson, parseJsonAs } from '../common/json.js';
+import { formatJson, parseIntegerJson, parseJsonAs } from '../common/json.js';
 import { isPlainName } from '../common/names.js';
 import { syncBlockProblem, syncBlockSchema, type SyncBlock } from '../source/sync.js';
 import type { BackupRecord } from './record.js';
@@ -78,7 +78,8 @@ const schema = v.object({
 /** Parses a snapshot read from `snapshots/<key>`; it must name itself. */
 export function parseSnapshot(text: string, key: string): Snapshot {
   const bad = (why: string) => new BackupError('ERR_BAD_MANIFEST', `backup ${key} is unreadable: ${why}`);
-  const snapshot = parseJsonAs(text, schema, bad) as Snapshot;
+  // Every backup's snapshot is read by most commands: the fast parser (its numbers are all integers).
+  const snapshot = parseJsonAs(text, schema, bad, parseIntegerJson) as Snapshot;
   if (snapshot.record.id !== key) {
     throw new BackupError('ERR_INTEGRITY', `backup ${key} holds the catalog record of ${snapshot.record.id}`);
   }

@@ -207,6 +207,32 @@ function tablesTable(all) {
 export const tablesReport = (all, m) =>
   `${m.measured} with ${m.how} (medians of ${m.runs} runs, alternating, each into a fresh directory after a \`sync\`; the CLI, each run including Node's start-up; a local repository, compression none; the one-table restore includes the engine's open, checkpoint and verify of its result):\n\n${tablesTable(all)}`;
 
+function fleetTables({ dedup, counts }) {
+  const lines = [
+    '| data | A backed up (source a): stored | B = A restored, +1% rows: bytes changed | B backed up (source b): added | added / changed (goal: a small multiple) | added / A stored (goal: about 1%) | control, other rows of the same size (source c): added |',
+    '|---|---|---|---|---|---|---|',
+  ];
+  for (const d of dedup) {
+    lines.push(
+      `| ${d.mib} MiB | ${mb(d.withA)} | ${mb(d.changed)} | ${mb(d.addedB)} | ${fmt(d.addedB / d.changed, 2)} | ${fmt((100 * d.addedB) / d.withA, 2)}% | ${mb(d.addedC)} (${fmt((100 * d.addedC) / d.withA, 0)}%) |`,
+    );
+  }
+  lines.push(
+    '',
+    '| backups (sources) | open, in-process (ms) | `info` (s) | `info --json` (s) | increment of one source (s) | peak RSS `info`, increment (MiB) |',
+    '|---|---|---|---|---|---|',
+  );
+  for (const c of counts) {
+    lines.push(
+      `| ${c.backups.toLocaleString('en')} (${c.sources}) | ${fmt(c.open * 1000, 1)} | ${fmt(c.info.secs)} | ${fmt(c.json.secs)} | ${fmt(c.incr.secs)} | ${fmt(c.info.rss / 1024, 1)}, ${fmt(c.incr.rss / 1024, 1)} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+export const fleetReport = (all, m) =>
+  `${m.measured} with ${m.how} (one repository, compression none, the CLI; the second table: medians of ${m.runs} runs each including Node's start-up, on synthetic repositories made by \`scripts/bench/fleet-synth.mjs\`):\n\n${fleetTables(all)}`;
+
 /** Replaces each report's table between its `<!-- name:start -->` and `<!-- name:end -->` markers in docs/benchmarks.md. */
 export function rewriteReadme(reports) {
   const readme = join(root, 'docs', 'benchmarks.md');

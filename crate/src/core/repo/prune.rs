@@ -44,13 +44,35 @@ fn used_blobs(repo: &Repo, lists: &[BlobId]) -> CoreResult<HashSet<BlobId>> {
     Ok(used)
 }
 
-/// Stored bytes of every blob the backups made of `lists` use (shared ones
-/// included): what one backup holds in the repository, whatever it added
-/// when it was taken (after a prune, often nothing of its own).
-pub fn held_bytes(repo: &Repo, lists: &[BlobId]) -> CoreResult<u64> {
-    let used = used_blobs(repo, lists)?;
-    let index = repo.index();
-    Ok(used.iter().filter_map(|id| index.get(id)).map(|(_, e)| e.stored_share()).sum())
+/// Stored bytes of every blob each backup uses (its lists and their chunks,
+/// shared ones included): what it holds in the repository, whatever it added
+/// when it was taken (after a prune, often nothing of its own). Consecutive
+/// backups of a source share most lists: those of the backup before are kept
+/// (only those) and not read again, so `info` reads each list about once.
+pub fn held_bytes(repo: &Repo, backups: &[Vec<BlobId>]) -> CoreResult<Vec<u64>> {
+    let mut previous: std::collections::HashMap<BlobId, Vec<BlobId>> = Default::default();
+    let mut held = Vec::with_capacity(backups.len());
+    for lists in backups {
+        let mut current = std::collections::HashMap::with_capacity(lists.len());
+        let mut used = HashSet::new();
+        for list in lists {
+            // A list no index holds (lost to damage, see repair.rs) names nothing that is held.
+            if !repo.knows(list) || current.contains_key(list) {
+                continue;
+            }
+            let chunks = match previous.remove(list) {
+                Some(chunks) => chunks,
+                None => read_list(repo, list)?.into_iter().map(|(id, _)| id).collect(),
+            };
+            used.insert(*list);
+            used.extend(chunks.iter().copied());
+            current.insert(*list, chunks);
+        }
+        let index = repo.index();
+        held.push(used.iter().filter_map(|id| index.get(id)).map(|(_, e)| e.stored_share()).sum());
+        previous = current;
+    }
+    Ok(held)
 }
 
 /// What a prune would do: packs to keep (with their kept entries), remove whole, or repack.
