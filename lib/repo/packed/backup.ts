@@ -35,6 +35,8 @@ interface Plan {
   /** Absent only for a migrated backup that recorded none. */
   origin: BackupSource | undefined;
   sameDatabase: boolean;
+  /** A migrated backup keeps its id (a clash is an error, not a new id). */
+  keepsId: boolean;
 }
 
 /**
@@ -48,10 +50,11 @@ export async function backup(
   dataDir: string,
   options: RepositoryBackupOptions & As = {},
 ): Promise<BackupRecord> {
-  return repo.exclusively(() =>
+  return repo.alongside('backup', options.lockWaitMs ?? 0, () =>
     cancellable(options.signal, async (cancel) => {
-      await repoNative.settleUnindexed(repo.handle.handle);
       const plan = await planBackup(repo, dataDir, options);
+      // Under the hold, after the catalog: every chunk of the parent (its index precedes its snapshot) deduplicates.
+      await repoNative.refreshToWrite(repo.handle.handle);
       if (plan.identity) await archiveFirst(repo, dataDir, plan.identity, cancel);
       try {
         // A local repository stages an online copy beside itself; one on object storage, in the temporary directory.
@@ -66,7 +69,7 @@ export async function backup(
           return await publish(repo, source, stored, plan);
         });
       } catch (err) {
-        // Packs not yet in an index are removed by the next writer; committed ones wait for the next prune.
+        // Packs not yet in an index are settled by the next expire or repair; committed ones wait for its prune.
         repoNative.abandon(repo.handle.handle);
         throw err;
       }
@@ -141,7 +144,7 @@ async function planBackup(repo: PackedContext, dataDir: string, options: Reposit
   const at = options.as ? new Date(options.as.created) : new Date();
   const id = options.as?.id ?? newBackupId([...records, ...unreadable], at, type);
   const parentSnapshot = readable.find((s) => s.record.id === parent?.id);
-  return { id, type, parent, parentSnapshot, continued, at, identity, origin, sameDatabase };
+  return { id, type, parent, parentSnapshot, continued, at, identity, origin, sameDatabase, keepsId: !!options.as };
 }
 
 /**
@@ -224,7 +227,24 @@ async function publish(
     })),
   };
   await repo.confirmLock();
-  await repoNative.writeObject(repo.handle.handle, `${SNAPSHOTS}${plan.id}`, Buffer.from(formatSnapshot(snapshot)));
+  await writeSnapshot(repo, snapshot, plan);
   crashPoint('manifest-written');
   return record;
+}
+
+/**
+ * Publishes the snapshot under its id; when a backup beside this one took
+ * that id first (both started within one second), under the next free one.
+ */
+async function writeSnapshot(repo: PackedContext, snapshot: Snapshot, plan: Plan): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const text = Buffer.from(formatSnapshot(snapshot));
+      return await repoNative.writeObject(repo.handle.handle, `${SNAPSHOTS}${snapshot.record.id}`, text).then(() => {});
+    } catch (err) {
+      if ((err as BackupError).code !== 'EEXIST' || plan.keepsId || attempt >= 100) throw err;
+    }
+    const taken = (await repo.snapshotIds()).map((id) => ({ id }));
+    snapshot.record.id = newBackupId(taken, plan.at, plan.type);
+  }
 }

@@ -396,6 +396,12 @@ impl super::storage::Storage for Counting {
     fn put_replace(&self, key: &str, data: &[u8]) -> crate::core::error::CoreResult<()> {
         self.inner.put_replace(key, data)
     }
+    fn get_tagged(&self, key: &str) -> crate::core::error::CoreResult<(Vec<u8>, String)> {
+        self.inner.get_tagged(key)
+    }
+    fn replace_if(&self, key: &str, data: &[u8], tag: &str) -> crate::core::error::CoreResult<()> {
+        self.inner.replace_if(key, data, tag)
+    }
 }
 
 #[test]
