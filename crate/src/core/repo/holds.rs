@@ -189,7 +189,7 @@ mod tests {
         let b = repo.acquire_hold(Kind::Shared, "verify").unwrap();
         let err = repo.acquire_hold(Kind::Exclusive, "expire").unwrap_err();
         assert_eq!(err.code, "ERR_REPO_LOCKED");
-        assert!(err.message.contains("being read by") && err.message.contains("and 1 more"), "{}", err.message);
+        assert!(err.message.contains("in use by") && err.message.contains("and 1 more"), "{}", err.message);
         // The refused hold was withdrawn: only the readers' remain.
         assert_eq!(repo.storage.list(HOLDS_PREFIX).unwrap().len(), 2);
         let held: Vec<_> = repo.holds().unwrap().into_iter().map(|h| (h.kind, h.operation)).collect();
@@ -201,7 +201,7 @@ mod tests {
         repo.release_hold(&b).unwrap();
         let e = repo.acquire_hold(Kind::Exclusive, "expire").unwrap();
         let err = repo.acquire_hold(Kind::Shared, "restore").unwrap_err();
-        assert!(err.message.contains("being pruned by expire"), "{}", err.message);
+        assert!(err.message.contains("held alone by expire"), "{}", err.message);
         repo.release_hold(&e).unwrap();
         assert!(repo.storage.list(HOLDS_PREFIX).unwrap().is_empty());
     }
@@ -228,8 +228,21 @@ mod tests {
         }
         repo.storage.put_new(&key_of("garbage"), b"not a hold").unwrap();
         let err = repo.acquire_hold(Kind::Exclusive, "expire").unwrap_err();
-        assert!(err.message.contains("being read by restore (host h"), "{}", err.message);
+        assert!(err.message.contains("in use by restore (host h"), "{}", err.message);
         let left: Vec<_> = repo.storage.list(HOLDS_PREFIX).unwrap().into_iter().map(|o| o.key).collect();
         assert_eq!(left, vec![key_of("elsewhere")]);
+    }
+
+    #[test]
+    fn a_hold_removed_as_dead_fails_its_renewal() {
+        let (_dir, repo) = new_repo();
+        let owner = repo.acquire_hold(Kind::Shared, "backup").unwrap();
+        repo.renew_hold(&owner).unwrap();
+        // Another process took it for dead (its lease lapsed) and removed it: an expire may have run since.
+        repo.storage.delete(&key_of(&owner)).unwrap();
+        let err = repo.renew_hold(&owner).unwrap_err();
+        assert_eq!(err.code, "ERR_REPO_LOCKED");
+        assert!(err.message.contains("the backup's hold on"), "{}", err.message);
+        assert!(repo.storage.list(HOLDS_PREFIX).unwrap().is_empty(), "not published again");
     }
 }
