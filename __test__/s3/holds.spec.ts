@@ -8,7 +8,7 @@ import { dirname, join, relative } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PackedRepository } from '../../index.js';
 import { s3Request } from '../../scripts/s3/servers.mjs';
-import { CLI, dataHashes, insertRows, makeDb, rejectsWith, tmp, warningsOf } from '../helpers.js';
+import { CLI, dataHashes, insertRows, makeDb, rejectsWith, tmp } from '../helpers.js';
 import { envFor, freshPrefix, listKeys, parseS3Url, s3Targets } from './targets.js';
 
 const CHILD = join(import.meta.dirname, '..', 'hold-child.mjs');

@@ -2,6 +2,7 @@
 // stored as chunks (only new ones written), then the index, then, last, the
 // snapshot: a backup is visible only once whole.
 import { dirname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { cancellable, type Cancellation } from '../../common/abort.js';
 import { sourceSyncBlock } from '../../chain/backup.js';
 import { crashPoint } from '../../common/crashpoint.js';
@@ -232,17 +233,34 @@ async function publish(
   return record;
 }
 
+/** Longer than two writers' gap between finding an id free and writing it (a HEAD and a PUT). */
+const RACE_SETTLE_MS = 1000;
+
 /**
  * Publishes the snapshot under its id; when a backup beside this one took
  * that id first (both started within one second), under the next free one.
+ * Where the store ignores `If-None-Match`, both may "create" the one id and
+ * the later write wins: each reads its snapshot back once the race is over,
+ * and the one overwritten takes the next id.
  */
 async function writeSnapshot(repo: PackedContext, snapshot: Snapshot, plan: Plan): Promise<void> {
+  const settles = (await repo.conditionalWrites()) !== true;
   for (let attempt = 0; ; attempt++) {
+    const key = `${SNAPSHOTS}${snapshot.record.id}`;
+    const text = Buffer.from(formatSnapshot(snapshot));
     try {
-      const text = Buffer.from(formatSnapshot(snapshot));
-      return await repoNative.writeObject(repo.handle.handle, `${SNAPSHOTS}${snapshot.record.id}`, text).then(() => {});
+      await repoNative.writeObject(repo.handle.handle, key, text);
+      if (!settles) return;
+      await sleep(RACE_SETTLE_MS);
+      if ((await repoNative.readObject(repo.handle.handle, key)).equals(text)) return;
     } catch (err) {
-      if ((err as BackupError).code !== 'EEXIST' || plan.keepsId || attempt >= 100) throw err;
+      if ((err as BackupError).code !== 'EEXIST') throw err;
+    }
+    if (plan.keepsId || attempt >= 100) {
+      throw new BackupError(
+        'EEXIST',
+        `backup ${snapshot.record.id} exists already in ${repo.dir}: run the backup again`,
+      );
     }
     const taken = (await repo.snapshotIds()).map((id) => ({ id }));
     snapshot.record.id = newBackupId(taken, plan.at, plan.type);

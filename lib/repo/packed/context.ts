@@ -32,6 +32,8 @@ export interface PackedContext {
   alongside<T>(operation: string, lockWaitMs: number, work: () => Promise<T>): Promise<T>;
   /** Runs expire's, repair's or a key removal's `work` holding the repository alone (see PackedRepository). */
   alone<T>(operation: string, lockWaitMs: number, work: () => Promise<T>): Promise<T>;
+  /** Whether the store refuses to overwrite on create and replace (null: unknown, these credentials cannot probe). */
+  conditionalWrites(): Promise<boolean | null>;
   /** Before publishing: what the session holds is still ours. */
   confirmLock(): Promise<void>;
 }

@@ -190,13 +190,19 @@ impl Repo {
         let Some(mine) = guard.as_mut() else {
             return Err(CoreError::new("ERR_INVALID_ARG", "the repository lock is not held"));
         };
-        match self.read_lease()? {
-            Some(held) if held.owner == mine.owner => {}
-            Some(other) => return Err(self.locked_by(&other)),
+        let tag = match self.read_lease_tagged()? {
+            Some((held, tag)) if held.owner == mine.owner => tag,
+            Some((other, _)) => return Err(self.locked_by(&other)),
             None => return Err(CoreError::new("ERR_REPO_LOCKED", format!("the lock of {} vanished", self.location()))),
-        }
+        };
         mine.expires_unix_secs = now() + LEASE_SECS;
-        self.storage.put_replace(LOCK_KEY, &serde_json::to_vec(&*mine).expect("a lease serializes"))
+        // Only the version just read: a takeover in between is not overwritten.
+        match self.storage.replace_if(LOCK_KEY, &serde_json::to_vec(&*mine).expect("a lease serializes"), &tag) {
+            Err(e) if e.code == "ECHANGED" => {
+                Err(self.locked_by(&self.read_lease().ok().flatten().unwrap_or_else(unreadable)))
+            }
+            other => other,
+        }
     }
 
     /// Gives the lock up (only if it is still ours).
