@@ -13,13 +13,14 @@
 //      independent reader of the documented pack, index and seal formats);
 //    - the repository lists the old backups, or the old ones plus the new one
 //      whole: nothing half-visible;
-//    - the LOCK the dead writer left (if it got that far) names it and this
-//      machine, with its lease still running, and the next writer takes it
-//      over at once (its PID is dead here) rather than 5 minutes later;
+//    - the LOCK a dead expire left (if it got that far) names it and this
+//      machine, with its lease still running, and the next expire takes it
+//      over at once (its PID is dead here) rather than 5 minutes later; a dead
+//      backup leaves its hold instead, which stops nobody;
 //    - verify finds no damage and every listed backup restores byte-identical
 //      to a plain full backup of its moment;
-//    - the next backup or expire succeeds and leaves no unindexed pack, no
-//      LOCK and no other stray object, and verify has not even a note.
+//    - the next backup succeeds, and the next expire leaves no unindexed pack,
+//      no LOCK and no other stray object, and verify has not even a note.
 //    Seeded by POWDB_FI_SEED, or at random; the seed is printed, and every
 //    failure message names it with the run that failed.
 // 2. A flipped byte in each kind of object (a pack, an index, a snapshot, the
