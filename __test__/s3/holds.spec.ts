@@ -8,7 +8,7 @@ import { dirname, join, relative } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PackedRepository } from '../../index.js';
 import { s3Request } from '../../scripts/s3/servers.mjs';
-import { CLI, dataHashes, insertRows, makeDb, rejectsWith, tmp, warningsOf } from '../helpers.js';
+import { CLI, dataHashes, insertRows, makeDb, rejectsWith, tmp } from '../helpers.js';
 import { envFor, freshPrefix, listKeys, parseS3Url, s3Targets } from './targets.js';
 
 const CHILD = join(import.meta.dirname, '..', 'hold-child.mjs');
@@ -124,7 +124,7 @@ describe.each([local, ...onS3].map((p) => [p.name, p] as const))('holds on %s', 
       { kind: 'shared', operation: 'restore', host: expect.any(String), pid: reader.pid, until: expect.any(String) },
     ]);
     const refused = await rejectsWith(repo.expire({ retainFull: 1 }), 'ERR_REPO_LOCKED');
-    expect(refused.message).toMatch(new RegExp(`being read by restore \\(host [^,]+, pid ${reader.pid},`));
+    expect(refused.message).toMatch(new RegExp(`in use by restore \\(host [^,]+, pid ${reader.pid},`));
     expect((await repo.list()).map((r) => r.id)).toEqual([first.id, second.id]);
     const shown = spawnSync(process.execPath, [CLI, 'info', '--repo', location], {
       encoding: 'utf8',
@@ -178,7 +178,7 @@ describe.each([local, ...onS3].map((p) => [p.name, p] as const))('holds on %s', 
       );
     await plant('a'.repeat(64), Math.floor(Date.now() / 1000) + 600);
     const refused = await rejectsWith(repo.restore(join(tmp(), 'refused')), 'ERR_REPO_LOCKED');
-    expect(refused.message).toMatch(/being pruned by expire \(host elsewhere, pid 4242,/);
+    expect(refused.message).toMatch(/held alone by expire \(host elsewhere, pid 4242,/);
     expect(await holdsOf(place, location)).toEqual([`locks/${'a'.repeat(64)}`]); // its own was withdrawn
     await rejectsWith(repo.verify(), 'ERR_REPO_LOCKED');
 
@@ -191,34 +191,41 @@ describe.each([local, ...onS3].map((p) => [p.name, p] as const))('holds on %s', 
   });
 });
 
-// The writer lock on object storage is a leased LOCK object (crate/src/core/repo/lease.rs).
-describe.each(onS3.map((p) => [p.name, p] as const))('the writer lock on %s', (_name, place) => {
-  it('is taken over at once from a killed backup of this machine, and refused while its holder lives', async () => {
+// A backup holds the repository shared (holds.rs): beside other backups, never beside an expire.
+describe.each([local, ...onS3].map((p) => [p.name, p] as const))("a backup's hold on %s", (_name, place) => {
+  it('refuses an expire, or makes it wait (--lock-wait); a killed backup stops nobody', async () => {
     Object.assign(process.env, place.env);
     const data = makeDb('new', 1500, '--index');
-    const location = place.location('lease-killed');
+    const location = place.location('backup-hold');
     const repo = await PackedRepository.init(location);
-    await repo.backup(data);
+    const first = await repo.backup(data);
+    await repo.backup(data, { type: 'full' });
     insertRows('new', data, 1500, 200);
 
     const writer = await paused(place, ['backup', location, data]);
-    expect(await place.keys(location)).toContain('LOCK');
-    const refused = await rejectsWith(repo.backup(data), 'ERR_REPO_LOCKED');
-    expect(refused.message).toMatch(new RegExp(`in use by another backup or expire \\(host [^,]+, pid ${writer.pid},`));
-    await writer.kill();
-    expect(await place.keys(location)).toContain('LOCK'); // its lease runs for minutes yet
-
-    const { warnings } = await warningsOf(() => repo.backup(data));
-    expect(warnings.join('\n')).toMatch(
-      new RegExp(
-        `took over the lock of .* left by a writer that stopped \\(host [^,]+, pid ${writer.pid}, its process is gone\\)`,
-      ),
-    );
+    expect(await holdsOf(place, location)).toHaveLength(1);
     expect(await place.keys(location)).not.toContain('LOCK');
+    const refused = await rejectsWith(repo.expire({ retainFull: 1 }), 'ERR_REPO_LOCKED');
+    expect(refused.message).toMatch(new RegExp(`in use by backup \\(host [^,]+, pid ${writer.pid},.*--lock-wait`));
+    // Waiting: the backup ends meanwhile, then expire goes on (the backup's increment is kept with its full).
+    let done = false;
+    const waiting = repo.expire({ retainFull: 1, lockWaitMs: 60_000 }).finally(() => (done = true));
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(done).toBe(false);
+    await writer.finish();
+    expect((await waiting).removed).toEqual([first.id]);
     expect(await repo.list()).toHaveLength(2);
+
+    // A backup killed while it holds the repository: its hold names a dead process of this machine.
+    const killed = await paused(place, ['backup', location, data]);
+    await killed.kill();
+    expect(await holdsOf(place, location)).toHaveLength(1);
+    expect((await repo.expire({ retainFull: 1 })).removed).toEqual([]);
+    expect(await holdsOf(place, location)).toEqual([]);
     const dest = join(tmp(), 'restored');
     await repo.restore(dest);
     expect(dataHashes(dest)).toEqual(dataHashes(data));
+    expect((await repo.verify()).every((v) => v.report.ok)).toBe(true);
     repo.close();
   });
 });
@@ -231,7 +238,7 @@ describe('a repository this process cannot write to', () => {
     await repo.backup(data);
     // Where holds go, nothing can be created: root is stopped only by an immutable directory.
     const locks = join(location, 'locks');
-    mkdirSync(locks, { mode: 0o700 });
+    mkdirSync(locks, { mode: 0o700, recursive: true }); // a backup's hold made it already
     const asRoot = process.getuid?.() === 0;
     if (asRoot) {
       const r = spawnSync('chattr', ['+i', locks], { encoding: 'utf8' });

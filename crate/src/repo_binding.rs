@@ -448,12 +448,17 @@ pub fn repo_repair(
     ))
 }
 
-/// Whether the store refuses to overwrite an object by itself; null when
-/// these credentials cannot write the probe object that finds out.
+/// Whether the store enforces conditional writes by itself: it refuses to
+/// overwrite an object on create (`If-None-Match`) and to replace one that
+/// changed (`If-Match`); null when these credentials cannot write the probe
+/// objects that find out.
 #[napi(ts_return_type = "Promise<boolean | null>")]
 pub fn repo_conditional_writes(handle: u32) -> Result<AsyncTask<Job<Option<bool>, Option<bool>>>> {
     let repo = repo(handle)?;
-    Ok(job(None, move || Ok(repo.storage.conditional_writes().ok()), |known| known))
+    let both = move || -> crate::core::error::CoreResult<bool> {
+        Ok(repo.storage.conditional_writes()? && repo.storage.conditional_updates()?)
+    };
+    Ok(job(None, move || Ok(both().ok()), |known| known))
 }
 
 /// Reads the index afresh: readers call it first, so they see what other
@@ -473,8 +478,17 @@ pub fn repo_held_bytes(handle: u32, backups: Vec<Vec<String>>) -> Result<AsyncTa
     Ok(job(None, move || held_bytes(&repo, &backups), |held| held.into_iter().map(BigInt::from).collect()))
 }
 
+/// Reads the index afresh before a backup or archive run adds to the
+/// repository beside others (under a shared hold); refuses a damaged index.
+#[napi(ts_return_type = "Promise<void>")]
+pub fn repo_refresh_to_write(handle: u32) -> Result<AsyncTask<Job<(), ()>>> {
+    let repo = repo(handle)?;
+    Ok(job(None, move || repo.refresh_to_write(), |()| ()))
+}
+
 /// Settles what killed writers left (indexes their intact packs, removes
-/// temporary objects); call holding the writer lock. Returns the packs adopted.
+/// temporary objects); call holding the repository alone (the writer lock
+/// and an exclusive hold). Returns the packs adopted.
 #[napi(ts_return_type = "Promise<number>")]
 pub fn repo_settle_unindexed(handle: u32) -> Result<AsyncTask<Job<crate::core::repo::writer::Settled, u32>>> {
     let repo = repo(handle)?;

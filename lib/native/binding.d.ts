@@ -411,8 +411,10 @@ export declare function repoCommit(handle: number): Promise<CommitResult>
 export declare function repoCompareFile(handle: number, lists: Array<string>, len: bigint, source: string, heap: boolean, cancel?: number | undefined | null): Promise<CompareResult>
 
 /**
- * Whether the store refuses to overwrite an object by itself; null when
- * these credentials cannot write the probe object that finds out.
+ * Whether the store enforces conditional writes by itself: it refuses to
+ * overwrite an object on create (`If-None-Match`) and to replace one that
+ * changed (`If-Match`); null when these credentials cannot write the probe
+ * objects that find out.
  */
 export declare function repoConditionalWrites(handle: number): Promise<boolean | null>
 
@@ -520,6 +522,12 @@ export declare function repoReadObject(handle: number, key: string): Promise<Buf
 export declare function repoRefresh(handle: number): Promise<void>
 
 /**
+ * Reads the index afresh before a backup or archive run adds to the
+ * repository beside others (under a shared hold); refuses a damaged index.
+ */
+export declare function repoRefreshToWrite(handle: number): Promise<void>
+
+/**
  * Rebuilds damaged index objects, drops damaged and missing chunks from the
  * index (salvaging the intact ones of damaged packs), then names the files
  * of `backups` that need chunks that are gone. Call holding the writer lock
@@ -538,7 +546,8 @@ export declare function repoRestoreFiles(handle: number, files: Array<RestoreTar
 
 /**
  * Settles what killed writers left (indexes their intact packs, removes
- * temporary objects); call holding the writer lock. Returns the packs adopted.
+ * temporary objects); call holding the repository alone (the writer lock
+ * and an exclusive hold). Returns the packs adopted.
  */
 export declare function repoSettleUnindexed(handle: number): Promise<number>
 

@@ -83,6 +83,8 @@ export const repoNative = {
   abandon: (handle: number) => addon.repoAbandon(handle),
   settleUnindexed: (handle: number) => withCodes(addon.repoSettleUnindexed(handle)),
   refresh: (handle: number) => withCodes(addon.repoRefresh(handle)),
+  /** The index afresh before adding beside other writers (under a shared hold); a damaged one is refused. */
+  refreshToWrite: (handle: number) => withCodes(addon.repoRefreshToWrite(handle)),
   /** Stored bytes of the chunks and lists that `lists` use (shared ones included). */
   heldBytes: (handle: number, backups: string[][]) => withCodes(addon.repoHeldBytes(handle, backups)),
   conditionalWrites: (handle: number): Promise<boolean | null> => withCodes(addon.repoConditionalWrites(handle)),

@@ -166,7 +166,7 @@ export class WalArchive {
   /**
    * Stores the retained segments of `dataDir` not yet archived, each checked
    * (every unit, the footer, its identity, no overlap with what is archived).
-   * The caller holds the repository's writer lock.
+   * The caller holds a shared hold (archive runs and backups go on beside it).
    */
   async archive(dataDir: string, identity: SyncIdentity, token?: number): Promise<ArchiveResult> {
     const time = new Date().toISOString();
@@ -222,7 +222,12 @@ export class WalArchive {
       await repoNative.commit(this.handle.handle);
       crashPoint('archive-packs-committed');
       for (const record of fresh) {
-        await repoNative.writeObject(this.handle.handle, recordKey(record), Buffer.from(formatJson(record)));
+        await repoNative
+          .writeObject(this.handle.handle, recordKey(record), Buffer.from(formatJson(record)))
+          .catch((err: unknown) => {
+            // An archive run beside this one recorded the same segment first (its chunks are stored twice: prune keeps one).
+            if ((err as BackupError).code !== 'EEXIST') throw err;
+          });
         crashPoint('archive-record-written');
       }
     }

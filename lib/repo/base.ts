@@ -28,6 +28,8 @@ export interface RepositoryBackupOptions extends BackupOptions {
   source?: string;
   /** The data directory holds the database of its source, although its path, host or LSN say otherwise. */
   sameDatabase?: boolean;
+  /** Format 2: how long to wait for an expire, repair or key removal that holds the repository alone (default 0: fail at once with ERR_REPO_LOCKED). */
+  lockWaitMs?: number;
 }
 
 /** A source of the repository for `info`: its key, the source its newest backup records, its backups oldest first. */
@@ -71,6 +73,8 @@ export interface ExpireOptions {
   signal?: AbortSignal;
   retainDays?: number;
   dryRun?: boolean;
+  /** Format 2: how long to wait for running backups, readers or another expire (default 0: fail at once with ERR_REPO_LOCKED). */
+  lockWaitMs?: number;
 }
 
 export interface ExpireResult {
@@ -157,7 +161,7 @@ export abstract class RepositoryBase {
     return this.formatTwoOnly('export');
   }
   /** Rebuilds the index from the packs (format 2). */
-  async repair(_options?: Pick<OperationOptions, 'signal'>): Promise<RepairResult> {
+  async repair(_options?: Pick<OperationOptions, 'signal'> & { lockWaitMs?: number }): Promise<RepairResult> {
     return this.formatTwoOnly('index to repair');
   }
   /** Adds a password to an encrypted repository; returns its key id (format 2). */

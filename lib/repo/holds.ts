@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { BackupError } from '../common/errors.js';
 import { repoNative, type HoldInfo, type HoldKind } from '../native/repo.js';
 
@@ -19,20 +20,40 @@ export const describeHold = (h: HoldInfo): RepositoryHold => ({
   until: new Date(h.expiresUnixSecs * 1000).toISOString(),
 });
 
+/** Withdraws a hold; a failure is a warning (its lease lapses). */
+export async function releaseHold(handle: number, location: string, operation: string, owner: string): Promise<void> {
+  await repoNative.holdRelease(handle, owner).catch((err: unknown) => {
+    process.emitWarning(
+      `${location}: could not withdraw the ${operation}'s hold (${(err as Error).message}); it lapses within 5 minutes`,
+      'PowdbBackupWarning',
+    );
+  });
+}
+
 /** Leases (the writer lock's, a hold's) last 300 s (crate/src/core/repo/lease.rs); renewed every minute. */
 export const LEASE_RENEW_MS = 60_000;
+
+/**
+ * Runs `attempt` again while it fails with ERR_REPO_LOCKED, once a second,
+ * until `waitMs` have passed (0: once): how an operation waits for the
+ * holders it conflicts with (`--lock-wait`).
+ */
+export async function waitingForLock<T>(waitMs: number, attempt: () => Promise<T>): Promise<T> {
+  const until = Date.now() + waitMs;
+  for (;;) {
+    try {
+      return await attempt();
+    } catch (err) {
+      const left = until - Date.now();
+      if ((err as BackupError).code !== 'ERR_REPO_LOCKED' || left <= 0) throw err;
+      await sleep(Math.min(1000, left));
+    }
+  }
+}
 
 /** A repository this process cannot write to: a read-only mount or credentials, a full disk. */
 const CANNOT_WRITE = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'ERR_STORE_DENIED']);
 
-/**
- * Runs `work` under a hold (crate/src/core/repo/holds.rs): readers
- * (`shared`) go on side by side and beside backups, while expire
- * (`exclusive`) removes nothing as long as any of them reads. A conflict fails
- * at once with ERR_REPO_LOCKED naming the other side. A reader that cannot
- * publish its hold (see CANNOT_WRITE) reads without one, with a warning: a
- * prune meanwhile could make it fail, never return wrong data.
- */
 /**
  * Runs `work` while renewing a lease every LEASE_RENEW_MS. With `strict`, a
  * renewal that failed fails the work (another may have taken the lease);
@@ -54,6 +75,14 @@ export async function whileRenewing<T>(
   }
 }
 
+/**
+ * Runs `work` under a hold (crate/src/core/repo/holds.rs): readers
+ * (`shared`) go on side by side and beside backups, while expire
+ * (`exclusive`) removes nothing as long as any of them reads. A conflict fails
+ * at once with ERR_REPO_LOCKED naming the other side. A reader that cannot
+ * publish its hold (see CANNOT_WRITE) reads without one, with a warning: a
+ * prune meanwhile could make it fail, never return wrong data.
+ */
 export async function withHold<T>(
   handle: number,
   location: string,
@@ -77,11 +106,6 @@ export async function withHold<T>(
   try {
     return await whileRenewing(() => repoNative.holdRenew(handle, owner), work, false);
   } finally {
-    await repoNative.holdRelease(handle, owner).catch((err: unknown) => {
-      process.emitWarning(
-        `${location}: could not withdraw the ${operation}'s hold (${(err as Error).message}); it lapses within 5 minutes`,
-        'PowdbBackupWarning',
-      );
-    });
+    await releaseHold(handle, location, operation, owner);
   }
 }

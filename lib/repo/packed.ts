@@ -21,7 +21,7 @@ import {
   type TablesOptions,
   parseTime,
 } from './base.js';
-import { describeHold, whileRenewing, withHold } from './holds.js';
+import { describeHold, releaseHold, waitingForLock, whileRenewing, withHold } from './holds.js';
 import { WalArchive, summarize, type ArchiveLineage, type ArchiveResult } from './archive.js';
 import { SNAPSHOTS, parseSnapshot, type Snapshot } from './snapshot.js';
 import { backupsToPick } from './sources.js';
@@ -252,23 +252,80 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
     return withHold(this.handle.handle, this.dir, 'shared', operation, work);
   }
 
-  /** Runs `work` holding the writer lock (the storage picks its kind: a flock, or a lease renewed meanwhile). */
-  async exclusively<T>(work: () => Promise<T>): Promise<T> {
-    const notice = await repoNative.writerLock(this.handle.handle);
-    if (notice) process.emitWarning(notice, 'PowdbBackupWarning');
+  /** Write sessions of this handle, one after the other: the native handle packs for one session at a time. */
+  private sessions: Promise<unknown> = Promise.resolve();
+  /** Renews what the session under way holds (see confirmLock). */
+  private renewing: (() => Promise<void>) | undefined;
+
+  private oneAtATime<T>(renew: () => Promise<void>, work: () => Promise<T>): Promise<T> {
+    const run = async () => {
+      this.renewing = renew;
+      try {
+        // A renewal that failed (the hold or lease lapsed, or was taken) fails the session: it publishes nothing.
+        return await whileRenewing(renew, work, true);
+      } finally {
+        this.renewing = undefined;
+      }
+    };
+    const next = this.sessions.then(run, run);
+    this.sessions = next.catch(() => undefined);
+    return next;
+  }
+
+  /**
+   * Runs a backup's or archive run's `work` beside other writers (restic's
+   * lock model): under a shared hold, published before the index is read
+   * and renewed until the snapshot is published, so that no prune removes a
+   * chunk it deduplicates against. Waits up to `lockWaitMs` for a writer that
+   * holds the repository alone (expire, repair, key removal); then, or at
+   * once (0), ERR_REPO_LOCKED names it.
+   */
+  async alongside<T>(operation: string, lockWaitMs: number, work: () => Promise<T>): Promise<T> {
+    const handle = this.handle.handle;
+    const owner = await waitingForLock(lockWaitMs, () => repoNative.holdAcquire(handle, 'shared', operation));
     try {
-      return await whileRenewing(() => repoNative.writerRenew(this.handle.handle), work, true);
+      return await this.oneAtATime(() => repoNative.holdRenew(handle, owner), work);
     } finally {
-      await repoNative.writerUnlock(this.handle.handle);
+      await releaseHold(handle, this.dir, operation, owner);
+    }
+  }
+
+  /**
+   * Runs `work` holding the repository alone: the writer lock (one expire,
+   * repair or key removal at a time; a flock, or a lease renewed meanwhile)
+   * and an exclusive hold (no backup, archive run or reader beside it).
+   * Waits up to `lockWaitMs` for those it conflicts with.
+   */
+  async alone<T>(operation: string, lockWaitMs: number, work: () => Promise<T>): Promise<T> {
+    const handle = this.handle.handle;
+    const owner = await waitingForLock(lockWaitMs, async () => {
+      const notice = await repoNative.writerLock(handle);
+      if (notice) process.emitWarning(notice, 'PowdbBackupWarning');
+      try {
+        return await repoNative.holdAcquire(handle, 'exclusive', operation);
+      } catch (err) {
+        await repoNative.writerUnlock(handle);
+        throw err;
+      }
+    });
+    const renew = async () => {
+      await repoNative.writerRenew(handle);
+      await repoNative.holdRenew(handle, owner);
+    };
+    try {
+      return await this.oneAtATime(renew, work);
+    } finally {
+      await releaseHold(handle, this.dir, operation, owner);
+      await repoNative.writerUnlock(handle);
     }
   }
 
   /**
    * Before a change others see (a snapshot published, snapshots removed):
-   * renewing a lease also proves it is still ours (a flock needs nothing).
+   * renewing the session's hold and lease also proves they are still ours.
    */
   async confirmLock(): Promise<void> {
-    await repoNative.writerRenew(this.handle.handle);
+    await this.renewing?.();
   }
 
   /** Copies the retained WAL segments of `dataDir` not archived yet (see packed/archive.ts). */
@@ -368,19 +425,19 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
    * later backup of a source that still holds the same content makes them
    * whole again). Readers are kept out while it runs, as during expire.
    */
-  override async repair(options: Pick<OperationOptions, 'signal'> = {}): Promise<RepairResult> {
-    return this.exclusively(() =>
-      withHold(this.handle.handle, this.dir, 'exclusive', 'repair', () =>
-        cancellable(options.signal, async (cancel) => {
-          // Restores need only a backup's lists (its change hints are advisory).
-          const { readable } = await this.readSnapshots();
-          const backups = sortRecords(readable.map((s) => s.record)).map((r) => ({
-            id: r.id,
-            files: readable.find((s) => s.record.id === r.id)!.files.map((f) => ({ name: f.name, lists: f.lists })),
-          }));
-          return repoNative.repair(this.handle.handle, backups, cancel.token);
-        }),
-      ),
+  override async repair(
+    options: Pick<OperationOptions, 'signal'> & { lockWaitMs?: number } = {},
+  ): Promise<RepairResult> {
+    return this.alone('repair', options.lockWaitMs ?? 0, () =>
+      cancellable(options.signal, async (cancel) => {
+        // Restores need only a backup's lists (its change hints are advisory).
+        const { readable } = await this.readSnapshots();
+        const backups = sortRecords(readable.map((s) => s.record)).map((r) => ({
+          id: r.id,
+          files: readable.find((s) => s.record.id === r.id)!.files.map((f) => ({ name: f.name, lists: f.lists })),
+        }));
+        return repoNative.repair(this.handle.handle, backups, cancel.token);
+      }),
     );
   }
 
@@ -411,6 +468,6 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
   /** Removes a key (never the last one). */
   override async removeKey(id: string): Promise<void> {
     this.assertEncrypted();
-    await this.exclusively(() => repoNative.keyRemove(this.handle.handle, id));
+    await this.alone('key removal', 0, () => repoNative.keyRemove(this.handle.handle, id));
   }
 }

@@ -29,8 +29,11 @@ fn parse(spec: &str) -> Option<Target> {
 pub fn hit(point: &str) {
     if let Some(target) = TARGET.as_ref() {
         if target.point == point && SEEN.fetch_add(1, Ordering::SeqCst) + 1 == target.nth {
-            // SAFETY: plain syscalls; with SIGKILL the process ends here by design.
-            unsafe { libc::kill(libc::getpid(), target.signal) };
+            // To this thread (`raise`, not `kill(getpid())`): a signal sent to the
+            // process may be taken by another thread, and this one would go on
+            // for a moment past the point before SIGSTOP stops it.
+            // SAFETY: plain syscall; with SIGKILL the process ends here by design.
+            unsafe { libc::raise(target.signal) };
         }
     }
 }

@@ -21,6 +21,7 @@ import {
   type RepoOpts,
 } from '../kit.js';
 import { loginFlags, parseMillis, serverLogin, type ServerOpts } from '../server-login.js';
+import { lockWaitOption } from '../lock-wait.js';
 
 type ArchiveOpts = Common & RepoOpts & ServerOpts & { repo: string; lockWait?: number; every?: number };
 
@@ -44,9 +45,7 @@ export function register(program: Command): void {
               'run until stopped (SIGTERM or Ctrl-C), archiving at this interval, e.g. 30s or 5m',
             ).argParser(parseMillis),
           )
-          .option('--lock-wait <seconds>', 'wait this long for another writer of the repository (default 60)', (v) =>
-            Number(v),
-          ),
+          .addOption(lockWaitOption('default 60s (archive runs and backups go on side by side)')),
         'the powdb-server serving <dataDir>: asked to archive its WAL first (each round with --every), so nothing older than that is missing',
       ),
     ).addHelpText(
@@ -57,12 +56,11 @@ export function register(program: Command): void {
         '  * * * * * powdb-backup archive /var/lib/powdb --repo s3://bucket/powdb --quiet   (crontab)',
     ),
   ).action(async (dataDir: string, opts: ArchiveOpts) => {
-    if (opts.lockWait !== undefined && !(opts.lockWait >= 0)) usage('--lock-wait is a number of seconds');
     if (opts.every !== undefined && opts.every < 1000) usage('--every is at least 1s');
     const login = await serverLogin(opts);
     const server = login && { host: login.host, port: login.port, user: login.user, password: login.password };
     const repo = await openRepository(opts.repo, opts);
-    const lockWaitMs = opts.lockWait === undefined ? undefined : opts.lockWait * 1000;
+    const lockWaitMs = opts.lockWait;
     if (opts.every !== undefined) return archiveEvery(repo, dataDir, opts, { everyMs: opts.every, server, lockWaitMs });
     const r = await repo.archive(dataDir, { ...(await operation(opts)), server, lockWaitMs });
     print(Boolean(opts.json), r, describeArchive(r));

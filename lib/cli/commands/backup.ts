@@ -15,6 +15,7 @@ import { fullSummary, incrementSummary, onlineLine, recordLine } from '../descri
 import { serverFlags, serverLogin, type ServerOpts } from '../server-login.js';
 import type { OnlineReport } from '../../online/live-copy.js';
 import type { BackupType } from '../../repo/repository.js';
+import { lockWaitOption } from '../lock-wait.js';
 
 export function register(program: Command): void {
   common(
@@ -38,6 +39,7 @@ export function register(program: Command): void {
         '--same-database',
         'with --repo: back up although the path, host or LSN differ from the newest backup of its source (the database moved, or was restored and written to)',
       )
+      .addOption(lockWaitOption('with --repo, by default a backup that meets one fails at once with ERR_REPO_LOCKED'))
       .addOption(
         new Option(
           '--type <type>',
@@ -57,7 +59,14 @@ export function register(program: Command): void {
       dest: string | undefined,
       opts: Common &
         RepoOpts &
-        ServerOpts & { base?: string[]; repo?: string; type?: BackupType; source?: string; sameDatabase?: boolean },
+        ServerOpts & {
+          base?: string[];
+          repo?: string;
+          type?: BackupType;
+          source?: string;
+          sameDatabase?: boolean;
+          lockWait?: number;
+        },
     ) => {
       const server = await serverLogin(opts);
       let online: OnlineReport | undefined;
@@ -72,6 +81,7 @@ export function register(program: Command): void {
           type: opts.type ?? 'incr',
           ...(opts.source !== undefined ? { source: opts.source } : {}),
           sameDatabase: Boolean(opts.sameDatabase),
+          ...(opts.lockWait !== undefined ? { lockWaitMs: opts.lockWait } : {}),
         });
         return print(
           Boolean(opts.json),
@@ -83,6 +93,7 @@ export function register(program: Command): void {
       if (opts.type) usage('--type goes with --repo');
       if (opts.sameDatabase) usage('--same-database goes with --repo');
       if (opts.source !== undefined) usage('--source goes with --repo');
+      if (opts.lockWait !== undefined) usage('--lock-wait goes with --repo');
       if (!opts.base) {
         const { fullBackup } = await import('../../chain/backup.js');
         const m = await fullBackup(dataDir, dest, run);

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { formatBytes, plural } from '../bytes.js';
 import { common, repoAccess, openRepository, print, interrupted, type Common, type RepoOpts } from '../kit.js';
+import { lockWaitOption } from '../lock-wait.js';
 
 export function register(program: Command): void {
   common(
@@ -16,6 +17,7 @@ export function register(program: Command): void {
       .option('--retain-days <days>', 'also keep every backup younger than this, with its chain', (v) => Number(v))
       .option('--source <key>', 'expire the backups of this source only (its key, as info lists it)')
       .option('--dry-run', 'list what would be removed, remove nothing')
+      .addOption(lockWaitOption('by default expire fails at once with ERR_REPO_LOCKED while backups or readers run'))
       .addHelpText(
         'after',
         '\nExamples:\n  powdb-backup expire --repo ./backups --retain-full 2 --dry-run\n  powdb-backup expire --repo ./backups --retain-full 1 --retain-days 7',
@@ -23,9 +25,18 @@ export function register(program: Command): void {
   ).action(
     async (
       opts: Common &
-        RepoOpts & { repo: string; retainFull: number; retainDays?: number; source?: string; dryRun?: boolean },
+        RepoOpts & {
+          repo: string;
+          retainFull: number;
+          retainDays?: number;
+          source?: string;
+          dryRun?: boolean;
+          lockWait?: number;
+        },
     ) => {
-      const r = await (await openRepository(opts.repo, opts)).expire({ ...opts, signal: interrupted.signal });
+      const r = await (
+        await openRepository(opts.repo, opts)
+      ).expire({ ...opts, lockWaitMs: opts.lockWait, signal: interrupted.signal });
       const verb = opts.dryRun ? 'would remove' : 'removed';
       print(
         Boolean(opts.json),

@@ -1,7 +1,6 @@
 // archive of a format-2 repository: the retained WAL segments of a
-// sync-enabled data directory stored as chunks, under the writer lock, which
-// it waits for so that it can run beside a backup.
-import { setTimeout as sleep } from 'node:timers/promises';
+// sync-enabled data directory stored as chunks, beside backups and other
+// archive runs (a shared hold); it waits for an expire or repair.
 import { cancellable } from '../../common/abort.js';
 import { BackupError, toBackupError } from '../../common/errors.js';
 import { repoNative } from '../../native/repo.js';
@@ -14,8 +13,8 @@ import type { PackedContext } from './context.js';
 /**
  * Copies the retained WAL segments of the sync-enabled `dataDir` that the
  * repository does not have yet (see WalArchive.archive). Needs no lock on
- * the data directory; waits up to `lockWaitMs` (default 60 s) for the
- * repository's writer lock, so that it can run beside a backup. Fails with
+ * the data directory; runs beside backups, and waits up to `lockWaitMs`
+ * (default 60 s) for a writer that holds the repository alone. Fails with
  * ERR_SYNC_OVERFLOW, after archiving, when `wal.log` holds a record that
  * powdb-sync cannot archive (history stops there). With `server`, the live
  * server serving `dataDir` is first asked, under the lock, to archive what it
@@ -34,11 +33,10 @@ export async function archive(
         '(powdb-cli sync-enable); this tool never enables it on a live server',
     );
   }
-  const result = await waitingForLock(repo, options.lockWaitMs ?? 60_000, () =>
+  const result = await repo.alongside('archive', options.lockWaitMs ?? 60_000, () =>
     cancellable(options.signal, async (cancel) => {
-      // Under the lock: a backup into this repository holds it, and a checkpoint now would break its copy window.
       const server = options.server && (await askServer(options.server, options.serverMayFail));
-      await repoNative.settleUnindexed(repo.handle.handle);
+      await repoNative.refreshToWrite(repo.handle.handle);
       try {
         const stored = await repo.wal.archive(dataDir, identity, cancel.token);
         return server ? { ...stored, server } : stored;
@@ -62,18 +60,5 @@ async function askServer(login: ServerLogin, mayFail = false): Promise<NonNullab
     if (!mayFail) throw err;
     const e = toBackupError(err);
     return { ms: Date.now() - began, error: { code: e.code, message: e.message } };
-  }
-}
-
-/** Runs `work` with the writer lock, retrying while another writer holds it, up to `waitMs`. */
-async function waitingForLock<T>(repo: PackedContext, waitMs: number, work: () => Promise<T>): Promise<T> {
-  const until = Date.now() + waitMs;
-  for (;;) {
-    try {
-      return await repo.exclusively(work);
-    } catch (err) {
-      if ((err as BackupError).code !== 'ERR_REPO_LOCKED' || Date.now() >= until) throw err;
-    }
-    await sleep(1000);
   }
 }

@@ -2,6 +2,7 @@
 // stored as chunks (only new ones written), then the index, then, last, the
 // snapshot: a backup is visible only once whole.
 import { dirname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { cancellable, type Cancellation } from '../../common/abort.js';
 import { sourceSyncBlock } from '../../chain/backup.js';
 import { crashPoint } from '../../common/crashpoint.js';
@@ -35,6 +36,8 @@ interface Plan {
   /** Absent only for a migrated backup that recorded none. */
   origin: BackupSource | undefined;
   sameDatabase: boolean;
+  /** A migrated backup keeps its id (a clash is an error, not a new id). */
+  keepsId: boolean;
 }
 
 /**
@@ -48,10 +51,11 @@ export async function backup(
   dataDir: string,
   options: RepositoryBackupOptions & As = {},
 ): Promise<BackupRecord> {
-  return repo.exclusively(() =>
+  return repo.alongside('backup', options.lockWaitMs ?? 0, () =>
     cancellable(options.signal, async (cancel) => {
-      await repoNative.settleUnindexed(repo.handle.handle);
       const plan = await planBackup(repo, dataDir, options);
+      // Under the hold, after the catalog: every chunk of the parent (its index precedes its snapshot) deduplicates.
+      await repoNative.refreshToWrite(repo.handle.handle);
       if (plan.identity) await archiveFirst(repo, dataDir, plan.identity, cancel);
       try {
         // A local repository stages an online copy beside itself; one on object storage, in the temporary directory.
@@ -66,7 +70,7 @@ export async function backup(
           return await publish(repo, source, stored, plan);
         });
       } catch (err) {
-        // Packs not yet in an index are removed by the next writer; committed ones wait for the next prune.
+        // Packs not yet in an index are settled by the next expire or repair; committed ones wait for its prune.
         repoNative.abandon(repo.handle.handle);
         throw err;
       }
@@ -141,7 +145,7 @@ async function planBackup(repo: PackedContext, dataDir: string, options: Reposit
   const at = options.as ? new Date(options.as.created) : new Date();
   const id = options.as?.id ?? newBackupId([...records, ...unreadable], at, type);
   const parentSnapshot = readable.find((s) => s.record.id === parent?.id);
-  return { id, type, parent, parentSnapshot, continued, at, identity, origin, sameDatabase };
+  return { id, type, parent, parentSnapshot, continued, at, identity, origin, sameDatabase, keepsId: !!options.as };
 }
 
 /**
@@ -224,7 +228,41 @@ async function publish(
     })),
   };
   await repo.confirmLock();
-  await repoNative.writeObject(repo.handle.handle, `${SNAPSHOTS}${plan.id}`, Buffer.from(formatSnapshot(snapshot)));
+  await writeSnapshot(repo, snapshot, plan);
   crashPoint('manifest-written');
   return record;
+}
+
+/** Longer than two writers' gap between finding an id free and writing it (a HEAD and a PUT). */
+const RACE_SETTLE_MS = 1000;
+
+/**
+ * Publishes the snapshot under its id; when a backup beside this one took
+ * that id first (both started within one second), under the next free one.
+ * Where the store ignores `If-None-Match`, both may "create" the one id and
+ * the later write wins: each reads its snapshot back once the race is over,
+ * and the one overwritten takes the next id.
+ */
+async function writeSnapshot(repo: PackedContext, snapshot: Snapshot, plan: Plan): Promise<void> {
+  const settles = (await repo.conditionalWrites()) !== true;
+  for (let attempt = 0; ; attempt++) {
+    const key = `${SNAPSHOTS}${snapshot.record.id}`;
+    const text = Buffer.from(formatSnapshot(snapshot));
+    try {
+      await repoNative.writeObject(repo.handle.handle, key, text);
+      if (!settles) return;
+      await sleep(RACE_SETTLE_MS);
+      if ((await repoNative.readObject(repo.handle.handle, key)).equals(text)) return;
+    } catch (err) {
+      if ((err as BackupError).code !== 'EEXIST') throw err;
+    }
+    if (plan.keepsId || attempt >= 100) {
+      throw new BackupError(
+        'EEXIST',
+        `backup ${snapshot.record.id} exists already in ${repo.dir}: run the backup again`,
+      );
+    }
+    const taken = (await repo.snapshotIds()).map((id) => ({ id }));
+    snapshot.record.id = newBackupId(taken, plan.at, plan.type);
+  }
 }

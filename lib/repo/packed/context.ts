@@ -28,9 +28,13 @@ export interface PackedContext {
   list(): Promise<BackupRecord[]>;
   /** The backups an expire keeps. */
   retained(records: BackupRecord[], options: ExpireOptions): Set<string>;
-  /** Runs `work` holding the repository's writer lock. */
-  exclusively<T>(work: () => Promise<T>): Promise<T>;
-  /** Before publishing: the writer lock is still ours. */
+  /** Runs a backup's or archive run's `work` beside other writers, under a shared hold (see PackedRepository). */
+  alongside<T>(operation: string, lockWaitMs: number, work: () => Promise<T>): Promise<T>;
+  /** Runs expire's, repair's or a key removal's `work` holding the repository alone (see PackedRepository). */
+  alone<T>(operation: string, lockWaitMs: number, work: () => Promise<T>): Promise<T>;
+  /** Whether the store refuses to overwrite on create and replace (null: unknown, these credentials cannot probe). */
+  conditionalWrites(): Promise<boolean | null>;
+  /** Before publishing: what the session holds is still ours. */
   confirmLock(): Promise<void>;
 }
 

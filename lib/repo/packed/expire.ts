@@ -4,7 +4,6 @@ import { cancellable } from '../../common/abort.js';
 import { crashPoint } from '../../common/crashpoint.js';
 import { repoNative, type PruneStats } from '../../native/repo.js';
 import { type ExpireOptions, type ExpireResult } from '../base.js';
-import { withHold } from '../holds.js';
 import { expiredRecords, keyOf } from '../archive.js';
 import { SNAPSHOTS, type Snapshot } from '../snapshot.js';
 import type { PackedContext } from './context.js';
@@ -46,10 +45,8 @@ export async function expire(repo: PackedContext, options: ExpireOptions): Promi
     const p = await repoNative.prune(repo.handle.handle, usedLists(remaining, archive), undefined, true);
     return { removed, kept: records.filter((r) => kept.has(r.id)).map((r) => r.id), pruned: prunedOf(p) };
   }
-  // No reader may be reading what is about to go: expire fails while one does (holds.ts).
-  const removing = (work: () => Promise<ExpireResult>) =>
-    repo.exclusively(() => withHold(repo.handle.handle, repo.dir, 'exclusive', 'expire', work));
-  return removing(() =>
+  // No backup, archive run or reader may be using what is about to go: expire waits or fails while one does.
+  return repo.alone('expire', options.lockWaitMs ?? 0, () =>
     cancellable(options.signal, async (cancel) => {
       // Refuses a damaged index before anything is removed (and clears what killed writers left).
       await repoNative.settleUnindexed(repo.handle.handle);

@@ -171,7 +171,7 @@ pub fn check_packs(repo: &Repo) -> CoreResult<PackCheck> {
         // Not damage: a killed writer's packs, removed by the next backup or expire.
         out.problems.push(Problem {
             code: "NOTE_UNINDEXED".into(),
-            message: format!("{stray} pack(s) no index lists (left by an interrupted writer, or their index was lost; the next backup or expire indexes their intact chunks)"),
+            message: format!("{stray} pack(s) no index lists (left by an interrupted writer, or their index was lost; the next expire or repair indexes their intact chunks)"),
         });
     }
     Ok(out)

@@ -1,7 +1,9 @@
-//! Holds: who is reading a repository, and who is removing from it. A reader
-//! (restore, export, verify) must not see the packs it is reading pruned away,
-//! so each reader publishes a shared hold `locks/<owner>` and expire publishes
-//! an exclusive one before it removes anything; each then looks for the other
+//! Holds: who is using a repository, and who needs it alone. A reader
+//! (restore, export, verify) must not see the packs it is reading pruned
+//! away, and a backup (or archive run) must not deduplicate against a chunk a
+//! prune is about to remove, so each publishes a shared hold `locks/<owner>`
+//! before it reads the index, and expire, repair and key removal publish an
+//! exclusive one before they remove anything; each then looks for the other
 //! kind and, finding a live one, withdraws its own and fails. Two that start
 //! at once both withdraw: safe, and the next attempt goes through. Holds are
 //! plain objects behind the storage interface, so the same protocol runs on a
@@ -17,9 +19,9 @@ pub const HOLDS_PREFIX: &str = "locks/";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
-    /// Reads packs: many at once, beside backups.
+    /// Reads packs or adds to them (restore, verify, backup): many at once.
     Shared,
-    /// Removes snapshots, packs or indexes: alone among holders.
+    /// Removes snapshots, packs, indexes or keys: alone among holders.
     Exclusive,
 }
 
@@ -28,7 +30,7 @@ pub struct Hold {
     /// Random: the key's last part, telling this hold from any other.
     pub owner: String,
     pub kind: Kind,
-    /// What holds it, for messages: `restore`, `verify`, `export`, `expire`.
+    /// What holds it, for messages: `restore`, `verify`, `backup`, `expire`...
     pub operation: String,
     pub host: String,
     /// The kernel boot and PID namespace of `pid`: where a PID can be checked.
@@ -85,12 +87,12 @@ impl Repo {
             };
             let message = match kind {
                 Kind::Shared => format!(
-                    "repository {} is being pruned by {}{others}; try again when it ends",
+                    "repository {} is held alone by {}{others}; try again when it ends, or wait for it with --lock-wait <duration>",
                     self.location(),
                     first.describe()
                 ),
                 Kind::Exclusive => format!(
-                    "repository {} is being read by {}{others}; {operation} removes nothing while a backup is read: try again when it ends",
+                    "repository {} is in use by {}{others}; {operation} needs it alone: try again when it ends, or wait for it with --lock-wait <duration>",
                     self.location(),
                     first.describe()
                 ),
@@ -138,8 +140,10 @@ impl Repo {
         self.live_holds(&this_machine(), false)
     }
 
-    /// Extends the lease of the hold `owner` (publishing it again if a
-    /// process that took it for dead removed it).
+    /// Extends the lease of the hold `owner`. A hold that is gone was
+    /// removed by a process that took it for dead (its lease lapsed): a
+    /// remover may have gone on since, so that fails, and the holder must
+    /// not publish anything that relies on what it read.
     pub fn renew_hold(&self, owner: &str) -> CoreResult<()> {
         let mut holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
         let Some(hold) = holds.get_mut(owner) else {
@@ -147,8 +151,20 @@ impl Repo {
         };
         hold.expires_unix_secs = now() + LEASE_SECS;
         let bytes = serde_json::to_vec(&*hold).expect("a hold serializes");
+        let operation = hold.operation.clone();
         drop(holds);
-        self.storage.put_replace(&key_of(owner), &bytes)
+        let key = key_of(owner);
+        match self.storage.get(&key) {
+            Err(e) if e.code == "ERR_MISSING_FILE" => Err(CoreError::new(
+                "ERR_REPO_LOCKED",
+                format!(
+                    "the {operation}'s hold on {} lapsed and was removed (the process stalled past its lease): run the {operation} again",
+                    self.location()
+                ),
+            )),
+            Err(e) => Err(e),
+            Ok(_) => self.storage.put_replace(&key, &bytes),
+        }
     }
 
     /// Withdraws the hold `owner`.
@@ -173,7 +189,7 @@ mod tests {
         let b = repo.acquire_hold(Kind::Shared, "verify").unwrap();
         let err = repo.acquire_hold(Kind::Exclusive, "expire").unwrap_err();
         assert_eq!(err.code, "ERR_REPO_LOCKED");
-        assert!(err.message.contains("being read by") && err.message.contains("and 1 more"), "{}", err.message);
+        assert!(err.message.contains("in use by") && err.message.contains("and 1 more"), "{}", err.message);
         // The refused hold was withdrawn: only the readers' remain.
         assert_eq!(repo.storage.list(HOLDS_PREFIX).unwrap().len(), 2);
         let held: Vec<_> = repo.holds().unwrap().into_iter().map(|h| (h.kind, h.operation)).collect();
@@ -185,7 +201,7 @@ mod tests {
         repo.release_hold(&b).unwrap();
         let e = repo.acquire_hold(Kind::Exclusive, "expire").unwrap();
         let err = repo.acquire_hold(Kind::Shared, "restore").unwrap_err();
-        assert!(err.message.contains("being pruned by expire"), "{}", err.message);
+        assert!(err.message.contains("held alone by expire"), "{}", err.message);
         repo.release_hold(&e).unwrap();
         assert!(repo.storage.list(HOLDS_PREFIX).unwrap().is_empty());
     }
@@ -212,8 +228,21 @@ mod tests {
         }
         repo.storage.put_new(&key_of("garbage"), b"not a hold").unwrap();
         let err = repo.acquire_hold(Kind::Exclusive, "expire").unwrap_err();
-        assert!(err.message.contains("being read by restore (host h"), "{}", err.message);
+        assert!(err.message.contains("in use by restore (host h"), "{}", err.message);
         let left: Vec<_> = repo.storage.list(HOLDS_PREFIX).unwrap().into_iter().map(|o| o.key).collect();
         assert_eq!(left, vec![key_of("elsewhere")]);
+    }
+
+    #[test]
+    fn a_hold_removed_as_dead_fails_its_renewal() {
+        let (_dir, repo) = new_repo();
+        let owner = repo.acquire_hold(Kind::Shared, "backup").unwrap();
+        repo.renew_hold(&owner).unwrap();
+        // Another process took it for dead (its lease lapsed) and removed it: an expire may have run since.
+        repo.storage.delete(&key_of(&owner)).unwrap();
+        let err = repo.renew_hold(&owner).unwrap_err();
+        assert_eq!(err.code, "ERR_REPO_LOCKED");
+        assert!(err.message.contains("the backup's hold on"), "{}", err.message);
+        assert!(repo.storage.list(HOLDS_PREFIX).unwrap().is_empty(), "not published again");
     }
 }

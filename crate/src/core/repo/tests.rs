@@ -168,6 +168,32 @@ fn prune_keeps_exactly_what_retained_files_use() {
     assert_eq!(repo.storage.list("index/").unwrap().len(), 1);
 }
 
+/// Two writers side by side (two handles, as two processes) that store the same file at once both
+/// store its chunks; each restores, and prune keeps one copy of each chunk.
+#[test]
+fn chunks_two_writers_stored_at_once_are_kept_once_by_prune() {
+    let dir = TempDir::new();
+    let first = repo(&dir, None);
+    let second = reopen(&dir, None);
+    let content = bytes(8, 4096 * 1500);
+    let path = dir.write("T.heap", &content);
+    let (a, b) = (store_file(&first, &path, &plain(true)).unwrap(), store_file(&second, &path, &plain(true)).unwrap());
+    assert_eq!(a.lists, b.lists, "one content, one list");
+    first.commit().unwrap();
+    second.commit().unwrap();
+    let before: u64 = first.storage.list("data/").unwrap().iter().map(|o| o.size).sum();
+    let after_both = reopen(&dir, None);
+    assert!(restore_file(&after_both, &b.lists, content.len() as u64, &dir.path("both"), false).is_ok());
+    let stats = prune(&after_both, &a.lists).unwrap();
+    assert!(stats.blobs_removed > 0 && stats.packs_removed > 0, "the second copies go: {stats:?}");
+    let after: u64 = after_both.storage.list("data/").unwrap().iter().map(|o| o.size).sum();
+    assert!(after * 10 < before * 6, "about one copy is left: {after} of {before}");
+    let out = dir.path("once");
+    restore_file(&after_both, &a.lists, content.len() as u64, &out, false).unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), content);
+    assert!(check_packs(&after_both).unwrap().bad.is_empty());
+}
+
 #[test]
 fn unindexed_packs_are_indexed_anew_with_their_intact_blobs_and_empty_ones_removed() {
     for password in [None, Some("pw")] {
@@ -395,6 +421,12 @@ impl super::storage::Storage for Counting {
     }
     fn put_replace(&self, key: &str, data: &[u8]) -> crate::core::error::CoreResult<()> {
         self.inner.put_replace(key, data)
+    }
+    fn get_tagged(&self, key: &str) -> crate::core::error::CoreResult<(Vec<u8>, String)> {
+        self.inner.get_tagged(key)
+    }
+    fn replace_if(&self, key: &str, data: &[u8], tag: &str) -> crate::core::error::CoreResult<()> {
+        self.inner.replace_if(key, data, tag)
     }
 }
 

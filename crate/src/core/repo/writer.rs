@@ -1,8 +1,8 @@
 //! Adding blobs: deduplicated against the index and the blobs of this
 //! session, packed, and published pack by pack; `commit` publishes one index
 //! object for the session's packs. Until then the packs are unindexed, and
-//! `settle_unindexed` (run by the next writer) indexes what a killed writer
-//! left, for prune to keep or drop.
+//! `settle_unindexed` (run by the next expire or repair) indexes what a
+//! killed writer left, for prune to keep or drop.
 use super::block::{BlockBuilder, BlockCache};
 use super::index::{self, PackRecord, DATA_PREFIX, INDEX_PREFIX};
 use super::keys::{new_name, BlobId};
@@ -186,12 +186,22 @@ impl Repo {
         *self.lock_writer() = WriterState::default();
     }
 
+    /// Before a backup or archive run adds to the repository beside others
+    /// (under a shared hold): the index as committed now, refused when an
+    /// index object is damaged. Unlike `settle_unindexed` it touches nothing
+    /// another writer may be writing (its temporary objects, its packs).
+    pub fn refresh_to_write(&self) -> CoreResult<()> {
+        self.reload_index()?;
+        self.index().require_whole()
+    }
+
     /// Settles what killed writers left, before a writer adds or removes
     /// anything: temporary objects go, and packs that no index lists (a killed
     /// backup's or prune's, or ones whose index was lost) are indexed anew
     /// with their intact blobs, so no data a backup may need is ever deleted
     /// here; a pack with no intact blob is removed. Prune later drops what no
-    /// backup uses. Only a writer holding the repository lock may call it.
+    /// backup uses. Only a writer holding the repository alone (the writer
+    /// lock and an exclusive hold: no backup runs beside it) may call it.
     pub fn settle_unindexed(&self) -> CoreResult<Settled> {
         self.storage.clean_partial()?;
         self.remove_dead_holds()?;

@@ -53,7 +53,7 @@ impl Repo {
         CoreError::new(
             "ERR_REPO_LOCKED",
             format!(
-                "repository {} is in use by another backup, expire or repair{on}; try again when it ends",
+                "repository {} is in use by another expire, repair or key removal{on}; try again when it ends, or wait for it with --lock-wait <duration>",
                 self.location()
             ),
         )

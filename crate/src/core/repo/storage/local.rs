@@ -252,6 +252,33 @@ impl Storage for LocalDir {
         fs::write(&temp, data).map_err(|e| CoreError::io("write", &temp, e))?;
         fs::rename(&temp, &path).map_err(|e| CoreError::io("replace", &path, e))
     }
+
+    /// The tag is the content's BLAKE3 (a lease names a random owner, so two versions never share one).
+    fn get_tagged(&self, key: &str) -> CoreResult<(Vec<u8>, String)> {
+        let data = self.get(key)?;
+        let tag = blake3::hash(&data).to_hex().to_string();
+        Ok((data, tag))
+    }
+
+    /// Compares and replaces under a `flock` of the object's directory, so
+    /// that two processes of this machine cannot both replace one version.
+    fn replace_if(&self, key: &str, data: &[u8], tag: &str) -> CoreResult<()> {
+        let path = self.path(key)?;
+        let dir = path.parent().expect("object paths have a parent");
+        let handle = fs::File::open(dir).map_err(|e| CoreError::io("open", dir, e))?;
+        // SAFETY: plain syscall on a descriptor we own; the lock goes with it.
+        if unsafe { libc::flock(handle.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(CoreError::io("lock", dir, std::io::Error::last_os_error()));
+        }
+        match self.get_tagged(key) {
+            Ok((_, now)) if now == tag => self.put_replace(key, data),
+            Ok(_) => Err(CoreError::new("ECHANGED", format!("{} changed meanwhile", path.display()))),
+            Err(e) if e.code == "ERR_MISSING_FILE" => {
+                Err(CoreError::new("ECHANGED", format!("{} was removed meanwhile", path.display())))
+            }
+            Err(e) => Err(e),
+        }
+    }
 }
 
 #[cfg(test)]

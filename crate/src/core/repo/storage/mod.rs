@@ -72,11 +72,22 @@ pub trait Storage: Send + Sync {
     fn delete(&self, key: &str) -> CoreResult<()>;
     /// Removes what interrupted writers left (temporary files); writers only.
     fn clean_partial(&self) -> CoreResult<usize>;
-    /// Replaces an object whole (only the writer lock's lease is ever replaced).
+    /// Replaces an object whole (only leases, the writer lock's and holds', are ever replaced).
     fn put_replace(&self, key: &str, data: &[u8]) -> CoreResult<()>;
+    /// An object and its version tag (an object store's ETag), for `replace_if`.
+    fn get_tagged(&self, key: &str) -> CoreResult<(Vec<u8>, String)>;
+    /// Replaces `key` only if it is still the version `tag` names; `ECHANGED`
+    /// when another write (or a removal) came first. Enforced only where
+    /// `conditional_updates` says so: elsewhere it is a plain replace.
+    fn replace_if(&self, key: &str, data: &[u8], tag: &str) -> CoreResult<()>;
     /// Whether "create if absent" is enforced by the store (false: a check,
     /// then a write). An object store finds out by writing a probe object.
     fn conditional_writes(&self) -> CoreResult<bool> {
+        Ok(true)
+    }
+    /// Whether "replace if unchanged" (`replace_if`, S3's `If-Match`) is
+    /// enforced by the store. An object store finds out with a probe object.
+    fn conditional_updates(&self) -> CoreResult<bool> {
         Ok(true)
     }
 }

@@ -7,7 +7,7 @@ use super::{missing, ObjectInfo, Storage};
 use crate::core::error::{CoreError, CoreResult};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as StorePath;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig, UpdateVersion};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -82,6 +82,9 @@ struct Shared {
     /// Whether the server refuses to overwrite on `If-None-Match: *`: found
     /// by a probe before the first create (readers never write one), or set off.
     conditional: std::sync::OnceLock<bool>,
+    /// Whether the server refuses a PUT whose `If-Match` names another
+    /// version: found by a probe before the first `replace_if`, or set off.
+    conditional_update: std::sync::OnceLock<bool>,
     /// Credentials in use, never to appear in a message.
     secrets: Vec<String>,
     /// Credentials were given (environment, profile, web identity, container):
@@ -187,6 +190,7 @@ impl ObjectStoreDir {
                 endpoint,
                 named_credentials,
                 conditional: if config.conditional_writes { std::sync::OnceLock::new() } else { false.into() },
+                conditional_update: if config.conditional_writes { std::sync::OnceLock::new() } else { false.into() },
             }),
             transfers,
             uploads: Uploads { slots: Arc::new(Semaphore::new(transfers)), running: Mutex::new(Vec::new()) },
@@ -214,6 +218,34 @@ impl ObjectStoreDir {
             }
         })?;
         Ok(*shared.conditional.get_or_init(|| honoured))
+    }
+
+    /// Whether the server refuses a replace whose `If-Match` names a version
+    /// that is not there: a probe object written, replaced on a made-up ETag,
+    /// then removed (one a killed process leaves, the next writer removes).
+    fn probe_update(&self) -> CoreResult<bool> {
+        if let Some(known) = self.shared.conditional_update.get() {
+            return Ok(*known);
+        }
+        let shared = &self.shared;
+        let key = format!("{PROBE_PREFIX}{}", super::super::keys::new_name());
+        let honoured = block_on(async {
+            let path = shared.path(&key)?;
+            shared
+                .store
+                .put(&path, PutPayload::from_static(b"1"))
+                .await
+                .map_err(|e| shared.error("cannot write", &key, e))?;
+            let made_up = "\"00000000000000000000000000000000\"";
+            let second = shared.replace_if(&key, PutPayload::from_static(b"2"), made_up).await;
+            shared.delete(&key).await?;
+            match second {
+                Ok(()) => Ok(false),
+                Err(e) if e.code == "ECHANGED" => Ok(true),
+                Err(e) => Err(e),
+            }
+        })?;
+        Ok(*shared.conditional_update.get_or_init(|| honoured))
     }
 
     /// Creates `key` (blocking); the first create also finds out whether the
@@ -369,6 +401,20 @@ impl Shared {
             }
         };
         result.map_err(|e| self.error("cannot write", key, e))
+    }
+
+    /// A PUT with `If-Match: <tag>`: `ECHANGED` when the server finds another version (or none).
+    async fn replace_if(&self, key: &str, payload: PutPayload, tag: &str) -> CoreResult<()> {
+        let path = self.path(key)?;
+        let version = UpdateVersion { e_tag: Some(tag.to_string()), version: None };
+        let opts = PutOptions { mode: PutMode::Update(version), ..PutOptions::default() };
+        match self.store.put_opts(&path, payload, opts).await {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::Precondition { .. }) => {
+                Err(CoreError::new("ECHANGED", format!("{key} in {} changed meanwhile", self.location)))
+            }
+            Err(e) => Err(self.error("cannot write", key, e)),
+        }
     }
 
     async fn delete(&self, key: &str) -> CoreResult<()> {
@@ -540,8 +586,31 @@ impl Storage for ObjectStoreDir {
             .map_err(|e| self.shared.error("cannot write", key, e))
     }
 
+    fn get_tagged(&self, key: &str) -> CoreResult<(Vec<u8>, String)> {
+        let shared = &self.shared;
+        let path = shared.path(key)?;
+        let (bytes, tag) = block_on(async {
+            let got = shared.store.get(&path).await?;
+            let tag = got.meta.e_tag.clone().unwrap_or_default();
+            Ok::<_, object_store::Error>((got.bytes().await?, tag))
+        })
+        .map_err(|e| shared.error("cannot read", key, e))?;
+        Ok((Vec::from(bytes), tag))
+    }
+
+    fn replace_if(&self, key: &str, data: &[u8], tag: &str) -> CoreResult<()> {
+        if !self.conditional_updates()? {
+            return self.put_replace(key, data);
+        }
+        block_on(self.shared.replace_if(key, PutPayload::from(bytes_of(data)), tag))
+    }
+
     fn conditional_writes(&self) -> CoreResult<bool> {
         self.probe()
+    }
+
+    fn conditional_updates(&self) -> CoreResult<bool> {
+        self.probe_update()
     }
 
     /// Objects are written by single PUTs (an interrupted one never appears):
