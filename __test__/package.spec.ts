@@ -59,8 +59,8 @@ describe('the packed package', () => {
     }
     expect(paths.filter((p) => /^(__test__|target|tools|build|\.tmp|npm)\//.test(p))).toEqual([]);
     // The prebuild embeds an HTTP/2 + TLS client for object storage and, for online backup, the PowDB
-    // engine (about 8.5 MB stripped, 4.7 MB packed).
-    expect(statSync(tarball).size).toBeLessThan(5_000_000);
+    // engine (about 9.5 MB stripped, 5.0 MB packed); the bound catches anything else packed by mistake.
+    expect(statSync(tarball).size).toBeLessThan(6_000_000);
   });
 
   it('loads with require and with import, from the bundled prebuild', () => {

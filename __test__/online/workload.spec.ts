@@ -35,8 +35,12 @@ async function plainCopy(src: string, gapMs: number): Promise<string> {
   const dst = join(tmp(), 'copy');
   mkdirSync(dst);
   for (const name of readdirSync(src).sort()) {
-    if (name === 'LOCK' || name === 'readers' || !existsSync(join(src, name))) continue; // gone: a temporary file
-    execFileSync('cp', ['-r', join(src, name), dst]);
+    if (name === 'LOCK' || name === 'readers') continue;
+    try {
+      execFileSync('cp', ['-r', join(src, name), dst], { stdio: 'pipe' });
+    } catch (err) {
+      if (existsSync(join(src, name))) throw err; // else gone since the listing: a temporary file
+    }
     await sleep(gapMs);
   }
   return dst;
