@@ -127,7 +127,8 @@ const summary = (o: Online) =>
  * Why the attempt whose server restarted between its copy and its freeze is given up: the server checkpoints on a
  * clean shutdown, and on its start after a crash (WAL replayed, then truncated), so the WAL the copy needs is gone.
  */
-const RESTART_SEEN_OR_LOST = /^a checkpoint rewrote the WAL during the pass$|^ERR_FREEZE_LOST: .*server shutting down/;
+const RESTART_SEEN_LOST_OR_UNPROVEN =
+  /^a checkpoint rewrote the WAL during the pass$|^ERR_FREEZE_LOST: .*server shutting down|^the WAL held no record when the pass began$/;
 
 const serverArgs = (server: PowdbServer) => ['--server', `${server.host}:${server.port}`, '--server-user', BACKUP.name];
 
@@ -427,8 +428,9 @@ describe('online backup under faults', () => {
         // The restart's checkpoint is seen: the attempt is given up (its checkpoint seen under the new freeze,
         // or the old connection's goodbye, "server shutting down", read when the freeze was asked on it), or
         // the changed heaps are read again under that same freeze.
+        // An attempt whose pass began on an empty WAL proves nothing about checkpoints and is given up anyway.
         if (online.attempts === 1) expect(online.refreshed_under_freeze, `seed ${SEED}`).toBe(true);
-        else expect(online.retries[0], `seed ${SEED}`).toMatch(RESTART_SEEN_OR_LOST);
+        else expect(online.retries[0], `seed ${SEED}`).toMatch(RESTART_SEEN_LOST_OR_UNPROVEN);
         // The copy kept was frozen on the restarted server (the backup reconnected to it).
         expect(Date.parse(online.frozen_at), `seed ${SEED}`).toBeGreaterThan(restartedMs);
         await expectExact([dest], log, online, `the backup across the restart (${how})`);
