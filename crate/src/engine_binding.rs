@@ -2,7 +2,7 @@
 //! The PowDB engine side of the binding: finalizing a staged online copy
 //! (`core::engine`), off the JS thread.
 use crate::binding::{job, u64_arg, Job};
-use crate::core::engine::{finalize_by, Finalized, Route};
+use crate::core::engine::{check, finalize_by, Finalized, Route};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::path::PathBuf;
@@ -94,4 +94,13 @@ pub fn finalize_staged_copy(
         },
         FinalizedCopy::from,
     ))
+}
+
+/// Checks a table restore's result without writing to it (`core::engine::
+/// check`): a checkpointed directory of the backup's heaps and index files
+/// beside a rewritten catalog. Rejects with `ERR_ONLINE_FINALIZE` naming what
+/// failed.
+#[napi(ts_return_type = "Promise<FinalizedCopy>")]
+pub fn check_restored_copy(dir: String) -> AsyncTask<Job<Finalized, FinalizedCopy>> {
+    job(None, move || check(&PathBuf::from(dir)), FinalizedCopy::from)
 }

@@ -113,6 +113,14 @@ export interface CheckFile {
  */
 export declare function checkMergeTarget(dir: string): Promise<number>
 
+/**
+ * Checks a table restore's result without writing to it (`core::engine::
+ * check`): a checkpointed directory of the backup's heaps and index files
+ * beside a rewritten catalog. Rejects with `ERR_ONLINE_FINALIZE` naming what
+ * failed.
+ */
+export declare function checkRestoredCopy(dir: string): Promise<FinalizedCopy>
+
 export interface CheckResult {
   problems: Array<Problem>
   backups: Array<BackupProblems>

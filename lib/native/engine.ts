@@ -19,4 +19,10 @@ export const engineNative = {
    */
   finalize: (staged: string, expectedRows?: TableRows[], route?: FinalizeRoute) =>
     withCodes(addon.finalizeStagedCopy(staged, expectedRows, route)),
+  /**
+   * Checks a table restore's result, a checkpointed directory of a backup's heaps and index files beside a rewritten
+   * catalog, without writing to it: the engine's read-only open, every page and row, links, views, each index file
+   * with as many entries as rows with a value. A WAL holding records is refused: such a directory needs `finalize`.
+   */
+  check: (dir: string) => withCodes(addon.checkRestoredCopy(dir)),
 };

@@ -117,8 +117,8 @@ export function assertTableRestoreFits(options: { delta?: boolean; syncMode?: st
 
 /**
  * Restores the chosen tables of `source` into `dest` (absent or empty), atomically: only their files, the catalog
- * and the small files are written; the catalog is rewritten with the subset; the engine opens it (WAL replay, index
- * rebuild, checkpoint) and verifies it before the rename that publishes it.
+ * and the small files are written; the catalog is rewritten with the subset; the engine checks it (opening and
+ * checkpointing it first where an index file is missing) before the rename that publishes it.
  */
 export async function restoreTables(
   source: TableSource,
@@ -186,27 +186,35 @@ async function buildSubset(
   await rm(catalogDir, { recursive: true, force: true });
   crashPoint('table-files-written');
   cancel.check();
-  return finalizeSubset(staging, subset, info.version, 'files');
+  // Every index file beside a checkpointed WAL (or none): nothing for the engine to redo or rebuild, so the result
+  // is checked without writing to it. Else (an index file the backup lacks, say) the engine's open makes it whole.
+  const whole = subset.files.every((f) => names.has(f.from));
+  return finalizeSubset(staging, subset, info.version, 'files', whole);
 }
 
 /**
- * The engine opens the subset, replays and checkpoints it, and checks every page, row, index, link and view.
- * A catalog older than version 5 (PowDB 0.4) is checked on a copy: the 0.29 engine would rewrite its index files in
- * a format the old engine does not read, so the published directory keeps the backup's bytes.
+ * The engine checks the subset: every page, row, index, link and view. A `whole` subset (every index file beside a
+ * checkpointed WAL) is checked as it is, without a write; otherwise the engine opens it first, replays and
+ * checkpoints it, rebuilding what is missing. A catalog older than version 5 (PowDB 0.4) is checked on a copy: the
+ * 0.29 engine would rewrite its index files in a format the old engine does not read, so the published directory
+ * keeps the backup's bytes.
  */
 async function finalizeSubset(
   staging: string,
   subset: CatalogSubset,
   version: number,
   route: TableRestoreSummary['route'],
+  whole: boolean,
 ): Promise<TableRestoreSummary> {
   const finalized =
-    version >= 5
-      ? await engineNative.finalize(staging)
-      : await withScratchDir(join(staging, '..'), 'table-check', async (copy) => {
+    version < 5
+      ? await withScratchDir(join(staging, '..'), 'table-check', async (copy) => {
           await cp(staging, copy, { recursive: true });
           return engineNative.finalize(copy);
-        });
+        })
+      : whole
+        ? await engineNative.check(staging)
+        : await engineNative.finalize(staging);
   crashPoint('table-finalized');
   const tables = subset.tables.map(({ from, to }) => {
     const found = finalized.tables.find((t) => t.name === to);

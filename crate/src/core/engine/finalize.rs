@@ -4,11 +4,12 @@
 //! engine's normal open recovers it (replays the WAL, rebuilds every index),
 //! a checkpoint moves everything into the heaps and empties the WAL, and the
 //! result is checked before it is backed up like any stopped directory.
+use super::index::Depth;
 use super::{bounded, engine_error, guarded, verify, ERR_FINALIZE};
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::lock::{WriterLock, LOCK_FILE};
 use powdb_storage::catalog::{Catalog, CATALOG_VERSION};
-use powdb_storage::data_dir::{CATALOG_FILE, READERS_DIR};
+use powdb_storage::data_dir::{CATALOG_FILE, READERS_DIR, WAL_FILE};
 use std::fs;
 use std::io::{self, Read};
 use std::path::Path;
@@ -106,18 +107,17 @@ pub fn finalize_by(staged: &Path, route: Route) -> CoreResult<Finalized> {
     };
     // A server pointed at this directory by mistake must not open it while
     // the engine works in it.
-    let lock = WriterLock::acquire(staged)?;
-    let outcome = guarded("recovering the staged copy", || match route {
-        Route::Redo => match bounded::recover(staged)? {
-            Ok(lsn) => Ok((lsn, Route::Redo)),
-            Err(_) => recover(staged).map(|lsn| (lsn, Route::Engine)),
-        },
-        _ => recover(staged).map(|lsn| (lsn, Route::Engine)),
-    })
-    .and_then(|(recovered, route)| {
+    under_lock(staged, || {
+        let (recovered, route) = guarded("recovering the staged copy", || match route {
+            Route::Redo => match bounded::recover(staged)? {
+                Ok(lsn) => Ok((lsn, Route::Redo)),
+                Err(_) => recover(staged).map(|lsn| (lsn, Route::Engine)),
+            },
+            _ => recover(staged).map(|lsn| (lsn, Route::Engine)),
+        })?;
         let found = guarded("verifying the finalized copy", || match route {
             Route::Redo => bounded::verify(staged),
-            _ => verify::verify(staged),
+            _ => verify::wal_is_empty(staged).and_then(|()| verify::verify(staged, Depth::Entries)),
         })?;
         if found.max_lsn != recovered {
             return Err(CoreError::new(
@@ -126,14 +126,37 @@ pub fn finalize_by(staged: &Path, route: Route) -> CoreResult<Finalized> {
             ));
         }
         Ok(found)
-    });
+    })
+}
+
+/// Runs `work` holding `dir`'s writer lock; our lock's `LOCK` and anything
+/// else a process left are checked even after a failure (so our `LOCK`
+/// goes), reported only after success: the first error is the one that says
+/// what went wrong.
+fn under_lock<T>(dir: &Path, work: impl FnOnce() -> CoreResult<T>) -> CoreResult<T> {
+    let lock = WriterLock::acquire(dir)?;
+    let outcome = work();
     drop(lock);
-    // Checked even after a failure (so our LOCK goes), reported only after
-    // success: the first error is the one that says what went wrong.
-    let leftovers = remove_lock_and_check(staged);
-    let finalized = outcome?;
+    let leftovers = remove_lock_and_check(dir);
+    let done = outcome?;
     leftovers?;
-    Ok(finalized)
+    Ok(done)
+}
+
+/// Checks a checkpointed directory that was written, not recovered (a table
+/// restore at a backup: the backup's heaps and index files beside a catalog
+/// rewritten for them), and writes nothing to it: the engine's read-only
+/// open, every page, every row decoded, links and views, each index file
+/// present with as many entries as rows with a value. A WAL that holds
+/// records is refused: such a directory needs [`finalize`].
+pub fn check(dir: &Path) -> CoreResult<Finalized> {
+    preflight(dir)?;
+    // A directory without `wal.log` has nothing to replay (the engine makes
+    // one at its first open).
+    if dir.join(WAL_FILE).exists() {
+        verify::wal_is_empty(dir)?;
+    }
+    under_lock(dir, || guarded("checking the restored copy", || verify::verify(dir, Depth::Counts)))
 }
 
 /// The size of every heap in `dir`.

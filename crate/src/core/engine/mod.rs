@@ -12,11 +12,13 @@ mod verify;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_check;
+#[cfg(test)]
 mod tests_redo;
 
 #[cfg(test)]
 use finalize::remove_lock_and_check;
-pub use finalize::{finalize, finalize_by, Finalized, Route, TableSummary, AUTO_REDO_HEAP_BYTES};
+pub use finalize::{check, finalize, finalize_by, Finalized, Route, TableSummary, AUTO_REDO_HEAP_BYTES};
 
 use super::error::CoreError;
 use std::any::Any;
