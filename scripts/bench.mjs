@@ -39,7 +39,7 @@ import {
   s3Report,
   tablesReport,
 } from './bench/report.mjs';
-import { benchTables } from './bench/tables.mjs';
+import { benchTablesAll } from './bench/tables.mjs';
 import { benchS3All } from './bench/s3.mjs';
 
 const { values: opts } = parseArgs({
@@ -94,11 +94,7 @@ if (part('repo'))
   );
 if (part('tables'))
   reports['bench-tables'] = tablesReport(
-    await timed(
-      'tables',
-      () => sizes.map((mib) => benchTables(mib, runs)),
-      'the one-table restore equals the source table',
-    ),
+    await timed('tables', () => benchTablesAll(sizes, runs), 'the one-table restore equals the source table'),
     method('tables'),
   );
 if (part('s3')) reports['bench-s3'] = s3Report(await timed('s3', () => benchS3All(sizes, runs)), method('s3'));

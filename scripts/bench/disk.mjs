@@ -19,7 +19,9 @@ import {
   med,
   median,
   ours,
+  padFor,
   pristine,
+  ROW_PAD,
   run,
   runOurs,
   sameNames,
@@ -29,14 +31,6 @@ import {
   work,
 } from './kit.mjs';
 
-/**
- * Row padding of the disk part's databases. The engine opens no index file
- * over 512 MB, which rows of the default size (about 74 bytes) pass at about
- * 1.2 GiB of heap: it could not insert into or update a 4 GiB database of them.
- * Rows padded with 240 bytes keep the 4 GiB database's index near 440 MB.
- */
-const DISK_PAD = 240;
-const diskPad = (mib) => (mib > 1024 ? DISK_PAD : undefined);
 const CP = '`cp -r` + `sync`';
 const RH = 'read + BLAKE3';
 
@@ -134,7 +128,7 @@ function updated(c) {
   return u;
 }
 
-/** What the incrementals read: a copy with 1% more rows (indexed table), else (see DISK_PAD) 1% of the heap pages updated. */
+/** What the incrementals read: a copy with 1% more rows (indexed table), else (see ROW_PAD) 1% of the heap pages updated. */
 function changedCopy(c) {
   const grown = copyOf(c.db.dir, c.at('grown'));
   const skipped = grow(grown, c.db);
@@ -223,7 +217,7 @@ function deltaRestores(c, { base, tmpl }, upd) {
 }
 
 function benchDisk(mib, { runs, pauseMs }) {
-  const db = pristine(mib, diskPad(mib));
+  const db = pristine(mib, padFor(mib));
   const { dir, at } = scratch(`disk-${mib}`);
   const data = copyOf(db.dir, at('data'));
   const dataBytes = bytesOf(data);
@@ -264,7 +258,7 @@ export function benchDiskAll(sizes, runs, smoke) {
     start: startup(smoke ? 3 : 10),
     fs: `${run('findmnt', ['-no', 'FSTYPE', '-T', work])} on Linux ${run('uname', ['-r'])}`,
     pauseMs,
-    pad: DISK_PAD,
-    padded: sizes.filter((mib) => diskPad(mib) !== undefined),
+    pad: ROW_PAD,
+    padded: sizes.filter((mib) => padFor(mib) !== undefined),
   };
 }

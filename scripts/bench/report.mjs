@@ -193,19 +193,20 @@ export const onlineReport = (all, m) =>
 
 function tablesTable(all) {
   const lines = [
-    '| data | table restored | whole restore (s) | one-table restore (s) | time: one / whole (goal ≤ 5%) | bytes written: whole, one table | bytes: one / whole | peak RSS whole, one (MiB) |',
-    '|---|---|---|---|---|---|---|---|',
+    '| data | repository | table restored | whole restore (s) | one-table restore (s) | time: one / whole (goal ≤ 5%) | bytes written: whole, one table | bytes: one / whole | `dump` of the table (s) | dump / whole | peak RSS whole, one, dump (MiB) |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const s of all) {
+    const data = s.pad === undefined ? `${s.mib} MiB` : `${s.mib} MiB (rows padded by ${s.pad} bytes)`;
     lines.push(
-      `| ${s.mib} MiB | Small (${s.smallRows} rows, 1% of T's) | ${fmt(s.whole.secs)} | ${fmt(s.table.secs)} | ${fmt((100 * s.table.secs) / s.whole.secs, 1)}% | ${mb(s.bytes.whole)}, ${mb(s.bytes.table)} | ${fmt((100 * s.bytes.table) / s.bytes.whole, 1)}% | ${fmt(s.whole.rss / 1024, 1)}, ${fmt(s.table.rss / 1024, 1)} |`,
+      `| ${data} | ${s.where === 's3' ? 'S3 (SeaweedFS)' : 'local disk'} | Small (${s.smallRows} rows, 1% of T's) | ${fmt(s.whole.secs)} | ${fmt(s.table.secs)} | ${fmt((100 * s.table.secs) / s.whole.secs, 1)}% | ${mb(s.bytes.whole)}, ${mb(s.bytes.table)} | ${fmt((100 * s.bytes.table) / s.bytes.whole, 1)}% | ${fmt(s.dump.secs)} (${mb(s.bytes.dump)} of JSON Lines) | ${fmt((100 * s.dump.secs) / s.whole.secs, 1)}% | ${fmt(s.whole.rss / 1024, 1)}, ${fmt(s.table.rss / 1024, 1)}, ${fmt(s.dump.rss / 1024, 1)} |`,
     );
   }
   return lines.join('\n');
 }
 
 export const tablesReport = (all, m) =>
-  `${m.measured} with ${m.how} (medians of ${m.runs} runs, alternating, each into a fresh directory after a \`sync\`; the CLI, each run including Node's start-up; a local repository, compression none; the one-table restore includes the engine's open, checkpoint and verify of its result):\n\n${tablesTable(all)}`;
+  `${m.measured} with ${m.how} (medians of ${m.runs} runs, alternating, each into a fresh directory after a \`sync\`; the CLI, each run including Node's start-up; a repository on the same disk, and one on a SeaweedFS server on 127.0.0.1 started by the benchmark, both compression none; the one-table restore includes fetching the catalog first and the engine's check of its result):\n\n${tablesTable(all)}`;
 
 function fleetTables({ dedup, counts }) {
   const lines = [

@@ -5,14 +5,9 @@
 // that backup against `rclone copy` downloading that upload, and an increment
 // after inserting 1% more rows (into a copy) against the full backup. Ours and
 // rclone's runs alternate, which goes first swapping every run.
-//
-// While the S3 server runs, every command goes through the event loop (never
-// execFileSync): the server's output comes to this process through a pipe,
-// and a blocked loop would let that pipe fill and stall the server.
-import { execFile } from 'node:child_process';
+// Commands go through the event loop while the server runs (s3kit.mjs).
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { ensureRclone, rcloneEnv } from '../s3/rclone.mjs';
+import { ensureRclone } from '../s3/rclone.mjs';
 import { randomCredentials, startSeaweed } from '../s3/servers.mjs';
 import {
   bin,
@@ -22,53 +17,26 @@ import {
   fmt,
   fresh,
   growArgs,
-  lastJson,
   lastLine,
   median,
   ours,
   pristine,
   sameNames,
   scratch,
-  script,
   summary,
 } from './kit.mjs';
+import { environments, jsonAsync, oursAsync, runAsync, sampleAsync as sample } from './s3kit.mjs';
 
-const execFileAsync = promisify(execFile);
-const runAsync = async (cmd, args, env = process.env) =>
-  (await execFileAsync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 26, env })).stdout.trim();
-const jsonAsync = async (cmd, args, env) => lastJson(await runAsync(cmd, args, env));
-const oursAsync = (env, ...args) => runAsync(process.execPath, ours(...args).slice(1), env);
 const warmAsync = (dir) => runAsync('sh', catArgs(files(dir)));
 async function copyOfAsync(src, dest) {
   fresh(dest);
   await runAsync('cp', ['-a', src, dest]);
   return dest;
 }
-/** One timed run of `argv` (with `env`) after `await prepare()` and a `sync` (fsync-bound timings are bimodal otherwise). */
-async function sample(argv, env, prepare) {
-  await prepare();
-  await runAsync('sync', []);
-  return jsonAsync('python3', [script('measure.py'), ...argv], env);
-}
 /** Throws unless `got` holds the files of `want`, byte-identical (exceptWal: our restore leaves out `wal.log`; rclone copies it). */
 async function sameFiles(want, got, who, { exceptWal = false } = {}) {
   for (const name of sameNames(want, got, who, exceptWal)) await runAsync('cmp', [join(want, name), join(got, name)]);
 }
-/** The environment without the variables matching `drop` (none of the user's S3 settings leak in). */
-const envWithout = (drop) => Object.fromEntries(Object.entries(process.env).filter(([k]) => !drop.test(k)));
-
-/** Our environment and rclone's for `server`. */
-const environments = (server) => ({
-  ours: {
-    ...envWithout(/^(AWS_|POWDB_BACKUP_PASSWORD$)/),
-    AWS_ACCESS_KEY_ID: server.accessKey,
-    AWS_SECRET_ACCESS_KEY: server.secretKey,
-    AWS_REGION: server.region,
-    AWS_ALLOW_HTTP: 'true',
-  },
-  // No config file: the remote `bench` comes from RCLONE_CONFIG_BENCH_* alone.
-  rclone: { ...envWithout(/^RCLONE_/), ...rcloneEnv('bench', server), RCLONE_CONFIG: '' },
-});
 
 /** Run `r` of one size: adds to `samples` and `stored`, and prints its seconds. */
 async function oneRun(c, r) {

@@ -5,7 +5,7 @@
 //! engine rebuilds them at the first open after a restore.
 use super::redo::{redo, NeedsEngine};
 use super::schema::table_schema;
-use super::verify::{heap_pages, rows, wal_is_empty};
+use super::verify::{heap_rows, wal_is_empty};
 use super::{engine_error, Finalized, Route, TableSummary};
 use crate::core::catalog::{CatalogFile, TableEntry};
 use crate::core::error::{CoreError, CoreResult};
@@ -47,10 +47,9 @@ pub fn verify(dir: &Path) -> CoreResult<Finalized> {
     let mut max_lsn = read_durable_lsn(dir)?;
     let mut tables = Vec::new();
     for entry in &catalog.tables {
-        heap_pages(&dir.join(format!("{}.heap", entry.name)), &entry.name)?;
         let table = Table::open(table_schema(entry)?, dir)
             .map_err(|e| engine_error(&format!("open the heap of table {}", entry.name), e))?;
-        let rows = rows(&entry.name, &table, &mut [])?;
+        let rows = heap_rows(dir, &table, &entry.name, &mut [])?;
         max_lsn = max_lsn.max(table.heap.max_page_lsn());
         tables.push(TableSummary { name: entry.name.clone(), rows, indexes: index_names(entry) });
     }

@@ -12,6 +12,7 @@ use powdb_storage::data_dir::WAL_FILE;
 use powdb_storage::page::{iter_page_slots, verify_page_layout_bytes};
 use powdb_storage::row::{decode_row, row_is_v2, validate_row_format};
 use powdb_storage::table::Table;
+use powdb_storage::types::RowId;
 use powdb_storage::view::ViewRegistry;
 use std::fs::File;
 use std::io::{self, Read};
@@ -98,35 +99,40 @@ fn views(dir: &Path, catalog: &Catalog) -> CoreResult<()> {
 
 fn table(dir: &Path, catalog: &Catalog, name: &str, depth: Depth) -> CoreResult<TableSummary> {
     let table = catalog.get_table(name).ok_or_else(|| failed(format!("table {name} is listed but not open")))?;
-    heap_pages(&dir.join(format!("{name}.heap")), name)?;
     let mut indexes = Indexes::of(dir, catalog, name, depth)?;
-    let rows = rows(name, table, &mut indexes.checks)?;
+    let rows = heap_rows(dir, table, name, &mut indexes.checks)?;
     indexes.finish(catalog)?;
     Ok(TableSummary { name: name.to_string(), rows, indexes: indexes.names })
 }
 
 /// Every page straight off disk (not through the engine's caches): its CRC
-/// where it has one, its slot layout, each row's format; named by page.
-pub(super) fn heap_pages(path: &Path, table: &str) -> CoreResult<()> {
-    let mut file = File::open(path).map_err(|e| CoreError::io("open", path, e))?;
+/// where it has one, its slot layout; then each row of a data page: its
+/// format, decoded (a row with spilled values through the strict get, which
+/// follows overflow chains and fails where a scan would hand back empty
+/// cells) and handed to the index checks. One read of the heap; named by
+/// page. Returns the row count.
+pub(super) fn heap_rows(dir: &Path, table: &Table, name: &str, checks: &mut [IndexCheck]) -> CoreResult<u64> {
+    let path = dir.join(format!("{name}.heap"));
+    let mut file = File::open(&path).map_err(|e| CoreError::io("open", &path, e))?;
     let mut page = vec![0u8; PAGE_SIZE];
-    let mut page_id = 0u64;
+    let mut page_id = 0u32;
+    let mut count = 0u64;
     loop {
         match read_page(&mut file, &mut page) {
-            Ok(false) => return Ok(()),
+            Ok(false) => return Ok(count),
             Ok(true) => {}
-            Err(e) => return Err(failed(format!("table {table}: {}: page {page_id}: {e}", path.display()))),
+            Err(e) => return Err(failed(format!("table {name}: {}: page {page_id}: {e}", path.display()))),
         }
-        let checked = verify_page_layout_bytes(&page).map_err(io::Error::from).and_then(|()| {
-            if page[4] != DATA_PAGE {
-                return Ok(());
+        verify_page_layout_bytes(&page)
+            .map_err(|e| failed(format!("table {name}: page {page_id} of {}: {e}", path.display())))?;
+        if page[4] == DATA_PAGE {
+            for (slot_index, raw) in iter_page_slots(&page) {
+                validate_row_format(raw).map_err(|e| {
+                    failed(format!("table {name}: page {page_id} of {}: slot {slot_index}: {e}", path.display()))
+                })?;
+                check_row(table, name, RowId { page_id, slot_index }, raw, checks)?;
+                count += 1;
             }
-            iter_page_slots(&page).try_for_each(|(slot, row)| {
-                validate_row_format(row).map_err(|e| io::Error::other(format!("slot {slot}: {e}")))
-            })
-        });
-        if let Err(e) = checked {
-            return Err(failed(format!("table {table}: page {page_id} of {}: {e}", path.display())));
         }
         page_id += 1;
     }
@@ -145,30 +151,19 @@ fn read_page(file: &mut File, page: &mut [u8]) -> io::Result<bool> {
     Ok(true)
 }
 
-/// Each row the heap lists, decoded through the strict get (which follows
-/// overflow chains and fails where a scan would hand back empty cells), and
-/// handed to the index checks. Returns the count.
-pub(super) fn rows(name: &str, table: &Table, checks: &mut [IndexCheck]) -> CoreResult<u64> {
-    let mut count = 0u64;
-    for item in table.heap.scan() {
-        let (rid, raw) = item.map_err(|e| engine_error(&format!("table {name}: scanning rows"), e))?;
-        let at = || format!("table {name}: row {}:{}", rid.page_id, rid.slot_index);
-        validate_row_format(&raw).map_err(|e| engine_error(&at(), e))?;
-        // What the strict get does, without reading the page again for each
-        // row: an inline row decodes from the scan's bytes; a row with spilled
-        // values goes through the get, which reads their overflow chains back.
-        let row = if row_is_v2(&raw) {
-            table
-                .get(rid)
-                .map_err(|e| engine_error(&at(), e))?
-                .ok_or_else(|| failed(format!("{} is listed by the scan but cannot be read", at())))?
-        } else {
-            decode_row(table.schema(), &raw)
-        };
-        for check in checks.iter_mut() {
-            check.row(table, rid, &row)?;
-        }
-        count += 1;
+/// A row that has the row format: decoded, and handed to the index checks.
+fn check_row(table: &Table, name: &str, rid: RowId, raw: &[u8], checks: &mut [IndexCheck]) -> CoreResult<()> {
+    let at = || format!("table {name}: row {}:{}", rid.page_id, rid.slot_index);
+    let row = if row_is_v2(raw) {
+        table
+            .get(rid)
+            .map_err(|e| engine_error(&at(), e))?
+            .ok_or_else(|| failed(format!("{} is listed by the page but cannot be read", at())))?
+    } else {
+        decode_row(table.schema(), raw)
+    };
+    for check in checks.iter_mut() {
+        check.row(table, rid, &row)?;
     }
-    Ok(count)
+    Ok(())
 }
