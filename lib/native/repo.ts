@@ -20,6 +20,7 @@ export type StoredFile = Binding.StoredFileResult;
 export type ParentFile = Binding.ParentFileArg;
 export type CommitStats = Binding.CommitResult;
 export type PruneStats = Binding.PruneResult;
+export type ObjectEntry = Binding.ObjectEntry;
 
 /** A repository hold: `shared` for readers, `exclusive` for removers (crate/src/core/repo/holds.rs). */
 export type HoldKind = 'shared' | 'exclusive';

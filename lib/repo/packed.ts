@@ -2,7 +2,14 @@ import { cancellable } from '../common/abort.js';
 import { mapLimit } from '../common/pool.js';
 import { BackupError } from '../common/errors.js';
 import type { BackupManifest } from '../chain/manifest.js';
-import { repoNative, type KdfParams, type RepairResult, type RepoHandle, type StoreOptions } from '../native/repo.js';
+import {
+  repoNative,
+  type KdfParams,
+  type ObjectEntry,
+  type RepairResult,
+  type RepoHandle,
+  type StoreOptions,
+} from '../native/repo.js';
 import type { OperationOptions } from '../common/progress.js';
 import type { VerifyOptions, VerifyReport } from '../chain/verify.js';
 import {
@@ -24,6 +31,7 @@ import {
 import { describeHold, releaseHold, waitingForLock, whileRenewing, withHold } from './holds.js';
 import { WalArchive, summarize, type ArchiveLineage, type ArchiveResult } from './archive.js';
 import { SNAPSHOTS, parseSnapshot, type Snapshot } from './snapshot.js';
+import { SUMMARY_AFTER, listSummaries, readSummary, writeSummary, type SummaryEntry } from './summary.js';
 import { backupsToPick } from './sources.js';
 import type { As, PackedContext } from './packed/context.js';
 import { archive } from './packed/archive.js';
@@ -156,8 +164,11 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
   }
 
   async snapshot(id: string): Promise<Snapshot> {
-    const text = (await repoNative.readObject(this.handle.handle, `${SNAPSHOTS}${id}`)).toString('utf8');
-    return parseSnapshot(text, id);
+    return parseSnapshot(await this.snapshotText(id), id);
+  }
+
+  private async snapshotText(id: string): Promise<string> {
+    return (await repoNative.readObject(this.handle.handle, `${SNAPSHOTS}${id}`)).toString('utf8');
   }
 
   async snapshotIds(): Promise<string[]> {
@@ -174,18 +185,49 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
     return sortRecords(readable.map((s) => s.record));
   }
 
-  /** Every snapshot that can be read, and the errors of those that cannot. */
+  /**
+   * Every snapshot that can be read, and the errors of those that cannot. Those the catalog summary holds (same id,
+   * same stored size) come from it; the others are read on their own, and when that was many, a new summary is
+   * written (lib/repo/summary.ts).
+   */
   async readSnapshots(): Promise<{ readable: Snapshot[]; unreadable: { id: string; err: BackupError }[] }> {
+    const h = this.handle.handle;
+    const [listed, summaries] = await Promise.all([repoNative.listObjects(h, SNAPSHOTS), listSummaries(h)]);
+    const cached = summaries[0] ? await readSummary(h, summaries[0].key) : new Map<string, SummaryEntry>();
+    let missed = 0;
+    const fromSummary = (o: ObjectEntry, id: string) => {
+      const hit = cached.get(id);
+      if (hit === undefined || hit.size !== o.size) return undefined;
+      try {
+        return { id, s: parseSnapshot(hit.text, id), entry: hit };
+      } catch {
+        return undefined; // read it on its own, which says what is wrong with it
+      }
+    };
     // A bounded number in flight: ten thousand reads at once cost more in garbage collection than in reading.
-    const read = await mapLimit(await this.snapshotIds(), SNAPSHOT_READS, (id) =>
-      this.snapshot(id).then(
-        (s) => ({ id, s }),
-        (err: unknown) => ({ id, err: err as BackupError }),
-      ),
-    );
+    const read = await mapLimit(listed, SNAPSHOT_READS, async (o) => {
+      const id = o.key.slice(SNAPSHOTS.length);
+      const hit = fromSummary(o, id);
+      if (hit) return hit;
+      missed++;
+      try {
+        const text = await this.snapshotText(id);
+        return { id, s: parseSnapshot(text, id), entry: { id, size: o.size, text } };
+      } catch (err) {
+        return { id, err: err as BackupError };
+      }
+    });
+    const readable = read.flatMap((r) => ('s' in r ? [r] : []));
+    if (missed >= SUMMARY_AFTER) {
+      await writeSummary(
+        h,
+        readable.map((r) => r.entry),
+        summaries.map((o) => o.key),
+      );
+    }
     return {
-      readable: read.flatMap((r) => ('s' in r ? [r.s] : [])),
-      unreadable: read.flatMap((r) => ('err' in r ? [r] : [])),
+      readable: readable.map((r) => r.s),
+      unreadable: read.flatMap((r) => ('err' in r ? [{ id: r.id, err: r.err }] : [])),
     };
   }
 

@@ -1,11 +1,12 @@
 //! `dump`: the rows of one table of a data directory, written as JSON Lines
 //! or CSV, in bounded memory whatever the table's size. The rows are read as
-//! the engine reads them, through powdb-storage's own heap scan and row
-//! decoding (overflow values reassembled from their chains, CRC-checked),
-//! but without opening the catalog, which would load every index into
-//! memory: one row is held at a time (a value at most the engine's 64 MiB),
-//! plus one page, the output buffer, and the few bytes per heap page of the
-//! free-space map the heap builds at open. The directory must be at rest:
+//! the engine reads them: each page CRC-checked as its heap scan checks it,
+//! rows through its row decoding (overflow values reassembled from their
+//! chains by its heap, CRC-checked), but without opening the catalog, which
+//! would load every index into memory: one row is held at a time (a value at
+//! most the engine's 64 MiB), plus one page, the output buffer, and, once a
+//! row has spilled values, the few bytes per heap page of the free-space map
+//! the heap builds at open. The directory must be at rest:
 //! checkpointed (an empty WAL) or recovered by the engine first.
 mod encode;
 mod sink;
@@ -19,9 +20,11 @@ use super::catalog::{CatalogFile, TableChoice, TableEntry};
 use super::error::{CoreError, CoreResult};
 use super::page::PAGE_SIZE;
 use powdb_storage::heap::HeapFile;
-use powdb_storage::row::{decode_row_v2, RowLayout};
+use powdb_storage::page::Page;
+use powdb_storage::row::{decode_row_v2, row_is_v2, RowLayout};
 use powdb_storage::types::{ColumnDef, Row, Schema, TypeId};
-use std::io;
+use std::fs::File;
+use std::io::{self, Read};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
@@ -49,10 +52,10 @@ pub fn dump_table(dir: &Path, table: &str, format: Format, output: &Output) -> C
         CoreError::new("ERR_PAGE_FORMAT", format!("table {table}: {heap_name} does not read as the engine's heap: {e}"))
     };
     let heap_path = dir.join(&heap_name);
-    let heap = HeapFile::open_read_only(&heap_path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => CoreError::io("open", &heap_path, e),
-        _ => damaged(e.to_string()),
-    })?;
+    let mut pages = Pages::open(&heap_path)?;
+    // The engine's heap, for overflow chains only: its open reads every page once for a free-space map, which
+    // rows stored inline never need.
+    let mut heap: Option<HeapFile> = None;
     let layout = RowLayout::new(&schema);
     let names: Vec<&str> = entry.columns.iter().map(|c| c.name.as_str()).collect();
     let encoder = Encoder::new(format, &names);
@@ -61,34 +64,66 @@ pub fn dump_table(dir: &Path, table: &str, format: Format, output: &Output) -> C
     encoder.header(&mut line);
     sink.write(&line)?;
     let mut rows = 0u64;
-    // Progress is counted in heap bytes, each page once the scan reaches it; an abort is checked there too.
-    let mut counted = 0u32;
-    // `scan` (what `Table::scan` reads through) preads one page at a time and checks its CRC; the
-    // zero-copy scans would map the whole heap.
-    for item in heap.scan() {
-        let (rid, data) = item.map_err(|e| damaged(e.to_string()))?;
-        if rid.page_id > counted {
-            cancel::advance(u64::from(rid.page_id - counted) * PAGE_SIZE as u64);
-            counted = rid.page_id;
-            cancel::check()?;
+    // Each page as the engine's scan reads it: CRC-checked, overflow pages holding no rows. Progress is counted
+    // in heap bytes, a page at a time; an abort is checked there too.
+    while let Some(page) = pages.next().map_err(|e| damaged(e.to_string()))? {
+        for (_, data) in page.iter() {
+            let row = if row_is_v2(data) {
+                if heap.is_none() {
+                    heap = Some(HeapFile::open_read_only(&heap_path).map_err(|e| damaged(e.to_string()))?);
+                }
+                read_row(heap.as_ref(), &schema, &layout, data)
+            } else {
+                read_row(None, &schema, &layout, data)
+            }
+            .map_err(damaged)?;
+            line.clear();
+            encoder.row(&row, &mut line)?;
+            sink.write(&line)?;
+            rows += 1;
         }
-        let row = read_row(&heap, &schema, &layout, &data).map_err(damaged)?;
-        line.clear();
-        encoder.row(&row, &mut line)?;
-        sink.write(&line)?;
-        rows += 1;
+        cancel::advance(PAGE_SIZE as u64);
+        cancel::check()?;
     }
-    cancel::advance(u64::from(heap.num_pages().saturating_sub(counted)) * PAGE_SIZE as u64);
-    cancel::check()?;
     Ok(Dumped { rows, bytes: sink.finish()? })
 }
 
+/// A heap's pages, one at a time, each checked as the engine's scan checks it.
+struct Pages {
+    file: File,
+    buf: Vec<u8>,
+}
+
+impl Pages {
+    fn open(path: &Path) -> CoreResult<Pages> {
+        let file = File::open(path).map_err(|e| CoreError::io("open", path, e))?;
+        Ok(Pages { file, buf: vec![0u8; PAGE_SIZE] })
+    }
+
+    /// The next page; `None` at the end; an error for a page cut short or failing its CRC.
+    fn next(&mut self) -> io::Result<Option<Page>> {
+        let mut filled = 0;
+        while filled < PAGE_SIZE {
+            match self.file.read(&mut self.buf[filled..])? {
+                0 if filled == 0 => return Ok(None),
+                0 => return Err(io::Error::other(format!("the heap ends {filled} bytes into a page"))),
+                n => filled += n,
+            }
+        }
+        Page::from_bytes_verified(&self.buf).map(Some).map_err(io::Error::from)
+    }
+}
+
 /// One row's values as the engine decodes them, its overflow values read
-/// from their chains. A malformed row (which page checks let through) is an
-/// error, never a panic.
-fn read_row(heap: &HeapFile, schema: &Schema, layout: &RowLayout, data: &[u8]) -> Result<Row, String> {
+/// from their chains (through `heap`, which a row with spilled values
+/// needs). A malformed row (which page checks let through) is an error,
+/// never a panic.
+fn read_row(heap: Option<&HeapFile>, schema: &Schema, layout: &RowLayout, data: &[u8]) -> Result<Row, String> {
     let decoded = catch_unwind(AssertUnwindSafe(|| {
-        decode_row_v2(schema, layout, data, |stub| heap.read_overflow_value(stub).map_err(io::Error::from))
+        decode_row_v2(schema, layout, data, |stub| match heap {
+            Some(heap) => heap.read_overflow_value(stub).map_err(io::Error::from),
+            None => Err(io::Error::other("a row stored inline points to an overflow chain")),
+        })
     }));
     match decoded {
         Ok(Ok(row)) => Ok(row),
