@@ -1,8 +1,8 @@
 // The catalog summary (lib/repo/summary.ts) on every backend: a local directory and each S3 server. A repository of
 // many backups (one real backup of an engine-made database, then snapshots repeating it under new ids, written by the
 // product's own snapshot writer, as the fleet benchmark makes them) is read once snapshot by snapshot, which writes
-// a summary; later reads take what it holds, but only for snapshots the listing still names with the same size;
-// verify never uses it; a damaged summary is ignored and replaced.
+// a summary of their heads; later reads take what it holds, but only for snapshots the listing still names with the
+// same size; verify never uses it; a damaged summary is ignored and replaced.
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PackedRepository } from '../../index.js';
@@ -82,12 +82,16 @@ describe('the catalog summary', () => {
         const [written] = await summaries(repo);
         expect(written).toMatch(new RegExp(`^${SUMMARIES}0*${ids.length}-[0-9a-f]{16}$`));
 
-        // Used: a snapshot replaced by junk of the same size still reads from the summary (as a cache does)...
+        // Used: a snapshot replaced by junk of the same size is still listed from the summary (as a cache does)...
         const masked = ids[5]!;
         await replaceSameSize(repo, masked);
         expect(await repo.list()).toEqual(records);
-        // ...but verify reads every snapshot itself and names it (the negative control: without the summary it fails).
-        const failing = (await repo.verify()).filter((r) => !r.report.ok);
+          // ...a restore of it reads the snapshot itself, and so does verify, which names it (the negative control:
+      // without the summary the listing above would have lost it too).
+      await expect(repo.restore(join(tmp(), 'masked'), { asOf: masked })).rejects.toMatchObject({
+        code: 'ERR_BAD_MANIFEST',
+      });
+      const failing = (await repo.verify()).filter((r) => !r.report.ok);
         expect(failing.map((r) => r.id)).toEqual([masked]);
         expect(await summaries(repo), 'reads through the summary write no other').toEqual([written]);
 
@@ -96,7 +100,7 @@ describe('the catalog summary', () => {
         const resized = ids[9]!;
         await repoNative.deleteObject(repo.handle.handle, `${SNAPSHOTS}${resized}`);
         await repoNative.writeObject(repo.handle.handle, `${SNAPSHOTS}${resized}`, Buffer.from('{}'));
-        const { readable, unreadable } = await repo.readSnapshots();
+        const { heads: readable, unreadable } = await repo.readHeads();
         expect(readable.map((s) => s.record.id).sort()).toEqual(
           ids.filter((id) => id !== ids[7] && id !== resized).sort(),
         );
@@ -112,9 +116,9 @@ describe('the catalog summary', () => {
         // A damaged summary is as good as none: every snapshot is read, and a new summary replaces it.
         await repoNative.deleteObject(repo.handle.handle, written!);
         await repoNative.writeObject(repo.handle.handle, written!, Buffer.from('not a summary'));
-        const again = await repo.readSnapshots();
+        const again = await repo.readHeads();
         const gone = [ids[7], resized, masked]; // the junk snapshot now reads as what it is
-        expect(again.readable.map((s) => s.record.id).sort()).toEqual(
+        expect(again.heads.map((s) => s.record.id).sort()).toEqual(
           [...ids.filter((id) => !gone.includes(id)), later.id].sort(),
         );
         expect(again.unreadable.map((u) => u.id).sort()).toEqual([masked, resized].sort());

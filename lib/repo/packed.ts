@@ -2,14 +2,7 @@ import { cancellable } from '../common/abort.js';
 import { mapLimit } from '../common/pool.js';
 import { BackupError } from '../common/errors.js';
 import type { BackupManifest } from '../chain/manifest.js';
-import {
-  repoNative,
-  type KdfParams,
-  type ObjectEntry,
-  type RepairResult,
-  type RepoHandle,
-  type StoreOptions,
-} from '../native/repo.js';
+import { repoNative, type KdfParams, type RepairResult, type RepoHandle, type StoreOptions } from '../native/repo.js';
 import type { OperationOptions } from '../common/progress.js';
 import type { VerifyOptions, VerifyReport } from '../chain/verify.js';
 import {
@@ -30,7 +23,7 @@ import {
 } from './base.js';
 import { describeHold, releaseHold, waitingForLock, whileRenewing, withHold } from './holds.js';
 import { WalArchive, summarize, type ArchiveLineage, type ArchiveResult } from './archive.js';
-import { SNAPSHOTS, parseSnapshot, type Snapshot } from './snapshot.js';
+import { SNAPSHOTS, headOf, parseSnapshot, type Snapshot, type SnapshotHead } from './snapshot.js';
 import { SUMMARY_AFTER, listSummaries, readSummary, writeSummary, type SummaryEntry } from './summary.js';
 import { backupsToPick } from './sources.js';
 import type { As, PackedContext } from './packed/context.js';
@@ -178,55 +171,60 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
 
   /** Every backup that can be read; one that cannot is named in a warning (verify reports it). */
   async list(): Promise<BackupRecord[]> {
-    const { readable, unreadable } = await this.readSnapshots();
+    const { heads: readable, unreadable } = await this.readHeads();
     for (const u of unreadable) {
       process.emitWarning(`backup ${u.id} cannot be read (${u.err.message}); run verify`, 'PowdbBackupWarning');
     }
     return sortRecords(readable.map((s) => s.record));
   }
 
-  /**
-   * Every snapshot that can be read, and the errors of those that cannot. Those the catalog summary holds (same id,
-   * same stored size) come from it; the others are read on their own, and when that was many, a new summary is
-   * written (lib/repo/summary.ts).
-   */
+  /** Every snapshot that can be read, each from its own object, and the errors of those that cannot. */
   async readSnapshots(): Promise<{ readable: Snapshot[]; unreadable: { id: string; err: BackupError }[] }> {
+    // A bounded number in flight: ten thousand reads at once cost more in garbage collection than in reading.
+    const read = await mapLimit(await this.snapshotIds(), SNAPSHOT_READS, (id) =>
+      this.snapshot(id).then(
+        (s) => ({ id, s }),
+        (err: unknown) => ({ id, err: err as BackupError }),
+      ),
+    );
+    return {
+      readable: read.flatMap((r) => ('s' in r ? [r.s] : [])),
+      unreadable: read.flatMap((r) => ('err' in r ? [r] : [])),
+    };
+  }
+
+  /**
+   * Every backup's snapshot head (record and sync block), and the errors of the snapshots that cannot be read. The
+   * heads the catalog summary holds (same id, same stored size) come from it; the others are read on their own, and
+   * when that was many, a new summary is written (lib/repo/summary.ts).
+   */
+  async readHeads(): Promise<{ heads: SnapshotHead[]; unreadable: { id: string; err: BackupError }[] }> {
     const h = this.handle.handle;
     const [listed, summaries] = await Promise.all([repoNative.listObjects(h, SNAPSHOTS), listSummaries(h)]);
     const cached = summaries[0] ? await readSummary(h, summaries[0].key) : new Map<string, SummaryEntry>();
     let missed = 0;
-    const fromSummary = (o: ObjectEntry, id: string) => {
-      const hit = cached.get(id);
-      if (hit === undefined || hit.size !== o.size) return undefined;
-      try {
-        return { id, s: parseSnapshot(hit.text, id), entry: hit };
-      } catch {
-        return undefined; // read it on its own, which says what is wrong with it
-      }
-    };
-    // A bounded number in flight: ten thousand reads at once cost more in garbage collection than in reading.
-    const read = await mapLimit(listed, SNAPSHOT_READS, async (o) => {
+    type Read = { id: string; entry: SummaryEntry } | { id: string; err: BackupError };
+    const read = await mapLimit(listed, SNAPSHOT_READS, async (o): Promise<Read> => {
       const id = o.key.slice(SNAPSHOTS.length);
-      const hit = fromSummary(o, id);
-      if (hit) return hit;
+      const hit = cached.get(id);
+      if (hit !== undefined && hit.size === o.size) return { id, entry: hit };
       missed++;
       try {
-        const text = await this.snapshotText(id);
-        return { id, s: parseSnapshot(text, id), entry: { id, size: o.size, text } };
+        return { id, entry: { id, size: o.size, head: headOf(await this.snapshot(id)) } };
       } catch (err) {
         return { id, err: err as BackupError };
       }
     });
-    const readable = read.flatMap((r) => ('s' in r ? [r] : []));
+    const entries = read.flatMap((r) => ('entry' in r ? [r.entry] : []));
     if (missed >= SUMMARY_AFTER) {
       await writeSummary(
         h,
-        readable.map((r) => r.entry),
+        entries,
         summaries.map((o) => o.key),
       );
     }
     return {
-      readable: readable.map((r) => r.s),
+      heads: entries.map((e) => e.head),
       unreadable: read.flatMap((r) => ('err' in r ? [{ id: r.id, err: r.err }] : [])),
     };
   }
@@ -240,8 +238,8 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
     if (typeof asOf === 'string' && source === undefined && (await this.snapshotIds()).includes(asOf)) {
       return this.snapshot(asOf);
     }
-    const { readable, unreadable } = await this.readSnapshots();
-    const picked = this.pick(sortRecords(readable.map((s) => s.record)), asOf, source);
+    const { heads, unreadable } = await this.readHeads();
+    const picked = this.pick(sortRecords(heads.map((s) => s.record)), asOf, source);
     const targetTime =
       asOf instanceof Date ? asOf.getTime() : typeof asOf === 'string' && !/^\d+$/.test(asOf) ? parseTime(asOf)! : NaN;
     for (const r of unreadable) {
@@ -255,7 +253,7 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
         );
       }
     }
-    return readable.find((s) => s.record.id === picked.id)!;
+    return this.snapshot(picked.id);
   }
 
   /**
@@ -263,12 +261,12 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
    * one source (see sources.ts). `ids`: every backup id, so that an id of an
    * unreadable backup is refused as such (by pickSnapshot), not as ambiguous.
    */
-  snapshotsToPick(
-    readable: Snapshot[],
+  snapshotsToPick<S extends SnapshotHead>(
+    readable: S[],
     asOf: RestoreAsOf['asOf'],
     source: string | undefined,
     ids: string[],
-  ): Snapshot[] {
+  ): S[] {
     if (source === undefined && typeof asOf === 'string' && ids.includes(asOf)) return readable;
     const records = sortRecords(readable.map((s) => s.record));
     const picked = new Set(backupsToPick(this.sources(records), records, asOf, source, this.dir).map((r) => r.id));

@@ -2,7 +2,7 @@ import { BackupError } from '../common/errors.js';
 import { sortRecords } from './record.js';
 import { parseTarget, type RestoreAsOf } from './target.js';
 import type { ArchivedSegment } from './archive.js';
-import type { Snapshot } from './snapshot.js';
+import type { SnapshotHead } from './snapshot.js';
 
 /**
  * Point-in-time recovery between backups: the newest backup at or before the
@@ -68,7 +68,7 @@ export function newestReachable(run: ArchivedSegment[], after: bigint): bigint {
 }
 
 /** The archive records of the lineage `snapshot` belongs to (empty for a plain one). */
-export function lineageOf(snapshot: Snapshot, archive: ArchivedSegment[]): ArchivedSegment[] {
+export function lineageOf(snapshot: SnapshotHead, archive: ArchivedSegment[]): ArchivedSegment[] {
   const id = snapshot.sync?.identity;
   if (!id) return [];
   return archive.filter(
@@ -84,13 +84,13 @@ export function lineageOf(snapshot: Snapshot, archive: ArchivedSegment[]): Archi
  * newest reachable point; a time target maps to the newest LSN known to
  * exist by then (the base's, or the end of a segment archived by then).
  */
-export function planRestore(
-  snapshots: Snapshot[],
+export function planRestore<S extends SnapshotHead>(
+  snapshots: S[],
   asOf: RestoreAsOf['asOf'],
-  archiveOf: (s: Snapshot) => ArchivedSegment[],
+  archiveOf: (s: S) => ArchivedSegment[],
   /** Every backup id, the unreadable ones too (an id is never read as a time). */
   ids: string[] = snapshots.map((s) => s.record.id),
-): { base: Snapshot; replay?: PitrPlan } | undefined {
+): { base: S; replay?: PitrPlan } | undefined {
   const records = sortRecords(snapshots.map((s) => s.record));
   if (asOf === undefined) {
     // The default is the newest point: the newest backup, then all the archive reaches after it.
@@ -105,7 +105,7 @@ export function planRestore(
   }
   const target = parseTarget(asOf, new Set(ids));
   if ('id' in target) return undefined;
-  const fits = (s: Snapshot) =>
+  const fits = (s: S) =>
     'lsn' in target ? s.record.source_lsn <= target.lsn : Date.parse(s.record.created) <= target.time;
   const base = records
     .map((r) => snapshots.find((s) => s.record.id === r.id)!)

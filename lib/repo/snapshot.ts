@@ -75,6 +75,15 @@ const schema = v.object({
   ),
 });
 
+/** What picking among backups needs of a snapshot: its catalog record and sync block, not its files. */
+export type SnapshotHead = Pick<Snapshot, 'record' | 'sync'>;
+
+export const headSchema = v.object({ record: recordSchema, sync: v.optional(syncBlockSchema) });
+
+export function headOf(s: Snapshot): SnapshotHead {
+  return s.sync ? { record: s.record, sync: s.sync } : { record: s.record };
+}
+
 /** Parses a snapshot read from `snapshots/<key>`; it must name itself. */
 export function parseSnapshot(text: string, key: string): Snapshot {
   const bad = (why: string) => new BackupError('ERR_BAD_MANIFEST', `backup ${key} is unreadable: ${why}`);

@@ -1,29 +1,30 @@
-// The catalog summary (`summaries/<count>-<random>`, sealed like a snapshot): the text of many snapshots in one
-// object, so that reading the catalog of a repository of thousands of backups is one read rather than thousands.
-// It is a cache and nothing more: a snapshot is taken from it only when the `snapshots/` listing names that id with
-// the same stored size (a snapshot object is written once and never changed); every other listed snapshot is read
-// from its own object, and what the summary holds beyond the listing (expired backups) is ignored. A summary that
-// cannot be read or parsed is as good as none. Readers write a new one, best effort, when they had to read many
-// snapshots on their own, then remove the one it replaces; `verify` never uses one.
+// The catalog summary (`summaries/<count>-<random>`, sealed like a snapshot): every backup's snapshot head (its
+// catalog record and sync block, without the files) in one object, so that picking among the backups of a
+// repository of thousands is one read rather than thousands. It is a cache and nothing more: a head is taken from it
+// only when the `snapshots/` listing names that id with the same stored size (a snapshot object is written once and
+// never changed); every other listed snapshot is read from its own object, and what the summary holds beyond the
+// listing (expired backups) is ignored. A summary that cannot be read or parsed is as good as none; an entry that
+// does not check is read on its own. Readers write a new one, best effort, when they had to read many snapshots on
+// their own, then remove those they listed. `verify`, `info` and `expire` read every snapshot itself.
 import { randomBytes } from 'node:crypto';
+import * as v from 'valibot';
+import { formatJsonLine, parseIntegerJson } from '../common/json.js';
 import { repoNative, type ObjectEntry } from '../native/repo.js';
+import { headSchema, type SnapshotHead } from './snapshot.js';
 
 export const SUMMARIES = 'summaries/';
 export const SUMMARY_VERSION = 1;
 /** Snapshots read on their own beyond which a reader writes a new summary. */
 export const SUMMARY_AFTER = 32;
 
-/** A snapshot's text as stored, with its object's stored size (the check against the listing). */
+/** A snapshot's head, with its object's stored size (the check against the listing). */
 export interface SummaryEntry {
   id: string;
   size: bigint;
-  text: string;
+  head: SnapshotHead;
 }
 
-interface SummaryFile {
-  summary_version: number;
-  snapshots: { id: string; size: string; text: string }[];
-}
+const entrySchema = v.object({ id: v.string(), size: v.pipe(v.bigint(), v.minValue(0n)), head: headSchema });
 
 /** Every summary, the one naming the most snapshots (its key starts with that count) first. */
 export async function listSummaries(handle: number): Promise<ObjectEntry[]> {
@@ -33,19 +34,21 @@ export async function listSummaries(handle: number): Promise<ObjectEntry[]> {
 
 const countOf = (key: string) => Number(/^summaries\/(\d+)-/.exec(key)?.[1] ?? -1);
 
-/** The entries of summary `key` by id; empty when it cannot be read or is not one this release writes. */
+/** The entries of summary `key` that check, by id; empty when it cannot be read or is not one this release writes. */
 export async function readSummary(handle: number, key: string): Promise<Map<string, SummaryEntry>> {
   const entries = new Map<string, SummaryEntry>();
-  let file: SummaryFile;
+  let file: { summary_version?: unknown; snapshots?: unknown };
   try {
-    file = JSON.parse((await repoNative.readObject(handle, key)).toString('utf8')) as SummaryFile;
+    file = parseIntegerJson((await repoNative.readObject(handle, key)).toString('utf8')) as typeof file;
   } catch {
     return entries; // removed meanwhile, damaged, or not JSON: read the snapshots themselves
   }
-  if (file?.summary_version !== SUMMARY_VERSION || !Array.isArray(file.snapshots)) return entries;
-  for (const s of file.snapshots) {
-    const valid = typeof s?.id === 'string' && typeof s.text === 'string' && /^\d{1,20}$/.test(String(s.size));
-    if (valid) entries.set(s.id, { id: s.id, size: BigInt(s.size), text: s.text });
+  if (file?.summary_version !== BigInt(SUMMARY_VERSION) || !Array.isArray(file.snapshots)) return entries;
+  for (const raw of file.snapshots) {
+    const checked = v.safeParse(entrySchema, raw);
+    if (checked.success && checked.output.head.record.id === checked.output.id) {
+      entries.set(checked.output.id, checked.output as SummaryEntry);
+    }
   }
   return entries;
 }
@@ -55,13 +58,10 @@ export async function readSummary(handle: number, key: string): Promise<Map<stri
  * effort: a repository these credentials cannot write to, or a store that fails, just keeps what it had.
  */
 export async function writeSummary(handle: number, entries: SummaryEntry[], replaced: string[]): Promise<void> {
-  const file: SummaryFile = {
-    summary_version: SUMMARY_VERSION,
-    snapshots: entries.map((e) => ({ id: e.id, size: e.size.toString(), text: e.text })),
-  };
+  const file = { summary_version: SUMMARY_VERSION, snapshots: entries };
   const key = `${SUMMARIES}${String(entries.length).padStart(10, '0')}-${randomBytes(8).toString('hex')}`;
   try {
-    await repoNative.writeObject(handle, key, Buffer.from(JSON.stringify(file), 'utf8'));
+    await repoNative.writeObject(handle, key, Buffer.from(formatJsonLine(file), 'utf8'));
     for (const old of replaced) await repoNative.deleteObject(handle, old);
   } catch {
     // A cache not written is a cache not used: the next reader reads the snapshots themselves.

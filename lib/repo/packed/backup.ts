@@ -103,11 +103,11 @@ function onlySourceFor(records: BackupRecord[], dataDir: string, options: Reposi
  */
 async function planBackup(repo: PackedContext, dataDir: string, options: RepositoryBackupOptions & As): Promise<Plan> {
   // A damaged snapshot (verify names it) must not stop new backups; expire does stop on it.
-  const { readable, unreadable } = await repo.readSnapshots();
+  const { heads, unreadable } = await repo.readHeads();
   for (const u of unreadable) {
     process.emitWarning(`backup ${u.id} cannot be read (${u.err.message}); run verify`, 'PowdbBackupWarning');
   }
-  const records = sortRecords(readable.map((s) => s.record));
+  const records = sortRecords(heads.map((s) => s.record));
   const identity = await readSyncIdentity(dataDir);
   // A migration carries its records over, sources included (it reads a scratch copy).
   const origin = options.as
@@ -127,7 +127,7 @@ async function planBackup(repo: PackedContext, dataDir: string, options: Reposit
     );
   }
   // A new sync lineage (sync enabled, or a forked copy backed up here) starts a new chain.
-  const parentSync = readable.find((s) => s.record.id === parent?.id)?.sync?.identity;
+  const parentSync = heads.find((s) => s.record.id === parent?.id)?.sync?.identity;
   if (parent && !sameLineage(parentSync, identity)) {
     assertSameLineage(
       parentSync,
@@ -144,7 +144,7 @@ async function planBackup(repo: PackedContext, dataDir: string, options: Reposit
   }
   const at = options.as ? new Date(options.as.created) : new Date();
   const id = options.as?.id ?? newBackupId([...records, ...unreadable], at, type);
-  const parentSnapshot = readable.find((s) => s.record.id === parent?.id);
+  const parentSnapshot = parent ? await repo.snapshot(parent.id) : undefined;
   return { id, type, parent, parentSnapshot, continued, at, identity, origin, sameDatabase, keepsId: !!options.as };
 }
 

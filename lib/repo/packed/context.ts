@@ -4,7 +4,7 @@ import type { RepoHandle } from '../../native/repo.js';
 import type { WalArchive } from '../archive.js';
 import type { BackupRecord, ExpireOptions, RestoreAsOf } from '../base.js';
 import type { BackupError } from '../../common/errors.js';
-import type { Snapshot } from '../snapshot.js';
+import type { Snapshot, SnapshotHead } from '../snapshot.js';
 
 export interface PackedContext {
   readonly dir: string;
@@ -14,15 +14,17 @@ export interface PackedContext {
   snapshotIds(): Promise<string[]>;
   /** Every snapshot that can be read, and the errors of those that cannot. */
   readSnapshots(): Promise<{ readable: Snapshot[]; unreadable: { id: string; err: BackupError }[] }>;
+  /** Every backup's record and sync block, through the catalog summary where it holds them. */
+  readHeads(): Promise<{ heads: SnapshotHead[]; unreadable: { id: string; err: BackupError }[] }>;
   /** The snapshot a restore or export of `asOf` (of `source`) needs. */
   pickSnapshot(asOf: RestoreAsOf['asOf'], source?: string): Promise<Snapshot>;
   /** Of `readable`, the snapshots a restore of `asOf` picks among: those of one source. */
-  snapshotsToPick(
-    readable: Snapshot[],
+  snapshotsToPick<S extends SnapshotHead>(
+    readable: S[],
     asOf: RestoreAsOf['asOf'],
     source: string | undefined,
     ids: string[],
-  ): Snapshot[];
+  ): S[];
   /** The backups of each source. */
   sources(records: BackupRecord[]): Map<string, BackupRecord[]>;
   list(): Promise<BackupRecord[]>;

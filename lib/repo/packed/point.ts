@@ -19,11 +19,13 @@ export interface Point {
 
 export async function pickPoint(repo: PackedContext, options: Pick<RestoreAsOf, 'asOf' | 'source'>): Promise<Point> {
   await repoNative.refresh(repo.handle.handle);
-  const { readable, unreadable } = await repo.readSnapshots();
-  const archive = readable.some((s) => s.sync) ? await repo.wal.records() : [];
-  const ids = [...readable.map((s) => s.record.id), ...unreadable.map((u) => u.id)];
-  const candidates = repo.snapshotsToPick(readable, options.asOf, options.source, ids);
+  const { heads, unreadable } = await repo.readHeads();
+  const archive = heads.some((s) => s.sync) ? await repo.wal.records() : [];
+  const ids = [...heads.map((s) => s.record.id), ...unreadable.map((u) => u.id)];
+  const candidates = repo.snapshotsToPick(heads, options.asOf, options.source, ids);
   const plan = planRestore(candidates, options.asOf, (s) => lineageOf(s, archive), ids);
-  const snapshot = plan?.base ?? (await repo.pickSnapshot(options.asOf, options.source));
+  const snapshot = plan
+    ? await repo.snapshot(plan.base.record.id)
+    : await repo.pickSnapshot(options.asOf, options.source);
   return { snapshot, ...(plan?.replay ? { replay: plan.replay } : {}), archive, ids };
 }

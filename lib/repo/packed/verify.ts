@@ -46,7 +46,7 @@ function backedFiles(repo: PackedContext, snapshot: Snapshot): BackedFile[] {
 
 /** The newest backup of the source `dataDir` is (undefined when none is: the pick then says why). */
 async function newestOfDirectory(repo: PackedContext, dataDir: string): Promise<string | undefined> {
-  const records = sortRecords((await repo.readSnapshots()).readable.map((s) => s.record));
+  const records = sortRecords((await repo.readHeads()).heads.map((s) => s.record));
   const origin = await currentSource(dataDir, (await readSyncIdentity(dataDir))?.database_id);
   return repo.sources(records).get(sourceKey(origin))?.at(-1)?.id;
 }
