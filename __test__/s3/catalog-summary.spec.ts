@@ -86,12 +86,12 @@ describe('the catalog summary', () => {
         const masked = ids[5]!;
         await replaceSameSize(repo, masked);
         expect(await repo.list()).toEqual(records);
-          // ...a restore of it reads the snapshot itself, and so does verify, which names it (the negative control:
-      // without the summary the listing above would have lost it too).
-      await expect(repo.restore(join(tmp(), 'masked'), { asOf: masked })).rejects.toMatchObject({
-        code: 'ERR_BAD_MANIFEST',
-      });
-      const failing = (await repo.verify()).filter((r) => !r.report.ok);
+        // ...a restore of it reads the snapshot itself, and so does verify, which names it (the negative control:
+        // without the summary the listing above would have lost it too).
+        await expect(repo.restore(join(tmp(), 'masked'), { asOf: masked })).rejects.toMatchObject({
+          code: 'ERR_BAD_MANIFEST',
+        });
+        const failing = (await repo.verify()).filter((r) => !r.report.ok);
         expect(failing.map((r) => r.id)).toEqual([masked]);
         expect(await summaries(repo), 'reads through the summary write no other').toEqual([written]);
 
