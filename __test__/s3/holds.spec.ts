@@ -230,6 +230,40 @@ describe.each([local, ...onS3].map((p) => [p.name, p] as const))("a backup's hol
   });
 });
 
+// Key removal takes the repository alone like expire: refused beside a backup, or waiting for it with lockWaitMs.
+describe.each([local, ...onS3].map((p) => [p.name, p] as const))(
+  'key removal beside a backup on %s',
+  (_name, place) => {
+    it('is refused, or waits (--lock-wait), and then removes the key', async () => {
+      const password = 'hold password';
+      Object.assign(process.env, place.env, { POWDB_BACKUP_PASSWORD: password });
+      try {
+        const data = makeDb('new', 1500, '--index');
+        const location = place.location('key-hold');
+        const repo = await PackedRepository.init(location, { encrypt: true, password, kdf: { mKib: 64, t: 1, p: 1 } });
+        await repo.backup(data);
+        const other = await repo.addKey('another password');
+        insertRows('new', data, 1500, 200);
+
+        const writer = await paused(place, ['backup', location, data]);
+        const refused = await rejectsWith(repo.removeKey(other), 'ERR_REPO_LOCKED');
+        expect(refused.message).toMatch(/in use by backup/);
+        let done = false;
+        const waiting = repo.removeKey(other, { lockWaitMs: 60_000 }).finally(() => (done = true));
+        await new Promise((r) => setTimeout(r, 1500));
+        expect(done).toBe(false);
+        await writer.finish();
+        await waiting;
+        expect((await repo.listKeys()).map((k) => k.id)).not.toContain(other);
+        expect(await repo.list()).toHaveLength(2);
+        repo.close();
+      } finally {
+        delete process.env.POWDB_BACKUP_PASSWORD;
+      }
+    });
+  },
+);
+
 describe('a repository this process cannot write to', () => {
   it('is read without a hold, with a warning', async (ctx) => {
     const data = makeDb('new', 300);

@@ -172,8 +172,11 @@ export abstract class RepositoryBase {
   async listKeys(): Promise<{ id: string; created: string; current: boolean }[]> {
     return this.formatTwoOnly('keys');
   }
-  /** Removes a key, never the last (format 2). */
-  async removeKey(_id: string): Promise<void> {
+  /**
+   * Removes a key, never the last (format 2). It takes the repository alone: `lockWaitMs` waits that long for
+   * backups and readers to finish (default: fail at once with ERR_REPO_LOCKED).
+   */
+  async removeKey(_id: string, _options: { lockWaitMs?: number } = {}): Promise<void> {
     return this.formatTwoOnly('keys');
   }
 

@@ -506,8 +506,8 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
   }
 
   /** Removes a key (never the last one). */
-  override async removeKey(id: string): Promise<void> {
+  override async removeKey(id: string, options: { lockWaitMs?: number } = {}): Promise<void> {
     this.assertEncrypted();
-    await this.alone('key removal', 0, () => repoNative.keyRemove(this.handle.handle, id));
+    await this.alone('key removal', options.lockWaitMs ?? 0, () => repoNative.keyRemove(this.handle.handle, id));
   }
 }

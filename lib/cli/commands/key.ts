@@ -1,6 +1,7 @@
 // `key list|add|remove`: an encrypted repository's passwords.
 import type { Command } from 'commander';
 import { common, repoAccess, openRepository, print, newPassword, type Common, type RepoOpts } from '../kit.js';
+import { lockWaitOption } from '../lock-wait.js';
 
 export function register(program: Command): void {
   const key = program.command('key').description("manage an encrypted repository's passwords");
@@ -29,10 +30,13 @@ export function register(program: Command): void {
         .command('remove')
         .description('remove a key (never the last one)')
         .requiredOption('--repo <repo>', 'the repository')
-        .argument('<id>', 'the key id (see key list)'),
+        .argument('<id>', 'the key id (see key list)')
+        .addOption(
+          lockWaitOption('by default key removal fails at once with ERR_REPO_LOCKED while backups or readers run'),
+        ),
     ),
-  ).action(async (id: string, opts: Common & RepoOpts & { repo: string }) => {
-    await (await openRepository(opts.repo, opts)).removeKey(id);
+  ).action(async (id: string, opts: Common & RepoOpts & { repo: string; lockWait?: number }) => {
+    await (await openRepository(opts.repo, opts)).removeKey(id, { lockWaitMs: opts.lockWait });
     print(Boolean(opts.json), { removed: id }, `removed key ${id}`);
   });
 }
