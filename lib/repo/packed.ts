@@ -24,9 +24,16 @@ import {
 import { describeHold, releaseHold, waitingForLock, whileRenewing, withHold } from './holds.js';
 import { WalArchive, summarize, type ArchiveLineage, type ArchiveResult } from './archive.js';
 import { SNAPSHOTS, headOf, parseSnapshot, type Snapshot, type SnapshotHead } from './snapshot.js';
-import { SUMMARY_AFTER, listSummaries, readSummary, writeSummary, type SummaryEntry } from './summary.js';
+import {
+  SUMMARY_AFTER,
+  heldStillValid,
+  listSummaries,
+  readSummary,
+  writeSummary,
+  type SummaryEntry,
+} from './summary.js';
 import { backupsToPick } from './sources.js';
-import type { As, PackedContext } from './packed/context.js';
+import type { As, Heads, PackedContext } from './packed/context.js';
 import { archive } from './packed/archive.js';
 import { archiveEvery } from './packed/archive-every.js';
 import type { ArchiveEveryOptions, ArchiveEveryResult, ArchiveOptions } from './archive-round.js';
@@ -66,6 +73,8 @@ function idTime(id: string): number | undefined {
 }
 /** Snapshots read at once (object storage answers each in milliseconds: enough to overlap them). */
 const SNAPSHOT_READS = 32;
+/** Where the index objects are (their listing dates held bytes in the catalog summary). */
+const INDEX = 'index/';
 const passwordFrom = (given?: string) => given ?? process.env.POWDB_BACKUP_PASSWORD;
 
 /** The writer lock and the readers' and removers' holds: not backup data. */
@@ -196,37 +205,69 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
   /**
    * Every backup's snapshot head (record and sync block), and the errors of the snapshots that cannot be read. The
    * heads the catalog summary holds (same id, same stored size) come from it; the others are read on their own, and
-   * when that was many, a new summary is written (lib/repo/summary.ts).
+   * when that was many, a new summary is written (lib/repo/summary.ts). With `held`, also what each backup holds
+   * (`info`): from the summary while the index objects it was counted with are all still there, else counted.
    */
-  async readHeads(): Promise<{ heads: SnapshotHead[]; unreadable: { id: string; err: BackupError }[] }> {
+  async readHeads(options: { held?: boolean } = {}): Promise<Heads> {
     const h = this.handle.handle;
     const [listed, summaries] = await Promise.all([repoNative.listObjects(h, SNAPSHOTS), listSummaries(h)]);
-    const cached = summaries[0] ? await readSummary(h, summaries[0].key) : new Map<string, SummaryEntry>();
+    const summary = await readSummary(h, summaries[0]?.key);
+    let indexKeys: Set<string> | undefined;
+    if (options.held) {
+      // After the snapshots are listed: the index of each of them was published before it.
+      await repoNative.refresh(h);
+      indexKeys = new Set((await repoNative.listObjects(h, INDEX)).map((o) => o.key));
+    }
+    const heldValid = indexKeys === undefined || heldStillValid(summary.heldWith, indexKeys);
     let missed = 0;
+    const toCount: Snapshot[] = [];
     type Read = { id: string; entry: SummaryEntry } | { id: string; err: BackupError };
     const read = await mapLimit(listed, SNAPSHOT_READS, async (o): Promise<Read> => {
       const id = o.key.slice(SNAPSHOTS.length);
-      const hit = cached.get(id);
-      if (hit !== undefined && hit.size === o.size) return { id, entry: hit };
+      const hit = summary.entries.get(id);
+      const usable = hit !== undefined && hit.size === o.size;
+      if (usable && !(options.held && (hit.held === undefined || !heldValid))) {
+        return { id, entry: heldValid ? hit : { ...hit, held: undefined } };
+      }
       missed++;
       try {
-        return { id, entry: { id, size: o.size, head: headOf(await this.snapshot(id)) } };
+        const snapshot = await this.snapshot(id);
+        if (options.held) toCount.push(snapshot);
+        return { id, entry: { id, size: o.size, head: headOf(snapshot) } };
       } catch (err) {
         return { id, err: err as BackupError };
       }
     });
     const entries = read.flatMap((r) => ('entry' in r ? [r.entry] : []));
+    if (toCount.length > 0) {
+      const counted = await this.countHeld(toCount);
+      for (const e of entries) e.held ??= counted.get(e.id);
+    }
     if (missed >= SUMMARY_AFTER) {
+      const heldWith = indexKeys ? [...indexKeys] : heldValid ? summary.heldWith : undefined;
       await writeSummary(
         h,
         entries,
+        heldWith,
         summaries.map((o) => o.key),
       );
     }
     return {
       heads: entries.map((e) => e.head),
       unreadable: read.flatMap((r) => ('err' in r ? [{ id: r.id, err: r.err }] : [])),
+      held: new Map(entries.flatMap((e) => (e.held === undefined ? [] : [[e.id, e.held] as const]))),
     };
+  }
+
+  /** What each of `snapshots` holds, counted by the core (source by source: consecutive backups share lists). */
+  private async countHeld(snapshots: Snapshot[]): Promise<Map<string, bigint>> {
+    const order = [...this.sources(sortRecords(snapshots.map((s) => s.record))).values()].flat();
+    const byId = new Map(snapshots.map((s) => [s.record.id, s]));
+    const held = await repoNative.heldBytes(
+      this.handle.handle,
+      order.map((r) => byId.get(r.id)!.files.flatMap((f) => [...f.lists, ...(f.hints ?? [])])),
+    );
+    return new Map(order.map((r, i) => [r.id, held[i]!]));
   }
 
   /**
@@ -384,21 +425,12 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
   }
 
   override async info(id?: string) {
-    // Each snapshot read once: for the catalog, and for what each backup holds.
-    const { readable, unreadable } = await this.readSnapshots();
+    const { heads, unreadable, held } = await this.readHeads({ held: true });
     for (const u of unreadable) {
       process.emitWarning(`backup ${u.id} cannot be read (${u.err.message}); run verify`, 'PowdbBackupWarning');
     }
-    const base = await this.infoOf(sortRecords(readable.map((s) => s.record)), id);
-    const snapshots = new Map(readable.map((s) => [s.record.id, s]));
-    // Source by source, in order: a backup's lists are mostly its predecessor's, which the core keeps.
-    const order = [...this.sources(base.backups).values()].flat();
-    const held = await repoNative.heldBytes(
-      this.handle.handle,
-      order.map((r) => snapshots.get(r.id)!.files.flatMap((f) => [...f.lists, ...(f.hints ?? [])])),
-    );
-    const heldOf = new Map(order.map((r, i) => [r.id, held[i]!]));
-    base.backups = base.backups.map((r) => ({ ...r, held_bytes: heldOf.get(r.id)! }));
+    const base = await this.infoOf(sortRecords(heads.map((s) => s.record)), id);
+    base.backups = base.backups.map((r) => ({ ...r, held_bytes: held.get(r.id)! }));
     const archive = await this.archiveInfo();
     const holds = (await repoNative.holds(this.handle.handle)).map(describeHold);
     return { ...base, ...(archive.length > 0 ? { archive } : {}), ...(holds.length > 0 ? { holds } : {}) };

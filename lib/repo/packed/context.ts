@@ -6,6 +6,14 @@ import type { BackupRecord, ExpireOptions, RestoreAsOf } from '../base.js';
 import type { BackupError } from '../../common/errors.js';
 import type { Snapshot, SnapshotHead } from '../snapshot.js';
 
+/** The catalog as picking among backups reads it (PackedRepository.readHeads). */
+export interface Heads {
+  heads: SnapshotHead[];
+  unreadable: { id: string; err: BackupError }[];
+  /** What each backup holds, by id (asked for with `held`). */
+  held: Map<string, bigint>;
+}
+
 export interface PackedContext {
   readonly dir: string;
   readonly handle: RepoHandle;
@@ -15,7 +23,7 @@ export interface PackedContext {
   /** Every snapshot that can be read, and the errors of those that cannot. */
   readSnapshots(): Promise<{ readable: Snapshot[]; unreadable: { id: string; err: BackupError }[] }>;
   /** Every backup's record and sync block, through the catalog summary where it holds them. */
-  readHeads(): Promise<{ heads: SnapshotHead[]; unreadable: { id: string; err: BackupError }[] }>;
+  readHeads(options?: { held?: boolean }): Promise<Heads>;
   /** The snapshot a restore or export of `asOf` (of `source`) needs. */
   pickSnapshot(asOf: RestoreAsOf['asOf'], source?: string): Promise<Snapshot>;
   /** Of `readable`, the snapshots a restore of `asOf` picks among: those of one source. */
