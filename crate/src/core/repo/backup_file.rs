@@ -8,7 +8,7 @@ use super::lists::{store_lists, ChunkRef};
 use super::pack::KIND_DATA;
 use super::Repo;
 use crate::core::error::{CoreError, CoreResult};
-use crate::core::fsio::{buffer, for_each_chunk_of, open_read};
+use crate::core::fsio::{buffer, for_each_chunk_ahead, open_read};
 use crate::core::page::{max_page_lsn, PAGE_SIZE};
 use rayon::prelude::*;
 use std::path::Path;
@@ -100,7 +100,9 @@ pub fn store_file(repo: &Repo, path: &Path, options: &FileOptions) -> CoreResult
     let chunking = repo.config.chunking;
     if options.heap {
         let run = chunking.heap_run_pages as usize * PAGE_SIZE;
-        out.len = for_each_chunk_of(path, (BATCH / run).max(1) * run, |buf| {
+        // Read ahead on a thread of its own: the next batch comes from the page
+        // cache while every core cuts and compresses this one.
+        out.len = for_each_chunk_ahead(open_read(path)?, path, (BATCH / run).max(1) * run, |buf| {
             out.max_lsn = out.max_lsn.max(max_page_lsn(buf));
             let first = refs.len();
             let runs: Vec<Cut> = buf.chunks(run).enumerate().map(|(i, data)| Cut { index: first + i, data }).collect();
