@@ -11,7 +11,7 @@
 // their write freeze and time against an offline backup; archive: continuous archiving of a live
 // sync-enabled server, the recovery point it keeps and what its rounds cost writers; tables: restoring one table of
 // about 1% of the data against a whole restore; peers: ours against restic, rustic, Kopia and borg, at 1 GiB
-// unless --sizes is given); --smoke runs 64 MiB once and checks that restores are
+// unless --sizes is given, only those named by --peers restic,rustic,kopia,borg if given); --smoke runs 64 MiB once and checks that restores are
 // correct, without judging times; --readme rewrites the tables of the parts
 // that ran in docs/benchmarks.md (linked from the README).
 //
@@ -50,6 +50,7 @@ const { values: opts } = parseArgs({
     smoke: { type: 'boolean', default: false },
     readme: { type: 'boolean', default: false },
     part: { type: 'string', default: 'all' },
+    peers: { type: 'string' },
   },
 });
 const PARTS = ['core', 'repo', 's3', 'disk', 'online', 'archive', 'tables', 'peers', 'fleet'];
@@ -124,8 +125,13 @@ if (part('fleet')) {
 }
 // The peers are built from source (minutes, once) and compared at 1 GiB: not in a smoke run unless asked.
 if (part('peers') && !(opts.smoke && opts.part === 'all')) {
-  const peers = await timed('peers', () => benchPeersAll(diskSizes, runs), 'restores checked for size');
-  reports['bench-peers'] = peersReport(peers, method('peers', diskSizes));
+  const only = opts.peers?.split(',');
+  const peers = await timed('peers', () => benchPeersAll(diskSizes, runs, only), 'restores checked for size');
+  const how = method('peers', diskSizes);
+  reports['bench-peers'] = peersReport(
+    peers,
+    only ? { ...how, how: `${how.how.slice(0, -1)} --peers ${opts.peers}\`` } : how,
+  );
 }
 for (const text of Object.values(reports)) console.log(`${text}\n`);
 if (opts.smoke && part('core'))

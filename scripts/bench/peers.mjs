@@ -86,6 +86,21 @@ function adapters(bins, at) {
       backup: (repo, data) => ['sh', '-c', BORG_CREATE, bins.borg, repo, data],
       restore: (repo, _data, dest) => ['sh', '-c', BORG_EXTRACT, bins.borg, repo, dest],
     },
+    // Without encryption: ours and borg (restic and rustic always encrypt; Kopia has no such option either).
+    'powdb-backup, no encryption': {
+      plain: true,
+      env: {},
+      init: (repo) => ours('init', repo),
+      backup: (repo, data) => ours('backup', data, '--repo', repo, '--quiet'),
+      restore: (repo, _data, dest) => ours('restore', '--repo', repo, dest, '--quiet'),
+    },
+    'borg, no encryption': bins.borg && {
+      plain: true,
+      env: borgEnv,
+      init: (repo) => [bins.borg, 'init', '--encryption=none', repo],
+      backup: (repo, data) => ['sh', '-c', BORG_CREATE, bins.borg, repo, data],
+      restore: (repo, _data, dest) => ['sh', '-c', BORG_EXTRACT, bins.borg, repo, dest],
+    },
   };
 }
 
@@ -97,8 +112,8 @@ const BORG_EXTRACT = 'mkdir -p "$2" && cd "$2" && "$0" extract "$1::$("$0" list 
 
 /** One run of one tool: full, increment, restore; then the repository's size. */
 function oneRun(tool, a, { base, grown, data, at }) {
-  const repo = at(`repo-${tool}`);
-  const dest = at(`out-${tool}`);
+  const repo = at(`repo-${tool.replace(/\W+/g, '-')}`);
+  const dest = at(`out-${tool.replace(/\W+/g, '-')}`);
   [repo, dest, at('kopia.config'), at('borg-home')].forEach(fresh);
   copyOf(base, data);
   run('env', [...Object.entries(a.env).map(([k, v]) => `${k}=${v}`), ...a.init(repo)]);
@@ -143,7 +158,8 @@ async function benchPeers(mib, runs, bins) {
       const xs = samples[tool];
       return {
         tool,
-        version: tool === 'powdb-backup' ? 'this' : PEERS[tool].version,
+        plain: Boolean(adapters(bins, at)[tool].plain),
+        version: tool.startsWith('powdb-backup') ? 'this' : PEERS[tool.split(',')[0]].version,
         full: median(xs.map((s) => s.full.secs)),
         incr: median(xs.map((s) => s.incr.secs)),
         restore: median(xs.map((s) => s.restore.secs)),
@@ -155,10 +171,10 @@ async function benchPeers(mib, runs, bins) {
 }
 
 /** The peers part at each of `sizes`; what peersReport takes (`skipped`: one line per missing tool). */
-export async function benchPeersAll(sizes, runs) {
+export async function benchPeersAll(sizes, runs, only) {
   const bins = {};
   const skipped = [];
-  for (const name of Object.keys(PEERS)) {
+  for (const name of Object.keys(PEERS).filter((n) => !only || only.includes(n))) {
     const got = await ensurePeer(name);
     if (got.skip) skipped.push(got.skip);
     else bins[name] = got.bin;
@@ -181,20 +197,35 @@ export function peersReport({ all, skipped }, m) {
       '|---|---|---|---|---|---|',
       ...tools.map(
         (t) =>
-          `| ${t.version === 'this' ? t.tool : `${t.tool} ${t.version}`} | ${fmt(t.full)} | ${fmt(t.incr)} | ${fmt(t.restore)} | ${fmt(t.storedMiB, 1)} | ${fmt(t.rssMiB, 0)} |`,
+          `| ${t.version === 'this' ? t.tool : t.tool.replace(/^\w+/, (name) => `${name} ${t.version}`)} | ${fmt(t.full)} | ${fmt(t.incr)} | ${fmt(t.restore)} | ${fmt(t.storedMiB, 1)} | ${fmt(t.rssMiB, 0)} |`,
       ),
     ];
-    const ours = tools.find((t) => t.tool === 'powdb-backup');
-    const peers = tools.filter((t) => t !== ours);
-    if (peers.length > 0) {
+    const against = (ours, peers, what) => {
+      if (!ours || peers.length === 0) return;
       const best = (key) => Math.min(...peers.map((t) => t[key]));
       lines.push(
         '',
-        `Against the best peer: stored ${ratio(ours.storedMiB, best('storedMiB'))} (goal ≤ 0.75×), full backup ${ratio(ours.full, best('full'))} and increment ${ratio(ours.incr, best('incr'))} (goal ≤ 0.6×), restore ${ratio(ours.restore, best('restore'))} (goal ≤ 0.8×), peak RSS ${fmt(ours.rssMiB, 0)} MiB (goal ≤ 128).`,
+        `${what}: stored ${ratio(ours.storedMiB, best('storedMiB'))} (goal ≤ 0.75×), full backup ${ratio(ours.full, best('full'))} and increment ${ratio(ours.incr, best('incr'))} (goal ≤ 0.6×), restore ${ratio(ours.restore, best('restore'))} (goal ≤ 0.8×), peak RSS ${fmt(ours.rssMiB, 0)} MiB (goal ≤ 128).`,
       );
-    }
+    };
+    const isOurs = (t) => t.version === 'this';
+    const encrypted = tools.filter((t) => !t.plain);
+    against(
+      encrypted.find(isOurs),
+      encrypted.filter((t) => !isOurs(t)),
+      'Encrypted, against the best peer',
+    );
+    // Unencrypted: borg without encryption, and the peers that always encrypt as they are.
+    const plainPeers = tools.filter(
+      (t) => !isOurs(t) && (t.plain || !tools.some((p) => p.plain && p.tool.startsWith(`${t.tool},`))),
+    );
+    against(
+      tools.find((t) => isOurs(t) && t.plain),
+      plainPeers,
+      'Without encryption, against the best peer (restic, rustic and Kopia always encrypt)',
+    );
     return lines.join('\n');
   });
   const skips = skipped.length ? `\n\nSkipped: ${skipped.join('; ')}.` : '';
-  return `${m.measured} with ${m.how}: each tool at its defaults with encryption, into a local repository on the same disk, on the same engine-made database (indexed; rows padded with 240 bytes above 1 GiB); a full backup, an increment after 1% more rows (same path), a restore of the newest backup, each timed to durability (the command and a \`sync\`); runs alternating which tool goes first; medians of ${m.runs} runs; stored is the repository's bytes after both backups.${skips}\n\n${parts.join('\n\n')}`;
+  return `${m.measured} with ${m.how}: each tool at its defaults with encryption (and ours and borg also without), into a local repository on the same disk, on the same engine-made database (indexed; rows padded with 240 bytes above 1 GiB); a full backup, an increment after 1% more rows (same path), a restore of the newest backup, each timed to durability (the command and a \`sync\`); runs alternating which tool goes first; medians of ${m.runs} runs; stored is the repository's bytes after both backups.${skips}\n\n${parts.join('\n\n')}`;
 }
