@@ -26,7 +26,6 @@ pub mod restore_file;
 pub mod restore_files;
 pub mod row_delta;
 pub mod storage;
-pub mod unpack;
 pub mod writer;
 pub mod writer_lock;
 

@@ -59,8 +59,8 @@ pub(super) struct Range {
 
 /// Reads done together, with what they brought.
 pub(super) struct Window {
-    pub ranges: Vec<Range>,
-    pub fetched: Vec<Vec<u8>>,
+    ranges: Vec<Range>,
+    fetched: Vec<Vec<u8>>,
 }
 
 impl Range {
@@ -97,9 +97,10 @@ pub(super) fn fetch_window(repo: &Repo, ranges: Vec<Range>) -> CoreResult<Window
     Ok(Window { fetched: repo.storage.get_ranges(&reads)?, ranges })
 }
 
-/// Opened chunks, in order.
+/// Opened chunks, in order, and where each goes (empty unless planned so).
 pub(super) struct Batch {
     pub data: Vec<u8>,
+    pub places: Vec<Place>,
 }
 
 /// The reads for the first chunks of `refs`, up to about `budget` stored
@@ -208,7 +209,9 @@ fn open_windows(
             .zip(&window.fetched)
             .flat_map(|(r, bytes)| r.entries.iter().map(move |e| (r, bytes.as_slice(), e)))
             .collect();
+        let mut places = window.ranges.iter().flat_map(|r| r.places.iter().copied());
         for batch in chunks.chunks(BATCH) {
+            let places: Vec<Place> = places.by_ref().take(batch.len()).collect();
             let len = batch.iter().map(|(_, _, e)| e.raw_len as usize).sum();
             let mut out = spare.try_recv().unwrap_or_default();
             out.resize(len, 0);
@@ -228,7 +231,7 @@ fn open_windows(
                 .collect();
             let opened = open_batch(repo, &stored, slots, &mut blocks);
             let failed = opened.is_err();
-            if batches.send(opened.map(|()| Batch { data: out })).is_err() || failed {
+            if batches.send(opened.map(|()| Batch { data: out, places })).is_err() || failed {
                 return;
             }
         }

@@ -9,9 +9,8 @@
 use super::keys::BlobId;
 use super::lists::decode_list;
 use super::pack::Entry;
-use super::restore_file::{fetch_plan, fetch_window, missing_blob, wrong_length};
-use super::restore_file::{FetchPlan, Place, Range, Window};
-use super::unpack::unpack;
+use super::restore_file::{fetch_plan, fetch_window, missing_blob, pipeline, wrong_length};
+use super::restore_file::{Batch, FetchPlan, Place, Range, Window};
 use super::{short, Repo};
 use crate::core::digest::hash_chunk;
 use crate::core::error::{CoreError, CoreResult};
@@ -52,7 +51,11 @@ pub(super) fn restore_in_segments(
     let mut planned = vec![0u64; targets.len()];
     for segment in segments(targets, segment_lists) {
         let ranges = plan_segment(repo, &segment, &mut planned, plan)?;
-        unpack(repo, |windows| send_windows(repo, ranges, plan.budget, windows), &mut sinks)?;
+        pipeline(
+            repo,
+            |windows| send_windows(repo, ranges, plan.budget, windows),
+            |batch| write_batch(&mut sinks, batch),
+        )?;
     }
     for (t, len) in targets.iter().zip(planned) {
         if len != t.len {
@@ -166,4 +169,19 @@ fn send_windows(repo: &Repo, ranges: Vec<Range>, budget: u64, windows: &SyncSend
             return;
         }
     }
+}
+
+/// Writes a batch's chunks at their places, neighbours in one write.
+fn write_batch(sinks: &mut [Sink], batch: &Batch) -> CoreResult<()> {
+    let mut at = 0usize;
+    let mut places = batch.places.iter().peekable();
+    while let Some(first) = places.next() {
+        let mut len = first.len as usize;
+        while let Some(next) = places.next_if(|p| p.file == first.file && p.offset == first.offset + len as u64) {
+            len += next.len as usize;
+        }
+        sinks[first.file as usize].write_at(&batch.data[at..at + len], first.offset)?;
+        at += len;
+    }
+    Ok(())
 }
