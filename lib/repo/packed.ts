@@ -220,7 +220,8 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
     }
     const heldValid = indexKeys === undefined || heldStillValid(summary.heldWith, indexKeys);
     let missed = 0;
-    const toCount: Snapshot[] = [];
+    // What counting held bytes needs of a snapshot read (its record and blob lists), not the snapshot itself.
+    const toCount: Counted[] = [];
     type Read = { id: string; entry: SummaryEntry } | { id: string; err: BackupError };
     const read = await mapLimit(listed, SNAPSHOT_READS, async (o): Promise<Read> => {
       const id = o.key.slice(SNAPSHOTS.length);
@@ -232,7 +233,7 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
       missed++;
       try {
         const snapshot = await this.snapshot(id);
-        if (options.held) toCount.push(snapshot);
+        if (options.held) toCount.push({ record: snapshot.record, lists: listsOf(snapshot) });
         return { id, entry: { id, size: o.size, head: headOf(snapshot) } };
       } catch (err) {
         return { id, err: err as BackupError };
@@ -260,12 +261,12 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
   }
 
   /** What each of `snapshots` holds, counted by the core (source by source: consecutive backups share lists). */
-  private async countHeld(snapshots: Snapshot[]): Promise<Map<string, bigint>> {
+  private async countHeld(snapshots: Counted[]): Promise<Map<string, bigint>> {
     const order = [...this.sources(sortRecords(snapshots.map((s) => s.record))).values()].flat();
-    const byId = new Map(snapshots.map((s) => [s.record.id, s]));
+    const byId = new Map(snapshots.map((s) => [s.record.id, s.lists]));
     const held = await repoNative.heldBytes(
       this.handle.handle,
-      order.map((r) => byId.get(r.id)!.files.flatMap((f) => [...f.lists, ...(f.hints ?? [])])),
+      order.map((r) => byId.get(r.id)!),
     );
     return new Map(order.map((r, i) => [r.id, held[i]!]));
   }
@@ -543,3 +544,12 @@ export class PackedRepository extends RepositoryBase implements PackedContext {
     await this.alone('key removal', options.lockWaitMs ?? 0, () => repoNative.keyRemove(this.handle.handle, id));
   }
 }
+
+/** A snapshot as counting its held bytes needs it. */
+interface Counted {
+  record: BackupRecord;
+  lists: string[];
+}
+
+/** Every blob list a snapshot names: its files' chunk lists and change hints. */
+const listsOf = (snapshot: Snapshot): string[] => snapshot.files.flatMap((f) => [...f.lists, ...(f.hints ?? [])]);
