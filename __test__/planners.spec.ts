@@ -111,10 +111,17 @@ describe('reading a snapshot fast', () => {
       '{"len": 18446744073709551615, "n": 1}',
       '{"ratio": 0.5, "n": 2}',
       '[]',
+      '[[1, 2], {"a": [{"b": 3}]}, 4]',
+      '7',
     ]) {
       expect(parseIntegerJson(text)).toEqual(parseJson(text));
     }
     expect(parseIntegerJson('{"len": 18446744073709551615}')).toEqual({ len: 18446744073709551615n });
     expect(() => parseIntegerJson('{"a": 1,')).toThrow();
+    // A key "__proto__" stays an own property, as JSON.parse makes it: it never sets the prototype.
+    const odd = parseIntegerJson('{"__proto__": 1, "x": {"__proto__": {"y": 2}}}') as Record<string, unknown>;
+    expect(Object.getPrototypeOf(odd)).toBe(Object.prototype);
+    expect(Object.getOwnPropertyDescriptor(odd, '__proto__')?.value).toBe(1n);
+    expect(Object.getOwnPropertyDescriptor(odd.x, '__proto__')?.value).toEqual({ y: 2n });
   });
 });

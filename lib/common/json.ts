@@ -23,16 +23,40 @@ const INEXACT = Symbol('inexact');
  * can write any snapshot: it gains nothing.
  */
 export function parseIntegerJson(text: string): unknown {
+  // JSON.parse, then a walk: a reviver, called for every value, took three times as long.
+  const value: unknown = JSON.parse(text);
   try {
-    return JSON.parse(text, (_key, value: unknown) => {
-      if (typeof value !== 'number') return value;
-      if (!Number.isSafeInteger(value)) throw INEXACT;
-      return BigInt(value);
-    });
+    return integersToBigints(value);
   } catch (err) {
     if (err === INEXACT) return parseJson(text);
     throw err;
   }
+}
+
+/** `value` with every number made a bigint, in place; throws INEXACT at a number that is not a safe integer. */
+function integersToBigints(value: unknown): unknown {
+  if (typeof value === 'number') {
+    if (!Number.isSafeInteger(value)) throw INEXACT;
+    return BigInt(value);
+  }
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = integersToBigints(value[i]);
+  } else if (value !== null && typeof value === 'object') {
+    const record = value as Record<string, unknown>;
+    for (const key of Object.keys(record)) {
+      const item = record[key];
+      if (typeof item === 'number') {
+        // Defined, not assigned: a key "__proto__" is an own property here, as JSON.parse made it.
+        Object.defineProperty(record, key, {
+          value: integersToBigints(item),
+          writable: true,
+          enumerable: true,
+          configurable: true,
+        });
+      } else integersToBigints(item);
+    }
+  }
+  return value;
 }
 
 /** 2-space pretty JSON without a trailing newline, as serde_json's `to_vec_pretty` writes it. */
