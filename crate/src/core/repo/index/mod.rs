@@ -3,6 +3,8 @@
 //! pack headers. Each backup adds one index for the packs it wrote; prune
 //! replaces them all by one. Sealed with the object's key as context.
 mod blobs;
+#[cfg(test)]
+mod memory_tests;
 pub mod spill;
 #[cfg(test)]
 mod tests;

@@ -32,7 +32,7 @@ impl Rng {
 }
 
 fn entry(id: BlobId, n: u32) -> Entry {
-    if n % 3 == 0 {
+    if n.is_multiple_of(3) {
         Entry {
             id,
             kind: 0,
@@ -44,7 +44,7 @@ fn entry(id: BlobId, n: u32) -> Entry {
             block_len: 9000,
         }
     } else {
-        Entry::single(id, (n % 2) as u8, n % 5 == 0, n, 50 + n % 7, 70 + n)
+        Entry::single(id, (n % 2) as u8, n.is_multiple_of(5), n, 50 + n % 7, 70 + n)
     }
 }
 
@@ -84,7 +84,7 @@ fn fixture() -> Fixture {
         ids[i * 3 + 1][..8].copy_from_slice(&head);
         ids[i * 3 + 2][..8].copy_from_slice(&head);
     }
-    let absent: Vec<BlobId> = (0..2000).map(|_| rng.id()).chain(ids.iter().take(100).map(|id| bump(id))).collect();
+    let absent: Vec<BlobId> = (0..2000).map(|_| rng.id()).chain(ids.iter().take(100).map(bump)).collect();
     let mut n = 0u32;
     let mut pack = 0;
     let mut repeated = Vec::new();
@@ -102,7 +102,7 @@ fn fixture() -> Fixture {
                 }
                 entries.push(entry(id, n));
                 n += 1;
-                if n % 5 == 0 {
+                if n.is_multiple_of(5) {
                     // Again at once, in another pack of this object or the next.
                     let again = ids[(n as usize * 7) % ids.len()];
                     entries.push(entry(again, n + 1_000_000));
