@@ -4,7 +4,7 @@
 //! the repository. Either way, when a blob is in two packs the location
 //! added first wins.
 use super::spill::{Limits, Sorter, Table};
-use super::Location;
+use super::{Location, PackRecord};
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::repo::keys::{BlobId, ID_LEN};
 
@@ -92,18 +92,22 @@ impl Blobs {
         }
     }
 
-    /// Adds locations that lose to those already held.
-    pub fn extend(&mut self, added: Vec<(BlobId, Location)>) {
+    /// Adds the blobs of `packs` (numbered from `first`), which lose to those already held.
+    pub fn extend(&mut self, packs: &[PackRecord], first: u32) {
+        let added = packs
+            .iter()
+            .zip(first..)
+            .flat_map(|(pack, number)| pack.entries.iter().map(move |e| (e.id, Location::of(number, e))));
         match self {
             Blobs::Memory(blobs) => {
-                blobs.reserve_exact(added.len());
+                blobs.reserve_exact(packs.iter().map(|p| p.entries.len()).sum());
                 blobs.extend(added);
                 sort_first_wins(blobs);
                 blobs.shrink_to_fit();
             }
             Blobs::Spilled { table, overlay } => {
                 let known = |id: &BlobId| table.find(id, |_| ()).expect("the index's temporary file reads back");
-                overlay.extend(added.into_iter().filter(|(id, _)| known(id).is_none()));
+                overlay.extend(added.filter(|(id, _)| known(id).is_none()));
                 sort_first_wins(overlay);
             }
         }

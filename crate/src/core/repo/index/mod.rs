@@ -211,11 +211,7 @@ impl Index {
     pub fn extend(&mut self, packs: &[PackRecord]) {
         let first = self.packs.len() as u32;
         self.packs.extend(packs.iter().map(|p| p.key.clone()));
-        let added = packs
-            .iter()
-            .zip(first..)
-            .flat_map(|(pack, number)| pack.entries.iter().map(move |e| (e.id, Location::of(number, e))));
-        self.blobs.extend(added.collect());
+        self.blobs.extend(packs, first);
     }
 
     pub fn len(&self) -> usize {
