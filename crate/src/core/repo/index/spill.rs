@@ -22,19 +22,23 @@ const FANOUT: usize = 256;
 /// Bytes of a key kept in the fence.
 const PREFIX: usize = 8;
 
-/// Memory bounds of a build: `buffer` bytes a bucket buffers before it is
-/// written as a run (256 of them at most), and buckets of up to `sort` bytes
-/// are sorted in memory.
+/// Memory bounds: `buffer` bytes a bucket buffers before it is written as
+/// a run (256 of them at most), buckets of up to `sort` bytes are sorted in
+/// memory, and the fence keeps at most `fence` entries (beyond, one entry
+/// covers a span of several pages, read together).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub buffer: usize,
     pub sort: usize,
+    pub fence: usize,
 }
 
 impl Default for Limits {
-    /// 8 MiB of run buffers, buckets sorted 8 MiB at a time.
+    /// 8 MiB of run buffers, buckets sorted 8 MiB at a time, a fence of up
+    /// to 16 MiB (a page a lookup up to 2 million pages: 128 million
+    /// 64-byte records).
     fn default() -> Self {
-        Limits { buffer: 32 << 10, sort: 8 << 20 }
+        Limits { buffer: 32 << 10, sort: 8 << 20, fence: 2 << 20 }
     }
 }
 
@@ -128,16 +132,16 @@ impl Sorter {
     pub fn finish(mut self) -> io::Result<Table> {
         let top = std::mem::replace(&mut self.top, Partition::new(0));
         let buckets = top.close(&mut self.scratch)?;
-        let mut out = TableWriter::new(self.rec_len, self.key_len)?;
+        let mut out = TableWriter::new(self.rec_len, self.key_len, self.limits.fence)?;
         for runs in buckets {
-            self.sort_bucket(&runs, 1, &mut out)?;
+            self.sort_bucket(&self.scratch, &runs, 1, &mut out)?;
         }
         out.finish()
     }
 
     /// Writes the records of one bucket (all equal in their first `depth`
-    /// key bytes) in key order.
-    fn sort_bucket(&mut self, runs: &[Run], depth: usize, out: &mut TableWriter) -> io::Result<()> {
+    /// key bytes), whose runs are on `source`, in key order.
+    fn sort_bucket(&self, source: &Scratch, runs: &[Run], depth: usize, out: &mut TableWriter) -> io::Result<()> {
         let total: usize = runs.iter().map(|r| r.1).sum();
         let Some(&(first, _)) = runs.first() else {
             return Ok(());
@@ -145,14 +149,14 @@ impl Sorter {
         if depth == self.key_len {
             // Every key is the same: the first record pushed is the one kept.
             let mut rec = vec![0u8; self.rec_len];
-            self.scratch.file.read_exact_at(&mut rec, first)?;
+            source.file.read_exact_at(&mut rec, first)?;
             return out.push(&rec);
         }
         if total <= self.limits.sort {
             let mut data = vec![0u8; total];
             let mut at = 0;
             for &(offset, len) in runs {
-                self.scratch.file.read_exact_at(&mut data[at..at + len], offset)?;
+                source.file.read_exact_at(&mut data[at..at + len], offset)?;
                 at += len;
             }
             let (rec, key) = (self.rec_len, self.key_len);
@@ -161,18 +165,22 @@ impl Sorter {
             order.sort_by(|&a, &b| key_of(a).cmp(key_of(b))); // stable: the first pushed stays first
             return order.into_iter().try_for_each(|i| out.push(&data[i as usize * rec..(i as usize + 1) * rec]));
         }
+        // Too large to sort at once: partitioned by the next key byte, on a
+        // scratch file of its own that goes once this bucket is written (so
+        // the temporary disk holds one bucket's copy, not every bucket's).
+        let mut scratch = Scratch { file: anonymous()?, len: 0 };
         let mut part = Partition::new(depth);
         let mut buf = Vec::new();
         for &(offset, len) in runs {
             buf.resize(len, 0);
-            self.scratch.file.read_exact_at(&mut buf, offset)?;
+            source.file.read_exact_at(&mut buf, offset)?;
             for rec in buf.chunks_exact(self.rec_len) {
-                part.push(&mut self.scratch, self.limits.buffer, rec)?;
+                part.push(&mut scratch, self.limits.buffer, rec)?;
             }
         }
         drop(buf);
-        for sub in part.close(&mut self.scratch)? {
-            self.sort_bucket(&sub, depth + 1, out)?;
+        for sub in part.close(&mut scratch)? {
+            self.sort_bucket(&scratch, &sub, depth + 1, out)?;
         }
         Ok(())
     }
@@ -182,20 +190,26 @@ fn prefix(key: &[u8]) -> u64 {
     u64::from_be_bytes(key[..PREFIX].try_into().expect("8 bytes"))
 }
 
-/// Writes records in key order, skipping a key already written, and keeps the fence.
+/// Writes records in key order, skipping a key already written, and keeps
+/// the key prefix of the first record of every page (of every group of
+/// pages, once there are more pages than the fence's budget).
 struct TableWriter {
     out: BufWriter<File>,
     rec_len: usize,
     key_len: usize,
+    max_fence: usize,
     count: u64,
+    /// Pages a fence entry covers (doubled whenever the fence reaches its budget).
+    group: u64,
     fence: Vec<u64>,
     last: Vec<u8>,
 }
 
 impl TableWriter {
-    fn new(rec_len: usize, key_len: usize) -> io::Result<TableWriter> {
+    fn new(rec_len: usize, key_len: usize, max_fence: usize) -> io::Result<TableWriter> {
         let out = BufWriter::with_capacity(1 << 20, anonymous()?);
-        Ok(TableWriter { out, rec_len, key_len, count: 0, fence: Vec::new(), last: Vec::new() })
+        let max_fence = max_fence.max(2);
+        Ok(TableWriter { out, rec_len, key_len, max_fence, count: 0, group: 1, fence: Vec::new(), last: Vec::new() })
     }
 
     fn push(&mut self, rec: &[u8]) -> io::Result<()> {
@@ -203,8 +217,20 @@ impl TableWriter {
         if self.count > 0 && self.last == key {
             return Ok(()); // a later copy of a key: the first written wins
         }
-        if self.count.is_multiple_of((PAGE / self.rec_len) as u64) {
-            self.fence.push(prefix(key));
+        let per_page = (PAGE / self.rec_len) as u64;
+        if self.count.is_multiple_of(per_page * self.group) {
+            if self.fence.len() == self.max_fence {
+                // At its budget: every other entry goes, each now covers twice the pages.
+                let mut at = 0;
+                self.fence.retain(|_| {
+                    at += 1;
+                    at % 2 == 1
+                });
+                self.group *= 2;
+            }
+            if self.count.is_multiple_of(per_page * self.group) {
+                self.fence.push(prefix(key));
+            }
         }
         self.out.write_all(rec)?;
         self.last.clear();
@@ -217,7 +243,14 @@ impl TableWriter {
         let file = self.out.into_inner().map_err(|e| e.into_error())?;
         let mut fence = self.fence;
         fence.shrink_to_fit();
-        Ok(Table { file, rec_len: self.rec_len, key_len: self.key_len, count: self.count, fence })
+        Ok(Table {
+            file,
+            rec_len: self.rec_len,
+            key_len: self.key_len,
+            count: self.count,
+            span: self.group as usize * PAGE,
+            fence,
+        })
     }
 }
 
@@ -227,7 +260,9 @@ pub struct Table {
     rec_len: usize,
     key_len: usize,
     count: u64,
-    /// The key prefix of each page's first record.
+    /// Bytes of the table an entry of the fence covers (whole pages).
+    span: usize,
+    /// The key prefix of each span's first record.
     fence: Vec<u64>,
 }
 
@@ -243,30 +278,37 @@ impl Table {
     /// `f` of the record whose key is `key`, if there is one.
     pub fn find<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> io::Result<Option<R>> {
         let p = prefix(key);
-        // Pages before `end` start at or below `p`; a key with prefix `p` is in
-        // the last of them, or (prefixes equal across a boundary) in the page
+        // Spans before `end` start at or below `p`; a key with prefix `p` is in
+        // the last of them, or (prefixes equal across a boundary) in the span
         // before the first one starting at `p`.
         let end = self.fence.partition_point(|&f| f <= p);
         let start = self.fence.partition_point(|&f| f < p).saturating_sub(1).min(end.saturating_sub(1));
         let mut page = [0u8; PAGE];
+        let mut wide = Vec::new();
         for number in (start..end).rev() {
-            let offset = (number * PAGE) as u64;
-            let len = (self.count * self.rec_len as u64 - offset).min(PAGE as u64) as usize;
-            self.file.read_exact_at(&mut page[..len], offset)?;
-            if let Some(at) = self.search(&page[..len], key) {
-                return Ok(Some(f(&page[at..at + self.rec_len])));
+            let offset = (number * self.span) as u64;
+            let len = (self.count * self.rec_len as u64 - offset).min(self.span as u64) as usize;
+            let buf = if len <= PAGE {
+                &mut page[..len]
+            } else {
+                wide.resize(len, 0);
+                &mut wide[..]
+            };
+            self.file.read_exact_at(buf, offset)?;
+            if let Some(at) = self.search(buf, key) {
+                return Ok(Some(f(&buf[at..at + self.rec_len])));
             }
         }
         Ok(None)
     }
 
-    /// The offset of `key`'s record in a page of sorted records.
-    fn search(&self, page: &[u8], key: &[u8]) -> Option<usize> {
-        let (mut lo, mut hi) = (0, page.len() / self.rec_len);
+    /// The offset of `key`'s record in a run of sorted records.
+    fn search(&self, run: &[u8], key: &[u8]) -> Option<usize> {
+        let (mut lo, mut hi) = (0, run.len() / self.rec_len);
         while lo < hi {
             let mid = (lo + hi) / 2;
             let at = mid * self.rec_len;
-            match page[at..at + self.key_len].cmp(key) {
+            match run[at..at + self.key_len].cmp(key) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => return Some(at),

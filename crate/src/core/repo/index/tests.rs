@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 
 /// Tiny buffers and sorts, so that a few thousand blobs take every path:
 /// many runs a bucket, and buckets partitioned again by their next byte.
-const TINY: Limits = Limits { buffer: 256, sort: 2048 };
+const TINY: Limits = Limits { buffer: 256, sort: 2048, fence: 1 << 20 };
+/// As `TINY`, with a fence of 5 entries: each covers many pages.
+const SPARSE: Limits = Limits { fence: 5, ..TINY };
 
 struct Rng(u64);
 
@@ -140,6 +142,10 @@ fn load(f: &Fixture, spill_above: usize) -> Index {
     Index::load_with(&f.storage, &f.keys, spill_above, TINY).unwrap()
 }
 
+fn load_sparse(f: &Fixture) -> Index {
+    Index::load_with(&f.storage, &f.keys, 1000, SPARSE).unwrap()
+}
+
 /// Ids on which two indexes answer differently (location, pack, lost).
 fn differences(a: &Index, b: &Index, ids: &[BlobId]) -> usize {
     let answer = |i: &Index, id: &BlobId| (i.get(id).map(|(p, e)| (p.to_string(), e)), i.is_lost(id), i.contains(id));
@@ -165,6 +171,9 @@ fn the_spilled_index_answers_as_the_one_in_memory() {
     assert!(memory.len() > 3000 && memory.len() < f.ids.len());
     assert_eq!(differences(&memory, &spilled, &every_id(&f)), 0);
     assert!(f.absent.iter().all(|id| !spilled.contains(id)));
+    let mut sparse = load_sparse(&f);
+    assert_eq!(differences(&memory, &sparse, &every_id(&f)), 0);
+    assert!(sparse.blobs_mut().table_mut().expect("spilled").fence_mut().len() <= 5);
 }
 
 #[test]
@@ -269,7 +278,13 @@ fn a_table_keeps_the_first_record_of_each_key() {
 /// Equal 8-byte prefixes over several pages: every key still found.
 #[test]
 fn keys_sharing_a_prefix_over_pages_are_found() {
-    let mut sorter = Sorter::new(64, 32, Limits::default()).unwrap();
+    for limits in [Limits::default(), SPARSE] {
+        keys_sharing_a_prefix_found_with(limits);
+    }
+}
+
+fn keys_sharing_a_prefix_found_with(limits: Limits) {
+    let mut sorter = Sorter::new(64, 32, limits).unwrap();
     let mut keys = Vec::new();
     for n in 0..1000u32 {
         let mut rec = [0u8; 64];
