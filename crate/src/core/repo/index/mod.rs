@@ -81,6 +81,29 @@ fn read_one(storage: &dyn Storage, keys: &Keys, key: &str) -> CoreResult<Vec<Pac
     decode(&open_one(storage, keys, key)?).ok_or_else(|| malformed(key))
 }
 
+/// Entries an index object that prune or repair writes holds at most
+/// (about 5 MiB): an object is opened whole at every load, so no object may
+/// grow with the repository.
+pub const OBJECT_ENTRIES: usize = 100_000;
+
+/// `packs` in groups of at most `OBJECT_ENTRIES` entries (a pack is never
+/// split: one larger than that is a group alone), in order.
+pub fn objects_of(packs: &[PackRecord]) -> Vec<&[PackRecord]> {
+    let mut groups = Vec::new();
+    let (mut start, mut entries) = (0, 0);
+    for (at, pack) in packs.iter().enumerate() {
+        if at > start && entries + pack.entries.len() > OBJECT_ENTRIES {
+            groups.push(&packs[start..at]);
+            (start, entries) = (at, 0);
+        }
+        entries += pack.entries.len();
+    }
+    if start < packs.len() {
+        groups.push(&packs[start..]);
+    }
+    groups
+}
+
 /// Reads every index object: `(index key, its packs or why it cannot be read)`.
 pub fn read_all(storage: &dyn Storage, keys: &Keys) -> CoreResult<Vec<(String, CoreResult<Vec<PackRecord>>)>> {
     Ok(storage

@@ -302,3 +302,15 @@ fn keys_sharing_a_prefix_found_with(limits: Limits) {
     absent[27] = 1;
     assert_eq!(table.find(&absent[..32], |_| ()).unwrap(), None);
 }
+
+/// Prune and repair write index objects of at most `OBJECT_ENTRIES` entries, packs whole.
+#[test]
+fn kept_packs_go_in_small_objects() {
+    use super::{objects_of, OBJECT_ENTRIES};
+    let pack = |n: usize| PackRecord { key: format!("data/{n}"), entries: vec![entry([n as u8; 32], 1); n] };
+    let packs: Vec<PackRecord> = [60_000, 40_000, 1, OBJECT_ENTRIES + 5, 10, 20].into_iter().map(pack).collect();
+    let sizes: Vec<Vec<usize>> =
+        objects_of(&packs).iter().map(|group| group.iter().map(|p| p.entries.len()).collect()).collect();
+    assert_eq!(sizes, vec![vec![60_000, 40_000], vec![1], vec![OBJECT_ENTRIES + 5], vec![10, 20]]);
+    assert!(objects_of(&[]).is_empty());
+}
