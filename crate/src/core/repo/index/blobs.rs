@@ -41,8 +41,9 @@ fn decode(rec: &[u8]) -> Location {
     }
 }
 
+/// An error of the temporary files, coded by its errno as other I/O errors are (ENOSPC, …).
 fn io_error(e: std::io::Error) -> CoreError {
-    CoreError::new("ERR_IO", format!("the repository's index could not be kept in a temporary file: {e}"))
+    CoreError::io("keep the repository's index in a temporary file in", &std::env::temp_dir(), e)
 }
 
 /// The index's blobs.
