@@ -1,10 +1,11 @@
 //! Removing what no retained backup uses. The order makes every moment safe
 //! to be killed at: (1) used blobs of sparse packs are copied into new packs,
-//! (2) one new index lists every kept blob, (3) the old indexes go, (4) the
-//! unused and repacked packs go. Killed before (2), the new packs are
-//! unindexed and the next writer indexes them anew (this prune then drops
-//! them as unused or duplicate); after (2), stale indexes only
-//! duplicate entries and the next prune finishes the work.
+//! (2) new indexes list every kept blob (as few as hold it in objects of at
+//! most `OBJECT_ENTRIES`), (3) the old indexes go, (4) the unused and
+//! repacked packs go. Killed before (2), the new packs are unindexed and the
+//! next writer indexes them anew (this prune then drops them as unused or
+//! duplicate); during or after (2), stale indexes only duplicate entries and
+//! the next prune finishes the work.
 use super::index::{self, read_all, PackRecord, INDEX_PREFIX};
 use super::keys::new_name;
 use super::keys::BlobId;
@@ -144,7 +145,7 @@ pub fn estimate(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<PruneStats> {
 pub fn prune(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<PruneStats> {
     repo.settle_unindexed()?;
     let Plan { mut kept, doomed, repack, old_indexes, sizes, mut stats } = plan(repo, keep_lists)?;
-    if doomed.is_empty() && repack.is_empty() && old_indexes.len() <= 1 {
+    if doomed.is_empty() && repack.is_empty() && old_indexes.len() <= index::objects_of(&kept).len().max(1) {
         return Ok(stats);
     }
     // (1) copy the used blobs of sparse packs into new packs (blocks of live blobs compressed anew).
@@ -159,10 +160,12 @@ pub fn prune(repo: &Repo, keep_lists: &[BlobId]) -> CoreResult<PruneStats> {
     stats.bytes_freed -= written_bytes as i64;
     stats.packs_written = written.len() as u64;
     repo.storage.sync_published()?;
-    // (2) one index for everything kept.
+    // (2) indexes for everything kept.
     kept.extend(written);
-    let new_index = format!("{INDEX_PREFIX}{}", new_name());
-    stats.bytes_freed -= repo.write_object(&new_index, &index::encode(&kept))? as i64;
+    for packs in index::objects_of(&kept) {
+        let new_index = format!("{INDEX_PREFIX}{}", new_name());
+        stats.bytes_freed -= repo.write_object(&new_index, &index::encode(packs))? as i64;
+    }
     crashpoint::hit("prune-index-written");
     // (3) the old indexes, (4) the packs nothing lists any more.
     for key in old_indexes {

@@ -2,11 +2,12 @@
 //! every pack read as verify reads it, and the damaged ones dealt with. The
 //! order keeps every moment safe to be killed at: (1) the damaged locations
 //! are recorded, so the index leaves them out from then on; (2) the intact
-//! blobs of damaged packs are copied into new packs; (3) one new index lists
-//! the healthy packs and the new ones; (4) the old indexes go, (5) the
-//! damaged packs, (6) the damage records. Killed before (3), the new packs
-//! are unindexed and the next writer indexes them; after it, the records
-//! still hide the damaged locations until a repair finishes.
+//! blobs of damaged packs are copied into new packs; (3) new indexes list
+//! the healthy packs and the new ones (objects of at most `OBJECT_ENTRIES`);
+//! (4) the old indexes go, (5) the damaged packs, (6) the damage records.
+//! Killed before (3), the new packs are unindexed and the next writer
+//! indexes them; during or after it, the records still hide the damaged
+//! locations until a repair finishes.
 use super::check::{check_listed, listed_packs, Problem};
 use super::damage::{self, Damage};
 use super::index::{self, read_all, PackRecord, INDEX_PREFIX};
@@ -90,7 +91,9 @@ pub fn repair(repo: &Repo) -> CoreResult<RepairStats> {
     // (3)
     let old_indexes: Vec<String> = read_all(repo.storage.as_ref(), &repo.keys)?.into_iter().map(|(k, _)| k).collect();
     healthy.extend(written);
-    repo.write_object(&format!("{INDEX_PREFIX}{}", new_name()), &index::encode(&healthy))?;
+    for packs in index::objects_of(&healthy) {
+        repo.write_object(&format!("{INDEX_PREFIX}{}", new_name()), &index::encode(packs))?;
+    }
     crashpoint::hit("repair-index-written");
     // (4), (5)
     for key in old_indexes {

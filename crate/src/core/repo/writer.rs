@@ -225,7 +225,9 @@ impl Repo {
         }
         if !adopted.is_empty() {
             settled.adopted = adopted.len() as u64;
-            self.write_object(&format!("{INDEX_PREFIX}{}", new_name()), &index::encode(&adopted))?;
+            for packs in index::objects_of(&adopted) {
+                self.write_object(&format!("{INDEX_PREFIX}{}", new_name()), &index::encode(packs))?;
+            }
             self.reload_index()?;
         }
         Ok(settled)

@@ -2,12 +2,22 @@
 //! finds unchanged content and a restore finds its chunks without reading
 //! pack headers. Each backup adds one index for the packs it wrote; prune
 //! replaces them all by one. Sealed with the object's key as context.
+mod blobs;
+#[cfg(test)]
+mod memory_tests;
+pub mod spill;
+#[cfg(test)]
+mod tests;
+
 use super::damage;
 use super::keys::{BlobId, Keys};
 use super::pack::{decode_entries, needs_v3, Entry, ENTRY3_LEN, ENTRY_LEN};
 use super::packlist::{decode_packs, encode_pack_head};
 use super::storage::Storage;
 use crate::core::error::{CoreError, CoreResult};
+pub use blobs::SPILL_ABOVE;
+use blobs::{Blobs, Builder};
+pub use spill::Limits;
 
 const MAGIC: &[u8; 8] = b"PWBIDX2\0";
 /// An index with format-3 entries (some blobs in compression blocks).
@@ -35,22 +45,63 @@ pub fn encode(packs: &[PackRecord]) -> Vec<u8> {
 }
 
 pub fn decode(raw: &[u8]) -> Option<Vec<PackRecord>> {
+    let mut packs = Vec::new();
+    visit(raw, |key, entries| packs.push(PackRecord { key: key.to_string(), entries: entries.collect() }))?;
+    Some(packs)
+}
+
+/// Checks a whole index object, then hands `f` each pack's key and entries
+/// in order (without collecting them); None, and no call, when it is malformed.
+fn visit(raw: &[u8], mut f: impl FnMut(&str, &mut dyn Iterator<Item = Entry>)) -> Option<()> {
     let entry_len = if raw.starts_with(MAGIC3) { ENTRY3_LEN } else { ENTRY_LEN };
     let magic = if entry_len == ENTRY3_LEN { MAGIC3 } else { MAGIC };
-    decode_packs(raw, magic, entry_len)?
-        .into_iter()
-        .map(|(key, items)| {
-            let entries = decode_entries(items, entry_len, u32::MAX as u64)?;
-            key.starts_with(DATA_PREFIX).then_some(PackRecord { key, entries })
-        })
-        .collect()
+    let packs = decode_packs(raw, magic, entry_len)?;
+    // A pack's entries at a time: the check holds one pack's, not the object's.
+    let valid = |items: &[u8]| decode_entries(items, entry_len, u32::MAX as u64).is_some();
+    if !packs.iter().all(|(key, items)| key.starts_with(DATA_PREFIX) && valid(items)) {
+        return None;
+    }
+    for (key, items) in &packs {
+        f(key, &mut items.chunks_exact(entry_len).map(|e| Entry::decode(e).expect("checked above")));
+    }
+    Some(())
+}
+
+/// An index object opened: its plain bytes.
+fn open_one(storage: &dyn Storage, keys: &Keys, key: &str) -> CoreResult<Vec<u8>> {
+    let sealed = storage.get(key)?;
+    keys.open(&sealed, key.as_bytes(), &format!("index {key}"))
+}
+
+fn malformed(key: &str) -> CoreError {
+    CoreError::new("ERR_INTEGRITY", format!("index {key} is malformed"))
 }
 
 fn read_one(storage: &dyn Storage, keys: &Keys, key: &str) -> CoreResult<Vec<PackRecord>> {
-    let sealed = storage.get(key)?;
-    let what = format!("index {key}");
-    let plain = keys.open(&sealed, key.as_bytes(), &what)?;
-    decode(&plain).ok_or_else(|| CoreError::new("ERR_INTEGRITY", format!("{what} is malformed")))
+    decode(&open_one(storage, keys, key)?).ok_or_else(|| malformed(key))
+}
+
+/// Entries an index object that prune or repair writes holds at most
+/// (about 5 MiB): an object is opened whole at every load, so no object may
+/// grow with the repository.
+pub const OBJECT_ENTRIES: usize = 100_000;
+
+/// `packs` in groups of at most `OBJECT_ENTRIES` entries (a pack is never
+/// split: one larger than that is a group alone), in order.
+pub fn objects_of(packs: &[PackRecord]) -> Vec<&[PackRecord]> {
+    let mut groups = Vec::new();
+    let (mut start, mut entries) = (0, 0);
+    for (at, pack) in packs.iter().enumerate() {
+        if at > start && entries + pack.entries.len() > OBJECT_ENTRIES {
+            groups.push(&packs[start..at]);
+            (start, entries) = (at, 0);
+        }
+        entries += pack.entries.len();
+    }
+    if start < packs.len() {
+        groups.push(&packs[start..]);
+    }
+    groups
 }
 
 /// Reads every index object: `(index key, its packs or why it cannot be read)`.
@@ -106,13 +157,14 @@ impl Location {
     }
 }
 
-/// Every indexed blob, as one array sorted by id (60 bytes a blob, no hash
-/// table to double: a repository of 4 GiB needs about 6 MiB). When a blob is
-/// in two packs, the location read first wins.
+/// Every indexed blob, sorted by id: in memory as one array (60 bytes a
+/// blob, no hash table to double: a repository of 4 GiB needs about 6 MiB),
+/// or above `SPILL_ABOVE` blobs as a table on a temporary file (blobs.rs).
+/// When a blob is in two packs, the location read first wins.
 #[derive(Default)]
 pub struct Index {
     pub packs: Vec<String>,
-    blobs: Vec<(BlobId, Location)>,
+    blobs: Blobs,
     /// Index objects that could not be read: readers go on without them (the
     /// backups they serve fail by name); nothing may be deleted while any is.
     pub damaged: Vec<CoreError>,
@@ -125,26 +177,47 @@ impl Index {
     /// Every index object, less the locations damage records name: a damaged
     /// copy never wins over a good one, and a chunk with no good copy is absent.
     pub fn load(storage: &dyn Storage, keys: &Keys) -> CoreResult<Index> {
+        Index::load_with(storage, keys, SPILL_ABOVE, Limits::default())
+    }
+
+    /// As `load`, held in memory up to `spill_above` blobs, and beyond
+    /// spilled within `limits`. Index objects are read one at a time, their
+    /// entries passed on as they are decoded.
+    pub fn load_with(storage: &dyn Storage, keys: &Keys, spill_above: usize, limits: Limits) -> CoreResult<Index> {
+        let objects = storage.list(INDEX_PREFIX)?;
+        let (_, damage) = damage::read_all(storage, keys)?;
         let mut index = Index::default();
-        let mut records = Vec::new();
-        for (_, packs) in read_all(storage, keys)? {
-            match packs {
-                Ok(packs) => records.extend(packs),
-                Err(e) => index.damaged.push(e),
+        let mut blobs = Builder::new(spill_above, limits);
+        let mut dropped = Vec::new();
+        let mut failed = None;
+        for object in objects {
+            let plain = match open_one(storage, keys, &object.key) {
+                Ok(plain) => plain,
+                Err(e) => {
+                    index.damaged.push(e);
+                    continue;
+                }
+            };
+            let visited = visit(&plain, |key, entries| {
+                let number = index.packs.len() as u32;
+                index.packs.push(key.to_string());
+                let bad = damage.get(key);
+                for e in entries {
+                    if bad.is_some_and(|ids| ids.contains(&e.id)) {
+                        dropped.push(e.id);
+                    } else if let Err(err) = blobs.push(e.id, Location::of(number, &e)) {
+                        failed.get_or_insert(err);
+                    }
+                }
+            });
+            if let Some(err) = failed.take() {
+                return Err(err);
+            }
+            if visited.is_none() {
+                index.damaged.push(malformed(&object.key));
             }
         }
-        let (_, damage) = damage::read_all(storage, keys)?;
-        let mut dropped = Vec::new();
-        for record in records.iter_mut().filter(|r| damage.contains_key(&r.key)) {
-            record.entries.retain(|e| {
-                let bad = damage::is_damaged(&damage, &record.key, &e.id);
-                if bad {
-                    dropped.push(e.id);
-                }
-                !bad
-            });
-        }
-        index.extend(&records);
+        index.blobs = blobs.finish()?;
         dropped.retain(|id| !index.contains(id));
         dropped.sort();
         dropped.dedup();
@@ -159,15 +232,9 @@ impl Index {
 
     /// Adds packs (their blobs lose to locations already known).
     pub fn extend(&mut self, packs: &[PackRecord]) {
-        self.blobs.reserve_exact(packs.iter().map(|p| p.entries.len()).sum());
-        for pack in packs {
-            let number = self.packs.len() as u32;
-            self.packs.push(pack.key.clone());
-            self.blobs.extend(pack.entries.iter().map(|e| (e.id, Location::of(number, e))));
-        }
-        self.blobs.sort_by_key(|(id, _)| *id); // stable: the first location stays first
-        self.blobs.dedup_by_key(|(id, _)| *id);
-        self.blobs.shrink_to_fit();
+        let first = self.packs.len() as u32;
+        self.packs.extend(packs.iter().map(|p| p.key.clone()));
+        self.blobs.extend(packs, first);
     }
 
     pub fn len(&self) -> usize {
@@ -175,19 +242,26 @@ impl Index {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.blobs.is_empty()
+        self.len() == 0
+    }
+
+    /// Whether its blobs are on a temporary file.
+    pub fn is_spilled(&self) -> bool {
+        matches!(self.blobs, Blobs::Spilled { .. })
     }
 
     pub fn contains(&self, id: &BlobId) -> bool {
-        self.find(id).is_some()
-    }
-
-    fn find(&self, id: &BlobId) -> Option<&Location> {
-        self.blobs.binary_search_by(|(k, _)| k.cmp(id)).ok().map(|at| &self.blobs[at].1)
+        self.blobs.find(id).is_some()
     }
 
     pub fn get(&self, id: &BlobId) -> Option<(&str, Entry)> {
-        self.find(id).map(|l| (self.packs[l.pack as usize].as_str(), l.entry(id)))
+        self.blobs.find(id).map(|l| (self.packs[l.pack as usize].as_str(), l.entry(id)))
+    }
+
+    /// Its blobs, to break on purpose in tests.
+    #[cfg(test)]
+    pub(crate) fn blobs_mut(&mut self) -> &mut Blobs {
+        &mut self.blobs
     }
 }
 
